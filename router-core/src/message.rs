@@ -1,0 +1,270 @@
+//! What frames carry: context ids, well-known handles and the CBOR payloads.
+//!
+//! Control payloads are small serde types encoded with ciborium. Bulk data
+//! (a session's stdin, stdout and stderr) travels as raw-bytes frames and is
+//! never re-encoded.
+
+use bytes::Bytes;
+use serde::{Deserialize, Serialize, de::DeserializeOwned};
+
+use crate::frame::{Encoding, Frame, Header};
+
+/// A context: the host (0), an agent, or a shim session.
+pub type ContextId = u32;
+/// A mailbox inside a context.
+pub type Handle = u32;
+
+/// The host process is always context 0 and is the ancestor of every agent.
+pub const HOST_ID: ContextId = 0;
+/// Shim sessions get ids from here up, so they never collide with agents.
+pub const FIRST_SESSION_ID: ContextId = 1 << 24;
+
+/// Credit each side of a session starts with, per direction and stream.
+/// It bounds the bytes in flight per stream, and with them every buffer.
+pub const SESSION_WINDOW: u32 = 1 << 20;
+/// Largest data chunk put in one frame.
+pub const DATA_CHUNK: usize = 128 << 10;
+
+/// Well-known handles. Dynamic (reply) handles start at [`handle::FIRST_DYNAMIC`].
+pub mod handle {
+    use super::Handle;
+    /// A new context below the sender; payload [`super::RouteUpdate`].
+    pub const ADD_ROUTE: Handle = 103;
+    /// A context below the sender is gone; payload [`super::RouteUpdate`].
+    pub const DEL_ROUTE: Handle = 104;
+    /// Agent to parent after start-up; payload [`super::AgentHello`].
+    pub const CONTEXT_READY: Handle = 105;
+    /// Parent to agent: exit now, killing everything started.
+    pub const SHUTDOWN: Handle = 106;
+    /// Host to agent: start another hop from there; payload [`super::ConnectRequest`].
+    pub const CONNECT: Handle = 110;
+    /// Host to agent: run a session's command; payload [`super::SpawnRequest`].
+    pub const SPAWN: Handle = 111;
+    /// Shim to host: open a session; payload [`super::SessionRequest`].
+    pub const SESSION_OPEN: Handle = 120;
+    /// Shim to agent (via the host): stdin bytes.
+    pub const SESSION_STDIN: Handle = 121;
+    /// Shim to agent (via the host): [`super::SessionControl`].
+    pub const SESSION_CONTROL: Handle = 122;
+    /// Agent to shim: stdout bytes.
+    pub const SESSION_STDOUT: Handle = 123;
+    /// Agent to shim: stderr bytes.
+    pub const SESSION_STDERR: Handle = 124;
+    /// Agent or host to shim: [`super::SessionEvent`].
+    pub const SESSION_EVENT: Handle = 125;
+    /// `reply_to` value that marks a dead message; the payload is the reason.
+    pub const IS_DEAD: Handle = 999;
+    /// First handle handed out for replies.
+    pub const FIRST_DYNAMIC: Handle = 1000;
+}
+
+/// Error decoding a CBOR payload.
+#[derive(Debug, thiserror::Error)]
+#[error("malformed {what} payload: {reason}")]
+pub struct PayloadError {
+    pub what: &'static str,
+    pub reason: String,
+}
+
+impl Frame {
+    /// A frame with a CBOR payload.
+    pub fn cbor<T: Serialize>(header: Header, value: &T) -> Frame {
+        let mut out = Vec::with_capacity(64);
+        ciborium::into_writer(value, &mut out).expect("CBOR encoding into a Vec cannot fail");
+        Frame {
+            header,
+            encoding: Encoding::Cbor,
+            payload: Bytes::from(out),
+        }
+    }
+
+    /// A frame with a raw-bytes payload.
+    pub fn data(header: Header, payload: Bytes) -> Frame {
+        Frame {
+            header,
+            encoding: Encoding::Bytes,
+            payload,
+        }
+    }
+
+    /// A dead message for `dst:handle`, carrying `reason`.
+    pub fn dead(src: ContextId, dst: ContextId, handle: Handle, reason: &str) -> Frame {
+        Frame::data(
+            Header {
+                dst,
+                src,
+                auth: src,
+                handle,
+                reply_to: handle::IS_DEAD,
+            },
+            Bytes::copy_from_slice(reason.as_bytes()),
+        )
+    }
+
+    /// Whether this is a dead message.
+    pub fn is_dead(&self) -> bool {
+        self.header.reply_to == handle::IS_DEAD
+    }
+
+    /// The reason text of a dead message.
+    pub fn dead_reason(&self) -> String {
+        String::from_utf8_lossy(&self.payload).into_owned()
+    }
+
+    /// Decode a CBOR payload as `T`; `what` names it in the error.
+    pub fn decode_cbor<T: DeserializeOwned>(&self, what: &'static str) -> Result<T, PayloadError> {
+        if self.encoding != Encoding::Cbor {
+            return Err(PayloadError {
+                what,
+                reason: "expected CBOR, got raw bytes".into(),
+            });
+        }
+        ciborium::from_reader(&self.payload[..]).map_err(|e| PayloadError {
+            what,
+            reason: e.to_string(),
+        })
+    }
+}
+
+/// First frame a parent sends a freshly started agent.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct AgentConfig {
+    pub context_id: ContextId,
+    /// Ancestors, nearest first; the last is the host.
+    pub parent_ids: Vec<ContextId>,
+    pub max_payload: u32,
+    /// 0 = errors only, 1 = warnings, 2 = info, 3 = debug, 4 = trace.
+    pub log_level: u8,
+    /// What to call this context in messages, e.g. `local` or `ssh:web1`.
+    pub name: String,
+}
+
+/// The agent's answer once its router runs.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct AgentHello {
+    pub version: String,
+    pub pid: u32,
+    pub user: String,
+}
+
+/// Payload of ADD_ROUTE / DEL_ROUTE.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct RouteUpdate {
+    pub context: ContextId,
+    /// Why a route went away (DEL_ROUTE only).
+    pub reason: String,
+}
+
+/// One hop that an agent is asked to start from where it stands.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub enum HopKind {
+    /// Our own executable in agent mode, as the same user.
+    Local,
+}
+
+/// Host to an agent: start `hop` as context `new_id`. Reply: an empty CBOR
+/// `Result<(), String>` on `reply_to`.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ConnectRequest {
+    pub new_id: ContextId,
+    pub hop: HopKind,
+    pub name: String,
+    pub log_level: u8,
+}
+
+/// What a session runs.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub enum RemoteCommand {
+    /// `$SHELL -c <string>`: ssh's argv words joined by single spaces.
+    Exec(String),
+    /// A named subsystem such as `sftp`.
+    Subsystem(String),
+    /// An interactive login shell.
+    Shell,
+}
+
+/// Shim to host: the session the shim wants.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct SessionRequest {
+    /// The destination as the client named it.
+    pub host: String,
+    pub user: Option<String>,
+    pub port: Option<u16>,
+    pub command: RemoteCommand,
+    /// Variables the client asked to send (SendEnv/SetEnv), already filtered.
+    pub env: Vec<(String, String)>,
+    pub tty: bool,
+}
+
+/// Host to agent: run `command` for the shim session `peer`.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct SpawnRequest {
+    pub peer: ContextId,
+    pub command: RemoteCommand,
+    pub env: Vec<(String, String)>,
+    pub tty: bool,
+}
+
+/// Which output stream a credit or an EOF is about.
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq, Hash)]
+pub enum OutputStream {
+    Stdout,
+    Stderr,
+}
+
+/// Shim to agent.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub enum SessionControl {
+    /// The shim's stdin reached EOF: close the command's stdin.
+    Eof,
+    /// The shim wrote `bytes` of `stream` out; the agent may send that much more.
+    Credit { stream: OutputStream, bytes: u32 },
+    /// Nobody reads `stream` any more: close the command's end (it gets SIGPIPE).
+    OutputClosed(OutputStream),
+    /// Deliver a signal (by number) to the command's process group.
+    Signal(i32),
+    /// The shim went away: kill the command.
+    Close,
+}
+
+/// How the remote command ended.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub enum ExitStatus {
+    Code(i32),
+    Signal { signal: i32, core_dumped: bool },
+}
+
+/// Agent (or host) to shim.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub enum SessionEvent {
+    /// The agent wrote `bytes` of stdin to the command; send that much more.
+    StdinCredit(u32),
+    /// No more data will come on this stream.
+    Eof(OutputStream),
+    /// The command ended; always the last event.
+    Exit(ExitStatus),
+    /// The session failed; the text says where and why.
+    Error(String),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cbor_round_trip() {
+        let req = SessionRequest {
+            host: "h".into(),
+            user: Some("u".into()),
+            port: Some(22),
+            command: RemoteCommand::Exec("rsync --server -e.LsfxCIvu . /x".into()),
+            env: vec![("GIT_PROTOCOL".into(), "version=2".into())],
+            tty: false,
+        };
+        let f = Frame::cbor(Header::default(), &req);
+        assert_eq!(f.decode_cbor::<SessionRequest>("session request").unwrap(), req);
+        assert!(f.decode_cbor::<AgentConfig>("agent config").is_err());
+        let bad = Frame::data(Header::default(), Bytes::from_static(b"\xff\x00"));
+        assert!(bad.decode_cbor::<SessionRequest>("session request").is_err());
+    }
+}
