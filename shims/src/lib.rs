@@ -1,14 +1,12 @@
-pub fn add(left: u64, right: u64) -> u64 {
-    left + right
-}
+//! The short-lived client side of mitogen-fakessh: what runs when the wrapped
+//! command executes `ssh`, `scp` or `sftp`.
+//!
+//! - [`argv`] parses an OpenSSH command line exactly as OpenSSH's getopt does.
+//! - [`client`] opens a session through the host and pumps stdio.
+//! - [`wrap`] runs the real `scp`/`sftp` with `-S` pointing at our `ssh`.
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn it_works() {
-        let result = add(2, 2);
-        assert_eq!(result, 4);
-    }
-}
+pub mod argv;
+pub mod client;
+pub mod env;
+mod sys;
+pub mod wrap;

@@ -1,0 +1,472 @@
+//! OpenSSH-compatible command-line parsing.
+//!
+//! A small hand-written getopt, bug-compatible with OpenSSH 9.x: POSIX option
+//! clusters (`-vvT`), attached values (`-p2222`, `-oPort=22`), `--`, and
+//! parsing that stops at the first non-option. Like OpenSSH, options directly
+//! after the destination are parsed too (`ssh host -l user cmd`), but the first
+//! word that is not an option starts the command, and everything from there on
+//! belongs to it (`host rsync --server ...`). For `-o`, the first value of a
+//! key wins, which scp relies on (`-A` then `-oForwardAgent=no`).
+
+/// Flags that take no value (OpenSSH 9.2 plus the historical `-1`/`-2`).
+const FLAGS: &str = "1246AaCfGgKkMNnqsTtVvXxYy";
+/// Options that take a value.
+const VALUE_OPTIONS: &str = "BbcDEeFIiJLlmOoPpQRSWw";
+
+/// OpenSSH's usage text, printed on any parse error.
+pub const USAGE: &str = "\
+usage: ssh [-46AaCfGgKkMNnqsTtVvXxYy] [-B bind_interface]
+           [-b bind_address] [-c cipher_spec] [-D [bind_address:]port]
+           [-E log_file] [-e escape_char] [-F configfile] [-I pkcs11]
+           [-i identity_file] [-J destination] [-L address]
+           [-l login_name] [-m mac_spec] [-O ctl_cmd] [-o option] [-P tag]
+           [-p port] [-Q query_option] [-R address] [-S ctl_path]
+           [-W host:port] [-w local_tun[:remote_tun]] destination
+           [command [argument ...]]";
+
+/// A parse failure; `Display` gives OpenSSH's wording.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ParseError {
+    #[error("unknown option -- {0}")]
+    UnknownOption(char),
+    #[error("option requires an argument -- {0}")]
+    MissingValue(char),
+    #[error("no destination given")]
+    NoDestination,
+    #[error("Bad port '{0}'")]
+    BadPort(String),
+    #[error("command-line: line 0: Bad configuration option: {0}")]
+    BadOption(String),
+}
+
+impl ParseError {
+    /// Whether OpenSSH follows this error with the usage text.
+    pub fn wants_usage(&self) -> bool {
+        matches!(
+            self,
+            ParseError::UnknownOption(_) | ParseError::MissingValue(_) | ParseError::NoDestination
+        )
+    }
+}
+
+/// Everything the shim needs from an ssh command line.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SshInvocation {
+    /// The destination word as given (`user@host`, `host`, `ssh://...`).
+    pub destination: String,
+    /// Host name from the destination.
+    pub host: String,
+    /// Effective login: `-l` or `-oUser` (first wins), else `user@`.
+    pub user: Option<String>,
+    /// Effective port: `-p` or `-oPort` (first wins), else from `ssh://`.
+    pub port: Option<u16>,
+    /// Command words after the destination.
+    pub command: Vec<String>,
+    /// `-s`: the command names a subsystem.
+    pub subsystem: bool,
+    /// `-n`: stdin from /dev/null.
+    pub stdin_null: bool,
+    /// Count of `-t`.
+    pub tty_force: u8,
+    /// `-T`.
+    pub no_tty: bool,
+    /// Count of `-v`.
+    pub verbose: u8,
+    /// `-q`.
+    pub quiet: bool,
+    /// `-E FILE`.
+    pub log_file: Option<String>,
+    /// `-F FILE`.
+    pub config_file: Option<String>,
+    /// `-G`: print the configuration and exit.
+    pub print_config: bool,
+    /// `-V`: print the version and exit.
+    pub version: bool,
+    /// `-o` options in order; look-ups take the first of a key.
+    pub options: Vec<(String, String)>,
+    /// Options this tool refuses (forwarding, master mode, ...), first seen.
+    pub unsupported: Option<String>,
+    /// Options accepted but without effect here, for `-v` diagnostics.
+    pub ignored: Vec<String>,
+}
+
+impl SshInvocation {
+    /// First value given for `-o key` (keys are case-insensitive).
+    pub fn option(&self, key: &str) -> Option<&str> {
+        self.options
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(key))
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// Every value given for `key`, in order (for additive keys like SendEnv).
+    pub fn option_values<'a>(&'a self, key: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+        self.options
+            .iter()
+            .filter(move |(k, _)| k.eq_ignore_ascii_case(key))
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// The remote command as sshd receives it: words joined by single spaces.
+    pub fn command_string(&self) -> String {
+        self.command.join(" ")
+    }
+
+    /// Whether a pty is wanted: `-t`, or `RequestTTY yes|force`.
+    pub fn wants_tty(&self) -> bool {
+        if self.no_tty {
+            return false;
+        }
+        if self.tty_force > 0 {
+            return true;
+        }
+        matches!(
+            self.option("RequestTTY").map(str::to_ascii_lowercase).as_deref(),
+            Some("yes" | "force")
+        )
+    }
+}
+
+/// Parse ssh's arguments (without argv\[0\]).
+pub fn parse(args: &[String]) -> Result<SshInvocation, ParseError> {
+    let mut inv = SshInvocation::default();
+    let mut login: Option<String> = None;
+    let mut port: Option<u16> = None;
+    let mut i = 0;
+    let mut terminated = false;
+    let mut have_host = false;
+    loop {
+        while i < args.len() {
+            let arg = &args[i];
+            if arg == "--" {
+                i += 1;
+                terminated = true;
+                break;
+            }
+            if !arg.starts_with('-') || arg == "-" {
+                break;
+            }
+            let chars: Vec<char> = arg.chars().skip(1).collect();
+            let mut j = 0;
+            while j < chars.len() {
+                let c = chars[j];
+                if FLAGS.contains(c) {
+                    apply_flag(&mut inv, c);
+                    j += 1;
+                } else if VALUE_OPTIONS.contains(c) {
+                    let attached: String = chars[j + 1..].iter().collect();
+                    let value = if !attached.is_empty() {
+                        attached
+                    } else {
+                        i += 1;
+                        args.get(i).cloned().ok_or(ParseError::MissingValue(c))?
+                    };
+                    apply_value(&mut inv, &mut login, &mut port, c, value)?;
+                    break;
+                } else {
+                    return Err(ParseError::UnknownOption(c));
+                }
+            }
+            i += 1;
+        }
+        if !have_host {
+            let Some(dest) = args.get(i) else {
+                return Err(ParseError::NoDestination);
+            };
+            have_host = true;
+            inv.destination = dest.clone();
+            i += 1;
+            if !terminated && i < args.len() {
+                continue;
+            }
+        }
+        break;
+    }
+    inv.command = args[i..].to_vec();
+    let (dest_user, host, dest_port) = split_destination(&inv.destination)?;
+    inv.host = host;
+    inv.user = login.or(dest_user);
+    inv.port = port.or(dest_port);
+    if inv.host.is_empty() {
+        return Err(ParseError::NoDestination);
+    }
+    Ok(inv)
+}
+
+fn apply_flag(inv: &mut SshInvocation, c: char) {
+    match c {
+        'G' => inv.print_config = true,
+        'V' => inv.version = true,
+        'n' => inv.stdin_null = true,
+        'q' => inv.quiet = true,
+        's' => inv.subsystem = true,
+        't' => inv.tty_force = inv.tty_force.saturating_add(1),
+        'T' => inv.no_tty = true,
+        'v' => inv.verbose = inv.verbose.saturating_add(1),
+        'f' => refuse(inv, "-f (go to background)"),
+        'M' => refuse(inv, "-M (master mode)"),
+        'N' => refuse(inv, "-N (no command, for forwarding)"),
+        _ => inv.ignored.push(format!("-{c}")),
+    }
+}
+
+fn refuse(inv: &mut SshInvocation, what: &str) {
+    if inv.unsupported.is_none() {
+        inv.unsupported = Some(what.to_string());
+    }
+}
+
+fn apply_value(
+    inv: &mut SshInvocation,
+    login: &mut Option<String>,
+    port: &mut Option<u16>,
+    c: char,
+    value: String,
+) -> Result<(), ParseError> {
+    match c {
+        'l' => {
+            login.get_or_insert(value);
+        }
+        'p' => {
+            let p = parse_port(&value)?;
+            port.get_or_insert(p);
+        }
+        'o' => {
+            let (key, val) = split_config_option(&value)?;
+            match key.to_ascii_lowercase().as_str() {
+                "user" => {
+                    login.get_or_insert(val.clone());
+                }
+                "port" => {
+                    let p = parse_port(&val)?;
+                    port.get_or_insert(p);
+                }
+                "localforward" | "remoteforward" | "dynamicforward" => {
+                    refuse(inv, &format!("-o {key} (port forwarding)"))
+                }
+                _ => {}
+            }
+            inv.options.push((key, val));
+        }
+        'E' => inv.log_file = Some(value),
+        'F' => inv.config_file = Some(value),
+        'L' => refuse(inv, "-L (local port forwarding)"),
+        'R' => refuse(inv, "-R (remote port forwarding)"),
+        'D' => refuse(inv, "-D (dynamic port forwarding)"),
+        'W' => refuse(inv, "-W (stdio forwarding)"),
+        'w' => refuse(inv, "-w (tunnel forwarding)"),
+        'O' => refuse(inv, "-O (control commands)"),
+        'Q' => refuse(inv, "-Q (query)"),
+        _ => inv.ignored.push(format!("-{c} {value}")),
+    }
+    Ok(())
+}
+
+fn parse_port(value: &str) -> Result<u16, ParseError> {
+    match value.trim().parse::<u16>() {
+        Ok(p) if p > 0 => Ok(p),
+        _ => Err(ParseError::BadPort(value.to_string())),
+    }
+}
+
+/// `Key=Value`, `Key Value` or `Key = Value`, as one argv word.
+fn split_config_option(raw: &str) -> Result<(String, String), ParseError> {
+    let trimmed = raw.trim();
+    let end = trimmed
+        .find(|c: char| c == '=' || c.is_whitespace())
+        .unwrap_or(trimmed.len());
+    let key = &trimmed[..end];
+    let rest = trimmed[end..].trim_start();
+    let rest = rest.strip_prefix('=').unwrap_or(rest).trim_start();
+    if key.is_empty() || !key.chars().all(|c| c.is_ascii_alphanumeric()) {
+        return Err(ParseError::BadOption(key.to_ascii_lowercase()));
+    }
+    let value = rest.trim_end();
+    let value = value
+        .strip_prefix('"')
+        .and_then(|v| v.strip_suffix('"'))
+        .unwrap_or(value);
+    Ok((key.to_string(), value.to_string()))
+}
+
+/// Split `[user@]host`, `ssh://[user@]host[:port]` and bracketed IPv6.
+fn split_destination(dest: &str) -> Result<(Option<String>, String, Option<u16>), ParseError> {
+    if let Some(rest) = dest.strip_prefix("ssh://") {
+        let rest = rest.trim_end_matches('/');
+        let (user, hostport) = match rest.rfind('@') {
+            Some(at) => (Some(rest[..at].to_string()), &rest[at + 1..]),
+            None => (None, rest),
+        };
+        let (host, port) = if let Some(inner) = hostport.strip_prefix('[') {
+            match inner.split_once(']') {
+                Some((h, tail)) => (h.to_string(), tail.strip_prefix(':')),
+                None => (inner.to_string(), None),
+            }
+        } else {
+            match hostport.rsplit_once(':') {
+                Some((h, p)) => (h.to_string(), Some(p)),
+                None => (hostport.to_string(), None),
+            }
+        };
+        let port = port.map(parse_port).transpose()?;
+        return Ok((user, host, port));
+    }
+    let (user, host) = match dest.rfind('@') {
+        Some(at) => (Some(dest[..at].to_string()), &dest[at + 1..]),
+        None => (None, dest),
+    };
+    let host = host
+        .strip_prefix('[')
+        .and_then(|h| h.strip_suffix(']'))
+        .unwrap_or(host);
+    Ok((user, host.to_string(), None))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn p(words: &[&str]) -> Result<SshInvocation, ParseError> {
+        parse(&words.iter().map(|s| s.to_string()).collect::<Vec<_>>())
+    }
+
+    #[test]
+    fn rsync_push_with_login() {
+        // Captured: rsync -a src/ user@host:/dst
+        let inv = p(&["-l", "user", "host", "rsync", "--server", "-logDtpre.iLsfxCIvu", ".", "/dst"]).unwrap();
+        assert_eq!(inv.host, "host");
+        assert_eq!(inv.user.as_deref(), Some("user"));
+        assert_eq!(inv.command_string(), "rsync --server -logDtpre.iLsfxCIvu . /dst");
+    }
+
+    #[test]
+    fn rsync_pull_without_login() {
+        let inv = p(&["host", "rsync", "--server", "--sender", "-logDtprze.iLsfxCIvu", ".", "/src/"]).unwrap();
+        assert_eq!(inv.user, None);
+        assert_eq!(inv.command[1], "--server");
+    }
+
+    #[test]
+    fn scp_sftp_mode() {
+        // Captured: scp -A -P 2222 f user@h:/d
+        let inv = p(&[
+            "-x", "-oPermitLocalCommand=no", "-oClearAllForwardings=yes", "-oRemoteCommand=none",
+            "-oRequestTTY=no", "-A", "-oForwardAgent=no", "-p", "2222", "-l", "user", "-s", "--", "h", "sftp",
+        ])
+        .unwrap();
+        assert!(inv.subsystem);
+        assert_eq!(inv.port, Some(2222));
+        assert_eq!(inv.command, vec!["sftp"]);
+        assert_eq!(inv.option("RequestTTY"), Some("no"));
+        assert!(!inv.wants_tty());
+    }
+
+    #[test]
+    fn scp_legacy_mode_unquoted_path() {
+        let inv = p(&["-x", "-oForwardAgent=no", "--", "h", "scp -t /srv/a b$x"]).unwrap();
+        assert!(!inv.subsystem);
+        assert_eq!(inv.command_string(), "scp -t /srv/a b$x");
+    }
+
+    #[test]
+    fn sftp_space_separated_options() {
+        let inv = p(&[
+            "-oForwardX11 no", "-oPermitLocalCommand no", "-oClearAllForwardings yes", "-oForwardAgent no",
+            "-oPort 2022", "-l", "bob", "-s", "--", "h", "sftp",
+        ])
+        .unwrap();
+        assert_eq!(inv.option("forwardx11"), Some("no"));
+        assert_eq!(inv.port, Some(2022));
+        assert_eq!(inv.user.as_deref(), Some("bob"));
+    }
+
+    #[test]
+    fn git_invocation() {
+        let inv = p(&["-o", "SendEnv=GIT_PROTOCOL", "-p", "2222", "git@h", "git-upload-pack '/srv/it'\\''s.git'"]).unwrap();
+        assert_eq!(inv.user.as_deref(), Some("git"));
+        assert_eq!(inv.port, Some(2222));
+        assert_eq!(inv.option_values("SendEnv").collect::<Vec<_>>(), vec!["GIT_PROTOCOL"]);
+        assert_eq!(inv.command.len(), 1);
+    }
+
+    #[test]
+    fn git_probe() {
+        let inv = p(&["-G", "-o", "SendEnv=GIT_PROTOCOL", "-p", "22", "u@h"]).unwrap();
+        assert!(inv.print_config);
+        assert!(inv.command.is_empty());
+    }
+
+    #[test]
+    fn first_value_wins_and_login_beats_destination_user() {
+        let inv = p(&["-oPort=1", "-p", "2", "-oUser=a", "-l", "b", "c@h"]).unwrap();
+        assert_eq!(inv.port, Some(1));
+        assert_eq!(inv.user.as_deref(), Some("a"));
+    }
+
+    #[test]
+    fn clusters_and_attached_values() {
+        let inv = p(&["-vvTp2222", "-lroot", "h", "true"]).unwrap();
+        assert_eq!(inv.verbose, 2);
+        assert!(inv.no_tty);
+        assert_eq!(inv.port, Some(2222));
+        assert_eq!(inv.user.as_deref(), Some("root"));
+    }
+
+    #[test]
+    fn options_after_host_until_command() {
+        let inv = p(&["h", "-l", "u", "ls", "-la", "--", "x"]).unwrap();
+        assert_eq!(inv.user.as_deref(), Some("u"));
+        assert_eq!(inv.command, vec!["ls", "-la", "--", "x"]);
+        let inv = p(&["--", "h", "-l", "u"]).unwrap();
+        assert_eq!(inv.command, vec!["-l", "u"]);
+    }
+
+    #[test]
+    fn errors() {
+        assert_eq!(p(&["-Z", "h"]), Err(ParseError::UnknownOption('Z')));
+        assert_eq!(p(&["-p"]), Err(ParseError::MissingValue('p')));
+        assert_eq!(p(&[]), Err(ParseError::NoDestination));
+        assert_eq!(p(&["-v"]), Err(ParseError::NoDestination));
+        assert_eq!(p(&["-p", "abc", "h"]), Err(ParseError::BadPort("abc".into())));
+        assert!(p(&["-L", "1:a:2", "h"]).unwrap().unsupported.is_some());
+    }
+
+    #[test]
+    fn destinations() {
+        let inv = p(&["ssh://u@[::1]:2222/", "true"]).unwrap();
+        assert_eq!((inv.user.as_deref(), inv.host.as_str(), inv.port), (Some("u"), "::1", Some(2222)));
+        let inv = p(&["a@b@host", "true"]).unwrap();
+        assert_eq!((inv.user.as_deref(), inv.host.as_str()), (Some("a@b"), "host"));
+        let inv = p(&["fe80::1", "true"]).unwrap();
+        assert_eq!(inv.host, "fe80::1");
+    }
+
+    proptest! {
+        /// Whatever follows the destination's first non-option word is the
+        /// command, verbatim, however option-like it looks.
+        #[test]
+        fn command_words_survive(words in proptest::collection::vec("[-a-zA-Z0-9 ./'$=]{0,12}", 0..8),
+                                 login in proptest::option::of("[a-z]{1,8}"),
+                                 port in proptest::option::of(1u16..)) {
+            let mut argv = Vec::new();
+            if let Some(l) = &login { argv.push("-l".to_string()); argv.push(l.clone()); }
+            if let Some(pt) = port { argv.push(format!("-p{pt}")); }
+            argv.push("host".to_string());
+            argv.push("cmd".to_string());
+            argv.extend(words.iter().cloned());
+            let inv = parse(&argv).unwrap();
+            prop_assert_eq!(inv.user, login);
+            prop_assert_eq!(inv.port, port);
+            let mut expect = vec!["cmd".to_string()];
+            expect.extend(words);
+            prop_assert_eq!(inv.command, expect);
+        }
+
+        /// The parser never panics, on any argv.
+        #[test]
+        fn never_panics(argv in proptest::collection::vec(".{0,10}", 0..10)) {
+            let _ = parse(&argv);
+        }
+    }
+}

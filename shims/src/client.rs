@@ -1,0 +1,454 @@
+//! The `ssh` shim: open one session through the host, pump stdio, exit like
+//! OpenSSH's client would.
+//!
+//! The shim makes a fresh socketpair, hands one end to the host over the
+//! inherited control socket (SCM_RIGHTS) and speaks frames on the other, so
+//! any number of shims run at once, each on a private channel. It is
+//! deliberately synchronous: one thread reads stdin under the credit the
+//! agent grants, the main thread writes stdout and stderr and grants credit
+//! back once the bytes are written. Exit only comes after all output.
+
+use std::io::{Read, Write};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::os::unix::net::UnixStream;
+use std::sync::{Arc, Condvar, Mutex};
+
+use bytes::{Bytes, BytesMut};
+use nix::sys::socket::{
+    AddressFamily, ControlMessage, MsgFlags, Shutdown, SockFlag, SockType, sendmsg, shutdown, socketpair,
+};
+use nix::sys::stat::{SFlag, fstat};
+use router_core::frame::{DEFAULT_MAX_PAYLOAD, Frame, Header};
+use router_core::message::{
+    DATA_CHUNK, ExitStatus, HOST_ID, OutputStream, RemoteCommand, SESSION_WINDOW, SessionControl, SessionEvent,
+    SessionRequest, handle,
+};
+
+use crate::argv::{self, SshInvocation, USAGE};
+use crate::{env, sys};
+
+/// Run the ssh shim on `args` (argv without argv\[0\]); returns the exit status.
+pub fn run_ssh(args: &[String]) -> i32 {
+    let inv = match argv::parse(args) {
+        Ok(inv) => inv,
+        Err(e) => {
+            eprintln!("{e}");
+            if e.wants_usage() {
+                eprintln!("{USAGE}");
+            }
+            return 255;
+        }
+    };
+    let log = Log::open(&inv);
+    if inv.version {
+        eprintln!("mitogen-fakessh {} (ssh shim, OpenSSH-compatible)", env!("CARGO_PKG_VERSION"));
+        return 0;
+    }
+    if inv.print_config {
+        print_config(&inv);
+        return 0;
+    }
+    if let Some(what) = &inv.unsupported {
+        eprintln!("ssh: {what} is not supported by mitogen-fakessh");
+        return 255;
+    }
+    for ignored in &inv.ignored {
+        log.debug(&format!("option {ignored} has no effect under mitogen-fakessh"));
+    }
+    let request = match session_request(&inv) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("{e}");
+            return 255;
+        }
+    };
+    log.debug(&format!("opening session to {} for {:?}", inv.host, request.command));
+    match Session::open(&request, &log) {
+        Ok(session) => session.run(inv.stdin_null, &log),
+        Err(e) => {
+            eprintln!("ssh: {e}");
+            255
+        }
+    }
+}
+
+fn session_request(inv: &SshInvocation) -> Result<SessionRequest, String> {
+    let mut command = inv.command_string();
+    if inv.command.is_empty() {
+        if let Some(rc) = inv.option("RemoteCommand").filter(|v| !v.eq_ignore_ascii_case("none")) {
+            command = rc.to_string();
+        }
+    }
+    let command = if inv.subsystem {
+        if command.is_empty() {
+            return Err(format!("{}\n{USAGE}", "ssh: -s requires a subsystem name"));
+        }
+        RemoteCommand::Subsystem(command)
+    } else if command.is_empty() {
+        RemoteCommand::Shell
+    } else {
+        RemoteCommand::Exec(command)
+    };
+    Ok(SessionRequest {
+        host: inv.host.clone(),
+        user: inv.user.clone(),
+        port: inv.port,
+        command,
+        env: requested_env(inv),
+        tty: inv.wants_tty(),
+    })
+}
+
+/// Variables named by `SendEnv` patterns (from our environment) and `SetEnv`
+/// pairs. The agent applies its own accept-list, as sshd's AcceptEnv does.
+fn requested_env(inv: &SshInvocation) -> Vec<(String, String)> {
+    let mut out: Vec<(String, String)> = Vec::new();
+    for set in inv.option_values("SetEnv") {
+        for pair in set.split_whitespace() {
+            if let Some((k, v)) = pair.split_once('=') {
+                if !out.iter().any(|(n, _)| n == k) {
+                    out.push((k.to_string(), v.to_string()));
+                }
+            }
+        }
+    }
+    let patterns: Vec<&str> = inv.option_values("SendEnv").flat_map(str::split_whitespace).collect();
+    for (k, v) in std::env::vars() {
+        if patterns.iter().any(|p| glob_match(p, &k)) && !out.iter().any(|(n, _)| *n == k) {
+            out.push((k, v));
+        }
+    }
+    out
+}
+
+/// ssh_config pattern matching: `*` and `?`.
+fn glob_match(pattern: &str, name: &str) -> bool {
+    fn go(p: &[u8], n: &[u8]) -> bool {
+        match (p.first(), n.first()) {
+            (None, None) => true,
+            (Some(b'*'), _) => go(&p[1..], n) || (!n.is_empty() && go(p, &n[1..])),
+            (Some(b'?'), Some(_)) => go(&p[1..], &n[1..]),
+            (Some(a), Some(b)) if a == b => go(&p[1..], &n[1..]),
+            _ => false,
+        }
+    }
+    go(pattern.as_bytes(), name.as_bytes())
+}
+
+/// `ssh -G`: what git's probe needs (user, hostname, port) and the -o options.
+fn print_config(inv: &SshInvocation) {
+    let user = inv
+        .user
+        .clone()
+        .or_else(|| std::env::var("USER").ok())
+        .or_else(|| nix::unistd::User::from_uid(nix::unistd::getuid()).ok().flatten().map(|u| u.name))
+        .unwrap_or_else(|| "root".into());
+    let mut out = format!("user {user}\nhostname {}\nport {}\n", inv.host, inv.port.unwrap_or(22));
+    for (k, v) in &inv.options {
+        let k = k.to_ascii_lowercase();
+        if !matches!(k.as_str(), "user" | "port" | "hostname") {
+            out.push_str(&format!("{k} {v}\n"));
+        }
+    }
+    print!("{out}");
+}
+
+/// `-v` diagnostics, to stderr or the `-E` file.
+struct Log {
+    level: u8,
+    file: Option<Mutex<std::fs::File>>,
+}
+
+impl Log {
+    fn open(inv: &SshInvocation) -> Log {
+        let file = inv.log_file.as_ref().and_then(|p| {
+            std::fs::OpenOptions::new().create(true).append(true).open(p).ok().map(Mutex::new)
+        });
+        Log {
+            level: if inv.quiet { 0 } else { inv.verbose },
+            file,
+        }
+    }
+
+    fn debug(&self, msg: &str) {
+        if self.level == 0 {
+            return;
+        }
+        let line = format!("debug1: {msg}\n");
+        match &self.file {
+            Some(f) => {
+                let _ = f.lock().map(|mut f| f.write_all(line.as_bytes()));
+            }
+            None => eprint!("{line}"),
+        }
+    }
+}
+
+/// Credit for our stdin: bytes the agent will still accept.
+struct StdinWindow {
+    credit: Mutex<u64>,
+    ready: Condvar,
+}
+
+impl StdinWindow {
+    /// Block until some credit is available; returns at most `max` of it.
+    fn wait(&self, max: usize) -> usize {
+        let mut credit = self.credit.lock().unwrap_or_else(|p| p.into_inner());
+        while *credit == 0 {
+            credit = self.ready.wait(credit).unwrap_or_else(|p| p.into_inner());
+        }
+        (*credit).min(max as u64) as usize
+    }
+
+    fn consume(&self, n: usize) {
+        let mut credit = self.credit.lock().unwrap_or_else(|p| p.into_inner());
+        *credit = credit.saturating_sub(n as u64);
+    }
+
+    fn grant(&self, n: u32) {
+        let mut credit = self.credit.lock().unwrap_or_else(|p| p.into_inner());
+        *credit = credit.saturating_add(n as u64);
+        self.ready.notify_all();
+    }
+}
+
+/// Frames to the host, from either thread.
+struct Outbox {
+    sock: Mutex<UnixStream>,
+}
+
+impl Outbox {
+    fn send(&self, frame: &Frame) -> std::io::Result<()> {
+        let mut sock = self.sock.lock().unwrap_or_else(|p| p.into_inner());
+        sock.write_all(&frame.header_bytes())?;
+        sock.write_all(&frame.payload)
+    }
+
+    fn control(&self, control: &SessionControl) -> std::io::Result<()> {
+        self.send(&Frame::cbor(header(handle::SESSION_CONTROL), control))
+    }
+}
+
+fn header(handle: u32) -> Header {
+    Header {
+        dst: HOST_ID,
+        handle,
+        ..Header::default()
+    }
+}
+
+struct Session {
+    outbox: Arc<Outbox>,
+    reader: UnixStream,
+    window: Arc<StdinWindow>,
+}
+
+impl Session {
+    /// Hand a fresh socket to the host and send the request on it.
+    fn open(request: &SessionRequest, log: &Log) -> Result<Session, String> {
+        let fd_text = std::env::var(env::CONTROL_FD).map_err(|_| {
+            format!("not running under mitogen-fakessh ({} is unset); run your command as: mitogen-fakessh [--to CHAIN] -- COMMAND", env::CONTROL_FD)
+        })?;
+        let fd: i32 = fd_text
+            .parse()
+            .map_err(|_| format!("{}={fd_text:?} is not an fd number", env::CONTROL_FD))?;
+        let control = sys::inherited_control_socket(fd)?;
+        let (mine, theirs) = socketpair(AddressFamily::Unix, SockType::Stream, None, SockFlag::SOCK_CLOEXEC)
+            .map_err(|e| format!("socketpair: {e}"))?;
+        pass_fd(control, &theirs)
+            .map_err(|e| format!("cannot reach the mitogen-fakessh host over fd {fd}: {e} (did the host exit?)"))?;
+        drop(theirs);
+        log.debug("session socket handed to the host");
+        let sock = UnixStream::from(mine);
+        let reader = sock.try_clone().map_err(|e| format!("dup: {e}"))?;
+        let outbox = Arc::new(Outbox { sock: Mutex::new(sock) });
+        outbox
+            .send(&Frame::cbor(header(handle::SESSION_OPEN), request))
+            .map_err(|e| format!("sending the session request: {e}"))?;
+        Ok(Session {
+            outbox,
+            reader,
+            window: Arc::new(StdinWindow {
+                credit: Mutex::new(SESSION_WINDOW as u64),
+                ready: Condvar::new(),
+            }),
+        })
+    }
+
+    fn run(mut self, stdin_null: bool, log: &Log) -> i32 {
+        if stdin_null {
+            let _ = self.outbox.control(&SessionControl::Eof);
+        } else {
+            let outbox = self.outbox.clone();
+            let window = self.window.clone();
+            std::thread::spawn(move || pump_stdin(&outbox, &window));
+        }
+        let mut outputs = Outputs::default();
+        let mut buf = BytesMut::with_capacity(256 << 10);
+        let mut scratch = vec![0u8; 256 << 10];
+        loop {
+            loop {
+                match Frame::decode(&mut buf, DEFAULT_MAX_PAYLOAD) {
+                    Ok(Some(frame)) => {
+                        if let Some(code) = self.on_frame(frame, &mut outputs, log) {
+                            return code;
+                        }
+                    }
+                    Ok(None) => break,
+                    Err(e) => {
+                        eprintln!("ssh: bad data from the mitogen-fakessh host: {e}");
+                        return 255;
+                    }
+                }
+            }
+            match self.reader.read(&mut scratch) {
+                Ok(0) => {
+                    eprintln!("ssh: connection to the mitogen-fakessh host lost before the command finished");
+                    return 255;
+                }
+                Ok(n) => buf.extend_from_slice(&scratch[..n]),
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    eprintln!("ssh: reading from the mitogen-fakessh host: {e}");
+                    return 255;
+                }
+            }
+        }
+    }
+
+    /// Handle one frame; `Some(code)` ends the session.
+    fn on_frame(&mut self, frame: Frame, outputs: &mut Outputs, log: &Log) -> Option<i32> {
+        if frame.is_dead() {
+            eprintln!("ssh: {}", frame.dead_reason());
+            return Some(255);
+        }
+        match frame.header.handle {
+            handle::SESSION_STDOUT => self.output(OutputStream::Stdout, frame.payload, outputs),
+            handle::SESSION_STDERR => self.output(OutputStream::Stderr, frame.payload, outputs),
+            handle::SESSION_EVENT => match frame.decode_cbor::<SessionEvent>("session event") {
+                Ok(SessionEvent::StdinCredit(n)) => self.window.grant(n),
+                Ok(SessionEvent::Eof(OutputStream::Stdout)) => close_stdout(),
+                Ok(SessionEvent::Eof(OutputStream::Stderr)) => {}
+                Ok(SessionEvent::Exit(ExitStatus::Code(code))) => return Some(code & 0xff),
+                Ok(SessionEvent::Exit(ExitStatus::Signal { signal, core_dumped })) => {
+                    log.debug(&format!(
+                        "remote command killed by signal {signal}{}",
+                        if core_dumped { " (core dumped)" } else { "" }
+                    ));
+                    return Some(255);
+                }
+                Ok(SessionEvent::Error(msg)) => {
+                    eprintln!("ssh: {msg}");
+                    return Some(255);
+                }
+                Err(e) => {
+                    eprintln!("ssh: {e}");
+                    return Some(255);
+                }
+            },
+            other => log.debug(&format!("ignoring a frame for handle {other}")),
+        }
+        None
+    }
+
+    fn output(&mut self, stream: OutputStream, data: Bytes, outputs: &mut Outputs) {
+        let closed = match stream {
+            OutputStream::Stdout => &mut outputs.stdout_closed,
+            OutputStream::Stderr => &mut outputs.stderr_closed,
+        };
+        if !*closed {
+            let written = match stream {
+                OutputStream::Stdout => write_fd(std::io::stdout().as_fd(), &data),
+                OutputStream::Stderr => write_fd(std::io::stderr().as_fd(), &data),
+            };
+            if written.is_err() {
+                *closed = true;
+                let _ = self.outbox.control(&SessionControl::OutputClosed(stream));
+            }
+        }
+        let _ = self.outbox.control(&SessionControl::Credit {
+            stream,
+            bytes: data.len() as u32,
+        });
+    }
+}
+
+#[derive(Default)]
+struct Outputs {
+    stdout_closed: bool,
+    stderr_closed: bool,
+}
+
+/// Send `fd` over the control socket, one SEQPACKET message per session.
+fn pass_fd(control: BorrowedFd<'_>, fd: &OwnedFd) -> nix::Result<()> {
+    let fds = [fd.as_raw_fd()];
+    let cmsg = [ControlMessage::ScmRights(&fds)];
+    let iov = [std::io::IoSlice::new(b"S")];
+    loop {
+        match sendmsg::<()>(control.as_raw_fd(), &iov, &cmsg, MsgFlags::MSG_NOSIGNAL, None) {
+            Err(nix::errno::Errno::EINTR) => continue,
+            other => return other.map(|_| ()),
+        }
+    }
+}
+
+/// Read stdin under credit and forward it; EOF (or a read error) half-closes
+/// the remote stdin only.
+fn pump_stdin(outbox: &Outbox, window: &StdinWindow) {
+    let mut buf = vec![0u8; DATA_CHUNK];
+    let mut stdin = std::io::stdin().lock();
+    loop {
+        let room = window.wait(DATA_CHUNK);
+        let n = match stdin.read(&mut buf[..room]) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(_) => break,
+        };
+        window.consume(n);
+        let frame = Frame::data(header(handle::SESSION_STDIN), Bytes::copy_from_slice(&buf[..n]));
+        if outbox.send(&frame).is_err() {
+            return;
+        }
+    }
+    let _ = outbox.control(&SessionControl::Eof);
+}
+
+fn write_fd(fd: BorrowedFd<'_>, mut data: &[u8]) -> nix::Result<()> {
+    while !data.is_empty() {
+        match nix::unistd::write(fd, data) {
+            Ok(n) => data = &data[n..],
+            Err(nix::errno::Errno::EINTR) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+/// Remote stdout is done: a socket gets `shutdown(SHUT_WR)` (scp and sftp pass
+/// one socketpair as stdin and stdout, so a close would not be seen); anything
+/// else is replaced by /dev/null, which closes our copy.
+fn close_stdout() {
+    let stdout = std::io::stdout();
+    let is_socket = fstat(stdout.as_fd())
+        .map(|st| SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT == SFlag::S_IFSOCK)
+        .unwrap_or(false);
+    if is_socket {
+        let _ = shutdown(stdout.as_raw_fd(), Shutdown::Write);
+    } else if let Ok(null) = std::fs::OpenOptions::new().write(true).open("/dev/null") {
+        let _ = nix::unistd::dup2_stdout(&null);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn glob() {
+        assert!(glob_match("LC_*", "LC_ALL"));
+        assert!(glob_match("GIT_PROTOCOL", "GIT_PROTOCOL"));
+        assert!(!glob_match("LC_*", "LANG"));
+        assert!(glob_match("?ANG", "LANG"));
+    }
+}

@@ -1,0 +1,11 @@
+//! Environment variables through which the host talks to its shims.
+//! They carry no secrets: only fd numbers and paths.
+
+/// Number of the inherited SOCK_SEQPACKET socket that leads to the host.
+pub const CONTROL_FD: &str = "MITOGEN_FAKESSH_FD";
+/// Path of the `ssh` shim, for `scp -S` / `sftp -S`.
+pub const SHIM_SSH: &str = "MITOGEN_FAKESSH_SSH";
+/// Real programs, resolved before `PATH` was changed.
+pub const REAL_SCP: &str = "MITOGEN_FAKESSH_REAL_SCP";
+pub const REAL_SFTP: &str = "MITOGEN_FAKESSH_REAL_SFTP";
+pub const REAL_SSH: &str = "MITOGEN_FAKESSH_REAL_SSH";
