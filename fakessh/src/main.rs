@@ -1,3 +1,56 @@
+//! `mitogen-fakessh`: one executable, three roles, chosen at start-up.
+//!
+//! - called as `ssh` (the shim symlink on the wrapped command's PATH): the ssh shim;
+//! - called as `scp` or `sftp`: exec the real tool with `-S <our ssh>`;
+//! - `mitogen-fakessh __agent`: agent mode, speaking frames on stdin/stdout;
+//! - otherwise: the host, which parses the CLI and runs COMMAND.
+
+mod agent;
+mod chain;
+mod cli;
+mod fdstream;
+mod hop;
+mod host;
+mod logging;
+mod sys;
+
+use std::ffi::OsString;
+use std::path::Path;
+
+/// Hidden first argument that selects agent mode.
+pub const AGENT_ARG: &str = "__agent";
+
 fn main() {
-    println!("Hello, world!");
+    let args: Vec<OsString> = std::env::args_os().collect();
+    let argv0 = args
+        .first()
+        .and_then(|a| Path::new(a).file_name())
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let code = match argv0.as_str() {
+        "ssh" | "scp" | "sftp" => match utf8_args(&argv0, &args[1..]) {
+            Ok(rest) if argv0 == "ssh" => shims::client::run_ssh(&rest),
+            Ok(rest) => shims::wrap::exec_with_our_ssh(&argv0, &rest),
+            Err(code) => code,
+        },
+        _ if args.get(1).is_some_and(|a| a == AGENT_ARG) => agent::main(),
+        _ => host::main(args),
+    };
+    std::process::exit(code);
+}
+
+/// The shims carry arguments as UTF-8 text; refuse anything else loudly
+/// rather than corrupt a path.
+fn utf8_args(tool: &str, args: &[OsString]) -> Result<Vec<String>, i32> {
+    args.iter()
+        .map(|a| {
+            a.clone().into_string().map_err(|bad| {
+                eprintln!(
+                    "{tool}: argument {:?} is not valid UTF-8; mitogen-fakessh cannot pass it on",
+                    bad.to_string_lossy()
+                );
+                255
+            })
+        })
+        .collect()
 }

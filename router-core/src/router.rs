@@ -177,6 +177,24 @@ impl Router {
                 reader: None,
             },
         );
+        // A new child is a new route: tell our parent, so frames for it find
+        // their way down from the host (Mitogen's ADD_ROUTE propagation).
+        let announce = if role == StreamRole::Child {
+            self.propagate_up(
+                &inner,
+                handle::ADD_ROUTE,
+                RouteUpdate {
+                    context: remote_id,
+                    reason: String::new(),
+                },
+            )
+        } else {
+            vec![]
+        };
+        drop(inner);
+        for (frame, from) in announce {
+            self.route(frame, from);
+        }
         sid
     }
 
@@ -195,13 +213,24 @@ impl Router {
         R: AsyncRead + Unpin + Send + 'static,
         W: AsyncWrite + Unpin + Send + 'static,
     {
-        let (tx, rx) = mpsc::unbounded_channel();
-        let sid = self.add_stream(name, remote_id, role, tx);
-        tokio::spawn(write_loop(self.clone(), sid, name.to_string(), writer, rx));
+        let sid = self.attach_writer(name, remote_id, role, writer);
         let task = tokio::spawn(read_loop(self.clone(), sid, name.to_string(), reader));
         if let Some(entry) = self.lock().streams.get_mut(&sid) {
             entry.reader = Some(task.abort_handle());
         }
+        sid
+    }
+
+    /// Attach only the writing half of a stream; the caller reads the other
+    /// half itself (the host does this for shim sessions, whose frames it
+    /// re-addresses before routing).
+    pub fn attach_writer<W>(self: &Arc<Self>, name: &str, remote_id: ContextId, role: StreamRole, writer: FrameWriter<W>) -> StreamId
+    where
+        W: AsyncWrite + Unpin + Send + 'static,
+    {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let sid = self.add_stream(name, remote_id, role, tx);
+        tokio::spawn(write_loop(self.clone(), sid, name.to_string(), writer, rx));
         sid
     }
 
@@ -463,6 +492,8 @@ mod tests {
         let (ctx_tx, _crx) = mpsc::unbounded_channel();
         r.add_stream("parent", 0, StreamRole::Parent, ptx);
         let child = r.add_stream("child", 2, StreamRole::Child, ctx_tx);
+        let announced = prx.try_recv().unwrap();
+        assert_eq!(announced.header.handle, handle::ADD_ROUTE);
         let mut spawn = r.register_handler(handle::SPAWN);
         // The child claims the host's authority: dropped.
         r.route(data(1, 0, 0, handle::SPAWN, 0), Some(child));
@@ -479,6 +510,8 @@ mod tests {
         let (ctx_tx, mut crx) = mpsc::unbounded_channel();
         r.add_stream("parent", 0, StreamRole::Parent, ptx);
         let child = r.add_stream("child", 2, StreamRole::Child, ctx_tx);
+        let announced = prx.try_recv().unwrap();
+        assert_eq!(announced.decode_cbor::<RouteUpdate>("route").unwrap().context, 2);
         let add = Frame::cbor(
             Header {
                 dst: 1,

@@ -1,0 +1,100 @@
+//! The account an agent runs as, and the environment sshd would give a
+//! command for it.
+
+use nix::unistd::{User, geteuid};
+
+/// Who we are: from the passwd database, not from inherited variables (after
+/// sudo, `$HOME` may still name the previous user).
+#[derive(Clone, Debug)]
+pub struct Login {
+    pub name: String,
+    pub home: std::path::PathBuf,
+    pub shell: std::path::PathBuf,
+    pub uid: u32,
+}
+
+impl Login {
+    pub fn current() -> Result<Login, String> {
+        let uid = geteuid();
+        let user = User::from_uid(uid)
+            .map_err(|e| format!("cannot read the passwd entry of uid {uid}: {e}"))?
+            .ok_or_else(|| format!("uid {uid} has no passwd entry"))?;
+        let shell = if user.shell.as_os_str().is_empty() {
+            "/bin/sh".into()
+        } else {
+            user.shell
+        };
+        Ok(Login {
+            name: user.name,
+            home: user.dir,
+            shell,
+            uid: uid.as_raw(),
+        })
+    }
+
+    /// sshd's base environment for a session.
+    pub fn base_env(&self) -> Vec<(String, String)> {
+        let path = if self.uid == 0 {
+            "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+        } else {
+            "/usr/local/bin:/usr/bin:/bin:/usr/games"
+        };
+        vec![
+            ("USER".into(), self.name.clone()),
+            ("LOGNAME".into(), self.name.clone()),
+            ("HOME".into(), self.home.to_string_lossy().into_owned()),
+            ("SHELL".into(), self.shell.to_string_lossy().into_owned()),
+            ("PATH".into(), path.into()),
+        ]
+    }
+
+    /// The shell's basename (argv\[0\] for commands, `-name` for login shells).
+    pub fn shell_name(&self) -> String {
+        self.shell
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "sh".into())
+    }
+}
+
+/// Requested variables we pass on, like sshd's AcceptEnv: GIT_PROTOCOL (git
+/// protocol v2), the locale, and TERM when there is a terminal.
+pub fn accept_env(name: &str, tty: bool) -> bool {
+    name == "GIT_PROTOCOL" || name == "LANG" || name.starts_with("LC_") || (tty && name == "TERM")
+}
+
+/// Where the sftp subsystem lives on the usual systems.
+const SFTP_SERVER_PATHS: &[&str] = &[
+    "/usr/lib/openssh/sftp-server",
+    "/usr/libexec/openssh/sftp-server",
+    "/usr/lib/ssh/sftp-server",
+    "/usr/libexec/sftp-server",
+    "/usr/lib/sftp-server",
+];
+
+/// Resolve a subsystem like sshd's `Subsystem` line: sshd_config first, then
+/// the usual paths. Returns the command to run through the shell.
+pub fn subsystem_command(name: &str) -> Option<String> {
+    if let Ok(config) = std::fs::read_to_string("/etc/ssh/sshd_config") {
+        for line in config.lines() {
+            let mut words = line.split_whitespace();
+            if words.next().is_some_and(|w| w.eq_ignore_ascii_case("subsystem")) && words.next() == Some(name) {
+                let cmd: Vec<&str> = words.collect();
+                let program = cmd.first().copied().unwrap_or("");
+                if program == "internal-sftp" {
+                    break;
+                }
+                if std::path::Path::new(program).exists() {
+                    return Some(cmd.join(" "));
+                }
+            }
+        }
+    }
+    if name == "sftp" {
+        return SFTP_SERVER_PATHS
+            .iter()
+            .find(|p| std::path::Path::new(p).exists())
+            .map(|p| p.to_string());
+    }
+    None
+}

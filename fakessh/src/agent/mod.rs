@@ -1,0 +1,273 @@
+//! Agent mode: a context on the far side of a hop.
+//!
+//! The agent's transport is its stdin/stdout. It reads its [`AgentConfig`],
+//! answers with [`AgentHello`], then routes frames: it runs sessions for
+//! shims (on behalf of the host), starts further hops when an ancestor asks,
+//! and exits, killing everything it started, when its parent goes away.
+
+mod login;
+mod session;
+
+use std::collections::HashMap;
+use std::os::fd::AsFd;
+use std::sync::Arc;
+use std::time::Duration;
+
+use nix::sys::signal::Signal;
+use router_core::connection::{FrameReader, FrameWriter};
+use router_core::frame::{DEFAULT_MAX_PAYLOAD, Frame};
+use router_core::message::{
+    AgentConfig, AgentHello, ConnectRequest, ContextId, HopKind, SessionControl, SpawnRequest, handle,
+};
+use router_core::router::{RouterEvent, StreamRole};
+use router_core::Router;
+use tokio::process::Child;
+use tokio::sync::mpsc;
+use tracing::{debug, info, warn};
+
+use crate::fdstream::FdStream;
+use crate::hop;
+use login::Login;
+use session::{Input, Session};
+
+/// Entry point for `mitogen-fakessh __agent`.
+pub fn main() -> i32 {
+    let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("mitogen-fakessh agent: cannot start: {e}");
+            return 255;
+        }
+    };
+    match runtime.block_on(run()) {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("mitogen-fakessh agent: {e}");
+            255
+        }
+    }
+}
+
+/// Take fds 0 and 1 as the transport and point the standard streams at
+/// /dev/null, so nothing we start can write into the protocol by accident.
+fn take_transport() -> Result<(FdStream, FdStream), String> {
+    let input = std::io::stdin().as_fd().try_clone_to_owned().map_err(|e| format!("dup stdin: {e}"))?;
+    let output = std::io::stdout().as_fd().try_clone_to_owned().map_err(|e| format!("dup stdout: {e}"))?;
+    let null = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/null")
+        .map_err(|e| format!("/dev/null: {e}"))?;
+    nix::unistd::dup2_stdin(&null).map_err(|e| format!("dup2: {e}"))?;
+    nix::unistd::dup2_stdout(&null).map_err(|e| format!("dup2: {e}"))?;
+    let input = FdStream::new(input).map_err(|e| format!("transport input: {e}"))?;
+    let output = FdStream::new(output).map_err(|e| format!("transport output: {e}"))?;
+    Ok((input, output))
+}
+
+async fn run() -> Result<(), String> {
+    let (input, output) = take_transport()?;
+    let mut reader = FrameReader::new(input, DEFAULT_MAX_PAYLOAD);
+    let mut writer = FrameWriter::new(output);
+    let first = tokio::time::timeout(hop::CONNECT_TIMEOUT, reader.read_frame())
+        .await
+        .map_err(|_| "no configuration from the parent".to_string())?
+        .map_err(|e| format!("reading the configuration: {e}"))?
+        .ok_or("the parent closed the connection before configuring us")?;
+    let config: AgentConfig = first.decode_cbor("agent config").map_err(|e| e.to_string())?;
+    if config.parent_ids.is_empty() {
+        return Err("configuration names no parent".into());
+    }
+    crate::logging::init(config.log_level, &config.name);
+    let login = Login::current()?;
+    let router = Router::new(config.context_id, config.parent_ids.clone(), config.max_payload);
+    let hello = AgentHello {
+        version: env!("CARGO_PKG_VERSION").to_string(),
+        pid: std::process::id(),
+        user: login.name.clone(),
+    };
+    writer
+        .write_frame(&Frame::cbor(router.header(config.parent_ids[0], handle::CONTEXT_READY), &hello))
+        .await
+        .and(writer.flush().await)
+        .map_err(|e| format!("sending hello: {e}"))?;
+    info!("{}: agent up as context {} (user {})", config.name, config.context_id, login.name);
+
+    let mut agent = Agent {
+        router: router.clone(),
+        login,
+        name: config.name.clone(),
+        log_level: config.log_level,
+        sessions: HashMap::new(),
+        children: Vec::new(),
+    };
+    let mut events = router.subscribe();
+    let mut spawn_rx = router.register_handler(handle::SPAWN);
+    let mut connect_rx = router.register_handler(handle::CONNECT);
+    let mut stdin_rx = router.register_handler(handle::SESSION_STDIN);
+    let mut control_rx = router.register_handler(handle::SESSION_CONTROL);
+    let mut shutdown_rx = router.register_handler(handle::SHUTDOWN);
+    let (done_tx, mut done_rx) = mpsc::unbounded_channel::<ContextId>();
+    router.attach(&format!("parent of {}", config.name), config.parent_ids[0], StreamRole::Parent, reader, writer);
+
+    let reason = loop {
+        tokio::select! {
+            Some(f) = spawn_rx.recv() => agent.on_spawn(f, &done_tx),
+            Some(f) = connect_rx.recv() => agent.on_connect(f).await,
+            Some(f) = stdin_rx.recv() => agent.on_stdin(f),
+            Some(f) = control_rx.recv() => agent.on_control(f),
+            Some(peer) = done_rx.recv() => { agent.sessions.remove(&peer); }
+            Some(f) = shutdown_rx.recv() => {
+                if agent.from_ancestor(&f, "shutdown") { break "shutdown requested".to_string(); }
+            }
+            Some(ev) = events.recv() => match ev {
+                RouterEvent::ParentLost { reason } => break reason,
+                RouterEvent::ContextLost { context, reason } => debug!("context {context} lost: {reason}"),
+            },
+        }
+    };
+    info!("{}: exiting ({reason}); ending {} session(s)", agent.name, agent.sessions.len());
+    agent.shutdown().await;
+    Ok(())
+}
+
+struct Agent {
+    router: Arc<Router>,
+    login: Login,
+    name: String,
+    log_level: u8,
+    sessions: HashMap<ContextId, Session>,
+    children: Vec<Child>,
+}
+
+impl Agent {
+    /// Commands are honoured only from an ancestor (Mitogen's
+    /// has_parent_authority); anything else is logged and answered dead.
+    fn from_ancestor(&self, f: &Frame, what: &str) -> bool {
+        let auth = f.header.auth;
+        if auth != self.router.my_id() && self.router.is_ancestor_or_self(auth) {
+            return true;
+        }
+        warn!("{}: refused {what} from context {auth}: not an ancestor", self.name);
+        if f.header.reply_to != 0 && !f.is_dead() {
+            self.router.send(Frame::dead(
+                self.router.my_id(),
+                f.header.src,
+                f.header.reply_to,
+                &format!("{what} refused by policy"),
+            ));
+        }
+        false
+    }
+
+    fn on_spawn(&mut self, f: Frame, done: &mpsc::UnboundedSender<ContextId>) {
+        if !self.from_ancestor(&f, "spawn") {
+            return;
+        }
+        let req: SpawnRequest = match f.decode_cbor("spawn request") {
+            Ok(r) => r,
+            Err(e) => return warn!("{}: {e}", self.name),
+        };
+        if self.sessions.contains_key(&req.peer) {
+            return warn!("{}: duplicate session {}", self.name, req.peer);
+        }
+        let peer = req.peer;
+        match Session::start(&self.router, &self.login, req, done.clone()) {
+            Ok(s) => {
+                self.sessions.insert(peer, s);
+            }
+            Err(e) => warn!("{}: session {peer}: {e}", self.name),
+        }
+    }
+
+    fn on_stdin(&mut self, f: Frame) {
+        match self.sessions.get(&f.header.src) {
+            Some(s) => {
+                let _ = s.input.send(Input::Data(f.payload));
+            }
+            None => debug!("stdin for unknown session {}", f.header.src),
+        }
+    }
+
+    fn on_control(&mut self, f: Frame) {
+        let peer = f.header.src;
+        let control: SessionControl = match f.decode_cbor("session control") {
+            Ok(c) => c,
+            Err(e) => return warn!("{}: session {peer}: {e}", self.name),
+        };
+        let Some(s) = self.sessions.get(&peer) else {
+            return debug!("control {control:?} for unknown session {peer}");
+        };
+        match control {
+            SessionControl::Eof => {
+                let _ = s.input.send(Input::Eof);
+            }
+            SessionControl::Credit { stream, bytes } => s.credit(stream, bytes),
+            SessionControl::OutputClosed(stream) => s.output_closed(stream),
+            SessionControl::Signal(n) => match Signal::try_from(n) {
+                Ok(sig) => s.signal(sig),
+                Err(_) => warn!("{}: session {peer}: unknown signal {n}", self.name),
+            },
+            SessionControl::Close => {
+                s.kill();
+                self.sessions.remove(&peer);
+            }
+        }
+    }
+
+    /// Start another hop from here and answer on the request's reply handle.
+    async fn on_connect(&mut self, f: Frame) {
+        if !self.from_ancestor(&f, "connect") {
+            return;
+        }
+        let result = match f.decode_cbor::<ConnectRequest>("connect request") {
+            Ok(req) => self.connect(req).await,
+            Err(e) => Err(e.to_string()),
+        };
+        if f.header.reply_to != 0 {
+            let mut header = self.router.header(f.header.src, f.header.reply_to);
+            header.reply_to = 0;
+            self.router.send(Frame::cbor(header, &result));
+        }
+    }
+
+    async fn connect(&mut self, req: ConnectRequest) -> Result<(), String> {
+        let mut parent_ids = vec![self.router.my_id()];
+        parent_ids.extend_from_slice(self.router.parent_ids());
+        let config = AgentConfig {
+            context_id: req.new_id,
+            parent_ids,
+            max_payload: self.router.max_payload(),
+            log_level: req.log_level,
+            name: req.name.clone(),
+        };
+        let started = match req.hop {
+            HopKind::Local => hop::start_local(config).await?,
+        };
+        info!("{}: started {} as context {} (pid {})", self.name, req.name, req.new_id, started.hello.pid);
+        self.router
+            .attach(&req.name, req.new_id, StreamRole::Child, started.reader, started.writer);
+        self.children.push(started.child);
+        Ok(())
+    }
+
+    /// End every session (process groups first politely, then for good)
+    /// and wait briefly for child agents, which see their parent go away.
+    async fn shutdown(mut self) {
+        for s in self.sessions.values() {
+            s.signal(Signal::SIGHUP);
+            s.signal(Signal::SIGTERM);
+        }
+        if !self.sessions.is_empty() {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+        for s in self.sessions.values() {
+            s.kill();
+        }
+        self.router.close_all();
+        for child in &mut self.children {
+            let _ = tokio::time::timeout(Duration::from_secs(2), child.wait()).await;
+        }
+        let _ = self.log_level;
+    }
+}

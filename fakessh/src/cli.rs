@@ -1,0 +1,102 @@
+//! The command line of the host role. Flags are documented here once; the
+//! man page is generated from this definition.
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+
+use clap::{ArgAction, Parser};
+
+const EXAMPLES: &str = "\
+Examples:
+  mitogen-fakessh --to local -- rsync -a src/ anyhost:/tmp/dst/
+      every ssh the command starts runs in a local agent (no sshd needed)
+  mitogen-fakessh --to ssh:deploy@web1,sudo:root -- rsync -a build/ web1:/srv/app/
+      files land as root, although sudo demands a tty
+  mitogen-fakessh --host web=ssh:bastion,ssh:web1 --host db=ssh:db1 -- make -j8 deploy
+      each hostname reached through its own chain, connections reused
+  mitogen-fakessh rsync -a /tmp remote:/tmp
+      hostnames connected on first use as ssh:[USER@]HOST[:PORT]
+
+Chains:
+  CHAIN := HOP[,HOP]...
+  HOP   := local | ssh:[USER@]HOST[:PORT] | sudo[:USER] | su[:USER] | doas[:USER]
+
+Exit status: the command's; 255 when mitogen-fakessh fails before the command ran.";
+
+/// Run COMMAND so that every ssh, scp and sftp it starts goes through
+/// connections mitogen-fakessh holds: ssh to a host, through bastions, then
+/// sudo/su/doas to another account, even under sudo's requiretty.
+#[derive(Debug, Parser)]
+#[command(
+    name = "mitogen-fakessh",
+    version,
+    about = "Run rsync, scp, sftp, git and make through one established connection chain",
+    long_about = None,
+    after_help = EXAMPLES,
+)]
+pub struct Cli {
+    /// Every hostname the command asks for is reached through CHAIN.
+    #[arg(long, value_name = "CHAIN")]
+    pub to: Option<String>,
+
+    /// Hostname NAME is reached through CHAIN (repeatable); other names fall
+    /// back to --to, else to ssh:NAME.
+    #[arg(long = "host", value_name = "NAME=CHAIN")]
+    pub hosts: Vec<String>,
+
+    /// ssh_config to read instead of ~/.ssh/config (like ssh -F).
+    #[arg(long, value_name = "FILE")]
+    pub ssh_config: Option<PathBuf>,
+
+    /// Password for sudo/su/doas hops and ssh password authentication; without
+    /// it, mitogen-fakessh prompts on the controlling terminal. Never on argv.
+    #[arg(long, value_name = "FILE")]
+    pub password_file: Option<PathBuf>,
+
+    /// More diagnostics on stderr (-v hops, -vv sessions, -vvv frames).
+    #[arg(short, long, action = ArgAction::Count)]
+    pub verbose: u8,
+
+    /// Print nothing but errors.
+    #[arg(short, long, conflicts_with = "verbose")]
+    pub quiet: bool,
+
+    /// The command to run, and its arguments.
+    #[arg(
+        value_name = "COMMAND",
+        required = true,
+        trailing_var_arg = true,
+        allow_hyphen_values = true,
+        num_args = 1..
+    )]
+    pub command: Vec<OsString>,
+}
+
+impl Cli {
+    /// Tracing level: 0 errors, 1 warnings (default), 2 info, 3 debug, 4 trace.
+    pub fn log_level(&self) -> u8 {
+        if self.quiet { 0 } else { 1 + self.verbose.min(3) }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn command_keeps_its_own_options() {
+        let cli = Cli::try_parse_from(["mitogen-fakessh", "--to", "local", "rsync", "-a", "--delete", "x", "h:y"]).unwrap();
+        assert_eq!(cli.to.as_deref(), Some("local"));
+        assert_eq!(cli.command, ["rsync", "-a", "--delete", "x", "h:y"]);
+        let cli = Cli::try_parse_from(["mitogen-fakessh", "-vv", "--", "sh", "-c", "ssh h true"]).unwrap();
+        assert_eq!(cli.log_level(), 3);
+        assert_eq!(cli.command.len(), 3);
+        assert!(Cli::try_parse_from(["mitogen-fakessh", "--to", "local"]).is_err());
+    }
+
+    #[test]
+    fn clap_definition_is_consistent() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+}

@@ -1,0 +1,121 @@
+//! Launching COMMAND: the shim directory, the inherited control socket and
+//! the environment that leads every `ssh` it starts back to us.
+
+use std::os::fd::AsFd;
+use std::os::fd::AsRawFd;
+use std::path::Path;
+use std::sync::Arc;
+
+use nix::sys::signal::{Signal, kill};
+use nix::sys::socket::{AddressFamily, SockFlag, SockType, socketpair};
+use nix::unistd::Pid;
+use router_core::Router;
+use shims::env;
+use tokio::signal::unix::{SignalKind, signal};
+use tracing::{debug, error};
+
+use super::EXIT_FAILURE;
+use super::connector::Connector;
+use super::sessions;
+use crate::cli::Cli;
+use crate::sys;
+
+/// Run the wrapped command; returns the exit status to use.
+pub async fn run(cli: &Cli, router: Arc<Router>, connector: Arc<Connector>) -> i32 {
+    // With --to, connect before the command runs: a broken chain fails fast
+    // with 255 instead of surfacing as a confusing rsync error.
+    if let Some(chain) = connector.routing.default.clone() {
+        if let Err(e) = connector.connect(&chain).await {
+            error!("{e}");
+            eprintln!("mitogen-fakessh: {e}");
+            return EXIT_FAILURE;
+        }
+    }
+    match launch(cli, router, connector).await {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("mitogen-fakessh: {e}");
+            EXIT_FAILURE
+        }
+    }
+}
+
+async fn launch(cli: &Cli, router: Arc<Router>, connector: Arc<Connector>) -> Result<i32, String> {
+    let exe = std::env::current_exe().map_err(|e| format!("cannot find our own executable: {e}"))?;
+    let shim_dir = tempfile::Builder::new()
+        .prefix("mitogen-fakessh.")
+        .tempdir()
+        .map_err(|e| format!("cannot create the shim directory: {e}"))?;
+    for name in ["ssh", "scp", "sftp"] {
+        std::os::unix::fs::symlink(&exe, shim_dir.path().join(name))
+            .map_err(|e| format!("cannot create the {name} shim: {e}"))?;
+    }
+    // Real tools, resolved before PATH points at the shims.
+    let real = |tool: &str| which::which(tool).map(|p| p.into_os_string()).unwrap_or_default();
+    let (real_ssh, real_scp, real_sftp) = (real("ssh"), real("scp"), real("sftp"));
+    let path = match std::env::var_os("PATH") {
+        Some(old) => {
+            let mut dirs = vec![shim_dir.path().to_path_buf()];
+            dirs.extend(std::env::split_paths(&old));
+            std::env::join_paths(dirs).map_err(|e| format!("PATH: {e}"))?
+        }
+        None => shim_dir.path().as_os_str().to_owned(),
+    };
+
+    let (host_end, child_end) =
+        socketpair(AddressFamily::Unix, SockType::SeqPacket, None, SockFlag::SOCK_CLOEXEC)
+            .map_err(|e| format!("cannot create the control socket: {e}"))?;
+    sys::set_inheritable(child_end.as_fd()).map_err(|e| format!("control socket: {e}"))?;
+
+    let program = &cli.command[0];
+    let mut command = tokio::process::Command::new(program);
+    command
+        .args(&cli.command[1..])
+        .env("PATH", &path)
+        .env(env::CONTROL_FD, child_end.as_raw_fd().to_string())
+        .env(env::SHIM_SSH, shim_dir.path().join("ssh"))
+        .env(env::REAL_SSH, &real_ssh)
+        .env(env::REAL_SCP, &real_scp)
+        .env(env::REAL_SFTP, &real_sftp)
+        .kill_on_drop(false);
+    let mut child = command.spawn().map_err(|e| {
+        let shown = Path::new(program).display();
+        match e.kind() {
+            std::io::ErrorKind::NotFound => format!("{shown}: command not found"),
+            _ => format!("cannot run {shown}: {e}"),
+        }
+    })?;
+    // Only the command and its descendants hold the other end now.
+    drop(child_end);
+    let pid = child.id().map(|p| Pid::from_raw(p as i32));
+    let accept = tokio::spawn(sessions::accept_loop(host_end, router, connector));
+
+    let mut signals = Vec::new();
+    for kind in [SignalKind::interrupt(), SignalKind::terminate(), SignalKind::hangup()] {
+        signals.push((kind, signal(kind).map_err(|e| format!("signal handler: {e}"))?));
+    }
+    let status = loop {
+        let [(_, int), (_, term), (_, hup)] = &mut signals[..] else {
+            unreachable!()
+        };
+        // Signals for us are passed to the command; we exit when it does.
+        let forwarded = tokio::select! {
+            st = child.wait() => break st.map_err(|e| format!("waiting for the command: {e}"))?,
+            _ = int.recv() => Signal::SIGINT,
+            _ = term.recv() => Signal::SIGTERM,
+            _ = hup.recv() => Signal::SIGHUP,
+        };
+        if let Some(pid) = pid {
+            debug!("forwarding {forwarded} to the command");
+            let _ = kill(pid, forwarded);
+        }
+    };
+    accept.abort();
+    drop(shim_dir);
+    use std::os::unix::process::ExitStatusExt;
+    Ok(match (status.code(), status.signal()) {
+        (Some(code), _) => code,
+        (None, Some(sig)) => 128 + sig,
+        _ => EXIT_FAILURE,
+    })
+}

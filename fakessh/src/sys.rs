@@ -1,0 +1,69 @@
+//! System calls around file descriptors: the only module of this crate with
+//! `unsafe`, each block explained.
+
+use std::io::IoSliceMut;
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+
+use nix::fcntl::{FcntlArg, FdFlag, OFlag, fcntl};
+use nix::sys::socket::{ControlMessageOwned, MsgFlags, recvmsg};
+
+/// What one `recvmsg` on the control socket produced.
+pub enum Received {
+    /// A session socket from a shim.
+    Fd(OwnedFd),
+    /// A message without a descriptor (ignored).
+    Nothing,
+    /// Every holder of the other end has closed it.
+    Eof,
+}
+
+/// Receive one SEQPACKET message and the descriptor it carries.
+pub fn recv_fd(sock: BorrowedFd<'_>) -> std::io::Result<Received> {
+    let mut byte = [0u8; 8];
+    let mut iov = [IoSliceMut::new(&mut byte)];
+    let mut space = nix::cmsg_space!([RawFd; 4]);
+    let msg = recvmsg::<()>(
+        sock.as_raw_fd(),
+        &mut iov,
+        Some(&mut space),
+        MsgFlags::MSG_CMSG_CLOEXEC | MsgFlags::MSG_DONTWAIT,
+    )
+    .map_err(std::io::Error::from)?;
+    let mut fds: Vec<OwnedFd> = Vec::new();
+    for cmsg in msg.cmsgs().map_err(std::io::Error::from)? {
+        if let ControlMessageOwned::ScmRights(raw) = cmsg {
+            for fd in raw {
+                // SAFETY: the kernel just installed `fd` in our table for this
+                // SCM_RIGHTS message (with CLOEXEC); nothing else refers to it,
+                // so taking ownership is sound and closes it on drop.
+                fds.push(unsafe { OwnedFd::from_raw_fd(fd) });
+            }
+        }
+    }
+    let bytes = msg.bytes;
+    if bytes == 0 && fds.is_empty() {
+        return Ok(Received::Eof);
+    }
+    // One descriptor per message; extras are closed by drop.
+    Ok(fds.into_iter().next().map_or(Received::Nothing, Received::Fd))
+}
+
+/// Let `fd` survive exec (clear FD_CLOEXEC), for the wrapped command.
+pub fn set_inheritable(fd: BorrowedFd<'_>) -> nix::Result<()> {
+    fcntl(fd, FcntlArg::F_SETFD(FdFlag::empty())).map(|_| ())
+}
+
+/// Switch `fd` to non-blocking mode (ours alone: agent transports, the
+/// host's end of the control socket).
+pub fn set_nonblocking(fd: BorrowedFd<'_>) -> nix::Result<()> {
+    let flags = OFlag::from_bits_truncate(fcntl(fd, FcntlArg::F_GETFL)?);
+    fcntl(fd, FcntlArg::F_SETFL(flags | OFlag::O_NONBLOCK)).map(|_| ())
+}
+
+/// Register an owned descriptor with tokio's reactor.
+pub fn register_async(fd: OwnedFd) -> std::io::Result<tokio::io::unix::AsyncFd<OwnedFd>> {
+    // SAFETY: an `OwnedFd` is an open descriptor that only it may close; it
+    // returns the same number from `as_raw_fd` for its whole life, and the
+    // `AsyncFd` takes ownership of it, which is what `register` requires.
+    unsafe { tokio::io::unix::AsyncFd::register(fd) }.map_err(std::io::Error::from)
+}
