@@ -17,6 +17,7 @@ use bytes::{Bytes, BytesMut};
 use nix::sys::socket::{
     AddressFamily, ControlMessage, MsgFlags, Shutdown, SockFlag, SockType, sendmsg, shutdown, socketpair,
 };
+use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use nix::sys::stat::{SFlag, fstat};
 use router_core::frame::{DEFAULT_MAX_PAYLOAD, Frame, Header};
 use router_core::message::{
@@ -403,6 +404,12 @@ fn pump_stdin(outbox: &Outbox, window: &StdinWindow) {
             Ok(0) => break,
             Ok(n) => n,
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                if wait_for(std::io::stdin().as_fd(), PollFlags::POLLIN).is_err() {
+                    break;
+                }
+                continue;
+            }
             Err(_) => break,
         };
         window.consume(n);
@@ -414,15 +421,30 @@ fn pump_stdin(outbox: &Outbox, window: &StdinWindow) {
     let _ = outbox.control(&SessionControl::Eof);
 }
 
+/// Write all of `data`. The descriptor may be non-blocking (clients hand us
+/// sockets they share with themselves), so EAGAIN means "wait", not "gone".
 fn write_fd(fd: BorrowedFd<'_>, mut data: &[u8]) -> nix::Result<()> {
     while !data.is_empty() {
         match nix::unistd::write(fd, data) {
             Ok(n) => data = &data[n..],
             Err(nix::errno::Errno::EINTR) => {}
+            Err(nix::errno::Errno::EAGAIN) => wait_for(fd, PollFlags::POLLOUT)?,
             Err(e) => return Err(e),
         }
     }
     Ok(())
+}
+
+/// Block until `fd` is ready for `what` (or has hung up / failed, which the
+/// next read or write then reports).
+fn wait_for(fd: BorrowedFd<'_>, what: PollFlags) -> nix::Result<()> {
+    let mut fds = [PollFd::new(fd, what)];
+    loop {
+        match poll(&mut fds, PollTimeout::NONE) {
+            Err(nix::errno::Errno::EINTR) => continue,
+            other => return other.map(|_| ()),
+        }
+    }
 }
 
 /// Remote stdout is done: a socket gets `shutdown(SHUT_WR)` (scp and sftp pass
