@@ -40,13 +40,20 @@ fn agent_rejects_garbage_bad_magic_and_oversized_frames() {
         ("bad magic", header(0x5353, 4)),
         ("oversized length", header(0x4d43, u32::MAX)),
         ("truncated frame", header(0x4d43, 100)[..20].to_vec()),
-        ("valid header, payload not CBOR", [header(0x4d43, 3), b"\xff\xff\xff".to_vec()].concat()),
+        (
+            "valid header, payload not CBOR",
+            [header(0x4d43, 3), b"\xff\xff\xff".to_vec()].concat(),
+        ),
     ];
     for (what, input) in cases {
         let out = agent_with_input(&input);
         out.assert_no_panic();
         assert_ne!(out.code(), 0, "{what}: agent should fail");
-        assert!(out.stderr_text().contains("mitogen-fakessh agent:"), "{what}: {}", out.stderr_text());
+        assert!(
+            out.stderr_text().contains("mitogen-fakessh agent:"),
+            "{what}: {}",
+            out.stderr_text()
+        );
     }
 }
 
@@ -76,6 +83,14 @@ os.execvp("ssh", ["ssh", "h", "echo still-alive"])
     let out = fakessh(&["--to", "local", "--", "python3", "-c", script]);
     out.assert_no_panic().expect_code(0);
     assert_eq!(out.stdout_text(), "closed\nclosed\nstill-alive\n");
-    assert!(out.stderr_text().contains("bad frame magic"), "{}", out.stderr_text());
-    assert!(out.stderr_text().contains("exceeds the limit"), "{}", out.stderr_text());
+    assert!(
+        out.stderr_text().contains("bad frame magic"),
+        "{}",
+        out.stderr_text()
+    );
+    assert!(
+        out.stderr_text().contains("exceeds the limit"),
+        "{}",
+        out.stderr_text()
+    );
 }

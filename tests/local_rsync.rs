@@ -25,7 +25,10 @@ fn rsync_push_is_byte_identical_and_delete_works() {
     // --delete removes what the source no longer has, in the remote tree.
     std::fs::write(dst.join("stale file"), b"old").unwrap();
     std::fs::remove_file(src.join("-rf")).unwrap();
-    fakessh(&["--to", "local", "--", "rsync", "-a", "--delete", &src_arg, &dst_arg]).expect_code(0);
+    fakessh(&[
+        "--to", "local", "--", "rsync", "-a", "--delete", &src_arg, &dst_arg,
+    ])
+    .expect_code(0);
     assert!(!dst.join("stale file").exists());
     assert!(!dst.join("-rf").exists());
     assert_same_tree(&src, &dst);
@@ -53,8 +56,20 @@ fn rsync_reports_remote_errors_with_its_own_exit_code() {
     }
     let tmp = tempfile::tempdir().unwrap();
     let src = format!("anyhost:{}/does-not-exist/", tmp.path().display());
-    let out = fakessh(&["--to", "local", "--", "rsync", "-a", &src, &format!("{}/x/", tmp.path().display())]);
+    let out = fakessh(&[
+        "--to",
+        "local",
+        "--",
+        "rsync",
+        "-a",
+        &src,
+        &format!("{}/x/", tmp.path().display()),
+    ]);
     // rsync's "some files could not be transferred" (23), message on stderr.
     out.expect_code(23);
-    assert!(out.stderr_text().contains("does-not-exist"), "{}", out.stderr_text());
+    assert!(
+        out.stderr_text().contains("does-not-exist"),
+        "{}",
+        out.stderr_text()
+    );
 }

@@ -30,7 +30,11 @@ fn stderr_arrives_on_stderr_only() {
     let out = local_sh("ssh h 'echo to-out; echo to-err >&2'");
     out.expect_code(0);
     assert_eq!(out.stdout_text(), "to-out\n");
-    assert!(out.stderr_text().contains("to-err"), "stderr: {}", out.stderr_text());
+    assert!(
+        out.stderr_text().contains("to-err"),
+        "stderr: {}",
+        out.stderr_text()
+    );
     assert!(!out.stdout_text().contains("to-err"));
 }
 
@@ -49,12 +53,19 @@ fn stdin_eof_half_closes_and_output_still_arrives() {
 #[test]
 fn commands_run_like_sshd_runs_them() {
     let home = std::env::var("HOME").unwrap_or_default();
-    let out = local_sh(r#"ssh h 'echo "$USER|$LOGNAME|$HOME|$SHELL"; pwd; echo "${SECRET_VAR:-unset}"'"#);
+    let out =
+        local_sh(r#"ssh h 'echo "$USER|$LOGNAME|$HOME|$SHELL"; pwd; echo "${SECRET_VAR:-unset}"'"#);
     out.expect_code(0);
     let lines: Vec<&str> = out.stdout_text().leak().lines().collect();
     let user = nix_user();
-    assert!(lines[0].starts_with(&format!("{user}|{user}|")), "{lines:?}");
-    assert_eq!(std::path::Path::new(lines[1]), std::path::Path::new(&lines[0].split('|').nth(2).unwrap()));
+    assert!(
+        lines[0].starts_with(&format!("{user}|{user}|")),
+        "{lines:?}"
+    );
+    assert_eq!(
+        std::path::Path::new(lines[1]),
+        std::path::Path::new(&lines[0].split('|').nth(2).unwrap())
+    );
     // The host's environment does not leak into the session.
     assert_eq!(lines[2], "unset");
     let _ = home;
@@ -70,7 +81,8 @@ fn nix_user() -> String {
 
 #[test]
 fn thirty_two_concurrent_sessions() {
-    let out = local_sh(r#"seq 32 | xargs -P 32 -I{} ssh h 'sleep 0.1; echo out-{}; echo err-{} >&2'"#);
+    let out =
+        local_sh(r#"seq 32 | xargs -P 32 -I{} ssh h 'sleep 0.1; echo out-{}; echo err-{} >&2'"#);
     out.expect_code(0);
     let mut got: Vec<String> = out.stdout_text().lines().map(str::to_string).collect();
     got.sort();
@@ -85,7 +97,8 @@ fn thirty_two_concurrent_sessions() {
 #[test]
 fn sequential_sessions_reuse_the_context() {
     // 50 sessions, one agent: every `ssh` reports the same agent's parent pid.
-    let out = local_sh("for i in $(seq 50); do ssh h 'echo $PPID' || exit 1; done | sort -u | wc -l");
+    let out =
+        local_sh("for i in $(seq 50); do ssh h 'echo $PPID' || exit 1; done | sort -u | wc -l");
     out.expect_code(0);
     assert_eq!(out.stdout_text().trim(), "1");
 }
@@ -105,7 +118,10 @@ fn one_gib_stream_keeps_host_memory_bounded() {
         .and_then(|n| n.parse().ok())
         .unwrap_or_else(|| panic!("no VmHWM in {text:?}"));
     eprintln!("host peak RSS: {hwm_kb} kB");
-    assert!(hwm_kb < 64 * 1024, "host peak RSS {hwm_kb} kB is not under 64 MiB");
+    assert!(
+        hwm_kb < 64 * 1024,
+        "host peak RSS {hwm_kb} kB is not under 64 MiB"
+    );
 }
 
 #[test]
@@ -133,10 +149,17 @@ fn unknown_option_and_missing_host_give_usage_and_255() {
     assert!(out.stderr_text().contains("usage: ssh"));
     let out = local_sh("ssh -p; echo rc=$?");
     assert!(out.stdout_text().ends_with("rc=255\n"));
-    assert!(out.stderr_text().contains("option requires an argument -- p"));
+    assert!(
+        out.stderr_text()
+            .contains("option requires an argument -- p")
+    );
     let out = local_sh("ssh -L 8080:x:80 h true; echo rc=$?");
     assert!(out.stdout_text().ends_with("rc=255\n"));
-    assert!(out.stderr_text().contains("not supported"), "{}", out.stderr_text());
+    assert!(
+        out.stderr_text().contains("not supported"),
+        "{}",
+        out.stderr_text()
+    );
 }
 
 #[test]
@@ -166,7 +189,14 @@ fn git_protocol_is_forwarded_and_other_env_is_not() {
 
 #[test]
 fn two_local_hops_route_through_the_first_agent() {
-    let out = fakessh(&["--to", "local,local", "--", "sh", "-c", "ssh h 'echo $PPID'; ssh h 'echo done'"]);
+    let out = fakessh(&[
+        "--to",
+        "local,local",
+        "--",
+        "sh",
+        "-c",
+        "ssh h 'echo $PPID'; ssh h 'echo done'",
+    ]);
     out.expect_code(0);
     assert!(out.stdout_text().ends_with("done\n"));
 }
@@ -186,16 +216,37 @@ fn host_mapping_selects_chains_by_hostname() {
     out.expect_code(0);
     assert_eq!(out.stdout_text(), "b-ok\n");
     // A hostname with no mapping and no --to needs an ssh hop.
-    let out = fakessh(&["--host", "a=local", "--", "sh", "-c", "ssh zz true; echo rc=$?"]);
+    let out = fakessh(&[
+        "--host",
+        "a=local",
+        "--",
+        "sh",
+        "-c",
+        "ssh zz true; echo rc=$?",
+    ]);
     assert!(out.stdout_text().ends_with("rc=255\n"));
-    assert!(out.stderr_text().contains("ssh:zz"), "{}", out.stderr_text());
+    assert!(
+        out.stderr_text().contains("ssh:zz"),
+        "{}",
+        out.stderr_text()
+    );
 }
 
 #[test]
 fn host_cli_errors_exit_255_before_running_anything() {
-    let out = fakessh(&["--to", "bogus:x", "--", "touch", "/nonexistent-should-not-run"]);
+    let out = fakessh(&[
+        "--to",
+        "bogus:x",
+        "--",
+        "touch",
+        "/nonexistent-should-not-run",
+    ]);
     out.expect_code(255);
-    assert!(out.stderr_text().contains("unknown hop"), "{}", out.stderr_text());
+    assert!(
+        out.stderr_text().contains("unknown hop"),
+        "{}",
+        out.stderr_text()
+    );
     let out = fakessh(&["--to", "local", "--", "definitely-not-a-command-xyz"]);
     out.expect_code(255);
     assert!(out.stderr_text().contains("command not found"));
@@ -204,7 +255,11 @@ fn host_cli_errors_exit_255_before_running_anything() {
     let help = fakessh(&["--help"]);
     help.expect_code(0);
     assert!(help.stdout_text().contains("Examples:"));
-    assert!(fakessh(&["--version"]).stdout_text().starts_with("mitogen-fakessh "));
+    assert!(
+        fakessh(&["--version"])
+            .stdout_text()
+            .starts_with("mitogen-fakessh ")
+    );
 }
 
 #[test]
@@ -216,7 +271,10 @@ fn shim_outside_the_host_fails_cleanly() {
     cmd.args(["h", "true"]).env_remove("MITOGEN_FAKESSH_FD");
     let out = run_with(cmd, b"", Duration::from_secs(20));
     out.expect_code(255);
-    assert!(out.stderr_text().contains("not running under mitogen-fakessh"));
+    assert!(
+        out.stderr_text()
+            .contains("not running under mitogen-fakessh")
+    );
     // A wrong fd number is refused, not trusted.
     let mut cmd = Command::new(&ssh);
     cmd.args(["h", "true"]).env("MITOGEN_FAKESSH_FD", "1");

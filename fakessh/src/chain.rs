@@ -13,11 +13,21 @@ pub enum HopSpec {
     /// Our own executable in agent mode, same user, no sshd.
     Local,
     /// An ssh connection.
-    Ssh { user: Option<String>, host: String, port: Option<u16> },
+    Ssh {
+        user: Option<String>,
+        host: String,
+        port: Option<u16>,
+    },
     /// Privilege change on the same machine.
-    Sudo { user: String },
-    Su { user: String },
-    Doas { user: String },
+    Sudo {
+        user: String,
+    },
+    Su {
+        user: String,
+    },
+    Doas {
+        user: String,
+    },
 }
 
 /// A whole route from the host to the target context.
@@ -53,9 +63,15 @@ impl FromStr for HopSpec {
             "local" if arg.is_none() => Ok(HopSpec::Local),
             "local" => Err("`local` takes no argument".into()),
             "ssh" => parse_ssh(arg.unwrap_or("")),
-            "sudo" => Ok(HopSpec::Sudo { user: user_of(arg)? }),
-            "su" => Ok(HopSpec::Su { user: user_of(arg)? }),
-            "doas" => Ok(HopSpec::Doas { user: user_of(arg)? }),
+            "sudo" => Ok(HopSpec::Sudo {
+                user: user_of(arg)?,
+            }),
+            "su" => Ok(HopSpec::Su {
+                user: user_of(arg)?,
+            }),
+            "doas" => Ok(HopSpec::Doas {
+                user: user_of(arg)?,
+            }),
             other => Err(format!(
                 "unknown hop {other:?} (expected local, ssh:[USER@]HOST[:PORT], sudo[:USER], su[:USER] or doas[:USER])"
             )),
@@ -81,7 +97,10 @@ fn parse_ssh(target: &str) -> Result<HopSpec, String> {
             .ok_or_else(|| format!("unclosed '[' in {hostport:?}"))?;
         let port = match tail {
             "" => None,
-            t => Some(t.strip_prefix(':').ok_or_else(|| format!("junk {t:?} after ']'"))?),
+            t => Some(
+                t.strip_prefix(':')
+                    .ok_or_else(|| format!("junk {t:?} after ']'"))?,
+            ),
         };
         (h, port)
     } else if hostport.matches(':').count() > 1 {
@@ -176,13 +195,15 @@ impl Chain {
 
 /// `--host NAME=CHAIN`.
 pub fn parse_host_mapping(s: &str) -> Result<(String, Chain), String> {
-    let (name, chain) = s
-        .split_once('=')
-        .ok_or_else(|| format!("--host {s:?}: expected NAME=CHAIN, e.g. --host web=ssh:deploy@web1,sudo:root"))?;
+    let (name, chain) = s.split_once('=').ok_or_else(|| {
+        format!("--host {s:?}: expected NAME=CHAIN, e.g. --host web=ssh:deploy@web1,sudo:root")
+    })?;
     if name.is_empty() {
         return Err(format!("--host {s:?}: empty host name"));
     }
-    let chain = chain.parse::<Chain>().map_err(|e| format!("--host {name}: {e}"))?;
+    let chain = chain
+        .parse::<Chain>()
+        .map_err(|e| format!("--host {name}: {e}"))?;
     Ok((name.to_string(), chain))
 }
 
@@ -203,14 +224,29 @@ mod tests {
             assert_eq!(chain.to_string(), text);
         }
         let c: Chain = "sudo".parse().unwrap();
-        assert_eq!(c.hops, vec![HopSpec::Sudo { user: "root".into() }]);
+        assert_eq!(
+            c.hops,
+            vec![HopSpec::Sudo {
+                user: "root".into()
+            }]
+        );
         let c: Chain = "ssh:fe80::1".parse().unwrap();
         assert_eq!(c.to_string(), "ssh:[fe80::1]");
     }
 
     #[test]
     fn rejects_bad_chains() {
-        for bad in ["", "ssh:", "ssh:h:0", "ssh:h:x", "bogus", "local:x", "sudo:", "ssh:[::1", "local,,local"] {
+        for bad in [
+            "",
+            "ssh:",
+            "ssh:h:0",
+            "ssh:h:x",
+            "bogus",
+            "local:x",
+            "sudo:",
+            "ssh:[::1",
+            "local,,local",
+        ] {
             assert!(bad.parse::<Chain>().is_err(), "{bad} should not parse");
         }
         assert!(parse_host_mapping("web").is_err());

@@ -21,7 +21,19 @@ Chains:
   CHAIN := HOP[,HOP]...
   HOP   := local | ssh:[USER@]HOST[:PORT] | sudo[:USER] | su[:USER] | doas[:USER]
 
-Exit status: the command's; 255 when mitogen-fakessh fails before the command ran.";
+Exit status: the command's; 255 when mitogen-fakessh fails before the command ran.
+Shell completions: mitogen-fakessh completions bash|zsh|fish";
+
+const LONG_ABOUT: &str = "\
+Run COMMAND so that every ssh, scp and sftp it starts goes through connections that \
+mitogen-fakessh holds: ssh to a host, through bastions, then sudo, su or doas to another \
+account, even where sudo demands a tty (requiretty). Nothing needs to be installed on the \
+remote hosts beforehand: mitogen-fakessh uploads itself as the agent and caches it.
+
+COMMAND runs with ssh, scp and sftp shims first on its PATH. Each ssh invocation, \
+sequential or concurrent, becomes a session on the context that serves its hostname; \
+remote commands run as sshd runs them (the login shell with -c, in the home directory), \
+with separate stdout and stderr, flow control and the remote exit status.";
 
 /// Run COMMAND so that every ssh, scp and sftp it starts goes through
 /// connections mitogen-fakessh holds: ssh to a host, through bastions, then
@@ -31,7 +43,7 @@ Exit status: the command's; 255 when mitogen-fakessh fails before the command ra
     name = "mitogen-fakessh",
     version,
     about = "Run rsync, scp, sftp, git and make through one established connection chain",
-    long_about = None,
+    long_about = LONG_ABOUT,
     after_help = EXAMPLES,
 )]
 pub struct Cli {
@@ -75,7 +87,11 @@ pub struct Cli {
 impl Cli {
     /// Tracing level: 0 errors, 1 warnings (default), 2 info, 3 debug, 4 trace.
     pub fn log_level(&self) -> u8 {
-        if self.quiet { 0 } else { 1 + self.verbose.min(3) }
+        if self.quiet {
+            0
+        } else {
+            1 + self.verbose.min(3)
+        }
     }
 }
 
@@ -85,10 +101,21 @@ mod tests {
 
     #[test]
     fn command_keeps_its_own_options() {
-        let cli = Cli::try_parse_from(["mitogen-fakessh", "--to", "local", "rsync", "-a", "--delete", "x", "h:y"]).unwrap();
+        let cli = Cli::try_parse_from([
+            "mitogen-fakessh",
+            "--to",
+            "local",
+            "rsync",
+            "-a",
+            "--delete",
+            "x",
+            "h:y",
+        ])
+        .unwrap();
         assert_eq!(cli.to.as_deref(), Some("local"));
         assert_eq!(cli.command, ["rsync", "-a", "--delete", "x", "h:y"]);
-        let cli = Cli::try_parse_from(["mitogen-fakessh", "-vv", "--", "sh", "-c", "ssh h true"]).unwrap();
+        let cli = Cli::try_parse_from(["mitogen-fakessh", "-vv", "--", "sh", "-c", "ssh h true"])
+            .unwrap();
         assert_eq!(cli.log_level(), 3);
         assert_eq!(cli.command.len(), 3);
         assert!(Cli::try_parse_from(["mitogen-fakessh", "--to", "local"]).is_err());

@@ -29,8 +29,10 @@ pub struct StartedAgent {
 /// Start our own executable in agent mode as the same user (`local` hop).
 pub async fn start_local(config: AgentConfig) -> Result<StartedAgent, String> {
     let name = config.name.clone();
-    let (ours, theirs) = std::os::unix::net::UnixStream::pair().map_err(|e| format!("{name}: socketpair: {e}"))?;
-    let exe = std::env::current_exe().map_err(|e| format!("{name}: cannot find our own executable: {e}"))?;
+    let (ours, theirs) =
+        std::os::unix::net::UnixStream::pair().map_err(|e| format!("{name}: socketpair: {e}"))?;
+    let exe = std::env::current_exe()
+        .map_err(|e| format!("{name}: cannot find our own executable: {e}"))?;
     let theirs_out: OwnedFd = theirs
         .try_clone()
         .map_err(|e| format!("{name}: dup: {e}"))?
@@ -46,7 +48,8 @@ pub async fn start_local(config: AgentConfig) -> Result<StartedAgent, String> {
         .kill_on_drop(true)
         .spawn()
         .map_err(|e| format!("{name}: cannot start agent {}: {e}", exe.display()))?;
-    ours.set_nonblocking(true).map_err(|e| format!("{name}: {e}"))?;
+    ours.set_nonblocking(true)
+        .map_err(|e| format!("{name}: {e}"))?;
     let stream = tokio::net::UnixStream::from_std(ours).map_err(|e| format!("{name}: {e}"))?;
     let (r, w) = stream.into_split();
     let reader = FrameReader::new(r, DEFAULT_MAX_PAYLOAD);
@@ -89,12 +92,22 @@ where
     .map_err(|e| format!("{name}: agent did not accept its configuration: {e}"))?;
     let reply = tokio::time::timeout(CONNECT_TIMEOUT, reader.read_frame())
         .await
-        .map_err(|_| format!("{name}: agent did not answer within {}s", CONNECT_TIMEOUT.as_secs()))?
+        .map_err(|_| {
+            format!(
+                "{name}: agent did not answer within {}s",
+                CONNECT_TIMEOUT.as_secs()
+            )
+        })?
         .map_err(|e| format!("{name}: agent start-up failed: {e}"))?
         .ok_or_else(|| format!("{name}: agent exited before it was ready"))?;
     if reply.header.handle != handle::CONTEXT_READY || reply.header.src != config.context_id {
-        return Err(format!("{name}: agent sent an unexpected first frame (handle {})", reply.header.handle));
+        return Err(format!(
+            "{name}: agent sent an unexpected first frame (handle {})",
+            reply.header.handle
+        ));
     }
-    let hello: AgentHello = reply.decode_cbor("agent hello").map_err(|e| format!("{name}: {e}"))?;
+    let hello: AgentHello = reply
+        .decode_cbor("agent hello")
+        .map_err(|e| format!("{name}: {e}"))?;
     Ok((reader, writer, hello))
 }

@@ -1,13 +1,51 @@
 //! Diagnostics on stderr through `tracing`, for the host and the agents.
+//!
+//! Every line names its origin, `mitogen-fakessh: ` for the host and
+//! `mitogen-fakessh[CHAIN]: ` for an agent, so output from several contexts
+//! sharing one terminal can be told apart.
 
+use std::fmt;
+
+use tracing::{Event, Level, Subscriber};
 use tracing_subscriber::EnvFilter;
+use tracing_subscriber::fmt::format::Writer;
+use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields};
+use tracing_subscriber::registry::LookupSpan;
 
 /// Environment variable with a `RUST_LOG`-style filter that overrides -v/-q.
 pub const LOG_ENV: &str = "MITOGEN_FAKESSH_LOG";
 
-/// Install the stderr subscriber. `level`: 0 errors .. 4 trace. `who` prefixes
-/// every line so agent output is told apart from the host's.
-pub fn init(level: u8, who: &str) {
+struct Line {
+    prefix: String,
+}
+
+impl<S, N> FormatEvent<S, N> for Line
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+    N: for<'a> FormatFields<'a> + 'static,
+{
+    fn format_event(
+        &self,
+        ctx: &FmtContext<'_, S, N>,
+        mut w: Writer<'_>,
+        event: &Event<'_>,
+    ) -> fmt::Result {
+        let level = match *event.metadata().level() {
+            Level::ERROR => "error",
+            Level::WARN => "warning",
+            Level::INFO => "info",
+            Level::DEBUG => "debug",
+            Level::TRACE => "trace",
+        };
+        write!(w, "{}: {level}: ", self.prefix)?;
+        ctx.field_format().format_fields(w.by_ref(), event)?;
+        writeln!(w)
+    }
+}
+
+/// Install the stderr subscriber. `level`: 0 errors .. 4 trace. `context` is
+/// `None` for the host, the chain name for an agent.
+pub fn init(level: u8, context: Option<&str>) {
     let default = match level {
         0 => "error",
         1 => "warn",
@@ -19,19 +57,13 @@ pub fn init(level: u8, who: &str) {
         .ok()
         .and_then(|f| EnvFilter::try_new(f).ok())
         .unwrap_or_else(|| EnvFilter::new(default));
+    let prefix = match context {
+        None => "mitogen-fakessh".to_string(),
+        Some(name) => format!("mitogen-fakessh[{name}]"),
+    };
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
-        .without_time()
-        .with_target(false)
-        .with_level(true)
-        .fmt_fields(tracing_subscriber::fmt::format::DefaultFields::new())
-        .event_format(
-            tracing_subscriber::fmt::format()
-                .without_time()
-                .with_target(false)
-                .compact(),
-        )
+        .event_format(Line { prefix })
         .try_init();
-    tracing::debug!("{who}: logging at level {level}");
 }

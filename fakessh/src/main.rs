@@ -8,6 +8,7 @@
 mod agent;
 mod chain;
 mod cli;
+mod docs;
 mod fdstream;
 mod hop;
 mod host;
@@ -34,6 +35,16 @@ fn main() {
             Err(code) => code,
         },
         _ if args.get(1).is_some_and(|a| a == AGENT_ARG) => agent::main(),
+        // `mitogen-fakessh completions SHELL`; `-- completions` runs a command of that name.
+        _ if args.len() == 3 && args[1] == "completions" => {
+            match docs::print_completions(&args[2].to_string_lossy()) {
+                Ok(()) => 0,
+                Err(e) => {
+                    eprintln!("mitogen-fakessh: {e}");
+                    2
+                }
+            }
+        }
         _ => host::main(args),
     };
     std::process::exit(code);

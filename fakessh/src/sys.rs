@@ -45,7 +45,10 @@ pub fn recv_fd(sock: BorrowedFd<'_>) -> std::io::Result<Received> {
         return Ok(Received::Eof);
     }
     // One descriptor per message; extras are closed by drop.
-    Ok(fds.into_iter().next().map_or(Received::Nothing, Received::Fd))
+    Ok(fds
+        .into_iter()
+        .next()
+        .map_or(Received::Nothing, Received::Fd))
 }
 
 /// Let `fd` survive exec (clear FD_CLOEXEC), for the wrapped command.

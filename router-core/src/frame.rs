@@ -64,7 +64,9 @@ pub struct Frame {
 /// Why a byte stream could not be decoded. Either error ends that stream.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum FrameError {
-    #[error("bad frame magic {0:#06x}: the stream is corrupt or the peer is not a mitogen-fakessh agent")]
+    #[error(
+        "bad frame magic {0:#06x}: the stream is corrupt or the peer is not a mitogen-fakessh agent"
+    )]
     BadMagic(u16),
     #[error("frame payload of {len} bytes exceeds the limit of {max} bytes")]
     TooLarge { len: u32, max: u32 },

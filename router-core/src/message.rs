@@ -262,9 +262,15 @@ mod tests {
             tty: false,
         };
         let f = Frame::cbor(Header::default(), &req);
-        assert_eq!(f.decode_cbor::<SessionRequest>("session request").unwrap(), req);
+        assert_eq!(
+            f.decode_cbor::<SessionRequest>("session request").unwrap(),
+            req
+        );
         assert!(f.decode_cbor::<AgentConfig>("agent config").is_err());
         let bad = Frame::data(Header::default(), Bytes::from_static(b"\xff\x00"));
-        assert!(bad.decode_cbor::<SessionRequest>("session request").is_err());
+        assert!(
+            bad.decode_cbor::<SessionRequest>("session request")
+                .is_err()
+        );
     }
 }

@@ -224,7 +224,13 @@ impl Router {
     /// Attach only the writing half of a stream; the caller reads the other
     /// half itself (the host does this for shim sessions, whose frames it
     /// re-addresses before routing).
-    pub fn attach_writer<W>(self: &Arc<Self>, name: &str, remote_id: ContextId, role: StreamRole, writer: FrameWriter<W>) -> StreamId
+    pub fn attach_writer<W>(
+        self: &Arc<Self>,
+        name: &str,
+        remote_id: ContextId,
+        role: StreamRole,
+        writer: FrameWriter<W>,
+    ) -> StreamId
     where
         W: AsyncWrite + Unpin + Send + 'static,
     {
@@ -248,7 +254,11 @@ impl Router {
             if let Some(sid) = from {
                 let expected = inner.stream_toward(self.my_id, h.auth);
                 if expected != Some(sid) {
-                    let name = inner.streams.get(&sid).map(|s| s.name.as_str()).unwrap_or("?");
+                    let name = inner
+                        .streams
+                        .get(&sid)
+                        .map(|s| s.name.as_str())
+                        .unwrap_or("?");
                     warn!(
                         "dropped a frame from {name} claiming authority of context {} (src {}, handle {}): not reachable through that stream",
                         h.auth, h.src, h.handle
@@ -287,12 +297,20 @@ impl Router {
         }
     }
 
-    fn on_route_update(&self, inner: &mut Inner, sid: StreamId, frame: &Frame) -> Vec<(Frame, Option<StreamId>)> {
+    fn on_route_update(
+        &self,
+        inner: &mut Inner,
+        sid: StreamId,
+        frame: &Frame,
+    ) -> Vec<(Frame, Option<StreamId>)> {
         let Some(entry) = inner.streams.get(&sid) else {
             return vec![];
         };
         if inner.parent == Some(sid) || frame.header.src != entry.remote_id {
-            warn!("refused a route update from {}: not an immediate child", entry.name);
+            warn!(
+                "refused a route update from {}: not an immediate child",
+                entry.name
+            );
             return vec![];
         }
         let update: RouteUpdate = match frame.decode_cbor("route update") {
@@ -304,8 +322,14 @@ impl Router {
         };
         let ctx = update.context;
         if frame.header.handle == handle::ADD_ROUTE {
-            if ctx == self.my_id || self.parent_ids.contains(&ctx) || inner.routes.get(&ctx).is_some_and(|s| *s != sid) {
-                warn!("refused ADD_ROUTE for context {ctx} from {}: already routed", entry.name);
+            if ctx == self.my_id
+                || self.parent_ids.contains(&ctx)
+                || inner.routes.get(&ctx).is_some_and(|s| *s != sid)
+            {
+                warn!(
+                    "refused ADD_ROUTE for context {ctx} from {}: already routed",
+                    entry.name
+                );
                 return vec![];
             }
             inner.routes.insert(ctx, sid);
@@ -328,9 +352,16 @@ impl Router {
         self.propagate_up(inner, frame.header.handle, update)
     }
 
-    fn propagate_up(&self, inner: &Inner, which: Handle, update: RouteUpdate) -> Vec<(Frame, Option<StreamId>)> {
+    fn propagate_up(
+        &self,
+        inner: &Inner,
+        which: Handle,
+        update: RouteUpdate,
+    ) -> Vec<(Frame, Option<StreamId>)> {
         match (inner.parent, self.parent_ids.first()) {
-            (Some(_), Some(&parent_id)) => vec![(Frame::cbor(self.header(parent_id, which), &update), None)],
+            (Some(_), Some(&parent_id)) => {
+                vec![(Frame::cbor(self.header(parent_id, which), &update), None)]
+            }
             _ => vec![],
         }
     }
@@ -346,7 +377,10 @@ impl Router {
             if let Some(reader) = &entry.reader {
                 reader.abort();
             }
-            debug!("stream {} (context {}) removed: {reason}", entry.name, entry.remote_id);
+            debug!(
+                "stream {} (context {}) removed: {reason}",
+                entry.name, entry.remote_id
+            );
             if inner.parent == Some(sid) {
                 inner.parent = None;
                 inner.emit(RouterEvent::ParentLost {
@@ -405,7 +439,12 @@ impl Inner {
     }
 }
 
-async fn read_loop<R: AsyncRead + Unpin>(router: Arc<Router>, sid: StreamId, name: String, mut reader: FrameReader<R>) {
+async fn read_loop<R: AsyncRead + Unpin>(
+    router: Arc<Router>,
+    sid: StreamId,
+    name: String,
+    mut reader: FrameReader<R>,
+) {
     let reason = loop {
         match reader.read_frame().await {
             Ok(Some(frame)) => router.route(frame, Some(sid)),
@@ -511,7 +550,13 @@ mod tests {
         r.add_stream("parent", 0, StreamRole::Parent, ptx);
         let child = r.add_stream("child", 2, StreamRole::Child, ctx_tx);
         let announced = prx.try_recv().unwrap();
-        assert_eq!(announced.decode_cbor::<RouteUpdate>("route").unwrap().context, 2);
+        assert_eq!(
+            announced
+                .decode_cbor::<RouteUpdate>("route")
+                .unwrap()
+                .context,
+            2
+        );
         let add = Frame::cbor(
             Header {
                 dst: 1,

@@ -121,7 +121,9 @@ impl SshInvocation {
             return true;
         }
         matches!(
-            self.option("RequestTTY").map(str::to_ascii_lowercase).as_deref(),
+            self.option("RequestTTY")
+                .map(str::to_ascii_lowercase)
+                .as_deref(),
             Some("yes" | "force")
         )
     }
@@ -334,15 +336,37 @@ mod tests {
     #[test]
     fn rsync_push_with_login() {
         // Captured: rsync -a src/ user@host:/dst
-        let inv = p(&["-l", "user", "host", "rsync", "--server", "-logDtpre.iLsfxCIvu", ".", "/dst"]).unwrap();
+        let inv = p(&[
+            "-l",
+            "user",
+            "host",
+            "rsync",
+            "--server",
+            "-logDtpre.iLsfxCIvu",
+            ".",
+            "/dst",
+        ])
+        .unwrap();
         assert_eq!(inv.host, "host");
         assert_eq!(inv.user.as_deref(), Some("user"));
-        assert_eq!(inv.command_string(), "rsync --server -logDtpre.iLsfxCIvu . /dst");
+        assert_eq!(
+            inv.command_string(),
+            "rsync --server -logDtpre.iLsfxCIvu . /dst"
+        );
     }
 
     #[test]
     fn rsync_pull_without_login() {
-        let inv = p(&["host", "rsync", "--server", "--sender", "-logDtprze.iLsfxCIvu", ".", "/src/"]).unwrap();
+        let inv = p(&[
+            "host",
+            "rsync",
+            "--server",
+            "--sender",
+            "-logDtprze.iLsfxCIvu",
+            ".",
+            "/src/",
+        ])
+        .unwrap();
         assert_eq!(inv.user, None);
         assert_eq!(inv.command[1], "--server");
     }
@@ -351,8 +375,21 @@ mod tests {
     fn scp_sftp_mode() {
         // Captured: scp -A -P 2222 f user@h:/d
         let inv = p(&[
-            "-x", "-oPermitLocalCommand=no", "-oClearAllForwardings=yes", "-oRemoteCommand=none",
-            "-oRequestTTY=no", "-A", "-oForwardAgent=no", "-p", "2222", "-l", "user", "-s", "--", "h", "sftp",
+            "-x",
+            "-oPermitLocalCommand=no",
+            "-oClearAllForwardings=yes",
+            "-oRemoteCommand=none",
+            "-oRequestTTY=no",
+            "-A",
+            "-oForwardAgent=no",
+            "-p",
+            "2222",
+            "-l",
+            "user",
+            "-s",
+            "--",
+            "h",
+            "sftp",
         ])
         .unwrap();
         assert!(inv.subsystem);
@@ -372,8 +409,17 @@ mod tests {
     #[test]
     fn sftp_space_separated_options() {
         let inv = p(&[
-            "-oForwardX11 no", "-oPermitLocalCommand no", "-oClearAllForwardings yes", "-oForwardAgent no",
-            "-oPort 2022", "-l", "bob", "-s", "--", "h", "sftp",
+            "-oForwardX11 no",
+            "-oPermitLocalCommand no",
+            "-oClearAllForwardings yes",
+            "-oForwardAgent no",
+            "-oPort 2022",
+            "-l",
+            "bob",
+            "-s",
+            "--",
+            "h",
+            "sftp",
         ])
         .unwrap();
         assert_eq!(inv.option("forwardx11"), Some("no"));
@@ -383,10 +429,21 @@ mod tests {
 
     #[test]
     fn git_invocation() {
-        let inv = p(&["-o", "SendEnv=GIT_PROTOCOL", "-p", "2222", "git@h", "git-upload-pack '/srv/it'\\''s.git'"]).unwrap();
+        let inv = p(&[
+            "-o",
+            "SendEnv=GIT_PROTOCOL",
+            "-p",
+            "2222",
+            "git@h",
+            "git-upload-pack '/srv/it'\\''s.git'",
+        ])
+        .unwrap();
         assert_eq!(inv.user.as_deref(), Some("git"));
         assert_eq!(inv.port, Some(2222));
-        assert_eq!(inv.option_values("SendEnv").collect::<Vec<_>>(), vec!["GIT_PROTOCOL"]);
+        assert_eq!(
+            inv.option_values("SendEnv").collect::<Vec<_>>(),
+            vec!["GIT_PROTOCOL"]
+        );
         assert_eq!(inv.command.len(), 1);
     }
 
@@ -428,16 +485,25 @@ mod tests {
         assert_eq!(p(&["-p"]), Err(ParseError::MissingValue('p')));
         assert_eq!(p(&[]), Err(ParseError::NoDestination));
         assert_eq!(p(&["-v"]), Err(ParseError::NoDestination));
-        assert_eq!(p(&["-p", "abc", "h"]), Err(ParseError::BadPort("abc".into())));
+        assert_eq!(
+            p(&["-p", "abc", "h"]),
+            Err(ParseError::BadPort("abc".into()))
+        );
         assert!(p(&["-L", "1:a:2", "h"]).unwrap().unsupported.is_some());
     }
 
     #[test]
     fn destinations() {
         let inv = p(&["ssh://u@[::1]:2222/", "true"]).unwrap();
-        assert_eq!((inv.user.as_deref(), inv.host.as_str(), inv.port), (Some("u"), "::1", Some(2222)));
+        assert_eq!(
+            (inv.user.as_deref(), inv.host.as_str(), inv.port),
+            (Some("u"), "::1", Some(2222))
+        );
         let inv = p(&["a@b@host", "true"]).unwrap();
-        assert_eq!((inv.user.as_deref(), inv.host.as_str()), (Some("a@b"), "host"));
+        assert_eq!(
+            (inv.user.as_deref(), inv.host.as_str()),
+            (Some("a@b"), "host")
+        );
         let inv = p(&["fe80::1", "true"]).unwrap();
         assert_eq!(inv.host, "fe80::1");
     }

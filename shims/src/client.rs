@@ -14,15 +14,16 @@ use std::os::unix::net::UnixStream;
 use std::sync::{Arc, Condvar, Mutex};
 
 use bytes::{Bytes, BytesMut};
-use nix::sys::socket::{
-    AddressFamily, ControlMessage, MsgFlags, Shutdown, SockFlag, SockType, sendmsg, shutdown, socketpair,
-};
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+use nix::sys::socket::{
+    AddressFamily, ControlMessage, MsgFlags, Shutdown, SockFlag, SockType, sendmsg, shutdown,
+    socketpair,
+};
 use nix::sys::stat::{SFlag, fstat};
 use router_core::frame::{DEFAULT_MAX_PAYLOAD, Frame, Header};
 use router_core::message::{
-    DATA_CHUNK, ExitStatus, HOST_ID, OutputStream, RemoteCommand, SESSION_WINDOW, SessionControl, SessionEvent,
-    SessionRequest, handle,
+    DATA_CHUNK, ExitStatus, HOST_ID, OutputStream, RemoteCommand, SESSION_WINDOW, SessionControl,
+    SessionEvent, SessionRequest, handle,
 };
 
 use crate::argv::{self, SshInvocation, USAGE};
@@ -42,7 +43,10 @@ pub fn run_ssh(args: &[String]) -> i32 {
     };
     let log = Log::open(&inv);
     if inv.version {
-        eprintln!("mitogen-fakessh {} (ssh shim, OpenSSH-compatible)", env!("CARGO_PKG_VERSION"));
+        eprintln!(
+            "mitogen-fakessh {} (ssh shim, OpenSSH-compatible)",
+            env!("CARGO_PKG_VERSION")
+        );
         return 0;
     }
     if inv.print_config {
@@ -54,7 +58,9 @@ pub fn run_ssh(args: &[String]) -> i32 {
         return 255;
     }
     for ignored in &inv.ignored {
-        log.debug(&format!("option {ignored} has no effect under mitogen-fakessh"));
+        log.debug(&format!(
+            "option {ignored} has no effect under mitogen-fakessh"
+        ));
     }
     let request = match session_request(&inv) {
         Ok(r) => r,
@@ -63,7 +69,10 @@ pub fn run_ssh(args: &[String]) -> i32 {
             return 255;
         }
     };
-    log.debug(&format!("opening session to {} for {:?}", inv.host, request.command));
+    log.debug(&format!(
+        "opening session to {} for {:?}",
+        inv.host, request.command
+    ));
     match Session::open(&request, &log) {
         Ok(session) => session.run(inv.stdin_null, &log),
         Err(e) => {
@@ -75,10 +84,11 @@ pub fn run_ssh(args: &[String]) -> i32 {
 
 fn session_request(inv: &SshInvocation) -> Result<SessionRequest, String> {
     let mut command = inv.command_string();
-    if inv.command.is_empty() {
-        if let Some(rc) = inv.option("RemoteCommand").filter(|v| !v.eq_ignore_ascii_case("none")) {
-            command = rc.to_string();
-        }
+    if let Some(rc) = inv
+        .option("RemoteCommand")
+        .filter(|v| inv.command.is_empty() && !v.eq_ignore_ascii_case("none"))
+    {
+        command = rc.to_string();
     }
     let command = if inv.subsystem {
         if command.is_empty() {
@@ -106,14 +116,17 @@ fn requested_env(inv: &SshInvocation) -> Vec<(String, String)> {
     let mut out: Vec<(String, String)> = Vec::new();
     for set in inv.option_values("SetEnv") {
         for pair in set.split_whitespace() {
-            if let Some((k, v)) = pair.split_once('=') {
-                if !out.iter().any(|(n, _)| n == k) {
-                    out.push((k.to_string(), v.to_string()));
-                }
+            if let Some((k, v)) = pair.split_once('=')
+                && !out.iter().any(|(n, _)| n == k)
+            {
+                out.push((k.to_string(), v.to_string()));
             }
         }
     }
-    let patterns: Vec<&str> = inv.option_values("SendEnv").flat_map(str::split_whitespace).collect();
+    let patterns: Vec<&str> = inv
+        .option_values("SendEnv")
+        .flat_map(str::split_whitespace)
+        .collect();
     for (k, v) in std::env::vars() {
         if patterns.iter().any(|p| glob_match(p, &k)) && !out.iter().any(|(n, _)| *n == k) {
             out.push((k, v));
@@ -142,9 +155,18 @@ fn print_config(inv: &SshInvocation) {
         .user
         .clone()
         .or_else(|| std::env::var("USER").ok())
-        .or_else(|| nix::unistd::User::from_uid(nix::unistd::getuid()).ok().flatten().map(|u| u.name))
+        .or_else(|| {
+            nix::unistd::User::from_uid(nix::unistd::getuid())
+                .ok()
+                .flatten()
+                .map(|u| u.name)
+        })
         .unwrap_or_else(|| "root".into());
-    let mut out = format!("user {user}\nhostname {}\nport {}\n", inv.host, inv.port.unwrap_or(22));
+    let mut out = format!(
+        "user {user}\nhostname {}\nport {}\n",
+        inv.host,
+        inv.port.unwrap_or(22)
+    );
     for (k, v) in &inv.options {
         let k = k.to_ascii_lowercase();
         if !matches!(k.as_str(), "user" | "port" | "hostname") {
@@ -163,7 +185,12 @@ struct Log {
 impl Log {
     fn open(inv: &SshInvocation) -> Log {
         let file = inv.log_file.as_ref().and_then(|p| {
-            std::fs::OpenOptions::new().create(true).append(true).open(p).ok().map(Mutex::new)
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(p)
+                .ok()
+                .map(Mutex::new)
         });
         Log {
             level: if inv.quiet { 0 } else { inv.verbose },
@@ -254,15 +281,23 @@ impl Session {
             .parse()
             .map_err(|_| format!("{}={fd_text:?} is not an fd number", env::CONTROL_FD))?;
         let control = sys::inherited_control_socket(fd)?;
-        let (mine, theirs) = socketpair(AddressFamily::Unix, SockType::Stream, None, SockFlag::SOCK_CLOEXEC)
-            .map_err(|e| format!("socketpair: {e}"))?;
-        pass_fd(control, &theirs)
-            .map_err(|e| format!("cannot reach the mitogen-fakessh host over fd {fd}: {e} (did the host exit?)"))?;
+        let (mine, theirs) = socketpair(
+            AddressFamily::Unix,
+            SockType::Stream,
+            None,
+            SockFlag::SOCK_CLOEXEC,
+        )
+        .map_err(|e| format!("socketpair: {e}"))?;
+        pass_fd(control, &theirs).map_err(|e| {
+            format!("cannot reach the mitogen-fakessh host over fd {fd}: {e} (did the host exit?)")
+        })?;
         drop(theirs);
         log.debug("session socket handed to the host");
         let sock = UnixStream::from(mine);
         let reader = sock.try_clone().map_err(|e| format!("dup: {e}"))?;
-        let outbox = Arc::new(Outbox { sock: Mutex::new(sock) });
+        let outbox = Arc::new(Outbox {
+            sock: Mutex::new(sock),
+        });
         outbox
             .send(&Frame::cbor(header(handle::SESSION_OPEN), request))
             .map_err(|e| format!("sending the session request: {e}"))?;
@@ -304,7 +339,9 @@ impl Session {
             }
             match self.reader.read(&mut scratch) {
                 Ok(0) => {
-                    eprintln!("ssh: connection to the mitogen-fakessh host lost before the command finished");
+                    eprintln!(
+                        "ssh: connection to the mitogen-fakessh host lost before the command finished"
+                    );
                     return 255;
                 }
                 Ok(n) => buf.extend_from_slice(&scratch[..n]),
@@ -331,7 +368,10 @@ impl Session {
                 Ok(SessionEvent::Eof(OutputStream::Stdout)) => close_stdout(),
                 Ok(SessionEvent::Eof(OutputStream::Stderr)) => {}
                 Ok(SessionEvent::Exit(ExitStatus::Code(code))) => return Some(code & 0xff),
-                Ok(SessionEvent::Exit(ExitStatus::Signal { signal, core_dumped })) => {
+                Ok(SessionEvent::Exit(ExitStatus::Signal {
+                    signal,
+                    core_dumped,
+                })) => {
                     log.debug(&format!(
                         "remote command killed by signal {signal}{}",
                         if core_dumped { " (core dumped)" } else { "" }
@@ -386,7 +426,13 @@ fn pass_fd(control: BorrowedFd<'_>, fd: &OwnedFd) -> nix::Result<()> {
     let cmsg = [ControlMessage::ScmRights(&fds)];
     let iov = [std::io::IoSlice::new(b"S")];
     loop {
-        match sendmsg::<()>(control.as_raw_fd(), &iov, &cmsg, MsgFlags::MSG_NOSIGNAL, None) {
+        match sendmsg::<()>(
+            control.as_raw_fd(),
+            &iov,
+            &cmsg,
+            MsgFlags::MSG_NOSIGNAL,
+            None,
+        ) {
             Err(nix::errno::Errno::EINTR) => continue,
             other => return other.map(|_| ()),
         }
@@ -413,7 +459,10 @@ fn pump_stdin(outbox: &Outbox, window: &StdinWindow) {
             Err(_) => break,
         };
         window.consume(n);
-        let frame = Frame::data(header(handle::SESSION_STDIN), Bytes::copy_from_slice(&buf[..n]));
+        let frame = Frame::data(
+            header(handle::SESSION_STDIN),
+            Bytes::copy_from_slice(&buf[..n]),
+        );
         if outbox.send(&frame).is_err() {
             return;
         }

@@ -10,7 +10,9 @@ use nix::sys::stat::{SFlag, fstat};
 /// Borrow inherited fd `fd` after checking it is a SOCK_SEQPACKET socket.
 pub fn inherited_control_socket(fd: RawFd) -> Result<BorrowedFd<'static>, String> {
     if fd < 3 {
-        return Err(format!("fd {fd} is a standard stream, not a control socket"));
+        return Err(format!(
+            "fd {fd} is a standard stream, not a control socket"
+        ));
     }
     // SAFETY: the fd number was placed in our environment by the host, which
     // left it open across exec for exactly this purpose. Nothing else in this
@@ -24,6 +26,8 @@ pub fn inherited_control_socket(fd: RawFd) -> Result<BorrowedFd<'static>, String
     }
     match getsockopt(&borrowed, sockopt::SockType) {
         Ok(SockType::SeqPacket) => Ok(borrowed),
-        _ => Err(format!("inherited fd {fd} is not a mitogen-fakessh control socket")),
+        _ => Err(format!(
+            "inherited fd {fd} is not a mitogen-fakessh control socket"
+        )),
     }
 }

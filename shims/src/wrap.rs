@@ -9,16 +9,30 @@ use crate::env;
 
 /// Exec the real `tool` (`scp` or `sftp`); returns only on failure.
 pub fn exec_with_our_ssh(tool: &str, args: &[String]) -> i32 {
-    let real_var = if tool == "scp" { env::REAL_SCP } else { env::REAL_SFTP };
+    let real_var = if tool == "scp" {
+        env::REAL_SCP
+    } else {
+        env::REAL_SFTP
+    };
     let Some(real) = std::env::var_os(real_var).filter(|v| !v.is_empty()) else {
-        eprintln!("{tool}: the real {tool} was not found when mitogen-fakessh started; install it (e.g. apt-get install openssh-client)");
+        eprintln!(
+            "{tool}: the real {tool} was not found when mitogen-fakessh started; install it (e.g. apt-get install openssh-client)"
+        );
         return 255;
     };
     let Some(ssh) = std::env::var_os(env::SHIM_SSH) else {
-        eprintln!("{tool}: not running under mitogen-fakessh ({} is unset)", env::SHIM_SSH);
+        eprintln!(
+            "{tool}: not running under mitogen-fakessh ({} is unset)",
+            env::SHIM_SSH
+        );
         return 255;
     };
-    let err = Command::new(&real).arg0(tool).arg("-S").arg(ssh).args(args).exec();
+    let err = Command::new(&real)
+        .arg0(tool)
+        .arg("-S")
+        .arg(ssh)
+        .args(args)
+        .exec();
     eprintln!("{tool}: cannot run {}: {err}", real.to_string_lossy());
     255
 }

@@ -72,7 +72,9 @@ impl Outcome {
 
 /// Run `cmd` with `stdin` bytes and a deadline; a timeout kills it and fails.
 pub fn run_with(mut cmd: Command, stdin: &[u8], deadline: Duration) -> Outcome {
-    cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    cmd.stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
     let mut child = cmd.spawn().expect("spawn");
     let mut input = child.stdin.take().unwrap();
     let data = stdin.to_vec();
@@ -187,7 +189,10 @@ pub fn assert_same_tree(a: &Path, b: &Path) {
     for ((p, kind), (_, kind2)) in left.iter().zip(right.iter()) {
         assert_eq!(kind, kind2, "{p:?} differs in kind");
         if kind == "file" {
-            assert!(same_bytes(&a.join(p), &b.join(p)), "{p:?} differs in content");
+            assert!(
+                same_bytes(&a.join(p), &b.join(p)),
+                "{p:?} differs in content"
+            );
         }
     }
 }
@@ -215,7 +220,10 @@ fn listing(root: &Path) -> Vec<(PathBuf, String)> {
 }
 
 fn same_bytes(a: &Path, b: &Path) -> bool {
-    let (mut fa, mut fb) = (std::fs::File::open(a).unwrap(), std::fs::File::open(b).unwrap());
+    let (mut fa, mut fb) = (
+        std::fs::File::open(a).unwrap(),
+        std::fs::File::open(b).unwrap(),
+    );
     if fa.metadata().unwrap().len() != fb.metadata().unwrap().len() {
         return false;
     }

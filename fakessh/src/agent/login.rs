@@ -78,7 +78,11 @@ pub fn subsystem_command(name: &str) -> Option<String> {
     if let Ok(config) = std::fs::read_to_string("/etc/ssh/sshd_config") {
         for line in config.lines() {
             let mut words = line.split_whitespace();
-            if words.next().is_some_and(|w| w.eq_ignore_ascii_case("subsystem")) && words.next() == Some(name) {
+            if words
+                .next()
+                .is_some_and(|w| w.eq_ignore_ascii_case("subsystem"))
+                && words.next() == Some(name)
+            {
                 let cmd: Vec<&str> = words.collect();
                 let program = cmd.first().copied().unwrap_or("");
                 if program == "internal-sftp" {

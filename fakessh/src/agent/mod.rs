@@ -14,13 +14,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use nix::sys::signal::Signal;
+use router_core::Router;
 use router_core::connection::{FrameReader, FrameWriter};
 use router_core::frame::{DEFAULT_MAX_PAYLOAD, Frame};
 use router_core::message::{
-    AgentConfig, AgentHello, ConnectRequest, ContextId, HopKind, SessionControl, SpawnRequest, handle,
+    AgentConfig, AgentHello, ConnectRequest, ContextId, HopKind, SessionControl, SpawnRequest,
+    handle,
 };
 use router_core::router::{RouterEvent, StreamRole};
-use router_core::Router;
 use tokio::process::Child;
 use tokio::sync::mpsc;
 use tracing::{debug, info, warn};
@@ -32,7 +33,11 @@ use session::{Input, Session};
 
 /// Entry point for `mitogen-fakessh __agent`.
 pub fn main() -> i32 {
-    let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("mitogen-fakessh agent: cannot start: {e}");
@@ -51,8 +56,14 @@ pub fn main() -> i32 {
 /// Take fds 0 and 1 as the transport and point the standard streams at
 /// /dev/null, so nothing we start can write into the protocol by accident.
 fn take_transport() -> Result<(FdStream, FdStream), String> {
-    let input = std::io::stdin().as_fd().try_clone_to_owned().map_err(|e| format!("dup stdin: {e}"))?;
-    let output = std::io::stdout().as_fd().try_clone_to_owned().map_err(|e| format!("dup stdout: {e}"))?;
+    let input = std::io::stdin()
+        .as_fd()
+        .try_clone_to_owned()
+        .map_err(|e| format!("dup stdin: {e}"))?;
+    let output = std::io::stdout()
+        .as_fd()
+        .try_clone_to_owned()
+        .map_err(|e| format!("dup stdout: {e}"))?;
     let null = std::fs::OpenOptions::new()
         .read(true)
         .write(true)
@@ -74,30 +85,41 @@ async fn run() -> Result<(), String> {
         .map_err(|_| "no configuration from the parent".to_string())?
         .map_err(|e| format!("reading the configuration: {e}"))?
         .ok_or("the parent closed the connection before configuring us")?;
-    let config: AgentConfig = first.decode_cbor("agent config").map_err(|e| e.to_string())?;
+    let config: AgentConfig = first
+        .decode_cbor("agent config")
+        .map_err(|e| e.to_string())?;
     if config.parent_ids.is_empty() {
         return Err("configuration names no parent".into());
     }
-    crate::logging::init(config.log_level, &config.name);
+    crate::logging::init(config.log_level, Some(&config.name));
     let login = Login::current()?;
-    let router = Router::new(config.context_id, config.parent_ids.clone(), config.max_payload);
+    let router = Router::new(
+        config.context_id,
+        config.parent_ids.clone(),
+        config.max_payload,
+    );
     let hello = AgentHello {
         version: env!("CARGO_PKG_VERSION").to_string(),
         pid: std::process::id(),
         user: login.name.clone(),
     };
     writer
-        .write_frame(&Frame::cbor(router.header(config.parent_ids[0], handle::CONTEXT_READY), &hello))
+        .write_frame(&Frame::cbor(
+            router.header(config.parent_ids[0], handle::CONTEXT_READY),
+            &hello,
+        ))
         .await
         .and(writer.flush().await)
         .map_err(|e| format!("sending hello: {e}"))?;
-    info!("{}: agent up as context {} (user {})", config.name, config.context_id, login.name);
+    info!(
+        "{}: agent up as context {} (user {})",
+        config.name, config.context_id, login.name
+    );
 
     let mut agent = Agent {
         router: router.clone(),
         login,
         name: config.name.clone(),
-        log_level: config.log_level,
         sessions: HashMap::new(),
         children: Vec::new(),
     };
@@ -108,7 +130,13 @@ async fn run() -> Result<(), String> {
     let mut control_rx = router.register_handler(handle::SESSION_CONTROL);
     let mut shutdown_rx = router.register_handler(handle::SHUTDOWN);
     let (done_tx, mut done_rx) = mpsc::unbounded_channel::<ContextId>();
-    router.attach(&format!("parent of {}", config.name), config.parent_ids[0], StreamRole::Parent, reader, writer);
+    router.attach(
+        &format!("parent of {}", config.name),
+        config.parent_ids[0],
+        StreamRole::Parent,
+        reader,
+        writer,
+    );
 
     let reason = loop {
         tokio::select! {
@@ -118,7 +146,7 @@ async fn run() -> Result<(), String> {
             Some(f) = control_rx.recv() => agent.on_control(f),
             Some(peer) = done_rx.recv() => { agent.sessions.remove(&peer); }
             Some(f) = shutdown_rx.recv() => {
-                if agent.from_ancestor(&f, "shutdown") { break "shutdown requested".to_string(); }
+                if agent.commanded_by_ancestor(&f, "shutdown") { break "shutdown requested".to_string(); }
             }
             Some(ev) = events.recv() => match ev {
                 RouterEvent::ParentLost { reason } => break reason,
@@ -126,7 +154,11 @@ async fn run() -> Result<(), String> {
             },
         }
     };
-    info!("{}: exiting ({reason}); ending {} session(s)", agent.name, agent.sessions.len());
+    info!(
+        "{}: exiting ({reason}); ending {} session(s)",
+        agent.name,
+        agent.sessions.len()
+    );
     agent.shutdown().await;
     Ok(())
 }
@@ -135,7 +167,6 @@ struct Agent {
     router: Arc<Router>,
     login: Login,
     name: String,
-    log_level: u8,
     sessions: HashMap<ContextId, Session>,
     children: Vec<Child>,
 }
@@ -143,12 +174,15 @@ struct Agent {
 impl Agent {
     /// Commands are honoured only from an ancestor (Mitogen's
     /// has_parent_authority); anything else is logged and answered dead.
-    fn from_ancestor(&self, f: &Frame, what: &str) -> bool {
+    fn commanded_by_ancestor(&self, f: &Frame, what: &str) -> bool {
         let auth = f.header.auth;
         if auth != self.router.my_id() && self.router.is_ancestor_or_self(auth) {
             return true;
         }
-        warn!("{}: refused {what} from context {auth}: not an ancestor", self.name);
+        warn!(
+            "{}: refused {what} from context {auth}: not an ancestor",
+            self.name
+        );
         if f.header.reply_to != 0 && !f.is_dead() {
             self.router.send(Frame::dead(
                 self.router.my_id(),
@@ -161,7 +195,7 @@ impl Agent {
     }
 
     fn on_spawn(&mut self, f: Frame, done: &mpsc::UnboundedSender<ContextId>) {
-        if !self.from_ancestor(&f, "spawn") {
+        if !self.commanded_by_ancestor(&f, "spawn") {
             return;
         }
         let req: SpawnRequest = match f.decode_cbor("spawn request") {
@@ -217,7 +251,7 @@ impl Agent {
 
     /// Start another hop from here and answer on the request's reply handle.
     async fn on_connect(&mut self, f: Frame) {
-        if !self.from_ancestor(&f, "connect") {
+        if !self.commanded_by_ancestor(&f, "connect") {
             return;
         }
         let result = match f.decode_cbor::<ConnectRequest>("connect request") {
@@ -244,9 +278,17 @@ impl Agent {
         let started = match req.hop {
             HopKind::Local => hop::start_local(config).await?,
         };
-        info!("{}: started {} as context {} (pid {})", self.name, req.name, req.new_id, started.hello.pid);
-        self.router
-            .attach(&req.name, req.new_id, StreamRole::Child, started.reader, started.writer);
+        info!(
+            "{}: started {} as context {} (pid {})",
+            self.name, req.name, req.new_id, started.hello.pid
+        );
+        self.router.attach(
+            &req.name,
+            req.new_id,
+            StreamRole::Child,
+            started.reader,
+            started.writer,
+        );
         self.children.push(started.child);
         Ok(())
     }
@@ -268,6 +310,5 @@ impl Agent {
         for child in &mut self.children {
             let _ = tokio::time::timeout(Duration::from_secs(2), child.wait()).await;
         }
-        let _ = self.log_level;
     }
 }

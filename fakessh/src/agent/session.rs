@@ -11,7 +11,8 @@ use nix::unistd::Pid;
 use router_core::Router;
 use router_core::frame::Frame;
 use router_core::message::{
-    ContextId, ExitStatus, OutputStream, RemoteCommand, SESSION_WINDOW, SessionEvent, SpawnRequest, handle,
+    ContextId, ExitStatus, OutputStream, RemoteCommand, SESSION_WINDOW, SessionEvent, SpawnRequest,
+    handle,
 };
 use router_core::pump::{SendWindow, pump_to_frames};
 use tokio::io::AsyncWriteExt;
@@ -49,7 +50,9 @@ impl Session {
         let peer = req.peer;
         let event = {
             let router = router.clone();
-            move |ev: SessionEvent| router.send(Frame::cbor(router.header(peer, handle::SESSION_EVENT), &ev))
+            move |ev: SessionEvent| {
+                router.send(Frame::cbor(router.header(peer, handle::SESSION_EVENT), &ev))
+            }
         };
         let mut cmd = match command_for(login, &req) {
             Ok(c) => c,
@@ -67,7 +70,11 @@ impl Session {
             }
         };
         let pgid = child.id().map(|p| Pid::from_raw(p as i32));
-        info!("session {peer}: started {:?} as pid {:?}", req.command, child.id());
+        info!(
+            "session {peer}: started {:?} as pid {:?}",
+            req.command,
+            child.id()
+        );
 
         let (input, mut input_rx) = mpsc::unbounded_channel::<Input>();
         let mut stdin = child.stdin.take();
@@ -76,13 +83,12 @@ impl Session {
             while let Some(item) = input_rx.recv().await {
                 match item {
                     Input::Data(data) => {
-                        if let Some(pipe) = stdin.as_mut() {
-                            if pipe.write_all(&data).await.is_err() {
-                                // The command closed its stdin: discard the
-                                // rest, but keep granting credit so the shim
-                                // is never stuck.
-                                stdin = None;
-                            }
+                        // If the command closed its stdin, discard the
+                        // rest but keep granting credit: the shim is never stuck.
+                        if let Some(pipe) = stdin.as_mut()
+                            && pipe.write_all(&data).await.is_err()
+                        {
+                            stdin = None;
                         }
                         credit(SessionEvent::StdinCredit(data.len() as u32));
                     }
@@ -93,7 +99,9 @@ impl Session {
 
         let stdout_window = SendWindow::new(SESSION_WINDOW);
         let stderr_window = SendWindow::new(SESSION_WINDOW);
-        let spawn_pump = |pipe: Option<Box<dyn tokio::io::AsyncRead + Unpin + Send>>, window: &SendWindow, stream| {
+        let spawn_pump = |pipe: Option<Box<dyn tokio::io::AsyncRead + Unpin + Send>>,
+                          window: &SendWindow,
+                          stream| {
             let router = router.clone();
             let window = window.clone();
             let eof = event.clone();
@@ -103,7 +111,9 @@ impl Session {
             };
             tokio::spawn(async move {
                 let sent = match pipe {
-                    Some(p) => pump_to_frames(p, &window, &router, router.header(peer, h)).await.unwrap_or(0),
+                    Some(p) => pump_to_frames(p, &window, &router, router.header(peer, h))
+                        .await
+                        .unwrap_or(0),
                     None => 0,
                 };
                 eof(SessionEvent::Eof(stream));
@@ -111,12 +121,18 @@ impl Session {
             })
         };
         let stdout_task = spawn_pump(
-            child.stdout.take().map(|p| Box::new(p) as Box<dyn tokio::io::AsyncRead + Unpin + Send>),
+            child
+                .stdout
+                .take()
+                .map(|p| Box::new(p) as Box<dyn tokio::io::AsyncRead + Unpin + Send>),
             &stdout_window,
             OutputStream::Stdout,
         );
         let stderr_task = spawn_pump(
-            child.stderr.take().map(|p| Box::new(p) as Box<dyn tokio::io::AsyncRead + Unpin + Send>),
+            child
+                .stderr
+                .take()
+                .map(|p| Box::new(p) as Box<dyn tokio::io::AsyncRead + Unpin + Send>),
             &stderr_window,
             OutputStream::Stderr,
         );
@@ -137,7 +153,9 @@ impl Session {
                     (None, None) => ExitStatus::Code(255),
                 },
                 Err(e) => {
-                    event(SessionEvent::Error(format!("waiting for the command failed: {e}")));
+                    event(SessionEvent::Error(format!(
+                        "waiting for the command failed: {e}"
+                    )));
                     let _ = done.send(peer);
                     return;
                 }
@@ -198,19 +216,29 @@ fn command_for(login: &Login, req: &SpawnRequest) -> Result<Command, String> {
             cmd.arg0(login.shell_name()).arg("-c").arg(line);
         }
         RemoteCommand::Subsystem(name) => {
-            let line = subsystem_command(name)
-                .ok_or_else(|| format!("subsystem request failed: no {name:?} subsystem (sftp-server not found)"))?;
+            let line = subsystem_command(name).ok_or_else(|| {
+                format!("subsystem request failed: no {name:?} subsystem (sftp-server not found)")
+            })?;
             cmd.arg0(login.shell_name()).arg("-c").arg(line);
         }
         RemoteCommand::Shell => {
             cmd.arg0(format!("-{}", login.shell_name()));
         }
     }
-    let home = if login.home.is_dir() { login.home.clone() } else { "/".into() };
+    let home = if login.home.is_dir() {
+        login.home.clone()
+    } else {
+        "/".into()
+    };
     cmd.current_dir(home)
         .env_clear()
         .envs(login.base_env())
-        .envs(req.env.iter().filter(|(k, _)| accept_env(k, req.tty)).cloned())
+        .envs(
+            req.env
+                .iter()
+                .filter(|(k, _)| accept_env(k, req.tty))
+                .cloned(),
+        )
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

@@ -10,7 +10,9 @@ use std::time::Duration;
 
 use router_core::Router;
 use router_core::frame::{DEFAULT_MAX_PAYLOAD, Frame};
-use router_core::message::{AgentConfig, ConnectRequest, ContextId, HOST_ID, HopKind, SessionRequest, handle};
+use router_core::message::{
+    AgentConfig, ConnectRequest, ContextId, HOST_ID, HopKind, SessionRequest, handle,
+};
 use router_core::router::StreamRole;
 use tokio::process::Child;
 use tokio::sync::{Mutex, OnceCell};
@@ -76,7 +78,9 @@ impl Connector {
             let mut contexts = self.contexts.lock().unwrap_or_else(|p| p.into_inner());
             contexts.entry(chain.clone()).or_default().clone()
         };
-        cell.get_or_init(|| self.establish(chain.clone())).await.clone()
+        cell.get_or_init(|| self.establish(chain.clone()))
+            .await
+            .clone()
     }
 
     /// Forget a lost context so the next session reconnects it.
@@ -85,7 +89,10 @@ impl Connector {
         contexts.retain(|_, cell| cell.get() != Some(&Ok(context)));
     }
 
-    fn establish(self: &Arc<Self>, chain: Chain) -> std::pin::Pin<Box<dyn Future<Output = Result<ContextId, String>> + Send + '_>> {
+    fn establish(
+        self: &Arc<Self>,
+        chain: Chain,
+    ) -> std::pin::Pin<Box<dyn Future<Output = Result<ContextId, String>> + Send + '_>> {
         Box::pin(async move {
             let n = chain.hops.len();
             let parent = if n > 1 {
@@ -103,7 +110,9 @@ impl Connector {
                     ));
                 }
                 HopSpec::Sudo { .. } | HopSpec::Su { .. } | HopSpec::Doas { .. } => {
-                    return Err(format!("{hop} on {name}: privilege hops are not available in this build yet"));
+                    return Err(format!(
+                        "{hop} on {name}: privilege hops are not available in this build yet"
+                    ));
                 }
             };
             let id = self.next_id.fetch_add(1, Ordering::Relaxed);
@@ -126,13 +135,20 @@ impl Connector {
             name: name.to_string(),
         })
         .await?;
-        self.router.attach(name, id, StreamRole::Child, started.reader, started.writer);
+        self.router
+            .attach(name, id, StreamRole::Child, started.reader, started.writer);
         self.children.lock().await.push(started.child);
         Ok(())
     }
 
     /// Later hops: ask the previous hop's agent to start it.
-    async fn start_via(&self, parent: ContextId, id: ContextId, name: &str, hop: HopKind) -> Result<(), String> {
+    async fn start_via(
+        &self,
+        parent: ContextId,
+        id: ContextId,
+        name: &str,
+        hop: HopKind,
+    ) -> Result<(), String> {
         let (reply, mut rx) = self.router.alloc_handle();
         let mut header = self.router.header(parent, handle::CONNECT);
         header.reply_to = reply;
@@ -145,7 +161,8 @@ impl Connector {
                 log_level: self.log_level,
             },
         ));
-        let answer = tokio::time::timeout(hop::CONNECT_TIMEOUT + Duration::from_secs(5), rx.recv()).await;
+        let answer =
+            tokio::time::timeout(hop::CONNECT_TIMEOUT + Duration::from_secs(5), rx.recv()).await;
         self.router.remove_handler(reply);
         let frame = answer
             .map_err(|_| format!("{name}: no answer from the previous hop"))?

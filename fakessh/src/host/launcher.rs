@@ -24,12 +24,11 @@ use crate::sys;
 pub async fn run(cli: &Cli, router: Arc<Router>, connector: Arc<Connector>) -> i32 {
     // With --to, connect before the command runs: a broken chain fails fast
     // with 255 instead of surfacing as a confusing rsync error.
-    if let Some(chain) = connector.routing.default.clone() {
-        if let Err(e) = connector.connect(&chain).await {
-            error!("{e}");
-            eprintln!("mitogen-fakessh: {e}");
-            return EXIT_FAILURE;
-        }
+    if let Some(chain) = connector.routing.default.clone()
+        && let Err(e) = connector.connect(&chain).await
+    {
+        error!("{e}");
+        return EXIT_FAILURE;
     }
     match launch(cli, router, connector).await {
         Ok(code) => code,
@@ -41,7 +40,8 @@ pub async fn run(cli: &Cli, router: Arc<Router>, connector: Arc<Connector>) -> i
 }
 
 async fn launch(cli: &Cli, router: Arc<Router>, connector: Arc<Connector>) -> Result<i32, String> {
-    let exe = std::env::current_exe().map_err(|e| format!("cannot find our own executable: {e}"))?;
+    let exe =
+        std::env::current_exe().map_err(|e| format!("cannot find our own executable: {e}"))?;
     let shim_dir = tempfile::Builder::new()
         .prefix("mitogen-fakessh.")
         .tempdir()
@@ -51,7 +51,11 @@ async fn launch(cli: &Cli, router: Arc<Router>, connector: Arc<Connector>) -> Re
             .map_err(|e| format!("cannot create the {name} shim: {e}"))?;
     }
     // Real tools, resolved before PATH points at the shims.
-    let real = |tool: &str| which::which(tool).map(|p| p.into_os_string()).unwrap_or_default();
+    let real = |tool: &str| {
+        which::which(tool)
+            .map(|p| p.into_os_string())
+            .unwrap_or_default()
+    };
     let (real_ssh, real_scp, real_sftp) = (real("ssh"), real("scp"), real("sftp"));
     let path = match std::env::var_os("PATH") {
         Some(old) => {
@@ -62,9 +66,13 @@ async fn launch(cli: &Cli, router: Arc<Router>, connector: Arc<Connector>) -> Re
         None => shim_dir.path().as_os_str().to_owned(),
     };
 
-    let (host_end, child_end) =
-        socketpair(AddressFamily::Unix, SockType::SeqPacket, None, SockFlag::SOCK_CLOEXEC)
-            .map_err(|e| format!("cannot create the control socket: {e}"))?;
+    let (host_end, child_end) = socketpair(
+        AddressFamily::Unix,
+        SockType::SeqPacket,
+        None,
+        SockFlag::SOCK_CLOEXEC,
+    )
+    .map_err(|e| format!("cannot create the control socket: {e}"))?;
     sys::set_inheritable(child_end.as_fd()).map_err(|e| format!("control socket: {e}"))?;
 
     let program = &cli.command[0];
@@ -91,8 +99,15 @@ async fn launch(cli: &Cli, router: Arc<Router>, connector: Arc<Connector>) -> Re
     let accept = tokio::spawn(sessions::accept_loop(host_end, router, connector));
 
     let mut signals = Vec::new();
-    for kind in [SignalKind::interrupt(), SignalKind::terminate(), SignalKind::hangup()] {
-        signals.push((kind, signal(kind).map_err(|e| format!("signal handler: {e}"))?));
+    for kind in [
+        SignalKind::interrupt(),
+        SignalKind::terminate(),
+        SignalKind::hangup(),
+    ] {
+        signals.push((
+            kind,
+            signal(kind).map_err(|e| format!("signal handler: {e}"))?,
+        ));
     }
     let status = loop {
         let [(_, int), (_, term), (_, hup)] = &mut signals[..] else {

@@ -31,7 +31,7 @@ pub fn main(args: Vec<OsString>) -> i32 {
             return code;
         }
     };
-    crate::logging::init(cli.log_level(), "host");
+    crate::logging::init(cli.log_level(), None);
     let routing = match routing_from(&cli) {
         Ok(r) => r,
         Err(e) => {
@@ -42,7 +42,11 @@ pub fn main(args: Vec<OsString>) -> i32 {
     if cli.ssh_config.is_some() || cli.password_file.is_some() {
         tracing::debug!("--ssh-config and --password-file apply to ssh and privilege hops");
     }
-    let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("mitogen-fakessh: cannot start the runtime: {e}");

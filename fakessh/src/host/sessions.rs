@@ -15,7 +15,8 @@ use router_core::Router;
 use router_core::connection::{FrameReader, FrameWriter};
 use router_core::frame::{Frame, Header};
 use router_core::message::{
-    ContextId, FIRST_SESSION_ID, HOST_ID, SessionControl, SessionEvent, SessionRequest, SpawnRequest, handle,
+    ContextId, FIRST_SESSION_ID, HOST_ID, SessionControl, SessionEvent, SessionRequest,
+    SpawnRequest, handle,
 };
 use router_core::router::{RouterEvent, StreamRole};
 use tracing::{debug, info, warn};
@@ -60,7 +61,10 @@ fn event(router: &Router, to: ContextId, ev: &SessionEvent) {
 /// Serve one shim session from request to end.
 async fn relay(fd: OwnedFd, id: ContextId, router: Arc<Router>, connector: Arc<Connector>) {
     let std_stream = std::os::unix::net::UnixStream::from(fd);
-    let stream = match std_stream.set_nonblocking(true).and_then(|_| tokio::net::UnixStream::from_std(std_stream)) {
+    let stream = match std_stream
+        .set_nonblocking(true)
+        .and_then(|_| tokio::net::UnixStream::from_std(std_stream))
+    {
         Ok(s) => s,
         Err(e) => return warn!("session {id}: {e}"),
     };
@@ -71,9 +75,14 @@ async fn relay(fd: OwnedFd, id: ContextId, router: Arc<Router>, connector: Arc<C
     let mut events = router.subscribe();
 
     let request = match reader.read_frame().await {
-        Ok(Some(f)) if f.header.handle == handle::SESSION_OPEN => f.decode_cbor::<SessionRequest>("session request"),
+        Ok(Some(f)) if f.header.handle == handle::SESSION_OPEN => {
+            f.decode_cbor::<SessionRequest>("session request")
+        }
         Ok(Some(f)) => {
-            warn!("{name}: first frame has handle {}, expected a session request", f.header.handle);
+            warn!(
+                "{name}: first frame has handle {}, expected a session request",
+                f.header.handle
+            );
             return router.remove_stream(sid, "protocol error");
         }
         Ok(None) => return router.remove_stream(sid, "shim left"),
@@ -97,7 +106,10 @@ async fn relay(fd: OwnedFd, id: ContextId, router: Arc<Router>, connector: Arc<C
             return router.remove_stream(sid, "no context");
         }
     };
-    info!("{name}: {} on {chain} ({:?})", request.host, request.command);
+    info!(
+        "{name}: {} on {chain} ({:?})",
+        request.host, request.command
+    );
     router.send(Frame::cbor(
         router.header(target, handle::SPAWN),
         &SpawnRequest {
@@ -137,7 +149,13 @@ async fn relay(fd: OwnedFd, id: ContextId, router: Arc<Router>, connector: Arc<C
     // The shim is gone (normally after the exit status): make sure nothing
     // it started keeps running.
     router.send(Frame::cbor(
-        Header { dst: target, src: id, auth: id, handle: handle::SESSION_CONTROL, reply_to: 0 },
+        Header {
+            dst: target,
+            src: id,
+            auth: id,
+            handle: handle::SESSION_CONTROL,
+            reply_to: 0,
+        },
         &SessionControl::Close,
     ));
     router.remove_stream(sid, "session ended");

@@ -1,0 +1,151 @@
+//! Generated documentation: the man page and shell completions, both from
+//! the clap definition in [`crate::cli`], so flags are documented once.
+
+use clap::CommandFactory;
+
+use crate::cli::Cli;
+
+/// Sections clap does not know about, in roff.
+const EXTRA_SECTIONS: &str = r#".SH CHAINS
+.nf
+CHAIN := HOP[,HOP]...
+HOP   := local | ssh:[USER@]HOST[:PORT] | sudo[:USER] | su[:USER] | doas[:USER]
+.fi
+.PP
+Each hop is started from where the previous one stands, so
+\fBssh:bastion,ssh:target,sudo:root\fR reaches a target the local machine
+cannot reach. USER defaults to root for sudo, su and doas. IPv6 addresses
+go in brackets: \fBssh:deploy@[::1]:2222\fR.
+.PP
+Without \fB\-\-to\fR or \fB\-\-host\fR, hostname H is reached as
+\fBssh:[USER@]H[:PORT]\fR, taken from the shim's own argv (\fB\-l\fR,
+\fB\-p\fR, \fBuser@\fR), connected on first use and reused.
+.SH EXAMPLES
+.TP
+\fBmitogen\-fakessh \-\-to local \-\- rsync \-a src/ anyhost:/tmp/dst/\fR
+Every ssh that rsync starts runs in a local agent; no sshd is needed.
+.TP
+\fBmitogen\-fakessh \-\-to ssh:deploy@web1,sudo:root \-\- rsync \-a build/ web1:/srv/app/\fR
+Files land as root, although sudo on web1 demands a tty (requiretty).
+.TP
+\fBmitogen\-fakessh \-\-to ssh:deploy@web1,sudo:root \-\- scp \-r conf web1:/etc/app/\fR
+scp and sftp work unmodified, in SFTP mode and with \fB\-O\fR.
+.TP
+\fBmitogen\-fakessh \-\-host web=ssh:bastion,ssh:web1 \-\-host db=ssh:db1 \-\- make \-j8 deploy\fR
+A Makefile whose recipes call ssh, scp and rsync: each hostname through its
+own chain, each chain connected once.
+.TP
+\fBmitogen\-fakessh \-\-to ssh:git@forge \-\- git clone forge:/srv/repo.git\fR
+git over ssh, protocol v2 included.
+.SH EXIT STATUS
+The exit status of COMMAND (128+N if it was killed by signal N); 255 when
+mitogen\-fakessh fails before COMMAND ran. Inside COMMAND, \fBssh\fR exits
+with the remote command's status, and with 255 for transport errors and when
+the remote command died of a signal, as OpenSSH's client does.
+.SH ENVIRONMENT
+.TP
+\fBMITOGEN_FAKESSH_LOG\fR
+A RUST_LOG\-style filter that overrides \fB\-v\fR and \fB\-q\fR.
+.TP
+\fBPATH\fR
+COMMAND runs with a private directory holding the \fBssh\fR, \fBscp\fR and
+\fBsftp\fR shims first on its PATH.
+.TP
+\fBMITOGEN_FAKESSH_FD\fR, \fBMITOGEN_FAKESSH_SSH\fR, \fBMITOGEN_FAKESSH_REAL_SCP\fR, \fBMITOGEN_FAKESSH_REAL_SFTP\fR
+Set for COMMAND: the inherited control socket, the shim's path and the real
+scp and sftp (resolved before PATH changed). They carry no secrets.
+.SH FILES
+.TP
+\fB${TMPDIR:\-/tmp}/mitogen\-fakessh.*/\fR
+The shim directory (mode 0700), removed when COMMAND exits.
+.TP
+\fB${XDG_CACHE_HOME:\-$HOME/.cache}/mitogen\-fakessh/\fR
+On remote hosts: the cached agent binary, named by its SHA\-256.
+.SH SECURITY
+Only COMMAND and its descendants can open sessions: they inherit the control
+socket, nothing else is exposed. A shim holds no authority of its own; the
+host decides where each session runs and spawns it as the ancestor of every
+agent. Agents accept spawn and connect requests only from an ancestor, and
+drop frames whose claimed authority does not match the stream they came on.
+Passwords are never put on any command line or in COMMAND's environment.
+"#;
+
+/// The complete man page in roff.
+pub fn man_page() -> String {
+    let man = clap_mangen::Man::new(Cli::command()).date("2026-11-27");
+    let mut out = Vec::new();
+    let rendered = man
+        .render_title(&mut out)
+        .and_then(|_| man.render_name_section(&mut out))
+        .and_then(|_| man.render_synopsis_section(&mut out))
+        .and_then(|_| man.render_description_section(&mut out))
+        .and_then(|_| man.render_options_section(&mut out))
+        .and_then(|_| {
+            out.extend_from_slice(EXTRA_SECTIONS.as_bytes());
+            man.render_version_section(&mut out)
+        });
+    rendered.expect("rendering into a Vec cannot fail");
+    String::from_utf8(out).expect("roff output is UTF-8")
+}
+
+/// Print completions for `shell` (bash, zsh or fish) on stdout.
+pub fn print_completions(shell: &str) -> Result<(), String> {
+    use clap_complete::Shell;
+    let shell = match shell {
+        "bash" => Shell::Bash,
+        "zsh" => Shell::Zsh,
+        "fish" => Shell::Fish,
+        other => {
+            return Err(format!(
+                "completions: unknown shell {other:?} (expected bash, zsh or fish)"
+            ));
+        }
+    };
+    clap_complete::generate(
+        shell,
+        &mut Cli::command(),
+        "mitogen-fakessh",
+        &mut std::io::stdout(),
+    );
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The checked-in page must be what the clap definition generates.
+    /// Regenerate with: MITOGEN_FAKESSH_UPDATE_MAN=1 cargo test -p fakessh man_page
+    #[test]
+    fn man_page_is_current() {
+        let path =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../man/mitogen-fakessh.1");
+        let generated = man_page();
+        if std::env::var_os("MITOGEN_FAKESSH_UPDATE_MAN").is_some() {
+            std::fs::write(&path, &generated).unwrap();
+        }
+        let checked_in = std::fs::read_to_string(&path).unwrap_or_default();
+        assert!(
+            checked_in == generated,
+            "man/mitogen-fakessh.1 is stale; regenerate it with: MITOGEN_FAKESSH_UPDATE_MAN=1 cargo test -p fakessh man_page"
+        );
+        for section in [
+            "NAME",
+            "SYNOPSIS",
+            "DESCRIPTION",
+            "OPTIONS",
+            "CHAINS",
+            "EXAMPLES",
+            "EXIT STATUS",
+            "ENVIRONMENT",
+            "FILES",
+            "SECURITY",
+        ] {
+            assert!(
+                generated.contains(&format!(".SH {section}"))
+                    || generated.contains(&format!(".SH \"{section}\"")),
+                "missing {section}"
+            );
+        }
+    }
+}
