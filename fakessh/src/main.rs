@@ -35,6 +35,11 @@ fn main() {
             Err(code) => code,
         },
         _ if args.get(1).is_some_and(|a| a == AGENT_ARG) => agent::main(),
+        // The man page, for packagers: `mitogen-fakessh __man > mitogen-fakessh.1`.
+        _ if args.len() == 2 && args[1] == "__man" => {
+            print!("{}", docs::man_page());
+            0
+        }
         // `mitogen-fakessh completions SHELL`; `-- completions` runs a command of that name.
         _ if args.len() == 3 && args[1] == "completions" => {
             match docs::print_completions(&args[2].to_string_lossy()) {

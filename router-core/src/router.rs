@@ -133,6 +133,18 @@ impl Router {
         rx
     }
 
+    /// Deliver frames for all of `handles` to one receiver, in arrival order.
+    /// Use this where order across handles matters (a session's spawn must
+    /// be seen before its stdin).
+    pub fn register_inbox(&self, handles: &[Handle]) -> mpsc::UnboundedReceiver<Frame> {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let mut inner = self.lock();
+        for h in handles {
+            inner.handlers.insert(*h, tx.clone());
+        }
+        rx
+    }
+
     /// A fresh handle (for replies) and its receiver.
     pub fn alloc_handle(&self) -> (Handle, mpsc::UnboundedReceiver<Frame>) {
         let (tx, rx) = mpsc::unbounded_channel();

@@ -124,12 +124,17 @@ async fn run() -> Result<(), String> {
         children: Vec::new(),
     };
     let mut events = router.subscribe();
-    let mut spawn_rx = router.register_handler(handle::SPAWN);
-    let mut connect_rx = router.register_handler(handle::CONNECT);
-    let mut stdin_rx = router.register_handler(handle::SESSION_STDIN);
-    let mut control_rx = router.register_handler(handle::SESSION_CONTROL);
-    let mut shutdown_rx = router.register_handler(handle::SHUTDOWN);
+    // One inbox, so frames are handled in the order they arrived: a spawn
+    // before its session's stdin, stdin before its EOF.
+    let mut inbox = router.register_inbox(&[
+        handle::SPAWN,
+        handle::CONNECT,
+        handle::SESSION_STDIN,
+        handle::SESSION_CONTROL,
+        handle::SHUTDOWN,
+    ]);
     let (done_tx, mut done_rx) = mpsc::unbounded_channel::<ContextId>();
+    let (child_tx, mut child_rx) = mpsc::unbounded_channel::<Child>();
     router.attach(
         &format!("parent of {}", config.name),
         config.parent_ids[0],
@@ -140,14 +145,19 @@ async fn run() -> Result<(), String> {
 
     let reason = loop {
         tokio::select! {
-            Some(f) = spawn_rx.recv() => agent.on_spawn(f, &done_tx),
-            Some(f) = connect_rx.recv() => agent.on_connect(f).await,
-            Some(f) = stdin_rx.recv() => agent.on_stdin(f),
-            Some(f) = control_rx.recv() => agent.on_control(f),
+            Some(f) = inbox.recv() => match f.header.handle {
+                handle::SPAWN => agent.on_spawn(f, &done_tx),
+                handle::CONNECT => agent.on_connect(f, &child_tx),
+                handle::SESSION_STDIN => agent.on_stdin(f),
+                handle::SESSION_CONTROL => agent.on_control(f),
+                _ => {
+                    if agent.commanded_by_ancestor(&f, "shutdown") {
+                        break "shutdown requested".to_string();
+                    }
+                }
+            },
             Some(peer) = done_rx.recv() => { agent.sessions.remove(&peer); }
-            Some(f) = shutdown_rx.recv() => {
-                if agent.commanded_by_ancestor(&f, "shutdown") { break "shutdown requested".to_string(); }
-            }
+            Some(child) = child_rx.recv() => agent.children.push(child),
             Some(ev) = events.recv() => match ev {
                 RouterEvent::ParentLost { reason } => break reason,
                 RouterEvent::ContextLost { context, reason } => debug!("context {context} lost: {reason}"),
@@ -249,48 +259,29 @@ impl Agent {
         }
     }
 
-    /// Start another hop from here and answer on the request's reply handle.
-    async fn on_connect(&mut self, f: Frame) {
+    /// Start another hop from here, in the background so sessions keep
+    /// flowing, and answer on the request's reply handle.
+    fn on_connect(&mut self, f: Frame, children: &mpsc::UnboundedSender<Child>) {
         if !self.commanded_by_ancestor(&f, "connect") {
             return;
         }
-        let result = match f.decode_cbor::<ConnectRequest>("connect request") {
-            Ok(req) => self.connect(req).await,
-            Err(e) => Err(e.to_string()),
-        };
-        if f.header.reply_to != 0 {
-            let mut header = self.router.header(f.header.src, f.header.reply_to);
-            header.reply_to = 0;
-            self.router.send(Frame::cbor(header, &result));
-        }
-    }
-
-    async fn connect(&mut self, req: ConnectRequest) -> Result<(), String> {
-        let mut parent_ids = vec![self.router.my_id()];
-        parent_ids.extend_from_slice(self.router.parent_ids());
-        let config = AgentConfig {
-            context_id: req.new_id,
-            parent_ids,
-            max_payload: self.router.max_payload(),
-            log_level: req.log_level,
-            name: req.name.clone(),
-        };
-        let started = match req.hop {
-            HopKind::Local => hop::start_local(config).await?,
-        };
-        info!(
-            "{}: started {} as context {} (pid {})",
-            self.name, req.name, req.new_id, started.hello.pid
-        );
-        self.router.attach(
-            &req.name,
-            req.new_id,
-            StreamRole::Child,
-            started.reader,
-            started.writer,
-        );
-        self.children.push(started.child);
-        Ok(())
+        let router = self.router.clone();
+        let me = self.name.clone();
+        let children = children.clone();
+        tokio::spawn(async move {
+            let result = match f.decode_cbor::<ConnectRequest>("connect request") {
+                Ok(req) => connect(&router, &me, req).await.map(|child| {
+                    let _ = children.send(child);
+                }),
+                Err(e) => Err(e.to_string()),
+            };
+            if f.header.reply_to != 0 {
+                router.send(Frame::cbor(
+                    router.header(f.header.src, f.header.reply_to),
+                    &result,
+                ));
+            }
+        });
     }
 
     /// End every session (process groups first politely, then for good)
@@ -311,4 +302,33 @@ impl Agent {
             let _ = tokio::time::timeout(Duration::from_secs(2), child.wait()).await;
         }
     }
+}
+
+/// Start `req.hop` below this agent and attach it as a child stream (which
+/// announces the new route up to the host).
+async fn connect(router: &Arc<Router>, me: &str, req: ConnectRequest) -> Result<Child, String> {
+    let mut parent_ids = vec![router.my_id()];
+    parent_ids.extend_from_slice(router.parent_ids());
+    let config = AgentConfig {
+        context_id: req.new_id,
+        parent_ids,
+        max_payload: router.max_payload(),
+        log_level: req.log_level,
+        name: req.name.clone(),
+    };
+    let started = match req.hop {
+        HopKind::Local => hop::start_local(config).await?,
+    };
+    info!(
+        "{me}: started {} as context {} (pid {})",
+        req.name, req.new_id, started.hello.pid
+    );
+    router.attach(
+        &req.name,
+        req.new_id,
+        StreamRole::Child,
+        started.reader,
+        started.writer,
+    );
+    Ok(started.child)
 }
