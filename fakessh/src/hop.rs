@@ -64,7 +64,7 @@ pub async fn start_local(config: AgentConfig) -> Result<StartedAgent, String> {
 }
 
 /// Send the config, wait for the hello.
-async fn handshake<R, W>(
+pub async fn handshake<R, W>(
     name: &str,
     mut reader: FrameReader<R>,
     mut writer: FrameWriter<W>,

@@ -13,6 +13,7 @@ mod fdstream;
 mod hop;
 mod host;
 mod logging;
+mod ssh;
 mod sys;
 
 use std::ffi::OsString;

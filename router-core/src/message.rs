@@ -181,6 +181,10 @@ pub enum RemoteCommand {
     Subsystem(String),
     /// An interactive login shell.
     Shell,
+    /// A TCP connection from the agent to `host:port`, relayed as the
+    /// session's stdin and stdout: how an ssh hop is reached through the
+    /// hop before it. Only the host may ask for it.
+    TcpConnect { host: String, port: u16 },
 }
 
 /// Shim to host: the session the shim wants.

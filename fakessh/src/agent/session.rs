@@ -34,9 +34,11 @@ pub struct Session {
     pub input: mpsc::UnboundedSender<Input>,
     stdout_window: SendWindow,
     stderr_window: SendWindow,
-    stdout_pump: AbortHandle,
-    stderr_pump: AbortHandle,
+    stdout_pump: Option<AbortHandle>,
+    stderr_pump: Option<AbortHandle>,
     pgid: Option<Pid>,
+    /// The relay task of a TCP session.
+    relay: Option<AbortHandle>,
 }
 
 impl Session {
@@ -48,6 +50,9 @@ impl Session {
         done: mpsc::UnboundedSender<ContextId>,
     ) -> Result<Session, String> {
         let peer = req.peer;
+        if let RemoteCommand::TcpConnect { host, port } = req.command {
+            return Ok(Session::start_tcp(router, peer, host, port, done));
+        }
         let event = {
             let router = router.clone();
             move |ev: SessionEvent| {
@@ -169,10 +174,91 @@ impl Session {
             input,
             stdout_window,
             stderr_window,
-            stdout_pump,
-            stderr_pump,
+            stdout_pump: Some(stdout_pump),
+            stderr_pump: Some(stderr_pump),
             pgid,
+            relay: None,
         })
+    }
+
+    /// A session whose far end is a TCP connection made from here.
+    fn start_tcp(
+        router: &Arc<Router>,
+        peer: ContextId,
+        host: String,
+        port: u16,
+        done: mpsc::UnboundedSender<ContextId>,
+    ) -> Session {
+        let (input, mut input_rx) = mpsc::unbounded_channel::<Input>();
+        let stdout_window = SendWindow::new(SESSION_WINDOW);
+        let window = stdout_window.clone();
+        let router = router.clone();
+        let relay = tokio::spawn(async move {
+            let event = |ev: SessionEvent| {
+                router.send(Frame::cbor(router.header(peer, handle::SESSION_EVENT), &ev))
+            };
+            let connect = tokio::net::TcpStream::connect((host.as_str(), port));
+            let sock = match tokio::time::timeout(std::time::Duration::from_secs(30), connect).await
+            {
+                Ok(Ok(sock)) => sock,
+                Ok(Err(e)) => {
+                    event(SessionEvent::Error(format!(
+                        "connect to host {host} port {port}: {e}"
+                    )));
+                    let _ = done.send(peer);
+                    return;
+                }
+                Err(_) => {
+                    event(SessionEvent::Error(format!(
+                        "connect to host {host} port {port}: timed out"
+                    )));
+                    let _ = done.send(peer);
+                    return;
+                }
+            };
+            let _ = sock.set_nodelay(true);
+            info!("session {peer}: connected to {host}:{port}");
+            let (read, mut write) = sock.into_split();
+            let writer_router = router.clone();
+            let writer = tokio::spawn(async move {
+                let mut open = true;
+                while let Some(item) = input_rx.recv().await {
+                    match item {
+                        Input::Data(data) => {
+                            if open && write.write_all(&data).await.is_err() {
+                                open = false;
+                            }
+                            writer_router.send(Frame::cbor(
+                                writer_router.header(peer, handle::SESSION_EVENT),
+                                &SessionEvent::StdinCredit(data.len() as u32),
+                            ));
+                        }
+                        Input::Eof => {
+                            let _ = write.shutdown().await;
+                            open = false;
+                        }
+                    }
+                }
+            });
+            let header = router.header(peer, handle::SESSION_STDOUT);
+            let sent = pump_to_frames(read, &window, &router, header)
+                .await
+                .unwrap_or(0);
+            debug!("session {peer}: {host}:{port} closed after {sent} bytes");
+            event(SessionEvent::Eof(OutputStream::Stdout));
+            event(SessionEvent::Exit(ExitStatus::Code(0)));
+            writer.abort();
+            let _ = done.send(peer);
+        });
+        Session {
+            input,
+            stdout_window,
+            stderr_window: SendWindow::new(SESSION_WINDOW),
+            stdout_pump: None,
+            stderr_pump: None,
+            pgid: None,
+            relay: Some(relay.abort_handle()),
+        }
     }
 
     pub fn credit(&self, stream: OutputStream, bytes: u32) {
@@ -184,9 +270,12 @@ impl Session {
 
     /// Nobody reads `stream` any more: drop our end so the command sees EPIPE.
     pub fn output_closed(&self, stream: OutputStream) {
-        match stream {
-            OutputStream::Stdout => self.stdout_pump.abort(),
-            OutputStream::Stderr => self.stderr_pump.abort(),
+        let pump = match stream {
+            OutputStream::Stdout => &self.stdout_pump,
+            OutputStream::Stderr => &self.stderr_pump,
+        };
+        if let Some(p) = pump {
+            p.abort();
         }
     }
 
@@ -202,6 +291,9 @@ impl Session {
     pub fn kill(&self) {
         self.signal(Signal::SIGHUP);
         self.signal(Signal::SIGKILL);
+        if let Some(relay) = &self.relay {
+            relay.abort();
+        }
         self.stdout_window.close();
         self.stderr_window.close();
     }
@@ -224,6 +316,7 @@ fn command_for(login: &Login, req: &SpawnRequest) -> Result<Command, String> {
         RemoteCommand::Shell => {
             cmd.arg0(format!("-{}", login.shell_name()));
         }
+        RemoteCommand::TcpConnect { .. } => return Err("a TCP session is not a command".into()),
     }
     let home = if login.home.is_dir() {
         login.home.clone()

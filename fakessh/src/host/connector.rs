@@ -11,15 +11,18 @@ use std::time::Duration;
 use router_core::Router;
 use router_core::frame::{DEFAULT_MAX_PAYLOAD, Frame};
 use router_core::message::{
-    AgentConfig, ConnectRequest, ContextId, HOST_ID, HopKind, SessionRequest, handle,
+    AgentConfig, ConnectRequest, ContextId, FIRST_SESSION_ID, HOST_ID, HopKind, SessionRequest,
+    handle,
 };
 use router_core::router::StreamRole;
 use tokio::process::Child;
 use tokio::sync::{Mutex, OnceCell};
 use tracing::info;
 
+use super::tunnel;
 use crate::chain::{Chain, HopSpec};
 use crate::hop;
+use crate::ssh::{self, SshSettings, SshStream};
 
 /// The user's routing table: `--host` mappings, then `--to`, then ssh:NAME.
 #[derive(Clone, Debug, Default)]
@@ -56,20 +59,37 @@ pub struct Connector {
     log_level: u8,
     contexts: std::sync::Mutex<HashMap<Chain, ContextCell>>,
     next_id: AtomicU32,
+    next_session: AtomicU32,
+    ssh: SshSettings,
     /// Agents the host started itself; kept so they are reaped.
     children: Mutex<Vec<Child>>,
+    /// Jump-host connections that carry a ProxyJump target.
+    jumps: Mutex<Vec<russh::client::Handle<ssh::HostKeyCheck>>>,
 }
 
 impl Connector {
-    pub fn new(router: Arc<Router>, routing: Routing, log_level: u8) -> Arc<Connector> {
+    pub fn new(
+        router: Arc<Router>,
+        routing: Routing,
+        log_level: u8,
+        ssh: SshSettings,
+    ) -> Arc<Connector> {
         Arc::new(Connector {
             router,
             routing,
             log_level,
             contexts: std::sync::Mutex::new(HashMap::new()),
             next_id: AtomicU32::new(1),
+            next_session: AtomicU32::new(FIRST_SESSION_ID),
+            ssh,
             children: Mutex::new(Vec::new()),
+            jumps: Mutex::new(Vec::new()),
         })
+    }
+
+    /// A fresh context id for a shim session or a tunnel.
+    pub fn next_session_id(&self) -> ContextId {
+        self.next_session.fetch_add(1, Ordering::Relaxed)
     }
 
     /// The context at the end of `chain`, connecting it on first use.
@@ -102,23 +122,21 @@ impl Connector {
             };
             let name = chain.to_string();
             let hop = &chain.hops[n - 1];
-            let kind = match hop {
-                HopSpec::Local => HopKind::Local,
-                HopSpec::Ssh { .. } => {
-                    return Err(format!(
-                        "{hop}: ssh hops are not available in this build yet; use --to local (or a chain of local hops)"
-                    ));
+            let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+            match hop {
+                HopSpec::Local => match parent {
+                    None => self.start_here(id, &name).await?,
+                    Some(parent) => self.start_via(parent, id, &name, HopKind::Local).await?,
+                },
+                HopSpec::Ssh { user, host, port } => {
+                    self.start_ssh(parent, id, &name, host, user.as_deref(), *port)
+                        .await?
                 }
                 HopSpec::Sudo { .. } | HopSpec::Su { .. } | HopSpec::Doas { .. } => {
                     return Err(format!(
-                        "{hop} on {name}: privilege hops are not available in this build yet"
+                        "{name}: privilege hops are not available in this build yet"
                     ));
                 }
-            };
-            let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-            match parent {
-                None => self.start_here(id, &name).await?,
-                Some(parent) => self.start_via(parent, id, &name, kind).await?,
             }
             info!("{name}: connected as context {id}");
             Ok(id)
@@ -139,6 +157,127 @@ impl Connector {
             .attach(name, id, StreamRole::Child, started.reader, started.writer);
         self.children.lock().await.push(started.child);
         Ok(())
+    }
+
+    /// An ssh hop: TCP from here (or through ProxyJump), or through a tunnel
+    /// opened by the previous hop's agent; the handshake always runs here.
+    async fn start_ssh(
+        &self,
+        parent: Option<ContextId>,
+        id: ContextId,
+        name: &str,
+        host: &str,
+        user: Option<&str>,
+        port: Option<u16>,
+    ) -> Result<(), String> {
+        let cfg = self
+            .ssh
+            .config
+            .resolve(host, user, port)
+            .map_err(|e| format!("{name}: {e}"))?;
+        let stream: Box<dyn SshStream> = match parent {
+            Some(via) => {
+                let (stream, error) = tunnel::open(
+                    &self.router,
+                    via,
+                    self.next_session_id(),
+                    &cfg.hostname,
+                    cfg.port,
+                );
+                let handle = ssh::open_session(name, &cfg, stream, &self.ssh)
+                    .await
+                    .map_err(|e| match error.lock().ok().and_then(|g| g.clone()) {
+                        Some(why) => format!("{name}: {why}"),
+                        None => e,
+                    })?;
+                return self.finish_ssh(id, name, handle).await;
+            }
+            None => match &cfg.proxy_jump {
+                Some(jumps) => Box::new(self.through_jumps(name, jumps, &cfg).await?),
+                None => Box::new(ssh::connect_tcp(name, &cfg).await?),
+            },
+        };
+        let handle = ssh::open_session(name, &cfg, stream, &self.ssh).await?;
+        self.finish_ssh(id, name, handle).await
+    }
+
+    async fn finish_ssh(
+        &self,
+        id: ContextId,
+        name: &str,
+        handle: russh::client::Handle<ssh::HostKeyCheck>,
+    ) -> Result<(), String> {
+        let agent = ssh::start_agent(
+            name,
+            handle,
+            AgentConfig {
+                context_id: id,
+                parent_ids: vec![HOST_ID],
+                max_payload: DEFAULT_MAX_PAYLOAD,
+                log_level: self.log_level,
+                name: name.to_string(),
+            },
+        )
+        .await?;
+        info!(
+            "{name}: agent pid {} as {}{}",
+            agent.hello.pid,
+            agent.hello.user,
+            if agent.uploaded {
+                " (uploaded)"
+            } else {
+                " (cached)"
+            }
+        );
+        self.router
+            .attach(name, id, StreamRole::Child, agent.reader, agent.writer);
+        Ok(())
+    }
+
+    /// ProxyJump: ssh to each jump host in turn, then a direct-tcpip
+    /// channel to the target (like OpenSSH's `-J`).
+    async fn through_jumps(
+        &self,
+        name: &str,
+        jumps: &str,
+        target: &ssh::config::HostConfig,
+    ) -> Result<impl SshStream + use<>, String> {
+        let mut previous: Option<russh::client::Handle<ssh::HostKeyCheck>> = None;
+        for jump in jumps.split(',').map(str::trim) {
+            let spec = format!("ssh:{jump}")
+                .parse::<HopSpec>()
+                .map_err(|e| format!("{name}: ProxyJump {jump:?}: {e}"))?;
+            let HopSpec::Ssh { user, host, port } = spec else {
+                unreachable!()
+            };
+            let cfg = self
+                .ssh
+                .config
+                .resolve(&host, user.as_deref(), port)
+                .map_err(|e| format!("{name}: ProxyJump {jump}: {e}"))?;
+            let jump_name = format!("{name} (ProxyJump {jump})");
+            let handle = match previous.take() {
+                None => {
+                    ssh::open_session(
+                        &jump_name,
+                        &cfg,
+                        ssh::connect_tcp(&jump_name, &cfg).await?,
+                        &self.ssh,
+                    )
+                    .await?
+                }
+                Some(prev) => {
+                    let stream = direct_tcpip(&jump_name, &prev, &cfg.hostname, cfg.port).await?;
+                    self.jumps.lock().await.push(prev);
+                    ssh::open_session(&jump_name, &cfg, stream, &self.ssh).await?
+                }
+            };
+            previous = Some(handle);
+        }
+        let last = previous.ok_or_else(|| format!("{name}: empty ProxyJump"))?;
+        let stream = direct_tcpip(name, &last, &target.hostname, target.port).await?;
+        self.jumps.lock().await.push(last);
+        Ok(stream)
     }
 
     /// Later hops: ask the previous hop's agent to start it.
@@ -183,4 +322,16 @@ impl Connector {
             let _ = tokio::time::timeout(Duration::from_secs(2), child.wait()).await;
         }
     }
+}
+
+async fn direct_tcpip(
+    name: &str,
+    via: &russh::client::Handle<ssh::HostKeyCheck>,
+    host: &str,
+    port: u16,
+) -> Result<russh::ChannelStream<russh::client::Msg>, String> {
+    via.channel_open_direct_tcpip(host, port as u32, "127.0.0.1", 0)
+        .await
+        .map(|c| c.into_stream())
+        .map_err(|e| format!("{name}: the jump host could not connect to {host}:{port}: {e}"))
 }

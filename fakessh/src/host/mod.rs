@@ -4,6 +4,7 @@
 mod connector;
 mod launcher;
 mod sessions;
+mod tunnel;
 
 use std::ffi::OsString;
 
@@ -14,6 +15,8 @@ use router_core::message::HOST_ID;
 
 use crate::chain::{Chain, parse_host_mapping};
 use crate::cli::Cli;
+use crate::ssh::SshSettings;
+use crate::ssh::config::{SshConfig, home_dir};
 use connector::{Connector, Routing};
 
 /// Exit status when mitogen-fakessh fails before the command ran.
@@ -39,9 +42,13 @@ pub fn main(args: Vec<OsString>) -> i32 {
             return EXIT_FAILURE;
         }
     };
-    if cli.ssh_config.is_some() || cli.password_file.is_some() {
-        tracing::debug!("--ssh-config and --password-file apply to ssh and privilege hops");
-    }
+    let ssh = match ssh_settings(&cli) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("mitogen-fakessh: {e}");
+            return EXIT_FAILURE;
+        }
+    };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -55,7 +62,7 @@ pub fn main(args: Vec<OsString>) -> i32 {
     };
     let code = runtime.block_on(async {
         let router = Router::new(HOST_ID, vec![], DEFAULT_MAX_PAYLOAD);
-        let connector = Connector::new(router.clone(), routing, cli.log_level());
+        let connector = Connector::new(router.clone(), routing, cli.log_level(), ssh);
         let code = launcher::run(&cli, router, connector.clone()).await;
         connector.shutdown().await;
         code
@@ -76,4 +83,28 @@ fn routing_from(cli: &Cli) -> Result<Routing, String> {
         .map(|h| parse_host_mapping(h))
         .collect::<Result<Vec<_>, _>>()?;
     Ok(Routing { default, hosts })
+}
+
+/// ssh_config (`--ssh-config` alone, like `ssh -F`; else the user's file,
+/// then the system's) and the password file.
+fn ssh_settings(cli: &Cli) -> Result<SshSettings, String> {
+    let config = match &cli.ssh_config {
+        Some(path) => {
+            if !path.is_file() {
+                return Err(format!("--ssh-config {}: no such file", path.display()));
+            }
+            SshConfig::load(path)?
+        }
+        None => SshConfig::load(&home_dir().join(".ssh/config"))?
+            .chain(SshConfig::load("/etc/ssh/ssh_config".as_ref())?),
+    };
+    let password = match &cli.password_file {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| format!("--password-file {}: {e}", path.display()))?;
+            Some(text.lines().next().unwrap_or("").to_string())
+        }
+        None => None,
+    };
+    Ok(SshSettings { config, password })
 }

@@ -9,14 +9,12 @@
 
 use std::os::fd::{AsFd, OwnedFd};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, Ordering};
 
 use router_core::Router;
 use router_core::connection::{FrameReader, FrameWriter};
 use router_core::frame::{Frame, Header};
 use router_core::message::{
-    ContextId, FIRST_SESSION_ID, HOST_ID, SessionControl, SessionEvent, SessionRequest,
-    SpawnRequest, handle,
+    ContextId, RemoteCommand, SessionControl, SessionEvent, SessionRequest, SpawnRequest, handle,
 };
 use router_core::router::{RouterEvent, StreamRole};
 use tracing::{debug, info, warn};
@@ -34,7 +32,6 @@ pub async fn accept_loop(control: OwnedFd, router: Arc<Router>, connector: Arc<C
         Ok(fd) => fd,
         Err(e) => return warn!("control socket: {e}"),
     };
-    let next_id = AtomicU32::new(FIRST_SESSION_ID);
     loop {
         let mut guard = match control.readable().await {
             Ok(g) => g,
@@ -42,7 +39,7 @@ pub async fn accept_loop(control: OwnedFd, router: Arc<Router>, connector: Arc<C
         };
         match guard.try_io(|fd| sys::recv_fd(fd.get_ref().as_fd())) {
             Ok(Ok(Received::Fd(fd))) => {
-                let id = next_id.fetch_add(1, Ordering::Relaxed);
+                let id = connector.next_session_id();
                 tokio::spawn(relay(fd, id, router.clone(), connector.clone()));
             }
             Ok(Ok(Received::Nothing)) => {}
@@ -98,6 +95,14 @@ async fn relay(fd: OwnedFd, id: ContextId, router: Arc<Router>, connector: Arc<C
             return router.remove_stream(sid, "bad request");
         }
     };
+    if matches!(request.command, RemoteCommand::TcpConnect { .. }) {
+        event(
+            &router,
+            id,
+            &SessionEvent::Error("port forwarding is not supported by mitogen-fakessh".into()),
+        );
+        return router.remove_stream(sid, "refused");
+    }
     let chain = connector.routing.chain_for(&request);
     let target = match connector.connect(&chain).await {
         Ok(t) => t,
@@ -159,5 +164,4 @@ async fn relay(fd: OwnedFd, id: ContextId, router: Arc<Router>, connector: Arc<C
         &SessionControl::Close,
     ));
     router.remove_stream(sid, "session ended");
-    let _ = HOST_ID;
 }

@@ -1,0 +1,224 @@
+//! Getting our agent running on the far side of an ssh channel.
+//!
+//! One POSIX `sh` snippet runs on the remote: if the cache holds a file
+//! named by our executable's SHA-256 and its content still hashes to that
+//! name, it is exec'd in agent mode; otherwise the snippet asks for the
+//! binary, receives exactly SIZE bytes, verifies the checksum, stores it
+//! mode 0700 (atomically, via a temporary name) and execs it. The remote
+//! needs nothing but sh and standard utilities (`head -c`, `sha256sum` or
+//! `shasum`, `uname`, `mkdir`, `mv`).
+
+use std::io::Read;
+use std::path::PathBuf;
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use sha2::{Digest, Sha256};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tracing::{debug, info};
+
+/// Our own executable, as uploaded to remote hosts.
+#[derive(Debug)]
+pub struct AgentImage {
+    pub path: PathBuf,
+    pub size: u64,
+    pub sha256: String,
+}
+
+static IMAGE: OnceLock<Result<AgentImage, String>> = OnceLock::new();
+
+/// Hash our executable once per process (it is the agent we upload).
+pub fn agent_image() -> Result<&'static AgentImage, String> {
+    IMAGE
+        .get_or_init(|| {
+            let path = PathBuf::from("/proc/self/exe");
+            let mut file = std::fs::File::open(&path)
+                .map_err(|e| format!("cannot read our own executable: {e}"))?;
+            let mut hasher = Sha256::new();
+            let mut buf = vec![0u8; 1 << 20];
+            let mut size = 0u64;
+            loop {
+                let n = file
+                    .read(&mut buf)
+                    .map_err(|e| format!("cannot read our own executable: {e}"))?;
+                if n == 0 {
+                    break;
+                }
+                size += n as u64;
+                hasher.update(&buf[..n]);
+            }
+            let sha256 = hasher
+                .finalize()
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect();
+            Ok(AgentImage { path, size, sha256 })
+        })
+        .as_ref()
+        .map_err(Clone::clone)
+}
+
+/// `uname -sm` of a machine that can run this build.
+fn expected_uname() -> String {
+    let os = match std::env::consts::OS {
+        "linux" => "Linux",
+        other => other,
+    };
+    format!("{os} {}", std::env::consts::ARCH)
+}
+
+/// The remote command for an ssh channel: the bootstrap snippet, run by
+/// `/bin/sh` whatever the account's login shell is.
+pub fn bootstrap_snippet(image: &AgentImage) -> String {
+    let script = format!(
+        r#"set -u
+want="{uname}"
+have="$(uname -sm)"
+if [ "$have" != "$want" ]; then echo "MFS-ERROR remote is $have, this mitogen-fakessh is built for $want"; exit 1; fi
+d="${{XDG_CACHE_HOME:-$HOME/.cache}}/mitogen-fakessh"
+f="$d/{sha}"
+sum() {{ sha256sum "$1" 2>/dev/null || shasum -a 256 "$1" 2>/dev/null || openssl dgst -sha256 -r "$1"; }}
+if [ -f "$f" ] && [ -x "$f" ] && [ "$(sum "$f" | cut -c1-64)" = "{sha}" ]; then
+  echo MFS-CACHED
+else
+  echo MFS-UPLOAD
+  umask 077
+  mkdir -p "$d" || {{ echo "MFS-ERROR cannot create $d"; exit 1; }}
+  t="$d/.{sha}.$$"
+  head -c {size} > "$t" || {{ rm -f "$t"; echo "MFS-ERROR cannot write $t"; exit 1; }}
+  got="$(sum "$t" | cut -c1-64)"
+  if [ "$got" != "{sha}" ]; then rm -f "$t"; echo "MFS-ERROR upload corrupted (checksum $got)"; exit 1; fi
+  chmod 700 "$t" && mv -f "$t" "$f" || {{ rm -f "$t"; echo "MFS-ERROR cannot store $f"; exit 1; }}
+fi
+echo MFS-EXEC
+exec "$f" {agent_arg}"#,
+        uname = expected_uname(),
+        sha = image.sha256,
+        size = image.size,
+        agent_arg = crate::AGENT_ARG,
+    );
+    debug_assert!(!script.contains('\''));
+    format!("exec /bin/sh -c '{script}'")
+}
+
+/// What the bootstrap did.
+pub struct Bootstrapped {
+    pub uploaded: bool,
+}
+
+/// Drive the snippet: answer an upload request, wait for the exec marker.
+/// After `Ok`, the next bytes on the channel are the agent's frames.
+pub async fn run<R, W>(
+    name: &str,
+    reader: &mut R,
+    writer: &mut W,
+    image: &AgentImage,
+) -> Result<Bootstrapped, String>
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
+    let line = marker(name, reader).await?;
+    let uploaded = match line.as_str() {
+        "MFS-CACHED" => {
+            info!("{name}: agent found in the remote cache");
+            false
+        }
+        "MFS-UPLOAD" => {
+            info!("{name}: uploading agent ({} bytes)", image.size);
+            let mut file = tokio::fs::File::open(&image.path)
+                .await
+                .map_err(|e| format!("{name}: cannot read our own executable: {e}"))?;
+            let sent = tokio::io::copy(&mut (&mut file).take(image.size), writer)
+                .await
+                .map_err(|e| format!("{name}: agent upload failed: {e}"))?;
+            writer
+                .flush()
+                .await
+                .map_err(|e| format!("{name}: agent upload failed: {e}"))?;
+            if sent != image.size {
+                return Err(format!("{name}: our executable changed size during upload"));
+            }
+            let done = marker(name, reader).await?;
+            if done != "MFS-EXEC" {
+                return Err(format!("{name}: unexpected bootstrap answer {done:?}"));
+            }
+            return Ok(Bootstrapped { uploaded: true });
+        }
+        other => return Err(format!("{name}: unexpected bootstrap answer {other:?}")),
+    };
+    let done = marker(name, reader).await?;
+    if done != "MFS-EXEC" {
+        return Err(format!("{name}: unexpected bootstrap answer {done:?}"));
+    }
+    Ok(Bootstrapped { uploaded })
+}
+
+/// The next `MFS-` line; noise from rc files is skipped, `MFS-ERROR` fails.
+async fn marker<R: AsyncRead + Unpin>(name: &str, reader: &mut R) -> Result<String, String> {
+    for _ in 0..200 {
+        let line = tokio::time::timeout(Duration::from_secs(60), read_line(reader))
+            .await
+            .map_err(|_| format!("{name}: the bootstrap did not answer within 60s"))?
+            .map_err(|e| format!("{name}: bootstrap failed: {e}"))?;
+        let Some(line) = line else {
+            return Err(format!(
+                "{name}: the remote shell exited during the bootstrap"
+            ));
+        };
+        if let Some(err) = line.strip_prefix("MFS-ERROR ") {
+            return Err(format!("{name}: {err}"));
+        }
+        if line.starts_with("MFS-") {
+            return Ok(line);
+        }
+        debug!("{name}: remote shell printed {line:?} before the bootstrap");
+    }
+    Err(format!(
+        "{name}: the remote shell prints too much noise on stdout (check its rc files)"
+    ))
+}
+
+async fn read_line<R: AsyncRead + Unpin>(reader: &mut R) -> std::io::Result<Option<String>> {
+    let mut line = Vec::new();
+    loop {
+        let mut byte = [0u8; 1];
+        if reader.read(&mut byte).await? == 0 {
+            return Ok(if line.is_empty() {
+                None
+            } else {
+                Some(String::from_utf8_lossy(&line).into_owned())
+            });
+        }
+        if byte[0] == b'\n' {
+            return Ok(Some(String::from_utf8_lossy(&line).into_owned()));
+        }
+        if line.len() < 4096 {
+            line.push(byte[0]);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn snippet_is_single_quoted_sh() {
+        let image = AgentImage {
+            path: "/x".into(),
+            size: 1234,
+            sha256: "ab".repeat(32),
+        };
+        let s = bootstrap_snippet(&image);
+        assert!(s.starts_with("exec /bin/sh -c '"));
+        assert_eq!(s.matches('\'').count(), 2);
+        assert!(s.contains("head -c 1234"));
+        // The snippet is valid sh syntax.
+        let status = std::process::Command::new("sh")
+            .args(["-n", "-c", &s["exec /bin/sh -c '".len()..s.len() - 1]])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+}

@@ -1,0 +1,249 @@
+//! `ssh:` hops: an in-process russh client that verifies the host key,
+//! authenticates, bootstraps our agent on the remote and hands its channel
+//! to the router as a transport.
+//!
+//! Credentials never leave the host: when an ssh hop follows another hop,
+//! the previous agent only opens the TCP connection (a tunnel session) and
+//! the SSH handshake runs here, over that tunnel.
+
+pub mod bootstrap;
+pub mod config;
+mod hostkey;
+mod transport;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use router_core::connection::{FrameReader, FrameWriter};
+use router_core::frame::DEFAULT_MAX_PAYLOAD;
+use router_core::message::{AgentConfig, AgentHello};
+use russh::client::{AuthResult, Handle};
+use russh::keys::agent::AgentIdentity;
+use russh::keys::agent::client::AgentClient;
+use russh::keys::{PrivateKeyWithHashAlg, load_secret_key};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tracing::{debug, info};
+
+use config::{HostConfig, SshConfig, home_dir, local_user};
+pub use hostkey::HostKeyCheck;
+pub use transport::ChannelWriter;
+
+/// A byte stream to an sshd: a TCP socket or a tunnel through another hop.
+pub trait SshStream: AsyncRead + AsyncWrite + Unpin + Send + 'static {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send + 'static> SshStream for T {}
+
+/// What ssh hops need from the command line.
+#[derive(Clone, Debug, Default)]
+pub struct SshSettings {
+    pub config: SshConfig,
+    /// From --password-file: for ssh password authentication.
+    pub password: Option<String>,
+}
+
+/// A started agent behind an ssh channel.
+pub struct SshAgent {
+    pub reader: FrameReader<tokio::io::DuplexStream>,
+    pub writer: FrameWriter<ChannelWriter>,
+    pub hello: AgentHello,
+    pub uploaded: bool,
+}
+
+/// Default keepalive when the config sets none: a dead link is noticed in
+/// at most about 30 s.
+const DEFAULT_ALIVE_INTERVAL: Duration = Duration::from_secs(10);
+const DEFAULT_ALIVE_COUNT: usize = 3;
+
+/// Open the TCP connection for `cfg` (honouring ConnectTimeout).
+pub async fn connect_tcp(name: &str, cfg: &HostConfig) -> Result<tokio::net::TcpStream, String> {
+    let timeout = cfg.connect_timeout.unwrap_or(Duration::from_secs(30));
+    let addr = (cfg.hostname.as_str(), cfg.port);
+    let stream = tokio::time::timeout(timeout, tokio::net::TcpStream::connect(addr))
+        .await
+        .map_err(|_| {
+            format!(
+                "{name}: connect to host {} port {}: timed out after {}s",
+                cfg.hostname,
+                cfg.port,
+                timeout.as_secs()
+            )
+        })?
+        .map_err(|e| {
+            format!(
+                "{name}: connect to host {} port {}: {}",
+                cfg.hostname,
+                cfg.port,
+                plain_io(&e)
+            )
+        })?;
+    let _ = stream.set_nodelay(true);
+    Ok(stream)
+}
+
+fn plain_io(e: &std::io::Error) -> String {
+    match e.kind() {
+        std::io::ErrorKind::ConnectionRefused => "connection refused".into(),
+        _ => e.to_string(),
+    }
+}
+
+/// SSH handshake, host key check and authentication over `stream`.
+pub async fn open_session<S: SshStream>(
+    name: &str,
+    cfg: &HostConfig,
+    stream: S,
+    settings: &SshSettings,
+) -> Result<Handle<HostKeyCheck>, String> {
+    let mut config = russh::client::Config {
+        keepalive_interval: Some(cfg.server_alive_interval.unwrap_or(DEFAULT_ALIVE_INTERVAL)),
+        keepalive_max: cfg.server_alive_count_max.unwrap_or(DEFAULT_ALIVE_COUNT),
+        nodelay: true,
+        ..Default::default()
+    };
+    config.window_size = 8 << 20;
+    let check = HostKeyCheck::new(cfg);
+    let verdict = check.verdict();
+    let mut handle = russh::client::connect_stream(Arc::new(config), stream, check)
+        .await
+        .map_err(|e| match verdict.lock().ok().and_then(|v| v.clone()) {
+            Some(reason) => format!("{name}: {reason}"),
+            None => format!("{name}: ssh handshake failed: {e}"),
+        })?;
+    let user = cfg.user.clone().unwrap_or_else(local_user);
+    authenticate(name, &mut handle, &user, cfg, settings.password.as_deref()).await?;
+    info!("{name}: authenticated as {user}");
+    Ok(handle)
+}
+
+/// Start our agent over a new session channel on `handle`.
+pub async fn start_agent(
+    name: &str,
+    handle: Handle<HostKeyCheck>,
+    agent_config: AgentConfig,
+) -> Result<SshAgent, String> {
+    let image = bootstrap::agent_image()?;
+    let channel = handle
+        .channel_open_session()
+        .await
+        .map_err(|e| format!("{name}: cannot open a session channel: {e}"))?;
+    channel
+        .exec(false, bootstrap::bootstrap_snippet(image))
+        .await
+        .map_err(|e| format!("{name}: cannot run the bootstrap: {e}"))?;
+    let (mut reader, mut writer, stderr_tail) = transport::split(name, channel, handle);
+    let booted = match bootstrap::run(name, &mut reader, &mut writer, image).await {
+        Ok(b) => b,
+        Err(e) => return Err(with_tail(e, &stderr_tail)),
+    };
+    let frame_reader = FrameReader::new(reader, DEFAULT_MAX_PAYLOAD);
+    let frame_writer = FrameWriter::new(writer);
+    let (frame_reader, frame_writer, hello) =
+        crate::hop::handshake(name, frame_reader, frame_writer, &agent_config)
+            .await
+            .map_err(|e| with_tail(e, &stderr_tail))?;
+    Ok(SshAgent {
+        reader: frame_reader,
+        writer: frame_writer,
+        hello,
+        uploaded: booted.uploaded,
+    })
+}
+
+/// Append what the remote printed on stderr, which usually says why.
+fn with_tail(err: String, tail: &transport::StderrTail) -> String {
+    let lines = tail.lines();
+    if lines.is_empty() {
+        err
+    } else {
+        format!("{err} (remote said: {})", lines.join(" | "))
+    }
+}
+
+/// Try ssh-agent keys, then key files, then the password, like OpenSSH.
+async fn authenticate(
+    name: &str,
+    handle: &mut Handle<HostKeyCheck>,
+    user: &str,
+    cfg: &HostConfig,
+    password: Option<&str>,
+) -> Result<(), String> {
+    let mut tried: Vec<String> = Vec::new();
+    let rsa_hash = handle
+        .best_supported_rsa_hash()
+        .await
+        .ok()
+        .flatten()
+        .flatten();
+    if !cfg.identities_only
+        && std::env::var_os("SSH_AUTH_SOCK").is_some()
+        && let Ok(mut agent) = AgentClient::connect_env().await
+    {
+        tried.push("agent".into());
+        let identities = agent.request_identities().await.unwrap_or_default();
+        for identity in identities {
+            let AgentIdentity::PublicKey { key, .. } = identity else {
+                continue;
+            };
+            let hash = if key.algorithm().is_rsa() {
+                rsa_hash
+            } else {
+                None
+            };
+            if let Ok(AuthResult::Success) = handle
+                .authenticate_publickey_with(user, key, hash, &mut agent)
+                .await
+            {
+                return Ok(());
+            }
+        }
+    }
+    let files = if cfg.identity_files.is_empty() {
+        ["id_ed25519", "id_ecdsa", "id_rsa"]
+            .iter()
+            .map(|n| home_dir().join(".ssh").join(n))
+            .collect()
+    } else {
+        cfg.identity_files.clone()
+    };
+    for path in files.iter().filter(|p| p.is_file()) {
+        let shown = shown_path(path);
+        match load_secret_key(path, None) {
+            Ok(key) => {
+                tried.push(shown);
+                let key = PrivateKeyWithHashAlg::new(Arc::new(key), rsa_hash);
+                match handle.authenticate_publickey(user, key).await {
+                    Ok(AuthResult::Success) => return Ok(()),
+                    Ok(_) => {}
+                    Err(e) => return Err(format!("{name}: authentication failed: {e}")),
+                }
+            }
+            Err(e) => {
+                debug!("{name}: skipping {shown}: {e}");
+                tried.push(format!(
+                    "{shown} (unreadable or encrypted: load it into ssh-agent)"
+                ));
+            }
+        }
+    }
+    if let Some(pw) = password {
+        tried.push("password".into());
+        if let Ok(AuthResult::Success) = handle.authenticate_password(user, pw).await {
+            return Ok(());
+        }
+    }
+    let tried = if tried.is_empty() {
+        "no agent, no key files, no password".to_string()
+    } else {
+        tried.join(", ")
+    };
+    Err(format!(
+        "{name}: authentication failed for user {user} (tried: {tried})"
+    ))
+}
+
+fn shown_path(p: &std::path::Path) -> String {
+    let home = home_dir();
+    match p.strip_prefix(&home) {
+        Ok(rest) if home != std::path::Path::new("/") => format!("~/{}", rest.display()),
+        _ => p.display().to_string(),
+    }
+}

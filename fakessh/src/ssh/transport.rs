@@ -1,0 +1,94 @@
+//! An ssh session channel as a byte transport for frames.
+//!
+//! A task owns the channel's read half (and the connection handle, so the
+//! connection lives exactly as long as the channel): stdout data is fed into
+//! an in-memory pipe that the frame reader reads; stderr lines are logged
+//! with the hop's name and kept for error messages.
+
+use std::collections::VecDeque;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+
+use russh::ChannelMsg;
+use russh::client::{Handle, Msg};
+use tokio::io::{AsyncWrite, AsyncWriteExt, DuplexStream};
+use tracing::{debug, warn};
+
+use super::hostkey::HostKeyCheck;
+
+/// The writing side of a channel.
+pub type ChannelWriter = Pin<Box<dyn AsyncWrite + Send>>;
+
+/// The last lines the remote side printed on stderr.
+#[derive(Clone, Default)]
+pub struct StderrTail(Arc<Mutex<VecDeque<String>>>);
+
+impl StderrTail {
+    fn push(&self, line: String) {
+        if let Ok(mut t) = self.0.lock() {
+            if t.len() == 5 {
+                t.pop_front();
+            }
+            t.push_back(line);
+        }
+    }
+
+    pub fn lines(&self) -> Vec<String> {
+        self.0
+            .lock()
+            .map(|t| t.iter().cloned().collect())
+            .unwrap_or_default()
+    }
+}
+
+/// Split `channel` into (stdout reader, stdin writer, stderr tail).
+pub fn split(
+    name: &str,
+    channel: russh::Channel<Msg>,
+    handle: Handle<HostKeyCheck>,
+) -> (DuplexStream, ChannelWriter, StderrTail) {
+    let (mut read_half, write_half) = channel.split();
+    let writer: ChannelWriter = Box::pin(write_half.make_writer());
+    let (mut feed, out) = tokio::io::duplex(1 << 20);
+    let tail = StderrTail::default();
+    let tail2 = tail.clone();
+    let name = name.to_string();
+    tokio::spawn(async move {
+        let _keep_connection = handle;
+        let _keep_writer_half = write_half;
+        let mut partial = Vec::new();
+        loop {
+            match read_half.wait().await {
+                Some(ChannelMsg::Data { data }) => {
+                    if feed.write_all(&data).await.is_err() {
+                        break;
+                    }
+                }
+                Some(ChannelMsg::ExtendedData { data, .. }) => {
+                    partial.extend_from_slice(&data);
+                    while let Some(pos) = partial.iter().position(|b| *b == b'\n') {
+                        let line: Vec<u8> = partial.drain(..=pos).collect();
+                        let text = String::from_utf8_lossy(&line).trim_end().to_string();
+                        if text.starts_with("mitogen-fakessh") {
+                            // Already a formatted agent log line.
+                            eprintln!("{text}");
+                        } else {
+                            warn!("{name}: remote: {text}");
+                        }
+                        tail2.push(text);
+                    }
+                }
+                Some(ChannelMsg::ExitStatus { exit_status }) => {
+                    debug!("{name}: agent exited with {exit_status}")
+                }
+                Some(ChannelMsg::ExitSignal { signal_name, .. }) => {
+                    debug!("{name}: agent killed by {signal_name:?}")
+                }
+                Some(ChannelMsg::Eof) | Some(ChannelMsg::Close) | None => break,
+                Some(_) => {}
+            }
+        }
+        debug!("{name}: channel closed");
+    });
+    (out, writer, tail)
+}
