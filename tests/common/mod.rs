@@ -3,6 +3,8 @@
 //! build and compare file trees.
 #![allow(dead_code)]
 
+pub mod sshd;
+
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus, Stdio};
@@ -114,11 +116,12 @@ pub fn run_with(mut cmd: Command, stdin: &[u8], deadline: Duration) -> Outcome {
     }
 }
 
-/// `mitogen-fakessh ARGS...` with empty stdin and a 120 s deadline.
+/// `mitogen-fakessh ARGS...` with empty stdin and a 120 s deadline. The
+/// user's ssh-agent is hidden so tests see only the keys they configure.
 pub fn fakessh(args: &[&str]) -> Outcome {
     let mut cmd = Command::new(bin());
-    cmd.args(args);
-    run_with(cmd, b"", Duration::from_secs(120))
+    cmd.args(args).env_remove("SSH_AUTH_SOCK");
+    run_with(cmd, b"", Duration::from_secs(180))
 }
 
 /// `mitogen-fakessh --to local -- sh -c SCRIPT`.

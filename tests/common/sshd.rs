@@ -1,0 +1,227 @@
+//! A real OpenSSH sshd on a loopback port (or inside a test network
+//! namespace), with generated host and user keys, its own agent cache
+//! directory and an ssh_config that names it.
+#![allow(dead_code)]
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use super::require;
+
+pub struct Sshd {
+    pub dir: tempfile::TempDir,
+    pub addr: String,
+    pub port: u16,
+    child: Child,
+}
+
+/// Whether sshd tests can run here: sshd and ssh-keygen installed, and we
+/// are root (sshd needs it to switch users). Under CI=true a missing piece
+/// fails the test; elsewhere it skips loudly.
+pub fn sshd_available() -> bool {
+    if !require("ssh-keygen") {
+        return false;
+    }
+    if !Path::new("/usr/sbin/sshd").exists() {
+        if std::env::var("CI").is_ok_and(|v| v == "true") {
+            panic!("/usr/sbin/sshd is missing (CI=true): .ci/run must install openssh-server");
+        }
+        eprintln!(
+            "\n!!!! SKIPPING: /usr/sbin/sshd is not installed (apt-get install openssh-server) !!!!\n"
+        );
+        return false;
+    }
+    if !is_root() {
+        if std::env::var("CI").is_ok_and(|v| v == "true") {
+            panic!("sshd tests need root (CI=true)");
+        }
+        eprintln!("\n!!!! SKIPPING: sshd tests need root !!!!\n");
+        return false;
+    }
+    true
+}
+
+pub fn is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| o.stdout.trim_ascii() == b"0")
+        .unwrap_or(false)
+}
+
+fn keygen(path: &Path) {
+    let st = Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+        .arg(path)
+        .status()
+        .unwrap();
+    assert!(st.success());
+}
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+impl Sshd {
+    /// sshd on 127.0.0.1 with fresh keys.
+    pub fn start() -> Sshd {
+        Sshd::start_in(None, "127.0.0.1", free_port(), None)
+    }
+
+    /// sshd listening on `addr:port`, inside network namespace `netns` if
+    /// given; `keys_from` shares another fixture's user key and host key.
+    pub fn start_in(netns: Option<&str>, addr: &str, port: u16, keys_from: Option<&Sshd>) -> Sshd {
+        std::fs::create_dir_all("/run/sshd").unwrap();
+        let dir = tempfile::Builder::new()
+            .prefix("mfs-sshd.")
+            .tempdir()
+            .unwrap();
+        let d = dir.path();
+        match keys_from {
+            Some(other) => {
+                for f in ["host_key", "host_key.pub", "user_key", "user_key.pub"] {
+                    std::fs::copy(other.dir.path().join(f), d.join(f)).unwrap();
+                }
+                use std::os::unix::fs::PermissionsExt;
+                for f in ["host_key", "user_key"] {
+                    std::fs::set_permissions(d.join(f), std::fs::Permissions::from_mode(0o600))
+                        .unwrap();
+                }
+            }
+            None => {
+                keygen(&d.join("host_key"));
+                keygen(&d.join("user_key"));
+            }
+        }
+        std::fs::copy(d.join("user_key.pub"), d.join("authorized_keys")).unwrap();
+        std::fs::create_dir_all(d.join("cache")).unwrap();
+        let config = format!(
+            "Port {port}\nListenAddress {addr}\nHostKey {d}/host_key\nAuthorizedKeysFile {d}/authorized_keys\n\
+             StrictModes no\nPidFile {d}/sshd.pid\nSetEnv XDG_CACHE_HOME={d}/cache\nLogLevel VERBOSE\n\
+             UsePAM no\nPermitRootLogin prohibit-password\nPasswordAuthentication yes\n\
+             Subsystem sftp /usr/lib/openssh/sftp-server\n",
+            d = d.display()
+        );
+        std::fs::write(d.join("sshd_config"), config).unwrap();
+        let mut cmd = match netns {
+            Some(ns) => {
+                let mut c = Command::new("ip");
+                c.args(["netns", "exec", ns, "/usr/sbin/sshd"]);
+                c
+            }
+            None => Command::new("/usr/sbin/sshd"),
+        };
+        cmd.arg("-D")
+            .arg("-f")
+            .arg(d.join("sshd_config"))
+            .arg("-E")
+            .arg(d.join("sshd.log"));
+        let child = cmd.stdin(Stdio::null()).spawn().expect("start sshd");
+        let sshd = Sshd {
+            dir,
+            addr: addr.to_string(),
+            port,
+            child,
+        };
+        sshd.wait_listening(netns);
+        sshd.write_client_files("target");
+        sshd
+    }
+
+    fn wait_listening(&self, netns: Option<&str>) {
+        let start = Instant::now();
+        loop {
+            let log = std::fs::read_to_string(self.log_path()).unwrap_or_default();
+            if log.contains("Server listening") {
+                return;
+            }
+            if start.elapsed() > Duration::from_secs(10) {
+                panic!("sshd did not start (netns {netns:?}):\n{log}");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    pub fn log_path(&self) -> PathBuf {
+        self.path("sshd.log")
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.log_path()).unwrap_or_default()
+    }
+
+    /// How many connections sshd accepted.
+    pub fn accepted(&self) -> usize {
+        self.log().matches("Accepted publickey").count()
+    }
+
+    pub fn host_key_line(&self) -> String {
+        let pubkey = std::fs::read_to_string(self.path("host_key.pub")).unwrap();
+        let mut words = pubkey.split_whitespace();
+        let host = if self.port == 22 {
+            self.addr.clone()
+        } else {
+            format!("[{}]:{}", self.addr, self.port)
+        };
+        format!(
+            "{host} {} {}\n",
+            words.next().unwrap(),
+            words.next().unwrap()
+        )
+    }
+
+    /// known_hosts with our key, and an ssh_config naming us `alias`.
+    pub fn write_client_files(&self, alias: &str) {
+        std::fs::write(self.path("known_hosts"), self.host_key_line()).unwrap();
+        std::fs::write(self.path("ssh_config"), self.config_block(alias, "")).unwrap();
+    }
+
+    /// An ssh_config `Host` block for this server; `extra` adds lines.
+    pub fn config_block(&self, alias: &str, extra: &str) -> String {
+        format!(
+            "Host {alias}\n  HostName {}\n  Port {}\n  User root\n  IdentityFile {}\n  UserKnownHostsFile {}\n  GlobalKnownHostsFile /dev/null\n{extra}",
+            self.addr,
+            self.port,
+            self.path("user_key").display(),
+            self.path("known_hosts").display()
+        )
+    }
+
+    pub fn ssh_config(&self) -> String {
+        self.path("ssh_config").display().to_string()
+    }
+
+    /// The agent cache on the "remote" side.
+    pub fn cache_dir(&self) -> PathBuf {
+        self.path("cache/mitogen-fakessh")
+    }
+}
+
+impl Drop for Sshd {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!(
+                "--- sshd log ({}) ---\n{}",
+                self.log_path().display(),
+                self.log()
+            );
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        // Connection children of sshd exit with their clients; make sure.
+        let _ = Command::new("pkill")
+            .arg("-f")
+            .arg(self.dir.path().join("sshd_config"))
+            .status();
+    }
+}

@@ -1,0 +1,434 @@
+//! `ssh:` hops against a real OpenSSH sshd on loopback: rsync both ways,
+//! connection reuse, on-demand mode, the agent cache, host keys,
+//! authentication errors, cleanup, and a transfer past russh's rekey point.
+
+mod common;
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use common::sshd::{Sshd, sshd_available};
+use common::*;
+
+fn to_target(sshd: &Sshd, script: &str) -> Outcome {
+    fakessh(&[
+        "--ssh-config",
+        &sshd.ssh_config(),
+        "--to",
+        "ssh:target",
+        "--",
+        "sh",
+        "-c",
+        script,
+    ])
+}
+
+#[test]
+fn rsync_push_and_pull_through_ssh() {
+    if !sshd_available() || !require("rsync") {
+        return;
+    }
+    let sshd = Sshd::start();
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("src");
+    make_tree(&src, 30 << 20);
+    let dst = tmp.path().join("pushed here");
+    let cfg = sshd.ssh_config();
+    fakessh(&[
+        "--ssh-config",
+        &cfg,
+        "--to",
+        "ssh:target",
+        "--",
+        "rsync",
+        "-a",
+        &format!("{}/", src.display()),
+        &format!("web1:{}/", dst.display()),
+    ])
+    .assert_no_panic()
+    .expect_code(0);
+    assert_same_tree(&src, &dst);
+    let back = tmp.path().join("pulled");
+    fakessh(&[
+        "--ssh-config",
+        &cfg,
+        "--to",
+        "ssh:target",
+        "--",
+        "rsync",
+        "-a",
+        &format!("web1:{}/", dst.display()),
+        &format!("{}/", back.display()),
+    ])
+    .expect_code(0);
+    assert_same_tree(&src, &back);
+}
+
+#[test]
+fn fifty_sessions_share_one_ssh_connection() {
+    if !sshd_available() {
+        return;
+    }
+    let sshd = Sshd::start();
+    let out = to_target(
+        &sshd,
+        "for i in $(seq 50); do ssh h true || exit 1; done; ssh h 'exit 3'",
+    );
+    out.expect_code(3);
+    assert_eq!(sshd.accepted(), 1, "sshd log:\n{}", sshd.log());
+}
+
+#[test]
+fn on_demand_mode_connects_hostnames_from_the_ssh_config() {
+    if !sshd_available() || !require("rsync") {
+        return;
+    }
+    let sshd = Sshd::start();
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("src");
+    make_tree(&src, 1 << 20);
+    let dst = tmp.path().join("dst");
+    // No --to, no --host: "target" is ssh:target, resolved through the config.
+    fakessh(&[
+        "--ssh-config",
+        &sshd.ssh_config(),
+        "rsync",
+        "-a",
+        &format!("{}/", src.display()),
+        &format!("target:{}/", dst.display()),
+    ])
+    .expect_code(0);
+    assert_same_tree(&src, &dst);
+    // A name the config does not know is tried as a real host name: here it
+    // does not resolve, and the error names the hop.
+    let out = fakessh(&[
+        "--ssh-config",
+        &sshd.ssh_config(),
+        "ssh",
+        "no-such-host.invalid",
+        "true",
+    ]);
+    out.expect_code(255);
+    assert!(
+        out.stderr_text().contains("ssh:no-such-host.invalid"),
+        "{}",
+        out.stderr_text()
+    );
+}
+
+#[test]
+fn agent_is_cached_and_a_corrupt_cache_entry_is_replaced() {
+    if !sshd_available() {
+        return;
+    }
+    let sshd = Sshd::start();
+    let run = || {
+        fakessh(&[
+            "-v",
+            "--ssh-config",
+            &sshd.ssh_config(),
+            "--to",
+            "ssh:target",
+            "--",
+            "ssh",
+            "h",
+            "echo ok",
+        ])
+    };
+    let first = run();
+    first.expect_code(0);
+    assert!(
+        first.stderr_text().contains("uploading agent"),
+        "{}",
+        first.stderr_text()
+    );
+    let second = run();
+    second.expect_code(0);
+    assert_eq!(second.stdout_text(), "ok\n");
+    assert!(
+        second
+            .stderr_text()
+            .contains("agent found in the remote cache")
+    );
+    assert!(
+        !second.stderr_text().contains("uploading agent"),
+        "warm run uploaded again"
+    );
+
+    // Truncate the cached agent: detected by its checksum, uploaded again.
+    let cached: Vec<_> = std::fs::read_dir(sshd.cache_dir())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(cached.len(), 1, "{cached:?}");
+    let len = std::fs::metadata(&cached[0]).unwrap().len();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&cached[0])
+        .unwrap()
+        .set_len(len / 2)
+        .unwrap();
+    let third = run();
+    third.expect_code(0);
+    assert!(third.stderr_text().contains("uploading agent"));
+    assert_eq!(std::fs::metadata(&cached[0]).unwrap().len(), len);
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(&cached[0]).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o700);
+}
+
+#[test]
+fn unknown_host_key_is_refused_and_known_hosts_untouched() {
+    if !sshd_available() {
+        return;
+    }
+    let sshd = Sshd::start();
+    std::fs::write(sshd.path("known_hosts"), "").unwrap();
+    let out = to_target(&sshd, "ssh h true");
+    out.expect_code(255);
+    let err = out.stderr_text();
+    assert!(err.contains("ssh:target"), "{err}");
+    assert!(err.contains("not in known_hosts"), "{err}");
+    assert!(err.contains("ED25519 SHA256:"), "{err}");
+    assert_eq!(
+        std::fs::read_to_string(sshd.path("known_hosts")).unwrap(),
+        ""
+    );
+    assert_eq!(sshd.accepted(), 0);
+}
+
+#[test]
+fn accept_new_learns_the_host_key() {
+    if !sshd_available() {
+        return;
+    }
+    let sshd = Sshd::start();
+    std::fs::write(sshd.path("known_hosts"), "").unwrap();
+    std::fs::write(
+        sshd.path("ssh_config"),
+        sshd.config_block("target", "  StrictHostKeyChecking accept-new\n"),
+    )
+    .unwrap();
+    to_target(&sshd, "ssh h true").expect_code(0);
+    let learned = std::fs::read_to_string(sshd.path("known_hosts")).unwrap();
+    let key = std::fs::read_to_string(sshd.path("host_key.pub")).unwrap();
+    let key_b64 = key.split_whitespace().nth(1).unwrap();
+    assert!(learned.contains(key_b64), "known_hosts: {learned}");
+    assert!(learned.contains(&format!("[127.0.0.1]:{}", sshd.port)));
+    // And it is now trusted under the strict default.
+    std::fs::write(sshd.path("ssh_config"), sshd.config_block("target", "")).unwrap();
+    to_target(&sshd, "ssh h true").expect_code(0);
+}
+
+#[test]
+fn changed_host_key_is_refused() {
+    if !sshd_available() {
+        return;
+    }
+    let sshd = Sshd::start();
+    let other = tempfile::tempdir().unwrap();
+    let st = Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+        .arg(other.path().join("k"))
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let wrong = std::fs::read_to_string(other.path().join("k.pub")).unwrap();
+    let mut w = wrong.split_whitespace();
+    let line = format!(
+        "[127.0.0.1]:{} {} {}\n",
+        sshd.port,
+        w.next().unwrap(),
+        w.next().unwrap()
+    );
+    std::fs::write(sshd.path("known_hosts"), &line).unwrap();
+    std::fs::write(
+        sshd.path("ssh_config"),
+        sshd.config_block("target", "  StrictHostKeyChecking accept-new\n"),
+    )
+    .unwrap();
+    let out = to_target(&sshd, "ssh h true");
+    out.expect_code(255);
+    assert!(
+        out.stderr_text().contains("CHANGED"),
+        "{}",
+        out.stderr_text()
+    );
+    assert_eq!(
+        std::fs::read_to_string(sshd.path("known_hosts")).unwrap(),
+        line
+    );
+}
+
+#[test]
+fn authentication_failure_names_the_hop() {
+    if !sshd_available() {
+        return;
+    }
+    let sshd = Sshd::start();
+    let other = tempfile::tempdir().unwrap();
+    let key = other.path().join("not_authorized");
+    let st = Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", ""])
+        .arg("-f")
+        .arg(&key)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let cfg = sshd.config_block("target", "").replace(
+        &sshd.path("user_key").display().to_string(),
+        &key.display().to_string(),
+    );
+    std::fs::write(sshd.path("ssh_config"), cfg).unwrap();
+    let start = Instant::now();
+    let out = to_target(&sshd, "ssh h true");
+    out.expect_code(255);
+    let err = out.stderr_text();
+    assert!(err.contains("ssh:target: authentication failed"), "{err}");
+    assert!(err.contains("not_authorized"), "{err}");
+    assert!(start.elapsed() < Duration::from_secs(30));
+
+    // A wrong password from --password-file fails the same way, no retry loop.
+    let pw = other.path().join("pw");
+    std::fs::write(&pw, "wrong-password\n").unwrap();
+    let out = fakessh(&[
+        "--ssh-config",
+        &sshd.ssh_config(),
+        "--password-file",
+        pw.to_str().unwrap(),
+        "--to",
+        "ssh:target",
+        "--",
+        "true",
+    ]);
+    out.expect_code(255);
+    assert!(
+        out.stderr_text().contains("password"),
+        "{}",
+        out.stderr_text()
+    );
+}
+
+#[test]
+fn refused_connection_names_the_hop() {
+    let port = common::sshd::free_port();
+    let out = fakessh(&["--to", &format!("ssh:root@127.0.0.1:{port}"), "--", "true"]);
+    out.expect_code(255);
+    let err = out.stderr_text();
+    assert!(err.contains(&format!("ssh:root@127.0.0.1:{port}")), "{err}");
+    assert!(err.contains("connection refused"), "{err}");
+}
+
+#[test]
+fn second_ssh_hop_goes_through_the_first_agent() {
+    if !sshd_available() {
+        return;
+    }
+    let sshd = Sshd::start();
+    let out = fakessh(&[
+        "--ssh-config",
+        &sshd.ssh_config(),
+        "--to",
+        "ssh:target,ssh:target",
+        "--",
+        "ssh",
+        "h",
+        "echo $PPID",
+    ]);
+    out.expect_code(0);
+    // Two connections: the first from the host, the second from its agent.
+    assert_eq!(sshd.accepted(), 2, "{}", sshd.log());
+}
+
+/// Kills the host on drop, so a failing assertion never leaves it behind.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn pgrep(pattern: &str) -> bool {
+    Command::new("pgrep")
+        .args(["-f", pattern])
+        .output()
+        .map(|o| !o.stdout.is_empty())
+        .unwrap_or(false)
+}
+
+#[test]
+fn killing_the_host_ends_remote_agents_and_commands() {
+    if !sshd_available() || !require("pgrep") {
+        return;
+    }
+    let sshd = Sshd::start();
+    let marker = 40000 + (std::process::id() % 20000);
+    let host = Command::new(bin())
+        .args([
+            "--ssh-config",
+            &sshd.ssh_config(),
+            "--to",
+            "ssh:target",
+            "--",
+            "ssh",
+            "h",
+        ])
+        .arg(format!("sleep {marker}"))
+        .env_remove("SSH_AUTH_SOCK")
+        .spawn()
+        .unwrap();
+    let mut host = KillOnDrop(host);
+    // Anchored: the host's and the shim's own command lines contain the
+    // words too, only the remote command is exactly this.
+    let command = format!("^sleep {marker}$");
+    let agent = format!("^{}/[0-9a-f]{{64}} __agent$", sshd.cache_dir().display());
+    let start = Instant::now();
+    while !(pgrep(&command) && pgrep(&agent)) {
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "the remote command never started; sshd log:\n{}",
+            sshd.log()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let st = Command::new("kill")
+        .args(["-9", &host.0.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let _ = host.0.wait();
+    let start = Instant::now();
+    while pgrep(&command) || pgrep(&agent) {
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "remote processes still running 5 s after the host died"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// More than 1 GiB through one ssh connection: russh re-keys after 1 GiB by
+/// default, and the session must survive it.
+#[test]
+fn transfer_past_the_rekey_limit() {
+    if !sshd_available() {
+        return;
+    }
+    let sshd = Sshd::start();
+    let bytes: u64 = 1200 << 20;
+    let out = to_target(
+        &sshd,
+        &format!(
+            "head -c {bytes} /dev/zero | ssh h 'wc -c'; ssh h 'head -c {bytes} /dev/zero' | wc -c"
+        ),
+    );
+    out.expect_code(0);
+    let counts: Vec<u64> = out
+        .stdout_text()
+        .split_whitespace()
+        .map(|w| w.parse().unwrap())
+        .collect();
+    assert_eq!(counts, vec![bytes, bytes]);
+}
