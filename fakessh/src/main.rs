@@ -13,6 +13,7 @@ mod fdstream;
 mod hop;
 mod host;
 mod logging;
+mod privilege;
 mod ssh;
 mod sys;
 

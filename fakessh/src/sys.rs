@@ -70,3 +70,23 @@ pub fn register_async(fd: OwnedFd) -> std::io::Result<tokio::io::unix::AsyncFd<O
     // `AsyncFd` takes ownership of it, which is what `register` requires.
     unsafe { tokio::io::unix::AsyncFd::register(fd) }.map_err(std::io::Error::from)
 }
+
+/// Make the child a session leader whose controlling terminal is its
+/// stderr (a pty slave): what sudo's `requiretty` checks, and where sudo,
+/// su and doas ask for passwords. stdin and stdout stay as given, so the
+/// protocol never crosses the pty.
+pub fn controlling_tty_on_stderr(cmd: &mut tokio::process::Command) {
+    // SAFETY: the closure runs in the forked child between fork and exec,
+    // after std has dup2'd the child's stdio. It only calls setsid(2) and
+    // ioctl(2), both async-signal-safe, allocates nothing and touches no
+    // locks, which is what pre_exec requires.
+    unsafe {
+        cmd.pre_exec(|| {
+            nix::unistd::setsid().map_err(std::io::Error::from)?;
+            if libc::ioctl(2, libc::TIOCSCTTY as _, 0) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+}

@@ -160,16 +160,53 @@ pub struct RouteUpdate {
 pub enum HopKind {
     /// Our own executable in agent mode, as the same user.
     Local,
+    /// `sudo -u USER`, under a hybrid pty.
+    Sudo { user: String },
+    /// `su USER`, under a hybrid pty.
+    Su { user: String },
+    /// `doas -u USER`, under a hybrid pty.
+    Doas { user: String },
 }
 
-/// Host to an agent: start `hop` as context `new_id`. Reply: an empty CBOR
-/// `Result<(), String>` on `reply_to`.
+/// A password in transit. Its `Debug` never shows the text, so it cannot
+/// leak into a log line, whatever the verbosity.
+#[derive(Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Secret(pub String);
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(<redacted>)")
+    }
+}
+
+/// Host to an agent: start `hop` as context `new_id`. Reply: a CBOR
+/// `Result<(), ConnectFailure>` on `reply_to`.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 pub struct ConnectRequest {
     pub new_id: ContextId,
     pub hop: HopKind,
     pub name: String,
     pub log_level: u8,
+    /// For sudo/su/doas prompts; sent once, never stored.
+    pub password: Option<Secret>,
+}
+
+/// Why a hop could not be started.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ConnectFailure {
+    pub message: String,
+    /// The hop asked for a password and none was given: the host may ask
+    /// the user and try again.
+    pub password_required: bool,
+}
+
+impl ConnectFailure {
+    pub fn new(message: impl Into<String>) -> ConnectFailure {
+        ConnectFailure {
+            message: message.into(),
+            password_required: false,
+        }
+    }
 }
 
 /// What a session runs.
@@ -254,6 +291,20 @@ pub enum SessionEvent {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn secrets_never_print() {
+        let req = ConnectRequest {
+            new_id: 2,
+            hop: HopKind::Sudo {
+                user: "root".into(),
+            },
+            name: "x".into(),
+            log_level: 4,
+            password: Some(Secret("hunter2".into())),
+        };
+        assert!(!format!("{req:?}").contains("hunter2"));
+    }
 
     #[test]
     fn cbor_round_trip() {

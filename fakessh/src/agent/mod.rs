@@ -18,8 +18,8 @@ use router_core::Router;
 use router_core::connection::{FrameReader, FrameWriter};
 use router_core::frame::{DEFAULT_MAX_PAYLOAD, Frame};
 use router_core::message::{
-    AgentConfig, AgentHello, ConnectRequest, ContextId, HopKind, SessionControl, SpawnRequest,
-    handle,
+    AgentConfig, AgentHello, ConnectFailure, ConnectRequest, ContextId, HopKind, SessionControl,
+    SpawnRequest, handle,
 };
 use router_core::router::{RouterEvent, StreamRole};
 use tokio::process::Child;
@@ -27,7 +27,7 @@ use tokio::sync::mpsc;
 use tracing::{debug, info, warn};
 
 use crate::fdstream::FdStream;
-use crate::hop;
+use crate::{hop, privilege};
 use login::Login;
 use session::{Input, Session};
 
@@ -273,7 +273,7 @@ impl Agent {
                 Ok(req) => connect(&router, &me, req).await.map(|child| {
                     let _ = children.send(child);
                 }),
-                Err(e) => Err(e.to_string()),
+                Err(e) => Err(ConnectFailure::new(e.to_string())),
             };
             if f.header.reply_to != 0 {
                 router.send(Frame::cbor(
@@ -306,7 +306,11 @@ impl Agent {
 
 /// Start `req.hop` below this agent and attach it as a child stream (which
 /// announces the new route up to the host).
-async fn connect(router: &Arc<Router>, me: &str, req: ConnectRequest) -> Result<Child, String> {
+async fn connect(
+    router: &Arc<Router>,
+    me: &str,
+    req: ConnectRequest,
+) -> Result<Child, ConnectFailure> {
     let mut parent_ids = vec![router.my_id()];
     parent_ids.extend_from_slice(router.parent_ids());
     let config = AgentConfig {
@@ -316,19 +320,37 @@ async fn connect(router: &Arc<Router>, me: &str, req: ConnectRequest) -> Result<
         log_level: req.log_level,
         name: req.name.clone(),
     };
-    let started = match req.hop {
-        HopKind::Local => hop::start_local(config).await?,
+    let (child, pid) = match &req.hop {
+        HopKind::Local => {
+            let started = hop::start_local(config)
+                .await
+                .map_err(ConnectFailure::new)?;
+            let pid = started.hello.pid;
+            router.attach(
+                &req.name,
+                req.new_id,
+                StreamRole::Child,
+                started.reader,
+                started.writer,
+            );
+            (started.child, pid)
+        }
+        kind => {
+            let started = privilege::start(kind, req.password.as_ref(), config).await?;
+            let pid = started.hello.pid;
+            router.attach(
+                &req.name,
+                req.new_id,
+                StreamRole::Child,
+                started.reader,
+                started.writer,
+            );
+            (started.child, pid)
+        }
     };
     info!(
-        "{me}: started {} as context {} (pid {})",
-        req.name, req.new_id, started.hello.pid
+        "{me}: started {} as context {} (pid {pid})",
+        req.name, req.new_id
     );
-    router.attach(
-        &req.name,
-        req.new_id,
-        StreamRole::Child,
-        started.reader,
-        started.writer,
-    );
-    Ok(started.child)
+    Ok(child)
 }

@@ -11,15 +11,15 @@ use std::time::Duration;
 use router_core::Router;
 use router_core::frame::{DEFAULT_MAX_PAYLOAD, Frame};
 use router_core::message::{
-    AgentConfig, ConnectRequest, ContextId, FIRST_SESSION_ID, HOST_ID, HopKind, SessionRequest,
-    handle,
+    AgentConfig, ConnectFailure, ConnectRequest, ContextId, FIRST_SESSION_ID, HOST_ID, HopKind,
+    Secret, SessionRequest, handle,
 };
 use router_core::router::StreamRole;
 use tokio::process::Child;
 use tokio::sync::{Mutex, OnceCell};
 use tracing::info;
 
-use super::tunnel;
+use super::{password, tunnel};
 use crate::chain::{Chain, HopSpec};
 use crate::hop;
 use crate::ssh::{self, SshSettings, SshStream};
@@ -122,22 +122,39 @@ impl Connector {
             };
             let name = chain.to_string();
             let hop = &chain.hops[n - 1];
-            let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-            match hop {
-                HopSpec::Local => match parent {
-                    None => self.start_here(id, &name).await?,
-                    Some(parent) => self.start_via(parent, id, &name, HopKind::Local).await?,
-                },
+            let id = match hop {
+                HopSpec::Local => {
+                    let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+                    match parent {
+                        None => self.start_here(id, &name).await?,
+                        Some(parent) => self
+                            .start_via(parent, id, &name, HopKind::Local, None)
+                            .await
+                            .map_err(|f| f.message)?,
+                    }
+                    id
+                }
                 HopSpec::Ssh { user, host, port } => {
+                    let id = self.next_id.fetch_add(1, Ordering::Relaxed);
                     self.start_ssh(parent, id, &name, host, user.as_deref(), *port)
-                        .await?
+                        .await?;
+                    id
                 }
-                HopSpec::Sudo { .. } | HopSpec::Su { .. } | HopSpec::Doas { .. } => {
-                    return Err(format!(
-                        "{name}: privilege hops are not available in this build yet"
-                    ));
+                HopSpec::Sudo { user } | HopSpec::Su { user } | HopSpec::Doas { user } => {
+                    let kind = match hop {
+                        HopSpec::Sudo { .. } => HopKind::Sudo { user: user.clone() },
+                        HopSpec::Su { .. } => HopKind::Su { user: user.clone() },
+                        _ => HopKind::Doas { user: user.clone() },
+                    };
+                    let place = if n > 1 {
+                        chain.prefix(n - 1).to_string()
+                    } else {
+                        "the local host".to_string()
+                    };
+                    let label = format!("{hop} on {place}");
+                    self.start_privileged(parent, &name, &label, kind).await?
                 }
-            }
+            };
             info!("{name}: connected as context {id}");
             Ok(id)
         })
@@ -152,6 +169,90 @@ impl Connector {
             log_level: self.log_level,
             name: name.to_string(),
         })
+        .await?;
+        self.router
+            .attach(name, id, StreamRole::Child, started.reader, started.writer);
+        self.children.lock().await.push(started.child);
+        Ok(())
+    }
+
+    /// sudo/su/doas, started by the previous hop's agent (or by us when the
+    /// chain starts with one). The password goes down with the request; if
+    /// the hop asks for one we do not have, ask on the terminal and retry once.
+    async fn start_privileged(
+        &self,
+        parent: Option<ContextId>,
+        name: &str,
+        label: &str,
+        kind: HopKind,
+    ) -> Result<ContextId, String> {
+        let mut password = self.ssh.password.clone().map(Secret);
+        let mut asked = false;
+        loop {
+            let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+            let result = match parent {
+                Some(parent) => {
+                    self.start_via(parent, id, name, kind.clone(), password.clone())
+                        .await
+                }
+                None => {
+                    self.start_privileged_here(id, name, &kind, password.as_ref())
+                        .await
+                }
+            };
+            let failure = match result {
+                Ok(()) => return Ok(id),
+                Err(f) => f,
+            };
+            // Say which hop failed in the user's terms, not the chain's.
+            let reason = failure
+                .message
+                .strip_prefix(&format!("{name}: "))
+                .unwrap_or(&failure.message)
+                .to_string();
+            if failure.password_required && password.is_none() && !asked {
+                asked = true;
+                match tokio::task::spawn_blocking({
+                    let label = label.to_string();
+                    move || password::ask(&label)
+                })
+                .await
+                .ok()
+                .flatten()
+                {
+                    Some(p) => {
+                        password = Some(p);
+                        continue;
+                    }
+                    None => {
+                        return Err(format!(
+                            "{label}: a password is required and there is no terminal to ask on; use --password-file FILE"
+                        ));
+                    }
+                }
+            }
+            return Err(format!("{label}: {reason}"));
+        }
+    }
+
+    async fn start_privileged_here(
+        &self,
+        id: ContextId,
+        name: &str,
+        kind: &HopKind,
+        password: Option<&Secret>,
+    ) -> Result<(), ConnectFailure> {
+        let started = crate::privilege::start(
+            kind,
+            password,
+            AgentConfig {
+                context_id: id,
+                parent_ids: vec![HOST_ID],
+                max_payload: DEFAULT_MAX_PAYLOAD,
+                log_level: self.log_level,
+                name: name.to_string(),
+            },
+        )
         .await?;
         self.router
             .attach(name, id, StreamRole::Child, started.reader, started.writer);
@@ -287,7 +388,8 @@ impl Connector {
         id: ContextId,
         name: &str,
         hop: HopKind,
-    ) -> Result<(), String> {
+        password: Option<Secret>,
+    ) -> Result<(), ConnectFailure> {
         let (reply, mut rx) = self.router.alloc_handle();
         let mut header = self.router.header(parent, handle::CONNECT);
         header.reply_to = reply;
@@ -298,20 +400,23 @@ impl Connector {
                 hop,
                 name: name.to_string(),
                 log_level: self.log_level,
+                password,
             },
         ));
-        let answer =
-            tokio::time::timeout(hop::CONNECT_TIMEOUT + Duration::from_secs(5), rx.recv()).await;
+        let answer = tokio::time::timeout(Duration::from_secs(120), rx.recv()).await;
         self.router.remove_handler(reply);
         let frame = answer
-            .map_err(|_| format!("{name}: no answer from the previous hop"))?
-            .ok_or_else(|| format!("{name}: connection attempt abandoned"))?;
+            .map_err(|_| ConnectFailure::new(format!("{name}: no answer from the previous hop")))?
+            .ok_or_else(|| ConnectFailure::new(format!("{name}: connection attempt abandoned")))?;
         if frame.is_dead() {
-            return Err(format!("{name}: {}", frame.dead_reason()));
+            return Err(ConnectFailure::new(format!(
+                "{name}: {}",
+                frame.dead_reason()
+            )));
         }
         frame
-            .decode_cbor::<Result<(), String>>("connect reply")
-            .map_err(|e| format!("{name}: {e}"))?
+            .decode_cbor::<Result<(), ConnectFailure>>("connect reply")
+            .map_err(|e| ConnectFailure::new(format!("{name}: {e}")))?
     }
 
     /// Ask every agent we started to exit, and give them a moment to do so.

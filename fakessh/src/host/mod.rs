@@ -3,6 +3,7 @@
 
 mod connector;
 mod launcher;
+mod password;
 mod sessions;
 mod tunnel;
 

@@ -70,8 +70,24 @@ fn expected_uname() -> String {
 /// The remote command for an ssh channel: the bootstrap snippet, run by
 /// `/bin/sh` whatever the account's login shell is.
 pub fn bootstrap_snippet(image: &AgentImage) -> String {
+    format!("exec /bin/sh -c '{}'", bootstrap_script(image, false))
+}
+
+/// The bootstrap as a `sh` script. After a privilege change the inherited
+/// `HOME` and `XDG_CACHE_HOME` may still be the previous user's, so the
+/// cache is then placed under the new user's passwd home.
+pub fn bootstrap_script(image: &AgentImage, privileged: bool) -> String {
+    let prelude = if privileged {
+        r#"unset XDG_CACHE_HOME
+h="$(getent passwd "$(id -u)" 2>/dev/null | cut -d: -f6)"
+[ -n "$h" ] || h="$(awk -F: -v u="$(id -u)" "\$3 == u {print \$6}" /etc/passwd)"
+[ -n "$h" ] && HOME="$h" && export HOME
+"#
+    } else {
+        ""
+    };
     let script = format!(
-        r#"set -u
+        r#"{prelude}set -u
 want="{uname}"
 have="$(uname -sm)"
 if [ "$have" != "$want" ]; then echo "MFS-ERROR remote is $have, this mitogen-fakessh is built for $want"; exit 1; fi
@@ -92,13 +108,14 @@ else
 fi
 echo MFS-EXEC
 exec "$f" {agent_arg}"#,
+        prelude = prelude,
         uname = expected_uname(),
         sha = image.sha256,
         size = image.size,
         agent_arg = crate::AGENT_ARG,
     );
     debug_assert!(!script.contains('\''));
-    format!("exec /bin/sh -c '{script}'")
+    script
 }
 
 /// What the bootstrap did.
@@ -210,6 +227,13 @@ mod tests {
             size: 1234,
             sha256: "ab".repeat(32),
         };
+        let p = bootstrap_script(&image, true);
+        assert!(!p.contains('\''));
+        let status = std::process::Command::new("sh")
+            .args(["-n", "-c", &p])
+            .status()
+            .unwrap();
+        assert!(status.success());
         let s = bootstrap_snippet(&image);
         assert!(s.starts_with("exec /bin/sh -c '"));
         assert_eq!(s.matches('\'').count(), 2);

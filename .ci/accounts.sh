@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Accounts for the privilege-hop tests (root only, idempotent):
+#   mfs-deploy  login user with a password; its sudo demands a tty
+#               (requiretty, use_pty) and the password
+#   mfs-webapp  a non-root sudo target
+#   mfs-su      a su target with its own password
+# The passwords are test fixtures, also known to tests/privilege_hops.rs.
+set -euo pipefail
+make_user() { id "$1" >/dev/null 2>&1 || useradd -m -s /bin/bash "$1"; }
+make_user mfs-deploy
+make_user mfs-webapp
+make_user mfs-su
+echo 'mfs-deploy:deploy-pw-4711' | chpasswd
+echo 'mfs-su:su-pw-0815' | chpasswd
+rules=/etc/sudoers.d/mitogen-fakessh-tests
+cat > "$rules.tmp" <<'RULES'
+Defaults:mfs-deploy requiretty
+Defaults:mfs-deploy use_pty
+Defaults:mfs-deploy !lecture
+Defaults:mfs-deploy passwd_tries=3
+mfs-deploy ALL=(ALL:ALL) ALL
+RULES
+chmod 440 "$rules.tmp"
+visudo -c -f "$rules.tmp" >/dev/null
+mv "$rules.tmp" "$rules"
+if [ -x /usr/bin/doas ]; then
+  echo 'permit mfs-deploy as root' > /etc/doas.conf
+  chmod 600 /etc/doas.conf
+fi
