@@ -160,7 +160,7 @@ pub async fn start(
     let verdict = Arc::new(Mutex::new(PtyVerdict::default()));
     let (booted_tx, booted_rx) = watch::channel(false);
     let pid = child.id();
-    tokio::spawn(watch_pty(
+    let mut watcher = tokio::spawn(watch_pty(
         name.clone(),
         master,
         answer_on_stdin,
@@ -180,6 +180,12 @@ pub async fn start(
         bootstrap::run(&name, &mut r, &mut w, image),
     )
     .await;
+    if !matches!(booted, Ok(Ok(_))) {
+        // The program exited or stalled: let the watcher read its last words
+        // (su prints "Authentication failure" as it exits).
+        let _ = child.start_kill();
+        let _ = tokio::time::timeout(Duration::from_secs(2), &mut watcher).await;
+    }
     let verdict_failure = || {
         let v = verdict.lock().unwrap_or_else(|p| p.into_inner());
         v.failure
@@ -262,8 +268,16 @@ async fn watch_pty(
     };
     loop {
         let n = match master.read(&mut buf).await {
-            Ok(0) | Err(_) => break, // EIO once every slave holder is gone
-            Ok(n) => n,
+            Ok(n) if n > 0 => n,
+            // EOF, or EIO once every holder of the slave is gone: judge
+            // what is left as a last line.
+            _ => {
+                if !*booted.borrow() && !pending.trim().is_empty() {
+                    pending.push('\n');
+                    judge_lines(&mut pending, &prompt, &verdict, sent);
+                }
+                break;
+            }
         };
         pending.push_str(&String::from_utf8_lossy(&buf[..n]));
         if let Some(pw) = password.as_ref().filter(|p| !p.0.is_empty()) {
@@ -322,25 +336,35 @@ async fn watch_pty(
             }
             continue;
         }
-        // Complete lines: failures, or noise worth keeping for the error.
-        while let Some(pos) = pending.find('\n') {
-            let line: String = pending.drain(..=pos).collect();
-            let line = line.trim().replace(&prompt, "");
-            if line.is_empty() {
-                continue;
-            }
-            let lower = line.to_ascii_lowercase();
-            if let Some((_, why)) = FAILURES.iter().find(|(needle, _)| lower.contains(needle)) {
-                record(&verdict, why, false);
-                push_tail(&verdict, line);
-                if *why != "incorrect password" || sent {
-                    kill();
-                }
-            } else {
-                push_tail(&verdict, line);
-            }
+        if judge_lines(&mut pending, &prompt, &verdict, sent) {
+            kill();
         }
     }
+}
+
+/// Look at complete lines for failures (kept with other noise for the
+/// error message). Returns whether the attempt is over.
+fn judge_lines(
+    pending: &mut String,
+    prompt: &str,
+    verdict: &Mutex<PtyVerdict>,
+    sent: bool,
+) -> bool {
+    let mut over = false;
+    while let Some(pos) = pending.find('\n') {
+        let line: String = pending.drain(..=pos).collect();
+        let line = line.trim().replace(prompt, "");
+        if line.is_empty() {
+            continue;
+        }
+        let lower = line.to_ascii_lowercase();
+        if let Some((_, why)) = FAILURES.iter().find(|(needle, _)| lower.contains(needle)) {
+            record(verdict, why, false);
+            over |= *why != "incorrect password" || sent;
+        }
+        push_tail(verdict, line);
+    }
+    over
 }
 
 fn record(verdict: &Mutex<PtyVerdict>, why: &str, password_required: bool) {

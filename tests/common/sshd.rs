@@ -101,11 +101,22 @@ impl Sshd {
         }
         std::fs::copy(d.join("user_key.pub"), d.join("authorized_keys")).unwrap();
         std::fs::create_dir_all(d.join("cache")).unwrap();
+        // Non-root test users log in too: sshd reads authorized_keys as them.
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o755)).unwrap();
+            std::fs::set_permissions(
+                d.join("authorized_keys"),
+                std::fs::Permissions::from_mode(0o644),
+            )
+            .unwrap();
+        }
         let config = format!(
             "Port {port}\nListenAddress {addr}\nHostKey {d}/host_key\nAuthorizedKeysFile {d}/authorized_keys\n\
-             StrictModes no\nPidFile {d}/sshd.pid\nSetEnv XDG_CACHE_HOME={d}/cache\nLogLevel VERBOSE\n\
+             StrictModes no\nPidFile {d}/sshd.pid\nLogLevel VERBOSE\n\
              UsePAM no\nPermitRootLogin prohibit-password\nPasswordAuthentication yes\n\
-             Subsystem sftp /usr/lib/openssh/sftp-server\n",
+             Subsystem sftp /usr/lib/openssh/sftp-server\n\
+             Match User root\n  SetEnv XDG_CACHE_HOME={d}/cache\n",
             d = d.display()
         );
         std::fs::write(d.join("sshd_config"), config).unwrap();
@@ -188,8 +199,13 @@ impl Sshd {
 
     /// An ssh_config `Host` block for this server; `extra` adds lines.
     pub fn config_block(&self, alias: &str, extra: &str) -> String {
+        self.config_block_for(alias, "root", extra)
+    }
+
+    /// The same, logging in as `user`.
+    pub fn config_block_for(&self, alias: &str, user: &str, extra: &str) -> String {
         format!(
-            "Host {alias}\n  HostName {}\n  Port {}\n  User root\n  IdentityFile {}\n  UserKnownHostsFile {}\n  GlobalKnownHostsFile /dev/null\n{extra}",
+            "Host {alias}\n  HostName {}\n  Port {}\n  User {user}\n  IdentityFile {}\n  UserKnownHostsFile {}\n  GlobalKnownHostsFile /dev/null\n{extra}",
             self.addr,
             self.port,
             self.path("user_key").display(),
