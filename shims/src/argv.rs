@@ -154,6 +154,10 @@ pub fn parse(args: &[String]) -> Result<SshInvocation, ParseError> {
                 let c = chars[j];
                 if FLAGS.contains(c) {
                     apply_flag(&mut inv, c);
+                    if inv.version {
+                        // OpenSSH prints its version as soon as it sees -V.
+                        return Ok(inv);
+                    }
                     j += 1;
                 } else if VALUE_OPTIONS.contains(c) {
                     let attached: String = chars[j + 1..].iter().collect();
@@ -490,6 +494,8 @@ mod tests {
             Err(ParseError::BadPort("abc".into()))
         );
         assert!(p(&["-L", "1:a:2", "h"]).unwrap().unsupported.is_some());
+        assert!(p(&["-V"]).unwrap().version);
+        assert!(p(&["-qV", "-Z"]).unwrap().version);
     }
 
     #[test]

@@ -312,6 +312,7 @@ impl Session {
     }
 
     fn run(mut self, stdin_null: bool, log: &Log) -> i32 {
+        forward_signals(self.outbox.clone());
         if stdin_null {
             let _ = self.outbox.control(&SessionControl::Eof);
         } else {
@@ -418,6 +419,29 @@ impl Session {
 struct Outputs {
     stdout_closed: bool,
     stderr_closed: bool,
+}
+
+/// SIGINT, SIGTERM and SIGHUP go to the remote command's process group;
+/// then the shim dies of the same signal, as OpenSSH's client does. The
+/// signals are blocked in every thread and taken by one `sigwait`er, so no
+/// handler runs in signal context.
+fn forward_signals(outbox: Arc<Outbox>) {
+    use nix::sys::signal::{SigSet, SigmaskHow, Signal, pthread_sigmask, raise};
+    let mut set = SigSet::empty();
+    for sig in [Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP] {
+        set.add(sig);
+    }
+    if pthread_sigmask(SigmaskHow::SIG_BLOCK, Some(&set), None).is_err() {
+        return;
+    }
+    std::thread::spawn(move || {
+        let Ok(sig) = set.wait() else { return };
+        let _ = outbox.control(&SessionControl::Signal(sig as i32));
+        let _ = sys::default_disposition(sig);
+        let _ = pthread_sigmask(SigmaskHow::SIG_UNBLOCK, Some(&set), None);
+        let _ = raise(sig);
+        std::process::exit(128 + sig as i32);
+    });
 }
 
 /// Send `fd` over the control socket, one SEQPACKET message per session.

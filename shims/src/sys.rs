@@ -31,3 +31,12 @@ pub fn inherited_control_socket(fd: RawFd) -> Result<BorrowedFd<'static>, String
         )),
     }
 }
+
+/// Restore the default action for `sig` (so re-raising it ends the process).
+pub fn default_disposition(sig: nix::sys::signal::Signal) -> nix::Result<()> {
+    use nix::sys::signal::{SigHandler, signal};
+    // SAFETY: installing SIG_DFL runs no code of ours in signal context; the
+    // only requirement of `signal` is that a handler be async-signal-safe,
+    // and the default action is not a handler.
+    unsafe { signal(sig, SigHandler::SigDfl) }.map(|_| ())
+}
