@@ -1,0 +1,626 @@
+//! `fakessh-bench`: mitogen-fakessh against plain OpenSSH (a fresh
+//! connection per call) and OpenSSH ControlMaster, on this machine, in one
+//! run, through a real sshd on loopback (directly, and behind a delay proxy
+//! that adds a round-trip time). Writes a markdown table.
+//!
+//! Run as root (sshd needs it): `cargo build --release && ./target/release/fakessh-bench`.
+//! Options: `--quick` (fewer repetitions, smaller transfers), `--out FILE`.
+
+mod proxy;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().map(String::as_str) == Some("time-loop") {
+        std::process::exit(time_loop(&args[1..]));
+    }
+    let quick = args.iter().any(|a| a == "--quick");
+    let out = args
+        .iter()
+        .position(|a| a == "--out")
+        .and_then(|i| args.get(i + 1))
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace().join("docs/BENCHMARKS.md"));
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let report = rt.block_on(run(quick));
+    std::fs::create_dir_all(out.parent().unwrap()).unwrap();
+    std::fs::write(&out, &report).unwrap();
+    println!("{report}\nwritten to {}", out.display());
+}
+
+/// `time-loop N WARMUP CMD...`: run CMD WARMUP times untimed, then N times,
+/// printing each run's seconds; exits non-zero if any timed run failed.
+fn time_loop(args: &[String]) -> i32 {
+    let n: usize = args[0].parse().unwrap();
+    let warmup: usize = args[1].parse().unwrap();
+    let cmd = &args[2..];
+    let run = || {
+        Command::new(&cmd[0])
+            .args(&cmd[1..])
+            .stdin(Stdio::null())
+            .status()
+            .map(|s| s.success())
+            .unwrap_or(false)
+    };
+    for _ in 0..warmup {
+        run();
+    }
+    let mut failed = 0;
+    for _ in 0..n {
+        let start = Instant::now();
+        if !run() {
+            failed += 1;
+        }
+        println!("{:.6}", start.elapsed().as_secs_f64());
+    }
+    i32::from(failed > 0)
+}
+
+fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
+}
+
+fn fakessh_bin() -> PathBuf {
+    let release = workspace().join("target/release/mitogen-fakessh");
+    assert!(release.exists(), "build first: cargo build --release");
+    release
+}
+
+fn me() -> PathBuf {
+    std::env::current_exe().unwrap()
+}
+
+/// Our own sshd on loopback.
+struct Sshd {
+    dir: tempfile::TempDir,
+    port: u16,
+    child: std::process::Child,
+}
+
+impl Sshd {
+    fn start() -> Sshd {
+        std::fs::create_dir_all("/run/sshd").unwrap();
+        let dir = tempfile::Builder::new()
+            .prefix("mfs-bench.")
+            .tempdir()
+            .unwrap();
+        let d = dir.path();
+        for k in ["host_key", "user_key"] {
+            let st = Command::new("ssh-keygen")
+                .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+                .arg(d.join(k))
+                .status()
+                .unwrap();
+            assert!(st.success());
+        }
+        std::fs::copy(d.join("user_key.pub"), d.join("authorized_keys")).unwrap();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        std::fs::write(
+            d.join("sshd_config"),
+            format!(
+                "Port {port}\nListenAddress 127.0.0.1\nHostKey {d}/host_key\nAuthorizedKeysFile {d}/authorized_keys\n\
+                 StrictModes no\nPidFile {d}/sshd.pid\nUsePAM no\nPermitRootLogin prohibit-password\n\
+                 Subsystem sftp /usr/lib/openssh/sftp-server\nSetEnv XDG_CACHE_HOME={d}/cache\nMaxStartups 100\n",
+                d = d.display()
+            ),
+        )
+        .unwrap();
+        let child = Command::new("/usr/sbin/sshd")
+            .arg("-D")
+            .arg("-f")
+            .arg(d.join("sshd_config"))
+            .arg("-E")
+            .arg(d.join("sshd.log"))
+            .spawn()
+            .expect("sshd (run as root, with openssh-server installed)");
+        let start = Instant::now();
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                start.elapsed() < Duration::from_secs(10),
+                "sshd did not start"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Sshd { dir, port, child }
+    }
+
+    fn path(&self, p: &str) -> PathBuf {
+        self.dir.path().join(p)
+    }
+
+    /// ssh_config with `direct` (loopback) and `wan` (through the proxy).
+    fn write_config(&self, proxy_port: u16) -> String {
+        let key = std::fs::read_to_string(self.path("host_key.pub")).unwrap();
+        let key: Vec<&str> = key.split_whitespace().take(2).collect();
+        std::fs::write(
+            self.path("known_hosts"),
+            format!(
+                "[127.0.0.1]:{} {} {}\n[127.0.0.1]:{proxy_port} {} {}\n",
+                self.port, key[0], key[1], key[0], key[1]
+            ),
+        )
+        .unwrap();
+        let cfg = self.path("ssh_config");
+        std::fs::write(
+            &cfg,
+            format!(
+                "Host direct\n  Port {}\nHost wan\n  Port {proxy_port}\nHost *\n  HostName 127.0.0.1\n  User root\n  \
+                 IdentityFile {}\n  UserKnownHostsFile {}\n  GlobalKnownHostsFile /dev/null\n  IdentitiesOnly yes\n",
+                self.port,
+                self.path("user_key").display(),
+                self.path("known_hosts").display()
+            ),
+        )
+        .unwrap();
+        cfg.display().to_string()
+    }
+}
+
+impl Drop for Sshd {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Median and range of samples, in the unit given by `scale`.
+struct Stats {
+    median: f64,
+    min: f64,
+    max: f64,
+    n: usize,
+}
+
+impl Stats {
+    fn of(mut v: Vec<f64>) -> Stats {
+        assert!(!v.is_empty(), "no samples");
+        v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+        Stats {
+            median: v[v.len() / 2],
+            min: v[0],
+            max: v[v.len() - 1],
+            n: v.len(),
+        }
+    }
+
+    fn ms(&self) -> String {
+        format!(
+            "{:.1} ms ({:.1}–{:.1}, n={})",
+            self.median * 1e3,
+            self.min * 1e3,
+            self.max * 1e3,
+            self.n
+        )
+    }
+
+    fn s(&self) -> String {
+        format!(
+            "{:.2} s ({:.2}–{:.2}, n={})",
+            self.median, self.min, self.max, self.n
+        )
+    }
+}
+
+fn samples(output: &std::process::Output) -> Vec<f64> {
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .filter_map(|l| l.trim().parse().ok())
+        .collect()
+}
+
+fn run_cmd(cmd: &mut Command) -> std::process::Output {
+    let out = cmd.stdin(Stdio::null()).output().expect("spawn");
+    if !out.status.success() {
+        eprintln!(
+            "warning: {cmd:?} exited {}: {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    out
+}
+
+fn fakessh(cfg: &str, alias: &str) -> Command {
+    let mut c = Command::new(fakessh_bin());
+    c.args([
+        "-q",
+        "--ssh-config",
+        cfg,
+        "--to",
+        &format!("ssh:{alias}"),
+        "--",
+    ]);
+    c
+}
+
+/// A ControlMaster for `alias`; dropped = stopped.
+struct Master {
+    cfg: String,
+    alias: String,
+    ctl: String,
+}
+
+impl Master {
+    fn start(cfg: &str, alias: &str, dir: &Path) -> Master {
+        let ctl = dir.join(format!("ctl-{alias}")).display().to_string();
+        let st = Command::new("ssh")
+            .args([
+                "-F",
+                cfg,
+                "-o",
+                "ControlMaster=yes",
+                "-o",
+                &format!("ControlPath={ctl}"),
+                "-fN",
+                alias,
+            ])
+            .status()
+            .unwrap();
+        assert!(st.success(), "ControlMaster did not start");
+        Master {
+            cfg: cfg.into(),
+            alias: alias.into(),
+            ctl,
+        }
+    }
+}
+
+impl Drop for Master {
+    fn drop(&mut self) {
+        let _ = Command::new("ssh")
+            .args([
+                "-F",
+                &self.cfg,
+                "-o",
+                &format!("ControlPath={}", self.ctl),
+                "-O",
+                "exit",
+                &self.alias,
+            ])
+            .stderr(Stdio::null())
+            .status();
+    }
+}
+
+fn version(cmd: &str, arg: &str) -> String {
+    Command::new(cmd)
+        .arg(arg)
+        .output()
+        .map(|o| {
+            let text = format!(
+                "{}{}",
+                String::from_utf8_lossy(&o.stdout),
+                String::from_utf8_lossy(&o.stderr)
+            );
+            text.lines().next().unwrap_or("").trim().to_string()
+        })
+        .unwrap_or_else(|_| "not found".into())
+}
+
+fn machine() -> String {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|c| {
+            c.lines()
+                .find(|l| l.starts_with("model name"))
+                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string())
+        })
+        .unwrap_or_default();
+    let mem = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|m| {
+            m.lines().next().map(|l| {
+                l.split_whitespace()
+                    .nth(1)
+                    .unwrap_or("0")
+                    .parse::<u64>()
+                    .unwrap_or(0)
+            })
+        })
+        .unwrap_or(0);
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(0);
+    let kernel = version("uname", "-r");
+    format!(
+        "{cores} cores ({cpu}), {} GiB RAM, Linux {kernel}",
+        mem / (1 << 20)
+    )
+}
+
+fn ratio(ours: f64, theirs: f64) -> String {
+    format!("{:.2}×", ours / theirs)
+}
+
+async fn run(quick: bool) -> String {
+    let rtt = Duration::from_millis(50);
+    let sshd = Sshd::start();
+    let proxy_port = proxy::start(sshd.port, rtt).await;
+    let cfg = sshd.write_config(proxy_port);
+    let tmp = tempfile::tempdir().unwrap();
+    let calls = if quick { 10 } else { 40 };
+    let scps = if quick { 20 } else { 100 };
+    let reps = if quick { 2 } else { 3 };
+    let big: u64 = if quick { 256 << 20 } else { 1 << 30 };
+    let mut rows: Vec<String> = Vec::new();
+    let mut notes: Vec<String> = Vec::new();
+
+    // Warm the agent cache once so every later measurement is warm.
+    run_cmd(fakessh(&cfg, "direct").args(["ssh", "h", "true"]));
+
+    // 1. Per-call latency of `ssh h true`.
+    for (alias, label) in [("direct", "loopback"), ("wan", "50 ms RTT")] {
+        let loop_args = |extra: &[&str]| {
+            let mut v = vec!["time-loop".to_string(), calls.to_string(), "1".to_string()];
+            v.extend(extra.iter().map(|s| s.to_string()));
+            v
+        };
+        let ours = Stats::of(samples(&run_cmd(
+            fakessh(&cfg, alias)
+                .arg(me())
+                .args(loop_args(&["ssh", "h", "true"])),
+        )));
+        let fresh = Stats::of(samples(&run_cmd(
+            Command::new(me()).args(loop_args(&["ssh", "-F", &cfg, alias, "true"])),
+        )));
+        let master = Master::start(&cfg, alias, tmp.path());
+        let muxed = Stats::of(samples(&run_cmd(Command::new(me()).args(loop_args(&[
+            "ssh",
+            "-F",
+            &cfg,
+            "-o",
+            &format!("ControlPath={}", master.ctl),
+            alias,
+            "true",
+        ])))));
+        drop(master);
+        rows.push(format!(
+            "| `ssh h true`, {label} | {} | {} | {} | {} / {} |",
+            ours.ms(),
+            fresh.ms(),
+            muxed.ms(),
+            ratio(ours.median, fresh.median),
+            ratio(ours.median, muxed.median)
+        ));
+    }
+
+    // 2. Makefile-style loop of sequential scp of a small file.
+    let small = tmp.path().join("small.txt");
+    std::fs::write(&small, "small file\n").unwrap();
+    let dst = tmp.path().join("scp-dst");
+    std::fs::create_dir(&dst).unwrap();
+    for (alias, label) in [("direct", "loopback"), ("wan", "50 ms RTT")] {
+        let target = format!("{alias}:{}/f", dst.display());
+        let h_target = format!("h:{}/f", dst.display());
+        let total = |out: std::process::Output| samples(&out).iter().sum::<f64>();
+        let ours = total(run_cmd(fakessh(&cfg, alias).arg(me()).args([
+            "time-loop",
+            &scps.to_string(),
+            "0",
+            "scp",
+            "-q",
+            small.to_str().unwrap(),
+            &h_target,
+        ])));
+        let fresh = total(run_cmd(Command::new(me()).args([
+            "time-loop",
+            &scps.to_string(),
+            "0",
+            "scp",
+            "-q",
+            "-F",
+            &cfg,
+            small.to_str().unwrap(),
+            &target,
+        ])));
+        let master = Master::start(&cfg, alias, tmp.path());
+        let muxed = total(run_cmd(Command::new(me()).args([
+            "time-loop",
+            &scps.to_string(),
+            "0",
+            "scp",
+            "-q",
+            "-F",
+            &cfg,
+            "-o",
+            &format!("ControlPath={}", master.ctl),
+            small.to_str().unwrap(),
+            &target,
+        ])));
+        drop(master);
+        rows.push(format!(
+            "| {scps} sequential `scp` of a small file, {label} (total) | {ours:.2} s | {fresh:.2} s | {muxed:.2} s | {} / {} |",
+            ratio(ours, fresh),
+            ratio(ours, muxed)
+        ));
+    }
+
+    // 3. rsync of random data (push): wall time and peak RSS.
+    let src = tmp.path().join("big.bin");
+    write_random(&src, big);
+    let rdst = tmp.path().join("rsync-dst");
+    let mut ours_t = Vec::new();
+    let mut fresh_t = Vec::new();
+    let (mut host_rss, mut agent_rss) = (0u64, 0u64);
+    for _ in 0..reps {
+        let _ = std::fs::remove_dir_all(&rdst);
+        let start = Instant::now();
+        let out = run_cmd(fakessh(&cfg, "direct").args([
+            "sh",
+            "-c",
+            &format!(
+                "rsync -a --whole-file '{}' h:'{}/' && grep VmHWM /proc/$PPID/status && ssh h 'grep VmHWM /proc/$PPID/status'",
+                src.display(),
+                rdst.display()
+            ),
+        ]));
+        ours_t.push(start.elapsed().as_secs_f64());
+        let kb: Vec<u64> = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter_map(|l| l.split_whitespace().nth(1).and_then(|v| v.parse().ok()))
+            .collect();
+        if kb.len() == 2 {
+            host_rss = host_rss.max(kb[0]);
+            agent_rss = agent_rss.max(kb[1]);
+        }
+        let _ = std::fs::remove_dir_all(&rdst);
+        let start = Instant::now();
+        run_cmd(Command::new("rsync").args([
+            "-a",
+            "--whole-file",
+            "-e",
+            &format!("ssh -F {cfg}"),
+            src.to_str().unwrap(),
+            &format!("direct:{}/", rdst.display()),
+        ]));
+        fresh_t.push(start.elapsed().as_secs_f64());
+    }
+    let (ours, fresh) = (Stats::of(ours_t), Stats::of(fresh_t));
+    rows.push(format!(
+        "| rsync {} MiB push, loopback | {} | {} | – | {} / – |",
+        big >> 20,
+        ours.s(),
+        fresh.s(),
+        ratio(ours.median, fresh.median)
+    ));
+    rows.push(format!(
+        "| peak RSS during that rsync | host {:.1} MiB, agent {:.1} MiB | – | – | target ≤ 32 MiB each |",
+        host_rss as f64 / 1024.0,
+        agent_rss as f64 / 1024.0
+    ));
+
+    // 4. 64 concurrent sessions, 16 MiB each into cat.
+    let per = if quick { 4 } else { 16 };
+    let conc = format!(
+        "seq 64 | xargs -P 64 -I{{}} sh -c 'head -c {} /dev/zero | SSH h \"cat > /dev/null\" && echo ok' | grep -c ok",
+        per << 20
+    );
+    let single = format!(
+        "head -c {} /dev/zero | SSH h 'cat > /dev/null'",
+        64 * (per << 20) / 4
+    );
+    let measure = |cmd: &mut Command| {
+        let start = Instant::now();
+        let out = run_cmd(cmd);
+        (
+            start.elapsed().as_secs_f64(),
+            String::from_utf8_lossy(&out.stdout)
+                .trim()
+                .parse::<u32>()
+                .unwrap_or(0),
+        )
+    };
+    let (ours_conc, ours_ok) =
+        measure(fakessh(&cfg, "direct").args(["sh", "-c", &conc.replace("SSH", "ssh")]));
+    let (ours_single, _) =
+        measure(fakessh(&cfg, "direct").args(["sh", "-c", &single.replace("SSH", "ssh")]));
+    let fresh_ssh = format!("ssh -F {cfg} -o BatchMode=yes");
+    let (fresh_conc, fresh_ok) = measure(
+        Command::new("sh").args(["-c", &conc.replace("SSH h", &format!("{fresh_ssh} direct"))]),
+    );
+    let master = Master::start(&cfg, "direct", tmp.path());
+    let mux_ssh = format!("{fresh_ssh} -o ControlPath={}", master.ctl);
+    let (mux_conc, mux_ok) = measure(
+        Command::new("sh").args(["-c", &conc.replace("SSH h", &format!("{mux_ssh} direct"))]),
+    );
+    drop(master);
+    let mib = |secs: f64, n: u32| (n as f64 * per as f64) / secs;
+    rows.push(format!(
+        "| 64 concurrent sessions × {per} MiB into `cat` | {ours_ok}/64 ok, {:.0} MiB/s | {fresh_ok}/64 ok, {:.0} MiB/s | {mux_ok}/64 ok, {:.0} MiB/s | single session: {:.0} MiB/s |",
+        mib(ours_conc, ours_ok),
+        mib(fresh_conc, fresh_ok),
+        mib(mux_conc, mux_ok),
+        (64 * per / 4) as f64 / ours_single
+    ));
+    if mux_ok < 64 {
+        notes.push(format!(
+            "ControlMaster: {} of 64 concurrent sessions were refused (sshd's MaxSessions, default 10; OpenSSH does not fall back).",
+            64 - mux_ok
+        ));
+    }
+
+    // 5. Agent bootstrap, cold (uploaded) and warm (cached).
+    for (alias, label) in [("direct", "loopback"), ("wan", "50 ms RTT")] {
+        let mut cold = Vec::new();
+        let mut warm = Vec::new();
+        for _ in 0..reps {
+            let _ = std::fs::remove_dir_all(sshd.path("cache"));
+            let start = Instant::now();
+            run_cmd(fakessh(&cfg, alias).args(["ssh", "h", "true"]));
+            cold.push(start.elapsed().as_secs_f64());
+            let start = Instant::now();
+            run_cmd(fakessh(&cfg, alias).args(["ssh", "h", "true"]));
+            warm.push(start.elapsed().as_secs_f64());
+        }
+        let fresh = Stats::of(samples(&run_cmd(Command::new(me()).args([
+            "time-loop",
+            &reps.to_string(),
+            "0",
+            "ssh",
+            "-F",
+            &cfg,
+            alias,
+            "true",
+        ]))));
+        let (cold, warm) = (Stats::of(cold), Stats::of(warm));
+        rows.push(format!(
+            "| start to first command's exit, {label}: cold (upload) / warm (cached) | {} / {} | {} (one `ssh h true`) | – | warm {} |",
+            cold.ms(),
+            warm.ms(),
+            fresh.ms(),
+            ratio(warm.median, fresh.median)
+        ));
+    }
+
+    let agent_size = std::fs::metadata(fakessh_bin())
+        .map(|m| m.len())
+        .unwrap_or(0);
+    format!(
+        "# Benchmarks\n\nmitogen-fakessh against plain OpenSSH (a fresh connection per call) and OpenSSH ControlMaster, \
+         on the same machine in the same run, through one sshd on loopback; \"50 ms RTT\" goes through the \
+         harness's delay proxy (25 ms each way).\n\n\
+         - machine: {}\n- {}; {}; mitogen-fakessh {} (release agent binary {:.1} MiB)\n- reproduce (as root): `cargo build --release && ./target/release/fakessh-bench{}`\n\n\
+         | measurement | mitogen-fakessh | OpenSSH fresh | OpenSSH ControlMaster | ratio (ours / fresh, ours / master) |\n\
+         |---|---|---|---|---|\n{}\n\n{}\
+         Medians with (min–max, n). Timings are never asserted in tests; targets are in issue 6 and DESIGN.md.\n",
+        machine(),
+        version("ssh", "-V"),
+        version("rsync", "--version"),
+        env!("CARGO_PKG_VERSION"),
+        agent_size as f64 / (1 << 20) as f64,
+        if quick { " --quick" } else { "" },
+        rows.join("\n"),
+        notes.iter().map(|n| format!("- {n}\n")).collect::<String>()
+            + if notes.is_empty() { "" } else { "\n" },
+    )
+}
+
+/// Incompressible data, fast to generate.
+fn write_random(path: &Path, len: u64) {
+    use std::io::Write;
+    let mut f = std::io::BufWriter::with_capacity(1 << 20, std::fs::File::create(path).unwrap());
+    let mut x: u64 = 0x2545F4914F6CDD1D;
+    let mut block = vec![0u8; 1 << 16];
+    let mut left = len;
+    while left > 0 {
+        for c in block.chunks_mut(8) {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            c.copy_from_slice(&x.to_le_bytes());
+        }
+        let n = left.min(block.len() as u64) as usize;
+        f.write_all(&block[..n]).unwrap();
+        left -= n as u64;
+    }
+}
