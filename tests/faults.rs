@@ -31,18 +31,38 @@ cat rsync.err >&2"#,
         dst = dst.display()
     );
     let mut cmd = std::process::Command::new(bin());
-    cmd.args(["--to", "local", "--", "sh", "-c", &script]).current_dir(tmp.path());
+    cmd.args(["--to", "local", "--", "sh", "-c", &script])
+        .current_dir(tmp.path());
     let out = run_with(cmd, b"", std::time::Duration::from_secs(120));
     out.assert_no_panic();
     let text = out.stdout_text();
-    let status: i32 = text.lines().find_map(|l| l.strip_prefix("status=")).unwrap().parse().unwrap();
-    let ms: u64 = text.lines().find_map(|l| l.strip_prefix("ms=")).unwrap().parse().unwrap();
+    let status: i32 = text
+        .lines()
+        .find_map(|l| l.strip_prefix("status="))
+        .unwrap()
+        .parse()
+        .unwrap();
+    let ms: u64 = text
+        .lines()
+        .find_map(|l| l.strip_prefix("ms="))
+        .unwrap()
+        .parse()
+        .unwrap();
     assert_ne!(status, 0, "rsync should fail: {text}");
     assert!(ms < 2000, "rsync took {ms} ms to notice the dead agent");
     let err = out.stderr_text();
-    assert!(err.contains("local: connection lost"), "the error should name the hop: {err}");
+    assert!(
+        err.contains("local: connection lost"),
+        "the error should name the hop: {err}"
+    );
     // rsync's temp-file semantics: the old file stays, no partial is left.
-    assert_eq!(std::fs::read(dst.join("big.bin")).unwrap(), b"the old version\n");
-    let leftovers: Vec<_> = std::fs::read_dir(&dst).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert_eq!(
+        std::fs::read(dst.join("big.bin")).unwrap(),
+        b"the old version\n"
+    );
+    let leftovers: Vec<_> = std::fs::read_dir(&dst)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
     assert_eq!(leftovers.len(), 1, "partial files left: {leftovers:?}");
 }

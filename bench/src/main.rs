@@ -12,6 +12,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+/// Everything from this line on in BENCHMARKS.md is kept when it is rewritten.
+const HISTORY_MARKER: &str = "<!-- history: kept by fakessh-bench -->";
+
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     if args.first().map(String::as_str) == Some("time-loop") {
@@ -25,7 +28,14 @@ fn main() {
         .map(PathBuf::from)
         .unwrap_or_else(|| workspace().join("docs/BENCHMARKS.md"));
     let rt = tokio::runtime::Runtime::new().expect("runtime");
-    let report = rt.block_on(run(quick));
+    let mut report = rt.block_on(run(quick));
+    // Keep the hand-written history (before/after of fixes) below the marker.
+    if let Ok(old) = std::fs::read_to_string(&out)
+        && let Some(pos) = old.find(HISTORY_MARKER)
+    {
+        report.push('\n');
+        report.push_str(&old[pos..]);
+    }
     std::fs::create_dir_all(out.parent().unwrap()).unwrap();
     std::fs::write(&out, &report).unwrap();
     println!("{report}\nwritten to {}", out.display());

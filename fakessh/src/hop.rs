@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use router_core::connection::{FrameReader, FrameWriter};
 use router_core::frame::{DEFAULT_MAX_PAYLOAD, Frame, Header};
-use router_core::message::{AgentConfig, AgentHello, handle};
+use router_core::message::{AgentConfig, AgentHello, ConnectFailure, HopKind, Secret, handle};
 use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::process::{Child, Command};
 
@@ -24,6 +24,19 @@ pub struct StartedAgent {
     pub reader: FrameReader<OwnedReadHalf>,
     pub writer: FrameWriter<OwnedWriteHalf>,
     pub hello: AgentHello,
+}
+
+/// Start a hop of `kind` from this process: `local`, or sudo/su/doas under
+/// the hybrid pty (which may need `password`).
+pub async fn start(
+    kind: &HopKind,
+    password: Option<&Secret>,
+    config: AgentConfig,
+) -> Result<StartedAgent, ConnectFailure> {
+    match kind {
+        HopKind::Local => start_local(config).await.map_err(ConnectFailure::new),
+        _ => crate::privilege::start(kind, password, config).await,
+    }
 }
 
 /// Start our own executable in agent mode as the same user (`local` hop).

@@ -15,24 +15,16 @@ use std::time::Duration;
 
 use router_core::connection::{FrameReader, FrameWriter};
 use router_core::frame::DEFAULT_MAX_PAYLOAD;
-use router_core::message::{AgentConfig, AgentHello, ConnectFailure, HopKind, Secret};
+use router_core::message::{AgentConfig, ConnectFailure, HopKind, Secret};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
-use tokio::process::{Child, Command};
+use tokio::process::Command;
 use tokio::sync::watch;
 use tracing::{debug, warn};
 
 use crate::fdstream::FdStream;
+use crate::hop::StartedAgent;
 use crate::ssh::bootstrap;
 use crate::sys;
-
-/// A started agent behind a privilege hop.
-pub struct StartedPrivileged {
-    pub child: Child,
-    pub reader: FrameReader<OwnedReadHalf>,
-    pub writer: FrameWriter<OwnedWriteHalf>,
-    pub hello: AgentHello,
-}
 
 /// Messages on the pty that end the attempt, and what to tell the user.
 const FAILURES: &[(&str, &str)] = &[
@@ -122,7 +114,7 @@ pub async fn start(
     kind: &HopKind,
     password: Option<&Secret>,
     config: AgentConfig,
-) -> Result<StartedPrivileged, ConnectFailure> {
+) -> Result<StartedAgent, ConnectFailure> {
     let name = config.name.clone();
     let fail = |m: String| ConnectFailure::new(format!("{name}: {m}"));
     let image = bootstrap::agent_image().map_err(fail)?;
@@ -234,7 +226,7 @@ pub async fn start(
     )
     .await
     .map_err(|e| ConnectFailure::new(format!("{e}{}", tail())))?;
-    Ok(StartedPrivileged {
+    Ok(StartedAgent {
         child,
         reader,
         writer,

@@ -18,7 +18,7 @@ use router_core::Router;
 use router_core::connection::{FrameReader, FrameWriter};
 use router_core::frame::{DEFAULT_MAX_PAYLOAD, Frame};
 use router_core::message::{
-    AgentConfig, AgentHello, ConnectFailure, ConnectRequest, ContextId, HopKind, SessionControl,
+    AgentConfig, AgentHello, ConnectFailure, ConnectRequest, ContextId, SessionControl,
     SpawnRequest, handle,
 };
 use router_core::router::{RouterEvent, StreamRole};
@@ -27,7 +27,7 @@ use tokio::sync::mpsc;
 use tracing::{debug, info, warn};
 
 use crate::fdstream::FdStream;
-use crate::{hop, privilege};
+use crate::hop;
 use login::Login;
 use session::{Input, Session};
 
@@ -320,37 +320,18 @@ async fn connect(
         log_level: req.log_level,
         name: req.name.clone(),
     };
-    let (child, pid) = match &req.hop {
-        HopKind::Local => {
-            let started = hop::start_local(config)
-                .await
-                .map_err(ConnectFailure::new)?;
-            let pid = started.hello.pid;
-            router.attach(
-                &req.name,
-                req.new_id,
-                StreamRole::Child,
-                started.reader,
-                started.writer,
-            );
-            (started.child, pid)
-        }
-        kind => {
-            let started = privilege::start(kind, req.password.as_ref(), config).await?;
-            let pid = started.hello.pid;
-            router.attach(
-                &req.name,
-                req.new_id,
-                StreamRole::Child,
-                started.reader,
-                started.writer,
-            );
-            (started.child, pid)
-        }
-    };
+    let started = hop::start(&req.hop, req.password.as_ref(), config).await?;
+    let pid = started.hello.pid;
+    router.attach(
+        &req.name,
+        req.new_id,
+        StreamRole::Child,
+        started.reader,
+        started.writer,
+    );
     info!(
         "{me}: started {} as context {} (pid {pid})",
         req.name, req.new_id
     );
-    Ok(child)
+    Ok(started.child)
 }

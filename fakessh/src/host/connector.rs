@@ -126,7 +126,10 @@ impl Connector {
                 HopSpec::Local => {
                     let id = self.next_id.fetch_add(1, Ordering::Relaxed);
                     match parent {
-                        None => self.start_here(id, &name).await?,
+                        None => self
+                            .start_here(id, &name, &HopKind::Local, None)
+                            .await
+                            .map_err(|f| f.message)?,
                         Some(parent) => self
                             .start_via(parent, id, &name, HopKind::Local, None)
                             .await
@@ -160,16 +163,26 @@ impl Connector {
         })
     }
 
-    /// First hop: the host starts the agent itself.
-    async fn start_here(&self, id: ContextId, name: &str) -> Result<(), String> {
-        let started = hop::start_local(AgentConfig {
+    /// Configuration for a context the host starts itself.
+    fn config_for(&self, id: ContextId, name: &str) -> AgentConfig {
+        AgentConfig {
             context_id: id,
             parent_ids: vec![HOST_ID],
             max_payload: DEFAULT_MAX_PAYLOAD,
             log_level: self.log_level,
             name: name.to_string(),
-        })
-        .await?;
+        }
+    }
+
+    /// First hop (local, sudo, su, doas): the host starts the agent itself.
+    async fn start_here(
+        &self,
+        id: ContextId,
+        name: &str,
+        kind: &HopKind,
+        password: Option<&Secret>,
+    ) -> Result<(), ConnectFailure> {
+        let started = hop::start(kind, password, self.config_for(id, name)).await?;
         self.router
             .attach(name, id, StreamRole::Child, started.reader, started.writer);
         self.children.lock().await.push(started.child);
@@ -195,10 +208,7 @@ impl Connector {
                     self.start_via(parent, id, name, kind.clone(), password.clone())
                         .await
                 }
-                None => {
-                    self.start_privileged_here(id, name, &kind, password.as_ref())
-                        .await
-                }
+                None => self.start_here(id, name, &kind, password.as_ref()).await,
             };
             let failure = match result {
                 Ok(()) => return Ok(id),
@@ -233,31 +243,6 @@ impl Connector {
             }
             return Err(format!("{label}: {reason}"));
         }
-    }
-
-    async fn start_privileged_here(
-        &self,
-        id: ContextId,
-        name: &str,
-        kind: &HopKind,
-        password: Option<&Secret>,
-    ) -> Result<(), ConnectFailure> {
-        let started = crate::privilege::start(
-            kind,
-            password,
-            AgentConfig {
-                context_id: id,
-                parent_ids: vec![HOST_ID],
-                max_payload: DEFAULT_MAX_PAYLOAD,
-                log_level: self.log_level,
-                name: name.to_string(),
-            },
-        )
-        .await?;
-        self.router
-            .attach(name, id, StreamRole::Child, started.reader, started.writer);
-        self.children.lock().await.push(started.child);
-        Ok(())
     }
 
     /// An ssh hop: TCP from here (or through ProxyJump), or through a tunnel
@@ -308,18 +293,7 @@ impl Connector {
         name: &str,
         handle: russh::client::Handle<ssh::HostKeyCheck>,
     ) -> Result<(), String> {
-        let agent = ssh::start_agent(
-            name,
-            handle,
-            AgentConfig {
-                context_id: id,
-                parent_ids: vec![HOST_ID],
-                max_payload: DEFAULT_MAX_PAYLOAD,
-                log_level: self.log_level,
-                name: name.to_string(),
-            },
-        )
-        .await?;
+        let agent = ssh::start_agent(name, handle, self.config_for(id, name)).await?;
         info!(
             "{name}: agent pid {} as {}{}",
             agent.hello.pid,
