@@ -215,3 +215,42 @@ fn version_and_quiet_flags() {
     assert!(std::fs::read_to_string(&log).unwrap().contains("debug1:"));
     assert!(!out.stderr_text().contains("debug1:"));
 }
+
+#[test]
+fn tty_sessions_through_a_real_terminal() {
+    if !require("script") {
+        return;
+    }
+    // `script` gives the wrapped command a terminal, as a user's shell would.
+    let under_tty = |inner: &str, input: &[u8]| {
+        let mut cmd = std::process::Command::new("script");
+        cmd.args([
+            "-qec",
+            &format!("{} --to local -- {inner}", bin()),
+            "/dev/null",
+        ]);
+        let out = run_with(cmd, input, std::time::Duration::from_secs(60));
+        out.stdout_text().replace('\r', "")
+    };
+    let text = under_tty("ssh -t h 'tty; stty size'", b"");
+    assert!(text.contains("/dev/pts/"), "{text}");
+    assert!(
+        text.lines().any(|l| l.split_whitespace().count() == 2
+            && l.split_whitespace().all(|w| w.parse::<u16>().is_ok())),
+        "{text}"
+    );
+    // Without -t there is no pty, even with a terminal here.
+    let text = under_tty("ssh h tty", b"");
+    assert!(text.contains("not a tty"), "{text}");
+    // No command: an interactive login shell on a pty; its exit status returns.
+    let mut cmd = std::process::Command::new("sh");
+    cmd.arg("-c").arg(format!(
+        "(sleep 1; printf 'echo hello-$((40+2)); tty; exit 5\\r'; sleep 3) | script -qec '{} --to local -- sh -c \"ssh h; echo shim=\\$?\"' /dev/null",
+        bin()
+    ));
+    let out = run_with(cmd, b"", std::time::Duration::from_secs(60));
+    let text = out.stdout_text().replace('\r', "");
+    assert!(text.contains("hello-42"), "{text}");
+    assert!(text.contains("/dev/pts/"), "{text}");
+    assert!(text.contains("shim=5"), "{text}");
+}

@@ -90,3 +90,22 @@ pub fn controlling_tty_on_stderr(cmd: &mut tokio::process::Command) {
         });
     }
 }
+
+/// Tell the pty behind `master` its new size (the shim's window changed).
+pub fn set_window_size(master: BorrowedFd<'_>, cols: u16, rows: u16) -> std::io::Result<()> {
+    let ws = libc::winsize {
+        ws_row: rows,
+        ws_col: cols,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    // SAFETY: TIOCSWINSZ reads one `winsize` through the pointer, which
+    // points at a live local of exactly that type; the fd is borrowed, so
+    // it stays open for the call.
+    let rc = unsafe { libc::ioctl(master.as_raw_fd(), libc::TIOCSWINSZ, &ws) };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
+}

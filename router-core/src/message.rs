@@ -224,6 +224,13 @@ pub enum RemoteCommand {
     TcpConnect { host: String, port: u16 },
 }
 
+/// A pseudo-terminal for a session (`ssh -t`), with the client's window size.
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct PtyRequest {
+    pub cols: u16,
+    pub rows: u16,
+}
+
 /// Shim to host: the session the shim wants.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 pub struct SessionRequest {
@@ -234,7 +241,8 @@ pub struct SessionRequest {
     pub command: RemoteCommand,
     /// Variables the client asked to send (SendEnv/SetEnv), already filtered.
     pub env: Vec<(String, String)>,
-    pub tty: bool,
+    /// A pty for the command (`-t`); `TERM` then travels in `env`.
+    pub pty: Option<PtyRequest>,
 }
 
 /// Host to agent: run `command` for the shim session `peer`.
@@ -243,7 +251,7 @@ pub struct SpawnRequest {
     pub peer: ContextId,
     pub command: RemoteCommand,
     pub env: Vec<(String, String)>,
-    pub tty: bool,
+    pub pty: Option<PtyRequest>,
 }
 
 /// Which output stream a credit or an EOF is about.
@@ -264,6 +272,8 @@ pub enum SessionControl {
     OutputClosed(OutputStream),
     /// Deliver a signal (by number) to the command's process group.
     Signal(i32),
+    /// The client's terminal changed size (pty sessions).
+    WindowChange(PtyRequest),
     /// The shim went away: kill the command.
     Close,
 }
@@ -314,7 +324,7 @@ mod tests {
             port: Some(22),
             command: RemoteCommand::Exec("rsync --server -e.LsfxCIvu . /x".into()),
             env: vec![("GIT_PROTOCOL".into(), "version=2".into())],
-            tty: false,
+            pty: None,
         };
         let f = Frame::cbor(Header::default(), &req);
         assert_eq!(

@@ -111,22 +111,6 @@ impl SshInvocation {
     pub fn command_string(&self) -> String {
         self.command.join(" ")
     }
-
-    /// Whether a pty is wanted: `-t`, or `RequestTTY yes|force`.
-    pub fn wants_tty(&self) -> bool {
-        if self.no_tty {
-            return false;
-        }
-        if self.tty_force > 0 {
-            return true;
-        }
-        matches!(
-            self.option("RequestTTY")
-                .map(str::to_ascii_lowercase)
-                .as_deref(),
-            Some("yes" | "force")
-        )
-    }
 }
 
 /// Parse ssh's arguments (without argv\[0\]).
@@ -400,7 +384,6 @@ mod tests {
         assert_eq!(inv.port, Some(2222));
         assert_eq!(inv.command, vec!["sftp"]);
         assert_eq!(inv.option("RequestTTY"), Some("no"));
-        assert!(!inv.wants_tty());
     }
 
     #[test]

@@ -22,12 +22,12 @@ use nix::sys::socket::{
 use nix::sys::stat::{SFlag, fstat};
 use router_core::frame::{DEFAULT_MAX_PAYLOAD, Frame, Header};
 use router_core::message::{
-    DATA_CHUNK, ExitStatus, HOST_ID, OutputStream, RemoteCommand, SESSION_WINDOW, SessionControl,
-    SessionEvent, SessionRequest, handle,
+    DATA_CHUNK, ExitStatus, HOST_ID, OutputStream, PtyRequest, RemoteCommand, SESSION_WINDOW,
+    SessionControl, SessionEvent, SessionRequest, handle,
 };
 
 use crate::argv::{self, SshInvocation, USAGE};
-use crate::{env, sys};
+use crate::{env, sys, terminal};
 
 /// Run the ssh shim on `args` (argv without argv\[0\]); returns the exit status.
 pub fn run_ssh(args: &[String]) -> i32 {
@@ -62,7 +62,7 @@ pub fn run_ssh(args: &[String]) -> i32 {
             "option {ignored} has no effect under mitogen-fakessh"
         ));
     }
-    let request = match session_request(&inv) {
+    let request = match session_request(&inv, &log) {
         Ok(r) => r,
         Err(e) => {
             eprintln!("{e}");
@@ -73,16 +73,52 @@ pub fn run_ssh(args: &[String]) -> i32 {
         "opening session to {} for {:?}",
         inv.host, request.command
     ));
-    match Session::open(&request, &log) {
-        Ok(session) => session.run(inv.stdin_null, &log),
+    let code = match Session::open(&request, &log) {
+        Ok(session) => {
+            if request.pty.is_some() {
+                terminal::enter_raw();
+            }
+            session.run(inv.stdin_null, &log)
+        }
         Err(e) => {
             eprintln!("ssh: {e}");
             255
         }
-    }
+    };
+    terminal::restore();
+    code
 }
 
-fn session_request(inv: &SshInvocation) -> Result<SessionRequest, String> {
+/// OpenSSH's RequestTTY rules: `-T` never; `-tt` always; `-t` (or no
+/// command, for a login shell) when stdin is a terminal. The size comes from
+/// our own terminal, else 80x24.
+fn pty_wanted(inv: &SshInvocation, log: &Log) -> Option<PtyRequest> {
+    use std::io::IsTerminal;
+    let stdin_tty = std::io::stdin().is_terminal() && !inv.stdin_null;
+    let mode = inv.option("RequestTTY").map(str::to_ascii_lowercase);
+    let want = if inv.no_tty || mode.as_deref() == Some("no") {
+        false
+    } else if inv.tty_force >= 2 || mode.as_deref() == Some("force") {
+        true
+    } else if inv.tty_force == 1 || mode.as_deref() == Some("yes") {
+        if !stdin_tty {
+            eprintln!("Pseudo-terminal will not be allocated because stdin is not a terminal.");
+        }
+        stdin_tty
+    } else {
+        inv.command.is_empty() && !inv.subsystem && stdin_tty
+    };
+    if !want {
+        return None;
+    }
+    let (cols, rows) = sys::window_size(std::io::stdin().as_fd())
+        .or_else(|| sys::window_size(std::io::stdout().as_fd()))
+        .unwrap_or((80, 24));
+    log.debug(&format!("requesting a {cols}x{rows} pty"));
+    Some(PtyRequest { cols, rows })
+}
+
+fn session_request(inv: &SshInvocation, log: &Log) -> Result<SessionRequest, String> {
     let mut command = inv.command_string();
     if let Some(rc) = inv
         .option("RemoteCommand")
@@ -100,13 +136,18 @@ fn session_request(inv: &SshInvocation) -> Result<SessionRequest, String> {
     } else {
         RemoteCommand::Exec(command)
     };
+    let pty = pty_wanted(inv, log);
+    let mut env = requested_env(inv);
+    if let Some(term) = std::env::var("TERM").ok().filter(|_| pty.is_some()) {
+        env.push(("TERM".into(), term));
+    }
     Ok(SessionRequest {
         host: inv.host.clone(),
         user: inv.user.clone(),
         port: inv.port,
         command,
-        env: requested_env(inv),
-        tty: inv.wants_tty(),
+        env,
+        pty,
     })
 }
 
@@ -428,19 +469,35 @@ struct Outputs {
 fn forward_signals(outbox: Arc<Outbox>) {
     use nix::sys::signal::{SigSet, SigmaskHow, Signal, pthread_sigmask, raise};
     let mut set = SigSet::empty();
-    for sig in [Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP] {
+    for sig in [
+        Signal::SIGINT,
+        Signal::SIGTERM,
+        Signal::SIGHUP,
+        Signal::SIGWINCH,
+    ] {
         set.add(sig);
     }
     if pthread_sigmask(SigmaskHow::SIG_BLOCK, Some(&set), None).is_err() {
         return;
     }
     std::thread::spawn(move || {
-        let Ok(sig) = set.wait() else { return };
-        let _ = outbox.control(&SessionControl::Signal(sig as i32));
-        let _ = sys::default_disposition(sig);
-        let _ = pthread_sigmask(SigmaskHow::SIG_UNBLOCK, Some(&set), None);
-        let _ = raise(sig);
-        std::process::exit(128 + sig as i32);
+        loop {
+            let Ok(sig) = set.wait() else { return };
+            if sig == Signal::SIGWINCH {
+                // Window changes only matter to a pty session.
+                if let Some((cols, rows)) = sys::window_size(std::io::stdin().as_fd()) {
+                    let _ =
+                        outbox.control(&SessionControl::WindowChange(PtyRequest { cols, rows }));
+                }
+                continue;
+            }
+            let _ = outbox.control(&SessionControl::Signal(sig as i32));
+            terminal::restore();
+            let _ = sys::default_disposition(sig);
+            let _ = pthread_sigmask(SigmaskHow::SIG_UNBLOCK, Some(&set), None);
+            let _ = raise(sig);
+            std::process::exit(128 + sig as i32);
+        }
     });
 }
 

@@ -9,4 +9,5 @@ pub mod argv;
 pub mod client;
 pub mod env;
 mod sys;
+mod terminal;
 pub mod wrap;

@@ -40,3 +40,19 @@ pub fn default_disposition(sig: nix::sys::signal::Signal) -> nix::Result<()> {
     // and the default action is not a handler.
     unsafe { signal(sig, SigHandler::SigDfl) }.map(|_| ())
 }
+
+/// The window size of terminal `fd` as (columns, rows), if it is one.
+pub fn window_size(fd: std::os::fd::BorrowedFd<'_>) -> Option<(u16, u16)> {
+    use std::os::fd::AsRawFd;
+    let mut ws = nix::libc::winsize {
+        ws_row: 0,
+        ws_col: 0,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    // SAFETY: TIOCGWINSZ writes one `winsize` through the pointer, which
+    // points at a live, properly aligned local of exactly that type; the fd
+    // is borrowed, so it stays open for the call.
+    let rc = unsafe { nix::libc::ioctl(fd.as_raw_fd(), nix::libc::TIOCGWINSZ, &mut ws) };
+    (rc == 0 && ws.ws_col > 0).then_some((ws.ws_col, ws.ws_row))
+}

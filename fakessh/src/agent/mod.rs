@@ -252,6 +252,7 @@ impl Agent {
                 Ok(sig) => s.signal(sig),
                 Err(_) => warn!("{}: session {peer}: unknown signal {n}", self.name),
             },
+            SessionControl::WindowChange(size) => s.window_change(size),
             SessionControl::Close => {
                 s.kill();
                 self.sessions.remove(&peer);

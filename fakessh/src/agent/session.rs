@@ -1,9 +1,12 @@
-//! One session on the agent: a command run as sshd runs it, its stdio pumped
+//! One session on the agent: a command run as sshd runs it (on pipes, or on
+//! a pty for `ssh -t`), or a TCP connection for a tunnel; its stdio pumped
 //! under flow control, its exit reported last.
 
+use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::process::ExitStatusExt;
 use std::process::Stdio;
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
 use nix::sys::signal::{Signal, killpg};
@@ -11,17 +14,19 @@ use nix::unistd::Pid;
 use router_core::Router;
 use router_core::frame::Frame;
 use router_core::message::{
-    ContextId, ExitStatus, OutputStream, RemoteCommand, SESSION_WINDOW, SessionEvent, SpawnRequest,
-    handle,
+    ContextId, ExitStatus, OutputStream, PtyRequest, RemoteCommand, SESSION_WINDOW, SessionEvent,
+    SpawnRequest, handle,
 };
 use router_core::pump::{SendWindow, pump_to_frames};
-use tokio::io::AsyncWriteExt;
-use tokio::process::Command;
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
+use tokio::process::{Child, Command};
 use tokio::sync::mpsc;
-use tokio::task::AbortHandle;
+use tokio::task::{AbortHandle, JoinHandle};
 use tracing::{debug, info};
 
 use super::login::{Login, accept_env, subsystem_command};
+use crate::fdstream::FdStream;
+use crate::sys;
 
 /// Stdin traffic from the shim.
 pub enum Input {
@@ -39,39 +44,96 @@ pub struct Session {
     pgid: Option<Pid>,
     /// The relay task of a TCP session.
     relay: Option<AbortHandle>,
+    /// The pty of an `ssh -t` session, for window changes.
+    pty: Option<OwnedFd>,
+}
+
+type BoxedRead = Box<dyn AsyncRead + Unpin + Send>;
+
+/// Sends a session event to the shim.
+#[derive(Clone)]
+struct Events {
+    router: Arc<Router>,
+    peer: ContextId,
+}
+
+impl Events {
+    fn send(&self, ev: SessionEvent) {
+        self.router.send(Frame::cbor(
+            self.router.header(self.peer, handle::SESSION_EVENT),
+            &ev,
+        ));
+    }
 }
 
 impl Session {
-    /// Start the command for `req`. On failure the shim has been told why.
+    /// Start what `req` asks for. On failure the shim has been told why.
     pub fn start(
         router: &Arc<Router>,
         login: &Login,
         req: SpawnRequest,
         done: mpsc::UnboundedSender<ContextId>,
     ) -> Result<Session, String> {
-        let peer = req.peer;
-        if let RemoteCommand::TcpConnect { host, port } = req.command {
-            return Ok(Session::start_tcp(router, peer, host, port, done));
+        let events = Events {
+            router: router.clone(),
+            peer: req.peer,
+        };
+        let result = match &req.command {
+            RemoteCommand::TcpConnect { host, port } => Ok(Session::start_tcp(
+                events.clone(),
+                host.clone(),
+                *port,
+                done,
+            )),
+            _ => Session::start_command(events.clone(), login, &req, done),
+        };
+        if let Err(e) = &result {
+            events.send(SessionEvent::Error(e.clone()));
         }
-        let event = {
-            let router = router.clone();
-            move |ev: SessionEvent| {
-                router.send(Frame::cbor(router.header(peer, handle::SESSION_EVENT), &ev))
+        result
+    }
+
+    fn start_command(
+        events: Events,
+        login: &Login,
+        req: &SpawnRequest,
+        done: mpsc::UnboundedSender<ContextId>,
+    ) -> Result<Session, String> {
+        let peer = req.peer;
+        let mut cmd = command_for(login, req)?;
+        let (child, stdin, stdout, stderr, pty) = match req.pty {
+            None => {
+                cmd.stdin(Stdio::piped())
+                    .stdout(Stdio::piped())
+                    .stderr(Stdio::piped())
+                    .process_group(0);
+                let mut child = spawn(&mut cmd, login)?;
+                let stdin = child
+                    .stdin
+                    .take()
+                    .map(|p| Box::new(p) as Box<dyn AsyncWrite + Unpin + Send>);
+                let stdout = child.stdout.take().map(|p| Box::new(p) as BoxedRead);
+                let stderr = child.stderr.take().map(|p| Box::new(p) as BoxedRead);
+                (child, stdin, stdout, stderr, None)
             }
-        };
-        let mut cmd = match command_for(login, &req) {
-            Ok(c) => c,
-            Err(e) => {
-                event(SessionEvent::Error(e.clone()));
-                return Err(e);
-            }
-        };
-        let mut child = match cmd.spawn() {
-            Ok(c) => c,
-            Err(e) => {
-                let msg = format!("cannot run {}: {e}", login.shell.display());
-                event(SessionEvent::Error(msg.clone()));
-                return Err(msg);
+            Some(size) => {
+                let (master, slave) = open_pty(size)?;
+                let dup = |fd: &OwnedFd| fd.try_clone().map_err(|e| format!("dup: {e}"));
+                cmd.stdin(Stdio::from(dup(&slave)?))
+                    .stdout(Stdio::from(dup(&slave)?))
+                    .stderr(Stdio::from(slave));
+                sys::controlling_tty_on_stderr(&mut cmd);
+                let child = spawn(&mut cmd, login)?;
+                drop(cmd); // our copies of the slave: EOF comes when the command's close
+                let reader = FdStream::new(dup(&master)?).map_err(|e| format!("pty: {e}"))?;
+                let writer = FdStream::new(dup(&master)?).map_err(|e| format!("pty: {e}"))?;
+                (
+                    child,
+                    Some(Box::new(writer) as Box<dyn AsyncWrite + Unpin + Send>),
+                    Some(Box::new(reader) as BoxedRead),
+                    None,
+                    Some(master),
+                )
             }
         };
         let pgid = child.id().map(|p| Pid::from_raw(p as i32));
@@ -81,135 +143,56 @@ impl Session {
             child.id()
         );
 
-        let (input, mut input_rx) = mpsc::unbounded_channel::<Input>();
-        let mut stdin = child.stdin.take();
-        let credit = event.clone();
-        tokio::spawn(async move {
-            while let Some(item) = input_rx.recv().await {
-                match item {
-                    Input::Data(data) => {
-                        // If the command closed its stdin, discard the
-                        // rest but keep granting credit: the shim is never stuck.
-                        if let Some(pipe) = stdin.as_mut()
-                            && pipe.write_all(&data).await.is_err()
-                        {
-                            stdin = None;
-                        }
-                        credit(SessionEvent::StdinCredit(data.len() as u32));
-                    }
-                    Input::Eof => stdin = None,
-                }
-            }
-        });
-
+        let input = spawn_stdin_writer(stdin, events.clone());
         let stdout_window = SendWindow::new(SESSION_WINDOW);
         let stderr_window = SendWindow::new(SESSION_WINDOW);
-        let spawn_pump = |pipe: Option<Box<dyn tokio::io::AsyncRead + Unpin + Send>>,
-                          window: &SendWindow,
-                          stream| {
-            let router = router.clone();
-            let window = window.clone();
-            let eof = event.clone();
-            let h = match stream {
-                OutputStream::Stdout => handle::SESSION_STDOUT,
-                OutputStream::Stderr => handle::SESSION_STDERR,
-            };
-            tokio::spawn(async move {
-                let sent = match pipe {
-                    Some(p) => pump_to_frames(p, &window, &router, router.header(peer, h))
-                        .await
-                        .unwrap_or(0),
-                    None => 0,
-                };
-                eof(SessionEvent::Eof(stream));
-                sent
-            })
-        };
-        let stdout_task = spawn_pump(
-            child
-                .stdout
-                .take()
-                .map(|p| Box::new(p) as Box<dyn tokio::io::AsyncRead + Unpin + Send>),
-            &stdout_window,
-            OutputStream::Stdout,
-        );
-        let stderr_task = spawn_pump(
-            child
-                .stderr
-                .take()
-                .map(|p| Box::new(p) as Box<dyn tokio::io::AsyncRead + Unpin + Send>),
-            &stderr_window,
-            OutputStream::Stderr,
-        );
-        let stdout_pump = stdout_task.abort_handle();
-        let stderr_pump = stderr_task.abort_handle();
-
-        tokio::spawn(async move {
-            // Like sshd, report the exit only after all output has been sent.
-            let out = stdout_task.await.unwrap_or(0);
-            let err = stderr_task.await.unwrap_or(0);
-            let status = match child.wait().await {
-                Ok(st) => match (st.code(), st.signal()) {
-                    (Some(code), _) => ExitStatus::Code(code),
-                    (None, Some(sig)) => ExitStatus::Signal {
-                        signal: sig,
-                        core_dumped: st.core_dumped(),
-                    },
-                    (None, None) => ExitStatus::Code(255),
-                },
-                Err(e) => {
-                    event(SessionEvent::Error(format!(
-                        "waiting for the command failed: {e}"
-                    )));
-                    let _ = done.send(peer);
-                    return;
-                }
-            };
-            info!("session {peer}: {status:?}, {out} bytes stdout, {err} bytes stderr");
-            event(SessionEvent::Exit(status));
-            let _ = done.send(peer);
-        });
-
-        Ok(Session {
+        let stdout_task = spawn_output(stdout, &stdout_window, &events, OutputStream::Stdout);
+        let stderr_task = spawn_output(stderr, &stderr_window, &events, OutputStream::Stderr);
+        let session = Session {
             input,
             stdout_window,
             stderr_window,
-            stdout_pump: Some(stdout_pump),
-            stderr_pump: Some(stderr_pump),
+            stdout_pump: Some(stdout_task.abort_handle()),
+            stderr_pump: Some(stderr_task.abort_handle()),
             pgid,
             relay: None,
-        })
+            pty,
+        };
+        tokio::spawn(report_exit(
+            events,
+            child,
+            stdout_task,
+            stderr_task,
+            session.pty.is_some(),
+            done,
+        ));
+        Ok(session)
     }
 
     /// A session whose far end is a TCP connection made from here.
     fn start_tcp(
-        router: &Arc<Router>,
-        peer: ContextId,
+        events: Events,
         host: String,
         port: u16,
         done: mpsc::UnboundedSender<ContextId>,
     ) -> Session {
-        let (input, mut input_rx) = mpsc::unbounded_channel::<Input>();
+        let peer = events.peer;
+        let (input, input_rx) = mpsc::unbounded_channel::<Input>();
         let stdout_window = SendWindow::new(SESSION_WINDOW);
         let window = stdout_window.clone();
-        let router = router.clone();
         let relay = tokio::spawn(async move {
-            let event = |ev: SessionEvent| {
-                router.send(Frame::cbor(router.header(peer, handle::SESSION_EVENT), &ev))
-            };
             let connect = tokio::net::TcpStream::connect((host.as_str(), port));
-            let sock = match tokio::time::timeout(std::time::Duration::from_secs(30), connect).await
-            {
+            let sock = match tokio::time::timeout(Duration::from_secs(30), connect).await {
                 Ok(Ok(sock)) => sock,
                 Ok(Err(e)) => {
-                    event(SessionEvent::Error(format!(
+                    events.send(SessionEvent::Error(format!(
                         "connect to host {host} port {port}: {e}"
                     )));
                     let _ = done.send(peer);
                     return;
                 }
                 Err(_) => {
-                    event(SessionEvent::Error(format!(
+                    events.send(SessionEvent::Error(format!(
                         "connect to host {host} port {port}: timed out"
                     )));
                     let _ = done.send(peer);
@@ -218,35 +201,15 @@ impl Session {
             };
             let _ = sock.set_nodelay(true);
             info!("session {peer}: connected to {host}:{port}");
-            let (read, mut write) = sock.into_split();
-            let writer_router = router.clone();
-            let writer = tokio::spawn(async move {
-                let mut open = true;
-                while let Some(item) = input_rx.recv().await {
-                    match item {
-                        Input::Data(data) => {
-                            if open && write.write_all(&data).await.is_err() {
-                                open = false;
-                            }
-                            writer_router.send(Frame::cbor(
-                                writer_router.header(peer, handle::SESSION_EVENT),
-                                &SessionEvent::StdinCredit(data.len() as u32),
-                            ));
-                        }
-                        Input::Eof => {
-                            let _ = write.shutdown().await;
-                            open = false;
-                        }
-                    }
-                }
-            });
-            let header = router.header(peer, handle::SESSION_STDOUT);
-            let sent = pump_to_frames(read, &window, &router, header)
+            let (read, write) = sock.into_split();
+            let writer = write_stdin(Some(Box::new(write)), input_rx, events.clone());
+            let header = events.router.header(peer, handle::SESSION_STDOUT);
+            let sent = pump_to_frames(read, &window, &events.router, header)
                 .await
                 .unwrap_or(0);
             debug!("session {peer}: {host}:{port} closed after {sent} bytes");
-            event(SessionEvent::Eof(OutputStream::Stdout));
-            event(SessionEvent::Exit(ExitStatus::Code(0)));
+            events.send(SessionEvent::Eof(OutputStream::Stdout));
+            events.send(SessionEvent::Exit(ExitStatus::Code(0)));
             writer.abort();
             let _ = done.send(peer);
         });
@@ -258,6 +221,7 @@ impl Session {
             stderr_pump: None,
             pgid: None,
             relay: Some(relay.abort_handle()),
+            pty: None,
         }
     }
 
@@ -276,6 +240,13 @@ impl Session {
         };
         if let Some(p) = pump {
             p.abort();
+        }
+    }
+
+    /// The client's window changed size.
+    pub fn window_change(&self, size: PtyRequest) {
+        if let Some(master) = &self.pty {
+            let _ = sys::set_window_size(master.as_fd(), size.cols, size.rows);
         }
     }
 
@@ -299,8 +270,144 @@ impl Session {
     }
 }
 
-/// Build the command the way sshd does: `$SHELL -c "<command>"` in the home
-/// directory, with a clean login environment.
+fn spawn(cmd: &mut Command, login: &Login) -> Result<Child, String> {
+    cmd.spawn()
+        .map_err(|e| format!("cannot run {}: {e}", login.shell.display()))
+}
+
+fn open_pty(size: PtyRequest) -> Result<(OwnedFd, OwnedFd), String> {
+    let ws = nix::pty::Winsize {
+        ws_row: size.rows,
+        ws_col: size.cols,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    let pty =
+        nix::pty::openpty(Some(&ws), None).map_err(|e| format!("cannot allocate a pty: {e}"))?;
+    Ok((pty.master, pty.slave))
+}
+
+/// Feed the command's stdin from the shim's frames, granting credit back as
+/// bytes are written (or dropped, once the command stopped reading).
+fn spawn_stdin_writer(
+    writer: Option<Box<dyn AsyncWrite + Unpin + Send>>,
+    events: Events,
+) -> mpsc::UnboundedSender<Input> {
+    let (input, rx) = mpsc::unbounded_channel();
+    write_stdin(writer, rx, events);
+    input
+}
+
+fn write_stdin(
+    mut writer: Option<Box<dyn AsyncWrite + Unpin + Send>>,
+    mut rx: mpsc::UnboundedReceiver<Input>,
+    events: Events,
+) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        while let Some(item) = rx.recv().await {
+            match item {
+                Input::Data(data) => {
+                    if let Some(w) = writer.as_mut()
+                        && w.write_all(&data).await.is_err()
+                    {
+                        writer = None;
+                    }
+                    events.send(SessionEvent::StdinCredit(data.len() as u32));
+                }
+                Input::Eof => {
+                    if let Some(mut w) = writer.take() {
+                        let _ = w.shutdown().await;
+                    }
+                }
+            }
+        }
+    })
+}
+
+/// Pump one output stream to the shim, then report its EOF.
+fn spawn_output(
+    pipe: Option<BoxedRead>,
+    window: &SendWindow,
+    events: &Events,
+    stream: OutputStream,
+) -> JoinHandle<u64> {
+    let window = window.clone();
+    let events = events.clone();
+    let h = match stream {
+        OutputStream::Stdout => handle::SESSION_STDOUT,
+        OutputStream::Stderr => handle::SESSION_STDERR,
+    };
+    tokio::spawn(async move {
+        let sent = match pipe {
+            // A pty master reads EIO once the command's side is closed.
+            Some(p) => pump_to_frames(
+                p,
+                &window,
+                &events.router,
+                events.router.header(events.peer, h),
+            )
+            .await
+            .unwrap_or(0),
+            None => 0,
+        };
+        events.send(SessionEvent::Eof(stream));
+        sent
+    })
+}
+
+/// Like sshd, report the exit status only after the output has been sent.
+async fn report_exit(
+    events: Events,
+    mut child: Child,
+    stdout_task: JoinHandle<u64>,
+    stderr_task: JoinHandle<u64>,
+    pty: bool,
+    done: mpsc::UnboundedSender<ContextId>,
+) {
+    let peer = events.peer;
+    let (out, err, status) = if pty {
+        // On a pty a background process may hold the terminal forever: once
+        // the command exits, take what is left and stop.
+        let status = child.wait().await;
+        let drain = tokio::time::timeout(Duration::from_secs(1), stdout_task);
+        let out = match drain.await {
+            Ok(r) => r.unwrap_or(0),
+            Err(_) => {
+                events.send(SessionEvent::Eof(OutputStream::Stdout));
+                0
+            }
+        };
+        (out, stderr_task.await.unwrap_or(0), status)
+    } else {
+        let out = stdout_task.await.unwrap_or(0);
+        let err = stderr_task.await.unwrap_or(0);
+        (out, err, child.wait().await)
+    };
+    let status = match status {
+        Ok(st) => match (st.code(), st.signal()) {
+            (Some(code), _) => ExitStatus::Code(code),
+            (None, Some(sig)) => ExitStatus::Signal {
+                signal: sig,
+                core_dumped: st.core_dumped(),
+            },
+            (None, None) => ExitStatus::Code(255),
+        },
+        Err(e) => {
+            events.send(SessionEvent::Error(format!(
+                "waiting for the command failed: {e}"
+            )));
+            let _ = done.send(peer);
+            return;
+        }
+    };
+    info!("session {peer}: {status:?}, {out} bytes stdout, {err} bytes stderr");
+    events.send(SessionEvent::Exit(status));
+    let _ = done.send(peer);
+}
+
+/// The command the way sshd builds it: `$SHELL -c "<command>"` (or a login
+/// shell) in the home directory, with a clean login environment. Stdio and
+/// the process group are set by the caller.
 fn command_for(login: &Login, req: &SpawnRequest) -> Result<Command, String> {
     let mut cmd = Command::new(&login.shell);
     match &req.command {
@@ -329,13 +436,9 @@ fn command_for(login: &Login, req: &SpawnRequest) -> Result<Command, String> {
         .envs(
             req.env
                 .iter()
-                .filter(|(k, _)| accept_env(k, req.tty))
+                .filter(|(k, _)| accept_env(k, req.pty.is_some()))
                 .cloned(),
         )
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .process_group(0)
         .kill_on_drop(false);
     Ok(cmd)
 }

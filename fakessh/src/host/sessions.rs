@@ -121,7 +121,7 @@ async fn relay(fd: OwnedFd, id: ContextId, router: Arc<Router>, connector: Arc<C
             peer: id,
             command: request.command,
             env: request.env,
-            tty: request.tty,
+            pty: request.pty,
         },
     ));
 

@@ -40,7 +40,7 @@ pub fn open(
                 port,
             },
             env: Vec::new(),
-            tty: false,
+            pty: None,
         },
     ));
     let (near, far) = tokio::io::duplex(1 << 20);
