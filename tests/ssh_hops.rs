@@ -432,3 +432,89 @@ fn transfer_past_the_rekey_limit() {
         .collect();
     assert_eq!(counts, vec![bytes, bytes]);
 }
+
+#[test]
+fn proxy_jump_from_the_ssh_config() {
+    if !sshd_available() {
+        return;
+    }
+    let sshd = Sshd::start();
+    // The jump host is the same sshd under another name; the target is only
+    // named through it (direct-tcpip), like OpenSSH's -J.
+    let cfg = format!(
+        "{}{}",
+        sshd.config_block("jump", ""),
+        sshd.config_block("behind", "  ProxyJump jump\n")
+    );
+    std::fs::write(sshd.path("ssh_config"), cfg).unwrap();
+    let out = fakessh(&[
+        "--ssh-config",
+        &sshd.ssh_config(),
+        "--to",
+        "ssh:behind",
+        "--",
+        "ssh",
+        "h",
+        "echo jumped",
+    ]);
+    out.expect_code(0);
+    assert_eq!(out.stdout_text(), "jumped\n");
+    // Two logins: the jump host and, through it, the target.
+    assert_eq!(sshd.accepted(), 2, "{}", sshd.log());
+}
+
+#[test]
+fn ssh_agent_authentication() {
+    if !sshd_available() || !require("ssh-agent") || !require("ssh-add") {
+        return;
+    }
+    let sshd = Sshd::start();
+    let sock = sshd.path("agent.sock");
+    let st = Command::new("ssh-agent")
+        .arg("-a")
+        .arg(&sock)
+        .stdout(std::process::Stdio::null())
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let agent_pid = || {
+        let out = Command::new("pgrep")
+            .args(["-f", &format!("ssh-agent -a {}", sock.display())])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    };
+    let st = Command::new("ssh-add")
+        .arg(sshd.path("user_key"))
+        .env("SSH_AUTH_SOCK", &sock)
+        .output()
+        .unwrap();
+    assert!(
+        st.status.success(),
+        "{}",
+        String::from_utf8_lossy(&st.stderr)
+    );
+    // No IdentityFile, and the default key names do not exist: only the agent can log in.
+    let cfg = sshd.config_block("target", "").replace(
+        &format!("  IdentityFile {}\n", sshd.path("user_key").display()),
+        "",
+    );
+    std::fs::write(sshd.path("ssh_config"), cfg).unwrap();
+    let mut cmd = Command::new(bin());
+    cmd.args([
+        "--ssh-config",
+        &sshd.ssh_config(),
+        "--to",
+        "ssh:target",
+        "--",
+        "ssh",
+        "h",
+        "echo via-agent",
+    ])
+    .env("SSH_AUTH_SOCK", &sock)
+    .env("HOME", sshd.path("."));
+    let out = run_with(cmd, b"", Duration::from_secs(60));
+    let _ = Command::new("kill").arg(agent_pid()).status();
+    out.expect_code(0);
+    assert_eq!(out.stdout_text(), "via-agent\n");
+}
