@@ -73,3 +73,33 @@ fn rsync_reports_remote_errors_with_its_own_exit_code() {
         out.stderr_text()
     );
 }
+
+#[test]
+fn rsync_exit_12_gets_a_hint() {
+    if !require("rsync") {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let dst = format!("h:{}/x/", tmp.path().display());
+    let out = fakessh(&[
+        "--to",
+        "local",
+        "--",
+        "rsync",
+        "-a",
+        "--rsync-path=/bin/false",
+        "/etc/hostname",
+        &dst,
+    ]);
+    out.expect_code(12);
+    assert!(
+        out.stderr_text().contains("hint: rsync exit 12"),
+        "{}",
+        out.stderr_text()
+    );
+    assert!(
+        !out.stderr_text().contains("warning"),
+        "{}",
+        out.stderr_text()
+    );
+}

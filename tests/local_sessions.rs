@@ -230,6 +230,13 @@ fn host_mapping_selects_chains_by_hostname() {
         "{}",
         out.stderr_text()
     );
+    assert!(
+        out.stderr_text()
+            .contains("hint: no context for host 'zz' (known: a)")
+            && out.stderr_text().contains("--host zz=CHAIN"),
+        "{}",
+        out.stderr_text()
+    );
 }
 
 #[test]
@@ -285,4 +292,30 @@ fn shim_outside_the_host_fails_cleanly() {
 fn exit_of_the_wrapped_command_by_signal_is_reported_like_a_shell() {
     let out = local_sh("kill -TERM $$");
     out.expect_code(128 + 15);
+}
+
+#[test]
+fn frames_are_traced_at_vvv_and_quiet_is_quiet() {
+    let out = fakessh(&["-vvv", "--to", "local", "--", "ssh", "h", "true"]);
+    out.expect_code(0);
+    assert!(
+        out.stderr_text().contains("frame 0->1 handle 111"),
+        "{}",
+        out.stderr_text()
+    );
+    assert!(
+        out.stderr_text().contains("mitogen-fakessh[local]: debug:"),
+        "agent logs reach the host's stderr"
+    );
+    let out = fakessh(&[
+        "-q",
+        "--to",
+        "local",
+        "--",
+        "sh",
+        "-c",
+        "ssh h 'echo out; exit 3'",
+    ]);
+    out.expect_code(3);
+    assert_eq!(out.stderr_text(), "");
 }

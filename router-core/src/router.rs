@@ -16,7 +16,7 @@ use std::sync::{Arc, Mutex};
 
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::mpsc;
-use tracing::{debug, warn};
+use tracing::{debug, trace, warn};
 
 use crate::connection::{FrameReader, FrameWriter};
 use crate::frame::{Frame, Header};
@@ -263,6 +263,15 @@ impl Router {
         while let Some((frame, from)) = pending.pop() {
             let mut inner = self.lock();
             let h = frame.header;
+            trace!(
+                "frame {}->{} handle {} ({} bytes, auth {}, reply_to {})",
+                h.src,
+                h.dst,
+                h.handle,
+                frame.payload.len(),
+                h.auth,
+                h.reply_to
+            );
             if let Some(sid) = from {
                 let expected = inner.stream_toward(self.my_id, h.auth);
                 if expected != Some(sid) {

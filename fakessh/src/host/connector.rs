@@ -50,6 +50,24 @@ impl Routing {
     }
 }
 
+impl Routing {
+    /// When `--host` mappings exist but none names `host` (and there is no
+    /// `--to`), say so: the user probably forgot one.
+    pub fn unmapped_hint(&self, host: &str) -> Option<String> {
+        if self.default.is_some()
+            || self.hosts.is_empty()
+            || self.hosts.iter().any(|(n, _)| n == host)
+        {
+            return None;
+        }
+        let known: Vec<&str> = self.hosts.iter().map(|(n, _)| n.as_str()).collect();
+        Some(format!(
+            "hint: no context for host '{host}' (known: {}); it was tried as ssh:{host}; use --host {host}=CHAIN",
+            known.join(", ")
+        ))
+    }
+}
+
 type ContextCell = Arc<OnceCell<Result<ContextId, String>>>;
 
 /// Establishes chains into contexts, each once.

@@ -128,9 +128,34 @@ async fn launch(cli: &Cli, router: Arc<Router>, connector: Arc<Connector>) -> Re
     accept.abort();
     drop(shim_dir);
     use std::os::unix::process::ExitStatusExt;
-    Ok(match (status.code(), status.signal()) {
+    let code = match (status.code(), status.signal()) {
         (Some(code), _) => code,
         (None, Some(sig)) => 128 + sig,
         _ => EXIT_FAILURE,
-    })
+    };
+    if !cli.quiet
+        && let Some(hint) = failure_hint(program, code)
+    {
+        eprintln!("mitogen-fakessh: hint: {hint}");
+    }
+    Ok(code)
+}
+
+/// What the classic client failures usually mean here.
+fn failure_hint(program: &std::ffi::OsStr, code: i32) -> Option<&'static str> {
+    let name = Path::new(program).file_name()?.to_str()?;
+    match (name, code) {
+        ("rsync", 12) => Some(
+            "rsync exit 12: its remote side ended early; the lines above say which hop failed. \
+             For root, use a sudo hop (--to ...,sudo:root) instead of --rsync-path='sudo rsync'",
+        ),
+        ("rsync", 2) => Some(
+            "rsync exit 2 (protocol incompatibility): something printed on the remote stdout, \
+             usually a shell rc file (.bashrc) echoing text for non-interactive shells",
+        ),
+        ("rsync", 255) | ("scp", 255) | ("sftp", 255) | ("git", 128) => Some(
+            "the connection failed; run with -v to see each hop connect, or check the error above",
+        ),
+        _ => None,
+    }
 }

@@ -11,7 +11,7 @@ use std::os::fd::{AsFd, OwnedFd};
 use std::sync::Arc;
 
 use router_core::Router;
-use router_core::connection::{FrameReader, FrameWriter};
+use router_core::connection::{FrameReader, FrameWriter, ReadError};
 use router_core::frame::{Frame, Header};
 use router_core::message::{
     ContextId, RemoteCommand, SessionControl, SessionEvent, SessionRequest, SpawnRequest, handle,
@@ -107,6 +107,10 @@ async fn relay(fd: OwnedFd, id: ContextId, router: Arc<Router>, connector: Arc<C
     let target = match connector.connect(&chain).await {
         Ok(t) => t,
         Err(e) => {
+            let e = match connector.routing.unmapped_hint(&request.host) {
+                Some(hint) => format!("{e}\n{hint}"),
+                None => e,
+            };
             event(&router, id, &SessionEvent::Error(e));
             return router.remove_stream(sid, "no context");
         }
@@ -135,6 +139,11 @@ async fn relay(fd: OwnedFd, id: ContextId, router: Arc<Router>, connector: Arc<C
                 }
                 Ok(Some(f)) => debug!("{name}: ignoring a frame for handle {}", f.header.handle),
                 Ok(None) => break,
+                // A shim that is killed resets its socket: normal, not news.
+                Err(ReadError::Io(e)) => {
+                    debug!("{name}: {e}");
+                    break;
+                }
                 Err(e) => {
                     warn!("{name}: {e}");
                     break;

@@ -146,9 +146,7 @@ where
             let mut file = tokio::fs::File::open(&image.path)
                 .await
                 .map_err(|e| format!("{name}: cannot read our own executable: {e}"))?;
-            let sent = tokio::io::copy(&mut (&mut file).take(image.size), writer)
-                .await
-                .map_err(|e| format!("{name}: agent upload failed: {e}"))?;
+            let sent = upload(name, &mut file, writer, image.size).await?;
             writer
                 .flush()
                 .await
@@ -169,6 +167,52 @@ where
         return Err(format!("{name}: unexpected bootstrap answer {done:?}"));
     }
     Ok(Bootstrapped { uploaded })
+}
+
+/// Copy our executable to the channel; on a terminal, show progress (slow
+/// links make a silent multi-megabyte upload look like a hang).
+async fn upload<W: AsyncWrite + Unpin>(
+    name: &str,
+    file: &mut tokio::fs::File,
+    writer: &mut W,
+    size: u64,
+) -> Result<u64, String> {
+    use std::io::IsTerminal;
+    let bar = std::io::stderr().is_terminal().then(|| {
+        let bar = indicatif::ProgressBar::new(size);
+        bar.set_style(
+            indicatif::ProgressStyle::with_template(
+                "{msg} {bytes}/{total_bytes} {bar:30} {bytes_per_sec}",
+            )
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        );
+        bar.set_message(format!("mitogen-fakessh: uploading the agent to {name}"));
+        bar
+    });
+    let mut buf = vec![0u8; 256 << 10];
+    let mut sent = 0u64;
+    while sent < size {
+        let want = buf.len().min((size - sent) as usize);
+        let n = file
+            .read(&mut buf[..want])
+            .await
+            .map_err(|e| format!("{name}: cannot read our own executable: {e}"))?;
+        if n == 0 {
+            break;
+        }
+        writer
+            .write_all(&buf[..n])
+            .await
+            .map_err(|e| format!("{name}: agent upload failed: {e}"))?;
+        sent += n as u64;
+        if let Some(bar) = &bar {
+            bar.set_position(sent);
+        }
+    }
+    if let Some(bar) = bar {
+        bar.finish_and_clear();
+    }
+    Ok(sent)
 }
 
 /// The next `MFS-` line; noise from rc files is skipped, `MFS-ERROR` fails.
