@@ -10,6 +10,8 @@
 
 pub mod connection;
 pub mod frame;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod message;
 pub mod pump;
 pub mod router;

@@ -525,3 +525,16 @@ mod tests {
         }
     }
 }
+
+/// Fuzzing entry point: `data` split on NUL bytes is an argv.
+#[doc(hidden)]
+pub fn fuzz_parse(data: &[u8]) {
+    let argv: Vec<String> = data
+        .split(|b| *b == 0)
+        .map(|w| String::from_utf8_lossy(w).into_owned())
+        .collect();
+    if let Ok(inv) = parse(&argv) {
+        // The command is a suffix of argv, verbatim.
+        assert!(argv.ends_with(&inv.command));
+    }
+}
