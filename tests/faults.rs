@@ -66,3 +66,167 @@ cat rsync.err >&2"#,
         .collect();
     assert_eq!(leftovers.len(), 1, "partial files left: {leftovers:?}");
 }
+
+#[test]
+fn remote_disk_full_reaches_the_user_as_rsync_prints_it() {
+    if !require("rsync") || !require("mount") || !common::sshd::is_root() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let small = tmp.path().join("small-fs");
+    std::fs::create_dir(&small).unwrap();
+    let st = std::process::Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=1m", "tmpfs"])
+        .arg(&small)
+        .status()
+        .unwrap();
+    if !st.success() {
+        if std::env::var("CI").is_ok_and(|v| v == "true") {
+            panic!("cannot mount a tmpfs (CI=true)");
+        }
+        eprintln!("\n!!!! SKIPPING: cannot mount a tmpfs here !!!!\n");
+        return;
+    }
+    struct Unmount(std::path::PathBuf);
+    impl Drop for Unmount {
+        fn drop(&mut self) {
+            let _ = std::process::Command::new("umount").arg(&self.0).status();
+        }
+    }
+    let _guard = Unmount(small.clone());
+    let src = tmp.path().join("big.bin");
+    write_random_file(&src, 4 << 20, 1);
+    let out = fakessh(&[
+        "--to",
+        "local",
+        "--",
+        "rsync",
+        "-a",
+        src.to_str().unwrap(),
+        &format!("h:{}/", small.display()),
+    ]);
+    assert!(
+        out.code() == 11 || out.code() == 23 || out.code() == 12,
+        "rsync's own status: {}",
+        out.code()
+    );
+    assert!(
+        out.stderr_text().contains("No space left on device"),
+        "{}",
+        out.stderr_text()
+    );
+    assert!(!small.join("big.bin").exists(), "a partial file was left");
+}
+
+#[test]
+fn remote_permission_denied_keeps_rsyncs_message_and_status() {
+    if !require("rsync") || !common::sshd::is_root() {
+        return;
+    }
+    if !std::process::Command::new("id")
+        .arg("mfs-webapp")
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false)
+    {
+        if std::env::var("CI").is_ok_and(|v| v == "true") {
+            panic!("mfs-webapp missing (CI=true): run .ci/accounts.sh");
+        }
+        eprintln!("\n!!!! SKIPPING: run .ci/accounts.sh for the mfs-webapp account !!!!\n");
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let closed = tmp.path().join("root-only");
+    std::fs::create_dir(&closed).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&closed, std::fs::Permissions::from_mode(0o700)).unwrap();
+    std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let out = fakessh(&[
+        "--to",
+        "local,sudo:mfs-webapp",
+        "--",
+        "rsync",
+        "-a",
+        "/etc/hostname",
+        &format!("h:{}/x/", closed.display()),
+    ]);
+    assert_ne!(out.code(), 0);
+    assert!(
+        out.stderr_text().contains("Permission denied"),
+        "{}",
+        out.stderr_text()
+    );
+}
+
+#[test]
+fn another_account_cannot_open_a_session() {
+    if !common::sshd::is_root() || !require("setpriv") {
+        return;
+    }
+    if !std::process::Command::new("id")
+        .arg("mfs-webapp")
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false)
+    {
+        if std::env::var("CI").is_ok_and(|v| v == "true") {
+            panic!("mfs-webapp missing (CI=true): run .ci/accounts.sh");
+        }
+        return;
+    }
+    // While a session host runs, a process of another account outside the
+    // wrapped command's tree tries every way in it could know about: the fd
+    // number from the environment, and the host's descriptors via /proc.
+    let shim_dir = tempfile::tempdir().unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(shim_dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let ssh = shim_dir.path().join("ssh");
+    std::fs::copy(bin(), &ssh).unwrap();
+    let info = shim_dir.path().join("info");
+    let mut host = std::process::Command::new(bin())
+        .args(["--to", "local", "--", "sh", "-c"])
+        .arg(format!(
+            "ssh h true && echo \"$MITOGEN_FAKESSH_FD $PPID\" > {}.tmp && mv {0}.tmp {0} && sleep 20",
+            info.display()
+        ))
+        .spawn()
+        .unwrap();
+    let start = std::time::Instant::now();
+    while !info.exists() {
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(30),
+            "host did not start"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let text = std::fs::read_to_string(&info).unwrap();
+    let mut words = text.split_whitespace();
+    let (fd, host_pid) = (
+        words.next().unwrap().to_string(),
+        words.next().unwrap().to_string(),
+    );
+    let as_other = |args: &[&str]| {
+        let mut cmd = std::process::Command::new("setpriv");
+        cmd.args(["--reuid=mfs-webapp", "--regid=mfs-webapp", "--clear-groups"])
+            .args(args);
+        run_with(cmd, b"", std::time::Duration::from_secs(20))
+    };
+    let shim = as_other(&[
+        "env",
+        &format!("MITOGEN_FAKESSH_FD={fd}"),
+        ssh.to_str().unwrap(),
+        "h",
+        "echo BROKEN-IN",
+    ]);
+    let proc_fd = as_other(&["ls", &format!("/proc/{host_pid}/fd/")]);
+    let _ = host.kill();
+    let _ = host.wait();
+    assert!(!shim.stdout_text().contains("BROKEN-IN"));
+    assert_eq!(shim.code(), 255, "{}", shim.stderr_text());
+    assert_ne!(proc_fd.code(), 0);
+    assert!(
+        proc_fd.stderr_text().contains("Permission denied"),
+        "{}",
+        proc_fd.stderr_text()
+    );
+}

@@ -518,3 +518,77 @@ fn ssh_agent_authentication() {
     out.expect_code(0);
     assert_eq!(out.stdout_text(), "via-agent\n");
 }
+
+#[test]
+fn silent_link_loss_is_noticed_within_the_keepalive_bound() {
+    if !sshd_available() {
+        return;
+    }
+    let sshd = Sshd::start();
+    let proxy = common::proxy::PausableProxy::start(sshd.port);
+    let key_line = sshd
+        .host_key_line()
+        .replace(&format!(":{} ", sshd.port), &format!(":{} ", proxy.port));
+    std::fs::write(sshd.path("known_hosts"), key_line).unwrap();
+    let cfg = sshd
+        .config_block(
+            "flaky",
+            "  ServerAliveInterval 1\n  ServerAliveCountMax 2\n",
+        )
+        .replace(
+            &format!("Port {}", sshd.port),
+            &format!("Port {}", proxy.port),
+        );
+    std::fs::write(sshd.path("ssh_config"), cfg).unwrap();
+    let out_path = sshd.path("out");
+    let host = Command::new(bin())
+        .args([
+            "--ssh-config",
+            &sshd.ssh_config(),
+            "--to",
+            "ssh:flaky",
+            "--",
+            "sh",
+            "-c",
+        ])
+        .arg("ssh h 'echo started; sleep 120'; echo shim=$?")
+        .env_remove("SSH_AUTH_SOCK")
+        .stdout(std::fs::File::create(&out_path).unwrap())
+        .stderr(std::fs::File::create(sshd.path("err")).unwrap())
+        .spawn()
+        .unwrap();
+    let mut host = KillOnDrop(host);
+    let start = Instant::now();
+    while !std::fs::read_to_string(&out_path)
+        .unwrap_or_default()
+        .contains("started")
+    {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "session never started"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    proxy.pause();
+    let paused_at = Instant::now();
+    let status = loop {
+        if let Some(st) = host.0.try_wait().unwrap() {
+            break st;
+        }
+        assert!(
+            paused_at.elapsed() < Duration::from_secs(30),
+            "the dead link was not noticed within 30 s"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let elapsed = paused_at.elapsed();
+    let out = std::fs::read_to_string(&out_path).unwrap();
+    let err = std::fs::read_to_string(sshd.path("err")).unwrap();
+    assert!(
+        status.success(),
+        "the wrapped sh exits 0 after echoing: {out} {err}"
+    );
+    assert!(out.contains("shim=255"), "{out}");
+    assert!(err.contains("ssh:flaky: connection lost"), "{err}");
+    eprintln!("dead link noticed after {elapsed:?}");
+}

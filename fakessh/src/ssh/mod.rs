@@ -51,7 +51,7 @@ pub struct SshAgent {
 /// Default keepalive when the config sets none: a dead link is noticed in
 /// at most about 30 s.
 const DEFAULT_ALIVE_INTERVAL: Duration = Duration::from_secs(10);
-const DEFAULT_ALIVE_COUNT: usize = 3;
+const DEFAULT_ALIVE_COUNT: usize = 2;
 
 /// Open the TCP connection for `cfg` (honouring ConnectTimeout).
 pub async fn connect_tcp(name: &str, cfg: &HostConfig) -> Result<tokio::net::TcpStream, String> {
