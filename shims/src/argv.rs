@@ -312,6 +312,19 @@ fn split_destination(dest: &str) -> Result<(Option<String>, String, Option<u16>)
     Ok((user, host.to_string(), None))
 }
 
+/// Fuzzing entry point: `data` split on NUL bytes is an argv.
+#[doc(hidden)]
+pub fn fuzz_parse(data: &[u8]) {
+    let argv: Vec<String> = data
+        .split(|b| *b == 0)
+        .map(|w| String::from_utf8_lossy(w).into_owned())
+        .collect();
+    if let Ok(inv) = parse(&argv) {
+        // The command is a suffix of argv, verbatim.
+        assert!(argv.ends_with(&inv.command));
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -523,18 +536,5 @@ mod tests {
         fn never_panics(argv in proptest::collection::vec(".{0,10}", 0..10)) {
             let _ = parse(&argv);
         }
-    }
-}
-
-/// Fuzzing entry point: `data` split on NUL bytes is an argv.
-#[doc(hidden)]
-pub fn fuzz_parse(data: &[u8]) {
-    let argv: Vec<String> = data
-        .split(|b| *b == 0)
-        .map(|w| String::from_utf8_lossy(w).into_owned())
-        .collect();
-    if let Ok(inv) = parse(&argv) {
-        // The command is a suffix of argv, verbatim.
-        assert!(argv.ends_with(&inv.command));
     }
 }
