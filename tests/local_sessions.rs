@@ -319,3 +319,19 @@ fn frames_are_traced_at_vvv_and_quiet_is_quiet() {
     out.expect_code(3);
     assert_eq!(out.stderr_text(), "");
 }
+
+#[test]
+fn shell_completions_are_generated() {
+    for shell in ["bash", "zsh", "fish"] {
+        let out = fakessh(&["completions", shell]);
+        out.expect_code(0);
+        assert!(out.stdout_text().contains("mitogen-fakessh"), "{shell}");
+        assert!(out.stdout_text().contains("password-file"), "{shell}");
+    }
+    fakessh(&["completions", "tcsh"]).expect_code(2);
+    assert!(
+        fakessh(&["--help"])
+            .stdout_text()
+            .contains("completions bash|zsh|fish")
+    );
+}

@@ -46,8 +46,15 @@ async fn launch(cli: &Cli, router: Arc<Router>, connector: Arc<Connector>) -> Re
         .prefix("mitogen-fakessh.")
         .tempdir()
         .map_err(|e| format!("cannot create the shim directory: {e}"))?;
-    for name in ["ssh", "scp", "sftp"] {
-        std::os::unix::fs::symlink(&exe, shim_dir.path().join(name))
+    // Our own copy (a hard link when possible): if the installed binary is
+    // replaced while COMMAND runs, a symlink would dangle for a moment and
+    // execvp would silently fall through to the real ssh on PATH.
+    let ssh_shim = shim_dir.path().join("ssh");
+    if std::fs::hard_link(&exe, &ssh_shim).is_err() {
+        std::fs::copy(&exe, &ssh_shim).map_err(|e| format!("cannot create the ssh shim: {e}"))?;
+    }
+    for name in ["scp", "sftp"] {
+        std::fs::hard_link(&ssh_shim, shim_dir.path().join(name))
             .map_err(|e| format!("cannot create the {name} shim: {e}"))?;
     }
     // Real tools, resolved before PATH points at the shims.
