@@ -15,6 +15,10 @@ use router_core::message::{AgentConfig, AgentHello, ConnectFailure, HopKind, Sec
 use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::process::{Child, Command};
 
+/// Environment variable naming another program to run as the first `local`
+/// agent; for the reliability tests only.
+pub const AGENT_PROGRAM_ENV: &str = "MITOGEN_FAKESSH_TEST_AGENT_PROGRAM";
+
 /// How long a new agent may take to say hello.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -44,8 +48,15 @@ pub async fn start_local(config: AgentConfig) -> Result<StartedAgent, String> {
     let name = config.name.clone();
     let (ours, theirs) =
         std::os::unix::net::UnixStream::pair().map_err(|e| format!("{name}: socketpair: {e}"))?;
-    let exe = std::env::current_exe()
-        .map_err(|e| format!("{name}: cannot find our own executable: {e}"))?;
+    // Testing hook: the reliability tests put a deliberately misbehaving
+    // agent here to prove the host and its other agents withstand it.
+    let exe = match std::env::var_os(AGENT_PROGRAM_ENV) {
+        Some(p) if config.parent_ids == [router_core::message::HOST_ID] => {
+            std::path::PathBuf::from(p)
+        }
+        _ => std::env::current_exe()
+            .map_err(|e| format!("{name}: cannot find our own executable: {e}"))?,
+    };
     let theirs_out: OwnedFd = theirs
         .try_clone()
         .map_err(|e| format!("{name}: dup: {e}"))?
