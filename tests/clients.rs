@@ -222,17 +222,18 @@ fn tty_sessions_through_a_real_terminal() {
         return;
     }
     // `script` gives the wrapped command a terminal, as a user's shell would.
-    let under_tty = |inner: &str, input: &[u8]| {
-        let mut cmd = std::process::Command::new("script");
-        cmd.args([
-            "-qec",
-            &format!("{} --to local -- {inner}", bin()),
-            "/dev/null",
-        ]);
-        let out = run_with(cmd, input, std::time::Duration::from_secs(60));
+    // Its stdin stays open while the command runs, as at a real terminal
+    // (a closed stdin makes `script` send EOF into the session early).
+    let under_tty = |inner: &str| {
+        let mut cmd = std::process::Command::new("sh");
+        cmd.arg("-c").arg(format!(
+            "sleep 4 | script -qec \"{} --to local -- {inner}\" /dev/null",
+            bin()
+        ));
+        let out = run_with(cmd, b"", std::time::Duration::from_secs(60));
         out.stdout_text().replace('\r', "")
     };
-    let text = under_tty("ssh -t h 'tty; stty size'", b"");
+    let text = under_tty("ssh -t h 'tty; stty size'");
     assert!(text.contains("/dev/pts/"), "{text}");
     assert!(
         text.lines().any(|l| l.split_whitespace().count() == 2
@@ -240,7 +241,7 @@ fn tty_sessions_through_a_real_terminal() {
         "{text}"
     );
     // Without -t there is no pty, even with a terminal here.
-    let text = under_tty("ssh h tty", b"");
+    let text = under_tty("ssh h tty");
     assert!(text.contains("not a tty"), "{text}");
     // No command: an interactive login shell on a pty; its exit status returns.
     let mut cmd = std::process::Command::new("sh");

@@ -35,14 +35,8 @@ impl AsyncRead for FdStream {
     ) -> Poll<io::Result<()>> {
         loop {
             let mut guard = ready!(self.fd.poll_read_ready(cx))?;
-            let unfilled = buf.initialize_unfilled();
-            match guard.try_io(|inner| {
-                nix::unistd::read(inner.get_ref(), unfilled).map_err(io::Error::from)
-            }) {
-                Ok(Ok(n)) => {
-                    buf.advance(n);
-                    return Poll::Ready(Ok(()));
-                }
+            match guard.try_io(|inner| sys::read_into(inner.get_ref().as_fd(), buf)) {
+                Ok(Ok(_)) => return Poll::Ready(Ok(())),
                 Ok(Err(e)) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Ok(Err(e)) => return Poll::Ready(Err(e)),
                 Err(_would_block) => continue,

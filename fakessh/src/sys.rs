@@ -109,3 +109,25 @@ pub fn set_window_size(master: BorrowedFd<'_>, cols: u16, rows: u16) -> std::io:
         Err(std::io::Error::last_os_error())
     }
 }
+
+/// read(2) into the unfilled part of `buf` without zeroing it first (the
+/// frame reader's spare capacity is 256 KiB: zeroing it on every read cost
+/// more than the data once sessions were many and reads small).
+pub fn read_into(fd: BorrowedFd<'_>, buf: &mut tokio::io::ReadBuf<'_>) -> std::io::Result<usize> {
+    // SAFETY: `unfilled_mut` hands out possibly-uninitialised memory that we
+    // must not de-initialise; read(2) only writes into it, at most `len`
+    // bytes, and its return value is exactly how many it initialised, which
+    // is what `assume_init` and `advance` are then told. The fd is borrowed,
+    // so it stays open for the call.
+    unsafe {
+        let unfilled = buf.unfilled_mut();
+        let n = libc::read(fd.as_raw_fd(), unfilled.as_mut_ptr().cast(), unfilled.len());
+        if n < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        let n = n as usize;
+        buf.assume_init(n);
+        buf.advance(n);
+        Ok(n)
+    }
+}

@@ -75,15 +75,21 @@ pub enum FrameError {
 impl Frame {
     /// Encode the 26-byte header for this frame.
     pub fn header_bytes(&self) -> [u8; HEADER_LEN] {
+        Frame::encode_header(&self.header, self.encoding, self.payload.len())
+    }
+
+    /// Encode a header for a payload of `len` bytes that the caller writes
+    /// itself (so bulk data need not be copied into a `Frame` first).
+    pub fn encode_header(header: &Header, encoding: Encoding, len: usize) -> [u8; HEADER_LEN] {
         let mut out = [0u8; HEADER_LEN];
         let mut w = &mut out[..];
-        w.put_u16(self.encoding.magic());
-        w.put_u32(self.header.dst);
-        w.put_u32(self.header.src);
-        w.put_u32(self.header.auth);
-        w.put_u32(self.header.handle);
-        w.put_u32(self.header.reply_to);
-        w.put_u32(self.payload.len() as u32);
+        w.put_u16(encoding.magic());
+        w.put_u32(header.dst);
+        w.put_u32(header.src);
+        w.put_u32(header.auth);
+        w.put_u32(header.handle);
+        w.put_u32(header.reply_to);
+        w.put_u32(len as u32);
         out
     }
 

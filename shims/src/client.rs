@@ -20,7 +20,7 @@ use nix::sys::socket::{
     socketpair,
 };
 use nix::sys::stat::{SFlag, fstat};
-use router_core::frame::{DEFAULT_MAX_PAYLOAD, Frame, Header};
+use router_core::frame::{DEFAULT_MAX_PAYLOAD, Encoding, Frame, Header};
 use router_core::message::{
     DATA_CHUNK, ExitStatus, HOST_ID, OutputStream, PtyRequest, RemoteCommand, SESSION_WINDOW,
     SessionControl, SessionEvent, SessionRequest, handle,
@@ -293,6 +293,14 @@ impl Outbox {
         sock.write_all(&frame.payload)
     }
 
+    /// A raw-data frame straight from `data`, without copying it.
+    fn send_data(&self, handle: u32, data: &[u8]) -> std::io::Result<()> {
+        let head = Frame::encode_header(&header(handle), Encoding::Bytes, data.len());
+        let mut sock = self.sock.lock().unwrap_or_else(|p| p.into_inner());
+        sock.write_all(&head)?;
+        sock.write_all(data)
+    }
+
     fn control(&self, control: &SessionControl) -> std::io::Result<()> {
         self.send(&Frame::cbor(header(handle::SESSION_CONTROL), control))
     }
@@ -540,11 +548,7 @@ fn pump_stdin(outbox: &Outbox, window: &StdinWindow) {
             Err(_) => break,
         };
         window.consume(n);
-        let frame = Frame::data(
-            header(handle::SESSION_STDIN),
-            Bytes::copy_from_slice(&buf[..n]),
-        );
-        if outbox.send(&frame).is_err() {
+        if outbox.send_data(handle::SESSION_STDIN, &buf[..n]).is_err() {
             return;
         }
     }

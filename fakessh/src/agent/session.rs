@@ -369,7 +369,7 @@ async fn report_exit(
         // On a pty a background process may hold the terminal forever: once
         // the command exits, take what is left and stop.
         let status = child.wait().await;
-        let drain = tokio::time::timeout(Duration::from_secs(1), stdout_task);
+        let drain = tokio::time::timeout(Duration::from_secs(5), stdout_task);
         let out = match drain.await {
             Ok(r) => r.unwrap_or(0),
             Err(_) => {
