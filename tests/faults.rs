@@ -123,16 +123,7 @@ fn remote_permission_denied_keeps_rsyncs_message_and_status() {
     if !require("rsync") || !common::sshd::is_root() {
         return;
     }
-    if !std::process::Command::new("id")
-        .arg("mfs-webapp")
-        .output()
-        .map(|o| o.status.success())
-        .unwrap_or(false)
-    {
-        if std::env::var("CI").is_ok_and(|v| v == "true") {
-            panic!("mfs-webapp missing (CI=true): run .ci/accounts.sh");
-        }
-        eprintln!("\n!!!! SKIPPING: run .ci/accounts.sh for the mfs-webapp account !!!!\n");
+    if !require_account("mfs-webapp") {
         return;
     }
     let tmp = tempfile::tempdir().unwrap();
@@ -163,15 +154,7 @@ fn another_account_cannot_open_a_session() {
     if !common::sshd::is_root() || !require("setpriv") {
         return;
     }
-    if !std::process::Command::new("id")
-        .arg("mfs-webapp")
-        .output()
-        .map(|o| o.status.success())
-        .unwrap_or(false)
-    {
-        if std::env::var("CI").is_ok_and(|v| v == "true") {
-            panic!("mfs-webapp missing (CI=true): run .ci/accounts.sh");
-        }
+    if !require_account("mfs-webapp") {
         return;
     }
     // While a session host runs, a process of another account outside the
@@ -236,15 +219,7 @@ fn a_rogue_agent_is_contained() {
     if !require("python3") || !common::sshd::is_root() {
         return;
     }
-    if !std::process::Command::new("id")
-        .arg("mfs-webapp")
-        .output()
-        .map(|o| o.status.success())
-        .unwrap_or(false)
-    {
-        if std::env::var("CI").is_ok_and(|v| v == "true") {
-            panic!("mfs-webapp missing (CI=true): run .ci/accounts.sh");
-        }
+    if !require_account("mfs-webapp") {
         return;
     }
     let tmp = tempfile::tempdir().unwrap();

@@ -7,7 +7,7 @@ use std::os::unix::fs::MetadataExt;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::sshd::{Sshd, is_root, sshd_available};
+use common::sshd::{Sshd, sshd_available};
 use common::*;
 
 const DEPLOY_PASSWORD: &str = "deploy-pw-4711";
@@ -15,23 +15,9 @@ const SU_PASSWORD: &str = "su-pw-0815";
 
 /// The test accounts exist (created by .ci/accounts.sh as root).
 fn accounts_available() -> bool {
-    let present = ["mfs-deploy", "mfs-webapp", "mfs-su"].iter().all(|u| {
-        Command::new("id")
-            .arg(u)
-            .output()
-            .map(|o| o.status.success())
-            .unwrap_or(false)
-    });
-    if present && is_root() {
-        return true;
-    }
-    if std::env::var("CI").is_ok_and(|v| v == "true") {
-        panic!("test accounts missing or not root (CI=true): .ci/run must run .ci/accounts.sh");
-    }
-    eprintln!(
-        "\n!!!! SKIPPING: run `sudo bash .ci/accounts.sh` to create the test accounts !!!!\n"
-    );
-    false
+    ["mfs-deploy", "mfs-webapp", "mfs-su"]
+        .iter()
+        .all(|u| require_account(u))
 }
 
 fn uid_of(user: &str) -> u32 {

@@ -28,6 +28,25 @@ pub fn require(tool: &str) -> bool {
     false
 }
 
+/// Whether local account `user` exists and we are root (to use it). Under
+/// CI=true a missing account fails the test (.ci/accounts.sh creates them);
+/// elsewhere the test is skipped with a loud message.
+pub fn require_account(user: &str) -> bool {
+    let exists = Command::new("id")
+        .arg(user)
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false);
+    if exists && sshd::is_root() {
+        return true;
+    }
+    if std::env::var("CI").is_ok_and(|v| v == "true") {
+        panic!("account {user} missing or not root (CI=true): .ci/run must run .ci/accounts.sh");
+    }
+    eprintln!("\n!!!! SKIPPING: needs root and the {user} account (run .ci/accounts.sh) !!!!\n");
+    false
+}
+
 pub fn which(tool: &str) -> Option<PathBuf> {
     std::env::var_os("PATH").and_then(|paths| {
         std::env::split_paths(&paths)
