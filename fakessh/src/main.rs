@@ -57,6 +57,15 @@ fn main() {
     std::process::exit(code);
 }
 
+/// The tokio runtime of the host and of every agent: two workers, enough to
+/// overlap the transport with the sessions on a small machine.
+pub fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+}
+
 /// The shims carry arguments as UTF-8 text; refuse anything else loudly
 /// rather than corrupt a path.
 fn utf8_args(tool: &str, args: &[OsString]) -> Result<Vec<String>, i32> {

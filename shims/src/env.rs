@@ -8,4 +8,3 @@ pub const SHIM_SSH: &str = "MITOGEN_FAKESSH_SSH";
 /// Real programs, resolved before `PATH` was changed.
 pub const REAL_SCP: &str = "MITOGEN_FAKESSH_REAL_SCP";
 pub const REAL_SFTP: &str = "MITOGEN_FAKESSH_REAL_SFTP";
-pub const REAL_SSH: &str = "MITOGEN_FAKESSH_REAL_SSH";

@@ -33,11 +33,7 @@ use session::{Input, Session};
 
 /// Entry point for `mitogen-fakessh __agent`.
 pub fn main() -> i32 {
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-    {
+    let runtime = match crate::runtime() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("mitogen-fakessh agent: cannot start: {e}");

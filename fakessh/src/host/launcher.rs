@@ -63,7 +63,7 @@ async fn launch(cli: &Cli, router: Arc<Router>, connector: Arc<Connector>) -> Re
             .map(|p| p.into_os_string())
             .unwrap_or_default()
     };
-    let (real_ssh, real_scp, real_sftp) = (real("ssh"), real("scp"), real("sftp"));
+    let (real_scp, real_sftp) = (real("scp"), real("sftp"));
     let path = match std::env::var_os("PATH") {
         Some(old) => {
             let mut dirs = vec![shim_dir.path().to_path_buf()];
@@ -89,7 +89,6 @@ async fn launch(cli: &Cli, router: Arc<Router>, connector: Arc<Connector>) -> Re
         .env("PATH", &path)
         .env(env::CONTROL_FD, child_end.as_raw_fd().to_string())
         .env(env::SHIM_SSH, shim_dir.path().join("ssh"))
-        .env(env::REAL_SSH, &real_ssh)
         .env(env::REAL_SCP, &real_scp)
         .env(env::REAL_SFTP, &real_sftp)
         .kill_on_drop(false);

@@ -50,11 +50,7 @@ pub fn main(args: Vec<OsString>) -> i32 {
             return EXIT_FAILURE;
         }
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-    {
+    let runtime = match crate::runtime() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("mitogen-fakessh: cannot start the runtime: {e}");
