@@ -75,7 +75,9 @@ pub async fn pump_to_frames<R: AsyncRead + Unpin>(
             return Ok(total);
         }
         total += n as u64;
-        router.send(Frame::data(header, buf.split().freeze()));
+        router
+            .send_paced(Frame::data(header, buf.split().freeze()))
+            .await;
     }
 }
 

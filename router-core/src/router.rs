@@ -15,7 +15,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::sync::mpsc;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 use tracing::{debug, trace, warn};
 
 use crate::connection::{FrameReader, FrameWriter};
@@ -24,6 +24,28 @@ use crate::message::{ContextId, Handle, RouteUpdate, handle};
 
 /// Identifies one attached stream inside a router.
 pub type StreamId = u64;
+
+/// Payload bytes of paced frames (see [`Router::send_paced`]) that may wait
+/// in one stream's write queue. Without it, 64 sessions each with a full
+/// window queue 64 MiB in front of one ssh channel: the host's memory grows
+/// past 100 MiB and every byte is copied out of cold cache. With it the data
+/// waits in the senders' own pipes and sockets, and the queue stays small
+/// enough to keep the writer busy and its bytes warm.
+pub const STREAM_QUEUE_BUDGET: usize = 1 << 20;
+
+/// A frame in a stream's write queue, holding its share of the budget until
+/// it has been written.
+struct Queued {
+    frame: Frame,
+    _budget: Option<OwnedSemaphorePermit>,
+}
+
+/// Where a stream's frames go: a byte stream's writer task, or an
+/// in-process consumer that takes frames as they come (no pacing there).
+enum Outlet {
+    Writer(mpsc::UnboundedSender<Queued>),
+    Channel(mpsc::UnboundedSender<Frame>),
+}
 
 /// Where a stream sits relative to this context.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -44,7 +66,9 @@ pub enum RouterEvent {
 struct StreamEntry {
     name: String,
     remote_id: ContextId,
-    tx: mpsc::UnboundedSender<Frame>,
+    outlet: Outlet,
+    /// Paced senders wait here; closed when the stream goes.
+    budget: Arc<Semaphore>,
     /// Contexts reached through this stream (its own id included for children).
     routed: HashSet<ContextId>,
     reader: Option<tokio::task::AbortHandle>,
@@ -168,6 +192,16 @@ impl Router {
         role: StreamRole,
         tx: mpsc::UnboundedSender<Frame>,
     ) -> StreamId {
+        self.register_stream(name, remote_id, role, Outlet::Channel(tx))
+    }
+
+    fn register_stream(
+        &self,
+        name: &str,
+        remote_id: ContextId,
+        role: StreamRole,
+        outlet: Outlet,
+    ) -> StreamId {
         let mut inner = self.lock();
         let sid = inner.next_stream;
         inner.next_stream += 1;
@@ -184,7 +218,8 @@ impl Router {
             StreamEntry {
                 name: name.to_string(),
                 remote_id,
-                tx,
+                outlet,
+                budget: Arc::new(Semaphore::new(STREAM_QUEUE_BUDGET)),
                 routed,
                 reader: None,
             },
@@ -247,7 +282,7 @@ impl Router {
         W: AsyncWrite + Unpin + Send + 'static,
     {
         let (tx, rx) = mpsc::unbounded_channel();
-        let sid = self.add_stream(name, remote_id, role, tx);
+        let sid = self.register_stream(name, remote_id, role, Outlet::Writer(tx));
         tokio::spawn(write_loop(self.clone(), sid, name.to_string(), writer, rx));
         sid
     }
@@ -257,8 +292,34 @@ impl Router {
         self.route(frame, None)
     }
 
+    /// Send bulk data: first wait until the stream it leaves on has room in
+    /// its write queue ([`STREAM_QUEUE_BUDGET`]). Waiters are served in
+    /// order, so sessions sharing a stream take turns. Control frames use
+    /// [`Router::send`] and never wait behind data.
+    pub async fn send_paced(&self, frame: Frame) {
+        let need = frame.payload.len().clamp(1, STREAM_QUEUE_BUDGET) as u32;
+        let budget = {
+            let inner = self.lock();
+            inner
+                .stream_toward(self.my_id, frame.header.dst)
+                .and_then(|sid| inner.streams.get(&sid))
+                .map(|s| s.budget.clone())
+        };
+        // A closed budget means the stream went: routing reports that.
+        let permit = match budget {
+            Some(b) => b.acquire_many_owned(need).await.ok(),
+            None => None,
+        };
+        self.dispatch(frame, None, permit);
+    }
+
     /// Route a frame that arrived on stream `from` (or originated locally).
     pub fn route(&self, frame: Frame, from: Option<StreamId>) {
+        self.dispatch(frame, from, None)
+    }
+
+    fn dispatch(&self, frame: Frame, from: Option<StreamId>, permit: Option<OwnedSemaphorePermit>) {
+        let mut permit = permit;
         let mut pending = vec![(frame, from)];
         while let Some((frame, from)) = pending.pop() {
             let mut inner = self.lock();
@@ -299,9 +360,9 @@ impl Router {
                     },
                 }
             } else if let Some(sid) = inner.routes.get(&h.dst).copied() {
-                inner.send_on(sid, frame.clone())
+                inner.send_on(sid, frame.clone(), permit.take())
             } else if let Some(parent) = inner.parent.filter(|p| Some(*p) != from) {
-                inner.send_on(parent, frame.clone())
+                inner.send_on(parent, frame.clone(), permit.take())
             } else {
                 Some("no route")
             };
@@ -398,6 +459,7 @@ impl Router {
             if let Some(reader) = &entry.reader {
                 reader.abort();
             }
+            entry.budget.close();
             debug!(
                 "stream {} (context {}) removed: {reason}",
                 entry.name, entry.remote_id
@@ -448,11 +510,23 @@ impl Inner {
         self.routes.get(&ctx).copied().or(self.parent)
     }
 
-    fn send_on(&self, sid: StreamId, frame: Frame) -> Option<&'static str> {
-        match self.streams.get(&sid) {
-            Some(s) if s.tx.send(frame).is_ok() => None,
-            _ => Some("stream closed"),
-        }
+    fn send_on(
+        &self,
+        sid: StreamId,
+        frame: Frame,
+        budget: Option<OwnedSemaphorePermit>,
+    ) -> Option<&'static str> {
+        let sent = match self.streams.get(&sid).map(|s| &s.outlet) {
+            Some(Outlet::Writer(tx)) => tx
+                .send(Queued {
+                    frame,
+                    _budget: budget,
+                })
+                .is_ok(),
+            Some(Outlet::Channel(tx)) => tx.send(frame).is_ok(),
+            None => false,
+        };
+        if sent { None } else { Some("stream closed") }
     }
 
     fn emit(&mut self, event: RouterEvent) {
@@ -484,13 +558,14 @@ async fn write_loop<W: AsyncWrite + Unpin>(
     sid: StreamId,
     name: String,
     mut writer: FrameWriter<W>,
-    mut rx: mpsc::UnboundedReceiver<Frame>,
+    mut rx: mpsc::UnboundedReceiver<Queued>,
 ) {
-    while let Some(frame) = rx.recv().await {
-        let mut result = writer.write_frame(&frame).await;
+    while let Some(queued) = rx.recv().await {
+        let mut result = writer.write_frame(&queued.frame).await;
+        drop(queued);
         while result.is_ok() {
             match rx.try_recv() {
-                Ok(next) => result = writer.write_frame(&next).await,
+                Ok(next) => result = writer.write_frame(&next.frame).await,
                 Err(_) => break,
             }
         }
@@ -645,5 +720,54 @@ mod tests {
         let dead = rx.try_recv().unwrap();
         assert!(dead.is_dead());
         assert!(dead.dead_reason().contains("no route"));
+    }
+
+    /// Bulk senders wait once a stream's queue holds its budget; they go on
+    /// as the writer drains it, and a stream's removal releases them.
+    #[tokio::test]
+    async fn paced_senders_wait_for_the_write_queue() {
+        use crate::connection::FrameReader;
+        use std::time::Duration;
+        let r = Router::new(1, vec![0], 1 << 20);
+        // Nobody reads the far end yet: the writer stalls after 4 KiB.
+        let (near, far) = tokio::io::duplex(4096);
+        let sid = r.attach_writer("child", 2, StreamRole::Child, FrameWriter::new(near));
+        let chunk = STREAM_QUEUE_BUDGET / 4;
+        let frame = move || {
+            let mut f = data(2, 1, 1, handle::SESSION_STDIN, 0);
+            f.payload = Bytes::from(vec![1u8; chunk]);
+            f
+        };
+        for _ in 0..4 {
+            tokio::time::timeout(Duration::from_secs(5), r.send_paced(frame()))
+                .await
+                .expect("within the budget a paced send does not wait");
+        }
+        let r2 = r.clone();
+        let waiting = tokio::spawn(async move { r2.send_paced(frame()).await });
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert!(!waiting.is_finished(), "a fifth quarter must wait");
+        // Draining the stream lets it through.
+        let mut reader = FrameReader::new(far, 1 << 20);
+        for _ in 0..5 {
+            let f = reader.read_frame().await.unwrap().unwrap();
+            assert_eq!(f.payload.len(), chunk);
+        }
+        tokio::time::timeout(Duration::from_secs(5), waiting)
+            .await
+            .unwrap()
+            .unwrap();
+        // With the reader stalled again, removing the stream frees waiters.
+        for _ in 0..4 {
+            r.send_paced(frame()).await;
+        }
+        let r3 = r.clone();
+        let blocked = tokio::spawn(async move { r3.send_paced(frame()).await });
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        r.remove_stream(sid, "test");
+        tokio::time::timeout(Duration::from_secs(5), blocked)
+            .await
+            .expect("removal releases paced senders")
+            .unwrap();
     }
 }

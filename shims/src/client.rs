@@ -8,7 +8,7 @@
 //! agent grants, the main thread writes stdout and stderr and grants credit
 //! back once the bytes are written. Exit only comes after all output.
 
-use std::io::{Read, Write};
+use std::io::{IoSlice, Read, Write};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::os::unix::net::UnixStream;
 use std::sync::{Arc, Condvar, Mutex};
@@ -293,11 +293,25 @@ impl Outbox {
         sock.write_all(&frame.payload)
     }
 
-    /// A raw-data frame straight from `data`, without copying it.
+    /// A raw-data frame straight from `data`, without copying it. Header
+    /// and payload go in one `writev`, so the host wakes once per frame, not
+    /// once for a lone header and again for its payload.
     fn send_data(&self, handle: u32, data: &[u8]) -> std::io::Result<()> {
         let head = Frame::encode_header(&header(handle), Encoding::Bytes, data.len());
         let mut sock = self.sock.lock().unwrap_or_else(|p| p.into_inner());
-        sock.write_all(&head)?;
+        let (mut head, mut data) = (&head[..], data);
+        while !head.is_empty() {
+            match sock.write_vectored(&[IoSlice::new(head), IoSlice::new(data)]) {
+                Ok(0) => return Err(std::io::ErrorKind::WriteZero.into()),
+                Ok(n) if n < head.len() => head = &head[n..],
+                Ok(n) => {
+                    data = &data[n - head.len()..];
+                    head = &[];
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
         sock.write_all(data)
     }
 

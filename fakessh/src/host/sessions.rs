@@ -135,7 +135,11 @@ async fn relay(fd: OwnedFd, id: ContextId, router: Arc<Router>, connector: Arc<C
             frame = reader.read_frame() => match frame {
                 Ok(Some(mut f)) if matches!(f.header.handle, handle::SESSION_STDIN | handle::SESSION_CONTROL) => {
                     f.header = Header { dst: target, src: id, auth: id, handle: f.header.handle, reply_to: 0 };
-                    router.send(f);
+                    if f.header.handle == handle::SESSION_STDIN {
+                        router.send_paced(f).await;
+                    } else {
+                        router.send(f);
+                    }
                 }
                 Ok(Some(f)) => debug!("{name}: ignoring a frame for handle {}", f.header.handle),
                 Ok(None) => break,

@@ -9,6 +9,7 @@
 pub mod bootstrap;
 pub mod config;
 mod hostkey;
+mod packets;
 mod transport;
 
 use std::sync::Arc;

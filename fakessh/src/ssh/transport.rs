@@ -15,6 +15,7 @@ use tokio::io::{AsyncWrite, AsyncWriteExt, DuplexStream};
 use tracing::{debug, warn};
 
 use super::hostkey::HostKeyCheck;
+use super::packets::PacketWriter;
 
 /// The writing side of a channel.
 pub type ChannelWriter = Pin<Box<dyn AsyncWrite + Send>>;
@@ -48,7 +49,7 @@ pub fn split(
     handle: Handle<HostKeyCheck>,
 ) -> (DuplexStream, ChannelWriter, StderrTail) {
     let (mut read_half, write_half) = channel.split();
-    let writer: ChannelWriter = Box::pin(write_half.make_writer());
+    let writer: ChannelWriter = Box::pin(PacketWriter::new(write_half.make_writer()));
     let (mut feed, out) = tokio::io::duplex(1 << 20);
     let tail = StderrTail::default();
     let tail2 = tail.clone();
