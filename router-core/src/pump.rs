@@ -5,7 +5,9 @@
 //! between the two ends, whatever their relative speed: the fix for the flow
 //! control Mitogen's fakessh never had.
 
+use std::future::Future;
 use std::sync::Arc;
+use std::task::Poll;
 
 use bytes::BytesMut;
 use tokio::io::{AsyncRead, AsyncReadExt};
@@ -13,7 +15,7 @@ use tokio::sync::Semaphore;
 
 use crate::frame::{Frame, Header};
 use crate::message::DATA_CHUNK;
-use crate::router::Router;
+use crate::router::{Router, TURN_EXEMPT, Turn};
 
 /// Bytes the peer has allowed us to send and not yet seen.
 #[derive(Clone, Debug)]
@@ -40,6 +42,14 @@ impl SendWindow {
         }
     }
 
+    /// Consume `n` bytes of credit if they are there now.
+    pub fn try_take(&self, n: usize) -> bool {
+        self.credit
+            .try_acquire_many(n as u32)
+            .map(|permit| permit.forget())
+            .is_ok()
+    }
+
     /// The peer wrote `n` bytes out: allow that many more.
     pub fn grant(&self, n: u32) {
         // Cap absurd grants from a confused peer instead of panicking.
@@ -53,8 +63,22 @@ impl SendWindow {
     }
 }
 
+/// Poll `f` once: its output if it is ready now, else `None`. Only for
+/// cancel-safe futures (a read into a caller-owned buffer, a frame read).
+pub async fn ready_now<F: Future>(f: F) -> Option<F::Output> {
+    let mut f = std::pin::pin!(f);
+    std::future::poll_fn(|cx| {
+        Poll::Ready(match f.as_mut().poll(cx) {
+            Poll::Ready(v) => Some(v),
+            Poll::Pending => None,
+        })
+    })
+    .await
+}
+
 /// Copy `reader` into data frames with `header` until EOF, never exceeding
-/// the credit in `window`. Returns the byte count, or the read error.
+/// the credit in `window`, taking turns with other senders on the same
+/// stream ([`Turn`]). Returns the byte count, or the read error.
 pub async fn pump_to_frames<R: AsyncRead + Unpin>(
     mut reader: R,
     window: &SendWindow,
@@ -63,21 +87,43 @@ pub async fn pump_to_frames<R: AsyncRead + Unpin>(
 ) -> std::io::Result<u64> {
     let mut buf = BytesMut::new();
     let mut total = 0u64;
+    let mut turn: Option<Turn> = None;
     loop {
         if buf.capacity() < DATA_CHUNK {
             buf.reserve(DATA_CHUNK);
         }
-        let n = reader.read_buf(&mut buf).await?;
+        let ready = match turn {
+            Some(_) => ready_now(reader.read_buf(&mut buf)).await,
+            None => None,
+        };
+        let n = match ready {
+            Some(n) => n?,
+            None => {
+                turn = None;
+                reader.read_buf(&mut buf).await?
+            }
+        };
         if n == 0 {
             return Ok(total);
         }
-        if !window.take(n).await {
-            return Ok(total);
+        if !window.try_take(n) {
+            turn = None;
+            if !window.take(n).await {
+                return Ok(total);
+            }
         }
         total += n as u64;
+        if turn.is_none() && n > TURN_EXEMPT {
+            turn = router.take_turn(header.dst).await;
+        }
         router
             .send_paced(Frame::data(header, buf.split().freeze()))
             .await;
+        if let Some(t) = &mut turn
+            && !t.spend(n)
+        {
+            turn = None;
+        }
     }
 }
 

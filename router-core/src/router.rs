@@ -15,7 +15,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
 use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
+use tokio::sync::{OwnedMutexGuard, OwnedSemaphorePermit, Semaphore, mpsc};
 use tracing::{debug, trace, warn};
 
 use crate::connection::{FrameReader, FrameWriter};
@@ -32,6 +32,37 @@ pub type StreamId = u64;
 /// waits in the senders' own pipes and sockets, and the queue stays small
 /// enough to keep the writer busy and its bytes warm.
 pub const STREAM_QUEUE_BUDGET: usize = 1 << 20;
+
+/// Bulk data one sender may move onto a stream in a single turn (see
+/// [`Router::take_turn`]) before the next waiting sender goes.
+pub const TURN_BYTES: usize = 1 << 20;
+
+/// Frames this small (keystrokes, prompts, short replies) do not wait for a
+/// turn, only for queue room, so an interactive session is not queued
+/// behind 64 bulk turns.
+pub const TURN_EXEMPT: usize = 1024;
+
+/// A sender's turn at a stream's write queue; dropping it hands the turn to
+/// the next sender in line.
+///
+/// Why turns: with the queue budget alone, 64 sessions each add one chunk
+/// in round-robin, so all 64 pipelines (their pipes, sockets, processes) are
+/// in use at once and every chunk is copied out of cold cache. A sender that
+/// keeps the turn while it has data ready moves a run of chunks through one
+/// warm pipeline. One that would have to wait (no data, no credit) gives the
+/// turn back at once, so nobody waits behind an idle or stalled session.
+pub struct Turn {
+    _guard: OwnedMutexGuard<()>,
+    sent: usize,
+}
+
+impl Turn {
+    /// Count `n` bytes sent in this turn; false once the turn is used up.
+    pub fn spend(&mut self, n: usize) -> bool {
+        self.sent += n;
+        self.sent < TURN_BYTES
+    }
+}
 
 /// A frame in a stream's write queue, holding its share of the budget until
 /// it has been written.
@@ -69,6 +100,8 @@ struct StreamEntry {
     outlet: Outlet,
     /// Paced senders wait here; closed when the stream goes.
     budget: Arc<Semaphore>,
+    /// Bulk senders sharing this stream take turns ([`Turn`]).
+    turn: Arc<tokio::sync::Mutex<()>>,
     /// Contexts reached through this stream (its own id included for children).
     routed: HashSet<ContextId>,
     reader: Option<tokio::task::AbortHandle>,
@@ -220,6 +253,7 @@ impl Router {
                 remote_id,
                 outlet,
                 budget: Arc::new(Semaphore::new(STREAM_QUEUE_BUDGET)),
+                turn: Arc::new(tokio::sync::Mutex::new(())),
                 routed,
                 reader: None,
             },
@@ -311,6 +345,22 @@ impl Router {
             None => None,
         };
         self.dispatch(frame, None, permit);
+    }
+
+    /// Wait for a turn at sending bulk data toward `dst` ([`Turn`]); turns
+    /// are granted in the order asked. `None` when no stream leads to `dst`.
+    pub async fn take_turn(&self, dst: ContextId) -> Option<Turn> {
+        let turn = {
+            let inner = self.lock();
+            inner
+                .stream_toward(self.my_id, dst)
+                .and_then(|sid| inner.streams.get(&sid))
+                .map(|s| s.turn.clone())
+        }?;
+        Some(Turn {
+            _guard: turn.lock_owned().await,
+            sent: 0,
+        })
     }
 
     /// Route a frame that arrived on stream `from` (or originated locally).
@@ -769,5 +819,36 @@ mod tests {
             .await
             .expect("removal releases paced senders")
             .unwrap();
+    }
+
+    /// Turns at a stream are exclusive, granted in order, and given back by
+    /// dropping them; there is no turn toward a context nothing leads to.
+    #[tokio::test]
+    async fn turns_are_exclusive_and_in_order() {
+        use std::time::Duration;
+        let r = Router::new(1, vec![0], 1 << 20);
+        let (tx, _rx) = mpsc::unbounded_channel();
+        r.add_stream("child", 2, StreamRole::Child, tx);
+        assert!(r.take_turn(9).await.is_none(), "no stream leads to 9");
+        let mut first = r.take_turn(2).await.expect("a turn");
+        assert!(first.spend(TURN_BYTES - 1));
+        assert!(!first.spend(1), "a turn is worth TURN_BYTES");
+        let (order_tx, mut order) = mpsc::unbounded_channel();
+        for n in [1, 2] {
+            let (r, order_tx) = (r.clone(), order_tx.clone());
+            tokio::spawn(async move {
+                let _turn = r.take_turn(2).await;
+                order_tx.send(n).unwrap();
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            });
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert!(
+            order.try_recv().is_err(),
+            "nobody goes while the turn is held"
+        );
+        drop(first);
+        assert_eq!(order.recv().await, Some(1));
+        assert_eq!(order.recv().await, Some(2));
     }
 }

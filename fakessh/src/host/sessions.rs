@@ -16,7 +16,8 @@ use router_core::frame::{Frame, Header};
 use router_core::message::{
     ContextId, RemoteCommand, SessionControl, SessionEvent, SessionRequest, SpawnRequest, handle,
 };
-use router_core::router::{RouterEvent, StreamRole};
+use router_core::pump::ready_now;
+use router_core::router::{RouterEvent, StreamRole, TURN_EXEMPT, Turn};
 use tracing::{debug, info, warn};
 
 use super::connector::Connector;
@@ -130,40 +131,76 @@ async fn relay(fd: OwnedFd, id: ContextId, router: Arc<Router>, connector: Arc<C
     ));
 
     // Re-address the shim's frames to the agent; watch for the agent's loss.
+    // Stdin takes turns with other sessions toward the same agent: keep the
+    // turn while the shim has more data ready, give it back the moment it
+    // would wait (see `Turn`).
+    let mut turn: Option<Turn> = None;
     loop {
-        tokio::select! {
-            frame = reader.read_frame() => match frame {
-                Ok(Some(mut f)) if matches!(f.header.handle, handle::SESSION_STDIN | handle::SESSION_CONTROL) => {
-                    f.header = Header { dst: target, src: id, auth: id, handle: f.header.handle, reply_to: 0 };
-                    if f.header.handle == handle::SESSION_STDIN {
-                        router.send_paced(f).await;
-                    } else {
-                        router.send(f);
+        let ready = match turn {
+            Some(_) => ready_now(reader.read_frame()).await,
+            None => None,
+        };
+        let frame = match ready {
+            Some(frame) => frame,
+            None => {
+                turn = None;
+                tokio::select! {
+                    frame = reader.read_frame() => frame,
+                    ev = events.recv() => match ev {
+                        Some(RouterEvent::ContextLost { context, reason }) if context == target => {
+                            connector.forget(target);
+                            event(&router, id, &SessionEvent::Error(format!("{chain}: connection lost: {reason}")));
+                            return router.remove_stream(sid, "target lost");
+                        }
+                        Some(_) => continue,
+                        None => break,
+                    },
+                }
+            }
+        };
+        match frame {
+            Ok(Some(mut f))
+                if matches!(
+                    f.header.handle,
+                    handle::SESSION_STDIN | handle::SESSION_CONTROL
+                ) =>
+            {
+                f.header = Header {
+                    dst: target,
+                    src: id,
+                    auth: id,
+                    handle: f.header.handle,
+                    reply_to: 0,
+                };
+                if f.header.handle == handle::SESSION_STDIN {
+                    let len = f.payload.len();
+                    if turn.is_none() && len > TURN_EXEMPT {
+                        turn = router.take_turn(target).await;
                     }
+                    router.send_paced(f).await;
+                    if let Some(t) = &mut turn
+                        && !t.spend(len)
+                    {
+                        turn = None;
+                    }
+                } else {
+                    router.send(f);
                 }
-                Ok(Some(f)) => debug!("{name}: ignoring a frame for handle {}", f.header.handle),
-                Ok(None) => break,
-                // A shim that is killed resets its socket: normal, not news.
-                Err(ReadError::Io(e)) => {
-                    debug!("{name}: {e}");
-                    break;
-                }
-                Err(e) => {
-                    warn!("{name}: {e}");
-                    break;
-                }
-            },
-            ev = events.recv() => match ev {
-                Some(RouterEvent::ContextLost { context, reason }) if context == target => {
-                    connector.forget(target);
-                    event(&router, id, &SessionEvent::Error(format!("{chain}: connection lost: {reason}")));
-                    return router.remove_stream(sid, "target lost");
-                }
-                Some(_) => {}
-                None => break,
-            },
+            }
+            Ok(Some(f)) => debug!("{name}: ignoring a frame for handle {}", f.header.handle),
+            Ok(None) => break,
+            // A shim that is killed resets its socket: normal, not news.
+            Err(ReadError::Io(e)) => {
+                debug!("{name}: {e}");
+                break;
+            }
+            Err(e) => {
+                warn!("{name}: {e}");
+                break;
+            }
         }
     }
+    drop(turn);
     // The shim is gone (normally after the exit status): make sure nothing
     // it started keeps running.
     router.send(Frame::cbor(
