@@ -385,7 +385,6 @@ impl Session {
         }
         let mut outputs = Outputs::default();
         let mut buf = BytesMut::with_capacity(256 << 10);
-        let mut scratch = vec![0u8; 256 << 10];
         loop {
             loop {
                 match Frame::decode(&mut buf, DEFAULT_MAX_PAYLOAD) {
@@ -401,14 +400,14 @@ impl Session {
                     }
                 }
             }
-            match self.reader.read(&mut scratch) {
+            match sys::read_into(self.reader.as_fd(), &mut buf, 256 << 10) {
                 Ok(0) => {
                     eprintln!(
                         "ssh: connection to the mitogen-fakessh host lost before the command finished"
                     );
                     return 255;
                 }
-                Ok(n) => buf.extend_from_slice(&scratch[..n]),
+                Ok(_) => {}
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
                 Err(e) => {
                     eprintln!("ssh: reading from the mitogen-fakessh host: {e}");

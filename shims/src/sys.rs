@@ -56,3 +56,29 @@ pub fn window_size(fd: std::os::fd::BorrowedFd<'_>) -> Option<(u16, u16)> {
     let rc = unsafe { nix::libc::ioctl(fd.as_raw_fd(), nix::libc::TIOCGWINSZ, &mut ws) };
     (rc == 0 && ws.ws_col > 0).then_some((ws.ws_col, ws.ws_row))
 }
+
+/// read(2) from `fd` into `buf`'s spare capacity (at least `want` bytes of
+/// it), without zeroing it first and without a bounce buffer: every byte the
+/// host sends is copied once, from the socket into the buffer its frame is
+/// split from.
+pub fn read_into(
+    fd: std::os::fd::BorrowedFd<'_>,
+    buf: &mut bytes::BytesMut,
+    want: usize,
+) -> std::io::Result<usize> {
+    use std::os::fd::AsRawFd;
+    buf.reserve(want);
+    let spare = buf.spare_capacity_mut();
+    // SAFETY: `spare` is memory `buf` owns beyond its length, valid for
+    // `spare.len()` bytes; read(2) writes at most that many and returns how
+    // many it wrote, and only those are added to the length, so the length
+    // never covers uninitialised bytes. The fd is borrowed for the call.
+    unsafe {
+        let n = nix::libc::read(fd.as_raw_fd(), spare.as_mut_ptr().cast(), spare.len());
+        if n < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        buf.set_len(buf.len() + n as usize);
+        Ok(n as usize)
+    }
+}

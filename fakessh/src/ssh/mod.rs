@@ -43,7 +43,7 @@ pub struct SshSettings {
 
 /// A started agent behind an ssh channel.
 pub struct SshAgent {
-    pub reader: FrameReader<tokio::io::DuplexStream>,
+    pub reader: FrameReader<transport::ChannelReader>,
     pub writer: FrameWriter<ChannelWriter>,
     pub hello: AgentHello,
     pub uploaded: bool,

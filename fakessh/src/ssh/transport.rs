@@ -1,17 +1,20 @@
 //! An ssh session channel as a byte transport for frames.
 //!
 //! A task owns the channel's read half (and the connection handle, so the
-//! connection lives exactly as long as the channel): stdout data is fed into
-//! an in-memory pipe that the frame reader reads; stderr lines are logged
-//! with the hop's name and kept for error messages.
+//! connection lives exactly as long as the channel): stdout data messages are
+//! handed to a [`ChannelReader`] that the frame reader reads; stderr lines are
+//! logged with the hop's name and kept for error messages.
 
 use std::collections::VecDeque;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll, ready};
 
+use bytes::{Buf, Bytes};
 use russh::ChannelMsg;
 use russh::client::{Handle, Msg};
-use tokio::io::{AsyncWrite, AsyncWriteExt, DuplexStream};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::sync::mpsc;
 use tracing::{debug, warn};
 
 use super::hostkey::HostKeyCheck;
@@ -42,15 +45,51 @@ impl StderrTail {
     }
 }
 
+/// Data messages (at most one SSH packet, 32 KiB, each) the reading task may
+/// hold for the frame reader: about 1 MiB.
+const READ_AHEAD_MESSAGES: usize = 32;
+
+/// The channel's stdout as a byte stream. The reading task hands over each
+/// data message's bytes as they are, so every byte is copied once, into the
+/// frame reader's buffer (an in-memory pipe in between cost a second copy).
+pub struct ChannelReader {
+    messages: mpsc::Receiver<Bytes>,
+    current: Bytes,
+}
+
+impl AsyncRead for ChannelReader {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let this = self.get_mut();
+        while this.current.is_empty() {
+            match ready!(this.messages.poll_recv(cx)) {
+                Some(bytes) => this.current = bytes,
+                None => return Poll::Ready(Ok(())),
+            }
+        }
+        let n = buf.remaining().min(this.current.len());
+        buf.put_slice(&this.current[..n]);
+        this.current.advance(n);
+        Poll::Ready(Ok(()))
+    }
+}
+
 /// Split `channel` into (stdout reader, stdin writer, stderr tail).
 pub fn split(
     name: &str,
     channel: russh::Channel<Msg>,
     handle: Handle<HostKeyCheck>,
-) -> (DuplexStream, ChannelWriter, StderrTail) {
+) -> (ChannelReader, ChannelWriter, StderrTail) {
     let (mut read_half, write_half) = channel.split();
     let writer: ChannelWriter = Box::pin(PacketWriter::new(write_half.make_writer()));
-    let (mut feed, out) = tokio::io::duplex(1 << 20);
+    let (feed, messages) = mpsc::channel(READ_AHEAD_MESSAGES);
+    let out = ChannelReader {
+        messages,
+        current: Bytes::new(),
+    };
     let tail = StderrTail::default();
     let tail2 = tail.clone();
     let name = name.to_string();
@@ -61,7 +100,7 @@ pub fn split(
         loop {
             match read_half.wait().await {
                 Some(ChannelMsg::Data { data }) => {
-                    if feed.write_all(&data).await.is_err() {
+                    if !data.is_empty() && feed.send(data).await.is_err() {
                         break;
                     }
                 }
