@@ -132,21 +132,26 @@ fn remote_permission_denied_keeps_rsyncs_message_and_status() {
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(&closed, std::fs::Permissions::from_mode(0o700)).unwrap();
     std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
-    let out = fakessh(&[
-        "--to",
-        "local,sudo:mfs-webapp",
-        "--",
-        "rsync",
-        "-a",
-        "/etc/hostname",
-        &format!("h:{}/x/", closed.display()),
-    ]);
-    assert_ne!(out.code(), 0);
-    assert!(
-        out.stderr_text().contains("Permission denied"),
-        "{}",
-        out.stderr_text()
-    );
+    // rsync's client exits on the server's status (stdout) and kills `ssh`
+    // with SIGUSR1: the server's message (stderr) must already be through.
+    // That used to be lost about one run in seven, hence the repetitions.
+    for run in 1..=20 {
+        let out = fakessh(&[
+            "--to",
+            "local,sudo:mfs-webapp",
+            "--",
+            "rsync",
+            "-a",
+            "/etc/hostname",
+            &format!("h:{}/x/", closed.display()),
+        ]);
+        assert_ne!(out.code(), 0);
+        assert!(
+            out.stderr_text().contains("Permission denied"),
+            "run {run}: {:?}",
+            out.stderr_text()
+        );
+    }
 }
 
 #[test]

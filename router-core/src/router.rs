@@ -594,6 +594,12 @@ async fn read_loop<R: AsyncRead + Unpin>(
         match reader.read_frame().await {
             Ok(Some(frame)) => router.route(frame, Some(sid)),
             Ok(None) => break format!("{name}: connection closed"),
+            // A reset is how a peer that was killed or torn down goes away:
+            // the loss is reported through the router; not worth a warning.
+            Err(crate::connection::ReadError::Io(e)) => {
+                debug!("{name}: {e}; closing that stream");
+                break format!("{name}: {e}");
+            }
             Err(e) => {
                 warn!("{name}: {e}; closing that stream");
                 break format!("{name}: {e}");

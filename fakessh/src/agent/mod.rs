@@ -6,6 +6,7 @@
 //! and exits, killing everything it started, when its parent goes away.
 
 mod login;
+mod output;
 mod session;
 
 use std::collections::HashMap;

@@ -18,13 +18,14 @@ use router_core::message::{
     SpawnRequest, handle,
 };
 use router_core::pump::{SendWindow, pump_to_frames};
-use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::process::{Child, Command};
-use tokio::sync::mpsc;
+use tokio::sync::{Notify, mpsc};
 use tokio::task::{AbortHandle, JoinHandle};
 use tracing::{debug, info};
 
 use super::login::{Login, accept_env, subsystem_command};
+use super::output::{self, BoxedRead, Output};
 use crate::fdstream::FdStream;
 use crate::sys;
 
@@ -39,16 +40,15 @@ pub struct Session {
     pub input: mpsc::UnboundedSender<Input>,
     stdout_window: SendWindow,
     stderr_window: SendWindow,
-    stdout_pump: Option<AbortHandle>,
-    stderr_pump: Option<AbortHandle>,
+    /// Tell the output pump nobody reads stdout / stderr any more.
+    stdout_closed: Option<Arc<Notify>>,
+    stderr_closed: Option<Arc<Notify>>,
     pgid: Option<Pid>,
     /// The relay task of a TCP session.
     relay: Option<AbortHandle>,
     /// The pty of an `ssh -t` session, for window changes.
     pty: Option<OwnedFd>,
 }
-
-type BoxedRead = Box<dyn AsyncRead + Unpin + Send>;
 
 /// Sends a session event to the shim.
 #[derive(Clone)]
@@ -146,14 +146,30 @@ impl Session {
         let input = spawn_stdin_writer(stdin, events.clone());
         let stdout_window = SendWindow::new(SESSION_WINDOW);
         let stderr_window = SendWindow::new(SESSION_WINDOW);
-        let stdout_task = spawn_output(stdout, &stdout_window, &events, OutputStream::Stdout);
-        let stderr_task = spawn_output(stderr, &stderr_window, &events, OutputStream::Stderr);
+        let (stdout_closed, stderr_closed) = (Arc::new(Notify::new()), Arc::new(Notify::new()));
+        let router = &events.router;
+        let outputs = tokio::spawn(output::pump(
+            router.clone(),
+            peer,
+            Output::new(
+                stdout,
+                stdout_window.clone(),
+                router.header(peer, handle::SESSION_STDOUT),
+                stdout_closed.clone(),
+            ),
+            Output::new(
+                stderr,
+                stderr_window.clone(),
+                router.header(peer, handle::SESSION_STDERR),
+                stderr_closed.clone(),
+            ),
+        ));
         let session = Session {
             input,
             stdout_window,
             stderr_window,
-            stdout_pump: Some(stdout_task.abort_handle()),
-            stderr_pump: Some(stderr_task.abort_handle()),
+            stdout_closed: Some(stdout_closed),
+            stderr_closed: Some(stderr_closed),
             pgid,
             relay: None,
             pty,
@@ -161,8 +177,7 @@ impl Session {
         tokio::spawn(report_exit(
             events,
             child,
-            stdout_task,
-            stderr_task,
+            outputs,
             session.pty.is_some(),
             done,
         ));
@@ -217,8 +232,8 @@ impl Session {
             input,
             stdout_window,
             stderr_window: SendWindow::new(SESSION_WINDOW),
-            stdout_pump: None,
-            stderr_pump: None,
+            stdout_closed: None,
+            stderr_closed: None,
             pgid: None,
             relay: Some(relay.abort_handle()),
             pty: None,
@@ -234,12 +249,12 @@ impl Session {
 
     /// Nobody reads `stream` any more: drop our end so the command sees EPIPE.
     pub fn output_closed(&self, stream: OutputStream) {
-        let pump = match stream {
-            OutputStream::Stdout => &self.stdout_pump,
-            OutputStream::Stderr => &self.stderr_pump,
+        let closed = match stream {
+            OutputStream::Stdout => &self.stdout_closed,
+            OutputStream::Stderr => &self.stderr_closed,
         };
-        if let Some(p) = pump {
-            p.abort();
+        if let Some(c) = closed {
+            c.notify_one();
         }
     }
 
@@ -324,43 +339,11 @@ fn write_stdin(
     })
 }
 
-/// Pump one output stream to the shim, then report its EOF.
-fn spawn_output(
-    pipe: Option<BoxedRead>,
-    window: &SendWindow,
-    events: &Events,
-    stream: OutputStream,
-) -> JoinHandle<u64> {
-    let window = window.clone();
-    let events = events.clone();
-    let h = match stream {
-        OutputStream::Stdout => handle::SESSION_STDOUT,
-        OutputStream::Stderr => handle::SESSION_STDERR,
-    };
-    tokio::spawn(async move {
-        let sent = match pipe {
-            // A pty master reads EIO once the command's side is closed.
-            Some(p) => pump_to_frames(
-                p,
-                &window,
-                &events.router,
-                events.router.header(events.peer, h),
-            )
-            .await
-            .unwrap_or(0),
-            None => 0,
-        };
-        events.send(SessionEvent::Eof(stream));
-        sent
-    })
-}
-
 /// Like sshd, report the exit status only after the output has been sent.
 async fn report_exit(
     events: Events,
     mut child: Child,
-    stdout_task: JoinHandle<u64>,
-    stderr_task: JoinHandle<u64>,
+    outputs: JoinHandle<(u64, u64)>,
     pty: bool,
     done: mpsc::UnboundedSender<ContextId>,
 ) {
@@ -369,18 +352,18 @@ async fn report_exit(
         // On a pty a background process may hold the terminal forever: once
         // the command exits, take what is left and stop.
         let status = child.wait().await;
-        let drain = tokio::time::timeout(Duration::from_secs(5), stdout_task);
-        let out = match drain.await {
-            Ok(r) => r.unwrap_or(0),
+        let abort = outputs.abort_handle();
+        let (out, err) = match tokio::time::timeout(Duration::from_secs(5), outputs).await {
+            Ok(r) => r.unwrap_or((0, 0)),
             Err(_) => {
+                abort.abort();
                 events.send(SessionEvent::Eof(OutputStream::Stdout));
-                0
+                (0, 0)
             }
         };
-        (out, stderr_task.await.unwrap_or(0), status)
+        (out, err, status)
     } else {
-        let out = stdout_task.await.unwrap_or(0);
-        let err = stderr_task.await.unwrap_or(0);
+        let (out, err) = outputs.await.unwrap_or((0, 0));
         (out, err, child.wait().await)
     };
     let status = match status {
