@@ -106,25 +106,44 @@ pub async fn pump_to_frames<R: AsyncRead + Unpin>(
         if n == 0 {
             return Ok(total);
         }
-        if !window.try_take(n) {
-            turn = None;
-            if !window.take(n).await {
-                return Ok(total);
-            }
+        if !send_in_turn(router, window, &mut turn, header, &mut buf, n).await {
+            return Ok(total);
         }
         total += n as u64;
-        if turn.is_none() && n > TURN_EXEMPT {
-            turn = router.take_turn(header.dst).await;
-        }
-        router
-            .send_paced(Frame::data(header, buf.split().freeze()))
-            .await;
-        if let Some(t) = &mut turn
-            && !t.spend(n)
-        {
-            turn = None;
+    }
+}
+
+/// Send the `n` bytes just read into `buf` as one data frame: under the
+/// window's credit (giving up the turn before waiting for it), in turn once
+/// the chunk is bigger than [`TURN_EXEMPT`], and paced into the stream's
+/// queue. False when the window is closed (the session is gone); nothing was
+/// sent then.
+pub async fn send_in_turn(
+    router: &Router,
+    window: &SendWindow,
+    turn: &mut Option<Turn>,
+    header: Header,
+    buf: &mut BytesMut,
+    n: usize,
+) -> bool {
+    if !window.try_take(n) {
+        *turn = None;
+        if !window.take(n).await {
+            return false;
         }
     }
+    if turn.is_none() && n > TURN_EXEMPT {
+        *turn = router.take_turn(header.dst).await;
+    }
+    router
+        .send_paced(Frame::data(header, buf.split().freeze()))
+        .await;
+    if let Some(t) = turn
+        && !t.spend(n)
+    {
+        *turn = None;
+    }
+    true
 }
 
 #[cfg(test)]

@@ -15,8 +15,8 @@ use bytes::BytesMut;
 use router_core::Router;
 use router_core::frame::{Frame, Header};
 use router_core::message::{ContextId, DATA_CHUNK, OutputStream, SessionEvent, handle};
-use router_core::pump::{SendWindow, ready_now};
-use router_core::router::{TURN_EXEMPT, Turn};
+use router_core::pump::{SendWindow, ready_now, send_in_turn};
+use router_core::router::Turn;
 use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::sync::Notify;
 
@@ -139,25 +139,11 @@ fn stream<'a>(kind: OutputStream, out: &'a mut Output, err: &'a mut Output) -> &
 
 /// Send the `n` bytes just read, under the stream's credit and in turn.
 async fn send_chunk(router: &Router, s: &mut Output, n: usize) {
-    if !s.window.try_take(n) {
-        s.turn = None;
-        if !s.window.take(n).await {
-            // The session is gone: stop reading this stream.
-            s.reader = None;
-            return;
-        }
-    }
-    if s.turn.is_none() && n > TURN_EXEMPT {
-        s.turn = router.take_turn(s.header.dst).await;
-    }
-    router
-        .send_paced(Frame::data(s.header, s.buf.split().freeze()))
-        .await;
-    s.sent += n as u64;
-    if let Some(t) = &mut s.turn
-        && !t.spend(n)
-    {
-        s.turn = None;
+    if send_in_turn(router, &s.window, &mut s.turn, s.header, &mut s.buf, n).await {
+        s.sent += n as u64;
+    } else {
+        // The session is gone: stop reading this stream.
+        s.reader = None;
     }
 }
 
