@@ -9,18 +9,17 @@ use nix::sys::socket::{ControlMessageOwned, MsgFlags, recvmsg};
 
 /// What one `recvmsg` on the control socket produced.
 pub enum Received {
-    /// A session socket from a shim.
-    Fd(OwnedFd),
-    /// A message without a descriptor (ignored).
-    Nothing,
+    /// A message: its bytes and the descriptors it carried (possibly none).
+    Message { bytes: Vec<u8>, fds: Vec<OwnedFd> },
     /// Every holder of the other end has closed it.
     Eof,
 }
 
-/// Receive one SEQPACKET message and the descriptor it carries.
-pub fn recv_fd(sock: BorrowedFd<'_>) -> std::io::Result<Received> {
-    let mut byte = [0u8; 8];
-    let mut iov = [IoSliceMut::new(&mut byte)];
+/// Receive one SEQPACKET message and the descriptors it carries (at most
+/// four: a shim's session socket and its stdin, stdout and stderr).
+pub fn recv_fds(sock: BorrowedFd<'_>) -> std::io::Result<Received> {
+    let mut bytes = [0u8; 8];
+    let mut iov = [IoSliceMut::new(&mut bytes)];
     let mut space = nix::cmsg_space!([RawFd; 4]);
     let msg = recvmsg::<()>(
         sock.as_raw_fd(),
@@ -40,15 +39,14 @@ pub fn recv_fd(sock: BorrowedFd<'_>) -> std::io::Result<Received> {
             }
         }
     }
-    let bytes = msg.bytes;
-    if bytes == 0 && fds.is_empty() {
+    let len = msg.bytes;
+    if len == 0 && fds.is_empty() {
         return Ok(Received::Eof);
     }
-    // One descriptor per message; extras are closed by drop.
-    Ok(fds
-        .into_iter()
-        .next()
-        .map_or(Received::Nothing, Received::Fd))
+    Ok(Received::Message {
+        bytes: bytes[..len.min(bytes.len())].to_vec(),
+        fds,
+    })
 }
 
 /// Let `fd` survive exec (clear FD_CLOEXEC), for the wrapped command.
@@ -130,4 +128,47 @@ pub fn read_into(fd: BorrowedFd<'_>, buf: &mut tokio::io::ReadBuf<'_>) -> std::i
         buf.advance(n);
         Ok(n)
     }
+}
+
+/// Like [`read_into`], but never blocking and without O_NONBLOCK: for a
+/// descriptor a shim handed over, whose open file it shares with other
+/// processes, `preadv2(RWF_NOWAIT)` makes this one read non-blocking where
+/// O_NONBLOCK would change the mode under every holder. Kernels whose pipes
+/// or sockets do not take the flag answer EOPNOTSUPP.
+pub fn read_nowait(fd: BorrowedFd<'_>, buf: &mut tokio::io::ReadBuf<'_>) -> std::io::Result<usize> {
+    // SAFETY: as in `read_into`: the iovec covers exactly the unfilled part
+    // of `buf`, which preadv2(2) only writes into, and only the count it
+    // returns is marked initialised. Offset -1 means "the current position",
+    // the only one a pipe or socket has. The fd is borrowed for the call.
+    unsafe {
+        let unfilled = buf.unfilled_mut();
+        let iov = libc::iovec {
+            iov_base: unfilled.as_mut_ptr().cast(),
+            iov_len: unfilled.len(),
+        };
+        let n = libc::preadv2(fd.as_raw_fd(), &iov, 1, -1, libc::RWF_NOWAIT);
+        if n < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        let n = n as usize;
+        buf.assume_init(n);
+        buf.advance(n);
+        Ok(n)
+    }
+}
+
+/// The writing counterpart of [`read_nowait`]: `pwritev2(RWF_NOWAIT)`.
+pub fn write_nowait(fd: BorrowedFd<'_>, data: &[u8]) -> std::io::Result<usize> {
+    let iov = libc::iovec {
+        iov_base: data.as_ptr() as *mut libc::c_void,
+        iov_len: data.len(),
+    };
+    // SAFETY: the iovec points at `data`, live and readable for its length
+    // for the whole call; pwritev2(2) only reads through it (the `*mut` is
+    // the C signature, not a licence to write). The fd is borrowed.
+    let n = unsafe { libc::pwritev2(fd.as_raw_fd(), &iov, 1, -1, libc::RWF_NOWAIT) };
+    if n < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(n as usize)
 }

@@ -231,6 +231,20 @@ pub struct PtyRequest {
     pub rows: u16,
 }
 
+/// The control-socket message that opens a session: `S`, then a byte of
+/// [`handover`] bits saying which of the shim's standard descriptors follow
+/// its session socket in the same SCM_RIGHTS message (in the order stdin,
+/// stdout, stderr). The host serves those itself, so bulk data does not
+/// pass through the shim at all.
+pub const SESSION_HELLO: u8 = b'S';
+
+/// Bits of the byte after [`SESSION_HELLO`].
+pub mod handover {
+    pub const STDIN: u8 = 1;
+    pub const STDOUT: u8 = 2;
+    pub const STDERR: u8 = 4;
+}
+
 /// Shim to host: the session the shim wants.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 pub struct SessionRequest {

@@ -61,6 +61,10 @@ impl SendWindow {
     pub fn close(&self) {
         self.credit.close();
     }
+
+    pub fn is_closed(&self) -> bool {
+        self.credit.is_closed()
+    }
 }
 
 /// Poll `f` once: its output if it is ready now, else `None`. Only for

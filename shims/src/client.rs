@@ -22,8 +22,8 @@ use nix::sys::socket::{
 use nix::sys::stat::{SFlag, fstat};
 use router_core::frame::{DEFAULT_MAX_PAYLOAD, Encoding, Frame, Header};
 use router_core::message::{
-    DATA_CHUNK, ExitStatus, HOST_ID, OutputStream, PtyRequest, RemoteCommand, SESSION_WINDOW,
-    SessionControl, SessionEvent, SessionRequest, handle,
+    DATA_CHUNK, ExitStatus, HOST_ID, OutputStream, PtyRequest, RemoteCommand, SESSION_HELLO,
+    SESSION_WINDOW, SessionControl, SessionEvent, SessionRequest, handle, handover,
 };
 
 use crate::argv::{self, SshInvocation, USAGE};
@@ -73,12 +73,20 @@ pub fn run_ssh(args: &[String]) -> i32 {
         "opening session to {} for {:?}",
         inv.host, request.command
     ));
-    let code = match Session::open(&request, &log) {
+    let handover = Handover::choose(inv.stdin_null, request.pty.is_some());
+    let code = match Session::open(&request, handover, &log) {
         Ok(session) => {
             if request.pty.is_some() {
                 terminal::enter_raw();
             }
-            session.run(inv.stdin_null, &log)
+            let stdin = if handover.stdin {
+                StdinSource::HandedOver
+            } else if inv.stdin_null {
+                StdinSource::Null
+            } else {
+                StdinSource::Pumped
+            };
+            session.run(stdin, &log)
         }
         Err(e) => {
             eprintln!("ssh: {e}");
@@ -328,6 +336,95 @@ fn header(handle: u32) -> Header {
     }
 }
 
+/// Which of our standard descriptors the host serves itself. Pipes and
+/// sockets go over with the session socket, so their data never passes
+/// through this process; a tty (raw mode, window size, job control) or a
+/// regular file (which epoll cannot watch) stays here, and a pty session
+/// keeps everything here.
+#[derive(Clone, Copy, Debug, Default)]
+struct Handover {
+    stdin: bool,
+    stdout: bool,
+    stderr: bool,
+}
+
+impl Handover {
+    fn choose(stdin_null: bool, pty: bool) -> Handover {
+        if pty {
+            return Handover::default();
+        }
+        Handover {
+            stdin: !stdin_null && pipe_or_socket(std::io::stdin().as_fd()),
+            stdout: pipe_or_socket(std::io::stdout().as_fd()),
+            stderr: pipe_or_socket(std::io::stderr().as_fd()),
+        }
+    }
+
+    fn bits(self) -> u8 {
+        let mut bits = 0;
+        for (on, bit) in [
+            (self.stdin, handover::STDIN),
+            (self.stdout, handover::STDOUT),
+            (self.stderr, handover::STDERR),
+        ] {
+            if on {
+                bits |= bit;
+            }
+        }
+        bits
+    }
+
+    fn fds(self) -> Vec<std::os::fd::RawFd> {
+        let mut fds = Vec::new();
+        if self.stdin {
+            fds.push(std::io::stdin().as_raw_fd());
+        }
+        if self.stdout {
+            fds.push(std::io::stdout().as_raw_fd());
+        }
+        if self.stderr {
+            fds.push(std::io::stderr().as_raw_fd());
+        }
+        fds
+    }
+
+    /// Once the host holds them, our copies of stdin and stdout become
+    /// /dev/null: the host's close (or half-close) of stdout must be the
+    /// one the reader sees. stderr stays, for our own last words.
+    fn let_go(self) {
+        let Ok(null) = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open("/dev/null")
+        else {
+            return;
+        };
+        if self.stdin {
+            let _ = nix::unistd::dup2_stdin(&null);
+        }
+        if self.stdout {
+            let _ = nix::unistd::dup2_stdout(&null);
+        }
+    }
+}
+
+fn pipe_or_socket(fd: BorrowedFd<'_>) -> bool {
+    fstat(fd).is_ok_and(|st| {
+        let kind = SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT;
+        kind == SFlag::S_IFIFO || kind == SFlag::S_IFSOCK
+    })
+}
+
+/// Where the remote command's stdin comes from.
+enum StdinSource {
+    /// `-n`: nothing; EOF at once.
+    Null,
+    /// Our stdin, read by us.
+    Pumped,
+    /// Our stdin, read by the host (see [`Handover`]).
+    HandedOver,
+}
+
 struct Session {
     outbox: Arc<Outbox>,
     reader: UnixStream,
@@ -336,7 +433,7 @@ struct Session {
 
 impl Session {
     /// Hand a fresh socket to the host and send the request on it.
-    fn open(request: &SessionRequest, log: &Log) -> Result<Session, String> {
+    fn open(request: &SessionRequest, handover: Handover, log: &Log) -> Result<Session, String> {
         let fd_text = std::env::var(env::CONTROL_FD).map_err(|_| {
             format!("not running under mitogen-fakessh ({} is unset); run your command as: mitogen-fakessh [--to CHAIN] -- COMMAND", env::CONTROL_FD)
         })?;
@@ -351,11 +448,12 @@ impl Session {
             SockFlag::SOCK_CLOEXEC,
         )
         .map_err(|e| format!("socketpair: {e}"))?;
-        pass_fd(control, &theirs).map_err(|e| {
+        pass_session(control, &theirs, handover).map_err(|e| {
             format!("cannot reach the mitogen-fakessh host over fd {fd}: {e} (did the host exit?)")
         })?;
         drop(theirs);
-        log.debug("session socket handed to the host");
+        handover.let_go();
+        log.debug(&format!("session socket handed to the host ({handover:?})"));
         let sock = UnixStream::from(mine);
         let reader = sock.try_clone().map_err(|e| format!("dup: {e}"))?;
         let outbox = Arc::new(Outbox {
@@ -374,14 +472,18 @@ impl Session {
         })
     }
 
-    fn run(mut self, stdin_null: bool, log: &Log) -> i32 {
+    fn run(mut self, stdin: StdinSource, log: &Log) -> i32 {
         forward_signals(self.outbox.clone());
-        if stdin_null {
-            let _ = self.outbox.control(&SessionControl::Eof);
-        } else {
-            let outbox = self.outbox.clone();
-            let window = self.window.clone();
-            std::thread::spawn(move || pump_stdin(&outbox, &window));
+        match stdin {
+            StdinSource::Null => {
+                let _ = self.outbox.control(&SessionControl::Eof);
+            }
+            StdinSource::Pumped => {
+                let outbox = self.outbox.clone();
+                let window = self.window.clone();
+                std::thread::spawn(move || pump_stdin(&outbox, &window));
+            }
+            StdinSource::HandedOver => {}
         }
         let mut outputs = Outputs::default();
         let mut buf = BytesMut::with_capacity(256 << 10);
@@ -522,11 +624,14 @@ fn forward_signals(outbox: Arc<Outbox>) {
     });
 }
 
-/// Send `fd` over the control socket, one SEQPACKET message per session.
-fn pass_fd(control: BorrowedFd<'_>, fd: &OwnedFd) -> nix::Result<()> {
-    let fds = [fd.as_raw_fd()];
+/// Send the session socket, and the standard descriptors the host is to
+/// serve, over the control socket: one SEQPACKET message per session.
+fn pass_session(control: BorrowedFd<'_>, sock: &OwnedFd, handover: Handover) -> nix::Result<()> {
+    let mut fds = vec![sock.as_raw_fd()];
+    fds.extend(handover.fds());
     let cmsg = [ControlMessage::ScmRights(&fds)];
-    let iov = [std::io::IoSlice::new(b"S")];
+    let hello = [SESSION_HELLO, handover.bits()];
+    let iov = [std::io::IoSlice::new(&hello)];
     loop {
         match sendmsg::<()>(
             control.as_raw_fd(),

@@ -4,6 +4,7 @@
 mod connector;
 mod launcher;
 mod password;
+mod served;
 mod sessions;
 mod tunnel;
 

@@ -14,13 +14,17 @@ use router_core::Router;
 use router_core::connection::{FrameReader, FrameWriter, ReadError};
 use router_core::frame::{Frame, Header};
 use router_core::message::{
-    ContextId, RemoteCommand, SessionControl, SessionEvent, SessionRequest, SpawnRequest, handle,
+    ContextId, OutputStream, RemoteCommand, SESSION_HELLO, SessionControl, SessionEvent,
+    SessionRequest, SpawnRequest, handle,
 };
-use router_core::pump::ready_now;
+use router_core::pump::{SendWindow, ready_now};
 use router_core::router::{RouterEvent, StreamRole, TURN_EXEMPT, Turn};
 use tracing::{debug, info, warn};
 
+use tokio::sync::{mpsc, watch};
+
 use super::connector::Connector;
+use super::served::{Delivery, PassedStdio, pump_stdin};
 use crate::sys::{self, Received};
 
 /// Accept sessions until every holder of the control socket has exited.
@@ -38,12 +42,14 @@ pub async fn accept_loop(control: OwnedFd, router: Arc<Router>, connector: Arc<C
             Ok(g) => g,
             Err(e) => return warn!("control socket: {e}"),
         };
-        match guard.try_io(|fd| sys::recv_fd(fd.get_ref().as_fd())) {
-            Ok(Ok(Received::Fd(fd))) => {
-                let id = connector.next_session_id();
-                tokio::spawn(relay(fd, id, router.clone(), connector.clone()));
-            }
-            Ok(Ok(Received::Nothing)) => {}
+        match guard.try_io(|fd| sys::recv_fds(fd.get_ref().as_fd())) {
+            Ok(Ok(Received::Message { bytes, fds })) => match session_hello(&bytes, fds) {
+                Ok((sock, stdio)) => {
+                    let id = connector.next_session_id();
+                    tokio::spawn(relay(sock, stdio, id, router.clone(), connector.clone()));
+                }
+                Err(e) => warn!("control socket: {e}"),
+            },
             Ok(Ok(Received::Eof)) => return debug!("control socket closed by every holder"),
             Ok(Err(e)) if e.kind() == std::io::ErrorKind::Interrupted => {}
             Ok(Err(e)) => return warn!("control socket: {e}"),
@@ -52,12 +58,40 @@ pub async fn accept_loop(control: OwnedFd, router: Arc<Router>, connector: Arc<C
     }
 }
 
+/// A session hello: [`SESSION_HELLO`], the [`handover`] bits (none if
+/// absent), and the descriptors (session socket first).
+///
+/// [`handover`]: router_core::message::handover
+fn session_hello(bytes: &[u8], fds: Vec<OwnedFd>) -> Result<(OwnedFd, PassedStdio), String> {
+    let bits = match bytes {
+        // A bare `S`: a session socket and nothing else.
+        [SESSION_HELLO] => 0,
+        [SESSION_HELLO, bits] => *bits,
+        _ => {
+            return Err(format!(
+                "ignored a message that is not a session hello ({bytes:?})"
+            ));
+        }
+    };
+    let mut fds = fds.into_iter();
+    let sock = fds
+        .next()
+        .ok_or("a session hello without its session socket")?;
+    Ok((sock, PassedStdio::from_hello(bits, fds.collect())?))
+}
+
 fn event(router: &Router, to: ContextId, ev: &SessionEvent) {
     router.send(Frame::cbor(router.header(to, handle::SESSION_EVENT), ev));
 }
 
 /// Serve one shim session from request to end.
-async fn relay(fd: OwnedFd, id: ContextId, router: Arc<Router>, connector: Arc<Connector>) {
+async fn relay(
+    fd: OwnedFd,
+    stdio: PassedStdio,
+    id: ContextId,
+    router: Arc<Router>,
+    connector: Arc<Connector>,
+) {
     let std_stream = std::os::unix::net::UnixStream::from(fd);
     let stream = match std_stream
         .set_nonblocking(true)
@@ -69,8 +103,19 @@ async fn relay(fd: OwnedFd, id: ContextId, router: Arc<Router>, connector: Arc<C
     let (r, w) = stream.into_split();
     let mut reader = FrameReader::new(r, router.max_payload());
     let name = format!("session {id}");
-    let sid = router.attach_writer(&name, id, StreamRole::Child, FrameWriter::new(w));
+    let (tx, frames) = mpsc::unbounded_channel();
+    let sid = router.add_stream(&name, id, StreamRole::Child, tx);
     let mut events = router.subscribe();
+    let (delivery, served) = match Delivery::new(router.clone(), id, FrameWriter::new(w), stdio) {
+        Ok(d) => d,
+        Err(e) => {
+            // The shim sees its socket close and exits 255.
+            warn!("{name}: cannot serve the shim's stdio: {e}");
+            return router.remove_stream(sid, "unusable stdio");
+        }
+    };
+    let delivering = tokio::spawn(delivery.run(frames));
+    let mut tasks = SessionTasks::default();
 
     let request = match reader.read_frame().await {
         Ok(Some(f)) if f.header.handle == handle::SESSION_OPEN => {
@@ -129,6 +174,12 @@ async fn relay(fd: OwnedFd, id: ContextId, router: Arc<Router>, connector: Arc<C
             pty: request.pty,
         },
     ));
+    if let Some((stdin, window)) = served.stdin {
+        tasks.window = Some(window.clone());
+        let pump = tokio::spawn(pump_stdin(stdin, window, router.clone(), target, id));
+        tasks.pump = Some(pump.abort_handle());
+    }
+    let stderr_acks = served.stderr_acks;
 
     // Re-address the shim's frames to the agent; watch for the agent's loss.
     // Stdin takes turns with other sessions toward the same agent: keep the
@@ -148,6 +199,7 @@ async fn relay(fd: OwnedFd, id: ContextId, router: Arc<Router>, connector: Arc<C
                     frame = reader.read_frame() => frame,
                     ev = events.recv() => match ev {
                         Some(RouterEvent::ContextLost { context, reason }) if context == target => {
+                            drop(tasks);
                             connector.forget(target);
                             event(&router, id, &SessionEvent::Error(format!("{chain}: connection lost: {reason}")));
                             return router.remove_stream(sid, "target lost");
@@ -172,6 +224,9 @@ async fn relay(fd: OwnedFd, id: ContextId, router: Arc<Router>, connector: Arc<C
                     handle: f.header.handle,
                     reply_to: 0,
                 };
+                if let Some(acks) = &stderr_acks {
+                    count_stderr_ack(acks, &f);
+                }
                 if f.header.handle == handle::SESSION_STDIN {
                     let len = f.payload.len();
                     if turn.is_none() && len > TURN_EXEMPT {
@@ -201,6 +256,9 @@ async fn relay(fd: OwnedFd, id: ContextId, router: Arc<Router>, connector: Arc<C
         }
     }
     drop(turn);
+    // Nobody is left to deliver to: stop writing its stdout at once.
+    delivering.abort();
+    drop(tasks);
     // The shim is gone (normally after the exit status): make sure nothing
     // it started keeps running.
     router.send(Frame::cbor(
@@ -214,4 +272,38 @@ async fn relay(fd: OwnedFd, id: ContextId, router: Arc<Router>, connector: Arc<C
         &SessionControl::Close,
     ));
     router.remove_stream(sid, "session ended");
+}
+
+/// The host's own tasks for a session with handed-over stdin; dropping
+/// this stops them (the session is over, whichever way it ended).
+#[derive(Default)]
+struct SessionTasks {
+    pump: Option<tokio::task::AbortHandle>,
+    window: Option<SendWindow>,
+}
+
+impl Drop for SessionTasks {
+    fn drop(&mut self) {
+        if let Some(pump) = &self.pump {
+            pump.abort();
+        }
+        if let Some(window) = &self.window {
+            window.close();
+        }
+    }
+}
+
+/// The shim wrote `n` bytes of stderr (its credit says so): the count a
+/// served stdout waits for, see `Delivery::stderr_settled`.
+fn count_stderr_ack(acks: &watch::Sender<u64>, frame: &Frame) {
+    if frame.header.handle != handle::SESSION_CONTROL {
+        return;
+    }
+    if let Ok(SessionControl::Credit {
+        stream: OutputStream::Stderr,
+        bytes,
+    }) = frame.decode_cbor::<SessionControl>("session control")
+    {
+        acks.send_modify(|n| *n += u64::from(bytes));
+    }
 }
