@@ -272,3 +272,50 @@ fn a_rogue_agent_is_contained() {
         "{err}"
     );
 }
+
+#[test]
+fn a_stderr_nobody_reads_neither_hangs_nor_panics() {
+    // The host and its local agents share our stderr. Its reader is gone
+    // before the first line, and -vvv makes everyone log every frame: every
+    // write fails with EPIPE. An agent whose logging panicked on that (while
+    // removing its parent stream) lived on forever with the hops it had
+    // started; the same happened to ssh hops once sshd had closed its end.
+    use std::process::{Command, Stdio};
+    use std::time::{Duration, Instant};
+    let mut child = Command::new(bin())
+        .args([
+            "-vvv",
+            "--to",
+            "local,local",
+            "--",
+            "sh",
+            "-c",
+            "ssh h 'echo one'; ssh h 'echo two >&2; echo two'",
+        ])
+        .env_remove("SSH_AUTH_SOCK")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stderr.take());
+    let mut out = child.stdout.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        let mut v = String::new();
+        let _ = std::io::Read::read_to_string(&mut out, &mut v);
+        v
+    });
+    let start = Instant::now();
+    let status = loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            break st;
+        }
+        if start.elapsed() > Duration::from_secs(60) {
+            let _ = child.kill();
+            panic!("mitogen-fakessh hung with its stderr closed");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(status.code(), Some(0), "{status:?}");
+    assert_eq!(reader.join().unwrap(), "one\ntwo\n");
+}

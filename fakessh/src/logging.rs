@@ -5,6 +5,7 @@
 //! sharing one terminal can be told apart.
 
 use std::fmt;
+use std::io::Write;
 
 use tracing::{Event, Level, Subscriber};
 use tracing_subscriber::EnvFilter;
@@ -63,7 +64,34 @@ pub fn init(level: u8, context: Option<&str>) {
     };
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        .with_writer(|| QuietStderr)
         .event_format(Line { prefix })
         .try_init();
+}
+
+/// Stderr that never fails. Once whoever reads our stderr is gone (sshd of
+/// an ssh hop that closed, a `| head` that had enough), a write error must
+/// not escalate: `eprintln!` panics on one, and tracing's own fallback for
+/// it is an `eprintln!`. An agent that panicked in the middle of removing
+/// its parent stream never noticed its parent was gone and lived on, with
+/// the hops it had started.
+struct QuietStderr;
+
+impl Write for QuietStderr {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let _ = std::io::stderr().write_all(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// One line on stderr, ignoring a stderr that is gone; for the messages
+/// that do not go through `tracing` (relayed agent lines, last words).
+pub fn stderr_line(line: &str) {
+    let mut err = std::io::stderr().lock();
+    let _ = err.write_all(line.as_bytes());
+    let _ = err.write_all(b"\n");
 }

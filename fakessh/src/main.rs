@@ -47,7 +47,7 @@ fn main() {
             match docs::print_completions(&args[2].to_string_lossy()) {
                 Ok(()) => 0,
                 Err(e) => {
-                    eprintln!("mitogen-fakessh: {e}");
+                    logging::stderr_line(&format!("mitogen-fakessh: {e}"));
                     2
                 }
             }
@@ -72,10 +72,10 @@ fn utf8_args(tool: &str, args: &[OsString]) -> Result<Vec<String>, i32> {
     args.iter()
         .map(|a| {
             a.clone().into_string().map_err(|bad| {
-                eprintln!(
+                logging::stderr_line(&format!(
                     "{tool}: argument {:?} is not valid UTF-8; mitogen-fakessh cannot pass it on",
                     bad.to_string_lossy()
-                );
+                ));
                 255
             })
         })

@@ -282,7 +282,7 @@ async fn watch_pty(
                 let line: String = pending.drain(..=pos).collect();
                 let line = line.trim_end_matches(['\r', '\n']);
                 if line.starts_with("mitogen-fakessh") {
-                    eprintln!("{line}");
+                    crate::logging::stderr_line(line);
                 } else if !line.is_empty() {
                     warn!("{name}: {line}");
                 }

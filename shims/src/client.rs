@@ -34,16 +34,16 @@ pub fn run_ssh(args: &[String]) -> i32 {
     let inv = match argv::parse(args) {
         Ok(inv) => inv,
         Err(e) => {
-            eprintln!("{e}");
+            crate::say!("{e}");
             if e.wants_usage() {
-                eprintln!("{USAGE}");
+                crate::say!("{USAGE}");
             }
             return 255;
         }
     };
     let log = Log::open(&inv);
     if inv.version {
-        eprintln!(
+        crate::say!(
             "mitogen-fakessh {} (ssh shim, OpenSSH-compatible)",
             env!("CARGO_PKG_VERSION")
         );
@@ -54,7 +54,7 @@ pub fn run_ssh(args: &[String]) -> i32 {
         return 0;
     }
     if let Some(what) = &inv.unsupported {
-        eprintln!("ssh: {what} is not supported by mitogen-fakessh");
+        crate::say!("ssh: {what} is not supported by mitogen-fakessh");
         return 255;
     }
     for ignored in &inv.ignored {
@@ -65,7 +65,7 @@ pub fn run_ssh(args: &[String]) -> i32 {
     let request = match session_request(&inv, &log) {
         Ok(r) => r,
         Err(e) => {
-            eprintln!("{e}");
+            crate::say!("{e}");
             return 255;
         }
     };
@@ -89,7 +89,7 @@ pub fn run_ssh(args: &[String]) -> i32 {
             session.run(stdin, &log)
         }
         Err(e) => {
-            eprintln!("ssh: {e}");
+            crate::say!("ssh: {e}");
             255
         }
     };
@@ -110,7 +110,7 @@ fn pty_wanted(inv: &SshInvocation, log: &Log) -> Option<PtyRequest> {
         true
     } else if inv.tty_force == 1 || mode.as_deref() == Some("yes") {
         if !stdin_tty {
-            eprintln!("Pseudo-terminal will not be allocated because stdin is not a terminal.");
+            crate::say!("Pseudo-terminal will not be allocated because stdin is not a terminal.");
         }
         stdin_tty
     } else {
@@ -256,7 +256,10 @@ impl Log {
             Some(f) => {
                 let _ = f.lock().map(|mut f| f.write_all(line.as_bytes()));
             }
-            None => eprint!("{line}"),
+            None => {
+                use std::io::Write as _;
+                let _ = std::io::stderr().write_all(line.as_bytes());
+            }
         }
     }
 }
@@ -497,14 +500,14 @@ impl Session {
                     }
                     Ok(None) => break,
                     Err(e) => {
-                        eprintln!("ssh: bad data from the mitogen-fakessh host: {e}");
+                        crate::say!("ssh: bad data from the mitogen-fakessh host: {e}");
                         return 255;
                     }
                 }
             }
             match sys::read_into(self.reader.as_fd(), &mut buf, 256 << 10) {
                 Ok(0) => {
-                    eprintln!(
+                    crate::say!(
                         "ssh: connection to the mitogen-fakessh host lost before the command finished"
                     );
                     return 255;
@@ -512,7 +515,7 @@ impl Session {
                 Ok(_) => {}
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
                 Err(e) => {
-                    eprintln!("ssh: reading from the mitogen-fakessh host: {e}");
+                    crate::say!("ssh: reading from the mitogen-fakessh host: {e}");
                     return 255;
                 }
             }
@@ -522,7 +525,7 @@ impl Session {
     /// Handle one frame; `Some(code)` ends the session.
     fn on_frame(&mut self, frame: Frame, outputs: &mut Outputs, log: &Log) -> Option<i32> {
         if frame.is_dead() {
-            eprintln!("ssh: {}", frame.dead_reason());
+            crate::say!("ssh: {}", frame.dead_reason());
             return Some(255);
         }
         match frame.header.handle {
@@ -544,11 +547,11 @@ impl Session {
                     return Some(255);
                 }
                 Ok(SessionEvent::Error(msg)) => {
-                    eprintln!("ssh: {msg}");
+                    crate::say!("ssh: {msg}");
                     return Some(255);
                 }
                 Err(e) => {
-                    eprintln!("ssh: {e}");
+                    crate::say!("ssh: {e}");
                     return Some(255);
                 }
             },

@@ -15,13 +15,13 @@ pub fn exec_with_our_ssh(tool: &str, args: &[String]) -> i32 {
         env::REAL_SFTP
     };
     let Some(real) = std::env::var_os(real_var).filter(|v| !v.is_empty()) else {
-        eprintln!(
+        crate::say!(
             "{tool}: the real {tool} was not found when mitogen-fakessh started; install it (e.g. apt-get install openssh-client)"
         );
         return 255;
     };
     let Some(ssh) = std::env::var_os(env::SHIM_SSH) else {
-        eprintln!(
+        crate::say!(
             "{tool}: not running under mitogen-fakessh ({} is unset)",
             env::SHIM_SSH
         );
@@ -33,6 +33,6 @@ pub fn exec_with_our_ssh(tool: &str, args: &[String]) -> i32 {
         .arg(ssh)
         .args(args)
         .exec();
-    eprintln!("{tool}: cannot run {}: {err}", real.to_string_lossy());
+    crate::say!("{tool}: cannot run {}: {err}", real.to_string_lossy());
     255
 }

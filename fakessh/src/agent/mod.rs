@@ -37,14 +37,14 @@ pub fn main() -> i32 {
     let runtime = match crate::runtime() {
         Ok(rt) => rt,
         Err(e) => {
-            eprintln!("mitogen-fakessh agent: cannot start: {e}");
+            crate::logging::stderr_line(&format!("mitogen-fakessh agent: cannot start: {e}"));
             return 255;
         }
     };
     match runtime.block_on(run()) {
         Ok(()) => 0,
         Err(e) => {
-            eprintln!("mitogen-fakessh agent: {e}");
+            crate::logging::stderr_line(&format!("mitogen-fakessh agent: {e}"));
             255
         }
     }

@@ -33,7 +33,7 @@ pub async fn run(cli: &Cli, router: Arc<Router>, connector: Arc<Connector>) -> i
     match launch(cli, router, connector).await {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("mitogen-fakessh: {e}");
+            crate::logging::stderr_line(&format!("mitogen-fakessh: {e}"));
             EXIT_FAILURE
         }
     }
@@ -142,7 +142,7 @@ async fn launch(cli: &Cli, router: Arc<Router>, connector: Arc<Connector>) -> Re
     if !cli.quiet
         && let Some(hint) = failure_hint(program, code)
     {
-        eprintln!("mitogen-fakessh: hint: {hint}");
+        crate::logging::stderr_line(&format!("mitogen-fakessh: hint: {hint}"));
     }
     Ok(code)
 }

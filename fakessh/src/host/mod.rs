@@ -40,21 +40,21 @@ pub fn main(args: Vec<OsString>) -> i32 {
     let routing = match routing_from(&cli) {
         Ok(r) => r,
         Err(e) => {
-            eprintln!("mitogen-fakessh: {e}");
+            crate::logging::stderr_line(&format!("mitogen-fakessh: {e}"));
             return EXIT_FAILURE;
         }
     };
     let ssh = match ssh_settings(&cli) {
         Ok(s) => s,
         Err(e) => {
-            eprintln!("mitogen-fakessh: {e}");
+            crate::logging::stderr_line(&format!("mitogen-fakessh: {e}"));
             return EXIT_FAILURE;
         }
     };
     let runtime = match crate::runtime() {
         Ok(rt) => rt,
         Err(e) => {
-            eprintln!("mitogen-fakessh: cannot start the runtime: {e}");
+            crate::logging::stderr_line(&format!("mitogen-fakessh: cannot start the runtime: {e}"));
             return EXIT_FAILURE;
         }
     };

@@ -111,7 +111,7 @@ pub fn split(
                         let text = String::from_utf8_lossy(&line).trim_end().to_string();
                         if text.starts_with("mitogen-fakessh") {
                             // Already a formatted agent log line.
-                            eprintln!("{text}");
+                            crate::logging::stderr_line(&text);
                         } else {
                             warn!("{name}: remote: {text}");
                         }
