@@ -518,10 +518,13 @@ async fn run(quick: bool) -> String {
     //    Every peer is timed over the data phase only: our host and the
     //    ControlMaster are connected first; a fresh OpenSSH connection pays
     //    its own set-up inside each session, which is what "fresh" means.
-    //    The same split without ssh (`head | cat`) shows what 64 pipelines
-    //    cost this machine by themselves.
+    //    "One session" is measured twice: the same 16 MiB session as each of
+    //    the 64 (what the target compares), and one steady stream as
+    //    long as all 64 together (no per-session costs at all, the stricter
+    //    baseline). The same runs without ssh (`head | cat`) show what 64
+    //    pipelines cost this machine by themselves.
     let per: u64 = if quick { 4 } else { 16 };
-    let single_mib = 16 * per;
+    let stream_mib = 16 * per;
     let counts = tmp.path().join("ok-counts");
     let conc = |ssh: &str, tag: &str| {
         format!(
@@ -530,12 +533,8 @@ async fn run(quick: bool) -> String {
             counts.display()
         )
     };
-    let single = |ssh: &str| {
-        format!(
-            "head -c {} /dev/zero | {ssh} 'cat > /dev/null'",
-            single_mib << 20
-        )
-    };
+    let one =
+        |ssh: &str, mib: u64| format!("head -c {} /dev/zero | {ssh} 'cat > /dev/null'", mib << 20);
     // The fewest sessions that succeeded in any run of `tag`.
     let ok_of = |tag: &str| -> u32 {
         std::fs::read_to_string(format!("{}.{tag}", counts.display()))
@@ -545,81 +544,130 @@ async fn run(quick: bool) -> String {
             .min()
             .unwrap_or(0)
     };
-    let timed = |script: String| -> Vec<String> {
+    // `n` timed runs of `script`.
+    let timed = |script: &str, n: usize| -> Vec<String> {
         vec![
             "time-loop".into(),
-            reps.to_string(),
+            n.to_string(),
             "0".into(),
             "sh".into(),
             "-c".into(),
-            script,
+            script.to_string(),
         ]
     };
-    let ours_run = |script: String| {
-        let inner = format!(
-            "ssh h true && exec {} {}",
-            me().display(),
-            timed(script)
-                .iter()
-                .map(|w| sh_quote(w))
-                .collect::<Vec<_>>()
-                .join(" ")
-        );
-        Stats::of(samples(&run_cmd(
-            fakessh(&cfg, "direct").args(["sh", "-c", &inner]),
-        )))
+    // Each (script, runs) under one host (connected first), in order.
+    let ours_run = |scripts: &[(String, usize)]| -> Vec<f64> {
+        let loops: Vec<String> = scripts
+            .iter()
+            .map(|(script, n)| {
+                let words: Vec<String> = timed(script, *n).iter().map(|w| sh_quote(w)).collect();
+                format!("{} {}", me().display(), words.join(" "))
+            })
+            .collect();
+        let inner = format!("ssh h true && {{ {}; }}", loops.join("; "));
+        samples(&run_cmd(fakessh(&cfg, "direct").args(["sh", "-c", &inner])))
     };
     let plain_run =
-        |script: String| Stats::of(samples(&run_cmd(Command::new(me()).args(timed(script)))));
-    let ours_single = ours_run(single("ssh h"));
-    let ours_conc = ours_run(conc("ssh h", "ours"));
+        |script: &str, n: usize| samples(&run_cmd(Command::new(me()).args(timed(script, n))));
+    // The runs of each peer alternate, round after round, so that a slow or
+    // fast spell of this machine (its throughput drifts by ±10 % over
+    // minutes) lands on both sides of a ratio instead of on one.
+    let rounds = if quick { 2 } else { 5 };
+    // A 16 MiB session lasts ~50 ms: several per round.
+    let short_runs = 5;
     let fresh_ssh = format!("ssh -F {cfg} -o BatchMode=yes direct");
-    let fresh_single = plain_run(single(&fresh_ssh));
-    let fresh_conc = plain_run(conc(&fresh_ssh, "fresh"));
     let master = Master::start(&cfg, "direct", tmp.path());
     let mux_ssh = format!(
         "ssh -F {cfg} -o BatchMode=yes -o ControlPath={} direct",
         master.ctl
     );
-    let mux_single = plain_run(single(&mux_ssh));
-    let mux_conc = plain_run(conc(&mux_ssh, "mux"));
-    drop(master);
-    let raw_single = plain_run(format!(
-        "head -c {} /dev/zero | cat > /dev/null",
-        single_mib << 20
-    ));
-    let raw_conc = plain_run(format!(
+    let raw = |mib: u64| format!("head -c {} /dev/zero | cat > /dev/null", mib << 20);
+    let raw_conc = format!(
         "seq 64 | xargs -P 64 -I{{}} sh -c 'head -c {} /dev/zero | cat > /dev/null'",
         per << 20
-    ));
-    let rate = |mib: u64, st: &Stats| mib as f64 / st.median;
-    let (ours_ok, fresh_ok, mux_ok) = (ok_of("ours"), ok_of("fresh"), ok_of("mux"));
-    let conc_rate = |ok: u32, st: &Stats| rate(ok as u64 * per, st);
-    let ours_1 = rate(single_mib, &ours_single);
-    let ours_64 = conc_rate(ours_ok, &ours_conc);
-    let fresh_1 = rate(single_mib, &fresh_single);
-    let fresh_64 = conc_rate(fresh_ok, &fresh_conc);
-    let mux_1 = rate(single_mib, &mux_single);
-    let mux_64 = conc_rate(mux_ok, &mux_conc);
+    );
+    // Per peer (ours, fresh, ControlMaster, no ssh): one short session,
+    // one long stream, 64 sessions.
+    let mut t: [[Vec<f64>; 3]; 4] = Default::default();
+    for _ in 0..rounds {
+        let got = ours_run(&[
+            (one("ssh h", per), short_runs),
+            (one("ssh h", stream_mib), 1),
+            (conc("ssh h", "ours"), 1),
+        ]);
+        if got.len() == short_runs + 2 {
+            t[0][0].extend(&got[..short_runs]);
+            t[0][1].push(got[short_runs]);
+            t[0][2].push(got[short_runs + 1]);
+        }
+        for (i, ssh, tag) in [(1, &fresh_ssh, "fresh"), (2, &mux_ssh, "mux")] {
+            t[i][0].extend(plain_run(&one(ssh, per), short_runs));
+            t[i][1].extend(plain_run(&one(ssh, stream_mib), 1));
+            t[i][2].extend(plain_run(&conc(ssh, tag), 1));
+        }
+        t[3][0].extend(plain_run(&raw(per), short_runs));
+        t[3][1].extend(plain_run(&raw(stream_mib), 1));
+        t[3][2].extend(plain_run(&raw_conc, 1));
+    }
+    drop(master);
+    let oks = [ok_of("ours"), ok_of("fresh"), ok_of("mux"), 64];
+    // MiB/s per peer: [short session, long stream, 64 sessions (aggregate)].
+    let rates: Vec<[f64; 3]> = t
+        .into_iter()
+        .zip(oks)
+        .map(|([short, long, many], ok)| {
+            [
+                per as f64 / Stats::of(short).median,
+                stream_mib as f64 / Stats::of(long).median,
+                (ok as u64 * per) as f64 / Stats::of(many).median,
+            ]
+        })
+        .collect();
+    let (ours, fresh, mux, bare) = (rates[0], rates[1], rates[2], rates[3]);
+    let set_up = " (set-up included)";
     rows.push(format!(
-        "| one session × {single_mib} MiB into `cat` (data phase, median of {reps}; ratios of throughput) | {ours_1:.0} MiB/s | {fresh_1:.0} MiB/s (set-up included) | {mux_1:.0} MiB/s | {} / {} |",
-        ratio(ours_1, fresh_1),
-        ratio(ours_1, mux_1)
+        "| one session × {per} MiB into `cat` (data phase, median of {}) | {:.0} MiB/s | {:.0} MiB/s{set_up} | {:.0} MiB/s | {} / {} |",
+        rounds * short_runs,
+        ours[0],
+        fresh[0],
+        mux[0],
+        ratio(ours[0], fresh[0]),
+        ratio(ours[0], mux[0])
     ));
     rows.push(format!(
-        "| 64 concurrent sessions × {per} MiB into `cat` (aggregate; ÷ one session) | {ours_ok}/64 ok, {ours_64:.0} MiB/s ({:.2}×) | {fresh_ok}/64 ok, {fresh_64:.0} MiB/s ({:.2}×) | {mux_ok}/64 ok, {mux_64:.0} MiB/s ({:.2}×) | {} / {} |",
-        ours_64 / ours_1,
-        fresh_64 / fresh_1,
-        mux_64 / mux_1,
-        ratio(ours_64, fresh_64),
-        ratio(ours_64, mux_64)
+        "| one steady stream × {stream_mib} MiB into `cat` (median of {rounds}) | {:.0} MiB/s | {:.0} MiB/s{set_up} | {:.0} MiB/s | {} / {} |",
+        ours[1],
+        fresh[1],
+        mux[1],
+        ratio(ours[1], fresh[1]),
+        ratio(ours[1], mux[1])
     ));
-    let raw_1 = rate(single_mib, &raw_single);
-    let raw_64 = rate(64 * per, &raw_conc);
     rows.push(format!(
-        "| the same without ssh: `head \\| cat`, 1 stream / 64 streams | {raw_1:.0} / {raw_64:.0} MiB/s ({:.2}×) | – | – | – |",
-        raw_64 / raw_1
+        "| 64 concurrent sessions × {per} MiB into `cat` (aggregate, median of {rounds}; ÷ one {per} MiB session, ÷ the steady stream) | {}/64 ok, {:.0} MiB/s ({:.2}×, {:.2}×) | {}/64 ok, {:.0} MiB/s ({:.2}×, {:.2}×) | {}/64 ok, {:.0} MiB/s ({:.2}×, {:.2}×) | {} / {} |",
+        oks[0],
+        ours[2],
+        ours[2] / ours[0],
+        ours[2] / ours[1],
+        oks[1],
+        fresh[2],
+        fresh[2] / fresh[0],
+        fresh[2] / fresh[1],
+        oks[2],
+        mux[2],
+        mux[2] / mux[0],
+        mux[2] / mux[1],
+        ratio(ours[2], fresh[2]),
+        ratio(ours[2], mux[2])
     ));
+    rows.push(format!(
+        "| the same without ssh (`head \\| cat`): one × {per} MiB, one × {stream_mib} MiB, 64 × {per} MiB | {:.0}, {:.0}, {:.0} MiB/s ({:.2}×, {:.2}×) | – | – | – |",
+        bare[0],
+        bare[1],
+        bare[2],
+        bare[2] / bare[0],
+        bare[2] / bare[1]
+    ));
+    let mux_ok = oks[2];
     if mux_ok < 64 {
         notes.push(format!(
             "ControlMaster: {} of 64 concurrent sessions were refused (sshd's MaxSessions, default 10; OpenSSH does not fall back).",
