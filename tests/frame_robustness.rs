@@ -77,12 +77,25 @@ for garbage in [b"SSH-2.0-nonsense\r\n" * 4, b"MC" + b"\0" * 20 + b"\xff\xff\xff
     while mine.recv(65536):
         pass
     print("closed")
+# A hello that announces stdin, stdout and stderr but carries none of them.
+mine, theirs = socket.socketpair()
+socket.send_fds(ctrl, [b"S\x07"], [theirs.fileno()])
+theirs.close()
+mine.settimeout(20)
+while mine.recv(65536):
+    pass
+print("refused")
 sys.stdout.flush()
 os.execvp("ssh", ["ssh", "h", "echo still-alive"])
 "#;
     let out = fakessh(&["--to", "local", "--", "python3", "-c", script]);
     out.assert_no_panic().expect_code(0);
-    assert_eq!(out.stdout_text(), "closed\nclosed\nstill-alive\n");
+    assert_eq!(out.stdout_text(), "closed\nclosed\nrefused\nstill-alive\n");
+    assert!(
+        out.stderr_text().contains("announces descriptors"),
+        "{}",
+        out.stderr_text()
+    );
     assert!(
         out.stderr_text().contains("bad frame magic"),
         "{}",
