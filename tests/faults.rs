@@ -174,7 +174,7 @@ fn another_account_cannot_open_a_session() {
     let mut host = std::process::Command::new(bin())
         .args(["--to", "local", "--", "sh", "-c"])
         .arg(format!(
-            "ssh h true && echo \"$MITOGEN_FAKESSH_FD $PPID\" > {}.tmp && mv {0}.tmp {0} && sleep 20",
+            "ssh h true && echo \"$MITOGEN_FAKESSH_FD $PPID $MITOGEN_FAKESSH_SOCK\" > {}.tmp && mv {0}.tmp {0} && sleep 20",
             info.display()
         ))
         .spawn()
@@ -189,7 +189,8 @@ fn another_account_cannot_open_a_session() {
     }
     let text = std::fs::read_to_string(&info).unwrap();
     let mut words = text.split_whitespace();
-    let (fd, host_pid) = (
+    let (fd, host_pid, sock) = (
+        words.next().unwrap().to_string(),
         words.next().unwrap().to_string(),
         words.next().unwrap().to_string(),
     );
@@ -207,6 +208,36 @@ fn another_account_cannot_open_a_session() {
         "echo BROKEN-IN",
     ]);
     let proc_fd = as_other(&["ls", &format!("/proc/{host_pid}/fd/")]);
+    // The fallback socket: first as it is (in a 0700 directory), then with
+    // the directory and socket opened up, so that only the host's check of
+    // the peer's uid stands in the way.
+    let via_socket = |label: &str| {
+        let out = as_other(&[
+            "env",
+            "MITOGEN_FAKESSH_FD=",
+            &format!("MITOGEN_FAKESSH_SOCK={sock}"),
+            ssh.to_str().unwrap(),
+            "h",
+            "echo BROKEN-IN",
+        ]);
+        assert!(!out.stdout_text().contains("BROKEN-IN"), "{label}");
+        assert_eq!(out.code(), 255, "{label}: {}", out.stderr_text());
+        out
+    };
+    let closed = via_socket("0700 directory");
+    assert!(
+        closed.stderr_text().contains("Permission denied"),
+        "{}",
+        closed.stderr_text()
+    );
+    let sock_path = std::path::Path::new(&sock);
+    std::fs::set_permissions(
+        sock_path.parent().unwrap(),
+        std::fs::Permissions::from_mode(0o755),
+    )
+    .unwrap();
+    std::fs::set_permissions(sock_path, std::fs::Permissions::from_mode(0o777)).unwrap();
+    via_socket("open directory, host's uid check");
     let _ = host.kill();
     let _ = host.wait();
     assert!(!shim.stdout_text().contains("BROKEN-IN"));

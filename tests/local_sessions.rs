@@ -314,6 +314,32 @@ fn shim_outside_the_host_fails_cleanly() {
 }
 
 #[test]
+fn a_caller_that_closes_inherited_descriptors_still_reaches_the_host() {
+    // Python's subprocess closes every descriptor but 0-2 by default, so the
+    // shim's inherited control socket is gone; it falls back to the host's
+    // socket in the 0700 shim directory.
+    if !require("python3") {
+        return;
+    }
+    let out = fakessh(&[
+        "--to",
+        "local",
+        "--",
+        "python3",
+        "-c",
+        "import subprocess; r = subprocess.run(['ssh', 'h', 'echo via-fallback'], \
+         capture_output=True, text=True); print(r.returncode, r.stdout.strip(), r.stderr.strip())",
+    ]);
+    out.expect_code(0);
+    assert_eq!(
+        out.stdout_text(),
+        "0 via-fallback \n",
+        "{}",
+        out.stderr_text()
+    );
+}
+
+#[test]
 fn exit_of_the_wrapped_command_by_signal_is_reported_like_a_shell() {
     let out = local_sh("kill -TERM $$");
     out.expect_code(128 + 15);

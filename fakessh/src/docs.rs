@@ -51,9 +51,11 @@ A RUST_LOG\-style filter that overrides \fB\-v\fR and \fB\-q\fR.
 COMMAND runs with a private directory holding the \fBssh\fR, \fBscp\fR and
 \fBsftp\fR shims first on its PATH.
 .TP
-\fBMITOGEN_FAKESSH_FD\fR, \fBMITOGEN_FAKESSH_SSH\fR, \fBMITOGEN_FAKESSH_REAL_SCP\fR, \fBMITOGEN_FAKESSH_REAL_SFTP\fR
-Set for COMMAND: the inherited control socket, the shim's path and the real
-scp and sftp (resolved before PATH changed). They carry no secrets.
+\fBMITOGEN_FAKESSH_FD\fR, \fBMITOGEN_FAKESSH_SOCK\fR, \fBMITOGEN_FAKESSH_SSH\fR, \fBMITOGEN_FAKESSH_REAL_SCP\fR, \fBMITOGEN_FAKESSH_REAL_SFTP\fR
+Set for COMMAND: the inherited control socket, the fallback socket (in a
+0700 directory, for callers that close inherited descriptors), the shim's
+path and the real scp and sftp (resolved before PATH changed). They carry no
+secrets.
 .SH FILES
 .TP
 \fB${TMPDIR:\-/tmp}/mitogen\-fakessh.*/\fR

@@ -49,6 +49,26 @@ pub fn recv_fds(sock: BorrowedFd<'_>) -> std::io::Result<Received> {
     })
 }
 
+/// A listening SOCK_SEQPACKET socket at `path` (non-blocking, close-on-exec).
+pub fn seqpacket_listener(path: &std::path::Path) -> nix::Result<OwnedFd> {
+    use nix::sys::socket::{Backlog, SockFlag, SockType, UnixAddr, bind, listen, socket};
+    let fd = socket(
+        nix::sys::socket::AddressFamily::Unix,
+        SockType::SeqPacket,
+        SockFlag::SOCK_CLOEXEC | SockFlag::SOCK_NONBLOCK,
+        None,
+    )?;
+    bind(fd.as_raw_fd(), &UnixAddr::new(path)?)?;
+    listen(&fd, Backlog::new(64)?)?;
+    Ok(fd)
+}
+
+/// The uid of the process at the other end of a Unix socket.
+pub fn peer_uid(fd: BorrowedFd<'_>) -> nix::Result<u32> {
+    nix::sys::socket::getsockopt(&fd, nix::sys::socket::sockopt::PeerCredentials)
+        .map(|cred| cred.uid())
+}
+
 /// Let `fd` survive exec (clear FD_CLOEXEC), for the wrapped command.
 pub fn set_inheritable(fd: BorrowedFd<'_>) -> nix::Result<()> {
     fcntl(fd, FcntlArg::F_SETFD(FdFlag::empty())).map(|_| ())

@@ -437,13 +437,7 @@ struct Session {
 impl Session {
     /// Hand a fresh socket to the host and send the request on it.
     fn open(request: &SessionRequest, handover: Handover, log: &Log) -> Result<Session, String> {
-        let fd_text = std::env::var(env::CONTROL_FD).map_err(|_| {
-            format!("not running under mitogen-fakessh ({} is unset); run your command as: mitogen-fakessh [--to CHAIN] -- COMMAND", env::CONTROL_FD)
-        })?;
-        let fd: i32 = fd_text
-            .parse()
-            .map_err(|_| format!("{}={fd_text:?} is not an fd number", env::CONTROL_FD))?;
-        let control = sys::inherited_control_socket(fd)?;
+        let control = control_socket()?;
         let (mine, theirs) = socketpair(
             AddressFamily::Unix,
             SockType::Stream,
@@ -451,8 +445,11 @@ impl Session {
             SockFlag::SOCK_CLOEXEC,
         )
         .map_err(|e| format!("socketpair: {e}"))?;
-        pass_session(control, &theirs, handover).map_err(|e| {
-            format!("cannot reach the mitogen-fakessh host over fd {fd}: {e} (did the host exit?)")
+        pass_session(control.as_fd(), &theirs, handover).map_err(|e| {
+            format!(
+                "cannot reach the mitogen-fakessh host over {}: {e} (did the host exit?)",
+                control.describe()
+            )
         })?;
         drop(theirs);
         handover.let_go();
@@ -625,6 +622,67 @@ fn forward_signals(outbox: Arc<Outbox>) {
             std::process::exit(128 + sig as i32);
         }
     });
+}
+
+/// The way to the host.
+enum Control {
+    /// The socket the host left open across exec (fd number in the environment).
+    Inherited(BorrowedFd<'static>),
+    /// Its fallback socket, for when a program between the host and us
+    /// closed inherited descriptors (Python's subprocess does by default).
+    Connected(OwnedFd, String),
+}
+
+impl Control {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        match self {
+            Control::Inherited(fd) => *fd,
+            Control::Connected(fd, _) => fd.as_fd(),
+        }
+    }
+
+    fn describe(&self) -> String {
+        match self {
+            Control::Inherited(fd) => format!("fd {}", fd.as_raw_fd()),
+            Control::Connected(_, path) => path.clone(),
+        }
+    }
+}
+
+fn control_socket() -> Result<Control, String> {
+    let inherited = match std::env::var(env::CONTROL_FD) {
+        Ok(text) => text
+            .parse::<i32>()
+            .map_err(|_| format!("{}={text:?} is not an fd number", env::CONTROL_FD))
+            .and_then(sys::inherited_control_socket),
+        Err(_) => Err(format!(
+            "not running under mitogen-fakessh ({} is unset); run your command as: mitogen-fakessh [--to CHAIN] -- COMMAND",
+            env::CONTROL_FD
+        )),
+    };
+    let why = match inherited {
+        Ok(fd) => return Ok(Control::Inherited(fd)),
+        Err(why) => why,
+    };
+    let Some(path) = std::env::var_os(env::CONTROL_PATH) else {
+        return Err(why);
+    };
+    let shown = std::path::Path::new(&path).display().to_string();
+    connect_seqpacket(std::path::Path::new(&path))
+        .map(|fd| Control::Connected(fd, shown.clone()))
+        .map_err(|e| format!("{why}, and the host's socket {shown} is not reachable either: {e}"))
+}
+
+fn connect_seqpacket(path: &std::path::Path) -> nix::Result<OwnedFd> {
+    use nix::sys::socket::{UnixAddr, connect, socket};
+    let fd = socket(
+        AddressFamily::Unix,
+        SockType::SeqPacket,
+        SockFlag::SOCK_CLOEXEC,
+        None,
+    )?;
+    connect(fd.as_raw_fd(), &UnixAddr::new(path)?)?;
+    Ok(fd)
 }
 
 /// Send the session socket, and the standard descriptors the host is to

@@ -3,6 +3,9 @@
 
 /// Number of the inherited SOCK_SEQPACKET socket that leads to the host.
 pub const CONTROL_FD: &str = "MITOGEN_FAKESSH_FD";
+/// Path of the host's fallback socket (SOCK_SEQPACKET, in the 0700 shim
+/// directory), for a shim whose inherited socket a program on the way closed.
+pub const CONTROL_PATH: &str = "MITOGEN_FAKESSH_SOCK";
 /// Path of the `ssh` shim, for `scp -S` / `sftp -S`.
 pub const SHIM_SSH: &str = "MITOGEN_FAKESSH_SSH";
 /// Real programs, resolved before `PATH` was changed.

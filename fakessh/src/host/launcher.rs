@@ -82,12 +82,29 @@ async fn launch(cli: &Cli, router: Arc<Router>, connector: Arc<Connector>) -> Re
     .map_err(|e| format!("cannot create the control socket: {e}"))?;
     sys::set_inheritable(child_end.as_fd()).map_err(|e| format!("control socket: {e}"))?;
 
+    // The fallback for shims whose inherited socket was closed on the way.
+    // It sits in a 0700 directory of its own (the shims themselves must stay
+    // executable for a descendant that changed user), and the host also
+    // checks who connects.
+    let private = shim_dir.path().join("private");
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        std::fs::DirBuilder::new()
+            .mode(0o700)
+            .create(&private)
+            .map_err(|e| format!("cannot create {}: {e}", private.display()))?;
+    }
+    let control_path = private.join("control");
+    let listener = sys::seqpacket_listener(&control_path)
+        .map_err(|e| format!("cannot listen on {}: {e}", control_path.display()))?;
+
     let program = &cli.command[0];
     let mut command = tokio::process::Command::new(program);
     command
         .args(&cli.command[1..])
         .env("PATH", &path)
         .env(env::CONTROL_FD, child_end.as_raw_fd().to_string())
+        .env(env::CONTROL_PATH, &control_path)
         .env(env::SHIM_SSH, shim_dir.path().join("ssh"))
         .env(env::REAL_SCP, &real_scp)
         .env(env::REAL_SFTP, &real_sftp)
@@ -102,7 +119,12 @@ async fn launch(cli: &Cli, router: Arc<Router>, connector: Arc<Connector>) -> Re
     // Only the command and its descendants hold the other end now.
     drop(child_end);
     let pid = child.id().map(|p| Pid::from_raw(p as i32));
-    let accept = tokio::spawn(sessions::accept_loop(host_end, router, connector));
+    let accept = tokio::spawn(sessions::accept_loop(
+        host_end,
+        router.clone(),
+        connector.clone(),
+    ));
+    let listening = tokio::spawn(sessions::listen_loop(listener, router, connector));
 
     let mut signals = Vec::new();
     for kind in [
@@ -132,6 +154,7 @@ async fn launch(cli: &Cli, router: Arc<Router>, connector: Arc<Connector>) -> Re
         }
     };
     accept.abort();
+    listening.abort();
     drop(shim_dir);
     use std::os::unix::process::ExitStatusExt;
     let code = match (status.code(), status.signal()) {

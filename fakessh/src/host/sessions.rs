@@ -62,6 +62,45 @@ pub async fn accept_loop(control: OwnedFd, router: Arc<Router>, connector: Arc<C
 /// absent), and the descriptors (session socket first).
 ///
 /// [`handover`]: router_core::message::handover
+/// Accept shims that lost the inherited control socket (a program on the
+/// way closed inherited descriptors) and reach us through the fallback
+/// socket in the 0700 shim directory instead. Like OpenSSH's ControlMaster,
+/// accept only our own user and root; each connection is then served like
+/// the inherited socket.
+pub async fn listen_loop(listener: OwnedFd, router: Arc<Router>, connector: Arc<Connector>) {
+    let listener = match sys::register_async(listener) {
+        Ok(fd) => fd,
+        Err(e) => return warn!("fallback socket: {e}"),
+    };
+    let me = nix::unistd::geteuid().as_raw();
+    loop {
+        let mut guard = match listener.readable().await {
+            Ok(g) => g,
+            Err(e) => return warn!("fallback socket: {e}"),
+        };
+        let conn = match guard.try_io(|fd| {
+            nix::sys::socket::accept4(fd.get_ref(), nix::sys::socket::SockFlag::SOCK_CLOEXEC)
+                .map_err(std::io::Error::from)
+        }) {
+            Ok(Ok(conn)) => conn,
+            Ok(Err(e)) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Ok(Err(e)) => {
+                warn!("fallback socket: accept: {e}");
+                continue;
+            }
+            Err(_would_block) => continue,
+        };
+        match sys::peer_uid(conn.as_fd()) {
+            Ok(uid) if uid == me || uid == 0 => {
+                debug!("a shim connected through the fallback socket (uid {uid})");
+                tokio::spawn(accept_loop(conn, router.clone(), connector.clone()));
+            }
+            Ok(uid) => warn!("refused a session from uid {uid} on the fallback socket"),
+            Err(e) => warn!("fallback socket: cannot tell who connected: {e}"),
+        }
+    }
+}
+
 fn session_hello(bytes: &[u8], fds: Vec<OwnedFd>) -> Result<(OwnedFd, PassedStdio), String> {
     let bits = match bytes {
         // A bare `S`: a session socket and nothing else.
