@@ -10,8 +10,8 @@ mod common;
 use common::*;
 
 /// `mitogen-fakessh --to local -- python3 -c SCRIPT`, after checking python.
-/// The scripts pass `close_fds=False`: the shim needs the control socket
-/// the host left open, which Python's subprocess closes by default.
+/// The scripts pass `close_fds=False`, so their shims use the inherited
+/// control socket (the fallback socket has its own test in local_sessions).
 fn local_py(script: &str) -> Option<Outcome> {
     if !require("python3") {
         return None;
