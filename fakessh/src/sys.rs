@@ -132,22 +132,10 @@ pub fn set_window_size(master: BorrowedFd<'_>, cols: u16, rows: u16) -> std::io:
 /// frame reader's spare capacity is 256 KiB: zeroing it on every read cost
 /// more than the data once sessions were many and reads small).
 pub fn read_into(fd: BorrowedFd<'_>, buf: &mut tokio::io::ReadBuf<'_>) -> std::io::Result<usize> {
-    // SAFETY: `unfilled_mut` hands out possibly-uninitialised memory that we
-    // must not de-initialise; read(2) only writes into it, at most `len`
-    // bytes, and its return value is exactly how many it initialised, which
-    // is what `assume_init` and `advance` are then told. The fd is borrowed,
+    // SAFETY: read(2) writes at most `len` bytes at `ptr` and returns how
+    // many (or -1), which is `fill_unfilled`'s contract. The fd is borrowed,
     // so it stays open for the call.
-    unsafe {
-        let unfilled = buf.unfilled_mut();
-        let n = libc::read(fd.as_raw_fd(), unfilled.as_mut_ptr().cast(), unfilled.len());
-        if n < 0 {
-            return Err(std::io::Error::last_os_error());
-        }
-        let n = n as usize;
-        buf.assume_init(n);
-        buf.advance(n);
-        Ok(n)
-    }
+    unsafe { fill_unfilled(buf, |ptr, len| libc::read(fd.as_raw_fd(), ptr.cast(), len)) }
 }
 
 /// Like [`read_into`], but never blocking and without O_NONBLOCK: for a
@@ -156,17 +144,38 @@ pub fn read_into(fd: BorrowedFd<'_>, buf: &mut tokio::io::ReadBuf<'_>) -> std::i
 /// O_NONBLOCK would change the mode under every holder. Kernels whose pipes
 /// or sockets do not take the flag answer EOPNOTSUPP.
 pub fn read_nowait(fd: BorrowedFd<'_>, buf: &mut tokio::io::ReadBuf<'_>) -> std::io::Result<usize> {
-    // SAFETY: as in `read_into`: the iovec covers exactly the unfilled part
-    // of `buf`, which preadv2(2) only writes into, and only the count it
-    // returns is marked initialised. Offset -1 means "the current position",
-    // the only one a pipe or socket has. The fd is borrowed for the call.
+    // SAFETY: preadv2(2) with one iovec of (`ptr`, `len`) writes at most
+    // `len` bytes there and returns how many (or -1): `fill_unfilled`'s
+    // contract. Offset -1 means "the current position", the only one a
+    // pipe or socket has. The fd is borrowed for the call.
+    unsafe {
+        fill_unfilled(buf, |ptr, len| {
+            let iov = libc::iovec {
+                iov_base: ptr.cast(),
+                iov_len: len,
+            };
+            libc::preadv2(fd.as_raw_fd(), &iov, 1, -1, libc::RWF_NOWAIT)
+        })
+    }
+}
+
+/// Let `read` fill the unfilled part of `buf`, then count exactly what it
+/// filled.
+///
+/// # Safety
+/// `read(ptr, len)` must write at most `len` bytes starting at `ptr` and
+/// return that count, or a negative value with `errno` set.
+unsafe fn fill_unfilled(
+    buf: &mut tokio::io::ReadBuf<'_>,
+    read: impl FnOnce(*mut u8, usize) -> isize,
+) -> std::io::Result<usize> {
+    // SAFETY: `unfilled_mut` hands out possibly-uninitialised memory that we
+    // must not de-initialise; `read` only writes into it (the caller's
+    // contract), and its count is exactly what `assume_init` and `advance`
+    // are then told.
     unsafe {
         let unfilled = buf.unfilled_mut();
-        let iov = libc::iovec {
-            iov_base: unfilled.as_mut_ptr().cast(),
-            iov_len: unfilled.len(),
-        };
-        let n = libc::preadv2(fd.as_raw_fd(), &iov, 1, -1, libc::RWF_NOWAIT);
+        let n = read(unfilled.as_mut_ptr().cast(), unfilled.len());
         if n < 0 {
             return Err(std::io::Error::last_os_error());
         }
