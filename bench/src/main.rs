@@ -624,38 +624,40 @@ async fn run(quick: bool) -> String {
         })
         .collect();
     let (ours, fresh, mux, bare) = (rates[0], rates[1], rates[2], rates[3]);
-    let set_up = " (set-up included)";
-    rows.push(format!(
-        "| one session × {per} MiB into `cat` (data phase, median of {}) | {:.0} MiB/s | {:.0} MiB/s{set_up} | {:.0} MiB/s | {} / {} |",
-        rounds * short_runs,
-        ours[0],
-        fresh[0],
-        mux[0],
-        ratio(ours[0], fresh[0]),
-        ratio(ours[0], mux[0])
+    let rate_row = |label: String, i: usize| {
+        format!(
+            "| {label} | {:.0} MiB/s | {:.0} MiB/s (set-up included) | {:.0} MiB/s | {} / {} |",
+            ours[i],
+            fresh[i],
+            mux[i],
+            ratio(ours[i], fresh[i]),
+            ratio(ours[i], mux[i])
+        )
+    };
+    rows.push(rate_row(
+        format!(
+            "one session × {per} MiB into `cat` (data phase, median of {})",
+            rounds * short_runs
+        ),
+        0,
     ));
-    rows.push(format!(
-        "| one steady stream × {stream_mib} MiB into `cat` (median of {rounds}) | {:.0} MiB/s | {:.0} MiB/s{set_up} | {:.0} MiB/s | {} / {} |",
-        ours[1],
-        fresh[1],
-        mux[1],
-        ratio(ours[1], fresh[1]),
-        ratio(ours[1], mux[1])
+    rows.push(rate_row(
+        format!("one steady stream × {stream_mib} MiB into `cat` (median of {rounds})"),
+        1,
     ));
+    let many = |ok: u32, r: [f64; 3]| {
+        format!(
+            "{ok}/64 ok, {:.0} MiB/s ({:.2}×, {:.2}×)",
+            r[2],
+            r[2] / r[0],
+            r[2] / r[1]
+        )
+    };
     rows.push(format!(
-        "| 64 concurrent sessions × {per} MiB into `cat` (aggregate, median of {rounds}; ÷ one {per} MiB session, ÷ the steady stream) | {}/64 ok, {:.0} MiB/s ({:.2}×, {:.2}×) | {}/64 ok, {:.0} MiB/s ({:.2}×, {:.2}×) | {}/64 ok, {:.0} MiB/s ({:.2}×, {:.2}×) | {} / {} |",
-        oks[0],
-        ours[2],
-        ours[2] / ours[0],
-        ours[2] / ours[1],
-        oks[1],
-        fresh[2],
-        fresh[2] / fresh[0],
-        fresh[2] / fresh[1],
-        oks[2],
-        mux[2],
-        mux[2] / mux[0],
-        mux[2] / mux[1],
+        "| 64 concurrent sessions × {per} MiB into `cat` (aggregate, median of {rounds}; ÷ one {per} MiB session, ÷ the steady stream) | {} | {} | {} | {} / {} |",
+        many(oks[0], ours),
+        many(oks[1], fresh),
+        many(oks[2], mux),
         ratio(ours[2], fresh[2]),
         ratio(ours[2], mux[2])
     ));
