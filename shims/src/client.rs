@@ -363,32 +363,28 @@ impl Handover {
         }
     }
 
+    /// Each standard stream: handed over?, its hello bit, its descriptor.
+    fn streams(self) -> [(bool, u8, std::os::fd::RawFd); 3] {
+        [
+            (self.stdin, handover::STDIN, 0),
+            (self.stdout, handover::STDOUT, 1),
+            (self.stderr, handover::STDERR, 2),
+        ]
+    }
+
     fn bits(self) -> u8 {
-        let mut bits = 0;
-        for (on, bit) in [
-            (self.stdin, handover::STDIN),
-            (self.stdout, handover::STDOUT),
-            (self.stderr, handover::STDERR),
-        ] {
-            if on {
-                bits |= bit;
-            }
-        }
-        bits
+        self.streams()
+            .iter()
+            .filter(|(on, _, _)| *on)
+            .fold(0, |bits, (_, bit, _)| bits | bit)
     }
 
     fn fds(self) -> Vec<std::os::fd::RawFd> {
-        let mut fds = Vec::new();
-        if self.stdin {
-            fds.push(std::io::stdin().as_raw_fd());
-        }
-        if self.stdout {
-            fds.push(std::io::stdout().as_raw_fd());
-        }
-        if self.stderr {
-            fds.push(std::io::stderr().as_raw_fd());
-        }
-        fds
+        self.streams()
+            .iter()
+            .filter(|(on, _, _)| *on)
+            .map(|(_, _, fd)| *fd)
+            .collect()
     }
 
     /// Once the host holds them, our copies of stdin and stdout become

@@ -19,9 +19,8 @@ use router_core::message::{
 };
 use router_core::pump::{SendWindow, ready_now};
 use router_core::router::{RouterEvent, StreamRole, TURN_EXEMPT, Turn};
-use tracing::{debug, info, warn};
-
 use tokio::sync::{mpsc, watch};
+use tracing::{debug, info, warn};
 
 use super::connector::Connector;
 use super::served::{Delivery, PassedStdio, pump_stdin};
@@ -58,10 +57,6 @@ pub async fn accept_loop(control: OwnedFd, router: Arc<Router>, connector: Arc<C
     }
 }
 
-/// A session hello: [`SESSION_HELLO`], the [`handover`] bits (none if
-/// absent), and the descriptors (session socket first).
-///
-/// [`handover`]: router_core::message::handover
 /// Accept shims that lost the inherited control socket (a program on the
 /// way closed inherited descriptors) and reach us through the fallback
 /// socket in the 0700 shim directory instead. Like OpenSSH's ControlMaster,
@@ -101,6 +96,10 @@ pub async fn listen_loop(listener: OwnedFd, router: Arc<Router>, connector: Arc<
     }
 }
 
+/// A session hello: [`SESSION_HELLO`], the [`handover`] bits (none if
+/// absent), and the descriptors (session socket first).
+///
+/// [`handover`]: router_core::message::handover
 fn session_hello(bytes: &[u8], fds: Vec<OwnedFd>) -> Result<(OwnedFd, PassedStdio), String> {
     let bits = match bytes {
         // A bare `S`: a session socket and nothing else.
