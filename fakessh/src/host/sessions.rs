@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use router_core::Router;
 use router_core::connection::{FrameReader, FrameWriter, ReadError};
-use router_core::frame::{Frame, Header};
+use router_core::frame::Frame;
 use router_core::message::{
     ContextId, OutputStream, RemoteCommand, SESSION_HELLO, SessionControl, SessionEvent,
     SessionRequest, SpawnRequest, handle,
@@ -23,7 +23,7 @@ use tokio::sync::{mpsc, watch};
 use tracing::{debug, info, warn};
 
 use super::connector::Connector;
-use super::served::{Delivery, PassedStdio, pump_stdin};
+use super::served::{Delivery, PassedStdio, pump_stdin, session_header};
 use crate::sys::{self, Received};
 
 /// Accept sessions until every holder of the control socket has exited.
@@ -255,13 +255,7 @@ async fn relay(
                     handle::SESSION_STDIN | handle::SESSION_CONTROL
                 ) =>
             {
-                f.header = Header {
-                    dst: target,
-                    src: id,
-                    auth: id,
-                    handle: f.header.handle,
-                    reply_to: 0,
-                };
+                f.header = session_header(target, id, f.header.handle);
                 if let Some(acks) = &stderr_acks {
                     count_stderr_ack(acks, &f);
                 }
@@ -300,13 +294,7 @@ async fn relay(
     // The shim is gone (normally after the exit status): make sure nothing
     // it started keeps running.
     router.send(Frame::cbor(
-        Header {
-            dst: target,
-            src: id,
-            auth: id,
-            handle: handle::SESSION_CONTROL,
-            reply_to: 0,
-        },
+        session_header(target, id, handle::SESSION_CONTROL),
         &SessionControl::Close,
     ));
     router.remove_stream(sid, "session ended");
