@@ -129,7 +129,8 @@ fn assert_host_peak_under_64_mib(line: Option<&str>, text: &str) {
 }
 
 /// Many sessions streaming at once into one context: their data waits in
-/// the shims' pipes and sockets, not in the host. Before the router paced
+/// the clients' pipes (which the host reads itself since the shims hand them
+/// over), not in the host's queues. Before the router paced
 /// bulk data, 64 sessions × 16 MiB held about 135 MiB in the host's queue.
 #[test]
 fn sixty_four_concurrent_uploads_keep_host_memory_bounded() {
