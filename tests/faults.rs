@@ -237,7 +237,12 @@ fn another_account_cannot_open_a_session() {
     )
     .unwrap();
     std::fs::set_permissions(sock_path, std::fs::Permissions::from_mode(0o777)).unwrap();
-    via_socket("open directory, host's uid check");
+    let checked = via_socket("open directory, host's uid check");
+    assert!(
+        checked.stderr_text().contains("refused this session: uid "),
+        "{}",
+        checked.stderr_text()
+    );
     let _ = host.kill();
     let _ = host.wait();
     assert!(!shim.stdout_text().contains("BROKEN-IN"));

@@ -69,6 +69,19 @@ pub fn peer_uid(fd: BorrowedFd<'_>) -> nix::Result<u32> {
         .map(|cred| cred.uid())
 }
 
+/// The host's one-message answer to a connection on its fallback socket.
+/// A fresh SEQPACKET connection has room for it, so this never blocks for
+/// long even on a blocking socket.
+pub fn send_greeting(fd: BorrowedFd<'_>, message: &[u8]) -> nix::Result<()> {
+    use nix::sys::socket::send;
+    send(
+        fd.as_raw_fd(),
+        message,
+        MsgFlags::MSG_NOSIGNAL | MsgFlags::MSG_DONTWAIT,
+    )
+    .map(|_| ())
+}
+
 /// Let `fd` survive exec (clear FD_CLOEXEC), for the wrapped command.
 pub fn set_inheritable(fd: BorrowedFd<'_>) -> nix::Result<()> {
     fcntl(fd, FcntlArg::F_SETFD(FdFlag::empty())).map(|_| ())

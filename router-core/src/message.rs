@@ -238,6 +238,15 @@ pub struct PtyRequest {
 /// pass through the shim at all.
 pub const SESSION_HELLO: u8 = b'S';
 
+/// The host's first message to a shim that connected to its fallback
+/// socket (a path, so anyone may try): [`FALLBACK_WELCOME`] alone, or
+/// [`FALLBACK_REFUSAL`] followed by the reason as UTF-8 text, after which
+/// the host closes the connection. The inherited socket needs no greeting:
+/// only the host's own descendants hold it.
+pub const FALLBACK_WELCOME: u8 = b'+';
+/// See [`FALLBACK_WELCOME`].
+pub const FALLBACK_REFUSAL: u8 = b'-';
+
 /// Bits of the byte after [`SESSION_HELLO`].
 pub mod handover {
     pub const STDIN: u8 = 1;

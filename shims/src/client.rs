@@ -22,8 +22,9 @@ use nix::sys::socket::{
 use nix::sys::stat::{SFlag, fstat};
 use router_core::frame::{DEFAULT_MAX_PAYLOAD, Encoding, Frame, Header};
 use router_core::message::{
-    DATA_CHUNK, ExitStatus, HOST_ID, OutputStream, PtyRequest, RemoteCommand, SESSION_HELLO,
-    SESSION_WINDOW, SessionControl, SessionEvent, SessionRequest, handle, handover,
+    DATA_CHUNK, ExitStatus, FALLBACK_REFUSAL, FALLBACK_WELCOME, HOST_ID, OutputStream, PtyRequest,
+    RemoteCommand, SESSION_HELLO, SESSION_WINDOW, SessionControl, SessionEvent, SessionRequest,
+    handle, handover,
 };
 
 use crate::argv::{self, SshInvocation, USAGE};
@@ -664,9 +665,46 @@ fn control_socket() -> Result<Control, String> {
         return Err(why);
     };
     let shown = std::path::Path::new(&path).display().to_string();
-    connect_seqpacket(std::path::Path::new(&path))
-        .map(|fd| Control::Connected(fd, shown.clone()))
-        .map_err(|e| format!("{why}, and the host's socket {shown} is not reachable either: {e}"))
+    let fd = connect_seqpacket(std::path::Path::new(&path)).map_err(|e| {
+        format!("{why}, and the host's socket {shown} is not reachable either: {e}")
+    })?;
+    await_welcome(fd.as_fd()).map_err(|e| format!("the mitogen-fakessh host at {shown} {e}"))?;
+    Ok(Control::Connected(fd, shown))
+}
+
+/// How long the host may take to answer a connection on its fallback
+/// socket. It answers at once unless it is wedged; this only bounds a hang.
+const WELCOME_TIMEOUT_MS: u16 = 30_000;
+
+/// Read the host's greeting on a fresh fallback connection: a welcome, or
+/// the reason it refuses us.
+fn await_welcome(fd: BorrowedFd<'_>) -> Result<(), String> {
+    let mut fds = [PollFd::new(fd, PollFlags::POLLIN)];
+    loop {
+        match poll(&mut fds, PollTimeout::from(WELCOME_TIMEOUT_MS)) {
+            Ok(0) => return Err("did not answer within 30 s".into()),
+            Ok(_) => break,
+            Err(nix::errno::Errno::EINTR) => continue,
+            Err(e) => return Err(format!("could not be waited for: {e}")),
+        }
+    }
+    let mut buf = [0u8; 512];
+    let n = loop {
+        match nix::sys::socket::recv(fd.as_raw_fd(), &mut buf, MsgFlags::empty()) {
+            Err(nix::errno::Errno::EINTR) => continue,
+            Err(e) => return Err(format!("closed the connection ({e})")),
+            Ok(n) => break n,
+        }
+    };
+    match &buf[..n] {
+        [FALLBACK_WELCOME] => Ok(()),
+        [FALLBACK_REFUSAL, why @ ..] => Err(format!(
+            "refused this session: {}",
+            String::from_utf8_lossy(why)
+        )),
+        [] => Err("closed the connection without a word".into()),
+        _ => Err("answered with something that is not a mitogen-fakessh greeting".into()),
+    }
 }
 
 fn connect_seqpacket(path: &std::path::Path) -> nix::Result<OwnedFd> {

@@ -14,8 +14,8 @@ use router_core::Router;
 use router_core::connection::{FrameReader, FrameWriter, ReadError};
 use router_core::frame::Frame;
 use router_core::message::{
-    ContextId, OutputStream, RemoteCommand, SESSION_HELLO, SessionControl, SessionEvent,
-    SessionRequest, SpawnRequest, handle,
+    ContextId, FALLBACK_REFUSAL, FALLBACK_WELCOME, OutputStream, RemoteCommand, SESSION_HELLO,
+    SessionControl, SessionEvent, SessionRequest, SpawnRequest, handle,
 };
 use router_core::pump::{SendWindow, ready_now};
 use router_core::router::{RouterEvent, StreamRole, TURN_EXEMPT, Turn};
@@ -85,14 +85,29 @@ pub async fn listen_loop(listener: OwnedFd, router: Arc<Router>, connector: Arc<
             }
             Err(_would_block) => continue,
         };
-        match sys::peer_uid(conn.as_fd()) {
+        let refusal = match sys::peer_uid(conn.as_fd()) {
             Ok(uid) if uid == me || uid == 0 => {
                 debug!("a shim connected through the fallback socket (uid {uid})");
+                if let Err(e) = sys::send_greeting(conn.as_fd(), &[FALLBACK_WELCOME]) {
+                    warn!("fallback socket: cannot greet a shim: {e}");
+                    continue;
+                }
                 tokio::spawn(accept_loop(conn, router.clone(), connector.clone()));
+                continue;
             }
-            Ok(uid) => warn!("refused a session from uid {uid} on the fallback socket"),
-            Err(e) => warn!("fallback socket: cannot tell who connected: {e}"),
-        }
+            Ok(uid) => {
+                warn!("refused a session from uid {uid} on the fallback socket");
+                format!("uid {uid} is not the account that runs it (uid {me})")
+            }
+            Err(e) => {
+                warn!("fallback socket: cannot tell who connected: {e}");
+                format!("it cannot tell who is connecting ({e})")
+            }
+        };
+        let mut message = vec![FALLBACK_REFUSAL];
+        message.extend_from_slice(refusal.as_bytes());
+        // Best effort: the connection is closed either way.
+        let _ = sys::send_greeting(conn.as_fd(), &message);
     }
 }
 
