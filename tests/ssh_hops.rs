@@ -434,6 +434,59 @@ fn transfer_past_the_rekey_limit() {
 }
 
 #[test]
+fn hostnames_from_included_files_and_match_blocks() {
+    if !sshd_available() {
+        return;
+    }
+    let sshd = Sshd::start();
+    // The alias is defined only in an included file, and its port only by a
+    // `Match` on the HostName obtained so far; a later catch-all names a
+    // port nobody listens on. Skipping either the Include or the Match
+    // fails the connection.
+    let conf_d = sshd.path("conf.d");
+    std::fs::create_dir(&conf_d).unwrap();
+    let block: String = sshd
+        .config_block("included", "")
+        .lines()
+        .filter(|l| !l.trim_start().starts_with("Port "))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    std::fs::write(conf_d.join("10-included.conf"), block).unwrap();
+    let cfg = format!(
+        "Include {}/*.conf\nMatch host {} originalhost included\n  Port {}\nHost *\n  Port 1\n",
+        conf_d.display(),
+        sshd.addr,
+        sshd.port
+    );
+    std::fs::write(sshd.path("ssh_config"), cfg).unwrap();
+    let out = fakessh(&[
+        "--ssh-config",
+        &sshd.ssh_config(),
+        "ssh",
+        "included",
+        "echo from-the-included-host",
+    ]);
+    out.expect_code(0);
+    assert_eq!(out.stdout_text(), "from-the-included-host\n");
+    // A broken Match line is a one-line error naming the file and line.
+    std::fs::write(sshd.path("ssh_config"), "Match hots x\n").unwrap();
+    let out = fakessh(&[
+        "--ssh-config",
+        &sshd.ssh_config(),
+        "ssh",
+        "included",
+        "true",
+    ]);
+    assert_ne!(out.code(), 0);
+    assert!(
+        out.stderr_text()
+            .contains("line 1: unsupported Match attribute \"hots\""),
+        "{}",
+        out.stderr_text()
+    );
+}
+
+#[test]
 fn proxy_jump_from_the_ssh_config() {
     if !sshd_available() {
         return;

@@ -58,6 +58,18 @@ path and the real scp and sftp (resolved before PATH changed). They carry no
 secrets.
 .SH FILES
 .TP
+\fB~/.ssh/config\fR, \fB/etc/ssh/ssh_config\fR
+Read for \fBssh:\fR hops (\fB\-\-ssh\-config\fR replaces both, like
+\fBssh \-F\fR), with OpenSSH's rules: first value wins, \fBHost\fR blocks,
+\fBInclude\fR (relative to ~/.ssh or /etc/ssh, wildcards, also inside a
+block) and \fBMatch\fR with \fBall\fR, \fBcanonical\fR, \fBfinal\fR,
+\fBexec\fR, \fBhost\fR, \fBoriginalhost\fR, \fBuser\fR, \fBlocaluser\fR
+and \fBtagged\fR (other criteria are warned about and their block is not
+applied). Keywords used: HostName (with %h), User, Port, IdentityFile,
+IdentitiesOnly, UserKnownHostsFile, GlobalKnownHostsFile,
+StrictHostKeyChecking, ProxyJump, ConnectTimeout, ServerAliveInterval,
+ServerAliveCountMax, Tag.
+.TP
 \fB${TMPDIR:\-/tmp}/mitogen\-fakessh.*/\fR
 The shim directory (mode 0700), removed when COMMAND exits.
 .TP
@@ -65,7 +77,8 @@ The shim directory (mode 0700), removed when COMMAND exits.
 On remote hosts: the cached agent binary, named by its SHA\-256.
 .SH SECURITY
 Only COMMAND and its descendants can open sessions: they inherit the control
-socket, nothing else is exposed. A shim holds no authority of its own; the
+socket. For callers that close inherited descriptors the host also listens
+in a 0700 directory and accepts only its own uid and root there. A shim holds no authority of its own; the
 host decides where each session runs and spawns it as the ancestor of every
 agent. Agents accept spawn and connect requests only from an ancestor, and
 drop frames whose claimed authority does not match the stream they came on.

@@ -91,10 +91,10 @@ fn ssh_settings(cli: &Cli) -> Result<SshSettings, String> {
             if !path.is_file() {
                 return Err(format!("--ssh-config {}: no such file", path.display()));
             }
-            SshConfig::load(path)?
+            SshConfig::load_user(path)?
         }
-        None => SshConfig::load(&home_dir().join(".ssh/config"))?
-            .chain(SshConfig::load("/etc/ssh/ssh_config".as_ref())?),
+        None => SshConfig::load_user(&home_dir().join(".ssh/config"))?
+            .chain(SshConfig::load_system("/etc/ssh/ssh_config".as_ref())?),
     };
     let password = match &cli.password_file {
         Some(path) => {

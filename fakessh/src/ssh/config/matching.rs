@@ -1,0 +1,297 @@
+//! When a line of ssh_config applies: `Host` pattern lists and `Match`
+//! criteria, with OpenSSH's semantics.
+
+/// The condition a block of lines is under: the `Host` or `Match` line that
+/// opened it.
+#[derive(Debug)]
+pub enum Condition {
+    /// `Host` patterns, matched against the name as given.
+    Host(Vec<String>),
+    /// `Match` criteria, all of which must hold.
+    Match(Vec<Criterion>),
+}
+
+/// One `Match` criterion, perhaps negated with `!`.
+#[derive(Debug)]
+pub struct Criterion {
+    pub negated: bool,
+    pub test: Test,
+}
+
+/// What a `Match` criterion tests.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Test {
+    All,
+    /// True only after hostname canonicalization, which we never do.
+    Canonical,
+    /// True in the final pass over the configuration.
+    Final,
+    /// A command run by the shell; true if it exits 0.
+    Exec(String),
+    /// The destination host name, after any `HostName` so far.
+    Host(String),
+    /// The name as given on the command line.
+    OriginalHost(String),
+    /// The remote user.
+    User(String),
+    /// The local user.
+    LocalUser(String),
+    /// The value of `Tag`.
+    Tagged(String),
+    /// A criterion OpenSSH knows that we cannot evaluate (`localnetwork`,
+    /// `version`, `sessiontype`, `command`): the block is not applied, and a
+    /// warning says so.
+    Unsupported(String),
+}
+
+/// What the criteria are tested against: the state of the evaluation at the
+/// `Match` line.
+pub struct Target<'a> {
+    pub original_host: &'a str,
+    pub host: &'a str,
+    pub user: &'a str,
+    pub local_user: &'a str,
+    pub tag: Option<&'a str>,
+    pub final_pass: bool,
+}
+
+impl Condition {
+    /// Parse the arguments of a `Match` line (OpenSSH's `match_cfg_line`
+    /// grammar): `all` stands alone (or after `canonical`/`final`); the
+    /// others but `canonical` and `final` take one argument.
+    pub fn parse_match(args: &str) -> Result<Condition, String> {
+        let words = shell_words(args)?;
+        let mut criteria = Vec::new();
+        let mut words = words.into_iter().peekable();
+        while let Some(word) = words.next() {
+            let (negated, name) = match word.strip_prefix('!') {
+                Some(rest) => (true, rest.to_string()),
+                None => (false, word),
+            };
+            let name = name.to_ascii_lowercase();
+            let test = match name.as_str() {
+                "all" => Test::All,
+                "canonical" => Test::Canonical,
+                "final" => Test::Final,
+                _ => {
+                    let arg = words
+                        .next()
+                        .ok_or_else(|| format!("Match {name} needs an argument"))?;
+                    match name.as_str() {
+                        "exec" => Test::Exec(arg),
+                        "host" => Test::Host(arg),
+                        "originalhost" => Test::OriginalHost(arg),
+                        "user" => Test::User(arg),
+                        "localuser" => Test::LocalUser(arg),
+                        "tagged" => Test::Tagged(arg),
+                        "localnetwork" | "version" | "sessiontype" | "command" => {
+                            Test::Unsupported(format!("{name} {arg}"))
+                        }
+                        _ => return Err(format!("unsupported Match attribute {name:?}")),
+                    }
+                }
+            };
+            criteria.push(Criterion { negated, test });
+        }
+        if criteria.is_empty() {
+            return Err("Match needs at least one criterion".into());
+        }
+        let alls = criteria.iter().filter(|c| c.test == Test::All).count();
+        let others = criteria
+            .iter()
+            .filter(|c| !matches!(c.test, Test::All | Test::Canonical | Test::Final))
+            .count();
+        if alls > 0 && (others > 0 || criteria.last().is_some_and(|c| c.test != Test::All)) {
+            return Err("Match all must stand alone or follow canonical/final".into());
+        }
+        Ok(Condition::Match(criteria))
+    }
+
+    /// Whether the block applies. `exec` runs a command (only when every
+    /// criterion before it held, as in OpenSSH); `warn` hears about criteria
+    /// we cannot evaluate.
+    pub fn holds(
+        &self,
+        target: &Target<'_>,
+        exec: &mut dyn FnMut(&str) -> bool,
+        warn: &mut dyn FnMut(&str),
+    ) -> bool {
+        let criteria = match self {
+            Condition::Host(patterns) => return host_matches(patterns, target.original_host),
+            Condition::Match(criteria) => criteria,
+        };
+        for c in criteria {
+            let held = match &c.test {
+                Test::All => true,
+                Test::Canonical => false,
+                Test::Final => target.final_pass,
+                Test::Exec(command) => exec(command),
+                Test::Host(list) => pattern_list_matches(list, target.host, false),
+                Test::OriginalHost(list) => pattern_list_matches(list, target.original_host, false),
+                Test::User(list) => pattern_list_matches(list, target.user, true),
+                Test::LocalUser(list) => pattern_list_matches(list, target.local_user, true),
+                Test::Tagged(list) => pattern_list_matches(list, target.tag.unwrap_or(""), true),
+                Test::Unsupported(what) => {
+                    warn(&format!(
+                        "Match {what} is not supported by mitogen-fakessh; that block is not applied"
+                    ));
+                    return false;
+                }
+            };
+            if held == c.negated {
+                return false;
+            }
+        }
+        true
+    }
+
+    /// Whether this is a `Match` naming `final`, which asks for a second
+    /// pass over the configuration.
+    pub fn wants_final_pass(&self) -> bool {
+        matches!(self, Condition::Match(cs) if cs.iter().any(|c| c.test == Test::Final))
+    }
+}
+
+/// `Host` pattern list semantics: any positive match, and no negated match.
+pub fn host_matches(patterns: &[String], host: &str) -> bool {
+    let mut matched = false;
+    for p in patterns {
+        if let Some(neg) = p.strip_prefix('!') {
+            if glob(neg, host, false) {
+                return false;
+            }
+        } else if glob(p, host, false) {
+            matched = true;
+        }
+    }
+    matched
+}
+
+/// A `Match` argument: comma-separated patterns, `!` negating one.
+fn pattern_list_matches(list: &str, name: &str, case_sensitive: bool) -> bool {
+    let mut matched = false;
+    for p in list.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        if let Some(neg) = p.strip_prefix('!') {
+            if glob(neg, name, case_sensitive) {
+                return false;
+            }
+        } else if glob(p, name, case_sensitive) {
+            matched = true;
+        }
+    }
+    matched
+}
+
+/// ssh_config wildcards: `*` and `?`. Host names compare without case.
+fn glob(pattern: &str, name: &str, case_sensitive: bool) -> bool {
+    fn go(p: &[u8], n: &[u8], cs: bool) -> bool {
+        match (p.first(), n.first()) {
+            (None, None) => true,
+            (Some(b'*'), _) => go(&p[1..], n, cs) || (!n.is_empty() && go(p, &n[1..], cs)),
+            (Some(b'?'), Some(_)) => go(&p[1..], &n[1..], cs),
+            (Some(a), Some(b)) if a == b || (!cs && a.eq_ignore_ascii_case(b)) => {
+                go(&p[1..], &n[1..], cs)
+            }
+            _ => false,
+        }
+    }
+    go(pattern.as_bytes(), name.as_bytes(), case_sensitive)
+}
+
+/// Split a `Match` line into words; double quotes group (for `exec`).
+fn shell_words(text: &str) -> Result<Vec<String>, String> {
+    let mut words = Vec::new();
+    let mut chars = text.chars().peekable();
+    while let Some(&c) = chars.peek() {
+        if c.is_whitespace() {
+            chars.next();
+            continue;
+        }
+        let mut word = String::new();
+        let mut quoted = false;
+        for c in chars.by_ref() {
+            match c {
+                '"' => quoted = !quoted,
+                c if c.is_whitespace() && !quoted => break,
+                c => word.push(c),
+            }
+        }
+        if quoted {
+            return Err("unbalanced quote in Match".into());
+        }
+        words.push(word);
+    }
+    Ok(words)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn target<'a>(host: &'a str, user: &'a str) -> Target<'a> {
+        Target {
+            original_host: "alias",
+            host,
+            user,
+            local_user: "me",
+            tag: None,
+            final_pass: false,
+        }
+    }
+
+    fn holds(line: &str, t: &Target<'_>) -> bool {
+        Condition::parse_match(line)
+            .unwrap()
+            .holds(t, &mut |cmd| cmd == "true", &mut |_| {})
+    }
+
+    #[test]
+    fn match_criteria() {
+        let t = target("web1.example.org", "deploy");
+        assert!(holds("all", &t));
+        assert!(holds("host *.example.org", &t));
+        assert!(holds("host other,web?.example.org", &t));
+        assert!(!holds("host *.example.org,!web1.*", &t));
+        assert!(holds("!host db*", &t));
+        assert!(holds("host *.example.org user deploy", &t));
+        assert!(!holds("host *.example.org user Deploy", &t));
+        assert!(holds("originalhost alias localuser me", &t));
+        assert!(holds("exec \"true\"", &t));
+        assert!(!holds("exec false", &t));
+        assert!(!holds("final", &t));
+        assert!(!holds("canonical all", &t));
+        assert!(!holds("tagged x", &t));
+    }
+
+    #[test]
+    fn exec_runs_only_after_earlier_criteria_held() {
+        let c = Condition::parse_match("host nomatch exec true").unwrap();
+        let mut ran = false;
+        let t = target("h", "u");
+        assert!(!c.holds(
+            &t,
+            &mut |_| {
+                ran = true;
+                true
+            },
+            &mut |_| {}
+        ));
+        assert!(!ran);
+    }
+
+    #[test]
+    fn bad_match_lines_are_errors() {
+        for bad in ["", "host", "all host x", "bogus x", "exec \"unbalanced"] {
+            assert!(Condition::parse_match(bad).is_err(), "{bad:?}");
+        }
+        assert!(Condition::parse_match("final all").is_ok());
+    }
+
+    #[test]
+    fn unsupported_criteria_warn_and_do_not_apply() {
+        let c = Condition::parse_match("localnetwork 10.0.0.0/8").unwrap();
+        let mut warned = String::new();
+        assert!(!c.holds(&target("h", "u"), &mut |_| true, &mut |w| warned = w.into()));
+        assert!(warned.contains("localnetwork"), "{warned}");
+    }
+}

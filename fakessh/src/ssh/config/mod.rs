@@ -1,0 +1,501 @@
+//! The part of ssh_config(5) that a connection needs.
+//!
+//! OpenSSH semantics: files are read top to bottom, following `Include`
+//! ([`file`]); a `Host` or `Match` line opens a block that applies when its
+//! condition holds ([`matching`]); for each keyword the first value obtained
+//! wins. `Match host` sees the `HostName` set so far, and `Match final`
+//! blocks get a second pass, as in OpenSSH. Keywords we do not use are
+//! ignored.
+
+mod file;
+mod matching;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use file::{IncludeBase, Line};
+use matching::Target;
+
+/// How unknown and changed host keys are treated.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StrictHostKeyChecking {
+    /// Refuse unknown keys (also OpenSSH's `ask`: we never prompt).
+    Yes,
+    /// Learn unknown keys into known_hosts; refuse changed ones.
+    AcceptNew,
+    /// Accept anything (and learn unknown keys), like OpenSSH's `no`.
+    No,
+}
+
+/// Effective settings for one destination.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HostConfig {
+    /// The name used on the command line / in the chain.
+    pub alias: String,
+    pub hostname: String,
+    pub user: Option<String>,
+    pub port: u16,
+    pub identity_files: Vec<PathBuf>,
+    pub identities_only: bool,
+    pub user_known_hosts_files: Vec<PathBuf>,
+    pub global_known_hosts_files: Vec<PathBuf>,
+    pub strict_host_key_checking: StrictHostKeyChecking,
+    pub proxy_jump: Option<String>,
+    pub connect_timeout: Option<Duration>,
+    pub server_alive_interval: Option<Duration>,
+    pub server_alive_count_max: Option<usize>,
+}
+
+/// Parsed ssh_config files, in the order they are read.
+#[derive(Clone, Debug, Default)]
+pub struct SshConfig {
+    lines: Vec<Line>,
+}
+
+/// The values one destination obtained, per keyword in the order obtained.
+#[derive(Default)]
+struct Obtained {
+    values: HashMap<String, Vec<String>>,
+}
+
+impl Obtained {
+    fn first(&self, key: &str) -> Option<&str> {
+        self.values
+            .get(key)
+            .and_then(|v| v.first())
+            .map(String::as_str)
+    }
+
+    fn all(&self, key: &str) -> impl Iterator<Item = &str> {
+        self.values
+            .get(key)
+            .into_iter()
+            .flatten()
+            .map(String::as_str)
+    }
+}
+
+impl SshConfig {
+    /// The user's file (or `ssh -F`'s): relative `Include`s look in ~/.ssh.
+    /// A missing file is an empty configuration.
+    pub fn load_user(path: &Path) -> Result<SshConfig, String> {
+        let base = IncludeBase(home_dir().join(".ssh"));
+        Ok(SshConfig {
+            lines: file::read(path, &base)?,
+        })
+    }
+
+    /// The system's file: relative `Include`s look in /etc/ssh.
+    pub fn load_system(path: &Path) -> Result<SshConfig, String> {
+        let base = IncludeBase(PathBuf::from("/etc/ssh"));
+        Ok(SshConfig {
+            lines: file::read(path, &base)?,
+        })
+    }
+
+    /// Concatenate: earlier files take precedence (first value wins).
+    pub fn chain(mut self, later: SshConfig) -> SshConfig {
+        self.lines.extend(later.lines);
+        self
+    }
+
+    /// Parse configuration text (relative `Include`s look in ~/.ssh).
+    #[cfg(test)]
+    pub fn parse(text: &str) -> Result<SshConfig, String> {
+        let base = IncludeBase(home_dir().join(".ssh"));
+        let mut lines = Vec::new();
+        file::parse(text, "ssh config", &base, &[], 0, &mut lines)?;
+        Ok(SshConfig { lines })
+    }
+
+    /// Walk the lines for one destination, as OpenSSH does: a first pass,
+    /// and a second with `final` true if any `Match final` asked for one.
+    fn obtain(&self, alias: &str, user: Option<&str>) -> Obtained {
+        let mut got = Obtained::default();
+        let local = local_user();
+        let final_wanted = self
+            .lines
+            .iter()
+            .any(|l| l.when.iter().any(|c| c.wants_final_pass()));
+        for final_pass in [false, true] {
+            if final_pass && !final_wanted {
+                break;
+            }
+            // Each block's condition is evaluated once per pass, with the
+            // state at its first line (nothing is obtained in between).
+            let mut decided: HashMap<*const matching::Condition, bool> = HashMap::new();
+            for line in &self.lines {
+                let applies = line.when.iter().all(|cond| {
+                    let key = std::sync::Arc::as_ptr(cond);
+                    if let Some(&known) = decided.get(&key) {
+                        return known;
+                    }
+                    let host = got
+                        .first("hostname")
+                        .map(|h| expand_hostname(h, alias))
+                        .unwrap_or_else(|| alias.to_string());
+                    let remote_user = user
+                        .or_else(|| got.first("user"))
+                        .unwrap_or(&local)
+                        .to_string();
+                    let target = Target {
+                        original_host: alias,
+                        host: &host,
+                        user: &remote_user,
+                        local_user: &local,
+                        tag: got.first("tag"),
+                        final_pass,
+                    };
+                    let port = got.first("port").unwrap_or("22");
+                    let verdict = cond.holds(
+                        &target,
+                        &mut |command| match_exec(command, alias, &host, port, &remote_user),
+                        &mut |warning| tracing::warn!("ssh config: {warning}"),
+                    );
+                    decided.insert(key, verdict);
+                    verdict
+                });
+                if applies {
+                    got.values
+                        .entry(line.key.clone())
+                        .or_default()
+                        .push(line.value.clone());
+                }
+            }
+        }
+        got
+    }
+
+    /// Settings for `alias`; `user`/`port` from the chain or the command line
+    /// override the file, as ssh's -l and -p do.
+    pub fn resolve(
+        &self,
+        alias: &str,
+        user: Option<&str>,
+        port: Option<u16>,
+    ) -> Result<HostConfig, String> {
+        let got = self.obtain(alias, user);
+        let hostname = got
+            .first("hostname")
+            .map(|h| expand_hostname(h, alias))
+            .unwrap_or_else(|| alias.to_string());
+        let port = match port {
+            Some(p) => p,
+            None => match got.first("port") {
+                Some(p) => p
+                    .parse::<u16>()
+                    .map_err(|_| format!("ssh config: bad Port {p:?} for host {alias}"))?,
+                None => 22,
+            },
+        };
+        let user = user
+            .map(str::to_string)
+            .or_else(|| got.first("user").map(str::to_string));
+        let expand = |p: &str| expand_path(p, alias, &hostname, port, user.as_deref());
+        let mut identity_files: Vec<PathBuf> = Vec::new();
+        for file in got.all("identityfile").map(expand) {
+            // The final pass obtains the first pass's files again.
+            if !identity_files.contains(&file) {
+                identity_files.push(file);
+            }
+        }
+        let mut user_known: Vec<PathBuf> = got
+            .first("userknownhostsfile")
+            .map(|v| v.split_whitespace().map(expand).collect())
+            .unwrap_or_default();
+        if user_known.is_empty() {
+            user_known = vec![expand("~/.ssh/known_hosts"), expand("~/.ssh/known_hosts2")];
+        }
+        let global_known: Vec<PathBuf> = got
+            .first("globalknownhostsfile")
+            .map(|v| v.split_whitespace().map(expand).collect())
+            .unwrap_or_else(|| {
+                vec![
+                    "/etc/ssh/ssh_known_hosts".into(),
+                    "/etc/ssh/ssh_known_hosts2".into(),
+                ]
+            });
+        let strict = match got
+            .first("stricthostkeychecking")
+            .map(|v| v.to_ascii_lowercase())
+        {
+            None => StrictHostKeyChecking::Yes,
+            Some(v) => match v.as_str() {
+                "yes" | "ask" => StrictHostKeyChecking::Yes,
+                "accept-new" => StrictHostKeyChecking::AcceptNew,
+                "no" | "off" => StrictHostKeyChecking::No,
+                other => return Err(format!("ssh config: bad StrictHostKeyChecking {other:?}")),
+            },
+        };
+        let seconds = |key: &str| -> Result<Option<Duration>, String> {
+            got.first(key)
+                .map(|v| {
+                    v.parse::<u64>()
+                        .map(Duration::from_secs)
+                        .map_err(|_| format!("ssh config: bad {key} {v:?}"))
+                })
+                .transpose()
+        };
+        let count_max = got
+            .first("serveralivecountmax")
+            .map(|v| {
+                v.parse::<usize>()
+                    .map_err(|_| format!("ssh config: bad ServerAliveCountMax {v:?}"))
+            })
+            .transpose()?;
+        Ok(HostConfig {
+            alias: alias.to_string(),
+            proxy_jump: got
+                .first("proxyjump")
+                .map(str::to_string)
+                .filter(|v| !v.eq_ignore_ascii_case("none")),
+            identities_only: got
+                .first("identitiesonly")
+                .is_some_and(|v| v.eq_ignore_ascii_case("yes")),
+            connect_timeout: seconds("connecttimeout")?.filter(|d| !d.is_zero()),
+            server_alive_interval: seconds("serveraliveinterval")?.filter(|d| !d.is_zero()),
+            server_alive_count_max: count_max,
+            hostname,
+            user,
+            port,
+            identity_files,
+            user_known_hosts_files: user_known,
+            global_known_hosts_files: global_known,
+            strict_host_key_checking: strict,
+        })
+    }
+}
+
+/// `HostName` accepts `%h` (the name as given) and `%%`.
+fn expand_hostname(value: &str, alias: &str) -> String {
+    value
+        .replace("%%", "\0")
+        .replace("%h", alias)
+        .replace('\0', "%")
+}
+
+/// `Match exec`: run `command` (its `%` tokens expanded) with the user's
+/// shell, stdin and stdout on /dev/null and stderr ours, as OpenSSH does;
+/// it matches when it exits 0.
+fn match_exec(command: &str, alias: &str, host: &str, port: &str, user: &str) -> bool {
+    let port = port.parse().unwrap_or(22);
+    let command = expand_path(command, alias, host, port, Some(user));
+    let shell = std::env::var_os("SHELL")
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "/bin/sh".into());
+    let status = std::process::Command::new(&shell)
+        .arg("-c")
+        .arg(&command)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .status();
+    match status {
+        Ok(status) => status.success(),
+        Err(e) => {
+            tracing::warn!(
+                "ssh config: Match exec {}: cannot run {}: {e}",
+                command.display(),
+                std::path::Path::new(&shell).display()
+            );
+            false
+        }
+    }
+}
+
+/// `~` and the `%` tokens OpenSSH expands in file names.
+fn expand_path(p: &str, alias: &str, hostname: &str, port: u16, user: Option<&str>) -> PathBuf {
+    let home = home_dir();
+    let mut out = String::new();
+    let mut chars = p.chars().peekable();
+    if p.starts_with("~/") || p == "~" {
+        out.push_str(&home.to_string_lossy());
+        chars.next();
+    }
+    while let Some(c) = chars.next() {
+        if c != '%' {
+            out.push(c);
+            continue;
+        }
+        match chars.next() {
+            Some('%') => out.push('%'),
+            Some('d') => out.push_str(&home.to_string_lossy()),
+            Some('h') => out.push_str(hostname),
+            Some('n') => out.push_str(alias),
+            Some('p') => out.push_str(&port.to_string()),
+            Some('r') => out.push_str(user.unwrap_or("")),
+            Some('u') => out.push_str(&local_user()),
+            Some(other) => {
+                out.push('%');
+                out.push(other);
+            }
+            None => out.push('%'),
+        }
+    }
+    PathBuf::from(out)
+}
+
+/// The local user's home, from the passwd database if `$HOME` is unset.
+pub fn home_dir() -> PathBuf {
+    std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .or_else(|| {
+            nix::unistd::User::from_uid(nix::unistd::getuid())
+                .ok()
+                .flatten()
+                .map(|u| u.dir)
+        })
+        .unwrap_or_else(|| PathBuf::from("/"))
+}
+
+/// The local user's name.
+pub fn local_user() -> String {
+    nix::unistd::User::from_uid(nix::unistd::getuid())
+        .ok()
+        .flatten()
+        .map(|u| u.name)
+        .or_else(|| std::env::var("USER").ok())
+        .unwrap_or_else(|| "root".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SAMPLE: &str = "
+# comment
+Host web*  !web-old
+    HostName 10.0.0.%h
+    User deploy
+    Port=2222
+    IdentityFile ~/.ssh/id_web
+    StrictHostKeyChecking accept-new
+Host bastion
+    HostName bastion.example.org
+    ProxyJump none
+Match host foo
+    User nobody
+Host *
+    User fallback
+    IdentityFile %d/.ssh/id_ed25519
+    ServerAliveInterval 10
+    UserKnownHostsFile /tmp/kh1 /tmp/kh2
+";
+
+    #[test]
+    fn first_value_wins_and_patterns_apply() {
+        let cfg = SshConfig::parse(SAMPLE).unwrap();
+        let web = cfg.resolve("web1", None, None).unwrap();
+        assert_eq!(web.user.as_deref(), Some("deploy"));
+        assert_eq!(web.port, 2222);
+        assert_eq!(web.hostname, "10.0.0.web1");
+        assert_eq!(web.identity_files.len(), 2);
+        assert_eq!(
+            web.strict_host_key_checking,
+            StrictHostKeyChecking::AcceptNew
+        );
+        assert_eq!(web.server_alive_interval, Some(Duration::from_secs(10)));
+        assert_eq!(
+            web.user_known_hosts_files,
+            vec![PathBuf::from("/tmp/kh1"), PathBuf::from("/tmp/kh2")]
+        );
+        let old = cfg.resolve("web-old", Some("me"), Some(22)).unwrap();
+        assert_eq!(old.user.as_deref(), Some("me"));
+        assert_eq!(old.hostname, "web-old");
+        let b = cfg.resolve("bastion", None, None).unwrap();
+        assert_eq!(b.proxy_jump, None);
+        assert_eq!(b.user.as_deref(), Some("fallback"));
+        assert_eq!(b.strict_host_key_checking, StrictHostKeyChecking::Yes);
+    }
+
+    #[test]
+    fn bad_values_are_errors() {
+        let cfg =
+            SshConfig::parse("Host x\n Port abc\nHost y\n StrictHostKeyChecking maybe\n").unwrap();
+        assert!(cfg.resolve("x", None, None).is_err());
+        assert!(cfg.resolve("y", None, None).is_err());
+    }
+
+    #[test]
+    fn match_sees_the_hostname_and_user_obtained_so_far() {
+        let cfg = SshConfig::parse(
+            "
+Host short
+    HostName %h.corp.example
+Match host *.corp.example !user admin
+    User corp
+    Port 2200
+Match originalhost short user corp
+    IdentityFile /keys/corp
+Match host *.corp.example
+    User too-late
+",
+        )
+        .unwrap();
+        let c = cfg.resolve("short", None, None).unwrap();
+        assert_eq!(c.hostname, "short.corp.example");
+        assert_eq!((c.user.as_deref(), c.port), (Some("corp"), 2200));
+        assert_eq!(c.identity_files[0], PathBuf::from("/keys/corp"));
+        // A user from the command line is the one `Match user` sees.
+        let r = cfg.resolve("short", Some("admin"), None).unwrap();
+        assert_eq!((r.user.as_deref(), r.port), (Some("admin"), 22));
+        assert!(
+            r.identity_files
+                .iter()
+                .all(|f| f != Path::new("/keys/corp"))
+        );
+        let other = cfg.resolve("elsewhere", None, None).unwrap();
+        assert_eq!(other.user, None);
+    }
+
+    #[test]
+    fn match_final_applies_in_a_second_pass_after_everything_else() {
+        let cfg = SshConfig::parse(
+            "
+Match final
+    User from-final
+    Port 2022
+Host h
+    User from-host
+",
+        )
+        .unwrap();
+        let c = cfg.resolve("h", None, None).unwrap();
+        // The first pass obtained `User from-host`; the final pass adds only
+        // what was still unset.
+        assert_eq!((c.user.as_deref(), c.port), (Some("from-host"), 2022));
+    }
+
+    #[test]
+    fn match_exec_runs_with_tokens_expanded() {
+        let dir = tempfile::tempdir().unwrap();
+        let marker = dir.path().join("ran");
+        let cfg = SshConfig::parse(&format!(
+            "Match exec \"echo %h %n %p > {m}; test %h = real.example\"\n  User by-exec\nHost *\n  HostName real.example\n",
+            m = marker.display()
+        ))
+        .unwrap();
+        // At the Match line no HostName is obtained yet: %h is the alias.
+        let c = cfg.resolve("h", None, None).unwrap();
+        assert_eq!(c.user, None);
+        assert_eq!(std::fs::read_to_string(&marker).unwrap(), "h h 22\n");
+    }
+
+    #[test]
+    fn included_files_count_where_the_include_stands() {
+        let dir = tempfile::tempdir().unwrap();
+        let inc = dir.path().join("hosts.conf");
+        std::fs::write(&inc, "Host web\n  HostName 192.0.2.7\n  User deploy\n").unwrap();
+        let cfg = SshConfig::parse(&format!(
+            "Host web\n  Port 2222\nInclude {}\nHost *\n  User nobody\n",
+            inc.display()
+        ))
+        .unwrap();
+        let c = cfg.resolve("web", None, None).unwrap();
+        assert_eq!(c.hostname, "192.0.2.7");
+        assert_eq!((c.user.as_deref(), c.port), (Some("deploy"), 2222));
+        // Inside a block that does not apply, the included file is inert.
+        let cfg = SshConfig::parse(&format!("Host other\nInclude {}\n", inc.display())).unwrap();
+        assert_eq!(cfg.resolve("web", None, None).unwrap().hostname, "web");
+    }
+}
