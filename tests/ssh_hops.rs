@@ -487,6 +487,107 @@ fn hostnames_from_included_files_and_match_blocks() {
 }
 
 #[test]
+fn encrypted_key_files_ask_for_their_passphrase() {
+    if !sshd_available() || !require("ssh-keygen") {
+        return;
+    }
+    use std::os::unix::fs::PermissionsExt;
+    let sshd = Sshd::start();
+    let key = sshd.path("locked_key");
+    let made = Command::new("ssh-keygen")
+        .args([
+            "-q",
+            "-t",
+            "ed25519",
+            "-N",
+            "open sesame",
+            "-C",
+            "locked",
+            "-f",
+        ])
+        .arg(&key)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let public = std::fs::read_to_string(sshd.path("locked_key.pub")).unwrap();
+    let mut authorized = std::fs::read_to_string(sshd.path("authorized_keys")).unwrap();
+    authorized.push_str(&public);
+    std::fs::write(sshd.path("authorized_keys"), authorized).unwrap();
+    // Only the locked key is offered (the usual test key is swapped out).
+    let block = |alias: &str, extra: &str| -> String {
+        sshd.config_block(alias, extra)
+            .lines()
+            .map(|l| match l.trim_start().strip_prefix("IdentityFile ") {
+                Some(_) => format!("  IdentityFile {}\n  IdentitiesOnly yes\n", key.display()),
+                None => format!("{l}\n"),
+            })
+            .collect()
+    };
+    let cfg = format!(
+        "{}{}",
+        block("locked", ""),
+        block("batch", "  BatchMode yes\n")
+    );
+    std::fs::write(sshd.path("ssh_config"), cfg).unwrap();
+    // An askpass program that logs each prompt and answers from a file.
+    let askpass = sshd.path("askpass");
+    let prompts = sshd.path("prompts");
+    let answer = sshd.path("answer");
+    std::fs::write(
+        &askpass,
+        format!(
+            "#!/bin/sh\necho \"$1\" >> {}\ncat {}\n",
+            prompts.display(),
+            answer.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&askpass, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let run = |chain: &str| {
+        let _ = std::fs::remove_file(&prompts);
+        let mut cmd = Command::new(bin());
+        cmd.args(["--ssh-config", &sshd.ssh_config(), "--to", chain, "--"])
+            .args(["ssh", "h", "echo unlocked"])
+            .env_remove("SSH_AUTH_SOCK")
+            .env("SSH_ASKPASS", &askpass)
+            .env("SSH_ASKPASS_REQUIRE", "force");
+        let out = run_with(cmd, b"", Duration::from_secs(120));
+        let asked = std::fs::read_to_string(&prompts).unwrap_or_default();
+        (out, asked)
+    };
+    // Right passphrase: asked once, although two hops log in with the key.
+    std::fs::write(&answer, "open sesame\n").unwrap();
+    let (out, asked) = run("ssh:locked,ssh:locked");
+    out.expect_code(0);
+    assert_eq!(out.stdout_text(), "unlocked\n");
+    assert_eq!(
+        asked,
+        format!("Enter passphrase for key '{}': \n", key.display())
+    );
+    assert_eq!(sshd.accepted(), 2, "{}", sshd.log());
+    // Wrong passphrase: asked three times (NumberOfPasswordPrompts), then a
+    // one-line error that says so.
+    std::fs::write(&answer, "guess\n").unwrap();
+    let (out, asked) = run("ssh:locked");
+    out.expect_code(255);
+    assert_eq!(asked.lines().count(), 3, "{asked}");
+    assert!(
+        out.stderr_text().contains("wrong passphrase, 3 tries"),
+        "{}",
+        out.stderr_text()
+    );
+    // BatchMode: never asked.
+    let (out, asked) = run("ssh:batch");
+    out.expect_code(255);
+    assert_eq!(asked, "");
+    assert!(
+        out.stderr_text().contains("BatchMode forbids asking"),
+        "{}",
+        out.stderr_text()
+    );
+}
+
+#[test]
 fn proxy_jump_from_the_ssh_config() {
     if !sshd_available() {
         return;

@@ -14,6 +14,7 @@ mod hop;
 mod host;
 mod logging;
 mod privilege;
+mod prompt;
 mod ssh;
 mod sys;
 

@@ -19,7 +19,7 @@ use tokio::process::Child;
 use tokio::sync::{Mutex, OnceCell};
 use tracing::info;
 
-use super::{password, tunnel};
+use super::tunnel;
 use crate::chain::{Chain, HopSpec};
 use crate::hop;
 use crate::ssh::{self, SshSettings, SshStream};
@@ -242,7 +242,10 @@ impl Connector {
                 asked = true;
                 match tokio::task::spawn_blocking({
                     let label = label.to_string();
-                    move || password::ask(&label)
+                    move || {
+                        crate::prompt::ask_tty(&format!("[mitogen-fakessh] password for {label}: "))
+                            .map(Secret)
+                    }
                 })
                 .await
                 .ok()

@@ -3,7 +3,6 @@
 
 mod connector;
 mod launcher;
-mod password;
 mod served;
 mod sessions;
 mod tunnel;

@@ -9,6 +9,7 @@
 pub mod bootstrap;
 pub mod config;
 mod hostkey;
+mod identity;
 mod packets;
 mod transport;
 
@@ -19,9 +20,9 @@ use router_core::connection::{FrameReader, FrameWriter};
 use router_core::frame::DEFAULT_MAX_PAYLOAD;
 use router_core::message::{AgentConfig, AgentHello};
 use russh::client::{AuthResult, Handle};
+use russh::keys::PrivateKeyWithHashAlg;
 use russh::keys::agent::AgentIdentity;
 use russh::keys::agent::client::AgentClient;
-use russh::keys::{PrivateKeyWithHashAlg, load_secret_key};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tracing::{debug, info};
 
@@ -216,21 +217,19 @@ async fn authenticate(
     };
     for path in files.iter().filter(|p| p.is_file()) {
         let shown = shown_path(path);
-        match load_secret_key(path, None) {
-            Ok(key) => {
+        match identity::load(path, &shown, cfg).await {
+            identity::KeyFile::Ready(key) => {
                 tried.push(shown);
-                let key = PrivateKeyWithHashAlg::new(Arc::new(key), rsa_hash);
+                let key = PrivateKeyWithHashAlg::new(key, rsa_hash);
                 match handle.authenticate_publickey(user, key).await {
                     Ok(AuthResult::Success) => return Ok(()),
                     Ok(_) => {}
                     Err(e) => return Err(format!("{name}: authentication failed: {e}")),
                 }
             }
-            Err(e) => {
-                debug!("{name}: skipping {shown}: {e}");
-                tried.push(format!(
-                    "{shown} (unreadable or encrypted: load it into ssh-agent)"
-                ));
+            identity::KeyFile::Unusable(why) => {
+                debug!("{name}: skipping {why}");
+                tried.push(why);
             }
         }
     }

@@ -45,6 +45,9 @@ pub struct HostConfig {
     pub connect_timeout: Option<Duration>,
     pub server_alive_interval: Option<Duration>,
     pub server_alive_count_max: Option<usize>,
+    /// How often to ask for a key's passphrase (NumberOfPasswordPrompts;
+    /// 0 with BatchMode).
+    pub passphrase_prompts: u32,
 }
 
 /// Parsed ssh_config files, in the order they are read.
@@ -244,7 +247,18 @@ impl SshConfig {
                     .map_err(|_| format!("ssh config: bad ServerAliveCountMax {v:?}"))
             })
             .transpose()?;
+        let batch = got
+            .first("batchmode")
+            .is_some_and(|v| v.eq_ignore_ascii_case("yes"));
+        let passphrase_prompts = match got.first("numberofpasswordprompts") {
+            _ if batch => 0,
+            None => 3,
+            Some(v) => v
+                .parse::<u32>()
+                .map_err(|_| format!("ssh config: bad NumberOfPasswordPrompts {v:?}"))?,
+        };
         Ok(HostConfig {
+            passphrase_prompts,
             alias: alias.to_string(),
             proxy_jump: got
                 .first("proxyjump")
