@@ -587,6 +587,35 @@ fn encrypted_key_files_ask_for_their_passphrase() {
     );
 }
 
+/// sshd starts key re-exchanges itself (every 1 MiB and every second
+/// here), in the middle of transfers and while the connection sits idle;
+/// russh must answer each one without losing a byte or the connection.
+#[test]
+fn server_initiated_rekeys_during_transfers_and_idle_time() {
+    if !sshd_available() {
+        return;
+    }
+    let sshd = Sshd::start_with(&["RekeyLimit=1M 1s", "LogLevel=DEBUG1"]);
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    write_random_file(&data, 24 << 20, 7);
+    let remote = tmp.path().join("remote");
+    let out = to_target(
+        &sshd,
+        &format!(
+            "ssh h 'cat > {r}' < {d} && sleep 3 && ssh h 'cat {r}' | cmp - {d} && sleep 3 && ssh h 'echo still-here'",
+            d = data.display(),
+            r = remote.display()
+        ),
+    );
+    out.expect_code(0);
+    assert_eq!(out.stdout_text(), "still-here\n");
+    let log = sshd.log();
+    let rekeys = log.matches("SSH2_MSG_KEXINIT sent").count();
+    // One at login, then about 24 per transfer and some while idle.
+    assert!(rekeys > 40, "only {rekeys} key exchanges:\n{log}");
+}
+
 #[test]
 fn proxy_jump_from_the_ssh_config() {
     if !sshd_available() {

@@ -74,9 +74,25 @@ impl Sshd {
         Sshd::start_in(None, "127.0.0.1", free_port(), None)
     }
 
+    /// sshd on 127.0.0.1 with fresh keys and extra sshd options (`-o`).
+    #[allow(dead_code)]
+    pub fn start_with(options: &[&str]) -> Sshd {
+        Sshd::launch(None, "127.0.0.1", free_port(), None, options)
+    }
+
     /// sshd listening on `addr:port`, inside network namespace `netns` if
     /// given; `keys_from` shares another fixture's user key and host key.
     pub fn start_in(netns: Option<&str>, addr: &str, port: u16, keys_from: Option<&Sshd>) -> Sshd {
+        Sshd::launch(netns, addr, port, keys_from, &[])
+    }
+
+    fn launch(
+        netns: Option<&str>,
+        addr: &str,
+        port: u16,
+        keys_from: Option<&Sshd>,
+        options: &[&str],
+    ) -> Sshd {
         std::fs::create_dir_all("/run/sshd").unwrap();
         let dir = tempfile::Builder::new()
             .prefix("mfs-sshd.")
@@ -133,6 +149,9 @@ impl Sshd {
             .arg(d.join("sshd_config"))
             .arg("-E")
             .arg(d.join("sshd.log"));
+        for option in options {
+            cmd.arg("-o").arg(option);
+        }
         let child = cmd.stdin(Stdio::null()).spawn().expect("start sshd");
         let sshd = Sshd {
             dir,
