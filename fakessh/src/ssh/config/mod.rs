@@ -114,7 +114,7 @@ impl SshConfig {
 
     /// Walk the lines for one destination, as OpenSSH does: a first pass,
     /// and a second with `final` true if any `Match final` asked for one.
-    fn obtain(&self, alias: &str, user: Option<&str>) -> Obtained {
+    fn obtain(&self, alias: &str, user: Option<&str>, port: Option<u16>) -> Obtained {
         let mut got = Obtained::default();
         let local = local_user();
         let final_wanted = self
@@ -125,8 +125,9 @@ impl SshConfig {
             if final_pass && !final_wanted {
                 break;
             }
-            // Each block's condition is evaluated once per pass, with the
-            // state at its first line (nothing is obtained in between).
+            // Each block's condition is evaluated once per pass, at the
+            // block's first line: no line is obtained between a `Match` and
+            // that, so it sees the state OpenSSH sees at the `Match`.
             let mut decided: HashMap<*const matching::Condition, bool> = HashMap::new();
             for line in &self.lines {
                 let applies = line.when.iter().all(|cond| {
@@ -150,10 +151,13 @@ impl SshConfig {
                         tag: got.first("tag"),
                         final_pass,
                     };
-                    let port = got.first("port").unwrap_or("22");
+                    let port = port
+                        .map(|p| p.to_string())
+                        .or_else(|| got.first("port").map(str::to_string))
+                        .unwrap_or_else(|| "22".into());
                     let verdict = cond.holds(
                         &target,
-                        &mut |command| match_exec(command, alias, &host, port, &remote_user),
+                        &mut |command| match_exec(command, alias, &host, &port, &remote_user),
                         &mut |warning| tracing::warn!("ssh config: {warning}"),
                     );
                     decided.insert(key, verdict);
@@ -178,7 +182,7 @@ impl SshConfig {
         user: Option<&str>,
         port: Option<u16>,
     ) -> Result<HostConfig, String> {
-        let got = self.obtain(alias, user);
+        let got = self.obtain(alias, user, port);
         let hostname = got
             .first("hostname")
             .map(|h| expand_hostname(h, alias))
