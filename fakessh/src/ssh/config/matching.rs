@@ -152,31 +152,30 @@ impl Condition {
     }
 }
 
-/// `Host` pattern list semantics: any positive match, and no negated match.
+/// `Host` patterns (whitespace-separated, as parsed).
 pub fn host_matches(patterns: &[String], host: &str) -> bool {
-    let mut matched = false;
-    for p in patterns {
-        if let Some(neg) = p.strip_prefix('!') {
-            if glob(neg, host, false) {
-                return false;
-            }
-        } else if glob(p, host, false) {
-            matched = true;
-        }
-    }
-    matched
+    patterns_match(patterns.iter().map(String::as_str), host, false)
 }
 
-/// A `Match` argument: comma-separated patterns, `!` negating one.
+/// A `Match` argument: comma-separated patterns.
 fn pattern_list_matches(list: &str, name: &str, case_sensitive: bool) -> bool {
+    let patterns = list.split(',').map(str::trim).filter(|p| !p.is_empty());
+    patterns_match(patterns, name, case_sensitive)
+}
+
+/// OpenSSH's pattern-list rule: some positive pattern matches and no
+/// `!`-negated one does.
+fn patterns_match<'a>(
+    patterns: impl IntoIterator<Item = &'a str>,
+    name: &str,
+    case_sensitive: bool,
+) -> bool {
     let mut matched = false;
-    for p in list.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-        if let Some(neg) = p.strip_prefix('!') {
-            if glob(neg, name, case_sensitive) {
-                return false;
-            }
-        } else if glob(p, name, case_sensitive) {
-            matched = true;
+    for p in patterns {
+        match p.strip_prefix('!') {
+            Some(negated) if glob(negated, name, case_sensitive) => return false,
+            Some(_) => {}
+            None => matched |= glob(p, name, case_sensitive),
         }
     }
     matched
