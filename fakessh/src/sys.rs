@@ -70,8 +70,8 @@ pub fn peer_uid(fd: BorrowedFd<'_>) -> nix::Result<u32> {
 }
 
 /// The host's one-message answer to a connection on its fallback socket.
-/// A fresh SEQPACKET connection has room for it, so this never blocks for
-/// long even on a blocking socket.
+/// Sent without blocking: a fresh SEQPACKET connection always has room for
+/// one short message.
 pub fn send_greeting(fd: BorrowedFd<'_>, message: &[u8]) -> nix::Result<()> {
     use nix::sys::socket::send;
     send(
