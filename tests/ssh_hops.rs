@@ -440,7 +440,8 @@ fn hostnames_from_included_files_and_match_blocks() {
     }
     let sshd = Sshd::start();
     // The alias is defined only in an included file, and its port only by a
-    // `Match` on the HostName obtained so far; a later catch-all names a
+    // `Match` on the HostName obtained so far (and on this machine's
+    // loopback interface being up); a later catch-all names a
     // port nobody listens on. Skipping either the Include or the Match
     // fails the connection.
     let conf_d = sshd.path("conf.d");
@@ -453,7 +454,7 @@ fn hostnames_from_included_files_and_match_blocks() {
         .collect();
     std::fs::write(conf_d.join("10-included.conf"), block).unwrap();
     let cfg = format!(
-        "Include {}/*.conf\nMatch host {} originalhost included\n  Port {}\nHost *\n  Port 1\n",
+        "Include {}/*.conf\nMatch host {} originalhost included localnetwork 127.0.0.0/8\n  Port {}\nHost *\n  Port 1\n",
         conf_d.display(),
         sshd.addr,
         sshd.port

@@ -68,9 +68,9 @@ Read for \fBssh:\fR hops (\fB\-\-ssh\-config\fR replaces both, like
 \fBssh \-F\fR), with OpenSSH's rules: first value wins, \fBHost\fR blocks,
 \fBInclude\fR (relative to ~/.ssh or /etc/ssh, wildcards, also inside a
 block) and \fBMatch\fR with \fBall\fR, \fBcanonical\fR, \fBfinal\fR,
-\fBexec\fR, \fBhost\fR, \fBoriginalhost\fR, \fBuser\fR, \fBlocaluser\fR
-and \fBtagged\fR (other criteria are warned about and their block is not
-applied). Keywords used: HostName (with %h), User, Port, IdentityFile,
+\fBexec\fR, \fBhost\fR, \fBoriginalhost\fR, \fBuser\fR, \fBlocaluser\fR,
+\fBtagged\fR and \fBlocalnetwork\fR (other criteria are warned about and
+their block is not applied). Keywords used: HostName (with %h), User, Port, IdentityFile,
 IdentitiesOnly, UserKnownHostsFile, GlobalKnownHostsFile,
 StrictHostKeyChecking, ProxyJump, ConnectTimeout, ServerAliveInterval,
 ServerAliveCountMax, Tag.

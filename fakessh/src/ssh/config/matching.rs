@@ -1,6 +1,8 @@
 //! When a line of ssh_config applies: `Host` pattern lists and `Match`
 //! criteria, with OpenSSH's semantics.
 
+use std::net::IpAddr;
+
 /// The condition a block of lines is under: the `Host` or `Match` line that
 /// opened it.
 #[derive(Debug)]
@@ -38,9 +40,12 @@ pub enum Test {
     LocalUser(String),
     /// The value of `Tag`.
     Tagged(String),
-    /// A criterion OpenSSH knows that we cannot evaluate (`localnetwork`,
-    /// `version`, `sessiontype`, `command`): the block is not applied, and a
-    /// warning says so.
+    /// Some address of an interface that is up lies in one of these networks.
+    LocalNetwork(Vec<Network>),
+    /// A criterion OpenSSH knows that we cannot evaluate (`version`, and
+    /// `sessiontype` and `command`, which concern one session while a hop's
+    /// connection serves many): the block is not applied, and a warning says
+    /// so.
     Unsupported(String),
 }
 
@@ -53,6 +58,43 @@ pub struct Target<'a> {
     pub local_user: &'a str,
     pub tag: Option<&'a str>,
     pub final_pass: bool,
+    /// The addresses of local interfaces that are up.
+    pub local_addresses: &'a [IpAddr],
+}
+
+/// An address block in CIDR notation (`10.0.0.0/8`, `fe80::/10`; a bare
+/// address is a block of one).
+#[derive(Debug, PartialEq, Eq)]
+pub struct Network {
+    base: IpAddr,
+    prefix: u8,
+}
+
+impl Network {
+    fn parse(text: &str) -> Result<Network, String> {
+        let bad = || format!("{text:?} is not a network in CIDR notation");
+        let (addr, prefix) = match text.split_once('/') {
+            Some((a, p)) => (a, Some(p.parse::<u8>().map_err(|_| bad())?)),
+            None => (text, None),
+        };
+        let base: IpAddr = addr.parse().map_err(|_| bad())?;
+        let bits = if base.is_ipv4() { 32 } else { 128 };
+        let prefix = prefix.unwrap_or(bits);
+        if prefix > bits {
+            return Err(bad());
+        }
+        Ok(Network { base, prefix })
+    }
+
+    fn contains(&self, addr: &IpAddr) -> bool {
+        let (base, addr, bits) = match (self.base, addr) {
+            (IpAddr::V4(b), IpAddr::V4(a)) => (u32::from(b) as u128, u32::from(*a) as u128, 32),
+            (IpAddr::V6(b), IpAddr::V6(a)) => (u128::from(b), u128::from(*a), 128),
+            _ => return false,
+        };
+        let shift = bits - u32::from(self.prefix);
+        shift >= bits || (base >> shift) == (addr >> shift)
+    }
 }
 
 impl Condition {
@@ -84,7 +126,12 @@ impl Condition {
                         "user" => Test::User(arg),
                         "localuser" => Test::LocalUser(arg),
                         "tagged" => Test::Tagged(arg),
-                        "localnetwork" | "version" | "sessiontype" | "command" => {
+                        "localnetwork" => Test::LocalNetwork(
+                            arg.split(',')
+                                .map(|n| Network::parse(n.trim()))
+                                .collect::<Result<_, _>>()?,
+                        ),
+                        "version" | "sessiontype" | "command" => {
                             Test::Unsupported(format!("{name} {arg}"))
                         }
                         _ => return Err(format!("unsupported Match attribute {name:?}")),
@@ -131,6 +178,10 @@ impl Condition {
                 Test::User(list) => pattern_list_matches(list, target.user, true),
                 Test::LocalUser(list) => pattern_list_matches(list, target.local_user, true),
                 Test::Tagged(list) => pattern_list_matches(list, target.tag.unwrap_or(""), true),
+                Test::LocalNetwork(networks) => target
+                    .local_addresses
+                    .iter()
+                    .any(|a| networks.iter().any(|n| n.contains(a))),
                 Test::Unsupported(what) => {
                     warn(&format!(
                         "Match {what} is not supported by mitogen-fakessh; that block is not applied"
@@ -235,8 +286,14 @@ mod tests {
             local_user: "me",
             tag: None,
             final_pass: false,
+            local_addresses: &LOCAL,
         }
     }
+
+    const LOCAL: [IpAddr; 2] = [
+        IpAddr::V4(std::net::Ipv4Addr::new(10, 1, 2, 3)),
+        IpAddr::V6(std::net::Ipv6Addr::LOCALHOST),
+    ];
 
     fn holds(line: &str, t: &Target<'_>) -> bool {
         Condition::parse_match(line)
@@ -260,6 +317,12 @@ mod tests {
         assert!(!holds("final", &t));
         assert!(!holds("canonical all", &t));
         assert!(!holds("tagged x", &t));
+        assert!(holds("localnetwork 192.168.0.0/16,10.0.0.0/8", &t));
+        assert!(holds("localnetwork 10.1.2.3", &t));
+        assert!(holds("localnetwork ::1/128", &t));
+        assert!(holds("localnetwork 0.0.0.0/0", &t));
+        assert!(!holds("localnetwork 10.1.2.0/31", &t));
+        assert!(!holds("localnetwork fe80::/10", &t));
     }
 
     #[test]
@@ -280,7 +343,15 @@ mod tests {
 
     #[test]
     fn bad_match_lines_are_errors() {
-        for bad in ["", "host", "all host x", "bogus x", "exec \"unbalanced"] {
+        for bad in [
+            "",
+            "host",
+            "all host x",
+            "bogus x",
+            "exec \"unbalanced",
+            "localnetwork 10.0.0.0/33",
+            "localnetwork 10.0.0.0/8,office",
+        ] {
             assert!(Condition::parse_match(bad).is_err(), "{bad:?}");
         }
         assert!(Condition::parse_match("final all").is_ok());
@@ -288,9 +359,9 @@ mod tests {
 
     #[test]
     fn unsupported_criteria_warn_and_do_not_apply() {
-        let c = Condition::parse_match("localnetwork 10.0.0.0/8").unwrap();
+        let c = Condition::parse_match("version OpenSSH_9*").unwrap();
         let mut warned = String::new();
         assert!(!c.holds(&target("h", "u"), &mut |_| true, &mut |w| warned = w.into()));
-        assert!(warned.contains("localnetwork"), "{warned}");
+        assert!(warned.contains("version"), "{warned}");
     }
 }

@@ -117,6 +117,7 @@ impl SshConfig {
     fn obtain(&self, alias: &str, user: Option<&str>, port: Option<u16>) -> Obtained {
         let mut got = Obtained::default();
         let local = local_user();
+        let interfaces = std::cell::OnceCell::new();
         let final_wanted = self
             .lines
             .iter()
@@ -150,6 +151,7 @@ impl SshConfig {
                         local_user: &local,
                         tag: got.first("tag"),
                         final_pass,
+                        local_addresses: interfaces.get_or_init(interface_addresses),
                     };
                     let port = port
                         .map(|p| p.to_string())
@@ -283,6 +285,23 @@ impl SshConfig {
             strict_host_key_checking: strict,
         })
     }
+}
+
+/// Addresses of the local interfaces that are up, for `Match localnetwork`.
+fn interface_addresses() -> Vec<std::net::IpAddr> {
+    use nix::net::if_::InterfaceFlags;
+    let Ok(interfaces) = nix::ifaddrs::getifaddrs() else {
+        return Vec::new();
+    };
+    interfaces
+        .filter(|i| i.flags.contains(InterfaceFlags::IFF_UP))
+        .filter_map(|i| i.address)
+        .filter_map(|a| match (a.as_sockaddr_in(), a.as_sockaddr_in6()) {
+            (Some(v4), _) => Some(std::net::IpAddr::V4(v4.ip())),
+            (_, Some(v6)) => Some(std::net::IpAddr::V6(v6.ip())),
+            _ => None,
+        })
+        .collect()
 }
 
 /// `HostName` accepts `%h` (the name as given) and `%%`.
