@@ -618,6 +618,127 @@ fn server_initiated_rekeys_during_transfers_and_idle_time() {
 }
 
 #[test]
+fn host_certificates_from_a_known_authority() {
+    if !sshd_available() || !require("ssh-keygen") {
+        return;
+    }
+    let keys = Sshd::start();
+    let keygen = |args: &[&str]| {
+        let out = Command::new("ssh-keygen").args(args).output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    let ca = keys.path("ca");
+    let host_pub = keys.path("host_key.pub");
+    keygen(&[
+        "-q",
+        "-t",
+        "ed25519",
+        "-N",
+        "",
+        "-C",
+        "test-ca",
+        "-f",
+        ca.to_str().unwrap(),
+    ]);
+    // Certificates for the same host key: one good, one naming another
+    // host, one long expired.
+    let sign = |id: &str, principal: &str, validity: &str| {
+        let dir = keys.path(id);
+        std::fs::create_dir(&dir).unwrap();
+        let public = dir.join("host_key.pub");
+        std::fs::copy(&host_pub, &public).unwrap();
+        keygen(&[
+            "-q",
+            "-s",
+            ca.to_str().unwrap(),
+            "-I",
+            id,
+            "-h",
+            "-n",
+            principal,
+            "-V",
+            validity,
+            public.to_str().unwrap(),
+        ]);
+        dir.join("host_key-cert.pub").display().to_string()
+    };
+    let good = sign("good-cert", "127.0.0.1", "-5m:+1h");
+    let wrong = sign("wrong-cert", "db.example.org", "-5m:+1h");
+    let expired = sign("expired-cert", "127.0.0.1", "20200101:20200102");
+    let ca_line = |marker: &str| {
+        let ca_pub = std::fs::read_to_string(keys.path("ca.pub")).unwrap();
+        format!("{marker} 127.0.0.1,[127.0.0.1]:* {ca_pub}")
+    };
+    let run = |sshd: &Sshd, known_hosts: &str| {
+        // known_hosts holds no plain key for the server: only the CA.
+        std::fs::write(sshd.path("known_hosts"), known_hosts).unwrap();
+        fakessh(&[
+            "-v",
+            "--ssh-config",
+            &sshd.ssh_config(),
+            "--to",
+            "ssh:target",
+            "--",
+            "ssh",
+            "h",
+            "echo certified",
+        ])
+    };
+    let sshd = Sshd::start_sharing(&keys, &[&format!("HostCertificate={good}")]);
+    let out = run(&sshd, &ca_line("@cert-authority"));
+    out.expect_code(0);
+    assert_eq!(out.stdout_text(), "certified\n");
+    assert!(
+        out.stderr_text()
+            .contains("host certificate \"good-cert\" signed by ED25519 SHA256:"),
+        "{}",
+        out.stderr_text()
+    );
+    // The CA revoked: refused, and said so.
+    let revoked = format!("{}{}", ca_line("@cert-authority"), ca_line("@revoked"));
+    let out = run(&sshd, &revoked);
+    out.expect_code(255);
+    assert!(
+        out.stderr_text().contains("@revoked"),
+        "{}",
+        out.stderr_text()
+    );
+    // Without the CA line the certificate is not asked for, and the plain
+    // key is unknown.
+    let out = run(&sshd, "");
+    out.expect_code(255);
+    assert!(
+        out.stderr_text().contains("is not in known_hosts"),
+        "{}",
+        out.stderr_text()
+    );
+    drop(sshd);
+    // A certificate for another host is refused, naming what it names.
+    let sshd = Sshd::start_sharing(&keys, &[&format!("HostCertificate={wrong}")]);
+    let out = run(&sshd, &ca_line("@cert-authority"));
+    out.expect_code(255);
+    assert!(
+        out.stderr_text()
+            .contains("it names db.example.org, not 127.0.0.1"),
+        "{}",
+        out.stderr_text()
+    );
+    drop(sshd);
+    let sshd = Sshd::start_sharing(&keys, &[&format!("HostCertificate={expired}")]);
+    let out = run(&sshd, &ca_line("@cert-authority"));
+    out.expect_code(255);
+    assert!(
+        out.stderr_text().contains("outside its validity period"),
+        "{}",
+        out.stderr_text()
+    );
+}
+
+#[test]
 fn proxy_jump_from_the_ssh_config() {
     if !sshd_available() {
         return;

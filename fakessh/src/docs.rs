@@ -75,6 +75,11 @@ IdentitiesOnly, UserKnownHostsFile, GlobalKnownHostsFile,
 StrictHostKeyChecking, ProxyJump, ConnectTimeout, ServerAliveInterval,
 ServerAliveCountMax, Tag.
 .TP
+\fB~/.ssh/known_hosts\fR, \fB/etc/ssh/ssh_known_hosts\fR
+Host keys (or UserKnownHostsFile, GlobalKnownHostsFile). \fB@cert\-authority\fR
+lines make host certificates signed by that CA trusted for the names they
+match; \fB@revoked\fR keys are refused.
+.TP
 \fB${TMPDIR:\-/tmp}/mitogen\-fakessh.*/\fR
 The shim directory (mode 0700), removed when COMMAND exits.
 .TP

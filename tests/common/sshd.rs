@@ -80,6 +80,12 @@ impl Sshd {
         Sshd::launch(None, "127.0.0.1", free_port(), None, options)
     }
 
+    /// Another sshd on 127.0.0.1 with `other`'s keys and extra options.
+    #[allow(dead_code)]
+    pub fn start_sharing(other: &Sshd, options: &[&str]) -> Sshd {
+        Sshd::launch(None, "127.0.0.1", free_port(), Some(other), options)
+    }
+
     /// sshd listening on `addr:port`, inside network namespace `netns` if
     /// given; `keys_from` shares another fixture's user key and host key.
     pub fn start_in(netns: Option<&str>, addr: &str, port: u16, keys_from: Option<&Sshd>) -> Sshd {

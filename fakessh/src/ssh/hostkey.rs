@@ -1,13 +1,16 @@
-//! Host key verification against known_hosts, as OpenSSH does it.
+//! Host key verification against known_hosts, as OpenSSH does it: plain
+//! keys, host certificates from a `@cert-authority`, and `@revoked` keys.
 
 use std::sync::{Arc, Mutex};
 
+use russh::keys::ssh_key::certificate::CertType;
 use russh::keys::{
-    HashAlg, PublicKey, PublicKeyOrCertificate, check_known_hosts_path, known_hosts,
+    Certificate, HashAlg, PublicKey, PublicKeyOrCertificate, check_known_hosts_path, known_hosts,
 };
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
-use super::config::{HostConfig, StrictHostKeyChecking};
+use super::config::{HostConfig, StrictHostKeyChecking, host_in_pattern_list};
+use super::known_hosts::Markers;
 
 /// The russh client handler: decides whether the server's key is trusted
 /// and, if not, records why so the error names the key.
@@ -17,12 +20,20 @@ pub struct HostKeyCheck {
     user_files: Vec<std::path::PathBuf>,
     global_files: Vec<std::path::PathBuf>,
     strict: StrictHostKeyChecking,
+    markers: Markers,
     verdict: Arc<Mutex<Option<String>>>,
 }
 
 impl HostKeyCheck {
     pub fn new(cfg: &HostConfig) -> HostKeyCheck {
+        let files: Vec<_> = cfg
+            .user_known_hosts_files
+            .iter()
+            .chain(&cfg.global_known_hosts_files)
+            .cloned()
+            .collect();
         HostKeyCheck {
+            markers: Markers::read(&files, &cfg.hostname, cfg.port),
             host: cfg.hostname.clone(),
             port: cfg.port,
             user_files: cfg.user_known_hosts_files.clone(),
@@ -30,6 +41,12 @@ impl HostKeyCheck {
             strict: cfg.strict_host_key_checking,
             verdict: Arc::new(Mutex::new(None)),
         }
+    }
+
+    /// Whether a CA is trusted for this host, so that asking the server for
+    /// a host certificate makes sense (OpenSSH asks only then, too).
+    pub fn wants_certificates(&self) -> bool {
+        !self.markers.authorities.is_empty()
     }
 
     /// Where the reason for a refusal is left.
@@ -44,13 +61,89 @@ impl HostKeyCheck {
         Ok(false)
     }
 
-    fn decide(&self, key: &PublicKey) -> Result<bool, russh::Error> {
-        let described = describe(key);
-        let shown_host = if self.port == 22 {
+    fn shown_host(&self) -> String {
+        if self.port == 22 {
             self.host.clone()
         } else {
             format!("[{}]:{}", self.host, self.port)
+        }
+    }
+
+    /// A host certificate: trusted if a `@cert-authority` for this host
+    /// signed it, it is a host certificate, in its validity period, names
+    /// this host (or no host at all) and carries no critical options. Signed
+    /// by a CA we do not know, its key is judged as a plain key instead, as
+    /// OpenSSH does.
+    fn decide_certificate(&self, cert: &Certificate) -> Result<bool, russh::Error> {
+        let shown_host = self.shown_host();
+        let key = PublicKey::new(cert.public_key().clone(), "");
+        let ca = PublicKey::new(cert.signature_key().clone(), "");
+        if self.markers.is_revoked(&key) || self.markers.is_revoked(&ca) {
+            return self.refuse(format!(
+                "host key verification failed: the certificate of {shown_host} ({}, signed by {}) is marked @revoked in known_hosts",
+                describe(&key),
+                describe(&ca)
+            ));
+        }
+        let trusted: Vec<_> = self
+            .markers
+            .authorities
+            .iter()
+            .map(|k| k.fingerprint(HashAlg::Sha256))
+            .collect();
+        if !trusted.contains(&ca.fingerprint(HashAlg::Sha256)) {
+            debug!("no @cert-authority for {shown_host} signed its certificate; trying its key");
+            return self.decide(&key);
+        }
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
+        let why = if cert.validate_at(now, &trusted).is_err() {
+            Some("its signature does not verify or it is outside its validity period".to_string())
+        } else if cert.cert_type() != CertType::Host {
+            Some("it is a user certificate, not a host certificate".into())
+        } else if !cert.critical_options().is_empty() {
+            Some("it carries critical options, which host certificates may not".into())
+        } else if !cert.valid_principals().is_empty()
+            && !cert
+                .valid_principals()
+                .iter()
+                .any(|p| host_in_pattern_list(p, &self.host))
+        {
+            Some(format!(
+                "it names {}, not {}",
+                cert.valid_principals().join(", "),
+                self.host
+            ))
+        } else {
+            None
         };
+        match why {
+            Some(why) => self.refuse(format!(
+                "host key verification failed: the host certificate of {shown_host} (key id {:?}, signed by {}) is not valid: {why}",
+                cert.key_id(),
+                describe(&ca)
+            )),
+            None => {
+                info!(
+                    "{shown_host}: host certificate {:?} signed by {}",
+                    cert.key_id(),
+                    describe(&ca)
+                );
+                Ok(true)
+            }
+        }
+    }
+
+    fn decide(&self, key: &PublicKey) -> Result<bool, russh::Error> {
+        let described = describe(key);
+        let shown_host = self.shown_host();
+        if self.markers.is_revoked(key) {
+            return self.refuse(format!(
+                "host key verification failed: the key of {shown_host} ({described}) is marked @revoked in known_hosts"
+            ));
+        }
         let mut changed: Option<String> = None;
         for file in self
             .user_files
@@ -117,9 +210,7 @@ impl russh::client::Handler for HostKeyCheck {
     ) -> Result<bool, Self::Error> {
         match server_key {
             PublicKeyOrCertificate::PublicKey { key, .. } => self.decide(key),
-            PublicKeyOrCertificate::Certificate(_) => {
-                self.refuse("host certificates are not supported yet; use plain host keys".into())
-            }
+            PublicKeyOrCertificate::Certificate(cert) => self.decide_certificate(cert),
         }
     }
 }

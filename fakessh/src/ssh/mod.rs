@@ -10,6 +10,7 @@ pub mod bootstrap;
 pub mod config;
 mod hostkey;
 mod identity;
+mod known_hosts;
 mod packets;
 mod transport;
 
@@ -112,6 +113,9 @@ pub async fn open_session<S: SshStream>(
         russh::cipher::AES_128_CTR,
     ]);
     let check = HostKeyCheck::new(cfg);
+    if check.wants_certificates() {
+        config.preferred.host_key_certificates = config.preferred.key.clone();
+    }
     let verdict = check.verdict();
     let mut handle = russh::client::connect_stream(Arc::new(config), stream, check)
         .await

@@ -208,8 +208,9 @@ pub fn host_matches(patterns: &[String], host: &str) -> bool {
     patterns_match(patterns.iter().map(String::as_str), host, false)
 }
 
-/// A `Match` argument: comma-separated patterns.
-fn pattern_list_matches(list: &str, name: &str, case_sensitive: bool) -> bool {
+/// A `Match` argument (or a known_hosts host field): comma-separated
+/// patterns.
+pub fn pattern_list_matches(list: &str, name: &str, case_sensitive: bool) -> bool {
     let patterns = list.split(',').map(str::trim).filter(|p| !p.is_empty());
     patterns_match(patterns, name, case_sensitive)
 }

@@ -17,6 +17,12 @@ use std::time::Duration;
 use file::{IncludeBase, Line};
 use matching::Target;
 
+/// Whether `host` matches a comma-separated pattern list (`*`, `?`, `!`),
+/// as in a known_hosts line's host field.
+pub fn host_in_pattern_list(list: &str, host: &str) -> bool {
+    matching::pattern_list_matches(list, host, false)
+}
+
 /// How unknown and changed host keys are treated.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum StrictHostKeyChecking {
