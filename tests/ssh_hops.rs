@@ -510,16 +510,30 @@ fn encrypted_key_files_ask_for_their_passphrase() {
         .status()
         .unwrap();
     assert!(made.success());
+    // A second encrypted key that the server does not know: offered first,
+    // it must not be asked about.
+    let stranger = sshd.path("stranger_key");
+    let made = Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "other", "-C", "stranger", "-f"])
+        .arg(&stranger)
+        .status()
+        .unwrap();
+    assert!(made.success());
     let public = std::fs::read_to_string(sshd.path("locked_key.pub")).unwrap();
     let mut authorized = std::fs::read_to_string(sshd.path("authorized_keys")).unwrap();
     authorized.push_str(&public);
     std::fs::write(sshd.path("authorized_keys"), authorized).unwrap();
-    // Only the locked key is offered (the usual test key is swapped out).
+    // Only the two encrypted keys are offered (the usual test key is
+    // swapped out).
     let block = |alias: &str, extra: &str| -> String {
         sshd.config_block(alias, extra)
             .lines()
             .map(|l| match l.trim_start().strip_prefix("IdentityFile ") {
-                Some(_) => format!("  IdentityFile {}\n  IdentitiesOnly yes\n", key.display()),
+                Some(_) => format!(
+                    "  IdentityFile {}\n  IdentityFile {}\n  IdentitiesOnly yes\n",
+                    stranger.display(),
+                    key.display()
+                ),
                 None => format!("{l}\n"),
             })
             .collect()
@@ -556,7 +570,8 @@ fn encrypted_key_files_ask_for_their_passphrase() {
         let asked = std::fs::read_to_string(&prompts).unwrap_or_default();
         (out, asked)
     };
-    // Right passphrase: asked once, although two hops log in with the key.
+    // Right passphrase: asked once, although two hops log in with the key,
+    // and never about the key the server does not take.
     std::fs::write(&answer, "open sesame\n").unwrap();
     let (out, asked) = run("ssh:locked,ssh:locked");
     out.expect_code(0);
@@ -574,6 +589,12 @@ fn encrypted_key_files_ask_for_their_passphrase() {
     assert_eq!(asked.lines().count(), 3, "{asked}");
     assert!(
         out.stderr_text().contains("wrong passphrase, 3 tries"),
+        "{}",
+        out.stderr_text()
+    );
+    assert!(
+        out.stderr_text()
+            .contains("stranger_key (encrypted; not accepted by the server)"),
         "{}",
         out.stderr_text()
     );

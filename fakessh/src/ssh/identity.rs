@@ -1,19 +1,25 @@
-//! Key files for public-key authentication: load one, ask for the
-//! passphrase of an encrypted one the way OpenSSH does, and keep the
-//! unlocked key for the rest of the run so later hops do not ask again.
+//! Key files for public-key authentication, as OpenSSH uses them: a plain
+//! key is offered as it is; an encrypted one is first offered by its public
+//! half, and its passphrase is asked for only if the server would take it.
+//! An unlocked key is kept for the rest of the run so later hops do not
+//! ask again.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock};
 
-use russh::keys::{Error as KeyError, PrivateKey, load_secret_key};
+use russh::keys::agent::AgentIdentity;
+use russh::keys::{Error as KeyError, HashAlg, PrivateKey, PublicKey, load_secret_key};
 
 use super::config::HostConfig;
 
-/// A key file, loaded or not.
+/// A key file as found on disk.
 pub enum KeyFile {
     Ready(Arc<PrivateKey>),
-    /// Why it could not be used, for the "tried:" list of the error.
+    /// Encrypted and not unlocked yet; its public half, when the file (or
+    /// `PATH.pub` next to it) tells it without the passphrase.
+    Locked(Option<PublicKey>),
+    /// Why it cannot be used, for the "tried:" list of the error.
     Unusable(String),
 }
 
@@ -23,32 +29,51 @@ fn unlocked() -> &'static Mutex<HashMap<PathBuf, Arc<PrivateKey>>> {
     UNLOCKED.get_or_init(Default::default)
 }
 
+fn cached(path: &Path) -> Option<Arc<PrivateKey>> {
+    unlocked().lock().ok()?.get(path).cloned()
+}
+
 /// One prompt at a time: hops connecting in parallel with the same key
 /// would otherwise ask together, and the second would not see the first's
 /// answer.
 static PROMPTING: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
-/// Load `path` (shown to the user as `shown`), asking for its passphrase if
-/// it is encrypted: up to `cfg.passphrase_prompts` times, never with
-/// BatchMode; an empty answer moves on to the next key, as in OpenSSH.
-pub async fn load(path: &Path, shown: &str, cfg: &HostConfig) -> KeyFile {
+/// Read `path` (shown to the user as `shown`) without asking anything.
+pub fn open(path: &Path, shown: &str) -> KeyFile {
     match load_secret_key(path, None) {
-        Ok(key) => return KeyFile::Ready(Arc::new(key)),
-        Err(KeyError::KeyIsEncrypted) => {}
-        Err(e) => return KeyFile::Unusable(format!("{shown} (unreadable: {e})")),
+        Ok(key) => KeyFile::Ready(Arc::new(key)),
+        Err(KeyError::KeyIsEncrypted) => match cached(path) {
+            Some(key) => KeyFile::Ready(key),
+            None => KeyFile::Locked(public_half(path)),
+        },
+        Err(e) => KeyFile::Unusable(format!("{shown} (unreadable: {e})")),
     }
-    let cached = |path: &Path| unlocked().lock().ok()?.get(path).cloned();
-    if let Some(key) = cached(path) {
-        return KeyFile::Ready(key);
+}
+
+/// The public key of an encrypted key file: stored in the clear in the
+/// OpenSSH format; otherwise from `PATH.pub`, as OpenSSH looks for it.
+fn public_half(path: &Path) -> Option<PublicKey> {
+    let text = std::fs::read_to_string(path).ok()?;
+    if let Ok(key) = russh::keys::ssh_key::PrivateKey::from_openssh(&text) {
+        return Some(key.public_key().clone());
     }
+    let mut pub_path = path.as_os_str().to_owned();
+    pub_path.push(".pub");
+    russh::keys::load_public_key(PathBuf::from(pub_path)).ok()
+}
+
+/// Ask for the passphrase of `path` and unlock it: up to
+/// `cfg.passphrase_prompts` times, never with BatchMode; an empty answer
+/// gives up on this key, as in OpenSSH.
+pub async fn unlock(path: &Path, shown: &str, cfg: &HostConfig) -> Result<Arc<PrivateKey>, String> {
     if cfg.passphrase_prompts == 0 {
-        return KeyFile::Unusable(format!(
+        return Err(format!(
             "{shown} (encrypted, and BatchMode forbids asking: load it into ssh-agent)"
         ));
     }
     let _turn = PROMPTING.lock().await;
     if let Some(key) = cached(path) {
-        return KeyFile::Ready(key);
+        return Ok(key);
     }
     let prompt = format!("Enter passphrase for key '{}': ", path.display());
     for _ in 0..cfg.passphrase_prompts {
@@ -61,12 +86,12 @@ pub async fn load(path: &Path, shown: &str, cfg: &HostConfig) -> KeyFile {
         .flatten();
         let passphrase = match answer {
             None => {
-                return KeyFile::Unusable(format!(
+                return Err(format!(
                     "{shown} (encrypted, and there is no terminal or SSH_ASKPASS to ask for its passphrase: load it into ssh-agent)"
                 ));
             }
             Some(p) if p.is_empty() => {
-                return KeyFile::Unusable(format!("{shown} (encrypted; no passphrase given)"));
+                return Err(format!("{shown} (encrypted; no passphrase given)"));
             }
             Some(p) => p,
         };
@@ -76,13 +101,46 @@ pub async fn load(path: &Path, shown: &str, cfg: &HostConfig) -> KeyFile {
                 if let Ok(mut keys) = unlocked().lock() {
                     keys.insert(path.to_path_buf(), key.clone());
                 }
-                return KeyFile::Ready(key);
+                return Ok(key);
             }
             Err(e) => tracing::debug!("{shown}: passphrase not accepted: {e}"),
         }
     }
-    KeyFile::Unusable(format!(
+    Err(format!(
         "{shown} (encrypted; wrong passphrase, {} tries)",
         cfg.passphrase_prompts
     ))
+}
+
+/// A signer that never signs: the server asking for a signature
+/// (SSH_MSG_USERAUTH_PK_OK) answers the question "would you take this
+/// key?" without the key being unlocked.
+pub struct Probe;
+
+/// Why a [`Probe`] stopped.
+#[derive(Debug)]
+pub enum ProbeEnd {
+    /// The server would take the key.
+    Accepted,
+    /// The connection went away.
+    Lost,
+}
+
+impl From<russh::SendError> for ProbeEnd {
+    fn from(_: russh::SendError) -> Self {
+        ProbeEnd::Lost
+    }
+}
+
+impl russh::Signer for Probe {
+    type Error = ProbeEnd;
+
+    async fn auth_sign(
+        &mut self,
+        _key: &AgentIdentity,
+        _hash_alg: Option<HashAlg>,
+        _to_sign: Vec<u8>,
+    ) -> Result<Vec<u8>, ProbeEnd> {
+        Err(ProbeEnd::Accepted)
+    }
 }

@@ -221,20 +221,47 @@ async fn authenticate(
     };
     for path in files.iter().filter(|p| p.is_file()) {
         let shown = shown_path(path);
-        match identity::load(path, &shown, cfg).await {
-            identity::KeyFile::Ready(key) => {
-                tried.push(shown);
-                let key = PrivateKeyWithHashAlg::new(key, rsa_hash);
-                match handle.authenticate_publickey(user, key).await {
-                    Ok(AuthResult::Success) => return Ok(()),
-                    Ok(_) => {}
-                    Err(e) => return Err(format!("{name}: authentication failed: {e}")),
+        let key = match identity::open(path, &shown) {
+            identity::KeyFile::Ready(key) => key,
+            identity::KeyFile::Locked(public) => {
+                if let Some(public) = public {
+                    let hash = if public.algorithm().is_rsa() {
+                        rsa_hash
+                    } else {
+                        None
+                    };
+                    let probe = handle
+                        .authenticate_publickey_with(user, public, hash, &mut identity::Probe)
+                        .await;
+                    if !matches!(probe, Err(identity::ProbeEnd::Accepted)) {
+                        debug!(
+                            "{name}: the server does not take {shown}; not asking for its passphrase"
+                        );
+                        tried.push(format!("{shown} (encrypted; not accepted by the server)"));
+                        continue;
+                    }
+                }
+                match identity::unlock(path, &shown, cfg).await {
+                    Ok(key) => key,
+                    Err(why) => {
+                        debug!("{name}: skipping {why}");
+                        tried.push(why);
+                        continue;
+                    }
                 }
             }
             identity::KeyFile::Unusable(why) => {
                 debug!("{name}: skipping {why}");
                 tried.push(why);
+                continue;
             }
+        };
+        tried.push(shown);
+        let key = PrivateKeyWithHashAlg::new(key, rsa_hash);
+        match handle.authenticate_publickey(user, key).await {
+            Ok(AuthResult::Success) => return Ok(()),
+            Ok(_) => {}
+            Err(e) => return Err(format!("{name}: authentication failed: {e}")),
         }
     }
     if let Some(pw) = password {
