@@ -48,9 +48,10 @@ the remote command died of a signal, as OpenSSH's client does.
 A RUST_LOG\-style filter that overrides \fB\-v\fR and \fB\-q\fR.
 .TP
 \fBSSH_ASKPASS\fR, \fBSSH_ASKPASS_REQUIRE\fR
-As for OpenSSH: how the passphrase of an encrypted key file is asked for
-when no terminal is there (or always, with \fBforce\fR). An unlocked key is
-kept for the rest of the run, so later hops do not ask again.
+As for OpenSSH: how the passphrase of an encrypted key file, or an ssh
+hop's password, is asked for when no terminal is there (or always, with
+\fBforce\fR). An unlocked key is kept for the rest of the run, so later
+hops do not ask again.
 .TP
 \fBPATH\fR
 COMMAND runs with a private directory holding the \fBssh\fR, \fBscp\fR and

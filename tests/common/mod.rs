@@ -137,9 +137,18 @@ pub fn run_with(mut cmd: Command, stdin: &[u8], deadline: Duration) -> Outcome {
 }
 
 /// `mitogen-fakessh ARGS...` with empty stdin and a 120 s deadline. The
-/// user's ssh-agent is hidden so tests see only the keys they configure.
+/// user's ssh-agent is hidden so tests see only the keys they configure,
+/// and the run has no controlling terminal (`setsid`), so that nothing ever
+/// waits for a password typed on the developer's one.
 pub fn fakessh(args: &[&str]) -> Outcome {
-    let mut cmd = Command::new(bin());
+    let mut cmd = match which("setsid") {
+        Some(setsid) => {
+            let mut c = Command::new(setsid);
+            c.arg(bin());
+            c
+        }
+        None => Command::new(bin()),
+    };
     cmd.args(args).env_remove("SSH_AUTH_SOCK");
     run_with(cmd, b"", Duration::from_secs(180))
 }

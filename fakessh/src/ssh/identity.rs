@@ -63,10 +63,10 @@ fn public_half(path: &Path) -> Option<PublicKey> {
 }
 
 /// Ask for the passphrase of `path` and unlock it: up to
-/// `cfg.passphrase_prompts` times, never with BatchMode; an empty answer
+/// `cfg.password_prompts` times, never with BatchMode; an empty answer
 /// gives up on this key, as in OpenSSH.
 pub async fn unlock(path: &Path, shown: &str, cfg: &HostConfig) -> Result<Arc<PrivateKey>, String> {
-    if cfg.passphrase_prompts == 0 {
+    if cfg.password_prompts == 0 {
         return Err(format!(
             "{shown} (encrypted, and BatchMode forbids asking: load it into ssh-agent)"
         ));
@@ -76,7 +76,7 @@ pub async fn unlock(path: &Path, shown: &str, cfg: &HostConfig) -> Result<Arc<Pr
         return Ok(key);
     }
     let prompt = format!("Enter passphrase for key '{}': ", path.display());
-    for _ in 0..cfg.passphrase_prompts {
+    for _ in 0..cfg.password_prompts {
         let answer = tokio::task::spawn_blocking({
             let prompt = prompt.clone();
             move || crate::prompt::ask_secret(&prompt)
@@ -108,7 +108,7 @@ pub async fn unlock(path: &Path, shown: &str, cfg: &HostConfig) -> Result<Arc<Pr
     }
     Err(format!(
         "{shown} (encrypted; wrong passphrase, {} tries)",
-        cfg.passphrase_prompts
+        cfg.password_prompts
     ))
 }
 

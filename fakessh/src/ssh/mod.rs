@@ -6,6 +6,7 @@
 //! the previous agent only opens the TCP connection (a tunnel session) and
 //! the SSH handshake runs here, over that tunnel.
 
+mod auth;
 pub mod bootstrap;
 pub mod config;
 mod hostkey;
@@ -20,14 +21,11 @@ use std::time::Duration;
 use router_core::connection::{FrameReader, FrameWriter};
 use router_core::frame::DEFAULT_MAX_PAYLOAD;
 use router_core::message::{AgentConfig, AgentHello};
-use russh::client::{AuthResult, Handle};
-use russh::keys::PrivateKeyWithHashAlg;
-use russh::keys::agent::AgentIdentity;
-use russh::keys::agent::client::AgentClient;
+use russh::client::Handle;
 use tokio::io::{AsyncRead, AsyncWrite};
-use tracing::{debug, info};
+use tracing::info;
 
-use config::{HostConfig, SshConfig, home_dir, local_user};
+use config::{HostConfig, SshConfig, local_user};
 pub use hostkey::HostKeyCheck;
 pub use transport::ChannelWriter;
 
@@ -124,7 +122,7 @@ pub async fn open_session<S: SshStream>(
             None => format!("{name}: ssh handshake failed: {e}"),
         })?;
     let user = cfg.user.clone().unwrap_or_else(local_user);
-    authenticate(name, &mut handle, &user, cfg, settings.password.as_deref()).await?;
+    auth::authenticate(name, &mut handle, &user, cfg, settings.password.as_deref()).await?;
     info!("{name}: authenticated as {user}");
     Ok(handle)
 }
@@ -170,120 +168,5 @@ fn with_tail(err: String, tail: &transport::StderrTail) -> String {
         err
     } else {
         format!("{err} (remote said: {})", lines.join(" | "))
-    }
-}
-
-/// Try ssh-agent keys, then key files, then the password, like OpenSSH.
-async fn authenticate(
-    name: &str,
-    handle: &mut Handle<HostKeyCheck>,
-    user: &str,
-    cfg: &HostConfig,
-    password: Option<&str>,
-) -> Result<(), String> {
-    let mut tried: Vec<String> = Vec::new();
-    let rsa_hash = handle
-        .best_supported_rsa_hash()
-        .await
-        .ok()
-        .flatten()
-        .flatten();
-    if !cfg.identities_only
-        && std::env::var_os("SSH_AUTH_SOCK").is_some()
-        && let Ok(mut agent) = AgentClient::connect_env().await
-    {
-        tried.push("agent".into());
-        let identities = agent.request_identities().await.unwrap_or_default();
-        for identity in identities {
-            let AgentIdentity::PublicKey { key, .. } = identity else {
-                continue;
-            };
-            let hash = if key.algorithm().is_rsa() {
-                rsa_hash
-            } else {
-                None
-            };
-            if let Ok(AuthResult::Success) = handle
-                .authenticate_publickey_with(user, key, hash, &mut agent)
-                .await
-            {
-                return Ok(());
-            }
-        }
-    }
-    let files = if cfg.identity_files.is_empty() {
-        ["id_ed25519", "id_ecdsa", "id_rsa"]
-            .iter()
-            .map(|n| home_dir().join(".ssh").join(n))
-            .collect()
-    } else {
-        cfg.identity_files.clone()
-    };
-    for path in files.iter().filter(|p| p.is_file()) {
-        let shown = shown_path(path);
-        let key = match identity::open(path, &shown) {
-            identity::KeyFile::Ready(key) => key,
-            identity::KeyFile::Locked(public) => {
-                if let Some(public) = public {
-                    let hash = if public.algorithm().is_rsa() {
-                        rsa_hash
-                    } else {
-                        None
-                    };
-                    let probe = handle
-                        .authenticate_publickey_with(user, public, hash, &mut identity::Probe)
-                        .await;
-                    if !matches!(probe, Err(identity::ProbeEnd::Accepted)) {
-                        debug!(
-                            "{name}: the server does not take {shown}; not asking for its passphrase"
-                        );
-                        tried.push(format!("{shown} (encrypted; not accepted by the server)"));
-                        continue;
-                    }
-                }
-                match identity::unlock(path, &shown, cfg).await {
-                    Ok(key) => key,
-                    Err(why) => {
-                        debug!("{name}: skipping {why}");
-                        tried.push(why);
-                        continue;
-                    }
-                }
-            }
-            identity::KeyFile::Unusable(why) => {
-                debug!("{name}: skipping {why}");
-                tried.push(why);
-                continue;
-            }
-        };
-        tried.push(shown);
-        let key = PrivateKeyWithHashAlg::new(key, rsa_hash);
-        match handle.authenticate_publickey(user, key).await {
-            Ok(AuthResult::Success) => return Ok(()),
-            Ok(_) => {}
-            Err(e) => return Err(format!("{name}: authentication failed: {e}")),
-        }
-    }
-    if let Some(pw) = password {
-        tried.push("password".into());
-        if let Ok(AuthResult::Success) = handle.authenticate_password(user, pw).await {
-            return Ok(());
-        }
-    }
-    let tried = if tried.is_empty() {
-        "no agent, no key files, no password".to_string()
-    } else {
-        tried.join(", ")
-    };
-    Err(format!(
-        "{name}: authentication failed for user {user} (tried: {tried})"
-    ))
-}
-
-fn shown_path(p: &std::path::Path) -> String {
-    let home = home_dir();
-    match p.strip_prefix(&home) {
-        Ok(rest) if home != std::path::Path::new("/") => format!("~/{}", rest.display()),
-        _ => p.display().to_string(),
     }
 }

@@ -51,9 +51,9 @@ pub struct HostConfig {
     pub connect_timeout: Option<Duration>,
     pub server_alive_interval: Option<Duration>,
     pub server_alive_count_max: Option<usize>,
-    /// How often to ask for a key's passphrase (NumberOfPasswordPrompts;
-    /// 0 with BatchMode).
-    pub passphrase_prompts: u32,
+    /// How often to ask for a password or a key's passphrase
+    /// (NumberOfPasswordPrompts; 0 with BatchMode).
+    pub password_prompts: u32,
 }
 
 /// Parsed ssh_config files, in the order they are read.
@@ -262,7 +262,7 @@ impl SshConfig {
         let batch = got
             .first("batchmode")
             .is_some_and(|v| v.eq_ignore_ascii_case("yes"));
-        let passphrase_prompts = match got.first("numberofpasswordprompts") {
+        let password_prompts = match got.first("numberofpasswordprompts") {
             _ if batch => 0,
             None => 3,
             Some(v) => v
@@ -270,7 +270,7 @@ impl SshConfig {
                 .map_err(|_| format!("ssh config: bad NumberOfPasswordPrompts {v:?}"))?,
         };
         Ok(HostConfig {
-            passphrase_prompts,
+            password_prompts,
             alias: alias.to_string(),
             proxy_jump: got
                 .first("proxyjump")

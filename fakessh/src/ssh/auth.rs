@@ -1,0 +1,215 @@
+//! Logging in to an ssh hop the way OpenSSH's client does: ssh-agent keys,
+//! then key files (asking for a passphrase only for a key the server would
+//! take), then a password asked for on the terminal or through
+//! `SSH_ASKPASS`, or keyboard-interactive prompts answered the same way.
+
+use russh::MethodKind;
+use russh::client::{AuthResult, Handle, KeyboardInteractiveAuthResponse};
+use russh::keys::PrivateKeyWithHashAlg;
+use russh::keys::agent::AgentIdentity;
+use russh::keys::agent::client::AgentClient;
+use tracing::debug;
+
+use super::config::{HostConfig, home_dir};
+use super::hostkey::HostKeyCheck;
+use super::identity;
+
+/// Try ssh-agent keys, then key files, then the password, like OpenSSH.
+pub async fn authenticate(
+    name: &str,
+    handle: &mut Handle<HostKeyCheck>,
+    user: &str,
+    cfg: &HostConfig,
+    password: Option<&str>,
+) -> Result<(), String> {
+    let mut tried: Vec<String> = Vec::new();
+    let rsa_hash = handle
+        .best_supported_rsa_hash()
+        .await
+        .ok()
+        .flatten()
+        .flatten();
+    if !cfg.identities_only
+        && std::env::var_os("SSH_AUTH_SOCK").is_some()
+        && let Ok(mut agent) = AgentClient::connect_env().await
+    {
+        tried.push("agent".into());
+        let identities = agent.request_identities().await.unwrap_or_default();
+        for identity in identities {
+            let AgentIdentity::PublicKey { key, .. } = identity else {
+                continue;
+            };
+            let hash = if key.algorithm().is_rsa() {
+                rsa_hash
+            } else {
+                None
+            };
+            if let Ok(AuthResult::Success) = handle
+                .authenticate_publickey_with(user, key, hash, &mut agent)
+                .await
+            {
+                return Ok(());
+            }
+        }
+    }
+    let files = if cfg.identity_files.is_empty() {
+        ["id_ed25519", "id_ecdsa", "id_rsa"]
+            .iter()
+            .map(|n| home_dir().join(".ssh").join(n))
+            .collect()
+    } else {
+        cfg.identity_files.clone()
+    };
+    for path in files.iter().filter(|p| p.is_file()) {
+        let shown = shown_path(path);
+        let key = match identity::open(path, &shown) {
+            identity::KeyFile::Ready(key) => key,
+            identity::KeyFile::Locked(public) => {
+                if let Some(public) = public {
+                    let hash = if public.algorithm().is_rsa() {
+                        rsa_hash
+                    } else {
+                        None
+                    };
+                    let probe = handle
+                        .authenticate_publickey_with(user, public, hash, &mut identity::Probe)
+                        .await;
+                    if !matches!(probe, Err(identity::ProbeEnd::Accepted)) {
+                        debug!(
+                            "{name}: the server does not take {shown}; not asking for its passphrase"
+                        );
+                        tried.push(format!("{shown} (encrypted; not accepted by the server)"));
+                        continue;
+                    }
+                }
+                match identity::unlock(path, &shown, cfg).await {
+                    Ok(key) => key,
+                    Err(why) => {
+                        debug!("{name}: skipping {why}");
+                        tried.push(why);
+                        continue;
+                    }
+                }
+            }
+            identity::KeyFile::Unusable(why) => {
+                debug!("{name}: skipping {why}");
+                tried.push(why);
+                continue;
+            }
+        };
+        tried.push(shown);
+        let key = PrivateKeyWithHashAlg::new(key, rsa_hash);
+        match handle.authenticate_publickey(user, key).await {
+            Ok(AuthResult::Success) => return Ok(()),
+            Ok(_) => {}
+            Err(e) => return Err(format!("{name}: authentication failed: {e}")),
+        }
+    }
+    if let Some(pw) = password {
+        tried.push("password".into());
+        if let Ok(AuthResult::Success) = handle.authenticate_password(user, pw).await {
+            return Ok(());
+        }
+    } else if cfg.password_prompts > 0 {
+        match interactive(handle, user, cfg).await {
+            Ok(()) => return Ok(()),
+            Err(Some(why)) => tried.push(why),
+            Err(None) => {}
+        }
+    }
+    let tried = if tried.is_empty() {
+        "no agent, no key files, no password".to_string()
+    } else {
+        tried.join(", ")
+    };
+    Err(format!(
+        "{name}: authentication failed for user {user} (tried: {tried})"
+    ))
+}
+
+fn shown_path(p: &std::path::Path) -> String {
+    let home = home_dir();
+    match p.strip_prefix(&home) {
+        Ok(rest) if home != std::path::Path::new("/") => format!("~/{}", rest.display()),
+        _ => p.display().to_string(),
+    }
+}
+
+/// No password was given: ask for one (or answer the server's
+/// keyboard-interactive prompts), as many times as NumberOfPasswordPrompts
+/// allows. `Err(None)` when the server offers neither method or there is
+/// no way to ask; `Err(Some(why))` for the "tried:" list.
+async fn interactive(
+    handle: &mut Handle<HostKeyCheck>,
+    user: &str,
+    cfg: &HostConfig,
+) -> Result<(), Option<String>> {
+    let methods = match handle.authenticate_none(user).await {
+        Ok(AuthResult::Success) => return Ok(()),
+        Ok(AuthResult::Failure {
+            remaining_methods, ..
+        }) => remaining_methods,
+        Err(_) => return Err(None),
+    };
+    let mut answered = 0;
+    if methods.contains(&MethodKind::Password) {
+        let prompt = format!("{user}@{}'s password: ", cfg.hostname);
+        for _ in 0..cfg.password_prompts {
+            let Some(password) = ask(&prompt).await else {
+                return Err(Some(
+                    "password (no terminal or SSH_ASKPASS to ask on)".into(),
+                ));
+            };
+            answered += 1;
+            match handle.authenticate_password(user, password).await {
+                Ok(AuthResult::Success) => return Ok(()),
+                Ok(_) => debug!("password not accepted for {user}@{}", cfg.hostname),
+                Err(_) => return Err(Some("password".into())),
+            }
+        }
+        return Err(Some(format!("password ({answered} wrong)")));
+    }
+    if methods.contains(&MethodKind::KeyboardInteractive) {
+        for _ in 0..cfg.password_prompts {
+            let mut reply = handle
+                .authenticate_keyboard_interactive_start(user, None::<String>)
+                .await;
+            loop {
+                match reply {
+                    Ok(KeyboardInteractiveAuthResponse::Success) => return Ok(()),
+                    Ok(KeyboardInteractiveAuthResponse::Failure { .. }) => break,
+                    Ok(KeyboardInteractiveAuthResponse::InfoRequest { prompts, .. }) => {
+                        let mut answers = Vec::with_capacity(prompts.len());
+                        for p in &prompts {
+                            let Some(answer) = ask(&p.prompt).await else {
+                                return Err(Some(
+                                    "keyboard-interactive (no terminal or SSH_ASKPASS to ask on)"
+                                        .into(),
+                                ));
+                            };
+                            answers.push(answer);
+                        }
+                        answered += 1;
+                        reply = handle
+                            .authenticate_keyboard_interactive_respond(answers)
+                            .await;
+                    }
+                    Err(_) => return Err(Some("keyboard-interactive".into())),
+                }
+            }
+        }
+        return Err(Some(format!(
+            "keyboard-interactive ({answered} answers refused)"
+        )));
+    }
+    Err(None)
+}
+
+/// One prompt, off the runtime's threads (it may wait for the user).
+async fn ask(prompt: &str) -> Option<String> {
+    let prompt = prompt.to_string();
+    tokio::task::spawn_blocking(move || crate::prompt::ask_secret(&prompt))
+        .await
+        .ok()
+        .flatten()
+}
