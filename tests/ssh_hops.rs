@@ -573,6 +573,35 @@ fn a_password_is_asked_for_when_no_key_works() {
     assert_eq!(asked, "");
 }
 
+/// A server that takes passwords only through keyboard-interactive (PAM),
+/// as many do: the prompt it sends is shown and answered.
+#[test]
+fn keyboard_interactive_prompts_are_answered() {
+    if !sshd_available() || !require_account("mfs-deploy") {
+        return;
+    }
+    let sshd = Sshd::start_with(&[
+        "UsePAM=yes",
+        "KbdInteractiveAuthentication=yes",
+        "PasswordAuthentication=no",
+    ]);
+    let cfg: String = sshd
+        .config_block_for("kbd", "mfs-deploy", "")
+        .lines()
+        .map(|l| match l.trim_start().strip_prefix("IdentityFile ") {
+            Some(_) => "  IdentityFile /nonexistent/key\n  IdentitiesOnly yes\n".to_string(),
+            None => format!("{l}\n"),
+        })
+        .collect();
+    std::fs::write(sshd.path("ssh_config"), cfg).unwrap();
+    let askpass = Askpass::new(&sshd);
+    askpass.answer("deploy-pw-4711");
+    let (out, asked) = askpass.run(&sshd, "ssh:kbd", "whoami");
+    out.expect_code(0);
+    assert_eq!(out.stdout_text(), "mfs-deploy\n");
+    assert_eq!(asked, "Password: \n", "{}", sshd.log());
+}
+
 #[test]
 fn encrypted_key_files_ask_for_their_passphrase() {
     if !sshd_available() || !require("ssh-keygen") {
