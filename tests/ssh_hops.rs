@@ -854,6 +854,56 @@ fn host_certificates_from_a_known_authority() {
     );
 }
 
+/// `rsync -e "ssh -i KEY -o ..."` in on-demand mode: the client's own
+/// options configure the connection the host opens for it, ahead of the
+/// ssh config, as they would for OpenSSH.
+#[test]
+fn the_clients_ssh_options_configure_an_on_demand_connection() {
+    if !sshd_available() || !require("rsync") {
+        return;
+    }
+    let sshd = Sshd::start();
+    // The config names the host, but neither a key nor its known_hosts.
+    let cfg = format!(
+        "Host target\n  HostName {}\n  Port {}\n  User root\n  IdentitiesOnly yes\n  \
+         IdentityFile /nonexistent/key\n  GlobalKnownHostsFile /dev/null\n  \
+         UserKnownHostsFile /nonexistent/known_hosts\n",
+        sshd.addr, sshd.port
+    );
+    std::fs::write(sshd.path("ssh_config"), cfg).unwrap();
+    let out = fakessh(&["--ssh-config", &sshd.ssh_config(), "ssh", "target", "true"]);
+    out.expect_code(255);
+    assert!(
+        out.stderr_text().contains("not in known_hosts"),
+        "{}",
+        out.stderr_text()
+    );
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("src");
+    make_tree(&src, 1 << 20);
+    let dst = tmp.path().join("dst");
+    // -i names the key relative to the client's directory.
+    let rsh = format!(
+        "ssh -i user_key -o UserKnownHostsFile={} -o StrictHostKeyChecking=yes",
+        sshd.path("known_hosts").display()
+    );
+    let mut cmd = Command::new(bin());
+    cmd.current_dir(sshd.dir.path())
+        .env_remove("SSH_AUTH_SOCK")
+        .args([
+            "--ssh-config",
+            &sshd.ssh_config(),
+            "rsync",
+            "-a",
+            "-e",
+            &rsh,
+        ])
+        .arg(format!("{}/", src.display()))
+        .arg(format!("target:{}/", dst.display()));
+    run_with(cmd, b"", Duration::from_secs(120)).expect_code(0);
+    assert_same_tree(&src, &dst);
+}
+
 #[test]
 fn proxy_jump_from_the_ssh_config() {
     if !sshd_available() {

@@ -266,6 +266,12 @@ pub struct SessionRequest {
     pub env: Vec<(String, String)>,
     /// A pty for the command (`-t`); `TERM` then travels in `env`.
     pub pty: Option<PtyRequest>,
+    /// The client's `-o` options (with `-i` as IdentityFile and `-J` as
+    /// ProxyJump), in order. They configure a connection the host opens on
+    /// demand for this hostname, ahead of the ssh config, as on ssh's
+    /// command line; a connection that already exists is reused as it is.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ssh_options: Vec<(String, String)>,
 }
 
 /// Host to agent: run `command` for the shim session `peer`.
@@ -348,6 +354,7 @@ mod tests {
             command: RemoteCommand::Exec("rsync --server -e.LsfxCIvu . /x".into()),
             env: vec![("GIT_PROTOCOL".into(), "version=2".into())],
             pty: None,
+            ssh_options: vec![("IdentityFile".into(), "/k".into())],
         };
         let f = Frame::cbor(Header::default(), &req);
         assert_eq!(

@@ -37,6 +37,7 @@ fn seeds() -> Vec<(&'static str, &'static str, Vec<u8>)> {
         command: RemoteCommand::Exec("rsync --server -logDtpre.iLsfxCIvu . /srv/app/".into()),
         env: vec![("GIT_PROTOCOL".into(), "version=2".into())],
         pty: Some(PtyRequest { cols: 80, rows: 24 }),
+        ssh_options: Vec::new(),
     };
     let connect = ConnectRequest {
         new_id: 2,

@@ -238,6 +238,9 @@ fn apply_value(
             }
             inv.options.push((key, val));
         }
+        // As OpenSSH treats them: -i adds an IdentityFile, -J sets ProxyJump.
+        'i' => inv.options.push(("IdentityFile".into(), value)),
+        'J' => inv.options.push(("ProxyJump".into(), value)),
         'E' => inv.log_file = Some(value),
         'F' => inv.config_file = Some(value),
         'L' => refuse(inv, "-L (local port forwarding)"),

@@ -157,7 +157,27 @@ fn session_request(inv: &SshInvocation, log: &Log) -> Result<SessionRequest, Str
         command,
         env,
         pty,
+        ssh_options: connection_options(inv),
     })
+}
+
+/// The `-o` options for the host's on-demand connection. An IdentityFile
+/// named relative to our directory is made absolute: the host resolves it
+/// from its own.
+fn connection_options(inv: &SshInvocation) -> Vec<(String, String)> {
+    let cwd = std::env::current_dir().ok();
+    inv.options
+        .iter()
+        .map(|(key, value)| {
+            let relative = !value.starts_with('/') && !value.starts_with('~');
+            match &cwd {
+                Some(cwd) if key.eq_ignore_ascii_case("IdentityFile") && relative => {
+                    (key.clone(), cwd.join(value).display().to_string())
+                }
+                _ => (key.clone(), value.clone()),
+            }
+        })
+        .collect()
 }
 
 /// Variables named by `SendEnv` patterns (from our environment) and `SetEnv`

@@ -32,21 +32,24 @@ pub struct Routing {
 }
 
 impl Routing {
-    /// The chain that serves a session request.
-    pub fn chain_for(&self, req: &SessionRequest) -> Chain {
+    /// The chain that serves a session request, and whether it is the
+    /// on-demand `ssh:[USER@]HOST[:PORT]` (no `--host` or `--to` names it),
+    /// which the client's own ssh options may configure.
+    pub fn chain_for(&self, req: &SessionRequest) -> (Chain, bool) {
         if let Some((_, chain)) = self.hosts.iter().find(|(name, _)| *name == req.host) {
-            return chain.clone();
+            return (chain.clone(), false);
         }
         if let Some(chain) = &self.default {
-            return chain.clone();
+            return (chain.clone(), false);
         }
-        Chain {
+        let chain = Chain {
             hops: vec![HopSpec::Ssh {
                 user: req.user.clone(),
                 host: req.host.clone(),
                 port: req.port,
             }],
-        }
+        };
+        (chain, true)
     }
 }
 
@@ -83,6 +86,10 @@ pub struct Connector {
     children: Mutex<Vec<Child>>,
     /// Jump-host connections that carry a ProxyJump target.
     jumps: Mutex<Vec<russh::client::Handle<ssh::HostKeyCheck>>>,
+    /// ssh's `-o` options for on-demand chains, from the session that first
+    /// asked for each (later sessions reuse the connection as it is, as
+    /// with OpenSSH's ControlMaster).
+    client_options: std::sync::Mutex<HashMap<Chain, Vec<(String, String)>>>,
 }
 
 impl Connector {
@@ -102,6 +109,7 @@ impl Connector {
             ssh,
             children: Mutex::new(Vec::new()),
             jumps: Mutex::new(Vec::new()),
+            client_options: std::sync::Mutex::new(HashMap::new()),
         })
     }
 
@@ -119,6 +127,21 @@ impl Connector {
         cell.get_or_init(|| self.establish(chain.clone()))
             .await
             .clone()
+    }
+
+    /// [`connect`](Self::connect) an on-demand chain, configured by the
+    /// client's ssh options if it is the first to ask for it.
+    pub async fn connect_on_demand(
+        self: &Arc<Self>,
+        chain: &Chain,
+        options: &[(String, String)],
+    ) -> Result<ContextId, String> {
+        self.client_options
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(chain.clone())
+            .or_insert_with(|| options.to_vec());
+        self.connect(chain).await
     }
 
     /// Forget a lost context so the next session reconnects it.
@@ -157,8 +180,19 @@ impl Connector {
                 }
                 HopSpec::Ssh { user, host, port } => {
                     let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-                    self.start_ssh(parent, id, &name, host, user.as_deref(), *port)
-                        .await?;
+                    let options = self
+                        .client_options
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .get(&chain)
+                        .cloned()
+                        .unwrap_or_default();
+                    let cfg = self
+                        .ssh
+                        .config
+                        .resolve_with(host, user.as_deref(), *port, &options)
+                        .map_err(|e| format!("{name}: {e}"))?;
+                    self.start_ssh(parent, id, &name, &cfg).await?;
                     id
                 }
                 HopSpec::Sudo { user } | HopSpec::Su { user } | HopSpec::Doas { user } => {
@@ -273,15 +307,8 @@ impl Connector {
         parent: Option<ContextId>,
         id: ContextId,
         name: &str,
-        host: &str,
-        user: Option<&str>,
-        port: Option<u16>,
+        cfg: &ssh::config::HostConfig,
     ) -> Result<(), String> {
-        let cfg = self
-            .ssh
-            .config
-            .resolve(host, user, port)
-            .map_err(|e| format!("{name}: {e}"))?;
         let stream: Box<dyn SshStream> = match parent {
             Some(via) => {
                 let (stream, error) = tunnel::open(
@@ -291,7 +318,7 @@ impl Connector {
                     &cfg.hostname,
                     cfg.port,
                 );
-                let handle = ssh::open_session(name, &cfg, stream, &self.ssh)
+                let handle = ssh::open_session(name, cfg, stream, &self.ssh)
                     .await
                     .map_err(|e| match error.lock().ok().and_then(|g| g.clone()) {
                         Some(why) => format!("{name}: {why}"),
@@ -300,11 +327,11 @@ impl Connector {
                 return self.finish_ssh(id, name, handle).await;
             }
             None => match &cfg.proxy_jump {
-                Some(jumps) => Box::new(self.through_jumps(name, jumps, &cfg).await?),
-                None => Box::new(ssh::connect_tcp(name, &cfg).await?),
+                Some(jumps) => Box::new(self.through_jumps(name, jumps, cfg).await?),
+                None => Box::new(ssh::connect_tcp(name, cfg).await?),
             },
         };
-        let handle = ssh::open_session(name, &cfg, stream, &self.ssh).await?;
+        let handle = ssh::open_session(name, cfg, stream, &self.ssh).await?;
         self.finish_ssh(id, name, handle).await
     }
 

@@ -202,8 +202,15 @@ async fn relay(
         );
         return router.remove_stream(sid, "refused");
     }
-    let chain = connector.routing.chain_for(&request);
-    let target = match connector.connect(&chain).await {
+    let (chain, on_demand) = connector.routing.chain_for(&request);
+    let connected = if on_demand {
+        connector
+            .connect_on_demand(&chain, &request.ssh_options)
+            .await
+    } else {
+        connector.connect(&chain).await
+    };
+    let target = match connected {
         Ok(t) => t,
         Err(e) => {
             let e = match connector.routing.unmapped_hint(&request.host) {

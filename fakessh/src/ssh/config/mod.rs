@@ -182,6 +182,30 @@ impl SshConfig {
         got
     }
 
+    /// Settings for `alias` with `options` (ssh's `-o`, in order) taking
+    /// precedence over every file, as on ssh's command line.
+    pub fn resolve_with(
+        &self,
+        alias: &str,
+        user: Option<&str>,
+        port: Option<u16>,
+        options: &[(String, String)],
+    ) -> Result<HostConfig, String> {
+        if options.is_empty() {
+            return self.resolve(alias, user, port);
+        }
+        let mut lines: Vec<Line> = options
+            .iter()
+            .map(|(key, value)| Line {
+                when: Vec::new(),
+                key: key.to_ascii_lowercase(),
+                value: value.clone(),
+            })
+            .collect();
+        lines.extend(self.lines.iter().cloned());
+        SshConfig { lines }.resolve(alias, user, port)
+    }
+
     /// Settings for `alias`; `user`/`port` from the chain or the command line
     /// override the file, as ssh's -l and -p do.
     pub fn resolve(
@@ -540,5 +564,26 @@ Host h
         // Inside a block that does not apply, the included file is inert.
         let cfg = SshConfig::parse(&format!("Host other\nInclude {}\n", inc.display())).unwrap();
         assert_eq!(cfg.resolve("web", None, None).unwrap().hostname, "web");
+    }
+
+    #[test]
+    fn command_line_options_come_before_the_files() {
+        let cfg =
+            SshConfig::parse("Host h\n  IdentityFile /cfg/key\n  Port 2200\n  User cfg\n").unwrap();
+        let opts = [
+            ("IdentityFile".to_string(), "/cli/key".to_string()),
+            (
+                "StrictHostKeyChecking".to_string(),
+                "accept-new".to_string(),
+            ),
+            ("Port".to_string(), "2222".to_string()),
+        ];
+        let c = cfg.resolve_with("h", None, None, &opts).unwrap();
+        assert_eq!(
+            c.identity_files,
+            [PathBuf::from("/cli/key"), PathBuf::from("/cfg/key")]
+        );
+        assert_eq!(c.strict_host_key_checking, StrictHostKeyChecking::AcceptNew);
+        assert_eq!((c.port, c.user.as_deref()), (2222, Some("cfg")));
     }
 }
