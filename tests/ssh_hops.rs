@@ -23,6 +23,21 @@ fn to_target(sshd: &Sshd, script: &str) -> Outcome {
     ])
 }
 
+/// `mitogen-fakessh -v --to ssh:target -- ssh h COMMAND`.
+fn verbose_ssh_via_target(sshd: &Sshd, command: &str) -> Outcome {
+    fakessh(&[
+        "-v",
+        "--ssh-config",
+        &sshd.ssh_config(),
+        "--to",
+        "ssh:target",
+        "--",
+        "ssh",
+        "h",
+        command,
+    ])
+}
+
 #[test]
 fn rsync_push_and_pull_through_ssh() {
     if !sshd_available() || !require("rsync") {
@@ -108,12 +123,7 @@ fn on_demand_mode_connects_hostnames_from_the_ssh_config() {
         "no-such-host.invalid",
         "true",
     ]);
-    out.expect_code(255);
-    assert!(
-        out.stderr_text().contains("ssh:no-such-host.invalid"),
-        "{}",
-        out.stderr_text()
-    );
+    out.expect_error(255, "ssh:no-such-host.invalid");
 }
 
 #[test]
@@ -122,26 +132,9 @@ fn agent_is_cached_and_a_corrupt_cache_entry_is_replaced() {
         return;
     }
     let sshd = Sshd::start();
-    let run = || {
-        fakessh(&[
-            "-v",
-            "--ssh-config",
-            &sshd.ssh_config(),
-            "--to",
-            "ssh:target",
-            "--",
-            "ssh",
-            "h",
-            "echo ok",
-        ])
-    };
+    let run = || verbose_ssh_via_target(&sshd, "echo ok");
     let first = run();
-    first.expect_code(0);
-    assert!(
-        first.stderr_text().contains("uploading agent"),
-        "{}",
-        first.stderr_text()
-    );
+    first.expect_error(0, "uploading agent");
     let second = run();
     second.expect_code(0);
     assert_eq!(second.stdout_text(), "ok\n");
@@ -248,12 +241,7 @@ fn changed_host_key_is_refused() {
     )
     .unwrap();
     let out = to_target(&sshd, "ssh h true");
-    out.expect_code(255);
-    assert!(
-        out.stderr_text().contains("CHANGED"),
-        "{}",
-        out.stderr_text()
-    );
+    out.expect_error(255, "CHANGED");
     assert_eq!(
         std::fs::read_to_string(sshd.path("known_hosts")).unwrap(),
         line
@@ -301,12 +289,7 @@ fn authentication_failure_names_the_hop() {
         "--",
         "true",
     ]);
-    out.expect_code(255);
-    assert!(
-        out.stderr_text().contains("password"),
-        "{}",
-        out.stderr_text()
-    );
+    out.expect_error(255, "password");
 }
 
 #[test]
@@ -479,12 +462,7 @@ fn hostnames_from_included_files_and_match_blocks() {
         "true",
     ]);
     assert_ne!(out.code(), 0);
-    assert!(
-        out.stderr_text()
-            .contains("line 1: unsupported Match attribute \"hots\""),
-        "{}",
-        out.stderr_text()
-    );
+    out.expect_stderr("line 1: unsupported Match attribute \"hots\"");
 }
 
 /// An SSH_ASKPASS program that logs each prompt it is given and answers
@@ -540,14 +518,9 @@ fn a_password_is_asked_for_when_no_key_works() {
     }
     let sshd = Sshd::start();
     // No usable key: the identity file does not exist.
-    let block = |alias: &str, extra: &str| -> String {
-        sshd.config_block_for(alias, "mfs-deploy", extra)
-            .lines()
-            .map(|l| match l.trim_start().strip_prefix("IdentityFile ") {
-                Some(_) => "  IdentityFile /nonexistent/key\n  IdentitiesOnly yes\n".to_string(),
-                None => format!("{l}\n"),
-            })
-            .collect()
+    let no_key = std::path::Path::new("/nonexistent/key");
+    let block = |alias: &str, extra: &str| {
+        sshd.config_block_with_keys(alias, "mfs-deploy", &[no_key], extra)
     };
     let cfg = format!("{}{}", block("pw", ""), block("batch", "  BatchMode yes\n"));
     std::fs::write(sshd.path("ssh_config"), cfg).unwrap();
@@ -562,11 +535,7 @@ fn a_password_is_asked_for_when_no_key_works() {
     let (out, asked) = askpass.run(&sshd, "ssh:pw", "whoami");
     out.expect_code(255);
     assert_eq!(asked.lines().count(), 3, "{asked}");
-    assert!(
-        out.stderr_text().contains("password (3 wrong)"),
-        "{}",
-        out.stderr_text()
-    );
+    out.expect_stderr("password (3 wrong)");
     // BatchMode: never asked.
     let (out, asked) = askpass.run(&sshd, "ssh:batch", "whoami");
     out.expect_code(255);
@@ -585,14 +554,8 @@ fn keyboard_interactive_prompts_are_answered() {
         "KbdInteractiveAuthentication=yes",
         "PasswordAuthentication=no",
     ]);
-    let cfg: String = sshd
-        .config_block_for("kbd", "mfs-deploy", "")
-        .lines()
-        .map(|l| match l.trim_start().strip_prefix("IdentityFile ") {
-            Some(_) => "  IdentityFile /nonexistent/key\n  IdentitiesOnly yes\n".to_string(),
-            None => format!("{l}\n"),
-        })
-        .collect();
+    let no_key = std::path::Path::new("/nonexistent/key");
+    let cfg = sshd.config_block_with_keys("kbd", "mfs-deploy", &[no_key], "");
     std::fs::write(sshd.path("ssh_config"), cfg).unwrap();
     let askpass = Askpass::new(&sshd);
     askpass.answer("deploy-pw-4711");
@@ -639,18 +602,8 @@ fn encrypted_key_files_ask_for_their_passphrase() {
     std::fs::write(sshd.path("authorized_keys"), authorized).unwrap();
     // Only the two encrypted keys are offered (the usual test key is
     // swapped out).
-    let block = |alias: &str, extra: &str| -> String {
-        sshd.config_block(alias, extra)
-            .lines()
-            .map(|l| match l.trim_start().strip_prefix("IdentityFile ") {
-                Some(_) => format!(
-                    "  IdentityFile {}\n  IdentityFile {}\n  IdentitiesOnly yes\n",
-                    stranger.display(),
-                    key.display()
-                ),
-                None => format!("{l}\n"),
-            })
-            .collect()
+    let block = |alias: &str, extra: &str| {
+        sshd.config_block_with_keys(alias, "root", &[&stranger, &key], extra)
     };
     let cfg = format!(
         "{}{}",
@@ -682,26 +635,13 @@ fn encrypted_key_files_ask_for_their_passphrase() {
         .filter(|l| l.starts_with("Enter passphrase for key"))
         .count();
     assert_eq!(passphrase_prompts, 3, "{asked}");
-    assert!(
-        out.stderr_text().contains("wrong passphrase, 3 tries"),
-        "{}",
-        out.stderr_text()
-    );
-    assert!(
-        out.stderr_text()
-            .contains("stranger_key (encrypted; not accepted by the server)"),
-        "{}",
-        out.stderr_text()
-    );
+    out.expect_stderr("wrong passphrase, 3 tries");
+    out.expect_stderr("stranger_key (encrypted; not accepted by the server)");
     // BatchMode: never asked.
     let (out, asked) = run("ssh:batch");
     out.expect_code(255);
     assert_eq!(asked, "");
-    assert!(
-        out.stderr_text().contains("BatchMode forbids asking"),
-        "{}",
-        out.stderr_text()
-    );
+    out.expect_stderr("BatchMode forbids asking");
 }
 
 /// sshd starts key re-exchanges itself (every 1 MiB and every second
@@ -792,66 +732,30 @@ fn host_certificates_from_a_known_authority() {
     let run = |sshd: &Sshd, known_hosts: &str| {
         // known_hosts holds no plain key for the server: only the CA.
         std::fs::write(sshd.path("known_hosts"), known_hosts).unwrap();
-        fakessh(&[
-            "-v",
-            "--ssh-config",
-            &sshd.ssh_config(),
-            "--to",
-            "ssh:target",
-            "--",
-            "ssh",
-            "h",
-            "echo certified",
-        ])
+        verbose_ssh_via_target(sshd, "echo certified")
     };
     let sshd = Sshd::start_sharing(&keys, &[&format!("HostCertificate={good}")]);
     let out = run(&sshd, &ca_line("@cert-authority"));
     out.expect_code(0);
     assert_eq!(out.stdout_text(), "certified\n");
-    assert!(
-        out.stderr_text()
-            .contains("host certificate \"good-cert\" signed by ED25519 SHA256:"),
-        "{}",
-        out.stderr_text()
-    );
+    out.expect_stderr("host certificate \"good-cert\" signed by ED25519 SHA256:");
     // The CA revoked: refused, and said so.
     let revoked = format!("{}{}", ca_line("@cert-authority"), ca_line("@revoked"));
     let out = run(&sshd, &revoked);
-    out.expect_code(255);
-    assert!(
-        out.stderr_text().contains("@revoked"),
-        "{}",
-        out.stderr_text()
-    );
+    out.expect_error(255, "@revoked");
     // Without the CA line the certificate is not asked for, and the plain
     // key is unknown.
     let out = run(&sshd, "");
-    out.expect_code(255);
-    assert!(
-        out.stderr_text().contains("is not in known_hosts"),
-        "{}",
-        out.stderr_text()
-    );
+    out.expect_error(255, "is not in known_hosts");
     drop(sshd);
     // A certificate for another host is refused, naming what it names.
     let sshd = Sshd::start_sharing(&keys, &[&format!("HostCertificate={wrong}")]);
     let out = run(&sshd, &ca_line("@cert-authority"));
-    out.expect_code(255);
-    assert!(
-        out.stderr_text()
-            .contains("it names db.example.org, not 127.0.0.1"),
-        "{}",
-        out.stderr_text()
-    );
+    out.expect_error(255, "it names db.example.org, not 127.0.0.1");
     drop(sshd);
     let sshd = Sshd::start_sharing(&keys, &[&format!("HostCertificate={expired}")]);
     let out = run(&sshd, &ca_line("@cert-authority"));
-    out.expect_code(255);
-    assert!(
-        out.stderr_text().contains("outside its validity period"),
-        "{}",
-        out.stderr_text()
-    );
+    out.expect_error(255, "outside its validity period");
 }
 
 /// `rsync -e "ssh -i KEY -o ..."` in on-demand mode: the client's own
@@ -872,12 +776,7 @@ fn the_clients_ssh_options_configure_an_on_demand_connection() {
     );
     std::fs::write(sshd.path("ssh_config"), cfg).unwrap();
     let out = fakessh(&["--ssh-config", &sshd.ssh_config(), "ssh", "target", "true"]);
-    out.expect_code(255);
-    assert!(
-        out.stderr_text().contains("not in known_hosts"),
-        "{}",
-        out.stderr_text()
-    );
+    out.expect_error(255, "not in known_hosts");
     let tmp = tempfile::tempdir().unwrap();
     let src = tmp.path().join("src");
     make_tree(&src, 1 << 20);

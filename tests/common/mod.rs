@@ -82,6 +82,18 @@ impl Outcome {
         );
         self
     }
+    /// Exit status `want`, and `needle` somewhere in stderr.
+    #[allow(dead_code)]
+    pub fn expect_error(&self, want: i32, needle: &str) -> &Self {
+        self.expect_code(want).expect_stderr(needle)
+    }
+    /// `needle` somewhere in stderr.
+    #[allow(dead_code)]
+    pub fn expect_stderr(&self, needle: &str) -> &Self {
+        let err = self.stderr_text();
+        assert!(err.contains(needle), "stderr lacks {needle:?}:\n{err}");
+        self
+    }
     pub fn assert_no_panic(&self) -> &Self {
         assert!(
             !self.stderr_text().contains("panicked"),

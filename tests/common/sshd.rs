@@ -238,6 +238,29 @@ impl Sshd {
         )
     }
 
+    /// The same with `keys` as the only identity files (IdentitiesOnly).
+    #[allow(dead_code)]
+    pub fn config_block_with_keys(
+        &self,
+        alias: &str,
+        user: &str,
+        keys: &[&Path],
+        extra: &str,
+    ) -> String {
+        let mut identities = String::new();
+        for key in keys {
+            identities.push_str(&format!("  IdentityFile {}\n", key.display()));
+        }
+        identities.push_str("  IdentitiesOnly yes\n");
+        self.config_block_for(alias, user, extra)
+            .lines()
+            .map(|l| match l.trim_start().starts_with("IdentityFile ") {
+                true => identities.clone(),
+                false => format!("{l}\n"),
+            })
+            .collect()
+    }
+
     pub fn ssh_config(&self) -> String {
         self.path("ssh_config").display().to_string()
     }
