@@ -3,11 +3,13 @@
 //! take), then a password asked for on the terminal or through
 //! `SSH_ASKPASS`, or keyboard-interactive prompts answered the same way.
 
+use std::sync::Arc;
+
 use russh::MethodKind;
 use russh::client::{AuthResult, Handle, KeyboardInteractiveAuthResponse};
-use russh::keys::PrivateKeyWithHashAlg;
 use russh::keys::agent::AgentIdentity;
 use russh::keys::agent::client::AgentClient;
+use russh::keys::{HashAlg, PrivateKey, PrivateKeyWithHashAlg, PublicKey};
 use tracing::debug;
 
 use super::config::{HostConfig, home_dir};
@@ -39,11 +41,7 @@ pub async fn authenticate(
             let AgentIdentity::PublicKey { key, .. } = identity else {
                 continue;
             };
-            let hash = if key.algorithm().is_rsa() {
-                rsa_hash
-            } else {
-                None
-            };
+            let hash = hash_for(&key, rsa_hash);
             if let Ok(AuthResult::Success) = handle
                 .authenticate_publickey_with(user, key, hash, &mut agent)
                 .await
@@ -65,24 +63,7 @@ pub async fn authenticate(
         let key = match identity::open(path, &shown) {
             identity::KeyFile::Ready(key) => key,
             identity::KeyFile::Locked(public) => {
-                if let Some(public) = public {
-                    let hash = if public.algorithm().is_rsa() {
-                        rsa_hash
-                    } else {
-                        None
-                    };
-                    let probe = handle
-                        .authenticate_publickey_with(user, public, hash, &mut identity::Probe)
-                        .await;
-                    if !matches!(probe, Err(identity::ProbeEnd::Accepted)) {
-                        debug!(
-                            "{name}: the server does not take {shown}; not asking for its passphrase"
-                        );
-                        tried.push(format!("{shown} (encrypted; not accepted by the server)"));
-                        continue;
-                    }
-                }
-                match identity::unlock(path, &shown, cfg).await {
+                match unlock_if_taken(handle, user, path, &shown, public, rsa_hash, cfg).await {
                     Ok(key) => key,
                     Err(why) => {
                         debug!("{name}: skipping {why}");
@@ -133,6 +114,39 @@ fn shown_path(p: &std::path::Path) -> String {
         Ok(rest) if home != std::path::Path::new("/") => format!("~/{}", rest.display()),
         _ => p.display().to_string(),
     }
+}
+
+/// The hash for an RSA key's signatures (the best the server supports);
+/// other key types have one of their own.
+fn hash_for(key: &PublicKey, rsa_hash: Option<HashAlg>) -> Option<HashAlg> {
+    if key.algorithm().is_rsa() {
+        rsa_hash
+    } else {
+        None
+    }
+}
+
+/// An encrypted key file: ask the server about its public half first (when
+/// known), and for the passphrase only if the server would take the key.
+async fn unlock_if_taken(
+    handle: &mut Handle<HostKeyCheck>,
+    user: &str,
+    path: &std::path::Path,
+    shown: &str,
+    public: Option<PublicKey>,
+    rsa_hash: Option<HashAlg>,
+    cfg: &HostConfig,
+) -> Result<Arc<PrivateKey>, String> {
+    if let Some(public) = public {
+        let hash = hash_for(&public, rsa_hash);
+        let probe = handle
+            .authenticate_publickey_with(user, public, hash, &mut identity::Probe)
+            .await;
+        if !matches!(probe, Err(identity::ProbeEnd::Accepted)) {
+            return Err(format!("{shown} (encrypted; not accepted by the server)"));
+        }
+    }
+    identity::unlock(path, shown, cfg).await
 }
 
 /// No password was given: ask for one (or answer the server's
