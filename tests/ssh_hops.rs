@@ -801,6 +801,29 @@ fn the_clients_ssh_options_configure_an_on_demand_connection() {
         .arg(format!("target:{}/", dst.display()));
     run_with(cmd, b"", Duration::from_secs(120)).expect_code(0);
     assert_same_tree(&src, &dst);
+    // -F: the client's own config file, in place of the host's, for a name
+    // only that file knows (given relative to the client's directory).
+    std::fs::write(
+        sshd.path("client_config"),
+        sshd.config_block("only-in-F", ""),
+    )
+    .unwrap();
+    let mut cmd = Command::new(bin());
+    cmd.current_dir(sshd.dir.path())
+        .env_remove("SSH_AUTH_SOCK")
+        .args([
+            "--ssh-config",
+            &sshd.ssh_config(),
+            "ssh",
+            "-F",
+            "client_config",
+        ])
+        .args(["only-in-F", "echo named-by-F"]);
+    let out = run_with(cmd, b"", Duration::from_secs(120));
+    out.expect_code(0);
+    assert_eq!(out.stdout_text(), "named-by-F\n");
+    let out = fakessh(&["ssh", "-F", "/nonexistent/config", "x", "true"]);
+    out.expect_error(255, "ssh -F /nonexistent/config: no such file");
 }
 
 #[test]

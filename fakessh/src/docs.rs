@@ -21,8 +21,9 @@ Without \fB\-\-to\fR or \fB\-\-host\fR, hostname H is reached as
 \fBssh:[USER@]H[:PORT]\fR, taken from the shim's own argv (\fB\-l\fR,
 \fB\-p\fR, \fBuser@\fR), connected on first use and reused. That first
 use's \fB\-i\fR, \fB\-J\fR and \fB\-o\fR options configure the
-connection ahead of the ssh config, as on ssh's command line (so
-\fBrsync \-e "ssh \-i KEY"\fR works); later sessions reuse it as it is.
+connection ahead of the ssh config, and its \fB\-F\fR file replaces that
+config, as on ssh's command line (so \fBrsync \-e "ssh \-i KEY"\fR works);
+later sessions reuse the connection as it is.
 .SH EXAMPLES
 .TP
 \fBmitogen\-fakessh \-\-to local \-\- rsync \-a src/ anyhost:/tmp/dst/\fR

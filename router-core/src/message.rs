@@ -272,6 +272,10 @@ pub struct SessionRequest {
     /// command line; a connection that already exists is reused as it is.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub ssh_options: Vec<(String, String)>,
+    /// The client's `-F FILE` (absolute, or `none`): read instead of the
+    /// host's ssh config for that on-demand connection.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ssh_config_file: Option<String>,
 }
 
 /// Host to agent: run `command` for the shim session `peer`.
@@ -355,6 +359,7 @@ mod tests {
             env: vec![("GIT_PROTOCOL".into(), "version=2".into())],
             pty: None,
             ssh_options: vec![("IdentityFile".into(), "/k".into())],
+            ssh_config_file: Some("/etc/alt_ssh_config".into()),
         };
         let f = Frame::cbor(Header::default(), &req);
         assert_eq!(

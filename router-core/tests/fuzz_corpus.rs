@@ -38,6 +38,7 @@ fn seeds() -> Vec<(&'static str, &'static str, Vec<u8>)> {
         env: vec![("GIT_PROTOCOL".into(), "version=2".into())],
         pty: Some(PtyRequest { cols: 80, rows: 24 }),
         ssh_options: Vec::new(),
+        ssh_config_file: None,
     };
     let connect = ConnectRequest {
         new_id: 2,

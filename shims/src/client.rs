@@ -158,25 +158,33 @@ fn session_request(inv: &SshInvocation, log: &Log) -> Result<SessionRequest, Str
         env,
         pty,
         ssh_options: connection_options(inv),
+        ssh_config_file: inv.config_file.as_deref().map(absolute),
     })
 }
 
-/// The `-o` options for the host's on-demand connection. An IdentityFile
-/// named relative to our directory is made absolute: the host resolves it
-/// from its own.
+/// A path the client named, made absolute from our directory: the host
+/// resolves paths from its own. `~/...` and `none` stay as they are.
+fn absolute(path: &str) -> String {
+    if path.starts_with('/') || path.starts_with('~') || path == "none" {
+        return path.to_string();
+    }
+    match std::env::current_dir() {
+        Ok(cwd) => cwd.join(path).display().to_string(),
+        Err(_) => path.to_string(),
+    }
+}
+
+/// The `-o` options for the host's on-demand connection, IdentityFile
+/// paths made [`absolute`].
 fn connection_options(inv: &SshInvocation) -> Vec<(String, String)> {
-    let cwd = std::env::current_dir().ok();
     inv.options
         .iter()
-        .map(|(key, value)| {
-            let relative = !value.starts_with('/') && !value.starts_with('~');
-            match &cwd {
-                Some(cwd) if key.eq_ignore_ascii_case("IdentityFile") && relative => {
-                    (key.clone(), cwd.join(value).display().to_string())
-                }
-                _ => (key.clone(), value.clone()),
-            }
-        })
+        .map(
+            |(key, value)| match key.eq_ignore_ascii_case("IdentityFile") {
+                true => (key.clone(), absolute(value)),
+                false => (key.clone(), value.clone()),
+            },
+        )
         .collect()
 }
 

@@ -86,10 +86,19 @@ pub struct Connector {
     children: Mutex<Vec<Child>>,
     /// Jump-host connections that carry a ProxyJump target.
     jumps: Mutex<Vec<russh::client::Handle<ssh::HostKeyCheck>>>,
-    /// ssh's `-o` options for on-demand chains, from the session that first
-    /// asked for each (later sessions reuse the connection as it is, as
-    /// with OpenSSH's ControlMaster).
-    client_options: std::sync::Mutex<HashMap<Chain, Vec<(String, String)>>>,
+    /// The client's ssh options for on-demand chains, from the session that
+    /// first asked for each (later sessions reuse the connection as it is,
+    /// as with OpenSSH's ControlMaster).
+    client_options: std::sync::Mutex<HashMap<Chain, ClientOptions>>,
+}
+
+/// What a client's ssh command line says about its connection.
+#[derive(Clone, Debug, Default)]
+struct ClientOptions {
+    /// `-o` (and `-i`, `-J`), in order.
+    options: Vec<(String, String)>,
+    /// `-F`: this file instead of the host's ssh config (`none`: no file).
+    config_file: Option<String>,
 }
 
 impl Connector {
@@ -134,14 +143,52 @@ impl Connector {
     pub async fn connect_on_demand(
         self: &Arc<Self>,
         chain: &Chain,
-        options: &[(String, String)],
+        request: &SessionRequest,
     ) -> Result<ContextId, String> {
         self.client_options
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .entry(chain.clone())
-            .or_insert_with(|| options.to_vec());
+            .or_insert_with(|| ClientOptions {
+                options: request.ssh_options.clone(),
+                config_file: request.ssh_config_file.clone(),
+            });
         self.connect(chain).await
+    }
+
+    /// Settings for an ssh hop: the ssh config (or the client's `-F` file)
+    /// with the client's options first, for an on-demand chain.
+    fn ssh_config_for(
+        &self,
+        chain: &Chain,
+        host: &str,
+        user: Option<&str>,
+        port: Option<u16>,
+    ) -> Result<ssh::config::HostConfig, String> {
+        let client = self
+            .client_options
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(chain)
+            .cloned()
+            .unwrap_or_default();
+        let own;
+        let config = match client.config_file.as_deref() {
+            None => &self.ssh.config,
+            Some("none") => {
+                own = ssh::config::SshConfig::default();
+                &own
+            }
+            Some(path) => {
+                let path = std::path::Path::new(path);
+                if !path.is_file() {
+                    return Err(format!("ssh -F {}: no such file", path.display()));
+                }
+                own = ssh::config::SshConfig::load_user(path)?;
+                &own
+            }
+        };
+        config.resolve_with(host, user, port, &client.options)
     }
 
     /// Forget a lost context so the next session reconnects it.
@@ -180,17 +227,8 @@ impl Connector {
                 }
                 HopSpec::Ssh { user, host, port } => {
                     let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-                    let options = self
-                        .client_options
-                        .lock()
-                        .unwrap_or_else(|p| p.into_inner())
-                        .get(&chain)
-                        .cloned()
-                        .unwrap_or_default();
                     let cfg = self
-                        .ssh
-                        .config
-                        .resolve_with(host, user.as_deref(), *port, &options)
+                        .ssh_config_for(&chain, host, user.as_deref(), *port)
                         .map_err(|e| format!("{name}: {e}"))?;
                     self.start_ssh(parent, id, &name, &cfg).await?;
                     id

@@ -204,9 +204,7 @@ async fn relay(
     }
     let (chain, on_demand) = connector.routing.chain_for(&request);
     let connected = if on_demand {
-        connector
-            .connect_on_demand(&chain, &request.ssh_options)
-            .await
+        connector.connect_on_demand(&chain, &request).await
     } else {
         connector.connect(&chain).await
     };
