@@ -227,9 +227,11 @@ impl Connector {
                 }
                 HopSpec::Ssh { user, host, port } => {
                     let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-                    let cfg = self
-                        .ssh_config_for(&chain, host, user.as_deref(), *port)
-                        .map_err(|e| format!("{name}: {e}"))?;
+                    // `Match exec` may run commands: off the async path.
+                    let cfg = tokio::task::block_in_place(|| {
+                        self.ssh_config_for(&chain, host, user.as_deref(), *port)
+                    })
+                    .map_err(|e| format!("{name}: {e}"))?;
                     self.start_ssh(parent, id, &name, &cfg).await?;
                     id
                 }
@@ -411,11 +413,10 @@ impl Connector {
             let HopSpec::Ssh { user, host, port } = spec else {
                 unreachable!()
             };
-            let cfg = self
-                .ssh
-                .config
-                .resolve(&host, user.as_deref(), port)
-                .map_err(|e| format!("{name}: ProxyJump {jump}: {e}"))?;
+            let cfg = tokio::task::block_in_place(|| {
+                self.ssh.config.resolve(&host, user.as_deref(), port)
+            })
+            .map_err(|e| format!("{name}: ProxyJump {jump}: {e}"))?;
             let jump_name = format!("{name} (ProxyJump {jump})");
             let handle = match previous.take() {
                 None => {
