@@ -155,12 +155,22 @@ fn agent_is_cached_and_a_corrupt_cache_entry_is_replaced() {
         .collect();
     assert_eq!(cached.len(), 1, "{cached:?}");
     let len = std::fs::metadata(&cached[0]).unwrap().len();
-    std::fs::OpenOptions::new()
-        .write(true)
-        .open(&cached[0])
-        .unwrap()
-        .set_len(len / 2)
-        .unwrap();
+    // The last run's agent may still be exiting on the remote side after
+    // the host is gone; until it has, its executable is busy (ETXTBSY).
+    let start = Instant::now();
+    let file = loop {
+        match std::fs::OpenOptions::new().write(true).open(&cached[0]) {
+            Err(e) if e.kind() == std::io::ErrorKind::ExecutableFileBusy => {
+                assert!(
+                    start.elapsed() < Duration::from_secs(20),
+                    "the remote agent never exited"
+                );
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            other => break other.unwrap(),
+        }
+    };
+    file.set_len(len / 2).unwrap();
     let third = run();
     third.expect_code(0);
     assert!(third.stderr_text().contains("uploading agent"));
