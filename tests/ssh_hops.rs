@@ -837,6 +837,55 @@ fn the_clients_ssh_options_configure_an_on_demand_connection() {
 }
 
 #[test]
+fn proxy_command_from_the_ssh_config() {
+    if !sshd_available() || !require("ssh") {
+        return;
+    }
+    let sshd = Sshd::start();
+    // OpenSSH's own client, reading the same file, is the proxy: `-W`
+    // forwards its stdin and stdout to the target's port.
+    let ssh = which("ssh").unwrap();
+    let cfg = format!(
+        "{}{}{}{}",
+        sshd.config_block("target", ""),
+        sshd.config_block(
+            "behind",
+            &format!(
+                "  ProxyCommand {} -F {} -o BatchMode=yes -W %h:%p target\n",
+                ssh.display(),
+                sshd.ssh_config()
+            )
+        ),
+        sshd.config_block("silent", "  ProxyCommand sleep 60\n  ConnectTimeout 2\n"),
+        sshd.config_block("failing", "  ProxyCommand false\n"),
+    );
+    std::fs::write(sshd.path("ssh_config"), cfg).unwrap();
+    let via = |alias: &str| {
+        fakessh(&[
+            "--ssh-config",
+            &sshd.ssh_config(),
+            "--to",
+            &format!("ssh:{alias}"),
+            "--",
+            "ssh",
+            "h",
+            "echo proxied",
+        ])
+    };
+    let out = via("behind");
+    out.expect_code(0);
+    assert_eq!(out.stdout_text(), "proxied\n");
+    // Two logins: OpenSSH's for the proxy, then ours through it.
+    assert_eq!(sshd.accepted(), 2, "{}", sshd.log());
+    // A proxy that never speaks is given up on after ConnectTimeout; one
+    // that dies at once fails at once. Both name the hop.
+    let start = Instant::now();
+    via("silent").expect_error(255, "ssh:silent: no ssh handshake from 127.0.0.1 within 2s");
+    assert!(start.elapsed() < Duration::from_secs(30));
+    via("failing").expect_error(255, "ssh:failing: ssh handshake failed");
+}
+
+#[test]
 fn proxy_jump_from_the_ssh_config() {
     if !sshd_available() {
         return;

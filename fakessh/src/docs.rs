@@ -77,8 +77,10 @@ block) and \fBMatch\fR with \fBall\fR, \fBcanonical\fR, \fBfinal\fR,
 \fBtagged\fR and \fBlocalnetwork\fR (other criteria are warned about and
 their block is not applied). Keywords used: HostName (with %h), User, Port, IdentityFile,
 IdentitiesOnly, UserKnownHostsFile, GlobalKnownHostsFile,
-StrictHostKeyChecking, ProxyJump, ConnectTimeout, ServerAliveInterval,
-ServerAliveCountMax, Tag.
+StrictHostKeyChecking, ProxyJump, ProxyCommand (the first of the two wins;
+for the first ssh hop of a chain), ConnectTimeout (also bounds the key
+exchange), ServerAliveInterval, ServerAliveCountMax, BatchMode,
+NumberOfPasswordPrompts, Tag.
 .TP
 \fB~/.ssh/known_hosts\fR, \fB/etc/ssh/ssh_known_hosts\fR
 Host keys (or UserKnownHostsFile, GlobalKnownHostsFile). \fB@cert\-authority\fR

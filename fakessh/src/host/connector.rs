@@ -366,9 +366,10 @@ impl Connector {
                     })?;
                 return self.finish_ssh(id, name, handle).await;
             }
-            None => match &cfg.proxy_jump {
-                Some(jumps) => Box::new(self.through_jumps(name, jumps, cfg).await?),
-                None => Box::new(ssh::connect_tcp(name, cfg).await?),
+            None => match (&cfg.proxy_command, &cfg.proxy_jump) {
+                (Some(command), _) => Box::new(ssh::proxy::connect(name, command)?),
+                (None, Some(jumps)) => Box::new(self.through_jumps(name, jumps, cfg).await?),
+                (None, None) => Box::new(ssh::connect_tcp(name, cfg).await?),
             },
         };
         let handle = ssh::open_session(name, cfg, stream, &self.ssh).await?;

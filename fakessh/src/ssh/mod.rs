@@ -13,6 +13,7 @@ mod hostkey;
 mod identity;
 mod known_hosts;
 mod packets;
+pub mod proxy;
 mod transport;
 
 use std::sync::Arc;
@@ -30,6 +31,10 @@ pub use hostkey::HostKeyCheck;
 pub use transport::ChannelWriter;
 
 /// A byte stream to an sshd: a TCP socket or a tunnel through another hop.
+/// How long to wait for a TCP connection, and then for the key exchange,
+/// without ConnectTimeout.
+const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
+
 pub trait SshStream: AsyncRead + AsyncWrite + Unpin + Send + 'static {}
 impl<T: AsyncRead + AsyncWrite + Unpin + Send + 'static> SshStream for T {}
 
@@ -56,7 +61,7 @@ const DEFAULT_ALIVE_COUNT: usize = 2;
 
 /// Open the TCP connection for `cfg` (honouring ConnectTimeout).
 pub async fn connect_tcp(name: &str, cfg: &HostConfig) -> Result<tokio::net::TcpStream, String> {
-    let timeout = cfg.connect_timeout.unwrap_or(Duration::from_secs(30));
+    let timeout = cfg.connect_timeout.unwrap_or(DEFAULT_CONNECT_TIMEOUT);
     let addr = (cfg.hostname.as_str(), cfg.port);
     let stream = tokio::time::timeout(timeout, tokio::net::TcpStream::connect(addr))
         .await
@@ -115,8 +120,20 @@ pub async fn open_session<S: SshStream>(
         config.preferred.host_key_certificates = config.preferred.key.clone();
     }
     let verdict = check.verdict();
-    let mut handle = russh::client::connect_stream(Arc::new(config), stream, check)
+    // A server (or a ProxyCommand) that never answers must not hang us: the
+    // key exchange gets the connect timeout too, as OpenSSH gives it to the
+    // banner exchange.
+    let timeout = cfg.connect_timeout.unwrap_or(DEFAULT_CONNECT_TIMEOUT);
+    let handshake = russh::client::connect_stream(Arc::new(config), stream, check);
+    let mut handle = tokio::time::timeout(timeout, handshake)
         .await
+        .map_err(|_| {
+            format!(
+                "{name}: no ssh handshake from {} within {}s",
+                cfg.hostname,
+                timeout.as_secs()
+            )
+        })?
         .map_err(|e| match verdict.lock().ok().and_then(|v| v.clone()) {
             Some(reason) => format!("{name}: {reason}"),
             None => format!("{name}: ssh handshake failed: {e}"),

@@ -48,6 +48,10 @@ pub struct HostConfig {
     pub global_known_hosts_files: Vec<PathBuf>,
     pub strict_host_key_checking: StrictHostKeyChecking,
     pub proxy_jump: Option<String>,
+    /// A command whose stdin and stdout carry the connection (`%` tokens
+    /// expanded). ProxyJump and ProxyCommand exclude each other: the one
+    /// obtained first wins, as in OpenSSH.
+    pub proxy_command: Option<String>,
     pub connect_timeout: Option<Duration>,
     pub server_alive_interval: Option<Duration>,
     pub server_alive_count_max: Option<usize>,
@@ -66,6 +70,8 @@ pub struct SshConfig {
 #[derive(Default)]
 struct Obtained {
     values: HashMap<String, Vec<String>>,
+    /// `proxyjump` or `proxycommand`, whichever came first.
+    first_proxy: Option<String>,
 }
 
 impl Obtained {
@@ -172,6 +178,9 @@ impl SshConfig {
                     verdict
                 });
                 if applies {
+                    if matches!(line.key.as_str(), "proxyjump" | "proxycommand") {
+                        got.first_proxy.get_or_insert_with(|| line.key.clone());
+                    }
                     got.values
                         .entry(line.key.clone())
                         .or_default()
@@ -293,13 +302,18 @@ impl SshConfig {
                 .parse::<u32>()
                 .map_err(|_| format!("ssh config: bad NumberOfPasswordPrompts {v:?}"))?,
         };
+        let proxy = |key: &str| {
+            got.first(key)
+                .filter(|_| got.first_proxy.as_deref() == Some(key))
+                .filter(|v| !v.eq_ignore_ascii_case("none"))
+        };
         Ok(HostConfig {
             password_prompts,
             alias: alias.to_string(),
-            proxy_jump: got
-                .first("proxyjump")
-                .map(str::to_string)
-                .filter(|v| !v.eq_ignore_ascii_case("none")),
+            proxy_jump: proxy("proxyjump").map(str::to_string),
+            proxy_command: proxy("proxycommand")
+                .map(|c| expand_path(c, alias, &hostname, port, user.as_deref()))
+                .map(|c| c.to_string_lossy().into_owned()),
             identities_only: got
                 .first("identitiesonly")
                 .is_some_and(|v| v.eq_ignore_ascii_case("yes")),
@@ -585,5 +599,31 @@ Host h
         );
         assert_eq!(c.strict_host_key_checking, StrictHostKeyChecking::AcceptNew);
         assert_eq!((c.port, c.user.as_deref()), (2222, Some("cfg")));
+    }
+
+    #[test]
+    fn proxy_jump_and_proxy_command_exclude_each_other() {
+        let cfg = SshConfig::parse(
+            "Host a\n  ProxyCommand ssh -W %h:%p gw\nHost b\n  HostName b.example\n  Port 2022\n  ProxyJump j\nHost *\n  ProxyJump k\n  ProxyCommand nc %h %p\n",
+        )
+        .unwrap();
+        let a = cfg.resolve("a", None, None).unwrap();
+        assert_eq!(
+            (a.proxy_jump.as_deref(), a.proxy_command.as_deref()),
+            (None, Some("ssh -W a:22 gw"))
+        );
+        let b = cfg.resolve("b", None, None).unwrap();
+        assert_eq!(
+            (b.proxy_jump.as_deref(), b.proxy_command),
+            (Some("j"), None)
+        );
+        let c = cfg.resolve("c", None, None).unwrap();
+        assert_eq!(
+            (c.proxy_jump.as_deref(), c.proxy_command),
+            (Some("k"), None)
+        );
+        let none = SshConfig::parse("Host *\n  ProxyCommand none\n  ProxyJump j\n").unwrap();
+        let n = none.resolve("x", None, None).unwrap();
+        assert_eq!((n.proxy_jump, n.proxy_command), (None, None));
     }
 }
