@@ -351,6 +351,11 @@ impl Connector {
     ) -> Result<(), String> {
         let stream: Box<dyn SshStream> = match parent {
             Some(via) => {
+                if cfg.proxy_command.is_some() || cfg.proxy_jump.is_some() {
+                    info!(
+                        "{name}: the ssh config's ProxyCommand/ProxyJump is not used: this hop is reached through the one before it"
+                    );
+                }
                 let (stream, error) = tunnel::open(
                     &self.router,
                     via,
