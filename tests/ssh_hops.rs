@@ -812,12 +812,15 @@ fn the_clients_ssh_options_configure_an_on_demand_connection() {
     run_with(cmd, b"", Duration::from_secs(120)).expect_code(0);
     assert_same_tree(&src, &dst);
     // -F: the client's own config file, in place of the host's, for a name
-    // only that file knows (given relative to the client's directory).
-    std::fs::write(
-        sshd.path("client_config"),
-        sshd.config_block("only-in-F", ""),
-    )
-    .unwrap();
+    // only that file knows (given relative to the client's directory), and
+    // reached through a jump host only that file knows either.
+    let client_config = format!(
+        "{}{}",
+        sshd.config_block("jump-in-F", ""),
+        sshd.config_block("only-in-F", "  ProxyJump jump-in-F\n")
+    );
+    std::fs::write(sshd.path("client_config"), client_config).unwrap();
+    let logins = sshd.accepted();
     let mut cmd = Command::new(bin());
     cmd.current_dir(sshd.dir.path())
         .env_remove("SSH_AUTH_SOCK")
@@ -832,6 +835,7 @@ fn the_clients_ssh_options_configure_an_on_demand_connection() {
     let out = run_with(cmd, b"", Duration::from_secs(120));
     out.expect_code(0);
     assert_eq!(out.stdout_text(), "named-by-F\n");
+    assert_eq!(sshd.accepted(), logins + 2, "{}", sshd.log());
     let out = fakessh(&["ssh", "-F", "/nonexistent/config", "x", "true"]);
     out.expect_error(255, "ssh -F /nonexistent/config: no such file");
 }

@@ -3,6 +3,7 @@
 //! Contexts are created on first use and shared: every session for the same
 //! chain (and every chain sharing a prefix) reuses the same agents.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -22,6 +23,7 @@ use tracing::info;
 use super::tunnel;
 use crate::chain::{Chain, HopSpec};
 use crate::hop;
+use crate::ssh::config::SshConfig;
 use crate::ssh::{self, SshSettings, SshStream};
 
 /// The user's routing table: `--host` mappings, then `--to`, then ssh:NAME.
@@ -92,11 +94,14 @@ pub struct Connector {
     client_options: std::sync::Mutex<HashMap<Chain, ClientOptions>>,
 }
 
+/// ssh `-o` options as (keyword, value), in order.
+type SshOptions = Vec<(String, String)>;
+
 /// What a client's ssh command line says about its connection.
 #[derive(Clone, Debug, Default)]
 struct ClientOptions {
     /// `-o` (and `-i`, `-J`), in order.
-    options: Vec<(String, String)>,
+    options: SshOptions,
     /// `-F`: this file instead of the host's ssh config (`none`: no file).
     config_file: Option<String>,
 }
@@ -156,15 +161,10 @@ impl Connector {
         self.connect(chain).await
     }
 
-    /// Settings for an ssh hop: the ssh config (or the client's `-F` file)
-    /// with the client's options first, for an on-demand chain.
-    fn ssh_config_for(
-        &self,
-        chain: &Chain,
-        host: &str,
-        user: Option<&str>,
-        port: Option<u16>,
-    ) -> Result<ssh::config::HostConfig, String> {
+    /// The ssh config for a chain's ssh hops (the client's `-F` file, for an
+    /// on-demand chain that named one) and the client's options to put
+    /// ahead of it.
+    fn client_config(&self, chain: &Chain) -> Result<(Cow<'_, SshConfig>, SshOptions), String> {
         let client = self
             .client_options
             .lock()
@@ -172,23 +172,18 @@ impl Connector {
             .get(chain)
             .cloned()
             .unwrap_or_default();
-        let own;
         let config = match client.config_file.as_deref() {
-            None => &self.ssh.config,
-            Some("none") => {
-                own = ssh::config::SshConfig::default();
-                &own
-            }
+            None => Cow::Borrowed(&self.ssh.config),
+            Some("none") => Cow::Owned(SshConfig::default()),
             Some(path) => {
                 let path = std::path::Path::new(path);
                 if !path.is_file() {
                     return Err(format!("ssh -F {}: no such file", path.display()));
                 }
-                own = ssh::config::SshConfig::load_user(path)?;
-                &own
+                Cow::Owned(SshConfig::load_user(path)?)
             }
         };
-        config.resolve_with(host, user, port, &client.options)
+        Ok((config, client.options))
     }
 
     /// Forget a lost context so the next session reconnects it.
@@ -227,12 +222,15 @@ impl Connector {
                 }
                 HopSpec::Ssh { user, host, port } => {
                     let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+                    let (config, options) = self
+                        .client_config(&chain)
+                        .map_err(|e| format!("{name}: {e}"))?;
                     // `Match exec` may run commands: off the async path.
                     let cfg = tokio::task::block_in_place(|| {
-                        self.ssh_config_for(&chain, host, user.as_deref(), *port)
+                        config.resolve_with(host, user.as_deref(), *port, &options)
                     })
                     .map_err(|e| format!("{name}: {e}"))?;
-                    self.start_ssh(parent, id, &name, &cfg).await?;
+                    self.start_ssh(parent, id, &name, &cfg, &config).await?;
                     id
                 }
                 HopSpec::Sudo { user } | HopSpec::Su { user } | HopSpec::Doas { user } => {
@@ -348,6 +346,7 @@ impl Connector {
         id: ContextId,
         name: &str,
         cfg: &ssh::config::HostConfig,
+        config: &SshConfig,
     ) -> Result<(), String> {
         let stream: Box<dyn SshStream> = match parent {
             Some(via) => {
@@ -373,7 +372,9 @@ impl Connector {
             }
             None => match (&cfg.proxy_command, &cfg.proxy_jump) {
                 (Some(command), _) => Box::new(ssh::proxy::connect(name, command)?),
-                (None, Some(jumps)) => Box::new(self.through_jumps(name, jumps, cfg).await?),
+                (None, Some(jumps)) => {
+                    Box::new(self.through_jumps(name, jumps, cfg, config).await?)
+                }
                 (None, None) => Box::new(ssh::connect_tcp(name, cfg).await?),
             },
         };
@@ -410,6 +411,7 @@ impl Connector {
         name: &str,
         jumps: &str,
         target: &ssh::config::HostConfig,
+        config: &SshConfig,
     ) -> Result<impl SshStream + use<>, String> {
         let mut previous: Option<russh::client::Handle<ssh::HostKeyCheck>> = None;
         for jump in jumps.split(',').map(str::trim) {
@@ -419,10 +421,8 @@ impl Connector {
             let HopSpec::Ssh { user, host, port } = spec else {
                 unreachable!()
             };
-            let cfg = tokio::task::block_in_place(|| {
-                self.ssh.config.resolve(&host, user.as_deref(), port)
-            })
-            .map_err(|e| format!("{name}: ProxyJump {jump}: {e}"))?;
+            let cfg = tokio::task::block_in_place(|| config.resolve(&host, user.as_deref(), port))
+                .map_err(|e| format!("{name}: ProxyJump {jump}: {e}"))?;
             let jump_name = format!("{name} (ProxyJump {jump})");
             let handle = match previous.take() {
                 None => {
