@@ -889,6 +889,89 @@ fn proxy_command_from_the_ssh_config() {
     via("failing").expect_error(255, "ssh:failing: ssh handshake failed");
 }
 
+/// A key the server does not list, certified by a CA it trusts
+/// (TrustedUserCAKeys): offered with its `KEY-cert.pub`, as OpenSSH does,
+/// or with a certificate named by CertificateFile.
+#[test]
+fn user_certificates_log_in() {
+    if !sshd_available() || !require("ssh-keygen") {
+        return;
+    }
+    let keys = Sshd::start();
+    let keygen = |args: &[&str]| {
+        let out = Command::new("ssh-keygen").args(args).output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    let ca = keys.path("user_ca");
+    keygen(&[
+        "-q",
+        "-t",
+        "ed25519",
+        "-N",
+        "",
+        "-C",
+        "user-ca",
+        "-f",
+        ca.to_str().unwrap(),
+    ]);
+    let sshd = Sshd::start_sharing(
+        &keys,
+        &[&format!(
+            "TrustedUserCAKeys={}",
+            keys.path("user_ca.pub").display()
+        )],
+    );
+    let key = sshd.path("certified_key");
+    keygen(&["-q", "-t", "ed25519", "-N", "", "-f", key.to_str().unwrap()]);
+    let sign = |public: &std::path::Path| {
+        keygen(&[
+            "-q",
+            "-s",
+            ca.to_str().unwrap(),
+            "-I",
+            "test-user",
+            "-n",
+            "root",
+            public.to_str().unwrap(),
+        ])
+    };
+    sign(&sshd.path("certified_key.pub"));
+    let cfg = sshd.config_block_with_keys("target", "root", &[&key], "");
+    std::fs::write(sshd.path("ssh_config"), &cfg).unwrap();
+    let out = to_target(&sshd, "ssh h echo certified-user");
+    out.expect_code(0);
+    assert_eq!(out.stdout_text(), "certified-user\n");
+    assert!(
+        sshd.log().contains("Accepted certificate ID \"test-user\""),
+        "{}",
+        sshd.log()
+    );
+    // The certificate elsewhere, named by CertificateFile.
+    let elsewhere = sshd.path("elsewhere");
+    std::fs::create_dir(&elsewhere).unwrap();
+    std::fs::rename(
+        sshd.path("certified_key-cert.pub"),
+        elsewhere.join("cert.pub"),
+    )
+    .unwrap();
+    to_target(&sshd, "true").expect_error(255, "authentication failed");
+    let cfg = sshd.config_block_with_keys(
+        "target",
+        "root",
+        &[&key],
+        &format!(
+            "  CertificateFile {}\n",
+            elsewhere.join("cert.pub").display()
+        ),
+    );
+    std::fs::write(sshd.path("ssh_config"), cfg).unwrap();
+    to_target(&sshd, "ssh h true").expect_code(0);
+}
+
 #[test]
 fn proxy_jump_from_the_ssh_config() {
     if !sshd_available() {

@@ -75,8 +75,8 @@ Read for \fBssh:\fR hops (\fB\-\-ssh\-config\fR replaces both, like
 block) and \fBMatch\fR with \fBall\fR, \fBcanonical\fR, \fBfinal\fR,
 \fBexec\fR, \fBhost\fR, \fBoriginalhost\fR, \fBuser\fR, \fBlocaluser\fR,
 \fBtagged\fR and \fBlocalnetwork\fR (other criteria are warned about and
-their block is not applied). Keywords used: HostName (with %h), User, Port, IdentityFile,
-IdentitiesOnly, UserKnownHostsFile, GlobalKnownHostsFile,
+their block is not applied). Keywords used: HostName (with %h), User, Port, IdentityFile
+(with its KEY\-cert.pub, if any), CertificateFile, IdentitiesOnly, UserKnownHostsFile, GlobalKnownHostsFile,
 StrictHostKeyChecking, ProxyJump, ProxyCommand (the first of the two wins;
 for the first ssh hop of a chain), ConnectTimeout (also bounds the key
 exchange), ServerAliveInterval, ServerAliveCountMax, BatchMode,

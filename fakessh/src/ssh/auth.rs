@@ -78,6 +78,20 @@ pub async fn authenticate(
                 continue;
             }
         };
+        for (cert_path, cert) in identity::certificates(path, &key, cfg) {
+            tried.push(format!(
+                "{shown} with certificate {}",
+                shown_path(&cert_path)
+            ));
+            match handle
+                .authenticate_openssh_cert(user, key.clone(), cert)
+                .await
+            {
+                Ok(AuthResult::Success) => return Ok(()),
+                Ok(_) => {}
+                Err(e) => return Err(format!("{name}: authentication failed: {e}")),
+            }
+        }
         tried.push(shown);
         let key = PrivateKeyWithHashAlg::new(key, rsa_hash);
         match handle.authenticate_publickey(user, key).await {

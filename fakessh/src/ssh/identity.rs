@@ -112,6 +112,36 @@ pub async fn unlock(path: &Path, shown: &str, cfg: &HostConfig) -> Result<Arc<Pr
     ))
 }
 
+/// The certificates to offer with `key` (from `path`): `PATH-cert.pub`, as
+/// OpenSSH always looks for it, then CertificateFile entries; only those
+/// that certify this very key.
+pub fn certificates(
+    path: &Path,
+    key: &PrivateKey,
+    cfg: &HostConfig,
+) -> Vec<(PathBuf, russh::keys::Certificate)> {
+    let mut implicit = path.as_os_str().to_owned();
+    implicit.push("-cert.pub");
+    let mut candidates = vec![PathBuf::from(implicit)];
+    for file in &cfg.certificate_files {
+        if !candidates.contains(file) {
+            candidates.push(file.clone());
+        }
+    }
+    candidates
+        .into_iter()
+        .filter(|p| p.is_file())
+        .filter_map(|p| match russh::keys::load_openssh_certificate(&p) {
+            Ok(cert) => Some((p, cert)),
+            Err(e) => {
+                tracing::warn!("cannot read certificate {}: {e}", p.display());
+                None
+            }
+        })
+        .filter(|(_, cert)| cert.public_key() == key.public_key().key_data())
+        .collect()
+}
+
 /// A signer that never signs: the server asking for a signature
 /// (SSH_MSG_USERAUTH_PK_OK) answers the question "would you take this
 /// key?" without the key being unlocked.

@@ -43,6 +43,8 @@ pub struct HostConfig {
     pub user: Option<String>,
     pub port: u16,
     pub identity_files: Vec<PathBuf>,
+    /// CertificateFile entries (besides `KEY-cert.pub`, always looked for).
+    pub certificate_files: Vec<PathBuf>,
     pub identities_only: bool,
     pub user_known_hosts_files: Vec<PathBuf>,
     pub global_known_hosts_files: Vec<PathBuf>,
@@ -307,7 +309,9 @@ impl SshConfig {
                 .filter(|_| got.first_proxy.as_deref() == Some(key))
                 .filter(|v| !v.eq_ignore_ascii_case("none"))
         };
+        let certificate_files = got.all("certificatefile").map(expand).collect();
         Ok(HostConfig {
+            certificate_files,
             password_prompts,
             alias: alias.to_string(),
             proxy_jump: proxy("proxyjump").map(str::to_string),
