@@ -970,6 +970,23 @@ fn user_certificates_log_in() {
     );
     std::fs::write(sshd.path("ssh_config"), cfg).unwrap();
     to_target(&sshd, "ssh h true").expect_code(0);
+    // The certificate held by ssh-agent, with its key.
+    if !require("ssh-agent") || !require("ssh-add") {
+        return;
+    }
+    std::fs::copy(
+        elsewhere.join("cert.pub"),
+        sshd.path("certified_key-cert.pub"),
+    )
+    .unwrap();
+    let agent = TestAgent::start(sshd.path("agent.sock"), &[&key]);
+    std::fs::write(sshd.path("ssh_config"), config_without_key_files(&sshd)).unwrap();
+    let before = sshd.log().matches("Accepted certificate").count();
+    let out = agent.run(&sshd, "echo agent-certificate");
+    out.expect_code(0);
+    assert_eq!(out.stdout_text(), "agent-certificate\n");
+    // sshd logs the certificate at the probe and again at the login.
+    assert!(sshd.log().matches("Accepted certificate").count() > before);
 }
 
 #[test]
@@ -1002,58 +1019,80 @@ fn proxy_jump_from_the_ssh_config() {
     assert_eq!(sshd.accepted(), 2, "{}", sshd.log());
 }
 
+/// An ssh-agent on a socket of its own, holding `keys`; killed on drop.
+struct TestAgent {
+    sock: std::path::PathBuf,
+}
+
+impl TestAgent {
+    fn start(sock: std::path::PathBuf, keys: &[&std::path::Path]) -> TestAgent {
+        let st = Command::new("ssh-agent")
+            .arg("-a")
+            .arg(&sock)
+            .stdout(std::process::Stdio::null())
+            .status()
+            .unwrap();
+        assert!(st.success());
+        let agent = TestAgent { sock };
+        for key in keys {
+            // ssh-add also loads KEY-cert.pub when it lies next to KEY.
+            let st = Command::new("ssh-add")
+                .arg(key)
+                .env("SSH_AUTH_SOCK", &agent.sock)
+                .output()
+                .unwrap();
+            assert!(
+                st.status.success(),
+                "{}",
+                String::from_utf8_lossy(&st.stderr)
+            );
+        }
+        agent
+    }
+
+    /// `--to ssh:target -- ssh h COMMAND` with this agent, and a HOME where
+    /// the default key names do not exist.
+    fn run(&self, sshd: &Sshd, command: &str) -> Outcome {
+        let mut cmd = Command::new(bin());
+        cmd.args([
+            "--ssh-config",
+            &sshd.ssh_config(),
+            "--to",
+            "ssh:target",
+            "--",
+        ])
+        .args(["ssh", "h", command])
+        .env("SSH_AUTH_SOCK", &self.sock)
+        .env("HOME", sshd.path("."));
+        run_with(cmd, b"", Duration::from_secs(60))
+    }
+}
+
+impl Drop for TestAgent {
+    fn drop(&mut self) {
+        let pattern = format!("ssh-agent -a {}", self.sock.display());
+        let _ = Command::new("pkill").args(["-f", &pattern]).status();
+    }
+}
+
+/// The "target" config block without its IdentityFile: only an agent can
+/// log in.
+fn config_without_key_files(sshd: &Sshd) -> String {
+    sshd.config_block("target", "").replace(
+        &format!("  IdentityFile {}\n", sshd.path("user_key").display()),
+        "",
+    )
+}
+
 #[test]
 fn ssh_agent_authentication() {
     if !sshd_available() || !require("ssh-agent") || !require("ssh-add") {
         return;
     }
     let sshd = Sshd::start();
-    let sock = sshd.path("agent.sock");
-    let st = Command::new("ssh-agent")
-        .arg("-a")
-        .arg(&sock)
-        .stdout(std::process::Stdio::null())
-        .status()
-        .unwrap();
-    assert!(st.success());
-    let agent_pid = || {
-        let out = Command::new("pgrep")
-            .args(["-f", &format!("ssh-agent -a {}", sock.display())])
-            .output()
-            .unwrap();
-        String::from_utf8_lossy(&out.stdout).trim().to_string()
-    };
-    let st = Command::new("ssh-add")
-        .arg(sshd.path("user_key"))
-        .env("SSH_AUTH_SOCK", &sock)
-        .output()
-        .unwrap();
-    assert!(
-        st.status.success(),
-        "{}",
-        String::from_utf8_lossy(&st.stderr)
-    );
-    // No IdentityFile, and the default key names do not exist: only the agent can log in.
-    let cfg = sshd.config_block("target", "").replace(
-        &format!("  IdentityFile {}\n", sshd.path("user_key").display()),
-        "",
-    );
-    std::fs::write(sshd.path("ssh_config"), cfg).unwrap();
-    let mut cmd = Command::new(bin());
-    cmd.args([
-        "--ssh-config",
-        &sshd.ssh_config(),
-        "--to",
-        "ssh:target",
-        "--",
-        "ssh",
-        "h",
-        "echo via-agent",
-    ])
-    .env("SSH_AUTH_SOCK", &sock)
-    .env("HOME", sshd.path("."));
-    let out = run_with(cmd, b"", Duration::from_secs(60));
-    let _ = Command::new("kill").arg(agent_pid()).status();
+    let agent = TestAgent::start(sshd.path("agent.sock"), &[&sshd.path("user_key")]);
+    std::fs::write(sshd.path("ssh_config"), config_without_key_files(&sshd)).unwrap();
+    let out = agent.run(&sshd, "echo via-agent");
     out.expect_code(0);
     assert_eq!(out.stdout_text(), "via-agent\n");
 }

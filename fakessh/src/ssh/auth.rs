@@ -38,14 +38,24 @@ pub async fn authenticate(
         tried.push("agent".into());
         let identities = agent.request_identities().await.unwrap_or_default();
         for identity in identities {
-            let AgentIdentity::PublicKey { key, .. } = identity else {
-                continue;
+            let result = match identity {
+                AgentIdentity::PublicKey { key, .. } => {
+                    let hash = hash_for(&key, rsa_hash);
+                    handle
+                        .authenticate_publickey_with(user, key, hash, &mut agent)
+                        .await
+                }
+                // A certificate the agent holds with its key (ssh-add adds
+                // KEY-cert.pub along with KEY).
+                AgentIdentity::Certificate { certificate, .. } => {
+                    let key = PublicKey::new(certificate.public_key().clone(), "");
+                    let hash = hash_for(&key, rsa_hash);
+                    handle
+                        .authenticate_certificate_with(user, certificate, hash, &mut agent)
+                        .await
+                }
             };
-            let hash = hash_for(&key, rsa_hash);
-            if let Ok(AuthResult::Success) = handle
-                .authenticate_publickey_with(user, key, hash, &mut agent)
-                .await
-            {
+            if let Ok(AuthResult::Success) = result {
                 return Ok(());
             }
         }
