@@ -652,6 +652,45 @@ fn encrypted_key_files_ask_for_their_passphrase() {
     out.expect_code(255);
     assert_eq!(asked, "");
     out.expect_stderr("BatchMode forbids asking");
+    // Loaded into ssh-agent, the key is used from there, IdentitiesOnly
+    // notwithstanding: nothing is asked.
+    if !require("ssh-agent") || !require("ssh-add") {
+        return;
+    }
+    let agent = TestAgent::start(sshd.path("agent.sock"), &[]);
+    askpass.answer("open sesame");
+    let added = Command::new("ssh-add")
+        .arg(&key)
+        .env("SSH_AUTH_SOCK", &agent.sock)
+        .env("SSH_ASKPASS", &askpass.program)
+        .env("SSH_ASKPASS_REQUIRE", "force")
+        .output()
+        .unwrap();
+    assert!(
+        added.status.success(),
+        "{}",
+        String::from_utf8_lossy(&added.stderr)
+    );
+    let _ = std::fs::remove_file(&askpass.prompts);
+    let mut cmd = Command::new(bin());
+    cmd.args([
+        "--ssh-config",
+        &sshd.ssh_config(),
+        "--to",
+        "ssh:locked",
+        "--",
+    ])
+    .args(["ssh", "h", "echo from-agent"])
+    .env("SSH_AUTH_SOCK", &agent.sock)
+    .env("SSH_ASKPASS", &askpass.program)
+    .env("SSH_ASKPASS_REQUIRE", "force");
+    let out = run_with(cmd, b"", Duration::from_secs(60));
+    out.expect_code(0);
+    assert_eq!(out.stdout_text(), "from-agent\n");
+    assert_eq!(
+        std::fs::read_to_string(&askpass.prompts).unwrap_or_default(),
+        ""
+    );
 }
 
 /// sshd starts key re-exchanges itself (every 1 MiB and every second

@@ -31,13 +31,33 @@ pub async fn authenticate(
         .ok()
         .flatten()
         .flatten();
-    if !cfg.identities_only
-        && std::env::var_os("SSH_AUTH_SOCK").is_some()
+    let files = if cfg.identity_files.is_empty() {
+        ["id_ed25519", "id_ecdsa", "id_rsa"]
+            .iter()
+            .map(|n| home_dir().join(".ssh").join(n))
+            .collect()
+    } else {
+        cfg.identity_files.clone()
+    };
+    // With IdentitiesOnly, the agent may still sign for the configured
+    // files' keys (so an encrypted key loaded there is not asked about).
+    let only = cfg.identities_only.then(|| identity::public_keys(&files));
+    if std::env::var_os("SSH_AUTH_SOCK").is_some()
         && let Ok(mut agent) = AgentClient::connect_env().await
     {
         tried.push("agent".into());
         let identities = agent.request_identities().await.unwrap_or_default();
         for identity in identities {
+            let key_data = match &identity {
+                AgentIdentity::PublicKey { key, .. } => key.key_data().clone(),
+                AgentIdentity::Certificate { certificate, .. } => certificate.public_key().clone(),
+            };
+            if only
+                .as_ref()
+                .is_some_and(|keys| !keys.iter().any(|k| k.key_data() == &key_data))
+            {
+                continue;
+            }
             let result = match identity {
                 AgentIdentity::PublicKey { key, .. } => {
                     let hash = hash_for(&key, rsa_hash);
@@ -60,14 +80,6 @@ pub async fn authenticate(
             }
         }
     }
-    let files = if cfg.identity_files.is_empty() {
-        ["id_ed25519", "id_ecdsa", "id_rsa"]
-            .iter()
-            .map(|n| home_dir().join(".ssh").join(n))
-            .collect()
-    } else {
-        cfg.identity_files.clone()
-    };
     for path in files.iter().filter(|p| p.is_file()) {
         let shown = shown_path(path);
         let key = match identity::open(path, &shown) {

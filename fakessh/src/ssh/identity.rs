@@ -62,6 +62,18 @@ fn public_half(path: &Path) -> Option<PublicKey> {
     russh::keys::load_public_key(PathBuf::from(pub_path)).ok()
 }
 
+/// The public keys of `files`, as far as they tell without a passphrase.
+pub fn public_keys(files: &[PathBuf]) -> Vec<PublicKey> {
+    files
+        .iter()
+        .filter_map(|path| match open(path, "") {
+            KeyFile::Ready(key) => Some(key.public_key().clone()),
+            KeyFile::Locked(public) => public,
+            KeyFile::Unusable(_) => None,
+        })
+        .collect()
+}
+
 /// Ask for the passphrase of `path` and unlock it: up to
 /// `cfg.password_prompts` times, never with BatchMode; an empty answer
 /// gives up on this key, as in OpenSSH.
