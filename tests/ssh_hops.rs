@@ -23,6 +23,16 @@ fn to_target(sshd: &Sshd, script: &str) -> Outcome {
     ])
 }
 
+/// Run ssh-keygen; it must succeed.
+fn keygen(args: &[&str]) {
+    let out = Command::new("ssh-keygen").args(args).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 /// `mitogen-fakessh -v --to ssh:target -- ssh h COMMAND`.
 fn verbose_ssh_via_target(sshd: &Sshd, command: &str) -> Outcome {
     fakessh(&[
@@ -582,30 +592,22 @@ fn encrypted_key_files_ask_for_their_passphrase() {
     }
     let sshd = Sshd::start();
     let key = sshd.path("locked_key");
-    let made = Command::new("ssh-keygen")
-        .args([
+    let locked_with = |path: &std::path::Path, passphrase: &str| {
+        keygen(&[
             "-q",
             "-t",
             "ed25519",
             "-N",
-            "open sesame",
-            "-C",
-            "locked",
+            passphrase,
             "-f",
+            path.to_str().unwrap(),
         ])
-        .arg(&key)
-        .status()
-        .unwrap();
-    assert!(made.success());
+    };
+    locked_with(&key, "open sesame");
     // A second encrypted key that the server does not know: offered first,
     // it must not be asked about.
     let stranger = sshd.path("stranger_key");
-    let made = Command::new("ssh-keygen")
-        .args(["-q", "-t", "ed25519", "-N", "other", "-C", "stranger", "-f"])
-        .arg(&stranger)
-        .status()
-        .unwrap();
-    assert!(made.success());
+    locked_with(&stranger, "other");
     let public = std::fs::read_to_string(sshd.path("locked_key.pub")).unwrap();
     let mut authorized = std::fs::read_to_string(sshd.path("authorized_keys")).unwrap();
     authorized.push_str(&public);
@@ -728,14 +730,6 @@ fn host_certificates_from_a_known_authority() {
         return;
     }
     let keys = Sshd::start();
-    let keygen = |args: &[&str]| {
-        let out = Command::new("ssh-keygen").args(args).output().unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    };
     let ca = keys.path("ca");
     let host_pub = keys.path("host_key.pub");
     keygen(&[
@@ -937,14 +931,6 @@ fn user_certificates_log_in() {
         return;
     }
     let keys = Sshd::start();
-    let keygen = |args: &[&str]| {
-        let out = Command::new("ssh-keygen").args(args).output().unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    };
     let ca = keys.path("user_ca");
     keygen(&[
         "-q",
