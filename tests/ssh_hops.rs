@@ -210,6 +210,53 @@ fn unknown_host_key_is_refused_and_known_hosts_untouched() {
     assert_eq!(sshd.accepted(), 0);
 }
 
+/// known_hosts as OpenSSH writes and reads it: a hashed entry
+/// (`ssh-keygen -H`), a wildcard pattern, and an entry of an older key type
+/// only, which the server must then be asked for.
+#[test]
+fn known_hosts_hashed_wildcard_and_older_key_types() {
+    if !sshd_available() || !require("ssh-keygen") {
+        return;
+    }
+    let keys = tempfile::tempdir().unwrap();
+    let rsa = keys.path().join("rsa_host_key");
+    keygen(&[
+        "-q",
+        "-t",
+        "rsa",
+        "-b",
+        "2048",
+        "-N",
+        "",
+        "-f",
+        rsa.to_str().unwrap(),
+    ]);
+    let sshd = Sshd::start_with(&[&format!("HostKey={}", rsa.display())]);
+    let known = sshd.path("known_hosts");
+    let ed25519_line = sshd.host_key_line();
+    let key_part = |line: &str| line.split_once(' ').unwrap().1.trim().to_string();
+    // Hashed by OpenSSH itself.
+    std::fs::write(&known, &ed25519_line).unwrap();
+    keygen(&["-q", "-H", "-f", known.to_str().unwrap()]);
+    let hashed = std::fs::read_to_string(&known).unwrap();
+    assert!(hashed.starts_with("|1|"), "{hashed}");
+    to_target(&sshd, "ssh h true").expect_code(0);
+    // A wildcard pattern, with a negation that does not apply.
+    std::fs::write(
+        &known,
+        format!("[127.0.0.*]:*,!nothing {}\n", key_part(&ed25519_line)),
+    )
+    .unwrap();
+    to_target(&sshd, "ssh h true").expect_code(0);
+    // Only the RSA key recorded: it is asked for, and accepted.
+    let rsa_pub = std::fs::read_to_string(keys.path().join("rsa_host_key.pub")).unwrap();
+    let host_field = ed25519_line.split_once(' ').unwrap().0.to_string();
+    let rsa_only = format!("{host_field} {}\n", rsa_pub.trim());
+    std::fs::write(&known, &rsa_only).unwrap();
+    to_target(&sshd, "ssh h true").expect_code(0);
+    assert_eq!(std::fs::read_to_string(&known).unwrap(), rsa_only);
+}
+
 #[test]
 fn accept_new_learns_the_host_key() {
     if !sshd_available() {

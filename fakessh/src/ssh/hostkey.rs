@@ -5,22 +5,22 @@ use std::sync::{Arc, Mutex};
 
 use russh::keys::ssh_key::certificate::CertType;
 use russh::keys::{
-    Certificate, HashAlg, PublicKey, PublicKeyOrCertificate, check_known_hosts_path, known_hosts,
+    Algorithm, Certificate, HashAlg, PublicKey, PublicKeyOrCertificate, known_hosts,
 };
 use tracing::{debug, info, warn};
 
 use super::config::{HostConfig, StrictHostKeyChecking, host_in_pattern_list};
-use super::known_hosts::Markers;
+use super::known_hosts::{KnownHosts, Verdict};
 
 /// The russh client handler: decides whether the server's key is trusted
 /// and, if not, records why so the error names the key.
 pub struct HostKeyCheck {
     host: String,
     port: u16,
-    user_files: Vec<std::path::PathBuf>,
-    global_files: Vec<std::path::PathBuf>,
+    /// Where an accepted new key is recorded (the first user file).
+    learn_into: Option<std::path::PathBuf>,
     strict: StrictHostKeyChecking,
-    markers: Markers,
+    known: KnownHosts,
     verdict: Arc<Mutex<Option<String>>>,
 }
 
@@ -33,11 +33,10 @@ impl HostKeyCheck {
             .cloned()
             .collect();
         HostKeyCheck {
-            markers: Markers::read(&files, &cfg.hostname, cfg.port),
+            known: KnownHosts::read(&files, &cfg.hostname, cfg.port),
             host: cfg.hostname.clone(),
             port: cfg.port,
-            user_files: cfg.user_known_hosts_files.clone(),
-            global_files: cfg.global_known_hosts_files.clone(),
+            learn_into: cfg.user_known_hosts_files.first().cloned(),
             strict: cfg.strict_host_key_checking,
             verdict: Arc::new(Mutex::new(None)),
         }
@@ -46,7 +45,21 @@ impl HostKeyCheck {
     /// Whether a CA is trusted for this host, so that asking the server for
     /// a host certificate makes sense (OpenSSH asks only then, too).
     pub fn wants_certificates(&self) -> bool {
-        !self.markers.authorities.is_empty()
+        !self.known.authorities.is_empty()
+    }
+
+    /// The host key algorithms to ask the server for, `preferred` reordered
+    /// so that types already recorded for this host come first (as
+    /// OpenSSH does), so an old known_hosts entry of one type is used
+    /// rather than refused as unknown.
+    pub fn key_order(&self, preferred: &[Algorithm]) -> Vec<Algorithm> {
+        let recorded = self.known.recorded_types();
+        let (mut first, rest): (Vec<_>, Vec<_>) = preferred
+            .iter()
+            .cloned()
+            .partition(|a| recorded.iter().any(|r| super::known_hosts::same_type(r, a)));
+        first.extend(rest);
+        first
     }
 
     /// Where the reason for a refusal is left.
@@ -78,7 +91,7 @@ impl HostKeyCheck {
         let shown_host = self.shown_host();
         let key = PublicKey::new(cert.public_key().clone(), "");
         let ca = PublicKey::new(cert.signature_key().clone(), "");
-        if self.markers.is_revoked(&key) || self.markers.is_revoked(&ca) {
+        if self.known.is_revoked(&key) || self.known.is_revoked(&ca) {
             return self.refuse(format!(
                 "host key verification failed: the certificate of {shown_host} ({}, signed by {}) is marked @revoked in known_hosts",
                 describe(&key),
@@ -86,7 +99,7 @@ impl HostKeyCheck {
             ));
         }
         let trusted: Vec<_> = self
-            .markers
+            .known
             .authorities
             .iter()
             .map(|k| k.fingerprint(HashAlg::Sha256))
@@ -139,44 +152,32 @@ impl HostKeyCheck {
     fn decide(&self, key: &PublicKey) -> Result<bool, russh::Error> {
         let described = describe(key);
         let shown_host = self.shown_host();
-        if self.markers.is_revoked(key) {
+        if self.known.is_revoked(key) {
             return self.refuse(format!(
                 "host key verification failed: the key of {shown_host} ({described}) is marked @revoked in known_hosts"
             ));
         }
-        let mut changed: Option<String> = None;
-        for file in self
-            .user_files
-            .iter()
-            .chain(self.global_files.iter())
-            .filter(|f| f.exists())
-        {
-            match check_known_hosts_path(&self.host, self.port, key, file) {
-                Ok(true) => return Ok(true),
-                Ok(false) => {}
-                Err(russh::keys::Error::KeyChanged { line }) => {
-                    changed.get_or_insert(format!("{}:{line}", file.display()));
+        match self.known.verdict(key) {
+            Verdict::Known => return Ok(true),
+            Verdict::Changed(at) => {
+                if self.strict == StrictHostKeyChecking::No {
+                    warn!(
+                        "host key for {shown_host} changed ({described}), accepted because StrictHostKeyChecking is no"
+                    );
+                    return Ok(true);
                 }
-                Err(e) => warn!("cannot read {}: {e}", file.display()),
+                return self.refuse(format!(
+                    "host key verification failed: the key of {shown_host} has CHANGED ({described}; recorded at {at}); if that is expected, remove the old entry with: ssh-keygen -R '{shown_host}'"
+                ));
             }
-        }
-        if let Some(at) = changed {
-            if self.strict == StrictHostKeyChecking::No {
-                warn!(
-                    "host key for {shown_host} changed ({described}), accepted because StrictHostKeyChecking is no"
-                );
-                return Ok(true);
-            }
-            return self.refuse(format!(
-                "host key verification failed: the key of {shown_host} has CHANGED ({described}; recorded at {at}); if that is expected, remove the old entry with: ssh-keygen -R '{shown_host}'"
-            ));
+            Verdict::Unknown => {}
         }
         match self.strict {
             StrictHostKeyChecking::Yes => self.refuse(format!(
                 "host key verification failed: {shown_host} is not in known_hosts ({described}); add it, or set StrictHostKeyChecking accept-new in the ssh config"
             )),
             StrictHostKeyChecking::AcceptNew | StrictHostKeyChecking::No => {
-                let Some(file) = self.user_files.first() else {
+                let Some(file) = &self.learn_into else {
                     return Ok(true);
                 };
                 match known_hosts::learn_known_hosts_path(&self.host, self.port, key, file) {

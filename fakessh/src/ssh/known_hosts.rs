@@ -1,74 +1,162 @@
-//! The marker lines of known_hosts that russh's reader passes over:
-//! `@cert-authority` (a CA whose host certificates are trusted for the
-//! names that match) and `@revoked` (a key never to accept), as in
-//! sshd(8)'s SSH_KNOWN_HOSTS FILE FORMAT.
+//! known_hosts files as OpenSSH reads them (sshd(8), SSH_KNOWN_HOSTS FILE
+//! FORMAT): host patterns with `*`, `?` and `!`, hashed names
+//! (`|1|salt|hash`, HMAC-SHA1), `[host]:port` for other ports, and the
+//! `@cert-authority` and `@revoked` markers.
 
 use std::path::PathBuf;
 
-use russh::keys::PublicKey;
-use tracing::{debug, warn};
+use data_encoding::BASE64;
+use hmac::{Hmac, KeyInit, Mac};
+use russh::keys::{Algorithm, PublicKey};
+use sha1::Sha1;
+use tracing::warn;
 
 use super::config::host_in_pattern_list;
 
-/// What the marker lines say about one destination.
+/// A key recorded for the destination, and where.
+#[derive(Debug)]
+pub struct Recorded {
+    pub key: PublicKey,
+    /// `FILE:LINE`, for messages.
+    pub at: String,
+}
+
+/// What the known_hosts files say about one destination.
 #[derive(Debug, Default)]
-pub struct Markers {
+pub struct KnownHosts {
+    /// Its host keys.
+    pub keys: Vec<Recorded>,
     /// CAs trusted to sign host certificates for it.
     pub authorities: Vec<PublicKey>,
     /// Keys (host keys or CAs) that must be refused.
     pub revoked: Vec<PublicKey>,
 }
 
-impl Markers {
-    /// Read the marker lines of `files` that apply to `host` on `port`
-    /// (written `[host]:port` in the file unless the port is 22).
-    pub fn read(files: &[PathBuf], host: &str, port: u16) -> Markers {
+/// What is known about a key the server presented.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Verdict {
+    Known,
+    /// Another key of the same type is recorded (at `FILE:LINE`).
+    Changed(String),
+    Unknown,
+}
+
+impl KnownHosts {
+    /// Read the lines of `files` that apply to `host` on `port` (written
+    /// `[host]:port` in the file unless the port is 22).
+    pub fn read(files: &[PathBuf], host: &str, port: u16) -> KnownHosts {
         let name = if port == 22 {
             host.to_string()
         } else {
             format!("[{host}]:{port}")
         };
-        let mut markers = Markers::default();
+        let mut known = KnownHosts::default();
         for file in files {
             let Ok(text) = std::fs::read_to_string(file) else {
                 continue;
             };
             for (n, line) in text.lines().enumerate() {
-                let mut words = line.split_whitespace();
-                let (Some(marker), Some(patterns), Some(kind), Some(blob)) =
-                    (words.next(), words.next(), words.next(), words.next())
-                else {
-                    continue;
-                };
-                let list = match marker {
-                    "@cert-authority" => &mut markers.authorities,
-                    "@revoked" => &mut markers.revoked,
-                    _ => continue,
-                };
-                if patterns.starts_with("|1|") {
-                    debug!(
-                        "{}:{}: hashed names on a marker line are not supported",
-                        file.display(),
-                        n + 1
-                    );
-                    continue;
-                }
-                if !host_in_pattern_list(patterns, &name) {
-                    continue;
-                }
-                match PublicKey::from_openssh(&format!("{kind} {blob}")) {
-                    Ok(key) => list.push(key),
-                    Err(e) => warn!("{}:{}: unreadable key: {e}", file.display(), n + 1),
-                }
+                let at = format!("{}:{}", file.display(), n + 1);
+                known.add_line(line, &name, at);
             }
         }
-        markers
+        known
+    }
+
+    fn add_line(&mut self, line: &str, name: &str, at: String) {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            return;
+        }
+        let mut words = line.split_whitespace().peekable();
+        let marker = words.next_if(|w| w.starts_with('@'));
+        let (Some(hosts), Some(kind), Some(blob)) = (words.next(), words.next(), words.next())
+        else {
+            return;
+        };
+        if !hosts_match(hosts, name) {
+            return;
+        }
+        let key = match PublicKey::from_openssh(&format!("{kind} {blob}")) {
+            Ok(key) => key,
+            Err(e) => return warn!("{at}: unreadable key: {e}"),
+        };
+        match marker {
+            None => self.keys.push(Recorded { key, at }),
+            Some("@cert-authority") => self.authorities.push(key),
+            Some("@revoked") => self.revoked.push(key),
+            Some(other) => warn!("{at}: unknown marker {other}"),
+        }
     }
 
     /// Whether `key` is listed as revoked.
     pub fn is_revoked(&self, key: &PublicKey) -> bool {
         self.revoked.iter().any(|r| r.key_data() == key.key_data())
     }
+
+    /// Judge a plain host key: known, changed (another key of its type is
+    /// recorded), or unknown. A key of another type than those recorded is
+    /// unknown, not changed, as in OpenSSH.
+    pub fn verdict(&self, key: &PublicKey) -> Verdict {
+        if self.keys.iter().any(|r| r.key.key_data() == key.key_data()) {
+            return Verdict::Known;
+        }
+        match self
+            .keys
+            .iter()
+            .find(|r| same_type(&r.key.algorithm(), &key.algorithm()))
+        {
+            Some(r) => Verdict::Changed(r.at.clone()),
+            None => Verdict::Unknown,
+        }
+    }
+
+    /// The key types recorded, so the server can be asked for one of them
+    /// first (OpenSSH orders its HostKeyAlgorithms the same way).
+    pub fn recorded_types(&self) -> Vec<Algorithm> {
+        let mut types: Vec<Algorithm> = Vec::new();
+        for r in &self.keys {
+            let alg = r.key.algorithm();
+            if !types.iter().any(|t| same_type(t, &alg)) {
+                types.push(alg);
+            }
+        }
+        types
+    }
+}
+
+/// RSA keys are one type whatever hash their signatures use.
+pub fn same_type(a: &Algorithm, b: &Algorithm) -> bool {
+    a == b || (a.clone().is_rsa() && b.clone().is_rsa())
+}
+
+/// A known_hosts host field: comma-separated patterns (`*`, `?`, `!`), or
+/// hashed entries.
+fn hosts_match(field: &str, name: &str) -> bool {
+    if field.starts_with("|1|") {
+        return field.split(',').any(|entry| hashed_match(entry, name));
+    }
+    host_in_pattern_list(field, name)
+}
+
+/// `|1|base64(salt)|base64(HMAC-SHA1(salt, name))`.
+fn hashed_match(entry: &str, name: &str) -> bool {
+    let mut parts = entry.strip_prefix("|1|").unwrap_or("").split('|');
+    let (Some(salt), Some(hash)) = (parts.next(), parts.next()) else {
+        return false;
+    };
+    let (Ok(salt), Ok(hash)) = (
+        BASE64.decode(salt.as_bytes()),
+        BASE64.decode(hash.as_bytes()),
+    ) else {
+        return false;
+    };
+    let Ok(mac) = Hmac::<Sha1>::new_from_slice(&salt) else {
+        return false;
+    };
+    mac.chain_update(name.as_bytes())
+        .verify_slice(&hash)
+        .is_ok()
 }
 
 #[cfg(test)]
@@ -77,26 +165,61 @@ mod tests {
 
     const CA: &str =
         "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGoDYZlYt9lNpD/DZrHY59ZN90af3VWIZd9p2fC0bSyy";
+    const OTHER: &str =
+        "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAILtgre+sS13uUDfwRbzx0W5bknEjFBWQRivqZtDsEiqO";
+
+    fn read(text: &str, host: &str, port: u16) -> KnownHosts {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("known_hosts");
+        std::fs::write(&file, text).unwrap();
+        KnownHosts::read(&[file], host, port)
+    }
 
     #[test]
     fn marker_lines_apply_by_name_and_port() {
-        let dir = tempfile::tempdir().unwrap();
-        let file = dir.path().join("known_hosts");
-        std::fs::write(
-            &file,
-            format!(
-                "# comment\n@cert-authority *.example.org,!old.example.org {CA} ca\n\
-                 plain.example.org {CA}\n@revoked * {CA}\n@cert-authority [10.0.0.1]:2222 {CA}\n"
-            ),
-        )
-        .unwrap();
-        let files = [file];
-        let web = Markers::read(&files, "web.example.org", 22);
-        assert_eq!((web.authorities.len(), web.revoked.len()), (1, 1));
+        let text = format!(
+            "# comment\n@cert-authority *.example.org,!old.example.org {CA} ca\n\
+             plain.example.org {CA}\n@revoked * {CA}\n@cert-authority [10.0.0.1]:2222 {CA}\n"
+        );
+        let web = read(&text, "web.example.org", 22);
+        assert_eq!(
+            (web.authorities.len(), web.revoked.len(), web.keys.len()),
+            (1, 1, 0)
+        );
         assert!(web.is_revoked(&PublicKey::from_openssh(CA).unwrap()));
-        let old = Markers::read(&files, "old.example.org", 22);
-        assert_eq!(old.authorities.len(), 0);
-        assert_eq!(Markers::read(&files, "10.0.0.1", 2222).authorities.len(), 1);
-        assert_eq!(Markers::read(&files, "10.0.0.1", 22).authorities.len(), 0);
+        assert_eq!(read(&text, "old.example.org", 22).authorities.len(), 0);
+        assert_eq!(read(&text, "10.0.0.1", 2222).authorities.len(), 1);
+        assert_eq!(read(&text, "10.0.0.1", 22).authorities.len(), 0);
+        assert_eq!(read(&text, "plain.example.org", 22).keys.len(), 1);
+    }
+
+    #[test]
+    fn patterns_hashes_and_verdicts() {
+        // `ssh-keygen -H` of "hashed.example.org" with this salt.
+        let salt = [7u8; 20];
+        let mac = Hmac::<Sha1>::new_from_slice(&salt)
+            .unwrap()
+            .chain_update(b"hashed.example.org")
+            .finalize()
+            .into_bytes();
+        let hashed = format!("|1|{}|{}", BASE64.encode(&salt), BASE64.encode(&mac));
+        let text = format!("*.lan,!printer.lan\t{CA}\n{hashed} {OTHER}\n");
+        let key = PublicKey::from_openssh(CA).unwrap();
+        let other = PublicKey::from_openssh(OTHER).unwrap();
+        let lan = read(&text, "nas.lan", 22);
+        assert_eq!(lan.verdict(&key), Verdict::Known);
+        assert!(matches!(lan.verdict(&other), Verdict::Changed(at) if at.ends_with(":1")));
+        assert_eq!(
+            read(&text, "printer.lan", 22).verdict(&key),
+            Verdict::Unknown
+        );
+        assert_eq!(
+            read(&text, "hashed.example.org", 22).verdict(&other),
+            Verdict::Known
+        );
+        assert_eq!(
+            read(&text, "other.example.org", 22).verdict(&other),
+            Verdict::Unknown
+        );
     }
 }

@@ -116,6 +116,7 @@ pub async fn open_session<S: SshStream>(
         russh::cipher::AES_128_CTR,
     ]);
     let check = HostKeyCheck::new(cfg);
+    config.preferred.key = check.key_order(&config.preferred.key).into();
     if check.wants_certificates() {
         config.preferred.host_key_certificates = config.preferred.key.clone();
     }
