@@ -278,6 +278,16 @@ fn accept_new_learns_the_host_key() {
     // And it is now trusted under the strict default.
     std::fs::write(sshd.path("ssh_config"), sshd.config_block("target", "")).unwrap();
     to_target(&sshd, "ssh h true").expect_code(0);
+    // With HashKnownHosts (Debian's default), learned under a hashed name.
+    std::fs::write(sshd.path("known_hosts"), "").unwrap();
+    let extra = "  StrictHostKeyChecking accept-new\n  HashKnownHosts yes\n";
+    std::fs::write(sshd.path("ssh_config"), sshd.config_block("target", extra)).unwrap();
+    to_target(&sshd, "ssh h true").expect_code(0);
+    let learned = std::fs::read_to_string(sshd.path("known_hosts")).unwrap();
+    assert!(learned.starts_with("|1|"), "known_hosts: {learned}");
+    assert!(!learned.contains("127.0.0.1") && learned.contains(key_b64));
+    std::fs::write(sshd.path("ssh_config"), sshd.config_block("target", "")).unwrap();
+    to_target(&sshd, "ssh h true").expect_code(0);
 }
 
 #[test]

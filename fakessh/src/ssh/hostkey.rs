@@ -4,13 +4,11 @@
 use std::sync::{Arc, Mutex};
 
 use russh::keys::ssh_key::certificate::CertType;
-use russh::keys::{
-    Algorithm, Certificate, HashAlg, PublicKey, PublicKeyOrCertificate, known_hosts,
-};
+use russh::keys::{Algorithm, Certificate, HashAlg, PublicKey, PublicKeyOrCertificate};
 use tracing::{debug, info, warn};
 
 use super::config::{HostConfig, StrictHostKeyChecking, host_in_pattern_list};
-use super::known_hosts::{KnownHosts, Verdict};
+use super::known_hosts::{self, KnownHosts, Verdict};
 
 /// The russh client handler: decides whether the server's key is trusted
 /// and, if not, records why so the error names the key.
@@ -19,6 +17,8 @@ pub struct HostKeyCheck {
     port: u16,
     /// Where an accepted new key is recorded (the first user file).
     learn_into: Option<std::path::PathBuf>,
+    /// HashKnownHosts: record it under a hashed name.
+    hash_known_hosts: bool,
     strict: StrictHostKeyChecking,
     known: KnownHosts,
     verdict: Arc<Mutex<Option<String>>>,
@@ -37,6 +37,7 @@ impl HostKeyCheck {
             host: cfg.hostname.clone(),
             port: cfg.port,
             learn_into: cfg.user_known_hosts_files.first().cloned(),
+            hash_known_hosts: cfg.hash_known_hosts,
             strict: cfg.strict_host_key_checking,
             verdict: Arc::new(Mutex::new(None)),
         }
@@ -180,7 +181,7 @@ impl HostKeyCheck {
                 let Some(file) = &self.learn_into else {
                     return Ok(true);
                 };
-                match known_hosts::learn_known_hosts_path(&self.host, self.port, key, file) {
+                match known_hosts::learn(file, &self.host, self.port, key, self.hash_known_hosts) {
                     Ok(()) => info!("learned the host key of {shown_host} ({described}) into {}", file.display()),
                     Err(e) => warn!("cannot record the host key in {}: {e}", file.display()),
                 }

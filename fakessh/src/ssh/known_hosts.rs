@@ -125,6 +125,57 @@ impl KnownHosts {
     }
 }
 
+/// Record `key` for `host`:`port` at the end of `file` (created, with a
+/// 0700 directory, if missing), the name hashed when `hash` is set
+/// (HashKnownHosts), as `ssh-keygen -H` would write it.
+pub fn learn(
+    file: &std::path::Path,
+    host: &str,
+    port: u16,
+    key: &PublicKey,
+    hash: bool,
+) -> std::io::Result<()> {
+    use std::io::{Read, Seek, SeekFrom, Write};
+    use std::os::unix::fs::DirBuilderExt;
+    let name = if port == 22 {
+        host.to_string()
+    } else {
+        format!("[{host}]:{port}")
+    };
+    let field = if hash {
+        let mut salt = [0u8; 20];
+        std::fs::File::open("/dev/urandom")?.read_exact(&mut salt)?;
+        let mac = Hmac::<Sha1>::new_from_slice(&salt)
+            .map_err(std::io::Error::other)?
+            .chain_update(name.as_bytes())
+            .finalize()
+            .into_bytes();
+        format!("|1|{}|{}", BASE64.encode(&salt), BASE64.encode(&mac))
+    } else {
+        name
+    };
+    let blob = key.to_openssh().map_err(std::io::Error::other)?;
+    if let Some(dir) = file
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty() && !d.exists())
+    {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)?;
+    }
+    let mut f = std::fs::OpenOptions::new()
+        .read(true)
+        .append(true)
+        .create(true)
+        .open(file)?;
+    let mut last = [0u8; 1];
+    let needs_newline =
+        f.seek(SeekFrom::End(-1)).is_ok() && f.read_exact(&mut last).is_ok() && last[0] != b'\n';
+    let line = format!("{}{field} {blob}\n", if needs_newline { "\n" } else { "" });
+    f.write_all(line.as_bytes())
+}
+
 /// RSA keys are one type whatever hash their signatures use.
 pub fn same_type(a: &Algorithm, b: &Algorithm) -> bool {
     a == b || (a.clone().is_rsa() && b.clone().is_rsa())
@@ -191,6 +242,36 @@ mod tests {
         assert_eq!(read(&text, "10.0.0.1", 2222).authorities.len(), 1);
         assert_eq!(read(&text, "10.0.0.1", 22).authorities.len(), 0);
         assert_eq!(read(&text, "plain.example.org", 22).keys.len(), 1);
+    }
+
+    #[test]
+    fn learned_entries_are_read_back_hashed_or_not() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("sub/known_hosts");
+        let key = PublicKey::from_openssh(CA).unwrap();
+        learn(&file, "h.example", 2222, &key, true).unwrap();
+        std::fs::write(dir.path().join("plain"), "no newline at end").unwrap();
+        learn(&dir.path().join("plain"), "p.example", 22, &key, false).unwrap();
+        let text = std::fs::read_to_string(&file).unwrap();
+        assert!(
+            text.starts_with("|1|") && !text.contains("h.example"),
+            "{text}"
+        );
+        let read = |f: &str, h: &str, p| KnownHosts::read(&[dir.path().join(f)], h, p);
+        assert_eq!(
+            read("sub/known_hosts", "h.example", 2222).verdict(&key),
+            Verdict::Known
+        );
+        assert_eq!(
+            read("sub/known_hosts", "h.example", 22).verdict(&key),
+            Verdict::Unknown
+        );
+        let plain = std::fs::read_to_string(dir.path().join("plain")).unwrap();
+        assert!(
+            plain.starts_with("no newline at end\np.example ssh-ed25519 "),
+            "{plain}"
+        );
+        assert_eq!(read("plain", "p.example", 22).verdict(&key), Verdict::Known);
     }
 
     #[test]

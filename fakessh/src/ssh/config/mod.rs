@@ -49,6 +49,8 @@ pub struct HostConfig {
     pub user_known_hosts_files: Vec<PathBuf>,
     pub global_known_hosts_files: Vec<PathBuf>,
     pub strict_host_key_checking: StrictHostKeyChecking,
+    /// HashKnownHosts: learn keys under hashed names.
+    pub hash_known_hosts: bool,
     pub proxy_jump: Option<String>,
     /// A command whose stdin and stdout carry the connection (`%` tokens
     /// expanded). ProxyJump and ProxyCommand exclude each other: the one
@@ -311,6 +313,9 @@ impl SshConfig {
         };
         let certificate_files = got.all("certificatefile").map(expand).collect();
         Ok(HostConfig {
+            hash_known_hosts: got
+                .first("hashknownhosts")
+                .is_some_and(|v| v.eq_ignore_ascii_case("yes")),
             certificate_files,
             password_prompts,
             alias: alias.to_string(),
