@@ -3,6 +3,7 @@
 //! take), then a password asked for on the terminal or through
 //! `SSH_ASKPASS`, or keyboard-interactive prompts answered the same way.
 
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use russh::MethodKind;
@@ -39,9 +40,23 @@ pub async fn authenticate(
     } else {
         cfg.identity_files.clone()
     };
+    let key_files: Vec<(&PathBuf, String, identity::KeyFile)> = files
+        .iter()
+        .filter(|p| p.is_file())
+        .map(|p| {
+            let shown = shown_path(p);
+            let file = identity::open(p, &shown);
+            (p, shown, file)
+        })
+        .collect();
     // With IdentitiesOnly, the agent may still sign for the configured
     // files' keys (so an encrypted key loaded there is not asked about).
-    let only = cfg.identities_only.then(|| identity::public_keys(&files));
+    let only: Option<Vec<PublicKey>> = cfg.identities_only.then(|| {
+        key_files
+            .iter()
+            .filter_map(|(_, _, file)| file.public_key())
+            .collect()
+    });
     if std::env::var_os("SSH_AUTH_SOCK").is_some()
         && let Ok(mut agent) = AgentClient::connect_env().await
     {
@@ -80,9 +95,8 @@ pub async fn authenticate(
             }
         }
     }
-    for path in files.iter().filter(|p| p.is_file()) {
-        let shown = shown_path(path);
-        let key = match identity::open(path, &shown) {
+    for (path, shown, file) in key_files {
+        let key = match file {
             identity::KeyFile::Ready(key) => key,
             identity::KeyFile::Locked(public) => {
                 match unlock_if_taken(handle, user, path, &shown, public, rsa_hash, cfg).await {

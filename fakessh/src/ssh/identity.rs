@@ -23,6 +23,17 @@ pub enum KeyFile {
     Unusable(String),
 }
 
+impl KeyFile {
+    /// The public key, as far as the file tells without a passphrase.
+    pub fn public_key(&self) -> Option<PublicKey> {
+        match self {
+            KeyFile::Ready(key) => Some(key.public_key().clone()),
+            KeyFile::Locked(public) => public.clone(),
+            KeyFile::Unusable(_) => None,
+        }
+    }
+}
+
 /// Keys unlocked with a passphrase in this run, by path.
 fn unlocked() -> &'static Mutex<HashMap<PathBuf, Arc<PrivateKey>>> {
     static UNLOCKED: OnceLock<Mutex<HashMap<PathBuf, Arc<PrivateKey>>>> = OnceLock::new();
@@ -60,18 +71,6 @@ fn public_half(path: &Path) -> Option<PublicKey> {
     let mut pub_path = path.as_os_str().to_owned();
     pub_path.push(".pub");
     russh::keys::load_public_key(PathBuf::from(pub_path)).ok()
-}
-
-/// The public keys of `files`, as far as they tell without a passphrase.
-pub fn public_keys(files: &[PathBuf]) -> Vec<PublicKey> {
-    files
-        .iter()
-        .filter_map(|path| match open(path, "") {
-            KeyFile::Ready(key) => Some(key.public_key().clone()),
-            KeyFile::Locked(public) => public,
-            KeyFile::Unusable(_) => None,
-        })
-        .collect()
 }
 
 /// Ask for the passphrase of `path` and unlock it: up to

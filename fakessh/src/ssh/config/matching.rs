@@ -58,8 +58,9 @@ pub struct Target<'a> {
     pub local_user: &'a str,
     pub tag: Option<&'a str>,
     pub final_pass: bool,
-    /// The addresses of local interfaces that are up.
-    pub local_addresses: &'a [IpAddr],
+    /// The addresses of local interfaces that are up, looked up only when a
+    /// `localnetwork` criterion asks.
+    pub local_addresses: &'a dyn Fn() -> Vec<IpAddr>,
 }
 
 /// An address block in CIDR notation (`10.0.0.0/8`, `fe80::/10`; a bare
@@ -178,8 +179,7 @@ impl Condition {
                 Test::User(list) => pattern_list_matches(list, target.user, true),
                 Test::LocalUser(list) => pattern_list_matches(list, target.local_user, true),
                 Test::Tagged(list) => pattern_list_matches(list, target.tag.unwrap_or(""), true),
-                Test::LocalNetwork(networks) => target
-                    .local_addresses
+                Test::LocalNetwork(networks) => (target.local_addresses)()
                     .iter()
                     .any(|a| networks.iter().any(|n| n.contains(a))),
                 Test::Unsupported(what) => {
@@ -287,7 +287,7 @@ mod tests {
             local_user: "me",
             tag: None,
             final_pass: false,
-            local_addresses: &LOCAL,
+            local_addresses: &|| LOCAL.to_vec(),
         }
     }
 

@@ -133,7 +133,6 @@ impl SshConfig {
     fn obtain(&self, alias: &str, user: Option<&str>, port: Option<u16>) -> Obtained {
         let mut got = Obtained::default();
         let local = local_user();
-        let interfaces = std::cell::OnceCell::new();
         let final_wanted = self
             .lines
             .iter()
@@ -167,7 +166,7 @@ impl SshConfig {
                         local_user: &local,
                         tag: got.first("tag"),
                         final_pass,
-                        local_addresses: interfaces.get_or_init(interface_addresses),
+                        local_addresses: &interface_addresses,
                     };
                     let port = port
                         .map(|p| p.to_string())
