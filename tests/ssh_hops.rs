@@ -973,9 +973,7 @@ fn proxy_command_from_the_ssh_config() {
     assert_eq!(sshd.accepted(), 2, "{}", sshd.log());
     // A proxy that never speaks is given up on after ConnectTimeout; one
     // that dies at once fails at once. Both name the hop.
-    let start = Instant::now();
     via("silent").expect_error(255, "ssh:silent: no ssh handshake from 127.0.0.1 within 2s");
-    assert!(start.elapsed() < Duration::from_secs(30));
     via("failing").expect_error(255, "ssh:failing: ssh handshake failed");
 }
 
