@@ -120,18 +120,19 @@ pub fn man_page() -> String {
     String::from_utf8(out).expect("roff output is UTF-8")
 }
 
+/// A shell we cannot write completions for.
+#[derive(Debug, thiserror::Error)]
+#[error("completions: unknown shell {0:?} (expected bash, zsh or fish)")]
+pub struct UnknownShell(String);
+
 /// Print completions for `shell` (bash, zsh or fish) on stdout.
-pub fn print_completions(shell: &str) -> Result<(), String> {
+pub fn print_completions(shell: &str) -> Result<(), UnknownShell> {
     use clap_complete::Shell;
     let shell = match shell {
         "bash" => Shell::Bash,
         "zsh" => Shell::Zsh,
         "fish" => Shell::Fish,
-        other => {
-            return Err(format!(
-                "completions: unknown shell {other:?} (expected bash, zsh or fish)"
-            ));
-        }
+        other => return Err(UnknownShell(other.to_string())),
     };
     clap_complete::generate(
         shell,

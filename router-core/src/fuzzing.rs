@@ -4,9 +4,11 @@
 use bytes::BytesMut;
 
 use crate::frame::{Encoding, Frame, Header};
-use crate::message::{
-    AgentConfig, ConnectRequest, RouteUpdate, SessionControl, SessionEvent, SessionRequest,
-    SpawnRequest,
+use crate::hop::Hop;
+use crate::message::{AgentConfig, ConnectRequest, RouteUpdate};
+use crate::session::{
+    ClientSession, CommandSession, SessionControl, SessionEvent, SessionRequest, SpawnRequest,
+    ToClient, ToCommand,
 };
 
 /// Decode frames from `data` until an error or the need for more bytes.
@@ -37,4 +39,27 @@ pub fn payloads(data: &[u8]) {
     let _ = frame.decode_cbor::<SessionEvent>("session event");
     let _ = frame.decode_cbor::<AgentConfig>("agent config");
     let _ = frame.decode_cbor::<RouteUpdate>("route update");
+    let _ = frame.decode_cbor::<Hop>("hop");
+    // The same bytes as every session message, into both state machines.
+    let mut client = ClientSession::local(false);
+    let mut command = CommandSession::new(false);
+    for handle in [
+        crate::message::handle::SESSION_STDOUT,
+        crate::message::handle::SESSION_EVENT,
+        crate::message::handle::SESSION_STDIN,
+        crate::message::handle::SESSION_CONTROL,
+    ] {
+        for encoding in [Encoding::Cbor, Encoding::Bytes] {
+            let mut f = frame.clone();
+            f.header.handle = handle;
+            f.encoding = encoding;
+            if let Ok(msg) = ToClient::from_frame(&f) {
+                let _ = client.on_message(msg);
+                while client.next_action().is_some() {}
+            }
+            if let Ok(msg) = ToCommand::from_frame(&f) {
+                let _ = command.on_message(msg);
+            }
+        }
+    }
 }

@@ -8,6 +8,7 @@ use bytes::Bytes;
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
 
 use crate::frame::{Encoding, Frame, Header};
+use crate::hop::Hop;
 
 /// A context: the host (0), an agent, or a shim session.
 pub type ContextId = u32;
@@ -18,12 +19,6 @@ pub type Handle = u32;
 pub const HOST_ID: ContextId = 0;
 /// Shim sessions get ids from here up, so they never collide with agents.
 pub const FIRST_SESSION_ID: ContextId = 1 << 24;
-
-/// Credit each side of a session starts with, per direction and stream.
-/// It bounds the bytes in flight per stream, and with them every buffer.
-pub const SESSION_WINDOW: u32 = 1 << 20;
-/// Largest data chunk put in one frame.
-pub const DATA_CHUNK: usize = 128 << 10;
 
 /// Well-known handles. Dynamic (reply) handles start at [`handle::FIRST_DYNAMIC`].
 pub mod handle {
@@ -155,19 +150,6 @@ pub struct RouteUpdate {
     pub reason: String,
 }
 
-/// One hop that an agent is asked to start from where it stands.
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
-pub enum HopKind {
-    /// Our own executable in agent mode, as the same user.
-    Local,
-    /// `sudo -u USER`, under a hybrid pty.
-    Sudo { user: String },
-    /// `su USER`, under a hybrid pty.
-    Su { user: String },
-    /// `doas -u USER`, under a hybrid pty.
-    Doas { user: String },
-}
-
 /// A password in transit. Its `Debug` never shows the text, so it cannot
 /// leak into a log line, whatever the verbosity.
 #[derive(Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -184,7 +166,7 @@ impl std::fmt::Debug for Secret {
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 pub struct ConnectRequest {
     pub new_id: ContextId,
-    pub hop: HopKind,
+    pub hop: Hop,
     pub name: String,
     pub log_level: u8,
     /// For sudo/su/doas prompts; sent once, never stored.
@@ -209,128 +191,6 @@ impl ConnectFailure {
     }
 }
 
-/// What a session runs.
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
-pub enum RemoteCommand {
-    /// `$SHELL -c <string>`: ssh's argv words joined by single spaces.
-    Exec(String),
-    /// A named subsystem such as `sftp`.
-    Subsystem(String),
-    /// An interactive login shell.
-    Shell,
-    /// A TCP connection from the agent to `host:port`, relayed as the
-    /// session's stdin and stdout: how an ssh hop is reached through the
-    /// hop before it. Only the host may ask for it.
-    TcpConnect { host: String, port: u16 },
-}
-
-/// A pseudo-terminal for a session (`ssh -t`), with the client's window size.
-#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
-pub struct PtyRequest {
-    pub cols: u16,
-    pub rows: u16,
-}
-
-/// The control-socket message that opens a session: `S`, then a byte of
-/// [`handover`] bits saying which of the shim's standard descriptors follow
-/// its session socket in the same SCM_RIGHTS message (in the order stdin,
-/// stdout, stderr). The host serves those itself, so bulk data does not
-/// pass through the shim at all.
-pub const SESSION_HELLO: u8 = b'S';
-
-/// The host's first message to a shim that connected to its fallback
-/// socket (a path, so anyone may try): [`FALLBACK_WELCOME`] alone, or
-/// [`FALLBACK_REFUSAL`] followed by the reason as UTF-8 text, after which
-/// the host closes the connection. The inherited socket needs no greeting:
-/// only the host's own descendants hold it.
-pub const FALLBACK_WELCOME: u8 = b'+';
-/// See [`FALLBACK_WELCOME`].
-pub const FALLBACK_REFUSAL: u8 = b'-';
-
-/// Bits of the byte after [`SESSION_HELLO`].
-pub mod handover {
-    pub const STDIN: u8 = 1;
-    pub const STDOUT: u8 = 2;
-    pub const STDERR: u8 = 4;
-}
-
-/// Shim to host: the session the shim wants.
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
-pub struct SessionRequest {
-    /// The destination as the client named it.
-    pub host: String,
-    pub user: Option<String>,
-    pub port: Option<u16>,
-    pub command: RemoteCommand,
-    /// Variables the client asked to send (SendEnv/SetEnv), already filtered.
-    pub env: Vec<(String, String)>,
-    /// A pty for the command (`-t`); `TERM` then travels in `env`.
-    pub pty: Option<PtyRequest>,
-    /// The client's `-o` options (with `-i` as IdentityFile and `-J` as
-    /// ProxyJump), in order. They configure a connection the host opens on
-    /// demand for this hostname, ahead of the ssh config, as on ssh's
-    /// command line; a connection that already exists is reused as it is.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub ssh_options: Vec<(String, String)>,
-    /// The client's `-F FILE` (absolute, or `none`): read instead of the
-    /// host's ssh config for that on-demand connection.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub ssh_config_file: Option<String>,
-}
-
-/// Host to agent: run `command` for the shim session `peer`.
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
-pub struct SpawnRequest {
-    pub peer: ContextId,
-    pub command: RemoteCommand,
-    pub env: Vec<(String, String)>,
-    pub pty: Option<PtyRequest>,
-}
-
-/// Which output stream a credit or an EOF is about.
-#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq, Hash)]
-pub enum OutputStream {
-    Stdout,
-    Stderr,
-}
-
-/// Shim to agent.
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
-pub enum SessionControl {
-    /// The shim's stdin reached EOF: close the command's stdin.
-    Eof,
-    /// The shim wrote `bytes` of `stream` out; the agent may send that much more.
-    Credit { stream: OutputStream, bytes: u32 },
-    /// Nobody reads `stream` any more: close the command's end (it gets SIGPIPE).
-    OutputClosed(OutputStream),
-    /// Deliver a signal (by number) to the command's process group.
-    Signal(i32),
-    /// The client's terminal changed size (pty sessions).
-    WindowChange(PtyRequest),
-    /// The shim went away: kill the command.
-    Close,
-}
-
-/// How the remote command ended.
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
-pub enum ExitStatus {
-    Code(i32),
-    Signal { signal: i32, core_dumped: bool },
-}
-
-/// Agent (or host) to shim.
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
-pub enum SessionEvent {
-    /// The agent wrote `bytes` of stdin to the command; send that much more.
-    StdinCredit(u32),
-    /// No more data will come on this stream.
-    Eof(OutputStream),
-    /// The command ended; always the last event.
-    Exit(ExitStatus),
-    /// The session failed; the text says where and why.
-    Error(String),
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -339,7 +199,7 @@ mod tests {
     fn secrets_never_print() {
         let req = ConnectRequest {
             new_id: 2,
-            hop: HopKind::Sudo {
+            hop: Hop::Sudo {
                 user: "root".into(),
             },
             name: "x".into(),
@@ -351,26 +211,20 @@ mod tests {
 
     #[test]
     fn cbor_round_trip() {
-        let req = SessionRequest {
-            host: "h".into(),
-            user: Some("u".into()),
-            port: Some(22),
-            command: RemoteCommand::Exec("rsync --server -e.LsfxCIvu . /x".into()),
-            env: vec![("GIT_PROTOCOL".into(), "version=2".into())],
-            pty: None,
-            ssh_options: vec![("IdentityFile".into(), "/k".into())],
-            ssh_config_file: Some("/etc/alt_ssh_config".into()),
+        let config = AgentConfig {
+            context_id: 3,
+            parent_ids: vec![1, 0],
+            max_payload: 1 << 20,
+            log_level: 2,
+            name: "local,sudo:root".into(),
         };
-        let f = Frame::cbor(Header::default(), &req);
+        let f = Frame::cbor(Header::default(), &config);
         assert_eq!(
-            f.decode_cbor::<SessionRequest>("session request").unwrap(),
-            req
+            f.decode_cbor::<AgentConfig>("agent config").unwrap(),
+            config
         );
-        assert!(f.decode_cbor::<AgentConfig>("agent config").is_err());
+        assert!(f.decode_cbor::<RouteUpdate>("route update").is_err());
         let bad = Frame::data(Header::default(), Bytes::from_static(b"\xff\x00"));
-        assert!(
-            bad.decode_cbor::<SessionRequest>("session request")
-                .is_err()
-        );
+        assert!(bad.decode_cbor::<AgentConfig>("agent config").is_err());
     }
 }

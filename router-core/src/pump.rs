@@ -1,78 +1,100 @@
-//! Bulk data under credit-based flow control.
+//! Moving bulk data onto the router: credit that can be waited for, and a
+//! sender that takes turns with the others sharing its stream.
 //!
-//! The receiver of a stream grants credit as it writes data out; the sender
-//! never has more than the granted bytes in flight. That bounds every buffer
-//! between the two ends, whatever their relative speed: the fix for the flow
-//! control Mitogen's fakessh never had.
+//! The accounting itself is [`session::credit`](crate::session::credit);
+//! this is the async side for drivers that read in one task and learn of
+//! credit in another.
 
 use std::future::Future;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::task::Poll;
 
 use bytes::BytesMut;
 use tokio::io::{AsyncRead, AsyncReadExt};
-use tokio::sync::Semaphore;
+use tokio::sync::Notify;
 
 use crate::frame::{Frame, Header};
-use crate::message::DATA_CHUNK;
 use crate::router::{Router, TURN_EXEMPT, Turn};
+use crate::session::{DATA_CHUNK, ProtocolError, SendCredit};
 
-/// Bytes the peer has allowed us to send and not yet seen.
+#[derive(Debug)]
+struct WindowState {
+    credit: SendCredit,
+    closed: bool,
+}
+
+/// A stream's send credit, shared by the task that sends and the one that
+/// hears of grants.
 #[derive(Clone, Debug)]
 pub struct SendWindow {
-    credit: Arc<Semaphore>,
+    state: Arc<Mutex<WindowState>>,
+    changed: Arc<Notify>,
 }
 
 impl SendWindow {
-    pub fn new(initial: u32) -> Self {
+    pub fn new(window: u32) -> Self {
         SendWindow {
-            credit: Arc::new(Semaphore::new(initial as usize)),
+            state: Arc::new(Mutex::new(WindowState {
+                credit: SendCredit::new(window),
+                closed: false,
+            })),
+            changed: Arc::new(Notify::new()),
         }
     }
 
-    /// Wait until `n` bytes of credit are available and consume them.
-    /// Returns false once the window is closed.
-    pub async fn take(&self, n: usize) -> bool {
-        match self.credit.acquire_many(n as u32).await {
-            Ok(permit) => {
-                permit.forget();
-                true
+    fn lock(&self) -> std::sync::MutexGuard<'_, WindowState> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Charge a frame of `len` bytes now, if the credit is there.
+    pub fn try_take(&self, len: usize) -> bool {
+        let mut state = self.lock();
+        !state.closed && state.credit.take(len)
+    }
+
+    /// Wait until a frame of `len` bytes fits the credit and charge it.
+    /// False once the window is closed.
+    pub async fn take(&self, len: usize) -> bool {
+        loop {
+            let changed = self.changed.notified();
+            let mut changed = std::pin::pin!(changed);
+            changed.as_mut().enable();
+            {
+                let mut state = self.lock();
+                if state.closed {
+                    return false;
+                }
+                if state.credit.take(len) {
+                    return true;
+                }
             }
-            Err(_) => false,
+            changed.await;
         }
     }
 
-    /// Consume `n` bytes of credit if they are there now.
-    pub fn try_take(&self, n: usize) -> bool {
-        self.credit
-            .try_acquire_many(n as u32)
-            .map(|permit| permit.forget())
-            .is_ok()
-    }
-
-    /// The peer wrote `n` bytes out: allow that many more.
-    pub fn grant(&self, n: u32) {
-        // Cap absurd grants from a confused peer instead of panicking.
-        let room = Semaphore::MAX_PERMITS.saturating_sub(self.credit.available_permits());
-        self.credit.add_permits((n as usize).min(room));
+    /// The receiver wrote `n` out: allow that much more. A grant for more
+    /// than is in flight is refused.
+    pub fn grant(&self, n: u32) -> Result<(), ProtocolError> {
+        self.lock().credit.grant(n)?;
+        self.changed.notify_waiters();
+        Ok(())
     }
 
     /// Wake every waiter with "closed".
     pub fn close(&self) {
-        self.credit.close();
+        self.lock().closed = true;
+        self.changed.notify_waiters();
     }
 
     pub fn is_closed(&self) -> bool {
-        self.credit.is_closed()
+        self.lock().closed
     }
 }
 
-/// Poll `f` once: its output if it is ready now, else `None`. Only for
-/// cancel-safe futures (a read into a caller-owned buffer, a frame read).
-pub async fn ready_now<F: Future>(f: F) -> Option<F::Output> {
-    let mut f = std::pin::pin!(f);
+/// Poll `f` once: its output if it is ready now, else `None`.
+async fn poll_once<F: Future + Unpin>(f: &mut F) -> Option<F::Output> {
     std::future::poll_fn(|cx| {
-        Poll::Ready(match f.as_mut().poll(cx) {
+        Poll::Ready(match std::pin::Pin::new(&mut *f).poll(cx) {
             Poll::Ready(v) => Some(v),
             Poll::Pending => None,
         })
@@ -80,9 +102,78 @@ pub async fn ready_now<F: Future>(f: F) -> Option<F::Output> {
     .await
 }
 
+/// A bulk sender on a shared stream: it keeps its turn while it has data
+/// ready, and gives it back the moment it would wait ([`Turn`]).
+#[derive(Default)]
+pub struct BulkSender {
+    turn: Option<Turn>,
+}
+
+impl BulkSender {
+    pub fn new() -> BulkSender {
+        BulkSender::default()
+    }
+
+    /// Wait for `next` (the next read, the next frame). A turn is kept only
+    /// if `next` is ready at once; otherwise it is given back first, so
+    /// nobody waits behind an idle sender.
+    pub async fn next<F: Future>(&mut self, next: F) -> F::Output {
+        let mut next = std::pin::pin!(next);
+        if self.turn.is_some() {
+            if let Some(out) = poll_once(&mut next).await {
+                return out;
+            }
+            self.turn = None;
+        }
+        next.await
+    }
+
+    /// Give the turn back (before waiting for anything else).
+    pub fn release(&mut self) {
+        self.turn = None;
+    }
+
+    /// Send a data frame: in turn once it is bigger than [`TURN_EXEMPT`],
+    /// and paced into its stream's queue.
+    pub async fn send(&mut self, router: &Router, frame: Frame) {
+        let len = frame.payload.len();
+        if self.turn.is_none() && len > TURN_EXEMPT {
+            self.turn = router.take_turn(frame.header.dst).await;
+        }
+        router.send_paced(frame).await;
+        if let Some(turn) = &mut self.turn
+            && !turn.spend(len)
+        {
+            self.turn = None;
+        }
+    }
+
+    /// Send the `n` bytes just read into `buf` as one data frame with
+    /// `header`, under `window`'s credit (giving the turn back before
+    /// waiting for it). False when the window is closed: nothing was sent.
+    pub async fn send_under(
+        &mut self,
+        router: &Router,
+        window: &SendWindow,
+        header: Header,
+        buf: &mut BytesMut,
+    ) -> bool {
+        let n = buf.len();
+        if !window.try_take(n) {
+            self.release();
+            if !window.take(n).await {
+                return false;
+            }
+        }
+        self.send(router, Frame::data(header, buf.split().freeze()))
+            .await;
+        true
+    }
+}
+
 /// Copy `reader` into data frames with `header` until EOF, never exceeding
 /// the credit in `window`, taking turns with other senders on the same
-/// stream ([`Turn`]). Returns the byte count, or the read error.
+/// stream. Returns the byte count, or the read error.
 pub async fn pump_to_frames<R: AsyncRead + Unpin>(
     mut reader: R,
     window: &SendWindow,
@@ -91,98 +182,69 @@ pub async fn pump_to_frames<R: AsyncRead + Unpin>(
 ) -> std::io::Result<u64> {
     let mut buf = BytesMut::new();
     let mut total = 0u64;
-    let mut turn: Option<Turn> = None;
+    let mut sender = BulkSender::new();
     loop {
         if buf.capacity() < DATA_CHUNK {
             buf.reserve(DATA_CHUNK);
         }
-        let ready = match turn {
-            Some(_) => ready_now(reader.read_buf(&mut buf)).await,
-            None => None,
-        };
-        let n = match ready {
-            Some(n) => n?,
-            None => {
-                turn = None;
-                reader.read_buf(&mut buf).await?
-            }
-        };
+        let n = sender.next(reader.read_buf(&mut buf)).await?;
         if n == 0 {
             return Ok(total);
         }
-        if !send_in_turn(router, window, &mut turn, header, &mut buf, n).await {
+        if !sender.send_under(router, window, header, &mut buf).await {
             return Ok(total);
         }
         total += n as u64;
     }
 }
 
-/// Send the `n` bytes just read into `buf` as one data frame: under the
-/// window's credit (giving up the turn before waiting for it), in turn once
-/// the chunk is bigger than [`TURN_EXEMPT`], and paced into the stream's
-/// queue. False when the window is closed (the session is gone); nothing was
-/// sent then.
-pub async fn send_in_turn(
-    router: &Router,
-    window: &SendWindow,
-    turn: &mut Option<Turn>,
-    header: Header,
-    buf: &mut BytesMut,
-    n: usize,
-) -> bool {
-    if !window.try_take(n) {
-        *turn = None;
-        if !window.take(n).await {
-            return false;
-        }
-    }
-    if turn.is_none() && n > TURN_EXEMPT {
-        *turn = router.take_turn(header.dst).await;
-    }
-    router
-        .send_paced(Frame::data(header, buf.split().freeze()))
-        .await;
-    if let Some(t) = turn
-        && !t.spend(n)
-    {
-        *turn = None;
-    }
-    true
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::router::StreamRole;
+    use crate::session::MIN_FRAME_COST;
     use std::time::Duration;
-    use tokio::sync::mpsc;
 
     #[tokio::test]
     async fn sender_stops_at_the_window_and_resumes_on_credit() {
         let router = Router::new(1, vec![0], 1 << 20);
-        let (tx, mut rx) = mpsc::unbounded_channel();
-        router.add_stream("parent", 0, StreamRole::Parent, tx);
-        let window = SendWindow::new(100);
+        let (_, mut rx) = router.add_stream("parent", 0, StreamRole::Parent, 64).await;
+        let window = SendWindow::new(2 * MIN_FRAME_COST);
         let (mut w, r) = tokio::io::duplex(4096);
         let w2 = window.clone();
         let r2 = router.clone();
         let task = tokio::spawn(async move { pump_to_frames(r, &w2, &r2, r2.header(0, 5)).await });
         use tokio::io::AsyncWriteExt;
-        w.write_all(&[1u8; 60]).await.unwrap();
-        w.write_all(&[2u8; 60]).await.unwrap();
-        tokio::time::sleep(Duration::from_millis(50)).await;
-        let mut got = 0;
-        while let Ok(f) = rx.try_recv() {
-            got += f.payload.len();
+        for byte in 1..=3u8 {
+            w.write_all(&[byte; 60]).await.unwrap();
+            tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        assert!(got <= 100, "sent {got} bytes with 100 of credit");
-        window.grant(100);
+        let mut frames = 0;
+        while let Ok(f) = rx.try_recv() {
+            assert_eq!(f.payload.len(), 60);
+            frames += 1;
+        }
+        assert_eq!(frames, 2, "two frames fit a window of two minimal frames");
+        assert!(
+            window.grant(3 * MIN_FRAME_COST).is_err(),
+            "more than is in flight"
+        );
+        window.grant(MIN_FRAME_COST).unwrap();
         drop(w);
         let total = task.await.unwrap().unwrap();
-        assert_eq!(total, 120);
-        while let Ok(f) = rx.try_recv() {
-            got += f.payload.len();
-        }
-        assert_eq!(got, 120);
+        assert_eq!(total, 180);
+        assert_eq!(rx.try_recv().unwrap().payload[0], 3);
+    }
+
+    #[tokio::test]
+    async fn closing_the_window_releases_a_waiting_sender() {
+        let window = SendWindow::new(MIN_FRAME_COST);
+        assert!(window.try_take(1));
+        let w2 = window.clone();
+        let waiting = tokio::spawn(async move { w2.take(1).await });
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        window.close();
+        assert!(!waiting.await.unwrap());
+        assert!(!window.try_take(0));
     }
 }

@@ -6,9 +6,9 @@ use std::path::{Path, PathBuf};
 use bytes::{Bytes, BytesMut};
 use router_core::frame::{Frame, Header};
 use router_core::fuzzing;
-use router_core::message::{
-    ConnectRequest, HopKind, PtyRequest, RemoteCommand, Secret, SessionControl, SessionRequest,
-};
+use router_core::hop::Hop;
+use router_core::message::{ConnectRequest, Secret};
+use router_core::session::{PtyRequest, RemoteCommand, SessionControl, SessionRequest};
 
 fn corpus(target: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -42,7 +42,7 @@ fn seeds() -> Vec<(&'static str, &'static str, Vec<u8>)> {
     };
     let connect = ConnectRequest {
         new_id: 2,
-        hop: HopKind::Sudo {
+        hop: Hop::Sudo {
             user: "root".into(),
         },
         name: "ssh:web1,sudo:root".into(),
@@ -102,7 +102,7 @@ fn seeds() -> Vec<(&'static str, &'static str, Vec<u8>)> {
             frame(Frame::cbor(
                 h,
                 &SessionControl::Credit {
-                    stream: router_core::message::OutputStream::Stdout,
+                    stream: router_core::session::OutputStream::Stdout,
                     bytes: 65536,
                 },
             ))[26..]

@@ -7,12 +7,12 @@ use std::os::fd::{BorrowedFd, RawFd};
 use nix::sys::socket::{SockType, getsockopt, sockopt};
 use nix::sys::stat::{SFlag, fstat};
 
+use crate::ShimError;
+
 /// Borrow inherited fd `fd` after checking it is a SOCK_SEQPACKET socket.
-pub fn inherited_control_socket(fd: RawFd) -> Result<BorrowedFd<'static>, String> {
+pub fn inherited_control_socket(fd: RawFd) -> Result<BorrowedFd<'static>, ShimError> {
     if fd < 3 {
-        return Err(format!(
-            "fd {fd} is a standard stream, not a control socket"
-        ));
+        return Err(ShimError::StandardStream(fd));
     }
     // SAFETY: the fd number was placed in our environment by the host, which
     // left it open across exec for exactly this purpose. Nothing else in this
@@ -20,15 +20,13 @@ pub fn inherited_control_socket(fd: RawFd) -> Result<BorrowedFd<'static>, String
     // the process is sound; if it is not open, fstat below fails with EBADF
     // and we never use it.
     let borrowed = unsafe { BorrowedFd::borrow_raw(fd) };
-    let st = fstat(borrowed).map_err(|e| format!("inherited fd {fd} is not usable ({e})"))?;
+    let st = fstat(borrowed).map_err(|source| ShimError::Unusable { fd, source })?;
     if SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT != SFlag::S_IFSOCK {
-        return Err(format!("inherited fd {fd} is not a socket"));
+        return Err(ShimError::NotASocket(fd));
     }
     match getsockopt(&borrowed, sockopt::SockType) {
         Ok(SockType::SeqPacket) => Ok(borrowed),
-        _ => Err(format!(
-            "inherited fd {fd} is not a mitogen-fakessh control socket"
-        )),
+        _ => Err(ShimError::NotAControlSocket(fd)),
     }
 }
 

@@ -13,12 +13,24 @@ pub struct Login {
     pub uid: u32,
 }
 
+/// Who we are cannot be told.
+#[derive(Debug, thiserror::Error)]
+pub enum LoginError {
+    #[error("cannot read the passwd entry of uid {uid}: {source}")]
+    Passwd { uid: u32, source: nix::Error },
+    #[error("uid {0} has no passwd entry")]
+    NoEntry(u32),
+}
+
 impl Login {
-    pub fn current() -> Result<Login, String> {
+    pub fn current() -> Result<Login, LoginError> {
         let uid = geteuid();
         let user = User::from_uid(uid)
-            .map_err(|e| format!("cannot read the passwd entry of uid {uid}: {e}"))?
-            .ok_or_else(|| format!("uid {uid} has no passwd entry"))?;
+            .map_err(|source| LoginError::Passwd {
+                uid: uid.as_raw(),
+                source,
+            })?
+            .ok_or(LoginError::NoEntry(uid.as_raw()))?;
         let shell = if user.shell.as_os_str().is_empty() {
             "/bin/sh".into()
         } else {

@@ -4,9 +4,13 @@
 //! answers with [`AgentHello`], then routes frames: it runs sessions for
 //! shims (on behalf of the host), starts further hops when an ancestor asks,
 //! and exits, killing everything it started, when its parent goes away.
+//!
+//! - [`session`]: one session, driven by one task;
+//! - [`command`]: starting a session's command (or TCP connection);
+//! - [`login`]: the account we run as, and sshd's environment for it.
 
+mod command;
 mod login;
-mod output;
 mod session;
 
 use std::collections::HashMap;
@@ -16,32 +20,59 @@ use std::time::Duration;
 
 use nix::sys::signal::Signal;
 use router_core::Router;
-use router_core::connection::{FrameReader, FrameWriter};
+use router_core::connection::{FrameReader, FrameWriter, ReadError};
 use router_core::frame::{DEFAULT_MAX_PAYLOAD, Frame};
 use router_core::message::{
-    AgentConfig, AgentHello, ConnectFailure, ConnectRequest, ContextId, SessionControl,
-    SpawnRequest, handle,
+    AgentConfig, AgentHello, ConnectFailure, ConnectRequest, ContextId, PayloadError, handle,
 };
 use router_core::router::{RouterEvent, StreamRole};
+use router_core::session::{CommandSession, RemoteCommand, SpawnRequest, ToCommand};
 use tokio::process::Child;
-use tokio::sync::mpsc;
+use tokio::sync::broadcast::error::RecvError;
+use tokio::sync::mpsc::error::TrySendError;
+use tokio::task::JoinSet;
 use tracing::{debug, info, warn};
 
 use crate::fdstream::FdStream;
-use crate::hop;
-use login::Login;
-use session::{Input, Session};
+use crate::hop::{HopFailure, handshake, remote};
+use login::{Login, LoginError};
+use session::SessionHandle;
+
+/// Frames for this agent that may wait for its main loop.
+const INBOX: usize = 1024;
+
+/// Why an agent could not run.
+#[derive(Debug, thiserror::Error)]
+enum AgentError {
+    #[error("cannot start: {0}")]
+    Runtime(std::io::Error),
+    #[error("{what}: {source}")]
+    Transport {
+        what: &'static str,
+        source: std::io::Error,
+    },
+    #[error("no configuration from the parent")]
+    NoConfig,
+    #[error("reading the configuration: {0}")]
+    ConfigRead(ReadError),
+    #[error("the parent closed the connection before configuring us")]
+    ParentClosed,
+    #[error(transparent)]
+    Payload(#[from] PayloadError),
+    #[error("configuration names no parent")]
+    NoParent,
+    #[error(transparent)]
+    Login(#[from] LoginError),
+    #[error("sending hello: {0}")]
+    Hello(std::io::Error),
+}
 
 /// Entry point for `mitogen-fakessh __agent`.
 pub fn main() -> i32 {
-    let runtime = match crate::runtime() {
-        Ok(rt) => rt,
-        Err(e) => {
-            crate::logging::stderr_line(&format!("mitogen-fakessh agent: cannot start: {e}"));
-            return 255;
-        }
-    };
-    match runtime.block_on(run()) {
+    let result = crate::roles::runtime()
+        .map_err(AgentError::Runtime)
+        .and_then(|runtime| runtime.block_on(run()));
+    match result {
         Ok(()) => 0,
         Err(e) => {
             crate::logging::stderr_line(&format!("mitogen-fakessh agent: {e}"));
@@ -52,26 +83,27 @@ pub fn main() -> i32 {
 
 /// Take fds 0 and 1 as the transport and point the standard streams at
 /// /dev/null, so nothing we start can write into the protocol by accident.
-fn take_transport() -> Result<(FdStream, FdStream), String> {
+fn take_transport() -> Result<(FdStream, FdStream), AgentError> {
+    let transport = |what| move |source| AgentError::Transport { what, source };
     let input = std::io::stdin()
         .as_fd()
         .try_clone_to_owned()
-        .map_err(|e| format!("dup stdin: {e}"))?;
+        .map_err(transport("dup stdin"))?;
     let output = std::io::stdout()
         .as_fd()
         .try_clone_to_owned()
-        .map_err(|e| format!("dup stdout: {e}"))?;
+        .map_err(transport("dup stdout"))?;
     let null = std::fs::OpenOptions::new()
         .read(true)
         .write(true)
         .open("/dev/null")
-        .map_err(|e| format!("/dev/null: {e}"))?;
-    nix::unistd::dup2_stdin(&null).map_err(|e| format!("dup2: {e}"))?;
-    nix::unistd::dup2_stdout(&null).map_err(|e| format!("dup2: {e}"))?;
+        .map_err(transport("/dev/null"))?;
+    nix::unistd::dup2_stdin(&null).map_err(|e| transport("dup2")(e.into()))?;
+    nix::unistd::dup2_stdout(&null).map_err(|e| transport("dup2")(e.into()))?;
     widen_pipe(&input);
     widen_pipe(&output);
-    let input = FdStream::new(input).map_err(|e| format!("transport input: {e}"))?;
-    let output = FdStream::new(output).map_err(|e| format!("transport output: {e}"))?;
+    let input = FdStream::new(input).map_err(transport("transport input"))?;
+    let output = FdStream::new(output).map_err(transport("transport output"))?;
     Ok((input, output))
 }
 
@@ -89,20 +121,18 @@ fn widen_pipe(fd: &OwnedFd) {
     }
 }
 
-async fn run() -> Result<(), String> {
+async fn run() -> Result<(), AgentError> {
     let (input, output) = take_transport()?;
     let mut reader = FrameReader::new(input, DEFAULT_MAX_PAYLOAD);
     let mut writer = FrameWriter::new(output);
-    let first = tokio::time::timeout(hop::CONNECT_TIMEOUT, reader.read_frame())
+    let first = tokio::time::timeout(handshake::CONNECT_TIMEOUT, reader.read_frame())
         .await
-        .map_err(|_| "no configuration from the parent".to_string())?
-        .map_err(|e| format!("reading the configuration: {e}"))?
-        .ok_or("the parent closed the connection before configuring us")?;
-    let config: AgentConfig = first
-        .decode_cbor("agent config")
-        .map_err(|e| e.to_string())?;
+        .map_err(|_| AgentError::NoConfig)?
+        .map_err(AgentError::ConfigRead)?
+        .ok_or(AgentError::ParentClosed)?;
+    let config: AgentConfig = first.decode_cbor("agent config")?;
     if config.parent_ids.is_empty() {
-        return Err("configuration names no parent".into());
+        return Err(AgentError::NoParent);
     }
     crate::logging::init(config.log_level, Some(&config.name));
     let login = Login::current()?;
@@ -123,57 +153,70 @@ async fn run() -> Result<(), String> {
         ))
         .await
         .and(writer.flush().await)
-        .map_err(|e| format!("sending hello: {e}"))?;
+        .map_err(AgentError::Hello)?;
     info!(
         "{}: agent up as context {} (user {})",
         config.name, config.context_id, login.name
     );
-
     let mut agent = Agent {
         router: router.clone(),
         login,
         name: config.name.clone(),
         sessions: HashMap::new(),
+        session_tasks: JoinSet::new(),
+        connects: JoinSet::new(),
         children: Vec::new(),
     };
     let mut events = router.subscribe();
     // One inbox, so frames are handled in the order they arrived: a spawn
     // before its session's stdin, stdin before its EOF.
-    let mut inbox = router.register_inbox(&[
-        handle::SPAWN,
-        handle::CONNECT,
-        handle::SESSION_STDIN,
-        handle::SESSION_CONTROL,
-        handle::SHUTDOWN,
-    ]);
-    let (done_tx, mut done_rx) = mpsc::unbounded_channel::<ContextId>();
-    let (child_tx, mut child_rx) = mpsc::unbounded_channel::<Child>();
-    router.attach(
-        &format!("parent of {}", config.name),
-        config.parent_ids[0],
-        StreamRole::Parent,
-        reader,
-        writer,
+    let mut inbox = router.register_inbox(
+        &[
+            handle::SPAWN,
+            handle::CONNECT,
+            handle::SESSION_STDIN,
+            handle::SESSION_CONTROL,
+            handle::SHUTDOWN,
+        ],
+        INBOX,
     );
+    router
+        .attach(
+            &format!("parent of {}", config.name),
+            config.parent_ids[0],
+            StreamRole::Parent,
+            reader,
+            writer,
+        )
+        .await;
 
     let reason = loop {
         tokio::select! {
             Some(f) = inbox.recv() => match f.header.handle {
-                handle::SPAWN => agent.on_spawn(f, &done_tx),
-                handle::CONNECT => agent.on_connect(f, &child_tx),
-                handle::SESSION_STDIN => agent.on_stdin(f),
-                handle::SESSION_CONTROL => agent.on_control(f),
+                handle::SPAWN => agent.on_spawn(f).await,
+                handle::CONNECT => agent.on_connect(f).await,
+                handle::SESSION_STDIN | handle::SESSION_CONTROL => agent.on_session_frame(f).await,
                 _ => {
-                    if agent.commanded_by_ancestor(&f, "shutdown") {
+                    if agent.commanded_by_ancestor(&f, "shutdown").await {
                         break "shutdown requested".to_string();
                     }
                 }
             },
-            Some(peer) = done_rx.recv() => { agent.sessions.remove(&peer); }
-            Some(child) = child_rx.recv() => agent.children.push(child),
-            Some(ev) = events.recv() => match ev {
-                RouterEvent::ParentLost { reason } => break reason,
-                RouterEvent::ContextLost { context, reason } => debug!("context {context} lost: {reason}"),
+            Some(done) = agent.session_tasks.join_next(), if !agent.session_tasks.is_empty() => {
+                if let Ok(peer) = done {
+                    agent.sessions.remove(&peer);
+                }
+            }
+            Some(done) = agent.connects.join_next(), if !agent.connects.is_empty() => {
+                if let Ok(Some(child)) = done {
+                    agent.children.push(child);
+                }
+            }
+            event = events.recv() => match event {
+                Ok(RouterEvent::ParentLost { reason }) => break reason,
+                Ok(RouterEvent::ContextLost { context, reason }) => debug!("context {context} lost: {reason}"),
+                Err(RecvError::Lagged(n)) => debug!("missed {n} router events"),
+                Err(RecvError::Closed) => break "router closed".to_string(),
             },
         }
     };
@@ -190,14 +233,18 @@ struct Agent {
     router: Arc<Router>,
     login: Login,
     name: String,
-    sessions: HashMap<ContextId, Session>,
+    sessions: HashMap<ContextId, SessionHandle>,
+    /// Each session's task; stopped when the agent goes.
+    session_tasks: JoinSet<ContextId>,
+    /// Hops being started below us.
+    connects: JoinSet<Option<Child>>,
     children: Vec<Child>,
 }
 
 impl Agent {
     /// Commands are honoured only from an ancestor (Mitogen's
     /// has_parent_authority); anything else is logged and answered dead.
-    fn commanded_by_ancestor(&self, f: &Frame, what: &str) -> bool {
+    async fn commanded_by_ancestor(&self, f: &Frame, what: &str) -> bool {
         let auth = f.header.auth;
         if auth != self.router.my_id() && self.router.is_ancestor_or_self(auth) {
             return true;
@@ -207,94 +254,104 @@ impl Agent {
             self.name
         );
         if f.header.reply_to != 0 && !f.is_dead() {
-            self.router.send(Frame::dead(
-                self.router.my_id(),
-                f.header.src,
-                f.header.reply_to,
-                &format!("{what} refused by policy"),
-            ));
+            self.router
+                .send(Frame::dead(
+                    self.router.my_id(),
+                    f.header.src,
+                    f.header.reply_to,
+                    &format!("{what} refused by policy"),
+                ))
+                .await;
         }
         false
     }
 
-    fn on_spawn(&mut self, f: Frame, done: &mpsc::UnboundedSender<ContextId>) {
-        if !self.commanded_by_ancestor(&f, "spawn") {
+    async fn on_spawn(&mut self, f: Frame) {
+        if !self.commanded_by_ancestor(&f, "spawn").await {
             return;
         }
         let req: SpawnRequest = match f.decode_cbor("spawn request") {
             Ok(r) => r,
             Err(e) => return warn!("{}: {e}", self.name),
         };
-        if self.sessions.contains_key(&req.peer) {
-            return warn!("{}: duplicate session {}", self.name, req.peer);
-        }
         let peer = req.peer;
-        match Session::start(&self.router, &self.login, req, done.clone()) {
-            Ok(s) => {
-                self.sessions.insert(peer, s);
-            }
-            Err(e) => warn!("{}: session {peer}: {e}", self.name),
+        if self.sessions.contains_key(&peer) {
+            return warn!("{}: duplicate session {peer}", self.name);
         }
+        let router = self.router.clone();
+        let (handle, task) = match &req.command {
+            RemoteCommand::TcpConnect { host, port } => {
+                let (host, port) = (host.clone(), *port);
+                let connecting = async move { command::connect(&host, port).await };
+                session::start(router, peer, CommandSession::stream(), None, connecting)
+            }
+            _ => match command::spawn(&self.login, &req) {
+                Ok(started) => {
+                    info!("session {peer}: started {:?}", req.command);
+                    let pgid = session::process_group(&started);
+                    let machine = CommandSession::new(req.pty.is_some());
+                    session::start(router, peer, machine, pgid, async { Ok(started) })
+                }
+                Err(e) => {
+                    warn!("{}: session {peer}: {e}", self.name);
+                    return session::refuse(&self.router, peer, e.to_string()).await;
+                }
+            },
+        };
+        self.sessions.insert(peer, handle);
+        self.session_tasks.spawn(task);
     }
 
-    fn on_stdin(&mut self, f: Frame) {
-        match self.sessions.get(&f.header.src) {
-            Some(s) => {
-                let _ = s.input.send(Input::Data(f.payload));
-            }
-            None => debug!("stdin for unknown session {}", f.header.src),
-        }
-    }
-
-    fn on_control(&mut self, f: Frame) {
+    /// Stdin or a control message for a session, passed to its task.
+    async fn on_session_frame(&mut self, f: Frame) {
         let peer = f.header.src;
-        let control: SessionControl = match f.decode_cbor("session control") {
-            Ok(c) => c,
+        let msg = match ToCommand::from_frame(&f) {
+            Ok(msg) => msg,
             Err(e) => return warn!("{}: session {peer}: {e}", self.name),
         };
-        let Some(s) = self.sessions.get(&peer) else {
-            return debug!("control {control:?} for unknown session {peer}");
+        let Some(session) = self.sessions.get(&peer) else {
+            return debug!("{msg:?} for unknown session {peer}");
         };
-        match control {
-            SessionControl::Eof => {
-                let _ = s.input.send(Input::Eof);
-            }
-            SessionControl::Credit { stream, bytes } => s.credit(stream, bytes),
-            SessionControl::OutputClosed(stream) => s.output_closed(stream),
-            SessionControl::Signal(n) => match Signal::try_from(n) {
-                Ok(sig) => s.signal(sig),
-                Err(_) => warn!("{}: session {peer}: unknown signal {n}", self.name),
-            },
-            SessionControl::WindowChange(size) => s.window_change(size),
-            SessionControl::Close => {
-                s.kill();
-                self.sessions.remove(&peer);
+        match session.inbox.try_send(msg) {
+            Ok(()) => {}
+            Err(TrySendError::Closed(_)) => debug!("session {peer} is over"),
+            Err(TrySendError::Full(_)) => {
+                // Its queue is bounded by its credit: the sender ignored it.
+                warn!("{}: session {peer} overran its queue; ending it", self.name);
+                if let Some(session) = self.sessions.remove(&peer) {
+                    session.signal(Signal::SIGKILL);
+                }
+                let why = router_core::session::ProtocolError::QueueFull.to_string();
+                session::refuse(&self.router, peer, why).await;
             }
         }
     }
 
     /// Start another hop from here, in the background so sessions keep
     /// flowing, and answer on the request's reply handle.
-    fn on_connect(&mut self, f: Frame, children: &mpsc::UnboundedSender<Child>) {
-        if !self.commanded_by_ancestor(&f, "connect") {
+    async fn on_connect(&mut self, f: Frame) {
+        if !self.commanded_by_ancestor(&f, "connect").await {
             return;
         }
         let router = self.router.clone();
-        let me = self.name.clone();
-        let children = children.clone();
-        tokio::spawn(async move {
+        self.connects.spawn(async move {
             let result = match f.decode_cbor::<ConnectRequest>("connect request") {
-                Ok(req) => connect(&router, &me, req).await.map(|child| {
-                    let _ = children.send(child);
-                }),
-                Err(e) => Err(ConnectFailure::new(e.to_string())),
+                Ok(req) => remote::serve(&router, req).await,
+                Err(e) => Err(HopFailure::from(e)),
+            };
+            let (child, reply): (Option<Child>, Result<(), ConnectFailure>) = match result {
+                Ok(child) => (Some(child), Ok(())),
+                Err(e) => (None, Err(e.to_wire())),
             };
             if f.header.reply_to != 0 {
-                router.send(Frame::cbor(
-                    router.header(f.header.src, f.header.reply_to),
-                    &result,
-                ));
+                router
+                    .send(Frame::cbor(
+                        router.header(f.header.src, f.header.reply_to),
+                        &reply,
+                    ))
+                    .await;
             }
+            child
         });
     }
 
@@ -309,43 +366,13 @@ impl Agent {
             tokio::time::sleep(Duration::from_millis(300)).await;
         }
         for s in self.sessions.values() {
-            s.kill();
+            s.signal(Signal::SIGKILL);
         }
-        self.router.close_all();
+        self.session_tasks.abort_all();
+        self.connects.abort_all();
+        self.router.close_all().await;
         for child in &mut self.children {
             let _ = tokio::time::timeout(Duration::from_secs(2), child.wait()).await;
         }
     }
-}
-
-/// Start `req.hop` below this agent and attach it as a child stream (which
-/// announces the new route up to the host).
-async fn connect(
-    router: &Arc<Router>,
-    me: &str,
-    req: ConnectRequest,
-) -> Result<Child, ConnectFailure> {
-    let mut parent_ids = vec![router.my_id()];
-    parent_ids.extend_from_slice(router.parent_ids());
-    let config = AgentConfig {
-        context_id: req.new_id,
-        parent_ids,
-        max_payload: router.max_payload(),
-        log_level: req.log_level,
-        name: req.name.clone(),
-    };
-    let started = hop::start(&req.hop, req.password.as_ref(), config).await?;
-    let pid = started.hello.pid;
-    router.attach(
-        &req.name,
-        req.new_id,
-        StreamRole::Child,
-        started.reader,
-        started.writer,
-    );
-    info!(
-        "{me}: started {} as context {} (pid {pid})",
-        req.name, req.new_id
-    );
-    Ok(started.child)
 }

@@ -1,427 +1,386 @@
-//! One session on the agent: a command run as sshd runs it (on pipes, or on
-//! a pty for `ssh -t`), or a TCP connection for a tunnel; its stdio pumped
-//! under flow control, its exit reported last.
+//! One session on the agent: a single task drives the command end's state
+//! machine ([`CommandSession`]) over the command's pipes (or pty, or TCP
+//! socket), the way sshd serves a channel from one poll loop.
+//!
+//! Why one task: with a task per stream, a message the command wrote to
+//! stderr just before its last stdout bytes could reach the client after
+//! them. rsync shows why that matters: its client reads the server's final
+//! status on stdout, exits, and kills `ssh` with SIGUSR1 on the way out, so
+//! the server's "Permission denied" on stderr was lost about one time in
+//! seven. Here stderr is always read first.
 
+use std::collections::VecDeque;
 use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::process::ExitStatusExt;
-use std::process::Stdio;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::Bytes;
+use bytes::{Buf, BufMut, Bytes, BytesMut};
 use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
 use router_core::Router;
-use router_core::frame::Frame;
-use router_core::message::{
-    ContextId, ExitStatus, OutputStream, PtyRequest, RemoteCommand, SESSION_WINDOW, SessionEvent,
-    SpawnRequest, handle,
+use router_core::message::ContextId;
+use router_core::pump::BulkSender;
+use router_core::session::{
+    CommandAction, CommandSession, DATA_CHUNK, ExitStatus, OutputStream, SESSION_QUEUE,
+    SessionEvent, ToClient, ToCommand,
 };
-use router_core::pump::{SendWindow, pump_to_frames};
-use tokio::io::{AsyncWrite, AsyncWriteExt};
-use tokio::process::{Child, Command};
-use tokio::sync::{Notify, mpsc};
-use tokio::task::{AbortHandle, JoinHandle};
-use tracing::{debug, info};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::process::Child;
+use tokio::sync::mpsc;
+use tracing::{debug, info, warn};
 
-use super::login::{Login, accept_env, subsystem_command};
-use super::output::{self, BoxedRead, Output};
-use crate::fdstream::FdStream;
+use super::command::{BoxedRead, BoxedWrite, SpawnError, Started};
 use crate::sys;
 
-/// Stdin traffic from the shim.
-pub enum Input {
-    Data(Bytes),
-    Eof,
-}
+/// How long a pty's output may go on after its command exited (a
+/// background process may hold the terminal forever).
+const PTY_LINGER: Duration = Duration::from_secs(5);
 
 /// The agent's handle on a running session.
-pub struct Session {
-    pub input: mpsc::UnboundedSender<Input>,
-    stdout_window: SendWindow,
-    stderr_window: SendWindow,
-    /// Tell the output pump nobody reads stdout / stderr any more.
-    stdout_closed: Option<Arc<Notify>>,
-    stderr_closed: Option<Arc<Notify>>,
-    pgid: Option<Pid>,
-    /// The relay task of a TCP session.
-    relay: Option<AbortHandle>,
-    /// The pty of an `ssh -t` session, for window changes.
-    pty: Option<OwnedFd>,
+pub struct SessionHandle {
+    /// Messages from the client, in order.
+    pub inbox: mpsc::Sender<ToCommand>,
+    /// The command's process group, for signals at shutdown.
+    pub pgid: Option<Pid>,
 }
 
-/// Sends a session event to the shim.
-#[derive(Clone)]
-struct Events {
-    router: Arc<Router>,
-    peer: ContextId,
-}
-
-impl Events {
-    fn send(&self, ev: SessionEvent) {
-        self.router.send(Frame::cbor(
-            self.router.header(self.peer, handle::SESSION_EVENT),
-            &ev,
-        ));
-    }
-}
-
-impl Session {
-    /// Start what `req` asks for. On failure the shim has been told why.
-    pub fn start(
-        router: &Arc<Router>,
-        login: &Login,
-        req: SpawnRequest,
-        done: mpsc::UnboundedSender<ContextId>,
-    ) -> Result<Session, String> {
-        let events = Events {
-            router: router.clone(),
-            peer: req.peer,
-        };
-        let result = match &req.command {
-            RemoteCommand::TcpConnect { host, port } => Ok(Session::start_tcp(
-                events.clone(),
-                host.clone(),
-                *port,
-                done,
-            )),
-            _ => Session::start_command(events.clone(), login, &req, done),
-        };
-        if let Err(e) = &result {
-            events.send(SessionEvent::Error(e.clone()));
-        }
-        result
-    }
-
-    fn start_command(
-        events: Events,
-        login: &Login,
-        req: &SpawnRequest,
-        done: mpsc::UnboundedSender<ContextId>,
-    ) -> Result<Session, String> {
-        let peer = req.peer;
-        let mut cmd = command_for(login, req)?;
-        let (child, stdin, stdout, stderr, pty) = match req.pty {
-            None => {
-                cmd.stdin(Stdio::piped())
-                    .stdout(Stdio::piped())
-                    .stderr(Stdio::piped())
-                    .process_group(0);
-                let mut child = spawn(&mut cmd, login)?;
-                let stdin = child
-                    .stdin
-                    .take()
-                    .map(|p| Box::new(p) as Box<dyn AsyncWrite + Unpin + Send>);
-                let stdout = child.stdout.take().map(|p| Box::new(p) as BoxedRead);
-                let stderr = child.stderr.take().map(|p| Box::new(p) as BoxedRead);
-                (child, stdin, stdout, stderr, None)
-            }
-            Some(size) => {
-                let (master, slave) = open_pty(size)?;
-                let dup = |fd: &OwnedFd| fd.try_clone().map_err(|e| format!("dup: {e}"));
-                cmd.stdin(Stdio::from(dup(&slave)?))
-                    .stdout(Stdio::from(dup(&slave)?))
-                    .stderr(Stdio::from(slave));
-                sys::controlling_tty_on_stderr(&mut cmd);
-                let child = spawn(&mut cmd, login)?;
-                drop(cmd); // our copies of the slave: EOF comes when the command's close
-                let reader = FdStream::new(dup(&master)?).map_err(|e| format!("pty: {e}"))?;
-                let writer = FdStream::new(dup(&master)?).map_err(|e| format!("pty: {e}"))?;
-                (
-                    child,
-                    Some(Box::new(writer) as Box<dyn AsyncWrite + Unpin + Send>),
-                    Some(Box::new(reader) as BoxedRead),
-                    None,
-                    Some(master),
-                )
-            }
-        };
-        let pgid = child.id().map(|p| Pid::from_raw(p as i32));
-        info!(
-            "session {peer}: started {:?} as pid {:?}",
-            req.command,
-            child.id()
-        );
-
-        let input = spawn_stdin_writer(stdin, events.clone());
-        let stdout_window = SendWindow::new(SESSION_WINDOW);
-        let stderr_window = SendWindow::new(SESSION_WINDOW);
-        let (stdout_closed, stderr_closed) = (Arc::new(Notify::new()), Arc::new(Notify::new()));
-        let router = &events.router;
-        let outputs = tokio::spawn(output::pump(
-            router.clone(),
-            peer,
-            Output::new(
-                stdout,
-                stdout_window.clone(),
-                router.header(peer, handle::SESSION_STDOUT),
-                stdout_closed.clone(),
-            ),
-            Output::new(
-                stderr,
-                stderr_window.clone(),
-                router.header(peer, handle::SESSION_STDERR),
-                stderr_closed.clone(),
-            ),
-        ));
-        let session = Session {
-            input,
-            stdout_window,
-            stderr_window,
-            stdout_closed: Some(stdout_closed),
-            stderr_closed: Some(stderr_closed),
-            pgid,
-            relay: None,
-            pty,
-        };
-        tokio::spawn(report_exit(
-            events,
-            child,
-            outputs,
-            session.pty.is_some(),
-            done,
-        ));
-        Ok(session)
-    }
-
-    /// A session whose far end is a TCP connection made from here.
-    fn start_tcp(
-        events: Events,
-        host: String,
-        port: u16,
-        done: mpsc::UnboundedSender<ContextId>,
-    ) -> Session {
-        let peer = events.peer;
-        let (input, input_rx) = mpsc::unbounded_channel::<Input>();
-        let stdout_window = SendWindow::new(SESSION_WINDOW);
-        let window = stdout_window.clone();
-        let relay = tokio::spawn(async move {
-            let connect = tokio::net::TcpStream::connect((host.as_str(), port));
-            let sock = match tokio::time::timeout(Duration::from_secs(30), connect).await {
-                Ok(Ok(sock)) => sock,
-                Ok(Err(e)) => {
-                    events.send(SessionEvent::Error(format!(
-                        "connect to host {host} port {port}: {e}"
-                    )));
-                    let _ = done.send(peer);
-                    return;
-                }
-                Err(_) => {
-                    events.send(SessionEvent::Error(format!(
-                        "connect to host {host} port {port}: timed out"
-                    )));
-                    let _ = done.send(peer);
-                    return;
-                }
-            };
-            let _ = sock.set_nodelay(true);
-            info!("session {peer}: connected to {host}:{port}");
-            let (read, write) = sock.into_split();
-            let writer = write_stdin(Some(Box::new(write)), input_rx, events.clone());
-            let header = events.router.header(peer, handle::SESSION_STDOUT);
-            let sent = pump_to_frames(read, &window, &events.router, header)
-                .await
-                .unwrap_or(0);
-            debug!("session {peer}: {host}:{port} closed after {sent} bytes");
-            events.send(SessionEvent::Eof(OutputStream::Stdout));
-            events.send(SessionEvent::Exit(ExitStatus::Code(0)));
-            writer.abort();
-            let _ = done.send(peer);
-        });
-        Session {
-            input,
-            stdout_window,
-            stderr_window: SendWindow::new(SESSION_WINDOW),
-            stdout_closed: None,
-            stderr_closed: None,
-            pgid: None,
-            relay: Some(relay.abort_handle()),
-            pty: None,
-        }
-    }
-
-    pub fn credit(&self, stream: OutputStream, bytes: u32) {
-        match stream {
-            OutputStream::Stdout => self.stdout_window.grant(bytes),
-            OutputStream::Stderr => self.stderr_window.grant(bytes),
-        }
-    }
-
-    /// Nobody reads `stream` any more: drop our end so the command sees EPIPE.
-    pub fn output_closed(&self, stream: OutputStream) {
-        let closed = match stream {
-            OutputStream::Stdout => &self.stdout_closed,
-            OutputStream::Stderr => &self.stderr_closed,
-        };
-        if let Some(c) = closed {
-            c.notify_one();
-        }
-    }
-
-    /// The client's window changed size.
-    pub fn window_change(&self, size: PtyRequest) {
-        if let Some(master) = &self.pty {
-            let _ = sys::set_window_size(master.as_fd(), size.cols, size.rows);
-        }
-    }
-
+impl SessionHandle {
     /// Signal the command's whole process group.
     pub fn signal(&self, sig: Signal) {
-        if let Some(pgid) = self.pgid {
-            debug!("signalling process group {pgid} with {sig}");
-            let _ = killpg(pgid, sig);
-        }
-    }
-
-    /// The shim is gone or the agent is exiting: end the command for good.
-    pub fn kill(&self) {
-        self.signal(Signal::SIGHUP);
-        self.signal(Signal::SIGKILL);
-        if let Some(relay) = &self.relay {
-            relay.abort();
-        }
-        self.stdout_window.close();
-        self.stderr_window.close();
+        signal_group(self.pgid, sig);
     }
 }
 
-fn spawn(cmd: &mut Command, login: &Login) -> Result<Child, String> {
-    cmd.spawn()
-        .map_err(|e| format!("cannot run {}: {e}", login.shell.display()))
+fn signal_group(pgid: Option<Pid>, sig: Signal) {
+    if let Some(pgid) = pgid {
+        debug!("signalling process group {pgid} with {sig}");
+        let _ = killpg(pgid, sig);
+    }
 }
 
-fn open_pty(size: PtyRequest) -> Result<(OwnedFd, OwnedFd), String> {
-    let ws = nix::pty::Winsize {
-        ws_row: size.rows,
-        ws_col: size.cols,
-        ws_xpixel: 0,
-        ws_ypixel: 0,
-    };
-    let pty =
-        nix::pty::openpty(Some(&ws), None).map_err(|e| format!("cannot allocate a pty: {e}"))?;
-    Ok((pty.master, pty.slave))
-}
-
-/// Feed the command's stdin from the shim's frames, granting credit back as
-/// bytes are written (or dropped, once the command stopped reading).
-fn spawn_stdin_writer(
-    writer: Option<Box<dyn AsyncWrite + Unpin + Send>>,
-    events: Events,
-) -> mpsc::UnboundedSender<Input> {
-    let (input, rx) = mpsc::unbounded_channel();
-    write_stdin(writer, rx, events);
-    input
-}
-
-fn write_stdin(
-    mut writer: Option<Box<dyn AsyncWrite + Unpin + Send>>,
-    mut rx: mpsc::UnboundedReceiver<Input>,
-    events: Events,
-) -> JoinHandle<()> {
-    tokio::spawn(async move {
-        while let Some(item) = rx.recv().await {
-            match item {
-                Input::Data(data) => {
-                    if let Some(w) = writer.as_mut()
-                        && w.write_all(&data).await.is_err()
-                    {
-                        writer = None;
-                    }
-                    events.send(SessionEvent::StdinCredit(data.len() as u32));
-                }
-                Input::Eof => {
-                    if let Some(mut w) = writer.take() {
-                        let _ = w.shutdown().await;
-                    }
-                }
-            }
-        }
-    })
-}
-
-/// Like sshd, report the exit status only after the output has been sent.
-async fn report_exit(
-    events: Events,
-    mut child: Child,
-    outputs: JoinHandle<(u64, u64)>,
-    pty: bool,
-    done: mpsc::UnboundedSender<ContextId>,
-) {
-    let peer = events.peer;
-    let (out, err, status) = if pty {
-        // On a pty a background process may hold the terminal forever: once
-        // the command exits, take what is left and stop.
-        let status = child.wait().await;
-        let abort = outputs.abort_handle();
-        let (out, err) = match tokio::time::timeout(Duration::from_secs(5), outputs).await {
-            Ok(r) => r.unwrap_or((0, 0)),
-            Err(_) => {
-                abort.abort();
-                events.send(SessionEvent::Eof(OutputStream::Stdout));
-                (0, 0)
+/// A session for client `peer` whose command or connection `starting`
+/// brings up: its handle, and the task that drives it until it is done
+/// (which returns `peer`). The inbox exists at once, so messages that
+/// arrive while a connection is being made wait there.
+pub fn start(
+    router: Arc<Router>,
+    peer: ContextId,
+    machine: CommandSession,
+    pgid: Option<Pid>,
+    starting: impl Future<Output = Result<Started, SpawnError>> + Send + 'static,
+) -> (SessionHandle, SessionTask) {
+    let (inbox, rx) = mpsc::channel(SESSION_QUEUE);
+    let task = async move {
+        let started = match starting.await {
+            Ok(started) => started,
+            Err(e) => {
+                warn!("session {peer}: {e}");
+                refuse(&router, peer, e.to_string()).await;
+                return peer;
             }
         };
-        (out, err, status)
-    } else {
-        let (out, err) = outputs.await.unwrap_or((0, 0));
-        (out, err, child.wait().await)
+        Driver::new(router, peer, machine, rx, pgid, started)
+            .run()
+            .await
     };
-    let status = match status {
-        Ok(st) => match (st.code(), st.signal()) {
-            (Some(code), _) => ExitStatus::Code(code),
-            (None, Some(sig)) => ExitStatus::Signal {
-                signal: sig,
-                core_dumped: st.core_dumped(),
-            },
-            (None, None) => ExitStatus::Code(255),
-        },
-        Err(e) => {
-            events.send(SessionEvent::Error(format!(
-                "waiting for the command failed: {e}"
-            )));
-            let _ = done.send(peer);
-            return;
-        }
-    };
-    info!("session {peer}: {status:?}, {out} bytes stdout, {err} bytes stderr");
-    events.send(SessionEvent::Exit(status));
-    let _ = done.send(peer);
+    (SessionHandle { inbox, pgid }, Box::pin(task))
 }
 
-/// The command the way sshd builds it: `$SHELL -c "<command>"` (or a login
-/// shell) in the home directory, with a clean login environment. Stdio and
-/// the process group are set by the caller.
-fn command_for(login: &Login, req: &SpawnRequest) -> Result<Command, String> {
-    let mut cmd = Command::new(&login.shell);
-    match &req.command {
-        RemoteCommand::Exec(line) => {
-            cmd.arg0(login.shell_name()).arg("-c").arg(line);
+/// A session's task; it returns the session's client id.
+pub type SessionTask = std::pin::Pin<Box<dyn Future<Output = ContextId> + Send>>;
+
+/// The process group of a started command.
+pub fn process_group(started: &Started) -> Option<Pid> {
+    started
+        .child
+        .as_ref()
+        .and_then(Child::id)
+        .map(|p| Pid::from_raw(p as i32))
+}
+
+impl Driver {
+    fn new(
+        router: Arc<Router>,
+        peer: ContextId,
+        machine: CommandSession,
+        inbox: mpsc::Receiver<ToCommand>,
+        pgid: Option<Pid>,
+        started: Started,
+    ) -> Driver {
+        Driver {
+            router,
+            peer,
+            machine,
+            inbox,
+            stdin: started.stdin,
+            stdin_queue: VecDeque::new(),
+            close_stdin: false,
+            outputs: [started.stdout, started.stderr],
+            bufs: [BytesMut::new(), BytesMut::new()],
+            child: started.child,
+            pgid,
+            pty: started.pty,
+            sent: [0, 0],
         }
-        RemoteCommand::Subsystem(name) => {
-            let line = subsystem_command(name).ok_or_else(|| {
-                format!("subsystem request failed: no {name:?} subsystem (sftp-server not found)")
-            })?;
-            cmd.arg0(login.shell_name()).arg("-c").arg(line);
-        }
-        RemoteCommand::Shell => {
-            cmd.arg0(format!("-{}", login.shell_name()));
-        }
-        RemoteCommand::TcpConnect { .. } => return Err("a TCP session is not a command".into()),
     }
-    let home = if login.home.is_dir() {
-        login.home.clone()
-    } else {
-        "/".into()
+}
+
+/// Tell a client its session could not start.
+pub async fn refuse(router: &Router, peer: ContextId, why: String) {
+    let event = ToClient::Event(SessionEvent::Error(why));
+    router.send(event.to_frame(peer, router.my_id())).await;
+}
+
+/// What happened next.
+enum Step {
+    Message(Option<ToCommand>),
+    Read(OutputStream, std::io::Result<usize>),
+    Written(std::io::Result<usize>),
+    Exited(std::io::Result<std::process::ExitStatus>),
+    Linger,
+}
+
+struct Driver {
+    router: Arc<Router>,
+    peer: ContextId,
+    machine: CommandSession,
+    inbox: mpsc::Receiver<ToCommand>,
+    stdin: Option<BoxedWrite>,
+    /// Stdin data not yet written, with its credit cost.
+    stdin_queue: VecDeque<(Bytes, u32)>,
+    /// Close stdin once the queue is written.
+    close_stdin: bool,
+    outputs: [Option<BoxedRead>; 2],
+    bufs: [BytesMut; 2],
+    child: Option<Child>,
+    pgid: Option<Pid>,
+    pty: Option<OwnedFd>,
+    sent: [u64; 2],
+}
+
+impl Driver {
+    async fn run(mut self) -> ContextId {
+        let mut sender = BulkSender::new();
+        let mut exited_at: Option<tokio::time::Instant> = None;
+        while !self.machine.is_done() {
+            let step = sender.next(self.next_step(exited_at)).await;
+            let actions = match step {
+                Step::Message(None) => break,
+                Step::Message(Some(msg)) => match self.machine.on_message(msg) {
+                    Ok(actions) => actions,
+                    Err(e) => {
+                        warn!("session {}: {e}", self.peer);
+                        self.kill();
+                        self.machine
+                            .fail(format!("the session broke its protocol: {e}"))
+                            .into_iter()
+                            .collect()
+                    }
+                },
+                Step::Read(stream, Ok(n)) if n > 0 => {
+                    let data = self.bufs[stream.index()].split().freeze();
+                    if self.machine.sent(stream, n) {
+                        self.sent[stream.index()] += n as u64;
+                        let frame =
+                            ToClient::Output(stream, data).to_frame(self.peer, self.router.my_id());
+                        sender.send(&self.router, frame).await;
+                    }
+                    Vec::new()
+                }
+                // End of file; a pty master reads EIO once the command's
+                // side is closed.
+                Step::Read(stream, _) => {
+                    self.outputs[stream.index()] = None;
+                    let mut actions = self.machine.output_ended(stream);
+                    if self.child.is_none() && stream == OutputStream::Stdout {
+                        // A TCP connection ends with its stream.
+                        actions.extend(self.machine.exited(ExitStatus::Code(0)));
+                    }
+                    actions
+                }
+                Step::Written(result) => self.stdin_written(result),
+                Step::Exited(status) => {
+                    exited_at = Some(tokio::time::Instant::now());
+                    self.exited(status)
+                }
+                Step::Linger => self.machine.abandon_outputs(),
+            };
+            for action in actions {
+                self.act(action).await;
+            }
+        }
+        info!(
+            "session {}: done, {} bytes stdout, {} bytes stderr",
+            self.peer, self.sent[0], self.sent[1]
+        );
+        self.peer
+    }
+
+    /// Wait for the next thing to do: a message, output that the credit
+    /// allows us to send (stderr first), room on stdin, the command's exit.
+    async fn next_step(&mut self, exited_at: Option<tokio::time::Instant>) -> Step {
+        let can_read = |s: OutputStream| self.machine.sendable(s, DATA_CHUNK);
+        let (out_room, err_room) = (
+            can_read(OutputStream::Stdout),
+            can_read(OutputStream::Stderr),
+        );
+        let [out, err] = &mut self.outputs;
+        let [out_buf, err_buf] = &mut self.bufs;
+        let stdin_ready = self.stdin.is_some() && !self.stdin_queue.is_empty();
+        let running = self.child.is_some() && exited_at.is_none();
+        let child = self.child.as_mut().filter(|_| exited_at.is_none());
+        let linger = exited_at
+            .filter(|_| self.pty.is_some())
+            .map(|t| t + PTY_LINGER);
+        tokio::select! {
+            biased;
+            msg = self.inbox.recv() => Step::Message(msg),
+            r = read(err, err_buf, err_room), if err.is_some() && err_room > 0 => {
+                Step::Read(OutputStream::Stderr, r)
+            }
+            r = read(out, out_buf, out_room), if out.is_some() && out_room > 0 => {
+                Step::Read(OutputStream::Stdout, r)
+            }
+            w = write_some(&mut self.stdin, &self.stdin_queue), if stdin_ready => Step::Written(w),
+            status = wait(child), if running => {
+                Step::Exited(status)
+            }
+            _ = tokio::time::sleep_until(linger.unwrap_or_else(tokio::time::Instant::now)), if linger.is_some() => Step::Linger,
+        }
+    }
+
+    fn stdin_written(&mut self, result: std::io::Result<usize>) -> Vec<CommandAction> {
+        let mut actions = Vec::new();
+        let result = match result {
+            Ok(0) => Err(std::io::ErrorKind::WriteZero.into()),
+            other => other,
+        };
+        match result {
+            Ok(mut n) => {
+                while n > 0 {
+                    let Some((front, cost)) = self.stdin_queue.front_mut() else {
+                        break;
+                    };
+                    let step = n.min(front.len());
+                    front.advance(step);
+                    n -= step;
+                    if front.is_empty() {
+                        let cost = *cost;
+                        self.stdin_queue.pop_front();
+                        actions.push(self.machine.stdin_written(cost));
+                    }
+                }
+            }
+            Err(e) => {
+                // The command stopped reading: what was queued is credited,
+                // and later stdin is dropped as it comes.
+                debug!("session {}: stdin: {e}", self.peer);
+                self.stdin = None;
+                for (_, cost) in std::mem::take(&mut self.stdin_queue) {
+                    actions.push(self.machine.stdin_written(cost));
+                }
+            }
+        }
+        actions
+    }
+
+    fn exited(&mut self, status: std::io::Result<std::process::ExitStatus>) -> Vec<CommandAction> {
+        match status {
+            Ok(st) => {
+                let status = match (st.code(), st.signal()) {
+                    (Some(code), _) => ExitStatus::Code(code),
+                    (None, Some(signal)) => ExitStatus::Signal {
+                        signal,
+                        core_dumped: st.core_dumped(),
+                    },
+                    (None, None) => ExitStatus::Code(255),
+                };
+                info!("session {}: {status:?}", self.peer);
+                self.machine.exited(status)
+            }
+            Err(e) => self
+                .machine
+                .fail(format!("waiting for the command failed: {e}"))
+                .into_iter()
+                .collect(),
+        }
+    }
+
+    async fn act(&mut self, action: CommandAction) {
+        match action {
+            CommandAction::WriteStdin { data, cost } => {
+                if self.stdin.is_some() {
+                    self.stdin_queue.push_back((data, cost));
+                } else {
+                    // Nobody reads stdin any more: credit it at once.
+                    let credit = self.machine.stdin_written(cost);
+                    Box::pin(self.act(credit)).await;
+                }
+            }
+            CommandAction::CloseStdin => {
+                self.close_stdin = true;
+            }
+            CommandAction::CloseOutput(stream) => self.outputs[stream.index()] = None,
+            CommandAction::Signal(n) => match Signal::try_from(n) {
+                Ok(sig) => signal_group(self.pgid, sig),
+                Err(_) => warn!("session {}: unknown signal {n}", self.peer),
+            },
+            CommandAction::Resize(size) => {
+                if let Some(master) = &self.pty {
+                    let _ = sys::set_window_size(master.as_fd(), size.cols, size.rows);
+                }
+            }
+            CommandAction::Kill => self.kill(),
+            CommandAction::Send(event) => {
+                let frame = ToClient::Event(event).to_frame(self.peer, self.router.my_id());
+                self.router.send(frame).await;
+            }
+        }
+        if self.close_stdin && self.stdin_queue.is_empty() {
+            self.close_stdin = false;
+            if let Some(mut stdin) = self.stdin.take() {
+                let _ = stdin.shutdown().await;
+            }
+        }
+    }
+
+    /// The client is gone or the session broke: end the command for good.
+    fn kill(&mut self) {
+        signal_group(self.pgid, Signal::SIGHUP);
+        signal_group(self.pgid, Signal::SIGKILL);
+        self.outputs = [None, None];
+        self.stdin = None;
+    }
+}
+
+/// Read at most `room` bytes of one output into its buffer (cancel-safe).
+async fn read(
+    reader: &mut Option<BoxedRead>,
+    buf: &mut BytesMut,
+    room: usize,
+) -> std::io::Result<usize> {
+    let Some(reader) = reader else {
+        return Ok(0);
     };
-    cmd.current_dir(home)
-        .env_clear()
-        .envs(login.base_env())
-        .envs(
-            req.env
-                .iter()
-                .filter(|(k, _)| accept_env(k, req.pty.is_some()))
-                .cloned(),
-        )
-        .kill_on_drop(false);
-    Ok(cmd)
+    buf.reserve(room);
+    reader.read_buf(&mut (&mut *buf).limit(room)).await
+}
+
+/// Write some of the queued stdin (cancel-safe).
+async fn write_some(
+    stdin: &mut Option<BoxedWrite>,
+    queue: &VecDeque<(Bytes, u32)>,
+) -> std::io::Result<usize> {
+    match (stdin, queue.front()) {
+        (Some(w), Some((data, _))) => w.write(data).await,
+        _ => Ok(0),
+    }
+}
+
+async fn wait(child: Option<&mut Child>) -> std::io::Result<std::process::ExitStatus> {
+    match child {
+        Some(child) => child.wait().await,
+        None => std::future::pending().await,
+    }
 }

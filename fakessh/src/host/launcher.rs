@@ -15,10 +15,47 @@ use tokio::signal::unix::{SignalKind, signal};
 use tracing::{debug, error};
 
 use super::EXIT_FAILURE;
+use super::accept;
 use super::connector::Connector;
-use super::sessions;
 use crate::cli::Cli;
 use crate::sys;
+
+/// Why COMMAND could not be started.
+#[derive(Debug, thiserror::Error)]
+enum LaunchError {
+    #[error("cannot find our own executable: {0}")]
+    OwnExecutable(std::io::Error),
+    #[error("cannot create {what}: {source}")]
+    Create {
+        what: String,
+        source: std::io::Error,
+    },
+    #[error("PATH: {0}")]
+    Path(std::env::JoinPathsError),
+    #[error("cannot create the control socket: {0}")]
+    ControlSocket(nix::Error),
+    #[error("cannot listen on {}: {source}", .path.display())]
+    Listen {
+        path: std::path::PathBuf,
+        source: nix::Error,
+    },
+    #[error("{0}: command not found")]
+    NotFound(String),
+    #[error("cannot run {program}: {source}")]
+    Spawn {
+        program: String,
+        source: std::io::Error,
+    },
+    #[error("signal handler: {0}")]
+    Signals(std::io::Error),
+    #[error("waiting for the command: {0}")]
+    Wait(std::io::Error),
+}
+
+fn create(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> LaunchError {
+    let what = what.into();
+    move |source| LaunchError::Create { what, source }
+}
 
 /// Run the wrapped command; returns the exit status to use.
 pub async fn run(cli: &Cli, router: Arc<Router>, connector: Arc<Connector>) -> i32 {
@@ -39,23 +76,26 @@ pub async fn run(cli: &Cli, router: Arc<Router>, connector: Arc<Connector>) -> i
     }
 }
 
-async fn launch(cli: &Cli, router: Arc<Router>, connector: Arc<Connector>) -> Result<i32, String> {
-    let exe =
-        std::env::current_exe().map_err(|e| format!("cannot find our own executable: {e}"))?;
+async fn launch(
+    cli: &Cli,
+    router: Arc<Router>,
+    connector: Arc<Connector>,
+) -> Result<i32, LaunchError> {
+    let exe = std::env::current_exe().map_err(LaunchError::OwnExecutable)?;
     let shim_dir = tempfile::Builder::new()
         .prefix("mitogen-fakessh.")
         .tempdir()
-        .map_err(|e| format!("cannot create the shim directory: {e}"))?;
+        .map_err(create("the shim directory"))?;
     // Our own copy (a hard link when possible): if the installed binary is
     // replaced while COMMAND runs, a symlink would dangle for a moment and
     // execvp would silently fall through to the real ssh on PATH.
     let ssh_shim = shim_dir.path().join("ssh");
     if std::fs::hard_link(&exe, &ssh_shim).is_err() {
-        std::fs::copy(&exe, &ssh_shim).map_err(|e| format!("cannot create the ssh shim: {e}"))?;
+        std::fs::copy(&exe, &ssh_shim).map_err(create("the ssh shim"))?;
     }
     for name in ["scp", "sftp"] {
         std::fs::hard_link(&ssh_shim, shim_dir.path().join(name))
-            .map_err(|e| format!("cannot create the {name} shim: {e}"))?;
+            .map_err(create(format!("the {name} shim")))?;
     }
     // Real tools, resolved before PATH points at the shims.
     let real = |tool: &str| {
@@ -68,7 +108,7 @@ async fn launch(cli: &Cli, router: Arc<Router>, connector: Arc<Connector>) -> Re
         Some(old) => {
             let mut dirs = vec![shim_dir.path().to_path_buf()];
             dirs.extend(std::env::split_paths(&old));
-            std::env::join_paths(dirs).map_err(|e| format!("PATH: {e}"))?
+            std::env::join_paths(dirs).map_err(LaunchError::Path)?
         }
         None => shim_dir.path().as_os_str().to_owned(),
     };
@@ -79,8 +119,8 @@ async fn launch(cli: &Cli, router: Arc<Router>, connector: Arc<Connector>) -> Re
         None,
         SockFlag::SOCK_CLOEXEC,
     )
-    .map_err(|e| format!("cannot create the control socket: {e}"))?;
-    sys::set_inheritable(child_end.as_fd()).map_err(|e| format!("control socket: {e}"))?;
+    .map_err(LaunchError::ControlSocket)?;
+    sys::set_inheritable(child_end.as_fd()).map_err(LaunchError::ControlSocket)?;
 
     // The fallback for shims whose inherited socket was closed on the way.
     // It sits in a 0700 directory of its own (the shims themselves must stay
@@ -92,11 +132,14 @@ async fn launch(cli: &Cli, router: Arc<Router>, connector: Arc<Connector>) -> Re
         std::fs::DirBuilder::new()
             .mode(0o700)
             .create(&private)
-            .map_err(|e| format!("cannot create {}: {e}", private.display()))?;
+            .map_err(create(private.display().to_string()))?;
     }
     let control_path = private.join("control");
-    let listener = sys::seqpacket_listener(&control_path)
-        .map_err(|e| format!("cannot listen on {}: {e}", control_path.display()))?;
+    let listener =
+        sys::seqpacket_listener(&control_path).map_err(|source| LaunchError::Listen {
+            path: control_path.clone(),
+            source,
+        })?;
 
     let program = &cli.command[0];
     let mut command = tokio::process::Command::new(program);
@@ -109,22 +152,27 @@ async fn launch(cli: &Cli, router: Arc<Router>, connector: Arc<Connector>) -> Re
         .env(env::REAL_SCP, &real_scp)
         .env(env::REAL_SFTP, &real_sftp)
         .kill_on_drop(false);
-    let mut child = command.spawn().map_err(|e| {
-        let shown = Path::new(program).display();
-        match e.kind() {
-            std::io::ErrorKind::NotFound => format!("{shown}: command not found"),
-            _ => format!("cannot run {shown}: {e}"),
+    let mut child = command.spawn().map_err(|source| {
+        let shown = Path::new(program).display().to_string();
+        match source.kind() {
+            std::io::ErrorKind::NotFound => LaunchError::NotFound(shown),
+            _ => LaunchError::Spawn {
+                program: shown,
+                source,
+            },
         }
     })?;
     // Only the command and its descendants hold the other end now.
     drop(child_end);
     let pid = child.id().map(|p| Pid::from_raw(p as i32));
-    let accept = tokio::spawn(sessions::accept_loop(
+    // The accept loops own every session; dropping them ends what is left.
+    let mut sessions = tokio::task::JoinSet::new();
+    sessions.spawn(accept::accept_loop(
         host_end,
         router.clone(),
         connector.clone(),
     ));
-    let listening = tokio::spawn(sessions::listen_loop(listener, router, connector));
+    sessions.spawn(accept::listen_loop(listener, router, connector));
 
     let mut signals = Vec::new();
     for kind in [
@@ -132,10 +180,7 @@ async fn launch(cli: &Cli, router: Arc<Router>, connector: Arc<Connector>) -> Re
         SignalKind::terminate(),
         SignalKind::hangup(),
     ] {
-        signals.push((
-            kind,
-            signal(kind).map_err(|e| format!("signal handler: {e}"))?,
-        ));
+        signals.push((kind, signal(kind).map_err(LaunchError::Signals)?));
     }
     let status = loop {
         let [(_, int), (_, term), (_, hup)] = &mut signals[..] else {
@@ -143,7 +188,7 @@ async fn launch(cli: &Cli, router: Arc<Router>, connector: Arc<Connector>) -> Re
         };
         // Signals for us are passed to the command; we exit when it does.
         let forwarded = tokio::select! {
-            st = child.wait() => break st.map_err(|e| format!("waiting for the command: {e}"))?,
+            st = child.wait() => break st.map_err(LaunchError::Wait)?,
             _ = int.recv() => Signal::SIGINT,
             _ = term.recv() => Signal::SIGTERM,
             _ = hup.recv() => Signal::SIGHUP,
@@ -153,8 +198,7 @@ async fn launch(cli: &Cli, router: Arc<Router>, connector: Arc<Connector>) -> Re
             let _ = kill(pid, forwarded);
         }
     };
-    accept.abort();
-    listening.abort();
+    drop(sessions);
     drop(shim_dir);
     use std::os::unix::process::ExitStatusExt;
     let code = match (status.code(), status.signal()) {

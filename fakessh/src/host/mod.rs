@@ -1,27 +1,57 @@
 //! The host role: parse the chains, connect, run COMMAND with the shims
 //! first on its PATH, relay sessions, exit with COMMAND's status.
+//!
+//! - [`routing`]: which chain serves a hostname;
+//! - [`connector`]: the contexts established for chains;
+//! - [`launcher`]: COMMAND, its shim directory and control socket;
+//! - [`accept`]: sessions arriving on the control and fallback sockets;
+//! - [`relay`]: one session, from request to teardown;
+//! - [`delivery`]: the stdio a shim handed over, served here.
 
+mod accept;
 mod connector;
+mod delivery;
 mod launcher;
-mod served;
-mod sessions;
-mod tunnel;
+mod relay;
+mod routing;
 
 use std::ffi::OsString;
+use std::path::PathBuf;
 
 use clap::Parser;
 use router_core::Router;
 use router_core::frame::DEFAULT_MAX_PAYLOAD;
+use router_core::hop::{Chain, ChainError};
 use router_core::message::HOST_ID;
 
-use crate::chain::{Chain, parse_host_mapping};
 use crate::cli::Cli;
-use crate::ssh::SshSettings;
-use crate::ssh::config::{SshConfig, home_dir};
-use connector::{Connector, Routing};
+use crate::hop::ssh::SshSettings;
+use crate::hop::ssh::config::{ConfigError, SshConfig, home_dir};
+use connector::Connector;
+use routing::{MappingError, Routing, parse_host_mapping};
 
 /// Exit status when mitogen-fakessh fails before the command ran.
 pub const EXIT_FAILURE: i32 = 255;
+
+/// Why the host could not start.
+#[derive(Debug, thiserror::Error)]
+enum StartError {
+    #[error("--to: {0}")]
+    To(ChainError),
+    #[error(transparent)]
+    Mapping(#[from] MappingError),
+    #[error("--ssh-config {}: no such file", .0.display())]
+    NoSshConfig(PathBuf),
+    #[error(transparent)]
+    SshConfig(#[from] ConfigError),
+    #[error("--password-file {}: {source}", .path.display())]
+    PasswordFile {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot start the runtime: {0}")]
+    Runtime(std::io::Error),
+}
 
 pub fn main(args: Vec<OsString>) -> i32 {
     let cli = match Cli::try_parse_from(args) {
@@ -36,43 +66,35 @@ pub fn main(args: Vec<OsString>) -> i32 {
         }
     };
     crate::logging::init(cli.log_level(), None);
-    let routing = match routing_from(&cli) {
-        Ok(r) => r,
+    match run(&cli) {
+        Ok(code) => code,
         Err(e) => {
             crate::logging::stderr_line(&format!("mitogen-fakessh: {e}"));
-            return EXIT_FAILURE;
+            EXIT_FAILURE
         }
-    };
-    let ssh = match ssh_settings(&cli) {
-        Ok(s) => s,
-        Err(e) => {
-            crate::logging::stderr_line(&format!("mitogen-fakessh: {e}"));
-            return EXIT_FAILURE;
-        }
-    };
-    let runtime = match crate::runtime() {
-        Ok(rt) => rt,
-        Err(e) => {
-            crate::logging::stderr_line(&format!("mitogen-fakessh: cannot start the runtime: {e}"));
-            return EXIT_FAILURE;
-        }
-    };
+    }
+}
+
+fn run(cli: &Cli) -> Result<i32, StartError> {
+    let routing = routing_from(cli)?;
+    let ssh = ssh_settings(cli)?;
+    let runtime = crate::roles::runtime().map_err(StartError::Runtime)?;
     let code = runtime.block_on(async {
         let router = Router::new(HOST_ID, vec![], DEFAULT_MAX_PAYLOAD);
         let connector = Connector::new(router.clone(), routing, cli.log_level(), ssh);
-        let code = launcher::run(&cli, router, connector.clone()).await;
+        let code = launcher::run(cli, router, connector.clone()).await;
         connector.shutdown().await;
         code
     });
     runtime.shutdown_timeout(std::time::Duration::from_millis(100));
-    code
+    Ok(code)
 }
 
-fn routing_from(cli: &Cli) -> Result<Routing, String> {
+fn routing_from(cli: &Cli) -> Result<Routing, StartError> {
     let default = cli
         .to
         .as_deref()
-        .map(|t| t.parse::<Chain>().map_err(|e| format!("--to: {e}")))
+        .map(|t| t.parse::<Chain>().map_err(StartError::To))
         .transpose()?;
     let hosts = cli
         .hosts
@@ -84,11 +106,11 @@ fn routing_from(cli: &Cli) -> Result<Routing, String> {
 
 /// ssh_config (`--ssh-config` alone, like `ssh -F`; else the user's file,
 /// then the system's) and the password file.
-fn ssh_settings(cli: &Cli) -> Result<SshSettings, String> {
+fn ssh_settings(cli: &Cli) -> Result<SshSettings, StartError> {
     let config = match &cli.ssh_config {
         Some(path) => {
             if !path.is_file() {
-                return Err(format!("--ssh-config {}: no such file", path.display()));
+                return Err(StartError::NoSshConfig(path.clone()));
             }
             SshConfig::load_user(path)?
         }
@@ -97,8 +119,11 @@ fn ssh_settings(cli: &Cli) -> Result<SshSettings, String> {
     };
     let password = match &cli.password_file {
         Some(path) => {
-            let text = std::fs::read_to_string(path)
-                .map_err(|e| format!("--password-file {}: {e}", path.display()))?;
+            let text =
+                std::fs::read_to_string(path).map_err(|source| StartError::PasswordFile {
+                    path: path.clone(),
+                    source,
+                })?;
             Some(text.lines().next().unwrap_or("").to_string())
         }
         None => None,

@@ -3,6 +3,23 @@
 
 use std::net::IpAddr;
 
+/// What is wrong with a `Match` line.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum MatchError {
+    #[error("unsupported Match attribute {0:?}")]
+    UnsupportedAttribute(String),
+    #[error("Match {0} needs an argument")]
+    NeedsArgument(String),
+    #[error("Match needs at least one criterion")]
+    NoCriteria,
+    #[error("Match all must stand alone or follow canonical/final")]
+    AllNotAlone,
+    #[error("unbalanced quote in Match")]
+    UnbalancedQuote,
+    #[error("{0:?} is not a network in CIDR notation")]
+    BadNetwork(String),
+}
+
 /// The condition a block of lines is under: the `Host` or `Match` line that
 /// opened it.
 #[derive(Debug)]
@@ -72,8 +89,8 @@ pub struct Network {
 }
 
 impl Network {
-    fn parse(text: &str) -> Result<Network, String> {
-        let bad = || format!("{text:?} is not a network in CIDR notation");
+    fn parse(text: &str) -> Result<Network, MatchError> {
+        let bad = || MatchError::BadNetwork(text.to_string());
         let (addr, prefix) = match text.split_once('/') {
             Some((a, p)) => (a, Some(p.parse::<u8>().map_err(|_| bad())?)),
             None => (text, None),
@@ -102,7 +119,7 @@ impl Condition {
     /// Parse the arguments of a `Match` line (OpenSSH's `match_cfg_line`
     /// grammar): `all` stands alone (or after `canonical`/`final`); the
     /// others but `canonical` and `final` take one argument.
-    pub fn parse_match(args: &str) -> Result<Condition, String> {
+    pub fn parse_match(args: &str) -> Result<Condition, MatchError> {
         let words = shell_words(args)?;
         let mut criteria = Vec::new();
         let mut words = words.into_iter().peekable();
@@ -119,7 +136,7 @@ impl Condition {
                 _ => {
                     let arg = words
                         .next()
-                        .ok_or_else(|| format!("Match {name} needs an argument"))?;
+                        .ok_or_else(|| MatchError::NeedsArgument(name.clone()))?;
                     match name.as_str() {
                         "exec" => Test::Exec(arg),
                         "host" => Test::Host(arg),
@@ -135,14 +152,14 @@ impl Condition {
                         "version" | "sessiontype" | "command" => {
                             Test::Unsupported(format!("{name} {arg}"))
                         }
-                        _ => return Err(format!("unsupported Match attribute {name:?}")),
+                        _ => return Err(MatchError::UnsupportedAttribute(name)),
                     }
                 }
             };
             criteria.push(Criterion { negated, test });
         }
         if criteria.is_empty() {
-            return Err("Match needs at least one criterion".into());
+            return Err(MatchError::NoCriteria);
         }
         let alls = criteria.iter().filter(|c| c.test == Test::All).count();
         let others = criteria
@@ -150,7 +167,7 @@ impl Condition {
             .filter(|c| !matches!(c.test, Test::All | Test::Canonical | Test::Final))
             .count();
         if alls > 0 && (others > 0 || criteria.last().is_some_and(|c| c.test != Test::All)) {
-            return Err("Match all must stand alone or follow canonical/final".into());
+            return Err(MatchError::AllNotAlone);
         }
         Ok(Condition::Match(criteria))
     }
@@ -250,7 +267,7 @@ fn glob(pattern: &str, name: &str, case_sensitive: bool) -> bool {
 }
 
 /// Split a `Match` line into words; double quotes group (for `exec`).
-fn shell_words(text: &str) -> Result<Vec<String>, String> {
+fn shell_words(text: &str) -> Result<Vec<String>, MatchError> {
     let mut words = Vec::new();
     let mut chars = text.chars().peekable();
     while let Some(&c) = chars.peek() {
@@ -268,7 +285,7 @@ fn shell_words(text: &str) -> Result<Vec<String>, String> {
             }
         }
         if quoted {
-            return Err("unbalanced quote in Match".into());
+            return Err(MatchError::UnbalancedQuote);
         }
         words.push(word);
     }

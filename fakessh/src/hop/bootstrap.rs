@@ -6,7 +6,8 @@
 //! binary, receives exactly SIZE bytes, verifies the checksum, stores it
 //! mode 0700 (atomically, via a temporary name) and execs it. The remote
 //! needs nothing but sh and standard utilities (`head -c`, `sha256sum` or
-//! `shasum`, `uname`, `mkdir`, `mv`).
+//! `shasum`, `uname`, `mkdir`, `mv`). ssh hops and privilege hops both
+//! start their agents this way.
 
 use std::io::Read;
 use std::path::PathBuf;
@@ -25,22 +26,46 @@ pub struct AgentImage {
     pub sha256: String,
 }
 
-static IMAGE: OnceLock<Result<AgentImage, String>> = OnceLock::new();
+/// Why the agent could not be started on the far side.
+#[derive(Debug, thiserror::Error)]
+pub enum BootstrapError {
+    #[error("cannot read our own executable: {0}")]
+    OwnExecutable(std::io::Error),
+    /// The snippet said why (`MFS-ERROR ...`).
+    #[error("{0}")]
+    Remote(String),
+    #[error("the bootstrap did not answer within {}s", MARKER_TIMEOUT.as_secs())]
+    Timeout,
+    #[error("bootstrap failed: {0}")]
+    Read(std::io::Error),
+    #[error("the remote shell exited during the bootstrap")]
+    ShellExited,
+    #[error("the remote shell prints too much noise on stdout (check its rc files)")]
+    Noise,
+    #[error("unexpected bootstrap answer {0:?}")]
+    Unexpected(String),
+    #[error("agent upload failed: {0}")]
+    Upload(std::io::Error),
+    #[error("our executable changed size during upload")]
+    SizeChanged,
+}
+
+/// How long each step of the snippet may take to answer.
+const MARKER_TIMEOUT: Duration = Duration::from_secs(60);
+
+static IMAGE: OnceLock<Result<AgentImage, std::io::ErrorKind>> = OnceLock::new();
 
 /// Hash our executable once per process (it is the agent we upload).
-pub fn agent_image() -> Result<&'static AgentImage, String> {
+pub fn agent_image() -> Result<&'static AgentImage, BootstrapError> {
     IMAGE
         .get_or_init(|| {
             let path = PathBuf::from("/proc/self/exe");
-            let mut file = std::fs::File::open(&path)
-                .map_err(|e| format!("cannot read our own executable: {e}"))?;
+            let mut file = std::fs::File::open(&path).map_err(|e| e.kind())?;
             let mut hasher = Sha256::new();
             let mut buf = vec![0u8; 1 << 20];
             let mut size = 0u64;
             loop {
-                let n = file
-                    .read(&mut buf)
-                    .map_err(|e| format!("cannot read our own executable: {e}"))?;
+                let n = file.read(&mut buf).map_err(|e| e.kind())?;
                 if n == 0 {
                     break;
                 }
@@ -55,7 +80,7 @@ pub fn agent_image() -> Result<&'static AgentImage, String> {
             Ok(AgentImage { path, size, sha256 })
         })
         .as_ref()
-        .map_err(Clone::clone)
+        .map_err(|kind| BootstrapError::OwnExecutable((*kind).into()))
 }
 
 /// `uname -sm` of a machine that can run this build.
@@ -112,7 +137,7 @@ exec "$f" {agent_arg}"#,
         uname = expected_uname(),
         sha = image.sha256,
         size = image.size,
-        agent_arg = crate::AGENT_ARG,
+        agent_arg = crate::roles::AGENT_ARG,
     );
     debug_assert!(!script.contains('\''));
     script
@@ -130,43 +155,34 @@ pub async fn run<R, W>(
     reader: &mut R,
     writer: &mut W,
     image: &AgentImage,
-) -> Result<Bootstrapped, String>
+) -> Result<Bootstrapped, BootstrapError>
 where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,
 {
     let line = marker(name, reader).await?;
-    let uploaded = match line.as_str() {
-        "MFS-CACHED" => {
-            info!("{name}: agent found in the remote cache");
-            false
-        }
+    match line.as_str() {
+        "MFS-CACHED" => info!("{name}: agent found in the remote cache"),
         "MFS-UPLOAD" => {
             info!("{name}: uploading agent ({} bytes)", image.size);
             let mut file = tokio::fs::File::open(&image.path)
                 .await
-                .map_err(|e| format!("{name}: cannot read our own executable: {e}"))?;
+                .map_err(BootstrapError::OwnExecutable)?;
             let sent = upload(name, &mut file, writer, image.size).await?;
-            writer
-                .flush()
-                .await
-                .map_err(|e| format!("{name}: agent upload failed: {e}"))?;
+            writer.flush().await.map_err(BootstrapError::Upload)?;
             if sent != image.size {
-                return Err(format!("{name}: our executable changed size during upload"));
+                return Err(BootstrapError::SizeChanged);
             }
-            let done = marker(name, reader).await?;
-            if done != "MFS-EXEC" {
-                return Err(format!("{name}: unexpected bootstrap answer {done:?}"));
-            }
-            return Ok(Bootstrapped { uploaded: true });
         }
-        other => return Err(format!("{name}: unexpected bootstrap answer {other:?}")),
-    };
+        other => return Err(BootstrapError::Unexpected(other.to_string())),
+    }
     let done = marker(name, reader).await?;
     if done != "MFS-EXEC" {
-        return Err(format!("{name}: unexpected bootstrap answer {done:?}"));
+        return Err(BootstrapError::Unexpected(done));
     }
-    Ok(Bootstrapped { uploaded })
+    Ok(Bootstrapped {
+        uploaded: line == "MFS-UPLOAD",
+    })
 }
 
 /// Copy our executable to the channel; on a terminal, show progress (slow
@@ -176,7 +192,7 @@ async fn upload<W: AsyncWrite + Unpin>(
     file: &mut tokio::fs::File,
     writer: &mut W,
     size: u64,
-) -> Result<u64, String> {
+) -> Result<u64, BootstrapError> {
     use std::io::IsTerminal;
     let bar = std::io::stderr().is_terminal().then(|| {
         let bar = indicatif::ProgressBar::new(size);
@@ -196,14 +212,14 @@ async fn upload<W: AsyncWrite + Unpin>(
         let n = file
             .read(&mut buf[..want])
             .await
-            .map_err(|e| format!("{name}: cannot read our own executable: {e}"))?;
+            .map_err(BootstrapError::OwnExecutable)?;
         if n == 0 {
             break;
         }
         writer
             .write_all(&buf[..n])
             .await
-            .map_err(|e| format!("{name}: agent upload failed: {e}"))?;
+            .map_err(BootstrapError::Upload)?;
         sent += n as u64;
         if let Some(bar) = &bar {
             bar.set_position(sent);
@@ -216,28 +232,27 @@ async fn upload<W: AsyncWrite + Unpin>(
 }
 
 /// The next `MFS-` line; noise from rc files is skipped, `MFS-ERROR` fails.
-async fn marker<R: AsyncRead + Unpin>(name: &str, reader: &mut R) -> Result<String, String> {
+async fn marker<R: AsyncRead + Unpin>(
+    name: &str,
+    reader: &mut R,
+) -> Result<String, BootstrapError> {
     for _ in 0..200 {
-        let line = tokio::time::timeout(Duration::from_secs(60), read_line(reader))
+        let line = tokio::time::timeout(MARKER_TIMEOUT, read_line(reader))
             .await
-            .map_err(|_| format!("{name}: the bootstrap did not answer within 60s"))?
-            .map_err(|e| format!("{name}: bootstrap failed: {e}"))?;
+            .map_err(|_| BootstrapError::Timeout)?
+            .map_err(BootstrapError::Read)?;
         let Some(line) = line else {
-            return Err(format!(
-                "{name}: the remote shell exited during the bootstrap"
-            ));
+            return Err(BootstrapError::ShellExited);
         };
         if let Some(err) = line.strip_prefix("MFS-ERROR ") {
-            return Err(format!("{name}: {err}"));
+            return Err(BootstrapError::Remote(err.to_string()));
         }
         if line.starts_with("MFS-") {
             return Ok(line);
         }
         debug!("{name}: remote shell printed {line:?} before the bootstrap");
     }
-    Err(format!(
-        "{name}: the remote shell prints too much noise on stdout (check its rc files)"
-    ))
+    Err(BootstrapError::Noise)
 }
 
 async fn read_line<R: AsyncRead + Unpin>(reader: &mut R) -> std::io::Result<Option<String>> {

@@ -20,7 +20,26 @@ pub enum KeyFile {
     /// `PATH.pub` next to it) tells it without the passphrase.
     Locked(Option<PublicKey>),
     /// Why it cannot be used, for the "tried:" list of the error.
-    Unusable(String),
+    Unusable(KeyProblem),
+}
+
+/// Why a key file was not used; shown in the "tried:" list.
+#[derive(Debug, thiserror::Error)]
+pub enum KeyProblem {
+    #[error("{shown} (unreadable: {reason})")]
+    Unreadable { shown: String, reason: KeyError },
+    #[error("{0} (encrypted; not accepted by the server)")]
+    NotAccepted(String),
+    #[error("{0} (encrypted, and BatchMode forbids asking: load it into ssh-agent)")]
+    BatchMode(String),
+    #[error(
+        "{0} (encrypted, and there is no terminal or SSH_ASKPASS to ask for its passphrase: load it into ssh-agent)"
+    )]
+    NoWayToAsk(String),
+    #[error("{0} (encrypted; no passphrase given)")]
+    NoPassphrase(String),
+    #[error("{shown} (encrypted; wrong passphrase, {tries} tries)")]
+    WrongPassphrase { shown: String, tries: u32 },
 }
 
 impl KeyFile {
@@ -57,7 +76,10 @@ pub fn open(path: &Path, shown: &str) -> KeyFile {
             Some(key) => KeyFile::Ready(key),
             None => KeyFile::Locked(public_half(path)),
         },
-        Err(e) => KeyFile::Unusable(format!("{shown} (unreadable: {e})")),
+        Err(reason) => KeyFile::Unusable(KeyProblem::Unreadable {
+            shown: shown.to_string(),
+            reason,
+        }),
     }
 }
 
@@ -76,11 +98,13 @@ fn public_half(path: &Path) -> Option<PublicKey> {
 /// Ask for the passphrase of `path` and unlock it: up to
 /// `cfg.password_prompts` times, never with BatchMode; an empty answer
 /// gives up on this key, as in OpenSSH.
-pub async fn unlock(path: &Path, shown: &str, cfg: &HostConfig) -> Result<Arc<PrivateKey>, String> {
+pub async fn unlock(
+    path: &Path,
+    shown: &str,
+    cfg: &HostConfig,
+) -> Result<Arc<PrivateKey>, KeyProblem> {
     if cfg.password_prompts == 0 {
-        return Err(format!(
-            "{shown} (encrypted, and BatchMode forbids asking: load it into ssh-agent)"
-        ));
+        return Err(KeyProblem::BatchMode(shown.to_string()));
     }
     let _turn = PROMPTING.lock().await;
     if let Some(key) = cached(path) {
@@ -96,14 +120,8 @@ pub async fn unlock(path: &Path, shown: &str, cfg: &HostConfig) -> Result<Arc<Pr
         .ok()
         .flatten();
         let passphrase = match answer {
-            None => {
-                return Err(format!(
-                    "{shown} (encrypted, and there is no terminal or SSH_ASKPASS to ask for its passphrase: load it into ssh-agent)"
-                ));
-            }
-            Some(p) if p.is_empty() => {
-                return Err(format!("{shown} (encrypted; no passphrase given)"));
-            }
+            None => return Err(KeyProblem::NoWayToAsk(shown.to_string())),
+            Some(p) if p.is_empty() => return Err(KeyProblem::NoPassphrase(shown.to_string())),
             Some(p) => p,
         };
         match load_secret_key(path, Some(&passphrase)) {
@@ -117,10 +135,10 @@ pub async fn unlock(path: &Path, shown: &str, cfg: &HostConfig) -> Result<Arc<Pr
             Err(e) => tracing::debug!("{shown}: passphrase not accepted: {e}"),
         }
     }
-    Err(format!(
-        "{shown} (encrypted; wrong passphrase, {} tries)",
-        cfg.password_prompts
-    ))
+    Err(KeyProblem::WrongPassphrase {
+        shown: shown.to_string(),
+        tries: cfg.password_prompts,
+    })
 }
 
 /// The certificates to offer with `key` (from `path`): `PATH-cert.pub`, as

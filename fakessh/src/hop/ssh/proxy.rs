@@ -9,14 +9,16 @@ use std::task::{Context, Poll};
 use tokio::io::{AsyncRead, AsyncWrite, Join, ReadBuf};
 use tokio::process::{Child, ChildStdin, ChildStdout, Command};
 
+use super::SshError;
+
 /// The proxy's stdout and stdin as one stream; dropping it kills the proxy.
 pub struct ProxyStream {
     io: Join<ChildStdout, ChildStdin>,
     _child: Child,
 }
 
-/// Start `command` for the hop `name`.
-pub fn connect(name: &str, command: &str) -> Result<ProxyStream, String> {
+/// Start `command`.
+pub fn connect(command: &str) -> Result<ProxyStream, SshError> {
     let shell = std::env::var_os("SHELL")
         .filter(|s| !s.is_empty())
         .unwrap_or_else(|| "/bin/sh".into());
@@ -27,9 +29,15 @@ pub fn connect(name: &str, command: &str) -> Result<ProxyStream, String> {
         .stdout(std::process::Stdio::piped())
         .kill_on_drop(true)
         .spawn()
-        .map_err(|e| format!("{name}: cannot run ProxyCommand {command:?}: {e}"))?;
+        .map_err(|source| SshError::ProxyCommand {
+            command: command.to_string(),
+            source,
+        })?;
     let (Some(stdout), Some(stdin)) = (child.stdout.take(), child.stdin.take()) else {
-        return Err(format!("{name}: ProxyCommand {command:?} has no pipes"));
+        return Err(SshError::ProxyCommand {
+            command: command.to_string(),
+            source: std::io::ErrorKind::BrokenPipe.into(),
+        });
     };
     Ok(ProxyStream {
         io: tokio::io::join(stdout, stdin),

@@ -14,8 +14,30 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+pub use file::LineProblem;
 use file::{IncludeBase, Line};
 use matching::Target;
+
+/// Why an ssh configuration cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read ssh config {}: {source}", .path.display())]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{at}: {problem}")]
+    Line { at: String, problem: LineProblem },
+    #[error("ssh config: bad {keyword} {value:?}")]
+    BadValue {
+        keyword: &'static str,
+        value: String,
+    },
+    #[error("ssh config: bad Port {value:?} for host {host}")]
+    BadPort { value: String, host: String },
+    #[error("ssh -F {}: no such file", .0.display())]
+    NoSuchFile(PathBuf),
+}
 
 /// Whether `host` matches a comma-separated pattern list (`*`, `?`, `!`),
 /// as in a known_hosts line's host field.
@@ -98,7 +120,7 @@ impl Obtained {
 impl SshConfig {
     /// The user's file (or `ssh -F`'s): relative `Include`s look in ~/.ssh.
     /// A missing file is an empty configuration.
-    pub fn load_user(path: &Path) -> Result<SshConfig, String> {
+    pub fn load_user(path: &Path) -> Result<SshConfig, ConfigError> {
         let base = IncludeBase(home_dir().join(".ssh"));
         Ok(SshConfig {
             lines: file::read(path, &base)?,
@@ -106,7 +128,7 @@ impl SshConfig {
     }
 
     /// The system's file: relative `Include`s look in /etc/ssh.
-    pub fn load_system(path: &Path) -> Result<SshConfig, String> {
+    pub fn load_system(path: &Path) -> Result<SshConfig, ConfigError> {
         let base = IncludeBase(PathBuf::from("/etc/ssh"));
         Ok(SshConfig {
             lines: file::read(path, &base)?,
@@ -121,7 +143,7 @@ impl SshConfig {
 
     /// Parse configuration text (relative `Include`s look in ~/.ssh).
     #[cfg(test)]
-    pub fn parse(text: &str) -> Result<SshConfig, String> {
+    pub fn parse(text: &str) -> Result<SshConfig, ConfigError> {
         let base = IncludeBase(home_dir().join(".ssh"));
         let mut lines = Vec::new();
         file::parse(text, "ssh config", &base, &[], 0, &mut lines)?;
@@ -202,7 +224,7 @@ impl SshConfig {
         user: Option<&str>,
         port: Option<u16>,
         options: &[(String, String)],
-    ) -> Result<HostConfig, String> {
+    ) -> Result<HostConfig, ConfigError> {
         if options.is_empty() {
             return self.resolve(alias, user, port);
         }
@@ -225,7 +247,7 @@ impl SshConfig {
         alias: &str,
         user: Option<&str>,
         port: Option<u16>,
-    ) -> Result<HostConfig, String> {
+    ) -> Result<HostConfig, ConfigError> {
         let got = self.obtain(alias, user, port);
         let hostname = got
             .first("hostname")
@@ -234,9 +256,10 @@ impl SshConfig {
         let port = match port {
             Some(p) => p,
             None => match got.first("port") {
-                Some(p) => p
-                    .parse::<u16>()
-                    .map_err(|_| format!("ssh config: bad Port {p:?} for host {alias}"))?,
+                Some(p) => p.parse::<u16>().map_err(|_| ConfigError::BadPort {
+                    value: p.to_string(),
+                    host: alias.to_string(),
+                })?,
                 None => 22,
             },
         };
@@ -276,34 +299,38 @@ impl SshConfig {
                 "yes" | "ask" => StrictHostKeyChecking::Yes,
                 "accept-new" => StrictHostKeyChecking::AcceptNew,
                 "no" | "off" => StrictHostKeyChecking::No,
-                other => return Err(format!("ssh config: bad StrictHostKeyChecking {other:?}")),
+                other => {
+                    return Err(ConfigError::BadValue {
+                        keyword: "StrictHostKeyChecking",
+                        value: other.to_string(),
+                    });
+                }
             },
         };
-        let seconds = |key: &str| -> Result<Option<Duration>, String> {
+        let number = |key: &str, keyword: &'static str| -> Result<Option<u64>, ConfigError> {
             got.first(key)
                 .map(|v| {
-                    v.parse::<u64>()
-                        .map(Duration::from_secs)
-                        .map_err(|_| format!("ssh config: bad {key} {v:?}"))
+                    v.parse::<u64>().map_err(|_| ConfigError::BadValue {
+                        keyword,
+                        value: v.to_string(),
+                    })
                 })
                 .transpose()
         };
-        let count_max = got
-            .first("serveralivecountmax")
-            .map(|v| {
-                v.parse::<usize>()
-                    .map_err(|_| format!("ssh config: bad ServerAliveCountMax {v:?}"))
-            })
-            .transpose()?;
+        let seconds = |key: &str, keyword: &'static str| {
+            number(key, keyword).map(|n| n.map(Duration::from_secs))
+        };
+        let count_max = number("serveralivecountmax", "ServerAliveCountMax")?.map(|n| n as usize);
         let batch = got
             .first("batchmode")
             .is_some_and(|v| v.eq_ignore_ascii_case("yes"));
         let password_prompts = match got.first("numberofpasswordprompts") {
             _ if batch => 0,
             None => 3,
-            Some(v) => v
-                .parse::<u32>()
-                .map_err(|_| format!("ssh config: bad NumberOfPasswordPrompts {v:?}"))?,
+            Some(v) => v.parse::<u32>().map_err(|_| ConfigError::BadValue {
+                keyword: "NumberOfPasswordPrompts",
+                value: v.to_string(),
+            })?,
         };
         let proxy = |key: &str| {
             got.first(key)
@@ -325,8 +352,9 @@ impl SshConfig {
             identities_only: got
                 .first("identitiesonly")
                 .is_some_and(|v| v.eq_ignore_ascii_case("yes")),
-            connect_timeout: seconds("connecttimeout")?.filter(|d| !d.is_zero()),
-            server_alive_interval: seconds("serveraliveinterval")?.filter(|d| !d.is_zero()),
+            connect_timeout: seconds("connecttimeout", "ConnectTimeout")?.filter(|d| !d.is_zero()),
+            server_alive_interval: seconds("serveraliveinterval", "ServerAliveInterval")?
+                .filter(|d| !d.is_zero()),
             server_alive_count_max: count_max,
             hostname,
             user,

@@ -10,7 +10,27 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use super::matching::Condition;
+use super::ConfigError;
+use super::matching::{Condition, MatchError};
+
+/// What is wrong with one line.
+#[derive(Debug, thiserror::Error)]
+pub enum LineProblem {
+    #[error(transparent)]
+    Match(#[from] MatchError),
+    #[error("Include nested too deeply")]
+    IncludeTooDeep,
+    #[error("Include {word}: {source}")]
+    IncludePattern {
+        word: String,
+        source: glob::PatternError,
+    },
+    #[error("cannot read included {path}: {source}")]
+    IncludeRead {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
 
 /// OpenSSH's limit on nested `Include` (READCONF_MAX_DEPTH).
 const MAX_INCLUDE_DEPTH: usize = 16;
@@ -31,12 +51,17 @@ pub struct IncludeBase(pub PathBuf);
 
 /// Read `path` and everything it includes. A missing top-level file is an
 /// empty configuration, like OpenSSH's.
-pub fn read(path: &Path, base: &IncludeBase) -> Result<Vec<Line>, String> {
+pub fn read(path: &Path, base: &IncludeBase) -> Result<Vec<Line>, ConfigError> {
     let mut lines = Vec::new();
     match std::fs::read_to_string(path) {
         Ok(text) => parse(&text, &path.display().to_string(), base, &[], 0, &mut lines)?,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => return Err(format!("cannot read ssh config {}: {e}", path.display())),
+        Err(source) => {
+            return Err(ConfigError::Read {
+                path: path.to_path_buf(),
+                source,
+            });
+        }
     }
     Ok(lines)
 }
@@ -49,10 +74,13 @@ pub fn parse(
     outer: &[Arc<Condition>],
     depth: usize,
     out: &mut Vec<Line>,
-) -> Result<(), String> {
+) -> Result<(), ConfigError> {
     let mut block: Option<Arc<Condition>> = None;
     for (n, raw) in text.lines().enumerate() {
-        let at = || format!("{origin} line {}", n + 1);
+        let at = |problem: LineProblem| ConfigError::Line {
+            at: format!("{origin} line {}", n + 1),
+            problem,
+        };
         let line = raw.trim();
         if line.is_empty() || line.starts_with('#') {
             continue;
@@ -70,17 +98,19 @@ pub fn parse(
                 block = Some(Arc::new(Condition::Host(patterns.collect())));
             }
             "match" => {
-                let condition =
-                    Condition::parse_match(value).map_err(|e| format!("{}: {e}", at()))?;
+                let condition = Condition::parse_match(value).map_err(|e| at(e.into()))?;
                 block = Some(Arc::new(condition));
             }
             "include" => {
                 if depth >= MAX_INCLUDE_DEPTH {
-                    return Err(format!("{}: Include nested too deeply", at()));
+                    return Err(at(LineProblem::IncludeTooDeep));
                 }
-                for file in include_paths(value, base).map_err(|e| format!("{}: {e}", at()))? {
-                    let text = std::fs::read_to_string(&file).map_err(|e| {
-                        format!("{}: cannot read included {}: {e}", at(), file.display())
+                for file in include_paths(value, base).map_err(at)? {
+                    let text = std::fs::read_to_string(&file).map_err(|source| {
+                        at(LineProblem::IncludeRead {
+                            path: file.clone(),
+                            source,
+                        })
                     })?;
                     let name = file.display().to_string();
                     parse(&text, &name, base, &when(), depth + 1, out)?;
@@ -99,7 +129,7 @@ pub fn parse(
 /// The files an `Include` names: `~` expanded, relative paths under `base`,
 /// wildcards expanded in sorted order; a pattern that matches nothing is
 /// skipped, as in OpenSSH.
-fn include_paths(value: &str, base: &IncludeBase) -> Result<Vec<PathBuf>, String> {
+fn include_paths(value: &str, base: &IncludeBase) -> Result<Vec<PathBuf>, LineProblem> {
     let mut files = Vec::new();
     for word in value.split_whitespace().map(unquote) {
         let path = if let Some(rest) = word.strip_prefix("~/") {
@@ -110,7 +140,10 @@ fn include_paths(value: &str, base: &IncludeBase) -> Result<Vec<PathBuf>, String
             base.0.join(word)
         };
         let pattern = path.to_string_lossy().into_owned();
-        let matches = glob::glob(&pattern).map_err(|e| format!("Include {word}: {e}"))?;
+        let matches = glob::glob(&pattern).map_err(|source| LineProblem::IncludePattern {
+            word: word.to_string(),
+            source,
+        })?;
         let mut found: Vec<PathBuf> = matches.filter_map(Result::ok).collect();
         found.sort();
         files.extend(found.into_iter().filter(|p| !p.is_dir()));
@@ -170,7 +203,16 @@ mod tests {
         )
         .unwrap();
         let err = read(&d.join("loop"), &IncludeBase(d.to_path_buf())).unwrap_err();
-        assert!(err.contains("nested too deeply"), "{err}");
+        assert!(
+            matches!(
+                err,
+                ConfigError::Line {
+                    problem: LineProblem::IncludeTooDeep,
+                    ..
+                }
+            ),
+            "{err}"
+        );
         let err = parse(
             "Match nonsense x\n",
             "cfg",
@@ -180,6 +222,9 @@ mod tests {
             &mut Vec::new(),
         )
         .unwrap_err();
-        assert_eq!(err, "cfg line 1: unsupported Match attribute \"nonsense\"");
+        assert_eq!(
+            err.to_string(),
+            "cfg line 1: unsupported Match attribute \"nonsense\""
+        );
     }
 }

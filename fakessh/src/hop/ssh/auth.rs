@@ -15,7 +15,16 @@ use tracing::debug;
 
 use super::config::{HostConfig, home_dir};
 use super::hostkey::HostKeyCheck;
-use super::identity;
+use super::identity::{self, KeyProblem};
+
+/// Why the server did not let us in.
+#[derive(Debug, thiserror::Error)]
+pub enum AuthError {
+    #[error("authentication failed: {0}")]
+    Protocol(russh::Error),
+    #[error("authentication failed for user {user} (tried: {tried})")]
+    Refused { user: String, tried: String },
+}
 
 /// Try ssh-agent keys, then key files, then the password, like OpenSSH.
 pub async fn authenticate(
@@ -24,7 +33,7 @@ pub async fn authenticate(
     user: &str,
     cfg: &HostConfig,
     password: Option<&str>,
-) -> Result<(), String> {
+) -> Result<(), AuthError> {
     let mut tried: Vec<String> = Vec::new();
     let rsa_hash = handle
         .best_supported_rsa_hash()
@@ -103,14 +112,14 @@ pub async fn authenticate(
                     Ok(key) => key,
                     Err(why) => {
                         debug!("{name}: skipping {why}");
-                        tried.push(why);
+                        tried.push(why.to_string());
                         continue;
                     }
                 }
             }
             identity::KeyFile::Unusable(why) => {
                 debug!("{name}: skipping {why}");
-                tried.push(why);
+                tried.push(why.to_string());
                 continue;
             }
         };
@@ -125,7 +134,7 @@ pub async fn authenticate(
             {
                 Ok(AuthResult::Success) => return Ok(()),
                 Ok(_) => {}
-                Err(e) => return Err(format!("{name}: authentication failed: {e}")),
+                Err(e) => return Err(AuthError::Protocol(e)),
             }
         }
         tried.push(shown);
@@ -133,7 +142,7 @@ pub async fn authenticate(
         match handle.authenticate_publickey(user, key).await {
             Ok(AuthResult::Success) => return Ok(()),
             Ok(_) => {}
-            Err(e) => return Err(format!("{name}: authentication failed: {e}")),
+            Err(e) => return Err(AuthError::Protocol(e)),
         }
     }
     if let Some(pw) = password {
@@ -153,9 +162,10 @@ pub async fn authenticate(
     } else {
         tried.join(", ")
     };
-    Err(format!(
-        "{name}: authentication failed for user {user} (tried: {tried})"
-    ))
+    Err(AuthError::Refused {
+        user: user.to_string(),
+        tried,
+    })
 }
 
 fn shown_path(p: &std::path::Path) -> String {
@@ -186,14 +196,14 @@ async fn unlock_if_taken(
     public: Option<PublicKey>,
     rsa_hash: Option<HashAlg>,
     cfg: &HostConfig,
-) -> Result<Arc<PrivateKey>, String> {
+) -> Result<Arc<PrivateKey>, KeyProblem> {
     if let Some(public) = public {
         let hash = hash_for(&public, rsa_hash);
         let probe = handle
             .authenticate_publickey_with(user, public, hash, &mut identity::Probe)
             .await;
         if !matches!(probe, Err(identity::ProbeEnd::Accepted)) {
-            return Err(format!("{shown} (encrypted; not accepted by the server)"));
+            return Err(KeyProblem::NotAccepted(shown.to_string()));
         }
     }
     identity::unlock(path, shown, cfg).await

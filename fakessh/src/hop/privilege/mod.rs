@@ -1,0 +1,178 @@
+//! Privilege hops: sudo, su and doas under the hybrid pty.
+//!
+//! The hop's program gets a fresh pty as its controlling terminal and its
+//! stderr, so sudo's `requiretty` is satisfied and any password prompt
+//! appears there, while stdin and stdout are a socketpair that carries the
+//! bootstrap and then the frames, 8-bit clean. sudo is given a unique
+//! prompt (`-p`) so a prompt is never confused with other output. The
+//! password is written once; a second prompt means it was wrong, and the hop
+//! fails at once instead of looping ([`pty`]).
+
+mod pty;
+
+use std::os::fd::OwnedFd;
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use router_core::connection::{FrameReader, FrameWriter};
+use router_core::frame::DEFAULT_MAX_PAYLOAD;
+use router_core::hop::Hop;
+use router_core::message::{AgentConfig, Secret};
+use tokio::process::Command;
+use tokio::sync::watch;
+
+pub use pty::Refusal;
+
+use super::{HopFailure, LocalAgent, StartedAgent, bootstrap, handshake};
+use crate::fdstream::FdStream;
+use crate::sys;
+
+/// How long the program and the bootstrap behind it may take.
+const BOOT_TIMEOUT: Duration = Duration::from_secs(90);
+
+/// A prompt nobody else prints, for sudo's `-p`.
+fn marker() -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    format!(
+        "mitogen-fakessh-password-{:x}{:x}:",
+        std::process::id(),
+        nanos
+    )
+}
+
+/// The command line that runs `script` as the hop's target user.
+fn argv(hop: &Hop, prompt: &str, script: &str) -> Vec<String> {
+    let user = hop.target_user().unwrap_or("root").to_string();
+    let words: Vec<&str> = match hop {
+        Hop::Sudo { .. } => vec!["sudo", "-p", prompt, "-H", "-u", &user, "--"],
+        Hop::Su { .. } => vec!["su", &user, "-s", "/bin/sh"],
+        _ => vec!["doas", "-u", &user, "--"],
+    };
+    let mut argv: Vec<String> = words.into_iter().map(str::to_string).collect();
+    if !matches!(hop, Hop::Su { .. }) {
+        argv.push("/bin/sh".into());
+    }
+    argv.extend(["-c".to_string(), script.to_string()]);
+    argv
+}
+
+/// Start `hop` from here, bootstrap our agent through it, handshake.
+pub async fn start(
+    hop: &Hop,
+    password: Option<&Secret>,
+    config: AgentConfig,
+) -> Result<LocalAgent, HopFailure> {
+    let image = bootstrap::agent_image()?;
+    let prompt = marker();
+    let words = argv(hop, &prompt, &bootstrap::bootstrap_script(image, true));
+    let pty = nix::pty::openpty(None, None)
+        .map_err(|e| HopFailure::io("cannot allocate a pty")(e.into()))?;
+    let (ours, theirs) =
+        std::os::unix::net::UnixStream::pair().map_err(HopFailure::io("socketpair"))?;
+    let theirs_out: OwnedFd = theirs.try_clone().map_err(HopFailure::io("dup"))?.into();
+    let mut cmd = Command::new(&words[0]);
+    cmd.args(&words[1..])
+        .stdin(Stdio::from(OwnedFd::from(theirs)))
+        .stdout(Stdio::from(theirs_out))
+        .stderr(Stdio::from(pty.slave))
+        // English messages, so refusals can be recognised.
+        .env("LC_ALL", "C")
+        .kill_on_drop(true);
+    sys::controlling_tty_on_stderr(&mut cmd);
+    let mut child = cmd.spawn().map_err(|source| HopFailure::Spawn {
+        program: words[0].clone(),
+        source,
+    })?;
+    drop(cmd); // closes our copies of the slave and of the child's socket end
+
+    let master = FdStream::new(pty.master).map_err(HopFailure::io("pty"))?;
+    let answer_on_stdin = match hop {
+        Hop::Su { .. } => Some(ours.try_clone().map_err(HopFailure::io("dup"))?),
+        _ => None,
+    };
+    let verdict = Arc::new(Mutex::new(pty::Verdict::default()));
+    let (booted_tx, booted_rx) = watch::channel(false);
+    let mut watcher = tokio::spawn(
+        pty::Watch {
+            name: config.name.clone(),
+            master,
+            answer_on_stdin,
+            prompt,
+            password: password.cloned(),
+            verdict: verdict.clone(),
+            booted: booted_rx,
+            pid: child.id(),
+        }
+        .run(),
+    );
+
+    ours.set_nonblocking(true)
+        .map_err(HopFailure::io("socketpair"))?;
+    let stream = tokio::net::UnixStream::from_std(ours).map_err(HopFailure::io("socketpair"))?;
+    let (mut r, mut w) = stream.into_split();
+    let booted = tokio::time::timeout(
+        BOOT_TIMEOUT,
+        bootstrap::run(&config.name, &mut r, &mut w, image),
+    )
+    .await;
+    let failure = match booted {
+        Ok(Ok(_)) => None,
+        Ok(Err(e)) => Some(HopFailure::from(e)),
+        Err(_) => Some(HopFailure::Silent(BOOT_TIMEOUT.as_secs())),
+    };
+    let tail = || {
+        let v = verdict.lock().unwrap_or_else(|p| p.into_inner());
+        v.tail.clone()
+    };
+    if let Some(failure) = failure {
+        // The program exited or stalled: let the watcher read its last words
+        // (su prints "Authentication failure" as it exits). What it said
+        // decides; else the bootstrap's own failure, with what it said.
+        let _ = child.start_kill();
+        let _ = tokio::time::timeout(Duration::from_secs(2), &mut watcher).await;
+        let refusal = verdict.lock().unwrap_or_else(|p| p.into_inner()).refusal;
+        return Err(match refusal {
+            Some(refusal) => HopFailure::Refused(refusal),
+            None => failure.with_output(tail(), false),
+        });
+    }
+    let _ = booted_tx.send(true);
+    let (reader, writer, hello) = handshake::run(
+        FrameReader::new(r, DEFAULT_MAX_PAYLOAD),
+        FrameWriter::new(w),
+        &config,
+    )
+    .await
+    .map_err(|e| HopFailure::from(e).with_output(tail(), false))?;
+    Ok(StartedAgent {
+        reader,
+        writer,
+        hello,
+        process: Some(child),
+        uploaded: false,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn argv_runs_the_script_with_sh_as_the_target_user() {
+        let sudo = argv(&Hop::Sudo { user: "app".into() }, "P:", "echo");
+        assert_eq!(
+            sudo,
+            [
+                "sudo", "-p", "P:", "-H", "-u", "app", "--", "/bin/sh", "-c", "echo"
+            ]
+        );
+        let su = argv(&Hop::Su { user: "app".into() }, "P:", "echo");
+        assert_eq!(su, ["su", "app", "-s", "/bin/sh", "-c", "echo"]);
+        let doas = argv(&Hop::Doas { user: "app".into() }, "P:", "echo");
+        assert_eq!(doas, ["doas", "-u", "app", "--", "/bin/sh", "-c", "echo"]);
+    }
+}

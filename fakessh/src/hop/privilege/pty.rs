@@ -1,0 +1,204 @@
+//! Watching a privilege hop's pty: answer the password prompt once,
+//! recognise refusals, then relay what the agent writes to its stderr.
+
+use std::sync::{Arc, Mutex};
+
+use router_core::message::Secret;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::sync::watch;
+use tracing::{debug, warn};
+
+use crate::fdstream::FdStream;
+
+/// Why sudo, su or doas would not let us through, as it said on the pty.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum Refusal {
+    #[error("sudo refused: it demands a tty (requiretty) and did not get one")]
+    NeedsTty,
+    #[error("not allowed to use sudo (not in the sudoers file)")]
+    NotInSudoers,
+    #[error("sudo does not allow this user to run commands as the target user")]
+    NotAllowed,
+    #[error("a password is required")]
+    PasswordDemanded,
+    #[error("a password is required; give --password-file or run from a terminal")]
+    PasswordMissing,
+    #[error("incorrect password")]
+    IncorrectPassword,
+    #[error("permission denied")]
+    PermissionDenied,
+    #[error("the target user does not exist")]
+    NoSuchUser,
+    #[error("the program is not installed")]
+    NotInstalled,
+}
+
+impl Refusal {
+    /// The hop asked for a password and none was given.
+    pub fn password_required(self) -> bool {
+        self == Refusal::PasswordMissing
+    }
+}
+
+/// Messages on the pty that end the attempt (lower case).
+const REFUSALS: &[(&str, Refusal)] = &[
+    ("you must have a tty", Refusal::NeedsTty),
+    ("is not in the sudoers file", Refusal::NotInSudoers),
+    ("is not allowed to execute", Refusal::NotAllowed),
+    ("a password is required", Refusal::PasswordDemanded),
+    ("incorrect password", Refusal::IncorrectPassword),
+    ("authentication failure", Refusal::IncorrectPassword),
+    ("sorry, try again", Refusal::IncorrectPassword),
+    ("authentication failed", Refusal::IncorrectPassword),
+    ("permission denied", Refusal::PermissionDenied),
+    ("does not exist", Refusal::NoSuchUser),
+    ("unknown user", Refusal::NoSuchUser),
+    ("command not found", Refusal::NotInstalled),
+    ("no such file or directory", Refusal::NotInstalled),
+];
+
+/// What the watcher concluded before the agent came up.
+#[derive(Default)]
+pub struct Verdict {
+    pub refusal: Option<Refusal>,
+    /// The last lines that were neither prompt nor agent output.
+    pub tail: Vec<String>,
+}
+
+/// Everything the watcher needs.
+pub struct Watch {
+    pub name: String,
+    pub master: FdStream,
+    /// su's PAM conversation prompts on the tty but reads the answer from
+    /// stdin, our socket: answer there.
+    pub answer_on_stdin: Option<std::os::unix::net::UnixStream>,
+    pub prompt: String,
+    pub password: Option<Secret>,
+    pub verdict: Arc<Mutex<Verdict>>,
+    /// True once the agent runs: what arrives then is its stderr.
+    pub booted: watch::Receiver<bool>,
+    pub pid: Option<u32>,
+}
+
+impl Watch {
+    fn kill(&self) {
+        if let Some(pid) = self.pid {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid as i32),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+        }
+    }
+
+    fn record(&self, refusal: Refusal) {
+        let mut v = self.verdict.lock().unwrap_or_else(|p| p.into_inner());
+        v.refusal.get_or_insert(refusal);
+    }
+
+    fn push_tail(&self, line: String) {
+        let mut v = self.verdict.lock().unwrap_or_else(|p| p.into_inner());
+        if v.tail.len() == 5 {
+            v.tail.remove(0);
+        }
+        v.tail.push(line);
+    }
+
+    /// Look at complete lines for refusals (kept with other noise for the
+    /// error message). Returns whether the attempt is over.
+    fn judge_lines(&self, pending: &mut String, sent: bool) -> bool {
+        let mut over = false;
+        while let Some(pos) = pending.find('\n') {
+            let line: String = pending.drain(..=pos).collect();
+            let line = line.trim().replace(&self.prompt, "");
+            if line.is_empty() {
+                continue;
+            }
+            let lower = line.to_ascii_lowercase();
+            if let Some((_, refusal)) = REFUSALS.iter().find(|(needle, _)| lower.contains(needle)) {
+                self.record(*refusal);
+                over |= *refusal != Refusal::IncorrectPassword || sent;
+            }
+            self.push_tail(line);
+        }
+        over
+    }
+
+    /// Answer the password prompt once, recognise refusals, then keep
+    /// draining the pty (the agent's stderr) into our log for the agent's
+    /// lifetime.
+    pub async fn run(mut self) {
+        let mut pending = String::new();
+        let mut sent = false;
+        let mut buf = [0u8; 4096];
+        loop {
+            let n = match self.master.read(&mut buf).await {
+                Ok(n) if n > 0 => n,
+                // EOF, or EIO once every holder of the slave is gone: judge
+                // what is left as a last line.
+                _ => {
+                    if !*self.booted.borrow() && !pending.trim().is_empty() {
+                        pending.push('\n');
+                        self.judge_lines(&mut pending, sent);
+                    }
+                    break;
+                }
+            };
+            pending.push_str(&String::from_utf8_lossy(&buf[..n]));
+            if let Some(pw) = self.password.as_ref().filter(|p| !p.0.is_empty()) {
+                // Never keep or print the password, should anything echo it.
+                pending = pending.replace(&pw.0, "<password>");
+            }
+            if *self.booted.borrow() {
+                relay_agent_lines(&self.name, &mut pending);
+                continue;
+            }
+            let lower = pending.to_ascii_lowercase();
+            let is_prompt = pending.trim_end().ends_with(&self.prompt)
+                || (!pending.contains(&self.prompt) && lower.trim_end().ends_with("password:"));
+            if is_prompt {
+                if sent {
+                    self.record(Refusal::IncorrectPassword);
+                    self.kill();
+                    break;
+                }
+                let Some(pw) = &self.password else {
+                    self.record(Refusal::PasswordMissing);
+                    self.kill();
+                    break;
+                };
+                debug!("{}: answering the password prompt", self.name);
+                let mut answer = pw.0.clone().into_bytes();
+                answer.push(b'\n');
+                let written = match &self.answer_on_stdin {
+                    Some(stdin) => {
+                        use std::io::Write;
+                        (&*stdin).write_all(&answer).is_ok()
+                    }
+                    None => self.master.write_all(&answer).await.is_ok(),
+                };
+                if !written {
+                    break;
+                }
+                sent = true;
+                pending.clear();
+                continue;
+            }
+            if self.judge_lines(&mut pending, sent) {
+                self.kill();
+            }
+        }
+    }
+}
+
+/// The agent runs: complete lines on the pty are its stderr.
+fn relay_agent_lines(name: &str, pending: &mut String) {
+    while let Some(pos) = pending.find('\n') {
+        let line: String = pending.drain(..=pos).collect();
+        let line = line.trim_end_matches(['\r', '\n']);
+        if line.starts_with("mitogen-fakessh") {
+            crate::logging::stderr_line(line);
+        } else if !line.is_empty() {
+            warn!("{name}: {line}");
+        }
+    }
+}

@@ -1,0 +1,79 @@
+//! ProxyJump: ssh to each jump host in turn, then a direct-tcpip channel to
+//! the target (like OpenSSH's `-J`). The jump connections must live as long
+//! as the target's, so they are kept here.
+
+use router_core::hop::Hop;
+use tokio::sync::Mutex;
+
+use super::config::{HostConfig, SshConfig};
+use super::{Connection, SshError, SshSettings, connect_tcp, open_session};
+use crate::hop::HopFailure;
+
+/// The jump-host connections that carry ProxyJump targets.
+#[derive(Default)]
+pub struct Jumps {
+    held: Mutex<Vec<Connection>>,
+}
+
+impl Jumps {
+    /// A stream to `target` through the comma-separated jump hosts in `list`.
+    pub async fn through(
+        &self,
+        name: &str,
+        list: &str,
+        target: &HostConfig,
+        config: &SshConfig,
+        settings: &SshSettings,
+    ) -> Result<russh::ChannelStream<russh::client::Msg>, HopFailure> {
+        let mut previous: Option<Connection> = None;
+        for jump in list.split(',').map(str::trim) {
+            let at_jump = |failure: HopFailure| SshError::Jump {
+                jump: jump.to_string(),
+                source: Box::new(failure),
+            };
+            let spec = format!("ssh:{jump}")
+                .parse::<Hop>()
+                .map_err(|e| SshError::JumpSyntax(jump.to_string(), e))?;
+            let Hop::Ssh { user, host, port } = spec else {
+                return Err(at_jump(HopFailure::SshFromAgent).into());
+            };
+            let cfg = tokio::task::block_in_place(|| config.resolve(&host, user.as_deref(), port))
+                .map_err(|e| at_jump(SshError::from(e).into()))?;
+            let jump_name = format!("{name} (ProxyJump {jump})");
+            let connection = match previous.take() {
+                None => {
+                    let stream = connect_tcp(&cfg).await.map_err(|e| at_jump(e.into()))?;
+                    open_session(&jump_name, &cfg, stream, settings).await
+                }
+                Some(prev) => {
+                    let stream = direct_tcpip(&prev, &cfg.hostname, cfg.port)
+                        .await
+                        .map_err(|e| at_jump(e.into()))?;
+                    self.held.lock().await.push(prev);
+                    open_session(&jump_name, &cfg, stream, settings).await
+                }
+            }
+            .map_err(|e| at_jump(e.into()))?;
+            previous = Some(connection);
+        }
+        let last = previous.ok_or(SshError::EmptyJump)?;
+        let stream = direct_tcpip(&last, &target.hostname, target.port).await?;
+        self.held.lock().await.push(last);
+        Ok(stream)
+    }
+}
+
+async fn direct_tcpip(
+    via: &Connection,
+    host: &str,
+    port: u16,
+) -> Result<russh::ChannelStream<russh::client::Msg>, SshError> {
+    via.channel_open_direct_tcpip(host, port as u32, "127.0.0.1", 0)
+        .await
+        .map(|c| c.into_stream())
+        .map_err(|source| SshError::JumpChannel {
+            host: host.to_string(),
+            port,
+            source,
+        })
+}

@@ -1,0 +1,142 @@
+//! Sessions arriving on the control socket the host left open for COMMAND,
+//! and on its fallback socket for shims whose inherited descriptor a
+//! program on the way closed.
+//!
+//! Each accept loop owns the sessions it accepted (a `JoinSet`): stopping
+//! the loop stops them, and a loop whose socket every holder has closed
+//! returns once its sessions have ended.
+
+use std::os::fd::{AsFd, OwnedFd};
+use std::sync::Arc;
+
+use router_core::Router;
+use router_core::session::message::{FALLBACK_REFUSAL, FALLBACK_WELCOME, SESSION_HELLO};
+use tokio::task::JoinSet;
+use tracing::{debug, warn};
+
+use super::connector::Connector;
+use super::delivery::{HelloError, PassedStdio};
+use super::relay;
+use crate::sys::{self, Received};
+
+/// Accept sessions until every holder of the control socket has exited,
+/// then wait for those sessions to end.
+pub async fn accept_loop(control: OwnedFd, router: Arc<Router>, connector: Arc<Connector>) {
+    let control = match sys::set_nonblocking(control.as_fd())
+        .map_err(std::io::Error::from)
+        .and_then(|_| sys::register_async(control))
+    {
+        Ok(fd) => fd,
+        Err(e) => return warn!("control socket: {e}"),
+    };
+    let mut sessions = JoinSet::new();
+    loop {
+        let mut guard = tokio::select! {
+            ready = control.readable() => match ready {
+                Ok(g) => g,
+                Err(e) => {
+                    warn!("control socket: {e}");
+                    break;
+                }
+            },
+            Some(_) = sessions.join_next(), if !sessions.is_empty() => continue,
+        };
+        match guard.try_io(|fd| sys::recv_fds(fd.get_ref().as_fd())) {
+            Ok(Ok(Received::Message { bytes, fds })) => match session_hello(&bytes, fds) {
+                Ok((sock, stdio)) => {
+                    let id = connector.next_session_id();
+                    sessions.spawn(relay::serve(
+                        sock,
+                        stdio,
+                        id,
+                        router.clone(),
+                        connector.clone(),
+                    ));
+                }
+                Err(e) => warn!("control socket: {e}"),
+            },
+            Ok(Ok(Received::Eof)) => {
+                debug!("control socket closed by every holder");
+                break;
+            }
+            Ok(Err(e)) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Ok(Err(e)) => {
+                warn!("control socket: {e}");
+                break;
+            }
+            Err(_would_block) => {}
+        }
+    }
+    while sessions.join_next().await.is_some() {}
+}
+
+/// Accept shims that lost the inherited control socket and reach us
+/// through the fallback socket in the 0700 shim directory instead. Like
+/// OpenSSH's ControlMaster, accept only our own user and root; each
+/// connection is then served like the inherited socket.
+pub async fn listen_loop(listener: OwnedFd, router: Arc<Router>, connector: Arc<Connector>) {
+    let listener = match sys::register_async(listener) {
+        Ok(fd) => fd,
+        Err(e) => return warn!("fallback socket: {e}"),
+    };
+    let me = nix::unistd::geteuid().as_raw();
+    let mut connections = JoinSet::new();
+    loop {
+        let mut guard = tokio::select! {
+            ready = listener.readable() => match ready {
+                Ok(g) => g,
+                Err(e) => return warn!("fallback socket: {e}"),
+            },
+            Some(_) = connections.join_next(), if !connections.is_empty() => continue,
+        };
+        let conn = match guard.try_io(|fd| {
+            nix::sys::socket::accept4(fd.get_ref(), nix::sys::socket::SockFlag::SOCK_CLOEXEC)
+                .map_err(std::io::Error::from)
+        }) {
+            Ok(Ok(conn)) => conn,
+            Ok(Err(e)) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Ok(Err(e)) => {
+                warn!("fallback socket: accept: {e}");
+                continue;
+            }
+            Err(_would_block) => continue,
+        };
+        let refusal = match sys::peer_uid(conn.as_fd()) {
+            Ok(uid) if uid == me || uid == 0 => {
+                debug!("a shim connected through the fallback socket (uid {uid})");
+                if let Err(e) = sys::send_greeting(conn.as_fd(), &[FALLBACK_WELCOME]) {
+                    warn!("fallback socket: cannot greet a shim: {e}");
+                    continue;
+                }
+                connections.spawn(accept_loop(conn, router.clone(), connector.clone()));
+                continue;
+            }
+            Ok(uid) => {
+                warn!("refused a session from uid {uid} on the fallback socket");
+                format!("uid {uid} is not the account that runs it (uid {me})")
+            }
+            Err(e) => {
+                warn!("fallback socket: cannot tell who connected: {e}");
+                format!("it cannot tell who is connecting ({e})")
+            }
+        };
+        let mut message = vec![FALLBACK_REFUSAL];
+        message.extend_from_slice(refusal.as_bytes());
+        // Best effort: the connection is closed either way.
+        let _ = sys::send_greeting(conn.as_fd(), &message);
+    }
+}
+
+/// A session hello: [`SESSION_HELLO`], the handover bits (none if absent),
+/// and the descriptors (session socket first).
+fn session_hello(bytes: &[u8], fds: Vec<OwnedFd>) -> Result<(OwnedFd, PassedStdio), HelloError> {
+    let bits = match bytes {
+        // A bare `S`: a session socket and nothing else.
+        [SESSION_HELLO] => 0,
+        [SESSION_HELLO, bits] => *bits,
+        _ => return Err(HelloError::NotAHello(bytes.to_vec())),
+    };
+    let mut fds = fds.into_iter();
+    let sock = fds.next().ok_or(HelloError::NoSocket)?;
+    Ok((sock, PassedStdio::from_hello(bits, fds.collect())?))
+}

@@ -1,0 +1,272 @@
+//! One shim session on the host, from request to teardown.
+//!
+//! The host is the shims' only authority: a shim can ask for a session, and
+//! the host (an ancestor of every agent) decides where it runs and issues the
+//! spawn itself. After that the shim's stdin and control frames are
+//! re-addressed to the target agent with the session's own id as `src` and
+//! `auth`; the agent's output comes back to that id through the router.
+//!
+//! [`Relay`] owns everything the session started (a `JoinSet`): however the
+//! session ends, dropping it stops them.
+
+use std::os::fd::OwnedFd;
+use std::sync::Arc;
+use std::time::Duration;
+
+use router_core::Router;
+use router_core::connection::{FrameReader, FrameWriter, ReadError};
+use router_core::frame::Frame;
+use router_core::hop::Chain;
+use router_core::message::{ContextId, HOST_ID, handle};
+use router_core::pump::BulkSender;
+use router_core::router::{RouterEvent, StreamId, StreamRole};
+use router_core::session::{
+    ProtocolError, RemoteCommand, SESSION_QUEUE, SessionControl, SessionEvent, SessionRequest,
+    SpawnRequest, ToClient, ToCommand,
+};
+use tokio::net::unix::OwnedReadHalf;
+use tokio::sync::broadcast::error::RecvError;
+use tokio::sync::{broadcast, mpsc};
+use tokio::task::JoinSet;
+use tracing::{debug, info, warn};
+
+use super::connector::Connector;
+use super::delivery::{Delivery, PassedStdio, ServedStdin, pump_stdin};
+
+/// How long a session that ended on our side may take to tell the shim why.
+const LAST_WORDS: Duration = Duration::from_secs(5);
+
+/// How a session ended.
+enum End {
+    /// The shim closed its socket (normally after the exit status).
+    ShimLeft,
+    /// It ended here, for this reason, which the shim is told.
+    Failed(String),
+}
+
+/// Serve one shim session from request to end.
+pub async fn serve(
+    sock: OwnedFd,
+    stdio: PassedStdio,
+    id: ContextId,
+    router: Arc<Router>,
+    connector: Arc<Connector>,
+) {
+    let Some(mut relay) = Relay::open(sock, stdio, id, router, connector).await else {
+        return;
+    };
+    let end = relay.run().await;
+    relay.close(end).await;
+}
+
+struct Relay {
+    id: ContextId,
+    name: String,
+    router: Arc<Router>,
+    connector: Arc<Connector>,
+    sid: StreamId,
+    reader: FrameReader<OwnedReadHalf>,
+    events: broadcast::Receiver<RouterEvent>,
+    /// The delivery and the stdin pump: stopped when the relay is dropped.
+    tasks: JoinSet<()>,
+    /// The handed-over stdin, until the target is known.
+    stdin: Option<ServedStdin>,
+    /// The shim's credit for the streams it kept, for the delivery.
+    shim_credit: mpsc::Sender<SessionControl>,
+    target: Option<(ContextId, Chain)>,
+}
+
+impl Relay {
+    /// Attach the shim's socket as a stream and start delivering to it.
+    async fn open(
+        sock: OwnedFd,
+        stdio: PassedStdio,
+        id: ContextId,
+        router: Arc<Router>,
+        connector: Arc<Connector>,
+    ) -> Option<Relay> {
+        let name = format!("session {id}");
+        let std_stream = std::os::unix::net::UnixStream::from(sock);
+        let stream = match std_stream
+            .set_nonblocking(true)
+            .and_then(|_| tokio::net::UnixStream::from_std(std_stream))
+        {
+            Ok(s) => s,
+            Err(e) => {
+                warn!("{name}: {e}");
+                return None;
+            }
+        };
+        let (r, w) = stream.into_split();
+        let events = router.subscribe();
+        let (sid, frames) = router
+            .add_stream(&name, id, StreamRole::Child, SESSION_QUEUE)
+            .await;
+        let (delivery, stdin) = match Delivery::new(router.clone(), id, FrameWriter::new(w), stdio)
+        {
+            Ok(d) => d,
+            Err(e) => {
+                // The shim sees its socket close and exits 255.
+                warn!("{name}: cannot serve the shim's stdio: {e}");
+                router.remove_stream(sid, "unusable stdio").await;
+                return None;
+            }
+        };
+        let (shim_credit, credit_rx) = mpsc::channel(SESSION_QUEUE);
+        let mut tasks = JoinSet::new();
+        tasks.spawn(delivery.run(frames, credit_rx));
+        Some(Relay {
+            id,
+            reader: FrameReader::new(r, router.max_payload()),
+            name,
+            router,
+            connector,
+            sid,
+            events,
+            tasks,
+            stdin,
+            shim_credit,
+            target: None,
+        })
+    }
+
+    /// Take the request, start the command, relay until the end.
+    async fn run(&mut self) -> End {
+        let request = match self.reader.read_frame().await {
+            Ok(Some(frame)) => SessionRequest::from_frame(&frame),
+            Ok(None) => return End::ShimLeft,
+            Err(e) => {
+                warn!("{}: {e}", self.name);
+                return End::ShimLeft;
+            }
+        };
+        let request = match request {
+            Ok(r) => r,
+            Err(e @ ProtocolError::NotARequest(_)) => {
+                warn!("{}: {e}", self.name);
+                return End::ShimLeft;
+            }
+            Err(e) => return End::Failed(e.to_string()),
+        };
+        if matches!(request.command, RemoteCommand::TcpConnect { .. }) {
+            return End::Failed("port forwarding is not supported by mitogen-fakessh".into());
+        }
+        let (chain, connected) = self.connector.connect_for(&request).await;
+        let target = match connected {
+            Ok(t) => t,
+            Err(e) => {
+                return End::Failed(match self.connector.routing.unmapped_hint(&request.host) {
+                    Some(hint) => format!("{e}\n{hint}"),
+                    None => e.to_string(),
+                });
+            }
+        };
+        info!(
+            "{}: {} on {chain} ({:?})",
+            self.name, request.host, request.command
+        );
+        self.target = Some((target, chain));
+        self.router
+            .send(Frame::cbor(
+                self.router.header(target, handle::SPAWN),
+                &SpawnRequest {
+                    peer: self.id,
+                    command: request.command,
+                    env: request.env,
+                    pty: request.pty,
+                },
+            ))
+            .await;
+        if let Some((stdin, window)) = self.stdin.take() {
+            let pump = pump_stdin(stdin, window, self.router.clone(), target, self.id);
+            self.tasks.spawn(pump);
+        }
+        self.forward(target).await
+    }
+
+    /// Re-address the shim's frames to the agent; watch for the agent's
+    /// loss. Stdin takes turns with other sessions toward the same agent.
+    async fn forward(&mut self, target: ContextId) -> End {
+        let mut sender = BulkSender::new();
+        loop {
+            let frame = tokio::select! {
+                frame = sender.next(self.reader.read_frame()) => frame,
+                event = self.events.recv() => match event {
+                    Ok(RouterEvent::ContextLost { context, reason }) if context == target => {
+                        return self.lost(target, &reason);
+                    }
+                    Err(RecvError::Lagged(_)) if !self.router.has_route(target) => {
+                        return self.lost(target, "no route");
+                    }
+                    _ => continue,
+                },
+            };
+            let frame = match frame {
+                Ok(Some(frame)) => frame,
+                Ok(None) => return End::ShimLeft,
+                // A shim that is killed resets its socket: normal, not news.
+                Err(ReadError::Io(e)) => {
+                    debug!("{}: {e}", self.name);
+                    return End::ShimLeft;
+                }
+                Err(e) => {
+                    warn!("{}: {e}", self.name);
+                    return End::ShimLeft;
+                }
+            };
+            let msg = match ToCommand::from_frame(&frame) {
+                Ok(msg) => msg,
+                Err(e) => {
+                    debug!("{}: ignoring a frame: {e}", self.name);
+                    continue;
+                }
+            };
+            match msg {
+                ToCommand::Stdin(_) => {
+                    sender
+                        .send(&self.router, msg.to_frame(target, self.id))
+                        .await
+                }
+                ToCommand::Control(ref control) => {
+                    if let SessionControl::Credit { .. } = control {
+                        let _ = self.shim_credit.send(control.clone()).await;
+                    }
+                    self.router.send(msg.to_frame(target, self.id)).await;
+                }
+            }
+        }
+    }
+
+    fn lost(&self, target: ContextId, reason: &str) -> End {
+        self.connector.forget(target);
+        let chain = self.target.as_ref().map(|(_, c)| c.to_string());
+        End::Failed(format!(
+            "{}: connection lost: {reason}",
+            chain.unwrap_or_default()
+        ))
+    }
+
+    /// End the session: a shim that left takes everything with it; one
+    /// that is still there hears why first.
+    async fn close(mut self, end: End) {
+        match end {
+            End::ShimLeft => {
+                // Nobody is left to deliver to: stop at once, and make sure
+                // nothing the session started keeps running.
+                self.tasks.abort_all();
+                if let Some((target, _)) = &self.target {
+                    let close = ToCommand::Control(SessionControl::Close);
+                    self.router.send(close.to_frame(*target, self.id)).await;
+                }
+                self.router.remove_stream(self.sid, "session ended").await;
+            }
+            End::Failed(why) => {
+                let error = ToClient::Event(SessionEvent::Error(why));
+                self.router.send(error.to_frame(self.id, HOST_ID)).await;
+                self.router.remove_stream(self.sid, "session failed").await;
+                let drained = async { while self.tasks.join_next().await.is_some() {} };
+                let _ = tokio::time::timeout(LAST_WORDS, drained).await;
+            }
+        }
+    }
+}

@@ -1,0 +1,96 @@
+//! Which chain serves a hostname: `--host` mappings, then `--to`, then
+//! `ssh:[USER@]HOST[:PORT]` on demand.
+
+use router_core::hop::{Chain, ChainError, Hop};
+use router_core::session::SessionRequest;
+
+/// The user's routing table.
+#[derive(Clone, Debug, Default)]
+pub struct Routing {
+    pub default: Option<Chain>,
+    pub hosts: Vec<(String, Chain)>,
+}
+
+/// A `--host` argument that does not parse.
+#[derive(Debug, thiserror::Error)]
+pub enum MappingError {
+    #[error("--host {0:?}: expected NAME=CHAIN, e.g. --host web=ssh:deploy@web1,sudo:root")]
+    NoEquals(String),
+    #[error("--host {0:?}: empty host name")]
+    EmptyName(String),
+    #[error("--host {name}: {source}")]
+    Chain { name: String, source: ChainError },
+}
+
+/// `--host NAME=CHAIN`.
+pub fn parse_host_mapping(s: &str) -> Result<(String, Chain), MappingError> {
+    let (name, chain) = s
+        .split_once('=')
+        .ok_or_else(|| MappingError::NoEquals(s.to_string()))?;
+    if name.is_empty() {
+        return Err(MappingError::EmptyName(s.to_string()));
+    }
+    let chain = chain
+        .parse::<Chain>()
+        .map_err(|source| MappingError::Chain {
+            name: name.to_string(),
+            source,
+        })?;
+    Ok((name.to_string(), chain))
+}
+
+impl Routing {
+    /// The chain that serves a session request, and whether it is the
+    /// on-demand `ssh:[USER@]HOST[:PORT]` (no `--host` or `--to` names it),
+    /// which the client's own ssh options may configure.
+    pub fn chain_for(&self, req: &SessionRequest) -> (Chain, bool) {
+        if let Some((_, chain)) = self.hosts.iter().find(|(name, _)| *name == req.host) {
+            return (chain.clone(), false);
+        }
+        if let Some(chain) = &self.default {
+            return (chain.clone(), false);
+        }
+        let chain = Chain {
+            hops: vec![Hop::Ssh {
+                user: req.user.clone(),
+                host: req.host.clone(),
+                port: req.port,
+            }],
+        };
+        (chain, true)
+    }
+
+    /// When `--host` mappings exist but none names `host` (and there is no
+    /// `--to`), say so: the user probably forgot one.
+    pub fn unmapped_hint(&self, host: &str) -> Option<String> {
+        if self.default.is_some()
+            || self.hosts.is_empty()
+            || self.hosts.iter().any(|(n, _)| n == host)
+        {
+            return None;
+        }
+        let known: Vec<&str> = self.hosts.iter().map(|(n, _)| n.as_str()).collect();
+        Some(format!(
+            "hint: no context for host '{host}' (known: {}); it was tried as ssh:{host}; use --host {host}=CHAIN",
+            known.join(", ")
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn host_mappings() {
+        assert!(parse_host_mapping("web").is_err());
+        assert!(parse_host_mapping("=local").is_err());
+        let (name, chain) = parse_host_mapping("web=local,sudo").unwrap();
+        assert_eq!(
+            (name.as_str(), chain.to_string().as_str()),
+            ("web", "local,sudo:root")
+        );
+        let err = parse_host_mapping("web=bogus").unwrap_err().to_string();
+        assert!(err.starts_with("--host web: invalid chain"), "{err}");
+    }
+}

@@ -1,0 +1,180 @@
+//! Credit accounting for one byte stream of a session, both ends.
+//!
+//! The receiver of a stream grants credit as it writes data out; the sender
+//! never has more than the granted credit in flight. That bounds every
+//! buffer between the two ends, whatever their relative speed: the flow
+//! control Mitogen's fakessh never had.
+//!
+//! A frame costs its length, but at least [`MIN_FRAME_COST`]: so a window
+//! bounds the number of frames in flight as well as their bytes, and every
+//! queue a session's frames wait in is bounded by construction (a sender
+//! that dribbles one byte per frame cannot queue a million frames).
+//!
+//! Both sides check the other: a receiver refuses data beyond the credit it
+//! granted, a sender refuses credit for more than it has in flight.
+
+use super::ProtocolError;
+
+/// The least credit a data frame costs, however short it is.
+pub const MIN_FRAME_COST: u32 = 512;
+
+/// What a data frame of `len` bytes costs in credit.
+pub fn frame_cost(len: usize) -> u32 {
+    (len.min(u32::MAX as usize) as u32).max(MIN_FRAME_COST)
+}
+
+/// The sending end of one stream: how much may be sent now.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SendCredit {
+    available: u64,
+    in_flight: u64,
+}
+
+impl SendCredit {
+    /// A fresh stream with `window` bytes of credit.
+    pub fn new(window: u32) -> SendCredit {
+        SendCredit {
+            available: u64::from(window),
+            in_flight: 0,
+        }
+    }
+
+    /// Credit available now.
+    pub fn available(&self) -> u64 {
+        self.available
+    }
+
+    /// The longest frame that may be sent now (0: wait for credit).
+    pub fn sendable(&self, max: usize) -> usize {
+        if self.available < u64::from(MIN_FRAME_COST) {
+            return 0;
+        }
+        (self.available.min(max as u64)) as usize
+    }
+
+    /// Charge a frame of `len` bytes, if the credit is there.
+    pub fn take(&mut self, len: usize) -> bool {
+        let cost = u64::from(frame_cost(len));
+        if cost > self.available {
+            return false;
+        }
+        self.available -= cost;
+        self.in_flight += cost;
+        true
+    }
+
+    /// The receiver wrote `n` out: that much may be sent again. More than is
+    /// in flight is a lie, and refused.
+    pub fn grant(&mut self, n: u32) -> Result<(), ProtocolError> {
+        let n = u64::from(n);
+        if n > self.in_flight {
+            return Err(ProtocolError::CreditBeyondSent {
+                granted: n,
+                in_flight: self.in_flight,
+            });
+        }
+        self.in_flight -= n;
+        self.available += n;
+        Ok(())
+    }
+}
+
+/// The receiving end of one stream: how much the sender may still send.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RecvCredit {
+    window: u64,
+    /// Received and not yet credited back.
+    outstanding: u64,
+}
+
+impl RecvCredit {
+    pub fn new(window: u32) -> RecvCredit {
+        RecvCredit {
+            window: u64::from(window),
+            outstanding: 0,
+        }
+    }
+
+    /// A frame of `len` bytes arrived. Beyond the granted window it is an
+    /// overrun: the sender ignored flow control.
+    pub fn receive(&mut self, len: usize) -> Result<u32, ProtocolError> {
+        let cost = frame_cost(len);
+        if self.outstanding + u64::from(cost) > self.window {
+            return Err(ProtocolError::Overrun {
+                len,
+                window: self.window,
+                outstanding: self.outstanding,
+            });
+        }
+        self.outstanding += u64::from(cost);
+        Ok(cost)
+    }
+
+    /// A frame that cost `cost` was written out (or dropped): the credit to
+    /// grant back.
+    pub fn release(&mut self, cost: u32) -> u32 {
+        let cost = u64::from(cost).min(self.outstanding);
+        self.outstanding -= cost;
+        cost as u32
+    }
+
+    /// Credit received and not yet given back.
+    pub fn outstanding(&self) -> u64 {
+        self.outstanding
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_sender_stops_at_the_window_and_resumes_on_credit() {
+        let mut send = SendCredit::new(2048);
+        assert_eq!(send.sendable(4096), 2048);
+        assert!(send.take(1600));
+        assert_eq!(
+            send.sendable(4096),
+            0,
+            "448 left is less than a frame costs"
+        );
+        assert!(!send.take(1));
+        send.grant(1600).unwrap();
+        assert!(send.take(2000));
+    }
+
+    #[test]
+    fn tiny_frames_cost_the_minimum() {
+        let mut send = SendCredit::new(MIN_FRAME_COST * 4);
+        for _ in 0..4 {
+            assert!(send.take(1));
+        }
+        assert!(!send.take(1), "four one-byte frames use a 4-frame window");
+        let mut recv = RecvCredit::new(MIN_FRAME_COST * 4);
+        for _ in 0..4 {
+            assert_eq!(recv.receive(1).unwrap(), MIN_FRAME_COST);
+        }
+        assert!(recv.receive(1).is_err());
+    }
+
+    #[test]
+    fn a_receiver_refuses_data_beyond_its_window() {
+        let mut recv = RecvCredit::new(4096);
+        let cost = recv.receive(4000).unwrap();
+        let err = recv.receive(1000).unwrap_err();
+        assert!(matches!(err, ProtocolError::Overrun { .. }), "{err}");
+        assert_eq!(recv.release(cost), 4000);
+        recv.receive(4096).unwrap();
+    }
+
+    #[test]
+    fn a_sender_refuses_credit_for_more_than_it_sent() {
+        let mut send = SendCredit::new(4096);
+        assert!(send.take(1000));
+        let err = send.grant(1001).unwrap_err();
+        assert!(err.to_string().contains("1001"), "{err}");
+        send.grant(1000).unwrap();
+        assert!(send.grant(1).is_err(), "nothing is in flight any more");
+        assert_eq!(send.available(), 4096);
+    }
+}

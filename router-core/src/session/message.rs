@@ -1,0 +1,302 @@
+//! What a session says on the wire, as types.
+//!
+//! A shim opens a session with a [`SessionRequest`] to the host; the host
+//! asks the agent that serves the hostname to run it with a
+//! [`SpawnRequest`]. From then on the client end (the shim, or the host for
+//! what the shim handed over) sends [`ToCommand`] messages and the command
+//! end (the agent) answers with [`ToClient`] messages. Bulk data travels as
+//! raw-bytes frames, everything else as CBOR.
+
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+
+use super::ProtocolError;
+use crate::frame::{Encoding, Frame, Header};
+use crate::message::{ContextId, Handle, handle};
+
+/// The header of every session frame: from `src`, with its own authority.
+pub fn header(dst: ContextId, src: ContextId, handle: Handle) -> Header {
+    Header {
+        dst,
+        src,
+        auth: src,
+        handle,
+        reply_to: 0,
+    }
+}
+
+/// What a session runs.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub enum RemoteCommand {
+    /// `$SHELL -c <string>`: ssh's argv words joined by single spaces.
+    Exec(String),
+    /// A named subsystem such as `sftp`.
+    Subsystem(String),
+    /// An interactive login shell.
+    Shell,
+    /// A TCP connection from the agent to `host:port`, relayed as the
+    /// session's stdin and stdout: how an ssh hop is reached through the
+    /// hop before it. Only the host may ask for it.
+    TcpConnect { host: String, port: u16 },
+}
+
+/// A pseudo-terminal for a session (`ssh -t`), with the client's window size.
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct PtyRequest {
+    pub cols: u16,
+    pub rows: u16,
+}
+
+/// Shim to host: the session the shim wants.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct SessionRequest {
+    /// The destination as the client named it.
+    pub host: String,
+    pub user: Option<String>,
+    pub port: Option<u16>,
+    pub command: RemoteCommand,
+    /// Variables the client asked to send (SendEnv/SetEnv), already filtered.
+    pub env: Vec<(String, String)>,
+    /// A pty for the command (`-t`); `TERM` then travels in `env`.
+    pub pty: Option<PtyRequest>,
+    /// The client's `-o` options (with `-i` as IdentityFile and `-J` as
+    /// ProxyJump), in order. They configure a connection the host opens on
+    /// demand for this hostname, ahead of the ssh config, as on ssh's
+    /// command line; a connection that already exists is reused as it is.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ssh_options: Vec<(String, String)>,
+    /// The client's `-F FILE` (absolute, or `none`): read instead of the
+    /// host's ssh config for that on-demand connection.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ssh_config_file: Option<String>,
+}
+
+/// Host to agent: run `command` for the client end `peer`.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct SpawnRequest {
+    pub peer: ContextId,
+    pub command: RemoteCommand,
+    pub env: Vec<(String, String)>,
+    pub pty: Option<PtyRequest>,
+}
+
+/// Which output stream a credit or an EOF is about.
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq, Hash)]
+pub enum OutputStream {
+    Stdout,
+    Stderr,
+}
+
+impl OutputStream {
+    /// 0 for stdout, 1 for stderr: an index into per-stream arrays.
+    pub fn index(self) -> usize {
+        match self {
+            OutputStream::Stdout => 0,
+            OutputStream::Stderr => 1,
+        }
+    }
+
+    fn data_handle(self) -> Handle {
+        match self {
+            OutputStream::Stdout => handle::SESSION_STDOUT,
+            OutputStream::Stderr => handle::SESSION_STDERR,
+        }
+    }
+}
+
+/// Client end to command end, besides stdin data.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub enum SessionControl {
+    /// The client's stdin reached EOF: close the command's stdin.
+    Eof,
+    /// The client wrote `bytes` of `stream` out; the command end may send that much more.
+    Credit { stream: OutputStream, bytes: u32 },
+    /// Nobody reads `stream` any more: close the command's end (it gets SIGPIPE).
+    OutputClosed(OutputStream),
+    /// Deliver a signal (by number) to the command's process group.
+    Signal(i32),
+    /// The client's terminal changed size (pty sessions).
+    WindowChange(PtyRequest),
+    /// The client went away: kill the command.
+    Close,
+}
+
+/// How the remote command ended.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub enum ExitStatus {
+    Code(i32),
+    Signal { signal: i32, core_dumped: bool },
+}
+
+/// Command end to client end, besides output data.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub enum SessionEvent {
+    /// The command end wrote `bytes` of stdin out; send that much more.
+    StdinCredit(u32),
+    /// No more data will come on this stream.
+    Eof(OutputStream),
+    /// The command ended; always the last event.
+    Exit(ExitStatus),
+    /// The session failed; the text says where and why.
+    Error(String),
+}
+
+/// A message for the command end.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ToCommand {
+    Stdin(Bytes),
+    Control(SessionControl),
+}
+
+/// A message for the client end.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ToClient {
+    Output(OutputStream, Bytes),
+    Event(SessionEvent),
+    /// A dead message: the session's frames could not be delivered.
+    Dead(String),
+}
+
+fn expect_bytes(frame: &Frame) -> Result<Bytes, ProtocolError> {
+    match frame.encoding {
+        Encoding::Bytes => Ok(frame.payload.clone()),
+        Encoding::Cbor => Err(ProtocolError::ExpectedData(frame.header.handle)),
+    }
+}
+
+impl ToCommand {
+    /// The message a frame for the command end carries.
+    pub fn from_frame(frame: &Frame) -> Result<ToCommand, ProtocolError> {
+        match frame.header.handle {
+            handle::SESSION_STDIN => Ok(ToCommand::Stdin(expect_bytes(frame)?)),
+            handle::SESSION_CONTROL => {
+                Ok(ToCommand::Control(frame.decode_cbor("session control")?))
+            }
+            other => Err(ProtocolError::UnexpectedHandle(other)),
+        }
+    }
+
+    /// The frame that carries this message from `src` to `dst`.
+    pub fn to_frame(&self, dst: ContextId, src: ContextId) -> Frame {
+        match self {
+            ToCommand::Stdin(data) => {
+                Frame::data(header(dst, src, handle::SESSION_STDIN), data.clone())
+            }
+            ToCommand::Control(c) => Frame::cbor(header(dst, src, handle::SESSION_CONTROL), c),
+        }
+    }
+}
+
+impl ToClient {
+    /// The message a frame for the client end carries.
+    pub fn from_frame(frame: &Frame) -> Result<ToClient, ProtocolError> {
+        if frame.is_dead() {
+            return Ok(ToClient::Dead(frame.dead_reason()));
+        }
+        match frame.header.handle {
+            handle::SESSION_STDOUT => {
+                Ok(ToClient::Output(OutputStream::Stdout, expect_bytes(frame)?))
+            }
+            handle::SESSION_STDERR => {
+                Ok(ToClient::Output(OutputStream::Stderr, expect_bytes(frame)?))
+            }
+            handle::SESSION_EVENT => Ok(ToClient::Event(frame.decode_cbor("session event")?)),
+            other => Err(ProtocolError::UnexpectedHandle(other)),
+        }
+    }
+
+    /// The frame that carries this message from `src` to `dst`.
+    pub fn to_frame(&self, dst: ContextId, src: ContextId) -> Frame {
+        match self {
+            ToClient::Output(stream, data) => {
+                Frame::data(header(dst, src, stream.data_handle()), data.clone())
+            }
+            ToClient::Event(e) => Frame::cbor(header(dst, src, handle::SESSION_EVENT), e),
+            ToClient::Dead(reason) => Frame::dead(src, dst, handle::SESSION_EVENT, reason),
+        }
+    }
+}
+
+impl SessionRequest {
+    /// The request a shim's first frame carries.
+    pub fn from_frame(frame: &Frame) -> Result<SessionRequest, ProtocolError> {
+        match frame.header.handle {
+            handle::SESSION_OPEN => Ok(frame.decode_cbor("session request")?),
+            other => Err(ProtocolError::NotARequest(other)),
+        }
+    }
+}
+
+/// The data-frame header for `stream` from the command end.
+pub fn output_header(stream: OutputStream, client: ContextId, command: ContextId) -> Header {
+    header(client, command, stream.data_handle())
+}
+
+/// The control-socket message that opens a session: `S`, then a byte of
+/// [`handover`] bits saying which of the shim's standard descriptors follow
+/// its session socket in the same SCM_RIGHTS message (in the order stdin,
+/// stdout, stderr). The host serves those itself, so bulk data does not
+/// pass through the shim at all.
+pub const SESSION_HELLO: u8 = b'S';
+
+/// The host's first message to a shim that connected to its fallback
+/// socket (a path, so anyone may try): [`FALLBACK_WELCOME`] alone, or
+/// [`FALLBACK_REFUSAL`] followed by the reason as UTF-8 text, after which
+/// the host closes the connection. The inherited socket needs no greeting:
+/// only the host's own descendants hold it.
+pub const FALLBACK_WELCOME: u8 = b'+';
+/// See [`FALLBACK_WELCOME`].
+pub const FALLBACK_REFUSAL: u8 = b'-';
+
+/// Bits of the byte after [`SESSION_HELLO`].
+pub mod handover {
+    pub const STDIN: u8 = 1;
+    pub const STDOUT: u8 = 2;
+    pub const STDERR: u8 = 4;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_round_trip_through_frames() {
+        for msg in [
+            ToCommand::Stdin(Bytes::from_static(b"abc")),
+            ToCommand::Control(SessionControl::Credit {
+                stream: OutputStream::Stderr,
+                bytes: 7,
+            }),
+            ToCommand::Control(SessionControl::Signal(2)),
+        ] {
+            let frame = msg.to_frame(1, 1 << 24);
+            assert_eq!(frame.header.auth, 1 << 24);
+            assert_eq!(ToCommand::from_frame(&frame).unwrap(), msg);
+        }
+        for msg in [
+            ToClient::Output(OutputStream::Stdout, Bytes::from_static(b"out")),
+            ToClient::Output(OutputStream::Stderr, Bytes::from_static(b"err")),
+            ToClient::Event(SessionEvent::Exit(ExitStatus::Code(3))),
+            ToClient::Dead("no route".into()),
+        ] {
+            let frame = msg.to_frame(1 << 24, 1);
+            assert_eq!(ToClient::from_frame(&frame).unwrap(), msg);
+        }
+    }
+
+    #[test]
+    fn frames_of_the_wrong_kind_are_refused() {
+        let stdout = ToClient::Output(OutputStream::Stdout, Bytes::new()).to_frame(5, 1);
+        assert!(matches!(
+            ToCommand::from_frame(&stdout),
+            Err(ProtocolError::UnexpectedHandle(_))
+        ));
+        let mut cbor_stdin = ToCommand::Control(SessionControl::Eof).to_frame(1, 5);
+        cbor_stdin.header.handle = handle::SESSION_STDIN;
+        assert!(matches!(
+            ToCommand::from_frame(&cbor_stdin),
+            Err(ProtocolError::ExpectedData(_))
+        ));
+        assert!(SessionRequest::from_frame(&stdout).is_err());
+    }
+}

@@ -1,0 +1,142 @@
+//! Finding the host and handing it a session: the control socket the host
+//! left open across exec, or its fallback socket for a shim whose inherited
+//! descriptor a program on the way closed (Python's subprocess does).
+
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+
+use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+use nix::sys::socket::{AddressFamily, ControlMessage, MsgFlags, SockFlag, SockType, sendmsg};
+use router_core::session::message::{FALLBACK_REFUSAL, FALLBACK_WELCOME, SESSION_HELLO};
+
+use crate::error::{ShimError, WelcomeError};
+use crate::stdio::Handover;
+use crate::{env, sys};
+
+/// The way to the host.
+pub enum Control {
+    /// The socket the host left open across exec (fd number in the environment).
+    Inherited(BorrowedFd<'static>),
+    /// Its fallback socket.
+    Connected(OwnedFd, String),
+}
+
+impl Control {
+    /// Find the host: the inherited socket, else the fallback socket.
+    pub fn find() -> Result<Control, ShimError> {
+        let inherited = match std::env::var(env::CONTROL_FD) {
+            Ok(text) => text
+                .parse::<i32>()
+                .map_err(|_| ShimError::BadFdNumber(text))
+                .and_then(sys::inherited_control_socket),
+            Err(_) => Err(ShimError::NotUnderHost),
+        };
+        let why = match inherited {
+            Ok(fd) => return Ok(Control::Inherited(fd)),
+            Err(why) => why,
+        };
+        let Some(path) = std::env::var_os(env::CONTROL_PATH) else {
+            return Err(why);
+        };
+        let shown = std::path::Path::new(&path).display().to_string();
+        let fd = connect_seqpacket(std::path::Path::new(&path)).map_err(|source| {
+            ShimError::Unreachable {
+                inherited: Box::new(why),
+                path: shown.clone(),
+                source,
+            }
+        })?;
+        await_welcome(fd.as_fd()).map_err(|why| ShimError::Fallback {
+            path: shown.clone(),
+            why,
+        })?;
+        Ok(Control::Connected(fd, shown))
+    }
+
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        match self {
+            Control::Inherited(fd) => *fd,
+            Control::Connected(fd, _) => fd.as_fd(),
+        }
+    }
+
+    fn describe(&self) -> String {
+        match self {
+            Control::Inherited(fd) => format!("fd {}", fd.as_raw_fd()),
+            Control::Connected(_, path) => path.clone(),
+        }
+    }
+
+    /// Send the session socket, and the standard descriptors the host is to
+    /// serve: one SEQPACKET message per session.
+    pub fn pass_session(&self, sock: &OwnedFd, handover: Handover) -> Result<(), ShimError> {
+        let mut fds = vec![sock.as_raw_fd()];
+        fds.extend(handover.fds());
+        let cmsg = [ControlMessage::ScmRights(&fds)];
+        let hello = [SESSION_HELLO, handover.bits()];
+        let iov = [std::io::IoSlice::new(&hello)];
+        loop {
+            match sendmsg::<()>(
+                self.as_fd().as_raw_fd(),
+                &iov,
+                &cmsg,
+                MsgFlags::MSG_NOSIGNAL,
+                None,
+            ) {
+                Err(nix::errno::Errno::EINTR) => continue,
+                Ok(_) => return Ok(()),
+                Err(source) => {
+                    return Err(ShimError::Handover {
+                        via: self.describe(),
+                        source,
+                    });
+                }
+            }
+        }
+    }
+}
+
+/// How long the host may take to answer a connection on its fallback
+/// socket. It answers at once unless it is wedged; this only bounds a hang.
+const WELCOME_TIMEOUT_MS: u16 = 30_000;
+
+/// Read the host's greeting on a fresh fallback connection: a welcome, or
+/// the reason it refuses us.
+fn await_welcome(fd: BorrowedFd<'_>) -> Result<(), WelcomeError> {
+    let mut fds = [PollFd::new(fd, PollFlags::POLLIN)];
+    loop {
+        match poll(&mut fds, PollTimeout::from(WELCOME_TIMEOUT_MS)) {
+            Ok(0) => return Err(WelcomeError::Timeout),
+            Ok(_) => break,
+            Err(nix::errno::Errno::EINTR) => continue,
+            Err(e) => return Err(WelcomeError::Poll(e)),
+        }
+    }
+    let mut buf = [0u8; 512];
+    let n = loop {
+        match nix::sys::socket::recv(fd.as_raw_fd(), &mut buf, MsgFlags::empty()) {
+            Err(nix::errno::Errno::EINTR) => continue,
+            Err(e) => return Err(WelcomeError::Closed(e)),
+            Ok(n) => break n,
+        }
+    };
+    match &buf[..n] {
+        [FALLBACK_WELCOME] => Ok(()),
+        [FALLBACK_REFUSAL, why @ ..] => Err(WelcomeError::Refused(
+            String::from_utf8_lossy(why).into_owned(),
+        )),
+        [] => Err(WelcomeError::Silent),
+        _ => Err(WelcomeError::NotAGreeting),
+    }
+}
+
+fn connect_seqpacket(path: &std::path::Path) -> nix::Result<OwnedFd> {
+    use nix::sys::socket::{UnixAddr, connect, socket};
+    let fd = socket(
+        AddressFamily::Unix,
+        SockType::SeqPacket,
+        SockFlag::SOCK_CLOEXEC,
+        None,
+    )?;
+    connect(fd.as_raw_fd(), &UnixAddr::new(path)?)?;
+    Ok(fd)
+}

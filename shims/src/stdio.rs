@@ -1,0 +1,135 @@
+//! The shim's own standard descriptors: which go to the host, and how the
+//! ones that stay are written and closed.
+
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
+
+use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+use nix::sys::socket::{Shutdown, shutdown};
+use nix::sys::stat::{SFlag, fstat};
+use router_core::session::message::handover;
+
+/// Which of our standard descriptors the host serves itself. Pipes and
+/// sockets go over with the session socket, so their data never passes
+/// through this process; a tty (raw mode, window size, job control) or a
+/// regular file (which epoll cannot watch) stays here, and a pty session
+/// keeps everything here.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Handover {
+    pub stdin: bool,
+    pub stdout: bool,
+    pub stderr: bool,
+}
+
+impl Handover {
+    pub fn choose(stdin_null: bool, pty: bool) -> Handover {
+        if pty {
+            return Handover::default();
+        }
+        Handover {
+            stdin: !stdin_null && pipe_or_socket(std::io::stdin().as_fd()),
+            stdout: pipe_or_socket(std::io::stdout().as_fd()),
+            stderr: pipe_or_socket(std::io::stderr().as_fd()),
+        }
+    }
+
+    /// Each standard stream: handed over?, its hello bit, its descriptor.
+    fn streams(self) -> [(bool, u8, RawFd); 3] {
+        [
+            (self.stdin, handover::STDIN, 0),
+            (self.stdout, handover::STDOUT, 1),
+            (self.stderr, handover::STDERR, 2),
+        ]
+    }
+
+    pub fn bits(self) -> u8 {
+        self.streams()
+            .iter()
+            .filter(|(on, _, _)| *on)
+            .fold(0, |bits, (_, bit, _)| bits | bit)
+    }
+
+    pub fn fds(self) -> Vec<RawFd> {
+        self.streams()
+            .iter()
+            .filter(|(on, _, _)| *on)
+            .map(|(_, _, fd)| *fd)
+            .collect()
+    }
+
+    /// Once the host holds them, our copies of stdin and stdout become
+    /// /dev/null: the host's close (or half-close) of stdout must be the
+    /// one the reader sees. stderr stays, for our own last words.
+    pub fn let_go(self) {
+        let Ok(null) = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open("/dev/null")
+        else {
+            return;
+        };
+        if self.stdin {
+            let _ = nix::unistd::dup2_stdin(&null);
+        }
+        if self.stdout {
+            let _ = nix::unistd::dup2_stdout(&null);
+        }
+    }
+}
+
+fn pipe_or_socket(fd: BorrowedFd<'_>) -> bool {
+    fstat(fd).is_ok_and(|st| {
+        let kind = SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT;
+        kind == SFlag::S_IFIFO || kind == SFlag::S_IFSOCK
+    })
+}
+
+/// Where the remote command's stdin comes from.
+pub enum StdinSource {
+    /// `-n`: nothing; EOF at once.
+    Null,
+    /// Our stdin, read by us.
+    Pumped,
+    /// Our stdin, read by the host (see [`Handover`]).
+    HandedOver,
+}
+
+/// Write all of `data`. The descriptor may be non-blocking (clients hand us
+/// sockets they share with themselves), so EAGAIN means "wait", not "gone".
+pub fn write_fd(fd: BorrowedFd<'_>, mut data: &[u8]) -> nix::Result<()> {
+    while !data.is_empty() {
+        match nix::unistd::write(fd, data) {
+            Ok(n) => data = &data[n..],
+            Err(nix::errno::Errno::EINTR) => {}
+            Err(nix::errno::Errno::EAGAIN) => wait_for(fd, PollFlags::POLLOUT)?,
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+/// Block until `fd` is ready for `what` (or has hung up / failed, which the
+/// next read or write then reports).
+pub fn wait_for(fd: BorrowedFd<'_>, what: PollFlags) -> nix::Result<()> {
+    let mut fds = [PollFd::new(fd, what)];
+    loop {
+        match poll(&mut fds, PollTimeout::NONE) {
+            Err(nix::errno::Errno::EINTR) => continue,
+            other => return other.map(|_| ()),
+        }
+    }
+}
+
+/// Remote stdout is done: a socket gets `shutdown(SHUT_WR)` (scp and sftp pass
+/// one socketpair as stdin and stdout, so a close would not be seen); anything
+/// else is replaced by /dev/null, which closes our copy.
+pub fn close_stdout() {
+    let stdout = std::io::stdout();
+    let is_socket = fstat(stdout.as_fd())
+        .map(|st| SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT == SFlag::S_IFSOCK)
+        .unwrap_or(false);
+    if is_socket {
+        let _ = shutdown(stdout.as_raw_fd(), Shutdown::Write);
+    } else if let Ok(null) = std::fs::OpenOptions::new().write(true).open("/dev/null") {
+        let _ = nix::unistd::dup2_stdout(&null);
+    }
+}
