@@ -8,7 +8,7 @@ use crate::hop::Hop;
 use crate::message::{AgentConfig, ConnectRequest, RouteUpdate};
 use crate::session::{
     ClientSession, CommandSession, SessionControl, SessionEvent, SessionRequest, SpawnRequest,
-    ToClient, ToCommand,
+    ToCommand,
 };
 
 /// Decode frames from `data` until an error or the need for more bytes.
@@ -53,10 +53,8 @@ pub fn payloads(data: &[u8]) {
             let mut f = frame.clone();
             f.header.handle = handle;
             f.encoding = encoding;
-            if let Ok(msg) = ToClient::from_frame(&f) {
-                let _ = client.on_message(msg);
-                while client.next_action().is_some() {}
-            }
+            let _ = client.on_frame(&f);
+            while client.next_action().is_some() {}
             if let Ok(msg) = ToCommand::from_frame(&f) {
                 let _ = command.on_message(msg);
             }

@@ -116,6 +116,13 @@ fn valid_user(u: &str) -> bool {
 }
 
 fn parse_ssh(target: &str) -> Result<Hop, HopSyntax> {
+    let (user, host, port) = parse_destination(target)?;
+    Ok(Hop::Ssh { user, host, port })
+}
+
+/// `[USER@]HOST[:PORT]` (IPv6 in brackets, or bare), as in an `ssh:` hop
+/// or a ProxyJump entry.
+pub fn parse_destination(target: &str) -> Result<(Option<String>, String, Option<u16>), HopSyntax> {
     let (user, hostport) = match target.rsplit_once('@') {
         Some((u, h)) if valid_user(u) => (Some(u.to_string()), h),
         Some((u, _)) => return Err(HopSyntax::BadUser(u.to_string())),
@@ -150,11 +157,7 @@ fn parse_ssh(target: &str) -> Result<Hop, HopSyntax> {
             _ => Err(HopSyntax::BadPort(p.to_string())),
         })
         .transpose()?;
-    Ok(Hop::Ssh {
-        user,
-        host: host.to_string(),
-        port,
-    })
+    Ok((user, host.to_string(), port))
 }
 
 impl FromStr for Chain {

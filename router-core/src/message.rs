@@ -22,7 +22,7 @@ pub const FIRST_SESSION_ID: ContextId = 1 << 24;
 
 /// Well-known handles. Dynamic (reply) handles start at [`handle::FIRST_DYNAMIC`].
 pub mod handle {
-    use super::Handle;
+    use crate::message::Handle;
     /// A new context below the sender; payload [`super::RouteUpdate`].
     pub const ADD_ROUTE: Handle = 103;
     /// A context below the sender is gone; payload [`super::RouteUpdate`].

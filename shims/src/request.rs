@@ -6,9 +6,10 @@ use std::os::fd::AsFd;
 
 use router_core::session::{PtyRequest, RemoteCommand, SessionRequest};
 
-use crate::ShimError;
 use crate::argv::SshInvocation;
+use crate::error::ShimError;
 use crate::log::Log;
+use crate::out::say;
 use crate::sys;
 
 /// The request for `inv`.
@@ -60,7 +61,7 @@ fn pty_wanted(inv: &SshInvocation, log: &Log) -> Option<PtyRequest> {
         true
     } else if inv.tty_force == 1 || mode.as_deref() == Some("yes") {
         if !stdin_tty {
-            crate::say!("Pseudo-terminal will not be allocated because stdin is not a terminal.");
+            say!("Pseudo-terminal will not be allocated because stdin is not a terminal.");
         }
         stdin_tty
     } else {

@@ -7,103 +7,27 @@
 //! back once the bytes are written, a third takes signals. Exit only comes
 //! after all output.
 
-use std::io::{IoSlice, Read, Write};
+use std::io::Read;
 use std::os::fd::AsFd;
 use std::os::unix::net::UnixStream;
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::sync::Arc;
 
 use bytes::BytesMut;
 use nix::poll::PollFlags;
 use nix::sys::socket::{AddressFamily, SockFlag, SockType, socketpair};
-use router_core::frame::{DEFAULT_MAX_PAYLOAD, Encoding, Frame, Header};
-use router_core::message::{HOST_ID, handle};
+use router_core::frame::{DEFAULT_MAX_PAYLOAD, Frame};
+use router_core::message::handle;
 use router_core::session::{
-    self, ClientAction, ClientSession, DATA_CHUNK, Ending, ExitStatus, OutputStream,
-    SESSION_WINDOW, SendCredit, SessionControl, SessionRequest, ToClient,
+    ClientAction, DATA_CHUNK, Ending, ExitStatus, OutputStream, SessionRequest,
 };
 
 use crate::control::Control;
 use crate::error::ShimError;
+use crate::link::{Shared, header};
 use crate::log::Log;
+use crate::out::say;
 use crate::stdio::{self, Handover, StdinSource};
 use crate::{signals, sys};
-
-/// Frames to the host, from any thread.
-pub struct Outbox {
-    sock: Mutex<UnixStream>,
-}
-
-fn header(handle: u32) -> Header {
-    session::header(HOST_ID, HOST_ID, handle)
-}
-
-impl Outbox {
-    fn send(&self, frame: &Frame) -> std::io::Result<()> {
-        let mut sock = self.sock.lock().unwrap_or_else(|p| p.into_inner());
-        sock.write_all(&frame.header_bytes())?;
-        sock.write_all(&frame.payload)
-    }
-
-    /// A raw-data frame straight from `data`, without copying it. Header
-    /// and payload go in one `writev`, so the host wakes once per frame, not
-    /// once for a lone header and again for its payload.
-    fn send_data(&self, handle: u32, data: &[u8]) -> std::io::Result<()> {
-        let head = Frame::encode_header(&header(handle), Encoding::Bytes, data.len());
-        let mut sock = self.sock.lock().unwrap_or_else(|p| p.into_inner());
-        let (mut head, mut data) = (&head[..], data);
-        while !head.is_empty() {
-            match sock.write_vectored(&[IoSlice::new(head), IoSlice::new(data)]) {
-                Ok(0) => return Err(std::io::ErrorKind::WriteZero.into()),
-                Ok(n) if n < head.len() => head = &head[n..],
-                Ok(n) => {
-                    data = &data[n - head.len()..];
-                    head = &[];
-                }
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(e),
-            }
-        }
-        sock.write_all(data)
-    }
-
-    pub fn control(&self, control: &SessionControl) -> std::io::Result<()> {
-        self.send(&Frame::cbor(header(handle::SESSION_CONTROL), control))
-    }
-}
-
-/// What the session's threads share.
-pub struct Shared {
-    pub outbox: Outbox,
-    machine: Mutex<ClientSession>,
-    /// Credit for our stdin, and its waiter.
-    stdin_credit: Mutex<SendCredit>,
-    credit_granted: Condvar,
-}
-
-impl Shared {
-    pub fn machine(&self) -> MutexGuard<'_, ClientSession> {
-        self.machine.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    fn stdin_credit(&self) -> MutexGuard<'_, SendCredit> {
-        self.stdin_credit.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    /// Block until stdin may be sent; the most that may be read now.
-    fn wait_for_credit(&self, max: usize) -> usize {
-        let mut credit = self.stdin_credit();
-        loop {
-            let room = credit.sendable(max);
-            if room > 0 {
-                return room;
-            }
-            credit = self
-                .credit_granted
-                .wait(credit)
-                .unwrap_or_else(|p| p.into_inner());
-        }
-    }
-}
 
 pub struct Session {
     shared: Arc<Shared>,
@@ -131,14 +55,7 @@ impl Session {
         log.debug(&format!("session socket handed to the host ({handover:?})"));
         let sock = UnixStream::from(mine);
         let reader = sock.try_clone().map_err(ShimError::Dup)?;
-        let shared = Arc::new(Shared {
-            outbox: Outbox {
-                sock: Mutex::new(sock),
-            },
-            machine: Mutex::new(ClientSession::local(request.pty.is_some())),
-            stdin_credit: Mutex::new(SendCredit::new(SESSION_WINDOW)),
-            credit_granted: Condvar::new(),
-        });
+        let shared = Arc::new(Shared::new(sock, request.pty.is_some()));
         shared
             .outbox
             .send(&Frame::cbor(header(handle::SESSION_OPEN), request))
@@ -168,14 +85,13 @@ impl Session {
                     Ok(Some(frame)) => frame,
                     Ok(None) => break,
                     Err(e) => {
-                        crate::say!("ssh: bad data from the mitogen-fakessh host: {e}");
+                        say!("ssh: bad data from the mitogen-fakessh host: {e}");
                         return 255;
                     }
                 };
-                let taken = ToClient::from_frame(&frame)
-                    .and_then(|msg| self.shared.machine().on_message(msg));
+                let taken = self.shared.machine().on_frame(&frame);
                 if let Err(e) = taken {
-                    crate::say!("ssh: the session broke its protocol: {e}");
+                    say!("ssh: the session broke its protocol: {e}");
                     return 255;
                 }
                 if let Some(code) = self.act(log) {
@@ -184,7 +100,7 @@ impl Session {
             }
             match sys::read_into(self.reader.as_fd(), &mut buf, 256 << 10) {
                 Ok(0) => {
-                    crate::say!(
+                    say!(
                         "ssh: connection to the mitogen-fakessh host lost before the command finished"
                     );
                     return 255;
@@ -192,7 +108,7 @@ impl Session {
                 Ok(_) => {}
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
                 Err(e) => {
-                    crate::say!("ssh: reading from the mitogen-fakessh host: {e}");
+                    say!("ssh: reading from the mitogen-fakessh host: {e}");
                     return 255;
                 }
             }
@@ -216,17 +132,17 @@ impl Session {
                 ClientAction::CloseOutput(OutputStream::Stderr) | ClientAction::Forward(_) => {}
                 ClientAction::GrantStdin(n) => {
                     if let Err(e) = self.shared.stdin_credit().grant(n) {
-                        crate::say!("ssh: the session broke its protocol: {e}");
+                        say!("ssh: the session broke its protocol: {e}");
                         return Some(255);
                     }
-                    self.shared.credit_granted.notify_all();
+                    self.shared.credit_granted();
                 }
                 ClientAction::Send(control) => {
                     let _ = self.shared.outbox.control(&control);
                 }
                 ClientAction::Finish(ending) => {
                     match &ending {
-                        Ending::Error(why) | Ending::Dead(why) => crate::say!("ssh: {why}"),
+                        Ending::Error(why) | Ending::Dead(why) => say!("ssh: {why}"),
                         Ending::Exit(ExitStatus::Signal {
                             signal,
                             core_dumped,

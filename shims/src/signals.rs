@@ -10,7 +10,7 @@ use std::sync::Arc;
 use nix::sys::signal::{SigSet, SigmaskHow, Signal, pthread_sigmask, raise};
 use router_core::session::PtyRequest;
 
-use crate::session::Shared;
+use crate::link::Shared;
 use crate::{sys, terminal};
 
 /// Start the signal thread for a session.

@@ -7,7 +7,7 @@ use std::os::fd::{BorrowedFd, RawFd};
 use nix::sys::socket::{SockType, getsockopt, sockopt};
 use nix::sys::stat::{SFlag, fstat};
 
-use crate::ShimError;
+use crate::error::ShimError;
 
 /// Borrow inherited fd `fd` after checking it is a SOCK_SEQPACKET socket.
 pub fn inherited_control_socket(fd: RawFd) -> Result<BorrowedFd<'static>, ShimError> {

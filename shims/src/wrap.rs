@@ -6,6 +6,7 @@ use std::os::unix::process::CommandExt;
 use std::process::Command;
 
 use crate::env;
+use crate::out::say;
 
 /// Exec the real `tool` (`scp` or `sftp`); returns only on failure.
 pub fn exec_with_our_ssh(tool: &str, args: &[String]) -> i32 {
@@ -15,13 +16,13 @@ pub fn exec_with_our_ssh(tool: &str, args: &[String]) -> i32 {
         env::REAL_SFTP
     };
     let Some(real) = std::env::var_os(real_var).filter(|v| !v.is_empty()) else {
-        crate::say!(
+        say!(
             "{tool}: the real {tool} was not found when mitogen-fakessh started; install it (e.g. apt-get install openssh-client)"
         );
         return 255;
     };
     let Some(ssh) = std::env::var_os(env::SHIM_SSH) else {
-        crate::say!(
+        say!(
             "{tool}: not running under mitogen-fakessh ({} is unset)",
             env::SHIM_SSH
         );
@@ -33,6 +34,6 @@ pub fn exec_with_our_ssh(tool: &str, args: &[String]) -> i32 {
         .arg(ssh)
         .args(args)
         .exec();
-    crate::say!("{tool}: cannot run {}: {err}", real.to_string_lossy());
+    say!("{tool}: cannot run {}: {err}", real.to_string_lossy());
     255
 }

@@ -34,7 +34,8 @@ use tokio::task::JoinSet;
 use tracing::{debug, info, warn};
 
 use crate::fdstream::FdStream;
-use crate::hop::{HopFailure, handshake, remote};
+use crate::hop::error::HopFailure;
+use crate::hop::{handshake, remote};
 use login::{Login, LoginError};
 use session::SessionHandle;
 

@@ -11,10 +11,27 @@ use router_core::connection::{FrameReader, FrameWriter, ReadError};
 use router_core::frame::{Frame, Header};
 use router_core::message::{AgentConfig, AgentHello, PayloadError, handle};
 use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::process::Child;
 
 /// How long a new agent may take to say hello (and an agent, to be told
 /// who it is).
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A started, handshaken agent, ready to attach to the router.
+pub struct StartedAgent<R, W> {
+    pub reader: FrameReader<R>,
+    pub writer: FrameWriter<W>,
+    pub hello: AgentHello,
+    /// The process this side started, kept so it is reaped (none for an
+    /// ssh hop: sshd started it).
+    pub process: Option<Child>,
+    /// Whether the agent's executable had to be uploaded.
+    pub uploaded: bool,
+}
+
+/// The halves of a Unix socket to a local agent process.
+pub type LocalAgent =
+    StartedAgent<tokio::net::unix::OwnedReadHalf, tokio::net::unix::OwnedWriteHalf>;
 
 /// Why a new agent did not come up.
 #[derive(Debug, thiserror::Error)]

@@ -9,7 +9,8 @@ use router_core::frame::DEFAULT_MAX_PAYLOAD;
 use router_core::message::{AgentConfig, HOST_ID};
 use tokio::process::Command;
 
-use super::{HopFailure, LocalAgent, StartedAgent, handshake};
+use super::error::HopFailure;
+use super::handshake::{self, LocalAgent, StartedAgent};
 
 /// Environment variable naming another program to run as the first `local`
 /// agent; for the reliability tests only.

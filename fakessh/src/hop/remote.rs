@@ -11,7 +11,8 @@ use router_core::router::StreamRole;
 use tokio::process::Child;
 use tracing::info;
 
-use super::HopFailure;
+use super::error::HopFailure;
+use super::here;
 
 /// How long the agent may take to start the hop (a sudo password prompt,
 /// an upload on a slow link).
@@ -52,7 +53,7 @@ pub async fn serve(router: &Arc<Router>, request: ConnectRequest) -> Result<Chil
         log_level: request.log_level,
         name: request.name.clone(),
     };
-    let started = super::start(&request.hop, request.password.as_ref(), config).await?;
+    let started = here::start(&request.hop, request.password.as_ref(), config).await?;
     let pid = started.hello.pid;
     router
         .attach(

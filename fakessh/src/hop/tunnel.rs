@@ -12,7 +12,7 @@ use router_core::pump::{SendWindow, pump_to_frames};
 use router_core::router::{RouterEvent, StreamId, StreamRole};
 use router_core::session::{
     self, ClientAction, ClientSession, Ending, OutputStream, RemoteCommand, SESSION_QUEUE,
-    SESSION_WINDOW, SessionControl, SpawnRequest, ToClient, ToCommand,
+    SESSION_WINDOW, SessionControl, SpawnRequest, ToCommand,
 };
 use tokio::io::{AsyncWriteExt, DuplexStream, WriteHalf};
 use tokio::sync::broadcast::error::RecvError;
@@ -114,8 +114,7 @@ impl Downlink {
             tokio::select! {
                 frame = frames.recv() => {
                     let Some(frame) = frame else { break };
-                    let taken = ToClient::from_frame(&frame)
-                        .and_then(|msg| session.on_message(msg));
+                    let taken = session.on_frame(&frame);
                     if let Err(e) = taken {
                         self.fail(e.to_string());
                         break;

@@ -22,9 +22,10 @@ use tokio::sync::{Mutex, OnceCell};
 use tracing::info;
 
 use super::routing::Routing;
+use crate::hop::error::{HopError, HopFailure};
 use crate::hop::ssh::config::{ConfigError, SshConfig};
-use crate::hop::ssh::{self, Jumps, SshError, SshSettings};
-use crate::hop::{self, HopError, HopFailure, remote, tunnel};
+use crate::hop::ssh::{self, Jumps, SshError, SshSettings, connect, direct};
+use crate::hop::{here, remote, tunnel};
 
 /// A chain's context, or why it could not be had (shared by every session
 /// that asked for it).
@@ -190,7 +191,7 @@ impl Connector {
         password: Option<Secret>,
     ) -> Result<(), HopFailure> {
         let Some(parent) = parent else {
-            let started = hop::start(hop, password.as_ref(), self.config_for(id, name)).await?;
+            let started = here::start(hop, password.as_ref(), self.config_for(id, name)).await?;
             self.router
                 .attach(name, id, StreamRole::Child, started.reader, started.writer)
                 .await;
@@ -290,9 +291,8 @@ impl Connector {
             .map_err(SshError::from)?;
         let connection = match parent {
             None => {
-                let stream =
-                    ssh::direct_stream(&name, &cfg, &config, &self.ssh, &self.jumps).await?;
-                ssh::open_session(&name, &cfg, stream, &self.ssh).await?
+                let stream = direct::stream(&name, &cfg, &config, &self.ssh, &self.jumps).await?;
+                connect::open_session(&name, &cfg, stream, &self.ssh).await?
             }
             Some(via) => {
                 if cfg.proxy_command.is_some() || cfg.proxy_jump.is_some() {
@@ -303,7 +303,7 @@ impl Connector {
                 let session = self.next_session_id();
                 let (stream, error) =
                     tunnel::open(&self.router, via, session, &cfg.hostname, cfg.port).await;
-                ssh::open_session(&name, &cfg, stream, &self.ssh)
+                connect::open_session(&name, &cfg, stream, &self.ssh)
                     .await
                     .map_err(|e| match error.lock().ok().and_then(|g| g.clone()) {
                         Some(why) => SshError::Tunnel(why),
@@ -311,7 +311,7 @@ impl Connector {
                     })?
             }
         };
-        let agent = ssh::start_agent(connection, self.config_for(id, &name)).await?;
+        let agent = ssh::agent::start(connection, self.config_for(id, &name)).await?;
         info!(
             "{name}: agent pid {} as {}{}",
             agent.hello.pid,

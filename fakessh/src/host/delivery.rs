@@ -157,8 +157,7 @@ impl<W: AsyncWrite + Unpin> Delivery<W> {
                     if !frame.is_dead() {
                         self.agent.get_or_insert(frame.header.src);
                     }
-                    let taken = ToClient::from_frame(&frame)
-                        .and_then(|msg| self.session.on_message(msg));
+                    let taken = self.session.on_frame(&frame);
                     if let Err(e) = taken {
                         let why = format!("the agent broke the session protocol: {e}");
                         self.send_control(SessionControl::Close).await;

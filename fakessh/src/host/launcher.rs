@@ -14,11 +14,13 @@ use shims::env;
 use tokio::signal::unix::{SignalKind, signal};
 use tracing::{debug, error};
 
-use super::EXIT_FAILURE;
 use super::accept;
 use super::connector::Connector;
 use crate::cli::Cli;
 use crate::sys;
+
+/// Exit status when mitogen-fakessh fails before the command ran.
+pub const EXIT_FAILURE: i32 = 255;
 
 /// Why COMMAND could not be started.
 #[derive(Debug, thiserror::Error)]

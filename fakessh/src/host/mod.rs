@@ -28,10 +28,8 @@ use crate::cli::Cli;
 use crate::hop::ssh::SshSettings;
 use crate::hop::ssh::config::{ConfigError, SshConfig, home_dir};
 use connector::Connector;
+use launcher::EXIT_FAILURE;
 use routing::{MappingError, Routing, parse_host_mapping};
-
-/// Exit status when mitogen-fakessh fails before the command ran.
-pub const EXIT_FAILURE: i32 = 255;
 
 /// Why the host could not start.
 #[derive(Debug, thiserror::Error)]

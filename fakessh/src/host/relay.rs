@@ -20,9 +20,10 @@ use router_core::hop::Chain;
 use router_core::message::{ContextId, HOST_ID, handle};
 use router_core::pump::BulkSender;
 use router_core::router::{RouterEvent, StreamId, StreamRole};
+use router_core::session::message::DecodeError;
 use router_core::session::{
-    ProtocolError, RemoteCommand, SESSION_QUEUE, SessionControl, SessionEvent, SessionRequest,
-    SpawnRequest, ToClient, ToCommand,
+    RemoteCommand, SESSION_QUEUE, SessionControl, SessionEvent, SessionRequest, SpawnRequest,
+    ToClient, ToCommand,
 };
 use tokio::net::unix::OwnedReadHalf;
 use tokio::sync::broadcast::error::RecvError;
@@ -142,7 +143,7 @@ impl Relay {
         };
         let request = match request {
             Ok(r) => r,
-            Err(e @ ProtocolError::NotARequest(_)) => {
+            Err(e @ DecodeError::NotARequest(_)) => {
                 warn!("{}: {e}", self.name);
                 return End::ShimLeft;
             }

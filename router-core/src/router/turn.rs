@@ -10,13 +10,13 @@ use tokio::sync::OwnedMutexGuard;
 /// waits in the senders' own pipes and sockets, and the queue stays small
 /// enough to keep the writer busy and its bytes warm.
 ///
-/// [`Router::send_paced`]: super::Router::send_paced
+/// [`Router::send_paced`]: super::routes::Router::send_paced
 pub const STREAM_QUEUE_BUDGET: usize = 1 << 20;
 
 /// Bulk data one sender may move onto a stream in a single turn (see
 /// [`Router::take_turn`]) before the next waiting sender goes.
 ///
-/// [`Router::take_turn`]: super::Router::take_turn
+/// [`Router::take_turn`]: super::routes::Router::take_turn
 pub const TURN_BYTES: usize = 1 << 20;
 
 /// Frames this small (keystrokes, prompts, short replies) do not wait for a
@@ -34,11 +34,19 @@ pub const TURN_EXEMPT: usize = 1024;
 /// warm pipeline. One that would have to wait (no data, no credit) gives the
 /// turn back at once, so nobody waits behind an idle or stalled session.
 pub struct Turn {
-    pub(super) _guard: OwnedMutexGuard<()>,
-    pub(super) sent: usize,
+    _guard: OwnedMutexGuard<()>,
+    sent: usize,
 }
 
 impl Turn {
+    /// The turn held through `guard`.
+    pub fn new(guard: OwnedMutexGuard<()>) -> Turn {
+        Turn {
+            _guard: guard,
+            sent: 0,
+        }
+    }
+
     /// Count `n` bytes sent in this turn; false once the turn is used up.
     pub fn spend(&mut self, n: usize) -> bool {
         self.sent += n;

@@ -17,11 +17,13 @@ use std::collections::VecDeque;
 
 use bytes::Bytes;
 
+use super::credit::SESSION_WINDOW;
 use super::credit::{RecvCredit, frame_cost};
+use super::error::ProtocolError;
 use super::message::{
     ExitStatus, OutputStream, PtyRequest, SessionControl, SessionEvent, ToClient,
 };
-use super::{ProtocolError, SESSION_WINDOW};
+use crate::frame::Frame;
 
 /// Who serves a stream at this end.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -141,6 +143,13 @@ impl ClientSession {
             ending: false,
             finished: false,
         }
+    }
+
+    /// A frame for the client end: decoded, then taken as [`on_message`].
+    ///
+    /// [`on_message`]: ClientSession::on_message
+    pub fn on_frame(&mut self, frame: &Frame) -> Result<(), ProtocolError> {
+        self.on_message(ToClient::from_frame(frame)?)
     }
 
     /// A message from the command end (or a dead message about the session).

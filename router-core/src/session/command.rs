@@ -8,11 +8,12 @@
 
 use bytes::Bytes;
 
+use super::credit::SESSION_WINDOW;
 use super::credit::{RecvCredit, SendCredit};
+use super::error::ProtocolError;
 use super::message::{
     ExitStatus, OutputStream, PtyRequest, SessionControl, SessionEvent, ToCommand,
 };
-use super::{ProtocolError, SESSION_WINDOW};
 
 /// What the driver must do.
 #[derive(Clone, Debug, PartialEq, Eq)]

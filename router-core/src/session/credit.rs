@@ -13,7 +13,17 @@
 //! Both sides check the other: a receiver refuses data beyond the credit it
 //! granted, a sender refuses credit for more than it has in flight.
 
-use super::ProtocolError;
+use super::error::ProtocolError;
+
+/// Credit each end of a session starts with, per direction and stream. It
+/// bounds the bytes (and, through [`MIN_FRAME_COST`], the frames) in flight
+/// per stream, and with them every queue.
+pub const SESSION_WINDOW: u32 = 1 << 20;
+/// Largest data chunk put in one frame.
+pub const DATA_CHUNK: usize = 128 << 10;
+/// Frames one session may have queued at a receiver: a full window of the
+/// smallest frames on each of three streams, and room for control frames.
+pub const SESSION_QUEUE: usize = 3 * (SESSION_WINDOW / MIN_FRAME_COST) as usize + 256;
 
 /// The least credit a data frame costs, however short it is.
 pub const MIN_FRAME_COST: u32 = 512;

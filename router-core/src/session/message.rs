@@ -10,9 +10,21 @@
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
-use super::ProtocolError;
 use crate::frame::{Encoding, Frame, Header};
-use crate::message::{ContextId, Handle, handle};
+use crate::message::{ContextId, Handle, PayloadError, handle};
+
+/// A frame that is not the session message it should be.
+#[derive(Debug, thiserror::Error)]
+pub enum DecodeError {
+    #[error("a frame for handle {0} does not belong to a session")]
+    UnexpectedHandle(Handle),
+    #[error("a frame for handle {0} carries CBOR where data belongs")]
+    ExpectedData(Handle),
+    #[error("the first frame has handle {0}, not a session request")]
+    NotARequest(Handle),
+    #[error(transparent)]
+    Payload(#[from] PayloadError),
+}
 
 /// The header of every session frame: from `src`, with its own authority.
 pub fn header(dst: ContextId, src: ContextId, handle: Handle) -> Header {
@@ -157,22 +169,22 @@ pub enum ToClient {
     Dead(String),
 }
 
-fn expect_bytes(frame: &Frame) -> Result<Bytes, ProtocolError> {
+fn expect_bytes(frame: &Frame) -> Result<Bytes, DecodeError> {
     match frame.encoding {
         Encoding::Bytes => Ok(frame.payload.clone()),
-        Encoding::Cbor => Err(ProtocolError::ExpectedData(frame.header.handle)),
+        Encoding::Cbor => Err(DecodeError::ExpectedData(frame.header.handle)),
     }
 }
 
 impl ToCommand {
     /// The message a frame for the command end carries.
-    pub fn from_frame(frame: &Frame) -> Result<ToCommand, ProtocolError> {
+    pub fn from_frame(frame: &Frame) -> Result<ToCommand, DecodeError> {
         match frame.header.handle {
             handle::SESSION_STDIN => Ok(ToCommand::Stdin(expect_bytes(frame)?)),
             handle::SESSION_CONTROL => {
                 Ok(ToCommand::Control(frame.decode_cbor("session control")?))
             }
-            other => Err(ProtocolError::UnexpectedHandle(other)),
+            other => Err(DecodeError::UnexpectedHandle(other)),
         }
     }
 
@@ -189,7 +201,7 @@ impl ToCommand {
 
 impl ToClient {
     /// The message a frame for the client end carries.
-    pub fn from_frame(frame: &Frame) -> Result<ToClient, ProtocolError> {
+    pub fn from_frame(frame: &Frame) -> Result<ToClient, DecodeError> {
         if frame.is_dead() {
             return Ok(ToClient::Dead(frame.dead_reason()));
         }
@@ -201,7 +213,7 @@ impl ToClient {
                 Ok(ToClient::Output(OutputStream::Stderr, expect_bytes(frame)?))
             }
             handle::SESSION_EVENT => Ok(ToClient::Event(frame.decode_cbor("session event")?)),
-            other => Err(ProtocolError::UnexpectedHandle(other)),
+            other => Err(DecodeError::UnexpectedHandle(other)),
         }
     }
 
@@ -219,10 +231,10 @@ impl ToClient {
 
 impl SessionRequest {
     /// The request a shim's first frame carries.
-    pub fn from_frame(frame: &Frame) -> Result<SessionRequest, ProtocolError> {
+    pub fn from_frame(frame: &Frame) -> Result<SessionRequest, DecodeError> {
         match frame.header.handle {
             handle::SESSION_OPEN => Ok(frame.decode_cbor("session request")?),
-            other => Err(ProtocolError::NotARequest(other)),
+            other => Err(DecodeError::NotARequest(other)),
         }
     }
 }
@@ -289,13 +301,13 @@ mod tests {
         let stdout = ToClient::Output(OutputStream::Stdout, Bytes::new()).to_frame(5, 1);
         assert!(matches!(
             ToCommand::from_frame(&stdout),
-            Err(ProtocolError::UnexpectedHandle(_))
+            Err(DecodeError::UnexpectedHandle(_))
         ));
         let mut cbor_stdin = ToCommand::Control(SessionControl::Eof).to_frame(1, 5);
         cbor_stdin.header.handle = handle::SESSION_STDIN;
         assert!(matches!(
             ToCommand::from_frame(&cbor_stdin),
-            Err(ProtocolError::ExpectedData(_))
+            Err(DecodeError::ExpectedData(_))
         ));
         assert!(SessionRequest::from_frame(&stdout).is_err());
     }

@@ -27,51 +27,16 @@
 pub mod client;
 pub mod command;
 pub mod credit;
+pub mod error;
 pub mod message;
 
 pub use client::{ClientAction, ClientSession, Ending, Side};
 pub use command::{CommandAction, CommandSession};
-pub use credit::{MIN_FRAME_COST, RecvCredit, SendCredit, frame_cost};
+pub use credit::{
+    DATA_CHUNK, MIN_FRAME_COST, RecvCredit, SESSION_QUEUE, SESSION_WINDOW, SendCredit, frame_cost,
+};
+pub use error::ProtocolError;
 pub use message::{
     ExitStatus, OutputStream, PtyRequest, RemoteCommand, SessionControl, SessionEvent,
     SessionRequest, SpawnRequest, ToClient, ToCommand, header,
 };
-
-use crate::message::{Handle, PayloadError};
-
-/// Credit each end of a session starts with, per direction and stream. It
-/// bounds the bytes (and, through [`MIN_FRAME_COST`], the frames) in flight
-/// per stream, and with them every queue.
-pub const SESSION_WINDOW: u32 = 1 << 20;
-/// Largest data chunk put in one frame.
-pub const DATA_CHUNK: usize = 128 << 10;
-/// Frames one session may have queued at a receiver: a full window of the
-/// smallest frames on each of three streams, and room for control frames.
-pub const SESSION_QUEUE: usize = 3 * (SESSION_WINDOW / MIN_FRAME_COST) as usize + 256;
-
-/// A peer broke the session protocol; the session ends with this message.
-#[derive(Debug, thiserror::Error)]
-pub enum ProtocolError {
-    #[error("the peer sent {len} bytes beyond its credit ({outstanding} of {window} in use)")]
-    Overrun {
-        len: usize,
-        window: u64,
-        outstanding: u64,
-    },
-    #[error("the peer granted {granted} bytes of credit with only {in_flight} in flight")]
-    CreditBeyondSent { granted: u64, in_flight: u64 },
-    #[error("{0:?} data after its end of file")]
-    DataAfterEof(OutputStream),
-    #[error("stdin data after its end of file")]
-    StdinAfterEof,
-    #[error("a frame for handle {0} does not belong to a session")]
-    UnexpectedHandle(Handle),
-    #[error("a frame for handle {0} carries CBOR where data belongs")]
-    ExpectedData(Handle),
-    #[error("the first frame has handle {0}, not a session request")]
-    NotARequest(Handle),
-    #[error("the session queue overflowed: the peer ignores flow control")]
-    QueueFull,
-    #[error(transparent)]
-    Payload(#[from] PayloadError),
-}

@@ -8,7 +8,7 @@
 //! password is written once; a second prompt means it was wrong, and the hop
 //! fails at once instead of looping ([`pty`]).
 
-mod pty;
+pub mod pty;
 
 use std::os::fd::OwnedFd;
 use std::process::Stdio;
@@ -22,9 +22,9 @@ use router_core::message::{AgentConfig, Secret};
 use tokio::process::Command;
 use tokio::sync::watch;
 
-pub use pty::Refusal;
-
-use super::{HopFailure, LocalAgent, StartedAgent, bootstrap, handshake};
+use super::bootstrap;
+use super::error::HopFailure;
+use super::handshake::{self, LocalAgent, StartedAgent};
 use crate::fdstream::FdStream;
 use crate::sys;
 

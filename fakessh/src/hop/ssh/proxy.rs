@@ -9,7 +9,7 @@ use std::task::{Context, Poll};
 use tokio::io::{AsyncRead, AsyncWrite, Join, ReadBuf};
 use tokio::process::{Child, ChildStdin, ChildStdout, Command};
 
-use super::SshError;
+use super::error::SshError;
 
 /// The proxy's stdout and stdin as one stream; dropping it kills the proxy.
 pub struct ProxyStream {

@@ -10,27 +10,9 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use super::ConfigError;
-use super::matching::{Condition, MatchError};
-
-/// What is wrong with one line.
-#[derive(Debug, thiserror::Error)]
-pub enum LineProblem {
-    #[error(transparent)]
-    Match(#[from] MatchError),
-    #[error("Include nested too deeply")]
-    IncludeTooDeep,
-    #[error("Include {word}: {source}")]
-    IncludePattern {
-        word: String,
-        source: glob::PatternError,
-    },
-    #[error("cannot read included {path}: {source}")]
-    IncludeRead {
-        path: PathBuf,
-        source: std::io::Error,
-    },
-}
+use super::error::{ConfigError, LineProblem};
+use super::matching::Condition;
+use super::paths::home_dir;
 
 /// OpenSSH's limit on nested `Include` (READCONF_MAX_DEPTH).
 const MAX_INCLUDE_DEPTH: usize = 16;
@@ -133,7 +115,7 @@ fn include_paths(value: &str, base: &IncludeBase) -> Result<Vec<PathBuf>, LinePr
     let mut files = Vec::new();
     for word in value.split_whitespace().map(unquote) {
         let path = if let Some(rest) = word.strip_prefix("~/") {
-            super::home_dir().join(rest)
+            home_dir().join(rest)
         } else if Path::new(word).is_absolute() {
             PathBuf::from(word)
         } else {

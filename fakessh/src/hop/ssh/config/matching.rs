@@ -220,6 +220,12 @@ impl Condition {
     }
 }
 
+/// Whether `host` matches a comma-separated pattern list (`*`, `?`, `!`),
+/// as in a known_hosts line's host field.
+pub fn host_in_pattern_list(list: &str, host: &str) -> bool {
+    pattern_list_matches(list, host, false)
+}
+
 /// `Host` patterns (whitespace-separated, as parsed).
 pub fn host_matches(patterns: &[String], host: &str) -> bool {
     patterns_match(patterns.iter().map(String::as_str), host, false)

@@ -1,13 +1,31 @@
-//! ProxyJump: ssh to each jump host in turn, then a direct-tcpip channel to
-//! the target (like OpenSSH's `-J`). The jump connections must live as long
-//! as the target's, so they are kept here.
+//! How a chain's first ssh hop reaches its server: a TCP connection, a
+//! ProxyCommand, or ProxyJump: ssh to each jump host in turn, then a
+//! direct-tcpip channel to the target (like OpenSSH's `-J`). The jump
+//! connections must live as long as the target's, so they are kept here.
 
-use router_core::hop::Hop;
+use router_core::hop::parse_destination;
 use tokio::sync::Mutex;
 
 use super::config::{HostConfig, SshConfig};
-use super::{Connection, SshError, SshSettings, connect_tcp, open_session};
-use crate::hop::HopFailure;
+use super::connect::{Connection, SshSettings, SshStream, connect_tcp, open_session};
+use super::error::SshError;
+use super::proxy;
+
+/// The first ssh hop's stream: ProxyCommand, ProxyJump or plain TCP, the
+/// first of the first two that the config names.
+pub async fn stream(
+    name: &str,
+    cfg: &HostConfig,
+    config: &SshConfig,
+    settings: &SshSettings,
+    jumps: &Jumps,
+) -> Result<Box<dyn SshStream>, SshError> {
+    Ok(match (&cfg.proxy_command, &cfg.proxy_jump) {
+        (Some(command), _) => Box::new(proxy::connect(command)?),
+        (None, Some(list)) => Box::new(jumps.through(name, list, cfg, config, settings).await?),
+        (None, None) => Box::new(connect_tcp(cfg).await?),
+    })
+}
 
 /// The jump-host connections that carry ProxyJump targets.
 #[derive(Default)]
@@ -24,36 +42,32 @@ impl Jumps {
         target: &HostConfig,
         config: &SshConfig,
         settings: &SshSettings,
-    ) -> Result<russh::ChannelStream<russh::client::Msg>, HopFailure> {
+    ) -> Result<russh::ChannelStream<russh::client::Msg>, SshError> {
         let mut previous: Option<Connection> = None;
         for jump in list.split(',').map(str::trim) {
-            let at_jump = |failure: HopFailure| SshError::Jump {
+            let at_jump = |failure: SshError| SshError::Jump {
                 jump: jump.to_string(),
                 source: Box::new(failure),
             };
-            let spec = format!("ssh:{jump}")
-                .parse::<Hop>()
-                .map_err(|e| SshError::JumpSyntax(jump.to_string(), e))?;
-            let Hop::Ssh { user, host, port } = spec else {
-                return Err(at_jump(HopFailure::SshFromAgent).into());
-            };
+            let (user, host, port) =
+                parse_destination(jump).map_err(|e| SshError::JumpSyntax(jump.to_string(), e))?;
             let cfg = tokio::task::block_in_place(|| config.resolve(&host, user.as_deref(), port))
-                .map_err(|e| at_jump(SshError::from(e).into()))?;
+                .map_err(|e| at_jump(e.into()))?;
             let jump_name = format!("{name} (ProxyJump {jump})");
             let connection = match previous.take() {
                 None => {
-                    let stream = connect_tcp(&cfg).await.map_err(|e| at_jump(e.into()))?;
+                    let stream = connect_tcp(&cfg).await.map_err(at_jump)?;
                     open_session(&jump_name, &cfg, stream, settings).await
                 }
                 Some(prev) => {
                     let stream = direct_tcpip(&prev, &cfg.hostname, cfg.port)
                         .await
-                        .map_err(|e| at_jump(e.into()))?;
+                        .map_err(at_jump)?;
                     self.held.lock().await.push(prev);
                     open_session(&jump_name, &cfg, stream, settings).await
                 }
             }
-            .map_err(|e| at_jump(e.into()))?;
+            .map_err(at_jump)?;
             previous = Some(connection);
         }
         let last = previous.ok_or(SshError::EmptyJump)?;

@@ -1,0 +1,25 @@
+//! Starting a hop from this process: the host for a chain's first hop, an
+//! agent for later ones. ssh hops never start here: the host makes them
+//! itself, through the hop before if there is one.
+
+use router_core::hop::Hop;
+use router_core::message::{AgentConfig, Secret};
+
+use super::error::HopFailure;
+use super::handshake::LocalAgent;
+use super::{local, privilege};
+
+/// Start `hop`, a local or privilege hop.
+pub async fn start(
+    hop: &Hop,
+    password: Option<&Secret>,
+    config: AgentConfig,
+) -> Result<LocalAgent, HopFailure> {
+    match hop {
+        Hop::Local => local::start(config).await,
+        Hop::Sudo { .. } | Hop::Su { .. } | Hop::Doas { .. } => {
+            privilege::start(hop, password, config).await
+        }
+        Hop::Ssh { .. } => Err(HopFailure::SshFromAgent),
+    }
+}

@@ -1,0 +1,49 @@
+//! Our agent, started over a new session channel on an ssh connection.
+
+use router_core::connection::{FrameReader, FrameWriter};
+use router_core::frame::DEFAULT_MAX_PAYLOAD;
+use router_core::message::AgentConfig;
+
+use super::connect::Connection;
+use super::error::SshError;
+use super::transport::{self, ChannelReader, ChannelWriter};
+use crate::hop::bootstrap;
+use crate::hop::handshake::{self, StartedAgent};
+
+/// An agent behind an ssh channel.
+pub type SshAgent = StartedAgent<ChannelReader, ChannelWriter>;
+
+/// Start our agent over a new session channel on `connection`.
+pub async fn start(
+    connection: Connection,
+    agent_config: AgentConfig,
+) -> Result<SshAgent, SshError> {
+    let name = agent_config.name.clone();
+    let image = bootstrap::agent_image()?;
+    let channel = connection
+        .channel_open_session()
+        .await
+        .map_err(SshError::Channel)?;
+    channel
+        .exec(false, bootstrap::bootstrap_snippet(image))
+        .await
+        .map_err(SshError::Exec)?;
+    let (mut reader, mut writer, stderr_tail) = transport::split(&name, channel, connection);
+    let booted = bootstrap::run(&name, &mut reader, &mut writer, image)
+        .await
+        .map_err(|e| SshError::from(e).with_output(stderr_tail.lines()))?;
+    let (reader, writer, hello) = handshake::run(
+        FrameReader::new(reader, DEFAULT_MAX_PAYLOAD),
+        FrameWriter::new(writer),
+        &agent_config,
+    )
+    .await
+    .map_err(|e| SshError::from(e).with_output(stderr_tail.lines()))?;
+    Ok(StartedAgent {
+        reader,
+        writer,
+        hello,
+        process: None,
+        uploaded: booted.uploaded,
+    })
+}

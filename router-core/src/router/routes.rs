@@ -1,0 +1,678 @@
+//! The router itself: routes, mailboxes and where each frame goes.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, broadcast, mpsc};
+use tracing::{debug, trace, warn};
+
+use super::stream::{Outlet, StreamEntry, StreamId, StreamRole};
+use super::turn::{STREAM_QUEUE_BUDGET, Turn};
+use crate::frame::{Frame, Header};
+use crate::message::{ContextId, Handle, RouteUpdate, handle};
+
+/// Router events a subscriber may miss before it lags (and must then look
+/// at [`Router::has_route`] instead).
+const EVENT_QUEUE: usize = 256;
+
+/// Frames that may wait in a reply handle's mailbox.
+const REPLY_QUEUE: usize = 4;
+
+/// Something the owner of a router must react to.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RouterEvent {
+    /// A context below us is unreachable from now on.
+    ContextLost { context: ContextId, reason: String },
+    /// The stream to our parent is gone: an agent must shut down.
+    ParentLost { reason: String },
+}
+
+struct Inner {
+    streams: HashMap<StreamId, StreamEntry>,
+    routes: HashMap<ContextId, StreamId>,
+    parent: Option<StreamId>,
+    handlers: HashMap<Handle, mpsc::Sender<Frame>>,
+    next_stream: StreamId,
+    next_handle: Handle,
+}
+
+/// One context's router. Cheap to share: wrap in `Arc`.
+pub struct Router {
+    my_id: ContextId,
+    parent_ids: Vec<ContextId>,
+    max_payload: u32,
+    events: broadcast::Sender<RouterEvent>,
+    inner: Mutex<Inner>,
+}
+
+/// Where the router decided a frame goes.
+enum Destination {
+    Out(Outlet),
+    Local(mpsc::Sender<Frame>),
+    /// Handled inside the router; these frames follow.
+    Handled(Vec<Frame>),
+    Dropped,
+    Undeliverable(&'static str),
+}
+
+impl Router {
+    pub fn new(my_id: ContextId, parent_ids: Vec<ContextId>, max_payload: u32) -> Arc<Router> {
+        Arc::new(Router {
+            my_id,
+            parent_ids,
+            max_payload,
+            events: broadcast::channel(EVENT_QUEUE).0,
+            inner: Mutex::new(Inner {
+                streams: HashMap::new(),
+                routes: HashMap::new(),
+                parent: None,
+                handlers: HashMap::new(),
+                next_stream: 1,
+                next_handle: handle::FIRST_DYNAMIC,
+            }),
+        })
+    }
+
+    pub fn my_id(&self) -> ContextId {
+        self.my_id
+    }
+
+    pub fn parent_ids(&self) -> &[ContextId] {
+        &self.parent_ids
+    }
+
+    pub fn max_payload(&self) -> u32 {
+        self.max_payload
+    }
+
+    /// Whether `id` is this context or one of its ancestors: only those may
+    /// command it (spawn, connect, shutdown).
+    pub fn is_ancestor_or_self(&self, id: ContextId) -> bool {
+        id == self.my_id || self.parent_ids.contains(&id)
+    }
+
+    /// A header from this context, with our own authority.
+    pub fn header(&self, dst: ContextId, handle: Handle) -> Header {
+        crate::session::header(dst, self.my_id, handle)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Receive router events (lost contexts, lost parent). A subscriber
+    /// that falls behind gets `Lagged` and should check [`Router::has_route`].
+    pub fn subscribe(&self) -> broadcast::Receiver<RouterEvent> {
+        self.events.subscribe()
+    }
+
+    /// Whether a stream below us leads to `ctx`.
+    pub fn has_route(&self, ctx: ContextId) -> bool {
+        self.lock().routes.contains_key(&ctx)
+    }
+
+    /// Deliver frames for all of `handles` to one receiver, in arrival
+    /// order, at most `capacity` waiting. Use one inbox where order across
+    /// handles matters (a session's spawn must be seen before its stdin).
+    pub fn register_inbox(&self, handles: &[Handle], capacity: usize) -> mpsc::Receiver<Frame> {
+        let (tx, rx) = mpsc::channel(capacity);
+        let mut inner = self.lock();
+        for h in handles {
+            inner.handlers.insert(*h, tx.clone());
+        }
+        rx
+    }
+
+    /// A fresh handle (for replies) and its receiver.
+    pub fn alloc_handle(&self) -> (Handle, mpsc::Receiver<Frame>) {
+        let (tx, rx) = mpsc::channel(REPLY_QUEUE);
+        let mut inner = self.lock();
+        let h = inner.next_handle;
+        inner.next_handle = inner.next_handle.wrapping_add(1).max(handle::FIRST_DYNAMIC);
+        inner.handlers.insert(h, tx);
+        (h, rx)
+    }
+
+    pub fn remove_handler(&self, handle: Handle) {
+        self.lock().handlers.remove(&handle);
+    }
+
+    pub(super) async fn register_stream(
+        &self,
+        name: &str,
+        remote_id: ContextId,
+        role: StreamRole,
+        outlet: Outlet,
+    ) -> StreamId {
+        let (sid, announce) = {
+            let mut inner = self.lock();
+            let sid = inner.next_stream;
+            inner.next_stream += 1;
+            let mut routed = HashSet::new();
+            match role {
+                StreamRole::Parent => inner.parent = Some(sid),
+                StreamRole::Child => {
+                    inner.routes.insert(remote_id, sid);
+                    routed.insert(remote_id);
+                }
+            }
+            inner.streams.insert(
+                sid,
+                StreamEntry {
+                    name: name.to_string(),
+                    remote_id,
+                    outlet,
+                    budget: Arc::new(Semaphore::new(STREAM_QUEUE_BUDGET)),
+                    turn: Arc::new(tokio::sync::Mutex::new(())),
+                    routed,
+                    reader: None,
+                },
+            );
+            // A new child is a new route: tell our parent, so frames for it
+            // find their way down from the host (Mitogen's ADD_ROUTE).
+            let announce = match role {
+                StreamRole::Child => self.route_update_up(&inner, handle::ADD_ROUTE, remote_id, ""),
+                StreamRole::Parent => None,
+            };
+            (sid, announce)
+        };
+        if let Some(frame) = announce {
+            self.route(frame, None).await;
+        }
+        sid
+    }
+
+    pub(super) fn set_reader(&self, sid: StreamId, reader: tokio::task::AbortHandle) {
+        if let Some(entry) = self.lock().streams.get_mut(&sid) {
+            entry.reader = Some(reader);
+        }
+    }
+
+    /// Send a frame originating in this context, waiting for queue room.
+    pub async fn send(&self, frame: Frame) {
+        self.dispatch(frame, None, None).await
+    }
+
+    /// Send bulk data: first wait until the stream it leaves on has room in
+    /// its write queue ([`STREAM_QUEUE_BUDGET`]). Waiters are served in
+    /// order, so sessions sharing a stream take turns. Control frames use
+    /// [`Router::send`] and never wait behind data.
+    pub async fn send_paced(&self, frame: Frame) {
+        let need = frame.payload.len().clamp(1, STREAM_QUEUE_BUDGET) as u32;
+        let budget = {
+            let inner = self.lock();
+            inner
+                .stream_toward(self.my_id, frame.header.dst)
+                .and_then(|sid| inner.streams.get(&sid))
+                .map(|s| s.budget.clone())
+        };
+        // A closed budget means the stream went: routing reports that.
+        let permit = match budget {
+            Some(b) => b.acquire_many_owned(need).await.ok(),
+            None => None,
+        };
+        self.dispatch(frame, None, permit).await;
+    }
+
+    /// Wait for a turn at sending bulk data toward `dst` ([`Turn`]); turns
+    /// are granted in the order asked. `None` when no stream leads to `dst`.
+    pub async fn take_turn(&self, dst: ContextId) -> Option<Turn> {
+        let turn = {
+            let inner = self.lock();
+            inner
+                .stream_toward(self.my_id, dst)
+                .and_then(|sid| inner.streams.get(&sid))
+                .map(|s| s.turn.clone())
+        }?;
+        Some(Turn::new(turn.lock_owned().await))
+    }
+
+    /// Route a frame that arrived on stream `from` (or originated locally).
+    pub async fn route(&self, frame: Frame, from: Option<StreamId>) {
+        self.dispatch(frame, from, None).await
+    }
+
+    async fn dispatch(
+        &self,
+        frame: Frame,
+        from: Option<StreamId>,
+        permit: Option<OwnedSemaphorePermit>,
+    ) {
+        let mut permit = permit;
+        let mut pending = vec![(frame, from)];
+        while let Some((frame, from)) = pending.pop() {
+            let h = frame.header;
+            let dead = frame.is_dead();
+            let undeliverable = match self.destination(&frame, from) {
+                Destination::Out(outlet) => match outlet.send(frame, permit.take()).await {
+                    true => None,
+                    false => Some("stream closed"),
+                },
+                Destination::Local(tx) => tx.send(frame).await.err().map(|_| "handle closed"),
+                Destination::Handled(follow) => {
+                    pending.extend(follow.into_iter().map(|f| (f, None)));
+                    None
+                }
+                Destination::Dropped => None,
+                Destination::Undeliverable(why) => Some(why),
+            };
+            if let Some(why) = undeliverable {
+                let reason = format!(
+                    "{why}: context {} handle {} (seen by context {})",
+                    h.dst, h.handle, self.my_id
+                );
+                debug!("undeliverable frame from {}: {reason}", h.src);
+                if !dead && h.reply_to != 0 {
+                    pending.push((Frame::dead(self.my_id, h.src, h.reply_to, &reason), None));
+                }
+            }
+        }
+    }
+
+    /// Decide, under the lock, where `frame` goes.
+    fn destination(&self, frame: &Frame, from: Option<StreamId>) -> Destination {
+        let mut inner = self.lock();
+        let h = frame.header;
+        trace!(
+            "frame {}->{} handle {} ({} bytes, auth {}, reply_to {})",
+            h.src,
+            h.dst,
+            h.handle,
+            frame.payload.len(),
+            h.auth,
+            h.reply_to
+        );
+        if let Some(sid) = from
+            && inner.stream_toward(self.my_id, h.auth) != Some(sid)
+        {
+            let name = inner
+                .streams
+                .get(&sid)
+                .map(|s| s.name.as_str())
+                .unwrap_or("?");
+            warn!(
+                "dropped a frame from {name} claiming authority of context {} (src {}, handle {}): not reachable through that stream",
+                h.auth, h.src, h.handle
+            );
+            return Destination::Dropped;
+        }
+        if h.dst == self.my_id {
+            return match (h.handle, from) {
+                (handle::ADD_ROUTE | handle::DEL_ROUTE, Some(sid)) => {
+                    Destination::Handled(self.on_route_update(&mut inner, sid, frame))
+                }
+                _ => match inner.handlers.get(&h.handle) {
+                    Some(tx) => Destination::Local(tx.clone()),
+                    None => Destination::Undeliverable("invalid handle"),
+                },
+            };
+        }
+        let sid = match inner.routes.get(&h.dst) {
+            Some(sid) => Some(*sid),
+            None => inner.parent.filter(|p| Some(*p) != from),
+        };
+        match sid.and_then(|sid| inner.streams.get(&sid)) {
+            Some(entry) => Destination::Out(entry.outlet.clone()),
+            None if sid.is_some() => Destination::Undeliverable("stream closed"),
+            None => Destination::Undeliverable("no route"),
+        }
+    }
+
+    fn on_route_update(&self, inner: &mut Inner, sid: StreamId, frame: &Frame) -> Vec<Frame> {
+        let Some(entry) = inner.streams.get(&sid) else {
+            return vec![];
+        };
+        if inner.parent == Some(sid) || frame.header.src != entry.remote_id {
+            warn!(
+                "refused a route update from {}: not an immediate child",
+                entry.name
+            );
+            return vec![];
+        }
+        let update: RouteUpdate = match frame.decode_cbor("route update") {
+            Ok(u) => u,
+            Err(e) => {
+                warn!("{} sent {e}", entry.name);
+                return vec![];
+            }
+        };
+        let ctx = update.context;
+        if frame.header.handle == handle::ADD_ROUTE {
+            if ctx == self.my_id
+                || self.parent_ids.contains(&ctx)
+                || inner.routes.get(&ctx).is_some_and(|s| *s != sid)
+            {
+                warn!(
+                    "refused ADD_ROUTE for context {ctx} from {}: already routed",
+                    entry.name
+                );
+                return vec![];
+            }
+            inner.routes.insert(ctx, sid);
+            if let Some(e) = inner.streams.get_mut(&sid) {
+                e.routed.insert(ctx);
+            }
+        } else {
+            if inner.routes.get(&ctx) != Some(&sid) {
+                return vec![];
+            }
+            inner.routes.remove(&ctx);
+            if let Some(e) = inner.streams.get_mut(&sid) {
+                e.routed.remove(&ctx);
+            }
+            self.emit(RouterEvent::ContextLost {
+                context: ctx,
+                reason: update.reason.clone(),
+            });
+        }
+        self.route_update_up(inner, frame.header.handle, ctx, &update.reason)
+            .into_iter()
+            .collect()
+    }
+
+    /// The ADD_ROUTE/DEL_ROUTE that tells our parent about `context`.
+    fn route_update_up(
+        &self,
+        inner: &Inner,
+        which: Handle,
+        context: ContextId,
+        reason: &str,
+    ) -> Option<Frame> {
+        inner.parent?;
+        let parent_id = *self.parent_ids.first()?;
+        let update = RouteUpdate {
+            context,
+            reason: reason.to_string(),
+        };
+        Some(Frame::cbor(self.header(parent_id, which), &update))
+    }
+
+    fn emit(&self, event: RouterEvent) {
+        // Nobody listening is fine.
+        let _ = self.events.send(event);
+    }
+
+    /// Remove a stream (it closed or misbehaved) and report what it took with it.
+    pub async fn remove_stream(&self, sid: StreamId, reason: &str) {
+        let mut upward = Vec::new();
+        {
+            let mut inner = self.lock();
+            let Some(entry) = inner.streams.remove(&sid) else {
+                return;
+            };
+            if let Some(reader) = &entry.reader {
+                reader.abort();
+            }
+            entry.budget.close();
+            debug!(
+                "stream {} (context {}) removed: {reason}",
+                entry.name, entry.remote_id
+            );
+            if inner.parent == Some(sid) {
+                inner.parent = None;
+                self.emit(RouterEvent::ParentLost {
+                    reason: reason.to_string(),
+                });
+            }
+            for ctx in entry.routed {
+                if inner.routes.get(&ctx) == Some(&sid) {
+                    inner.routes.remove(&ctx);
+                }
+                self.emit(RouterEvent::ContextLost {
+                    context: ctx,
+                    reason: reason.to_string(),
+                });
+                upward.extend(self.route_update_up(&inner, handle::DEL_ROUTE, ctx, reason));
+            }
+        }
+        for frame in upward {
+            self.route(frame, None).await;
+        }
+    }
+
+    /// Drop every stream, e.g. at shutdown: writers drain what is queued, then close.
+    pub async fn close_all(&self) {
+        let sids: Vec<StreamId> = self.lock().streams.keys().copied().collect();
+        for sid in sids {
+            self.remove_stream(sid, "router closed").await;
+        }
+    }
+}
+
+impl Inner {
+    fn stream_toward(&self, my_id: ContextId, ctx: ContextId) -> Option<StreamId> {
+        if ctx == my_id {
+            return None;
+        }
+        self.routes.get(&ctx).copied().or(self.parent)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::connection::{FrameReader, FrameWriter};
+    use crate::message::handle;
+    use crate::router::turn::TURN_BYTES;
+    use bytes::Bytes;
+    use std::time::Duration;
+
+    fn data(dst: ContextId, src: ContextId, auth: ContextId, h: Handle, reply_to: Handle) -> Frame {
+        Frame::data(
+            Header {
+                dst,
+                src,
+                auth,
+                handle: h,
+                reply_to,
+            },
+            Bytes::from_static(b"x"),
+        )
+    }
+
+    #[tokio::test]
+    async fn routes_down_up_and_locally() {
+        let r = Router::new(1, vec![0], 1 << 20);
+        let (parent, mut prx) = r.add_stream("parent", 0, StreamRole::Parent, 16).await;
+        let (child, mut crx) = r.add_stream("child", 2, StreamRole::Child, 16).await;
+        assert_eq!(prx.try_recv().unwrap().header.handle, handle::ADD_ROUTE);
+        let mut local = r.register_inbox(&[500], 4);
+
+        r.route(data(1, 0, 0, 500, 0), Some(parent)).await;
+        assert_eq!(local.try_recv().unwrap().header.handle, 500);
+        r.route(data(2, 0, 0, 7, 0), Some(parent)).await;
+        assert_eq!(crx.try_recv().unwrap().header.dst, 2);
+        r.route(data(0, 2, 2, 7, 0), Some(child)).await;
+        assert_eq!(prx.try_recv().unwrap().header.dst, 0);
+        // Unknown handle: dead reply to the sender's reply_to.
+        r.route(data(1, 2, 2, 4242, 1234), Some(child)).await;
+        let dead = crx.try_recv().unwrap();
+        assert!(dead.is_dead());
+        assert_eq!(dead.header.handle, 1234);
+        assert!(dead.dead_reason().contains("invalid handle"));
+    }
+
+    #[tokio::test]
+    async fn forged_authority_is_dropped() {
+        let r = Router::new(1, vec![0], 1 << 20);
+        let (_, mut prx) = r.add_stream("parent", 0, StreamRole::Parent, 16).await;
+        let (child, _crx) = r.add_stream("child", 2, StreamRole::Child, 16).await;
+        let announced = prx.try_recv().unwrap();
+        assert_eq!(announced.header.handle, handle::ADD_ROUTE);
+        let mut spawn = r.register_inbox(&[handle::SPAWN], 4);
+        // The child claims the host's authority: dropped.
+        r.route(data(1, 0, 0, handle::SPAWN, 0), Some(child)).await;
+        assert!(spawn.try_recv().is_err());
+        r.route(data(0, 2, 0, 9, 0), Some(child)).await;
+        assert!(prx.try_recv().is_err());
+    }
+
+    #[tokio::test]
+    async fn add_route_propagates_and_loss_is_reported() {
+        let r = Router::new(1, vec![0], 1 << 20);
+        let mut events = r.subscribe();
+        let (_, mut prx) = r.add_stream("parent", 0, StreamRole::Parent, 16).await;
+        let (child, mut crx) = r.add_stream("child", 2, StreamRole::Child, 16).await;
+        let announced = prx.try_recv().unwrap();
+        assert_eq!(
+            announced
+                .decode_cbor::<RouteUpdate>("route")
+                .unwrap()
+                .context,
+            2
+        );
+        let add = Frame::cbor(
+            Header {
+                dst: 1,
+                src: 2,
+                auth: 2,
+                handle: handle::ADD_ROUTE,
+                reply_to: 0,
+            },
+            &RouteUpdate {
+                context: 3,
+                reason: String::new(),
+            },
+        );
+        r.route(add, Some(child)).await;
+        let up = prx.try_recv().unwrap();
+        assert_eq!(up.header.handle, handle::ADD_ROUTE);
+        assert!(r.has_route(3));
+        r.route(data(3, 0, 0, 7, 0), None).await;
+        assert_eq!(crx.try_recv().unwrap().header.dst, 3);
+        r.remove_stream(child, "child died").await;
+        let mut lost: Vec<ContextId> = Vec::new();
+        while let Ok(RouterEvent::ContextLost { context, .. }) = events.try_recv() {
+            lost.push(context);
+        }
+        lost.sort();
+        assert_eq!(lost, vec![2, 3]);
+        assert!(!r.has_route(3));
+        let mut dels = 0;
+        while let Ok(f) = prx.try_recv() {
+            assert_eq!(f.header.handle, handle::DEL_ROUTE);
+            dels += 1;
+        }
+        assert_eq!(dels, 2);
+    }
+
+    #[tokio::test]
+    async fn host_without_route_answers_dead() {
+        let r = Router::new(0, vec![], 1 << 20);
+        let (h, mut rx) = r.alloc_handle();
+        r.send(Frame::data(
+            Header {
+                dst: 5,
+                src: 0,
+                auth: 0,
+                handle: 7,
+                reply_to: h,
+            },
+            Bytes::new(),
+        ))
+        .await;
+        let dead = rx.try_recv().unwrap();
+        assert!(dead.is_dead());
+        assert!(dead.dead_reason().contains("no route"));
+    }
+
+    /// A consumer that does not read makes senders wait once its queue is
+    /// full; nothing piles up, and reading lets them go on.
+    #[tokio::test]
+    async fn a_full_queue_makes_senders_wait() {
+        let r = Router::new(0, vec![], 1 << 20);
+        let (_, mut rx) = r.add_stream("slow", 2, StreamRole::Child, 3).await;
+        for _ in 0..3 {
+            tokio::time::timeout(Duration::from_secs(5), r.send(data(2, 0, 0, 7, 0)))
+                .await
+                .expect("room in the queue");
+        }
+        let r2 = r.clone();
+        let waiting = tokio::spawn(async move { r2.send(data(2, 0, 0, 7, 0)).await });
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(!waiting.is_finished(), "the fourth frame waits for room");
+        rx.recv().await.unwrap();
+        tokio::time::timeout(Duration::from_secs(5), waiting)
+            .await
+            .expect("a read makes room")
+            .unwrap();
+    }
+
+    /// Bulk senders wait once a stream's queue holds its budget; they go on
+    /// as the writer drains it, and a stream's removal releases them.
+    #[tokio::test]
+    async fn paced_senders_wait_for_the_write_queue() {
+        let r = Router::new(1, vec![0], 1 << 20);
+        // Nobody reads the far end yet: the writer stalls after 4 KiB.
+        let (near, far) = tokio::io::duplex(4096);
+        let sid = r
+            .attach_writer("child", 2, StreamRole::Child, FrameWriter::new(near))
+            .await;
+        let chunk = STREAM_QUEUE_BUDGET / 4;
+        let frame = move || {
+            let mut f = data(2, 1, 1, handle::SESSION_STDIN, 0);
+            f.payload = Bytes::from(vec![1u8; chunk]);
+            f
+        };
+        for _ in 0..4 {
+            tokio::time::timeout(Duration::from_secs(5), r.send_paced(frame()))
+                .await
+                .expect("within the budget a paced send does not wait");
+        }
+        let r2 = r.clone();
+        let waiting = tokio::spawn(async move { r2.send_paced(frame()).await });
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert!(!waiting.is_finished(), "a fifth quarter must wait");
+        // Draining the stream lets it through.
+        let mut reader = FrameReader::new(far, 1 << 20);
+        for _ in 0..5 {
+            let f = reader.read_frame().await.unwrap().unwrap();
+            assert_eq!(f.payload.len(), chunk);
+        }
+        tokio::time::timeout(Duration::from_secs(5), waiting)
+            .await
+            .unwrap()
+            .unwrap();
+        // With the reader stalled again, removing the stream frees waiters.
+        for _ in 0..4 {
+            r.send_paced(frame()).await;
+        }
+        let r3 = r.clone();
+        let blocked = tokio::spawn(async move { r3.send_paced(frame()).await });
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        r.remove_stream(sid, "test").await;
+        tokio::time::timeout(Duration::from_secs(5), blocked)
+            .await
+            .expect("removal releases paced senders")
+            .unwrap();
+    }
+
+    /// Turns at a stream are exclusive, granted in order, and given back by
+    /// dropping them; there is no turn toward a context nothing leads to.
+    #[tokio::test]
+    async fn turns_are_exclusive_and_in_order() {
+        let r = Router::new(1, vec![0], 1 << 20);
+        let (_, _rx) = r.add_stream("child", 2, StreamRole::Child, 16).await;
+        assert!(r.take_turn(9).await.is_none(), "no stream leads to 9");
+        let mut first = r.take_turn(2).await.expect("a turn");
+        assert!(first.spend(TURN_BYTES - 1));
+        assert!(!first.spend(1), "a turn is worth TURN_BYTES");
+        let (order_tx, mut order) = mpsc::channel(4);
+        for n in [1, 2] {
+            let (r, order_tx) = (r.clone(), order_tx.clone());
+            tokio::spawn(async move {
+                let _turn = r.take_turn(2).await;
+                order_tx.send(n).await.unwrap();
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            });
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert!(
+            order.try_recv().is_err(),
+            "nobody goes while the turn is held"
+        );
+        drop(first);
+        assert_eq!(order.recv().await, Some(1));
+        assert_eq!(order.recv().await, Some(2));
+    }
+}
