@@ -40,9 +40,7 @@ fn stub(dir: &Path) -> String {
 
 #[test]
 fn rsync_argv() {
-    if !require("rsync") {
-        return;
-    }
+    require("rsync");
     let dir = tempfile::tempdir().unwrap();
     let ssh = stub(dir.path());
     let mut cmd = Command::new("rsync");
@@ -72,9 +70,7 @@ fn rsync_argv() {
 
 #[test]
 fn scp_argv_both_modes() {
-    if !require("scp") {
-        return;
-    }
+    require("scp");
     let dir = tempfile::tempdir().unwrap();
     let ssh = stub(dir.path());
     let mut cmd = Command::new("scp");
@@ -108,9 +104,7 @@ fn scp_argv_both_modes() {
 
 #[test]
 fn sftp_argv() {
-    if !require("sftp") {
-        return;
-    }
+    require("sftp");
     let dir = tempfile::tempdir().unwrap();
     let ssh = stub(dir.path());
     let mut cmd = Command::new("sftp");
@@ -130,9 +124,7 @@ fn sftp_argv() {
 
 #[test]
 fn git_argv() {
-    if !require("git") {
-        return;
-    }
+    require("git");
     let dir = tempfile::tempdir().unwrap();
     let ssh = stub(dir.path());
     let mut cmd = Command::new("git");

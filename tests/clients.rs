@@ -14,9 +14,7 @@ fn local(args: &[&str]) -> Outcome {
 
 #[test]
 fn scp_both_protocols_with_spaces_in_paths() {
-    if !require("scp") {
-        return;
-    }
+    require("scp");
     let tmp = tempfile::tempdir().unwrap();
     let src = tmp.path().join("source file");
     write_random_file(&src, 3 << 20, 5);
@@ -56,9 +54,7 @@ fn scp_both_protocols_with_spaces_in_paths() {
 
 #[test]
 fn scp_dash_3_between_two_mapped_hosts() {
-    if !require("scp") {
-        return;
-    }
+    require("scp");
     let tmp = tempfile::tempdir().unwrap();
     let src = tmp.path().join("a.bin");
     write_random_file(&src, 1 << 20, 9);
@@ -80,9 +76,7 @@ fn scp_dash_3_between_two_mapped_hosts() {
 
 #[test]
 fn sftp_batch_with_every_common_command() {
-    if !require("sftp") {
-        return;
-    }
+    require("sftp");
     let tmp = tempfile::tempdir().unwrap();
     let d = tmp.path().display().to_string();
     std::fs::write(tmp.path().join("local.txt"), "hello sftp\n").unwrap();
@@ -111,9 +105,7 @@ fn sftp_batch_with_every_common_command() {
 
 #[test]
 fn git_clone_push_fetch_with_protocol_v2() {
-    if !require("git") {
-        return;
-    }
+    require("git");
     let tmp = tempfile::tempdir().unwrap();
     let repo = tmp.path().join("it's repo.git");
     let st = std::process::Command::new("git")
@@ -151,9 +143,8 @@ cd "{again}" && git fetch -q && git log --format=%s"#,
 
 #[test]
 fn make_j8_with_recipes_that_call_ssh_and_scp() {
-    if !require("make") || !require("scp") {
-        return;
-    }
+    require("make");
+    require("scp");
     let tmp = tempfile::tempdir().unwrap();
     let d = tmp.path().display().to_string();
     let mut makefile = String::from("all:");
@@ -183,9 +174,7 @@ fn make_j8_with_recipes_that_call_ssh_and_scp() {
 
 #[test]
 fn sigint_to_the_shim_reaches_the_remote_command() {
-    if !require("pgrep") {
-        return;
-    }
+    require("pgrep");
     let marker = 20000 + std::process::id() % 10000;
     let script = format!(
         "ssh h 'trap \"echo got-int; exit 3\" INT; sleep {marker} & wait' & pid=$!; \
@@ -218,9 +207,7 @@ fn version_and_quiet_flags() {
 
 #[test]
 fn tty_sessions_through_a_real_terminal() {
-    if !require("script") {
-        return;
-    }
+    require("script");
     // `script` gives the wrapped command a terminal, as a user's shell would.
     // Its stdin stays open while the command runs, as at a real terminal
     // (a closed stdin makes `script` send EOF into the session early).

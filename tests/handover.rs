@@ -12,11 +12,9 @@ use common::*;
 /// `mitogen-fakessh --to local -- python3 -c SCRIPT`, after checking python.
 /// The scripts pass `close_fds=False`, so their shims use the inherited
 /// control socket (the fallback socket has its own test in local_sessions).
-fn local_py(script: &str) -> Option<Outcome> {
-    if !require("python3") {
-        return None;
-    }
-    Some(fakessh(&["--to", "local", "--", "python3", "-c", script]))
+fn local_py(script: &str) -> Outcome {
+    require("python3");
+    fakessh(&["--to", "local", "--", "python3", "-c", script])
 }
 
 #[test]
@@ -82,7 +80,7 @@ data = os.read(r2, 100)
 p.wait()
 print("after", os.get_blocking(r), data, p.returncode)
 "#;
-    let Some(out) = local_py(script) else { return };
+    let out = local_py(script);
     out.expect_code(0);
     assert_eq!(
         out.stdout_text(),
@@ -113,7 +111,7 @@ for run in range(60):
             lost += 1
 print("lost", lost)
 "#;
-    let Some(out) = local_py(script) else { return };
+    let out = local_py(script);
     out.expect_code(0);
     assert_eq!(out.stdout_text(), "lost 0\n", "{}", out.stderr_text());
 }
@@ -149,7 +147,7 @@ except subprocess.TimeoutExpired:
     print("feeder still blocked")
     feed.kill()
 "#;
-    let Some(out) = local_py(script) else { return };
+    let out = local_py(script);
     out.expect_code(0);
     assert_eq!(
         out.stdout_text(),

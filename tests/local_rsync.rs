@@ -7,9 +7,7 @@ use common::*;
 
 #[test]
 fn rsync_push_is_byte_identical_and_delete_works() {
-    if !require("rsync") {
-        return;
-    }
+    require("rsync");
     let tmp = tempfile::tempdir().unwrap();
     let src = tmp.path().join("src");
     // The destination path itself goes through the remote shell.
@@ -36,9 +34,7 @@ fn rsync_push_is_byte_identical_and_delete_works() {
 
 #[test]
 fn rsync_pull_is_byte_identical() {
-    if !require("rsync") {
-        return;
-    }
+    require("rsync");
     let tmp = tempfile::tempdir().unwrap();
     let src = tmp.path().join("remote src");
     let dst = tmp.path().join("dst");
@@ -51,9 +47,7 @@ fn rsync_pull_is_byte_identical() {
 
 #[test]
 fn rsync_reports_remote_errors_with_its_own_exit_code() {
-    if !require("rsync") {
-        return;
-    }
+    require("rsync");
     let tmp = tempfile::tempdir().unwrap();
     let src = format!("anyhost:{}/does-not-exist/", tmp.path().display());
     let out = fakessh(&[
@@ -76,9 +70,7 @@ fn rsync_reports_remote_errors_with_its_own_exit_code() {
 
 #[test]
 fn rsync_exit_12_gets_a_hint() {
-    if !require("rsync") {
-        return;
-    }
+    require("rsync");
     let tmp = tempfile::tempdir().unwrap();
     let dst = format!("h:{}/x/", tmp.path().display());
     let out = fakessh(&[

@@ -7,18 +7,11 @@ use std::os::unix::fs::MetadataExt;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::sshd::{Sshd, sshd_available};
+use common::sshd::{Sshd, require_sshd};
 use common::*;
 
 const DEPLOY_PASSWORD: &str = "deploy-pw-4711";
 const SU_PASSWORD: &str = "su-pw-0815";
-
-/// The test accounts exist (created by .ci/accounts.sh as root).
-fn accounts_available() -> bool {
-    ["mfs-deploy", "mfs-webapp", "mfs-su"]
-        .iter()
-        .all(|u| require_account(u))
-}
 
 fn uid_of(user: &str) -> u32 {
     let out = Command::new("id").args(["-u", user]).output().unwrap();
@@ -56,15 +49,13 @@ fn deploy_sshd() -> Sshd {
 }
 
 #[test]
+#[ignore = "needs root, sshd and the test accounts (run ./tests/run)"]
 fn requiretty_defeats_openssh_but_not_us() {
-    if !sshd_available()
-        || !accounts_available()
-        || !require("rsync")
-        || !require("scp")
-        || !require("sftp")
-    {
-        return;
-    }
+    require_sshd();
+    require_accounts();
+    require("rsync");
+    require("scp");
+    require("sftp");
     let sshd = deploy_sshd();
     let tmp = tempfile::tempdir().unwrap();
     let src = tmp.path().join("src");
@@ -148,10 +139,11 @@ fn requiretty_defeats_openssh_but_not_us() {
 }
 
 #[test]
+#[ignore = "needs root, sshd and the test accounts (run ./tests/run)"]
 fn non_root_target_owns_what_it_writes() {
-    if !sshd_available() || !accounts_available() || !require("rsync") {
-        return;
-    }
+    require_sshd();
+    require_accounts();
+    require("rsync");
     let sshd = deploy_sshd();
     let tmp = tempfile::tempdir().unwrap();
     let src = tmp.path().join("src");
@@ -181,10 +173,9 @@ fn non_root_target_owns_what_it_writes() {
 }
 
 #[test]
+#[ignore = "needs root and the test accounts (run ./tests/run)"]
 fn local_sudo_needs_no_sshd() {
-    if !accounts_available() {
-        return;
-    }
+    require_accounts();
     let out = fakessh(&[
         "--to",
         "local,sudo:mfs-webapp",
@@ -198,10 +189,9 @@ fn local_sudo_needs_no_sshd() {
 }
 
 #[test]
+#[ignore = "needs root and the test accounts (run ./tests/run)"]
 fn su_with_a_password() {
-    if !accounts_available() {
-        return;
-    }
+    require_accounts();
     let tmp = tempfile::tempdir().unwrap();
     let pw = password_file(tmp.path(), SU_PASSWORD);
     let out = fakessh(&[
@@ -236,10 +226,10 @@ fn su_with_a_password() {
 }
 
 #[test]
+#[ignore = "needs root and the test accounts (run ./tests/run)"]
 fn doas_with_a_password() {
-    if !accounts_available() || !require("doas") {
-        return;
-    }
+    require_accounts();
+    require("doas");
     let tmp = tempfile::tempdir().unwrap();
     let pw = password_file(tmp.path(), DEPLOY_PASSWORD);
     let out = fakessh(&[
@@ -257,10 +247,10 @@ fn doas_with_a_password() {
 }
 
 #[test]
+#[ignore = "needs root, sshd and the test accounts (run ./tests/run)"]
 fn wrong_or_missing_password_fails_fast_and_clearly() {
-    if !sshd_available() || !accounts_available() {
-        return;
-    }
+    require_sshd();
+    require_accounts();
     let sshd = deploy_sshd();
     let tmp = tempfile::tempdir().unwrap();
     let bad = password_file(tmp.path(), "definitely-wrong");
@@ -291,9 +281,7 @@ fn wrong_or_missing_password_fails_fast_and_clearly() {
     );
 
     // No password file and no terminal (setsid detaches it): a clear message.
-    if !require("setsid") {
-        return;
-    }
+    require("setsid");
     let mut cmd = Command::new("setsid");
     cmd.args([
         "-w",
@@ -321,10 +309,10 @@ fn wrong_or_missing_password_fails_fast_and_clearly() {
 }
 
 #[test]
+#[ignore = "needs root, sshd and the test accounts (run ./tests/run)"]
 fn the_password_never_leaks() {
-    if !sshd_available() || !accounts_available() {
-        return;
-    }
+    require_sshd();
+    require_accounts();
     let sshd = deploy_sshd();
     let tmp = tempfile::tempdir().unwrap();
     let pw = password_file(tmp.path(), DEPLOY_PASSWORD);

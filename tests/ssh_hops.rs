@@ -7,7 +7,7 @@ mod common;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::sshd::{Sshd, sshd_available};
+use common::sshd::{Sshd, require_sshd};
 use common::*;
 
 fn to_target(sshd: &Sshd, script: &str) -> Outcome {
@@ -49,10 +49,10 @@ fn verbose_ssh_via_target(sshd: &Sshd, command: &str) -> Outcome {
 }
 
 #[test]
+#[ignore = "needs root and sshd (run ./tests/run)"]
 fn rsync_push_and_pull_through_ssh() {
-    if !sshd_available() || !require("rsync") {
-        return;
-    }
+    require_sshd();
+    require("rsync");
     let sshd = Sshd::start();
     let tmp = tempfile::tempdir().unwrap();
     let src = tmp.path().join("src");
@@ -90,10 +90,9 @@ fn rsync_push_and_pull_through_ssh() {
 }
 
 #[test]
+#[ignore = "needs root and sshd (run ./tests/run)"]
 fn fifty_sessions_share_one_ssh_connection() {
-    if !sshd_available() {
-        return;
-    }
+    require_sshd();
     let sshd = Sshd::start();
     let out = to_target(
         &sshd,
@@ -104,10 +103,10 @@ fn fifty_sessions_share_one_ssh_connection() {
 }
 
 #[test]
+#[ignore = "needs root and sshd (run ./tests/run)"]
 fn on_demand_mode_connects_hostnames_from_the_ssh_config() {
-    if !sshd_available() || !require("rsync") {
-        return;
-    }
+    require_sshd();
+    require("rsync");
     let sshd = Sshd::start();
     let tmp = tempfile::tempdir().unwrap();
     let src = tmp.path().join("src");
@@ -137,10 +136,9 @@ fn on_demand_mode_connects_hostnames_from_the_ssh_config() {
 }
 
 #[test]
+#[ignore = "needs root and sshd (run ./tests/run)"]
 fn agent_is_cached_and_a_corrupt_cache_entry_is_replaced() {
-    if !sshd_available() {
-        return;
-    }
+    require_sshd();
     let sshd = Sshd::start();
     let run = || verbose_ssh_via_target(&sshd, "echo ok");
     let first = run();
@@ -191,10 +189,9 @@ fn agent_is_cached_and_a_corrupt_cache_entry_is_replaced() {
 }
 
 #[test]
+#[ignore = "needs root and sshd (run ./tests/run)"]
 fn unknown_host_key_is_refused_and_known_hosts_untouched() {
-    if !sshd_available() {
-        return;
-    }
+    require_sshd();
     let sshd = Sshd::start();
     std::fs::write(sshd.path("known_hosts"), "").unwrap();
     let out = to_target(&sshd, "ssh h true");
@@ -214,10 +211,10 @@ fn unknown_host_key_is_refused_and_known_hosts_untouched() {
 /// (`ssh-keygen -H`), a wildcard pattern, and an entry of an older key type
 /// only, which the server must then be asked for.
 #[test]
+#[ignore = "needs root and sshd (run ./tests/run)"]
 fn known_hosts_hashed_wildcard_and_older_key_types() {
-    if !sshd_available() || !require("ssh-keygen") {
-        return;
-    }
+    require_sshd();
+    require("ssh-keygen");
     let keys = tempfile::tempdir().unwrap();
     let rsa = keys.path().join("rsa_host_key");
     keygen(&[
@@ -258,10 +255,9 @@ fn known_hosts_hashed_wildcard_and_older_key_types() {
 }
 
 #[test]
+#[ignore = "needs root and sshd (run ./tests/run)"]
 fn accept_new_learns_the_host_key() {
-    if !sshd_available() {
-        return;
-    }
+    require_sshd();
     let sshd = Sshd::start();
     std::fs::write(sshd.path("known_hosts"), "").unwrap();
     std::fs::write(
@@ -291,10 +287,9 @@ fn accept_new_learns_the_host_key() {
 }
 
 #[test]
+#[ignore = "needs root and sshd (run ./tests/run)"]
 fn changed_host_key_is_refused() {
-    if !sshd_available() {
-        return;
-    }
+    require_sshd();
     let sshd = Sshd::start();
     let other = tempfile::tempdir().unwrap();
     let st = Command::new("ssh-keygen")
@@ -326,10 +321,9 @@ fn changed_host_key_is_refused() {
 }
 
 #[test]
+#[ignore = "needs root and sshd (run ./tests/run)"]
 fn authentication_failure_names_the_hop() {
-    if !sshd_available() {
-        return;
-    }
+    require_sshd();
     let sshd = Sshd::start();
     let other = tempfile::tempdir().unwrap();
     let key = other.path().join("not_authorized");
@@ -380,10 +374,9 @@ fn refused_connection_names_the_hop() {
 }
 
 #[test]
+#[ignore = "needs root and sshd (run ./tests/run)"]
 fn second_ssh_hop_goes_through_the_first_agent() {
-    if !sshd_available() {
-        return;
-    }
+    require_sshd();
     let sshd = Sshd::start();
     let out = fakessh(&[
         "--ssh-config",
@@ -419,10 +412,10 @@ fn pgrep(pattern: &str) -> bool {
 }
 
 #[test]
+#[ignore = "needs root and sshd (run ./tests/run)"]
 fn killing_the_host_ends_remote_agents_and_commands() {
-    if !sshd_available() || !require("pgrep") {
-        return;
-    }
+    require_sshd();
+    require("pgrep");
     let sshd = Sshd::start();
     let marker = 40000 + (std::process::id() % 20000);
     let host = Command::new(bin())
@@ -472,10 +465,9 @@ fn killing_the_host_ends_remote_agents_and_commands() {
 /// More than 1 GiB through one ssh connection: russh re-keys after 1 GiB by
 /// default, and the session must survive it.
 #[test]
+#[ignore = "needs root and sshd (run ./tests/run)"]
 fn transfer_past_the_rekey_limit() {
-    if !sshd_available() {
-        return;
-    }
+    require_sshd();
     let sshd = Sshd::start();
     let bytes: u64 = 1200 << 20;
     let out = to_target(
@@ -494,10 +486,9 @@ fn transfer_past_the_rekey_limit() {
 }
 
 #[test]
+#[ignore = "needs root and sshd (run ./tests/run)"]
 fn hostnames_from_included_files_and_match_blocks() {
-    if !sshd_available() {
-        return;
-    }
+    require_sshd();
     let sshd = Sshd::start();
     // The alias is defined only in an included file, and its port only by a
     // `Match` on the HostName obtained so far (and on this machine's
@@ -589,10 +580,10 @@ impl Askpass {
 }
 
 #[test]
+#[ignore = "needs root, sshd and the test accounts (run ./tests/run)"]
 fn a_password_is_asked_for_when_no_key_works() {
-    if !sshd_available() || !require_account("mfs-deploy") {
-        return;
-    }
+    require_sshd();
+    require_account("mfs-deploy");
     let sshd = Sshd::start();
     // No usable key: the identity file does not exist.
     let no_key = std::path::Path::new("/nonexistent/key");
@@ -622,10 +613,10 @@ fn a_password_is_asked_for_when_no_key_works() {
 /// A server that takes passwords only through keyboard-interactive (PAM),
 /// as many do: the prompt it sends is shown and answered.
 #[test]
+#[ignore = "needs root, sshd and the test accounts (run ./tests/run)"]
 fn keyboard_interactive_prompts_are_answered() {
-    if !sshd_available() || !require_account("mfs-deploy") {
-        return;
-    }
+    require_sshd();
+    require_account("mfs-deploy");
     let sshd = Sshd::start_with(&[
         "UsePAM=yes",
         "KbdInteractiveAuthentication=yes",
@@ -643,10 +634,10 @@ fn keyboard_interactive_prompts_are_answered() {
 }
 
 #[test]
+#[ignore = "needs root and sshd (run ./tests/run)"]
 fn encrypted_key_files_ask_for_their_passphrase() {
-    if !sshd_available() || !require("ssh-keygen") {
-        return;
-    }
+    require_sshd();
+    require("ssh-keygen");
     let sshd = Sshd::start();
     let key = sshd.path("locked_key");
     let locked_with = |path: &std::path::Path, passphrase: &str| {
@@ -713,9 +704,8 @@ fn encrypted_key_files_ask_for_their_passphrase() {
     out.expect_stderr("BatchMode forbids asking");
     // Loaded into ssh-agent, the key is used from there, IdentitiesOnly
     // notwithstanding: nothing is asked.
-    if !require("ssh-agent") || !require("ssh-add") {
-        return;
-    }
+    require("ssh-agent");
+    require("ssh-add");
     let agent = TestAgent::start(sshd.path("agent.sock"), &[]);
     askpass.answer("open sesame");
     let added = Command::new("ssh-add")
@@ -756,10 +746,9 @@ fn encrypted_key_files_ask_for_their_passphrase() {
 /// here), in the middle of transfers and while the connection sits idle;
 /// russh must answer each one without losing a byte or the connection.
 #[test]
+#[ignore = "needs root and sshd (run ./tests/run)"]
 fn server_initiated_rekeys_during_transfers_and_idle_time() {
-    if !sshd_available() {
-        return;
-    }
+    require_sshd();
     let sshd = Sshd::start_with(&["RekeyLimit=1M 1s", "LogLevel=DEBUG1"]);
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");
@@ -782,10 +771,10 @@ fn server_initiated_rekeys_during_transfers_and_idle_time() {
 }
 
 #[test]
+#[ignore = "needs root and sshd (run ./tests/run)"]
 fn host_certificates_from_a_known_authority() {
-    if !sshd_available() || !require("ssh-keygen") {
-        return;
-    }
+    require_sshd();
+    require("ssh-keygen");
     let keys = Sshd::start();
     let ca = keys.path("ca");
     let host_pub = keys.path("host_key.pub");
@@ -862,10 +851,10 @@ fn host_certificates_from_a_known_authority() {
 /// options configure the connection the host opens for it, ahead of the
 /// ssh config, as they would for OpenSSH.
 #[test]
+#[ignore = "needs root and sshd (run ./tests/run)"]
 fn the_clients_ssh_options_configure_an_on_demand_connection() {
-    if !sshd_available() || !require("rsync") {
-        return;
-    }
+    require_sshd();
+    require("rsync");
     let sshd = Sshd::start();
     // The config names the host, but neither a key nor its known_hosts.
     let cfg = format!(
@@ -931,10 +920,10 @@ fn the_clients_ssh_options_configure_an_on_demand_connection() {
 }
 
 #[test]
+#[ignore = "needs root and sshd (run ./tests/run)"]
 fn proxy_command_from_the_ssh_config() {
-    if !sshd_available() || !require("ssh") {
-        return;
-    }
+    require_sshd();
+    require("ssh");
     let sshd = Sshd::start();
     // OpenSSH's own client, reading the same file, is the proxy: `-W`
     // forwards its stdin and stdout to the target's port.
@@ -981,10 +970,10 @@ fn proxy_command_from_the_ssh_config() {
 /// (TrustedUserCAKeys): offered with its `KEY-cert.pub`, as OpenSSH does,
 /// or with a certificate named by CertificateFile.
 #[test]
+#[ignore = "needs root and sshd (run ./tests/run)"]
 fn user_certificates_log_in() {
-    if !sshd_available() || !require("ssh-keygen") {
-        return;
-    }
+    require_sshd();
+    require("ssh-keygen");
     let keys = Sshd::start();
     let ca = keys.path("user_ca");
     keygen(&[
@@ -1051,9 +1040,8 @@ fn user_certificates_log_in() {
     std::fs::write(sshd.path("ssh_config"), cfg).unwrap();
     to_target(&sshd, "ssh h true").expect_code(0);
     // The certificate held by ssh-agent, with its key.
-    if !require("ssh-agent") || !require("ssh-add") {
-        return;
-    }
+    require("ssh-agent");
+    require("ssh-add");
     std::fs::copy(
         elsewhere.join("cert.pub"),
         sshd.path("certified_key-cert.pub"),
@@ -1070,10 +1058,9 @@ fn user_certificates_log_in() {
 }
 
 #[test]
+#[ignore = "needs root and sshd (run ./tests/run)"]
 fn proxy_jump_from_the_ssh_config() {
-    if !sshd_available() {
-        return;
-    }
+    require_sshd();
     let sshd = Sshd::start();
     // The jump host is the same sshd under another name; the target is only
     // named through it (direct-tcpip), like OpenSSH's -J.
@@ -1165,10 +1152,11 @@ fn config_without_key_files(sshd: &Sshd) -> String {
 }
 
 #[test]
+#[ignore = "needs root and sshd (run ./tests/run)"]
 fn ssh_agent_authentication() {
-    if !sshd_available() || !require("ssh-agent") || !require("ssh-add") {
-        return;
-    }
+    require_sshd();
+    require("ssh-agent");
+    require("ssh-add");
     let sshd = Sshd::start();
     let agent = TestAgent::start(sshd.path("agent.sock"), &[&sshd.path("user_key")]);
     std::fs::write(sshd.path("ssh_config"), config_without_key_files(&sshd)).unwrap();
@@ -1178,10 +1166,9 @@ fn ssh_agent_authentication() {
 }
 
 #[test]
+#[ignore = "needs root and sshd (run ./tests/run)"]
 fn silent_link_loss_is_noticed_within_the_keepalive_bound() {
-    if !sshd_available() {
-        return;
-    }
+    require_sshd();
     let sshd = Sshd::start();
     let proxy = common::proxy::PausableProxy::start(sshd.port);
     let key_line = sshd

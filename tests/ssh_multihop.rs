@@ -8,7 +8,7 @@ mod common;
 
 use std::process::Command;
 
-use common::sshd::{Sshd, sshd_available};
+use common::sshd::{Sshd, require_sshd};
 use common::*;
 
 struct Topology {
@@ -161,10 +161,11 @@ impl Drop for Topology {
 }
 
 #[test]
+#[ignore = "needs root, sshd and network namespaces (run ./tests/run)"]
 fn bastion_reaches_a_target_the_host_cannot() {
-    if !sshd_available() || !require("ip") || !require("rsync") {
-        return;
-    }
+    require_sshd();
+    require("ip");
+    require("rsync");
     let topo = Topology::create();
     let bastion = Sshd::start_in(Some(&topo.bastion_ns), &topo.bastion_ip, 22, None);
     let target = Sshd::start_in(Some(&topo.target_ns), &topo.target_ip, 22, Some(&bastion));

@@ -15,36 +15,43 @@ pub fn bin() -> &'static str {
     env!("CARGO_BIN_EXE_mitogen-fakessh")
 }
 
-/// Whether `tool` is on PATH. Under CI=true a missing tool fails the test;
-/// elsewhere the test is skipped with a loud message.
-pub fn require(tool: &str) -> bool {
-    if which(tool).is_some() {
-        return true;
-    }
-    if std::env::var("CI").is_ok_and(|v| v == "true") {
-        panic!("required tool `{tool}` is missing (CI=true): .ci/run must install it");
-    }
-    eprintln!("\n!!!! SKIPPING: `{tool}` is not installed; install it to run this test !!!!\n");
-    false
+/// `tool` must be on PATH: a test never passes without the program it runs.
+/// `./tests/run` installs every tool the tests use.
+pub fn require(tool: &str) {
+    assert!(
+        which(tool).is_some(),
+        "this test runs `{tool}`, which is not installed: run ./tests/run (as root), which installs it"
+    );
 }
 
-/// Whether local account `user` exists and we are root (to use it). Under
-/// CI=true a missing account fails the test (.ci/accounts.sh creates them);
-/// elsewhere the test is skipped with a loud message.
-pub fn require_account(user: &str) -> bool {
+/// We must be root (the tests that need it are `#[ignore]`d, so plain
+/// `cargo test` does not run them; `./tests/run` does, as root).
+pub fn require_root() {
+    assert!(
+        sshd::is_root(),
+        "this test needs root: run ./tests/run as root"
+    );
+}
+
+/// Local account `user` must exist (`.ci/accounts.sh` creates the test
+/// accounts), and we must be root to use it.
+pub fn require_account(user: &str) {
+    require_root();
     let exists = Command::new("id")
         .arg(user)
         .output()
-        .map(|o| o.status.success())
-        .unwrap_or(false);
-    if exists && sshd::is_root() {
-        return true;
+        .is_ok_and(|o| o.status.success());
+    assert!(
+        exists,
+        "account {user} is missing: run ./tests/run as root (it runs .ci/accounts.sh)"
+    );
+}
+
+/// The accounts of `.ci/accounts.sh`.
+pub fn require_accounts() {
+    for user in ["mfs-deploy", "mfs-webapp", "mfs-su"] {
+        require_account(user);
     }
-    if std::env::var("CI").is_ok_and(|v| v == "true") {
-        panic!("account {user} missing or not root (CI=true): .ci/run must run .ci/accounts.sh");
-    }
-    eprintln!("\n!!!! SKIPPING: needs root and the {user} account (run .ci/accounts.sh) !!!!\n");
-    false
 }
 
 pub fn which(tool: &str) -> Option<PathBuf> {

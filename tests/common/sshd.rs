@@ -17,30 +17,14 @@ pub struct Sshd {
     child: Child,
 }
 
-/// Whether sshd tests can run here: sshd and ssh-keygen installed, and we
-/// are root (sshd needs it to switch users). Under CI=true a missing piece
-/// fails the test; elsewhere it skips loudly.
-pub fn sshd_available() -> bool {
-    if !require("ssh-keygen") {
-        return false;
-    }
-    if !Path::new("/usr/sbin/sshd").exists() {
-        if std::env::var("CI").is_ok_and(|v| v == "true") {
-            panic!("/usr/sbin/sshd is missing (CI=true): .ci/run must install openssh-server");
-        }
-        eprintln!(
-            "\n!!!! SKIPPING: /usr/sbin/sshd is not installed (apt-get install openssh-server) !!!!\n"
-        );
-        return false;
-    }
-    if !is_root() {
-        if std::env::var("CI").is_ok_and(|v| v == "true") {
-            panic!("sshd tests need root (CI=true)");
-        }
-        eprintln!("\n!!!! SKIPPING: sshd tests need root !!!!\n");
-        return false;
-    }
-    true
+/// sshd tests need sshd and ssh-keygen, and root (sshd switches users).
+pub fn require_sshd() {
+    require("ssh-keygen");
+    assert!(
+        Path::new("/usr/sbin/sshd").exists(),
+        "/usr/sbin/sshd is not installed: run ./tests/run as root, which installs openssh-server"
+    );
+    super::require_root();
 }
 
 pub fn is_root() -> bool {
