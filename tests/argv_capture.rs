@@ -11,6 +11,10 @@ use common::*;
 use shims::argv::parse;
 
 /// Run `cmd` (which calls `stub`), return the argv the stub recorded.
+fn os(words: &[String]) -> Vec<std::ffi::OsString> {
+    words.iter().map(std::ffi::OsString::from).collect()
+}
+
 fn capture(dir: &Path, mut cmd: Command) -> Vec<String> {
     let log = dir.join("argv");
     let _ = std::fs::remove_file(&log);
@@ -53,19 +57,22 @@ fn rsync_argv() {
         "deploy@web1:/srv/a b/",
     ]);
     let argv = capture(dir.path(), cmd);
-    let inv = parse(&argv).unwrap();
+    let inv = parse(&os(&argv)).unwrap();
     assert_eq!(inv.host, "web1");
     assert_eq!(inv.user.as_deref(), Some("deploy"));
     assert_eq!(inv.port, Some(2222));
-    assert_eq!(inv.command[0], "rsync");
-    assert_eq!(inv.command[1], "--server");
-    assert!(inv.command_string().contains("/srv/a\\ b/"), "{argv:?}");
+    assert_eq!(inv.command_words()[0], "rsync");
+    assert_eq!(inv.command_words()[1], "--server");
+    assert!(
+        String::from_utf8_lossy(&inv.command_line()).contains("/srv/a\\ b/"),
+        "{argv:?}"
+    );
 
     let mut cmd = Command::new("rsync");
     cmd.args(["-a", "-e", &ssh, "host:/src/", "/tmp/never"]);
-    let inv = parse(&capture(dir.path(), cmd)).unwrap();
+    let inv = parse(&os(&capture(dir.path(), cmd))).unwrap();
     assert_eq!(inv.host, "host");
-    assert!(inv.command.contains(&"--sender".to_string()));
+    assert!(inv.command_words().contains(&"--sender".to_string()));
 }
 
 #[test]
@@ -84,9 +91,9 @@ fn scp_argv_both_modes() {
         "bob@[::1]:/tmp/x",
     ]);
     let argv = capture(dir.path(), cmd);
-    let inv = parse(&argv).unwrap();
+    let inv = parse(&os(&argv)).unwrap();
     assert!(inv.subsystem, "{argv:?}");
-    assert_eq!(inv.command, vec!["sftp"]);
+    assert_eq!(inv.command_words(), vec!["sftp"]);
     assert_eq!(
         (inv.host.as_str(), inv.user.as_deref(), inv.port),
         ("::1", Some("bob"), Some(2022))
@@ -97,9 +104,13 @@ fn scp_argv_both_modes() {
     let mut cmd = Command::new("scp");
     cmd.args(["-O", "-S", &ssh, "/etc/hostname", "h:/srv/a b$x"]);
     let argv = capture(dir.path(), cmd);
-    let inv = parse(&argv).unwrap();
+    let inv = parse(&os(&argv)).unwrap();
     assert!(!inv.subsystem);
-    assert_eq!(inv.command_string(), "scp -t /srv/a b$x", "{argv:?}");
+    assert_eq!(
+        String::from_utf8_lossy(&inv.command_line()),
+        "scp -t /srv/a b$x",
+        "{argv:?}"
+    );
 }
 
 #[test]
@@ -110,7 +121,7 @@ fn sftp_argv() {
     let mut cmd = Command::new("sftp");
     cmd.args(["-S", &ssh, "-P", "2200", "-b", "/dev/null", "alice@files"]);
     let argv = capture(dir.path(), cmd);
-    let inv = parse(&argv).unwrap();
+    let inv = parse(&os(&argv)).unwrap();
     assert!(
         argv.iter().any(|a| a.contains(' ')),
         "sftp passes -oKey value words: {argv:?}"
@@ -132,7 +143,7 @@ fn git_argv() {
         .env("GIT_SSH_COMMAND", &ssh)
         .env("GIT_SSH_VARIANT", "ssh");
     let argv = capture(dir.path(), cmd);
-    let inv = parse(&argv).unwrap();
+    let inv = parse(&os(&argv)).unwrap();
     assert_eq!(
         (inv.host.as_str(), inv.user.as_deref(), inv.port),
         ("forge", Some("git"), Some(2222))
@@ -140,7 +151,7 @@ fn git_argv() {
     assert_eq!(inv.option("SendEnv"), Some("GIT_PROTOCOL"));
     assert_eq!(inv.command.len(), 1);
     assert!(
-        inv.command[0].starts_with("git-upload-pack '/srv/it"),
+        inv.command_words()[0].starts_with("git-upload-pack '/srv/it"),
         "{argv:?}"
     );
 }

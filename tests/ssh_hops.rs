@@ -916,7 +916,11 @@ fn the_clients_ssh_options_configure_an_on_demand_connection() {
     assert_eq!(out.stdout_text(), "named-by-F\n");
     assert_eq!(sshd.accepted(), logins + 2, "{}", sshd.log());
     let out = fakessh(&["ssh", "-F", "/nonexistent/config", "x", "true"]);
-    out.expect_error(255, "ssh -F /nonexistent/config: no such file");
+    // The shim reads the file itself now, and says what OpenSSH says.
+    out.expect_error(
+        255,
+        "Can't open user config file /nonexistent/config: No such file or directory",
+    );
 }
 
 #[test]
@@ -1117,8 +1121,7 @@ impl TestAgent {
         agent
     }
 
-    /// `--to ssh:target -- ssh h COMMAND` with this agent, and a HOME where
-    /// the default key names do not exist.
+    /// `--to ssh:target -- ssh h COMMAND` with this agent (and only it).
     fn run(&self, sshd: &Sshd, command: &str) -> Outcome {
         let mut cmd = Command::new(bin());
         cmd.args([
@@ -1129,8 +1132,7 @@ impl TestAgent {
             "--",
         ])
         .args(["ssh", "h", command])
-        .env("SSH_AUTH_SOCK", &self.sock)
-        .env("HOME", sshd.path("."));
+        .env("SSH_AUTH_SOCK", &self.sock);
         run_with(cmd, b"", Duration::from_secs(60))
     }
 }
@@ -1142,12 +1144,13 @@ impl Drop for TestAgent {
     }
 }
 
-/// The "target" config block without its IdentityFile: only an agent can
-/// log in.
+/// The "target" config block with an IdentityFile that does not exist
+/// (so the default key files are not tried either): only an agent can log
+/// in.
 fn config_without_key_files(sshd: &Sshd) -> String {
     sshd.config_block("target", "").replace(
         &format!("  IdentityFile {}\n", sshd.path("user_key").display()),
-        "",
+        &format!("  IdentityFile {}\n", sshd.path("no_such_key").display()),
     )
 }
 

@@ -21,6 +21,10 @@ Chains:
   CHAIN := HOP[,HOP]...
   HOP   := local | ssh:[USER@]HOST[:PORT] | sudo[:USER] | su[:USER] | doas[:USER]
 
+Environment:
+  MITOGEN_FAKESSH_LOG   a RUST_LOG-style filter (e.g. debug, mitogen_fakessh=trace) that
+                        overrides -v and -q; an invalid one is warned about and ignored
+
 Exit status: the command's; 255 when mitogen-fakessh fails before the command ran.
 Shell completions: mitogen-fakessh completions bash|zsh|fish";
 
@@ -78,8 +82,8 @@ pub struct Cli {
         value_name = "COMMAND",
         required = true,
         trailing_var_arg = true,
-        allow_hyphen_values = true,
-        num_args = 1..
+        num_args = 1..,
+        value_hint = clap::ValueHint::CommandWithArguments
     )]
     pub command: Vec<OsString>,
 }

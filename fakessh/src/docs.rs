@@ -75,12 +75,21 @@ Read for \fBssh:\fR hops (\fB\-\-ssh\-config\fR replaces both, like
 block) and \fBMatch\fR with \fBall\fR, \fBcanonical\fR, \fBfinal\fR,
 \fBexec\fR, \fBhost\fR, \fBoriginalhost\fR, \fBuser\fR, \fBlocaluser\fR,
 \fBtagged\fR and \fBlocalnetwork\fR (other criteria are warned about and
-their block is not applied). Keywords used: HostName (with %h), User, Port, IdentityFile
+their block is not applied). Lines are split as OpenSSH 9.x splits them
+(both kinds of quotes, backslash escapes, \fB#\fR comments); a keyword OpenSSH
+does not know is an error unless \fBIgnoreUnknown\fR names it; the \fB%\fR
+tokens (%%, %C, %d, %h, %i, %j, %k, %L, %l, %n, %p, %r, %u, each where
+OpenSSH takes it) and \fB${VAR}\fR (in file names) are expanded. The \fBssh\fR
+shim reads the same files (or its own \fB\-F\fR) for \fBSendEnv\fR,
+\fBSetEnv\fR, \fBRemoteCommand\fR, \fBRequestTTY\fR and \fBssh \-G\fR.
+Keywords used: HostName, User, Port, IdentityFile
 (with its KEY\-cert.pub, if any), CertificateFile, IdentitiesOnly, UserKnownHostsFile, GlobalKnownHostsFile,
-StrictHostKeyChecking, ProxyJump, ProxyCommand (the first of the two wins;
+StrictHostKeyChecking, HashKnownHosts, ProxyJump, ProxyCommand (the first of the two wins;
 for the first ssh hop of a chain), ConnectTimeout (also bounds the key
 exchange), ServerAliveInterval, ServerAliveCountMax, BatchMode,
-NumberOfPasswordPrompts, Tag.
+NumberOfPasswordPrompts, Tag, IgnoreUnknown, SendEnv, SetEnv, RemoteCommand,
+RequestTTY. Accepted (in files and as \fB\-o\fR) without effect:
+@IGNORED@.
 .TP
 \fB~/.ssh/known_hosts\fR, \fB/etc/ssh/ssh_known_hosts\fR
 Host keys (or UserKnownHostsFile, GlobalKnownHostsFile). \fB@cert\-authority\fR
@@ -88,7 +97,10 @@ lines make host certificates signed by that CA trusted for the names they
 match; \fB@revoked\fR keys are refused.
 .TP
 \fB${TMPDIR:\-/tmp}/mitogen\-fakessh.*/\fR
-The shim directory (mode 0700), removed when COMMAND exits.
+The shim directory (mode 0755, so a descendant of COMMAND that changed user
+can still run the shims; the host refuses its sessions), with the fallback
+socket in its mode 0700 \fBprivate/\fR subdirectory; removed when COMMAND
+exits.
 .TP
 \fB${XDG_CACHE_HOME:\-$HOME/.cache}/mitogen\-fakessh/\fR
 On remote hosts: the cached agent binary, named by its SHA\-256.
@@ -113,7 +125,9 @@ pub fn man_page() -> String {
         .and_then(|_| man.render_description_section(&mut out))
         .and_then(|_| man.render_options_section(&mut out))
         .and_then(|_| {
-            out.extend_from_slice(EXTRA_SECTIONS.as_bytes());
+            let ignored: Vec<&str> = ssh_config::keywords::ignored().collect();
+            let extra = EXTRA_SECTIONS.replace("@IGNORED@", &ignored.join(", "));
+            out.extend_from_slice(extra.as_bytes());
             man.render_version_section(&mut out)
         });
     rendered.expect("rendering into a Vec cannot fail");

@@ -54,10 +54,18 @@ pub fn init(level: u8, context: Option<&str>) {
         3 => "debug",
         _ => "trace",
     };
-    let filter = std::env::var(LOG_ENV)
-        .ok()
-        .and_then(|f| EnvFilter::try_new(f).ok())
-        .unwrap_or_else(|| EnvFilter::new(default));
+    let filter = match std::env::var(LOG_ENV) {
+        Ok(text) => EnvFilter::try_new(&text).unwrap_or_else(|e| {
+            // The host says so once; its local agents inherit the variable.
+            if context.is_none() {
+                stderr_line(&format!(
+                    "mitogen-fakessh: warning: {LOG_ENV}={text:?} is not a valid filter ({e}); using the -v/-q level"
+                ));
+            }
+            EnvFilter::new(default)
+        }),
+        Err(_) => EnvFilter::new(default),
+    };
     let prefix = match context {
         None => "mitogen-fakessh".to_string(),
         Some(name) => format!("mitogen-fakessh[{name}]"),

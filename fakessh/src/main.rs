@@ -37,11 +37,9 @@ fn run(args: Vec<OsString>) -> i32 {
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
     match argv0.as_str() {
-        "ssh" | "scp" | "sftp" => match roles::utf8_args(&argv0, &args[1..]) {
-            Ok(rest) if argv0 == "ssh" => shims::run_ssh(&rest),
-            Ok(rest) => shims::wrap::exec_with_our_ssh(&argv0, &rest),
-            Err(code) => code,
-        },
+        // Arguments stay bytes: a file name need not be UTF-8.
+        "ssh" => shims::run_ssh(&args[1..]),
+        "scp" | "sftp" => shims::wrap::exec_with_our_ssh(&argv0, &args[1..]),
         _ if args.get(1).is_some_and(|a| a == roles::AGENT_ARG) => agent::main(),
         // The man page, for packagers: `mitogen-fakessh __man > mitogen-fakessh.1`.
         _ if args.len() == 2 && args[1] == "__man" => {
@@ -54,7 +52,7 @@ fn run(args: Vec<OsString>) -> i32 {
                 Ok(()) => 0,
                 Err(e) => {
                     logging::stderr_line(&format!("mitogen-fakessh: {e}"));
-                    2
+                    255
                 }
             }
         }

@@ -1,8 +1,6 @@
 //! What the roles of this one executable share: the argument that selects
-//! agent mode, the runtime of the host and the agents, and the shims'
-//! rule for arguments. `main` picks the role.
-
-use std::ffi::OsString;
+//! agent mode, and the runtime of the host and the agents. `main` picks the
+//! role.
 
 /// Hidden first argument that selects agent mode.
 pub const AGENT_ARG: &str = "__agent";
@@ -14,20 +12,4 @@ pub fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
         .worker_threads(2)
         .enable_all()
         .build()
-}
-
-/// The shims carry arguments as UTF-8 text; refuse anything else loudly
-/// rather than corrupt a path.
-pub fn utf8_args(tool: &str, args: &[OsString]) -> Result<Vec<String>, i32> {
-    args.iter()
-        .map(|a| {
-            a.clone().into_string().map_err(|bad| {
-                crate::logging::stderr_line(&format!(
-                    "{tool}: argument {:?} is not valid UTF-8; mitogen-fakessh cannot pass it on",
-                    bad.to_string_lossy()
-                ));
-                255
-            })
-        })
-        .collect()
 }

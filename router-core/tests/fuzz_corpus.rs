@@ -34,7 +34,7 @@ fn seeds() -> Vec<(&'static str, &'static str, Vec<u8>)> {
         host: "web1".into(),
         user: Some("deploy".into()),
         port: Some(2222),
-        command: RemoteCommand::Exec("rsync --server -logDtpre.iLsfxCIvu . /srv/app/".into()),
+        command: RemoteCommand::Exec(b"rsync --server -logDtpre.iLsfxCIvu . /srv/app/".to_vec()),
         env: vec![("GIT_PROTOCOL".into(), "version=2".into())],
         pty: Some(PtyRequest { cols: 80, rows: 24 }),
         ssh_options: Vec::new(),

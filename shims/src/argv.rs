@@ -8,6 +8,9 @@
 //! belongs to it (`host rsync --server ...`). For `-o`, the first value of a
 //! key wins, which scp relies on (`-A` then `-oForwardAgent=no`).
 
+use std::ffi::OsString;
+use std::os::unix::ffi::OsStrExt;
+
 /// Flags that take no value (OpenSSH 9.2 plus the historical `-1`/`-2`).
 const FLAGS: &str = "1246AaCfGgKkMNnqsTtVvXxYy";
 /// Options that take a value.
@@ -25,7 +28,7 @@ usage: ssh [-46AaCfGgKkMNnqsTtVvXxYy] [-B bind_interface]
            [command [argument ...]]";
 
 /// A parse failure; `Display` gives OpenSSH's wording.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, thiserror::Error)]
 pub enum ParseError {
     #[error("unknown option -- {0}")]
     UnknownOption(char),
@@ -35,8 +38,14 @@ pub enum ParseError {
     NoDestination,
     #[error("Bad port '{0}'")]
     BadPort(String),
-    #[error("command-line: line 0: Bad configuration option: {0}")]
-    BadOption(String),
+    #[error(transparent)]
+    Option(#[from] ssh_config::ConfigError),
+    #[error("hostname contains invalid characters")]
+    InvalidHostname,
+    #[error("remote username contains invalid characters")]
+    InvalidUser,
+    #[error("the argument of -{0} is not valid UTF-8")]
+    NotUtf8(char),
 }
 
 impl ParseError {
@@ -60,8 +69,9 @@ pub struct SshInvocation {
     pub user: Option<String>,
     /// Effective port: `-p` or `-oPort` (first wins), else from `ssh://`.
     pub port: Option<u16>,
-    /// Command words after the destination.
-    pub command: Vec<String>,
+    /// Command words after the destination, as bytes: OpenSSH passes any
+    /// byte of them on.
+    pub command: Vec<Vec<u8>>,
     /// `-s`: the command names a subsystem.
     pub subsystem: bool,
     /// `-n`: stdin from /dev/null.
@@ -108,34 +118,43 @@ impl SshInvocation {
     }
 
     /// The remote command as sshd receives it: words joined by single spaces.
-    pub fn command_string(&self) -> String {
-        self.command.join(" ")
+    pub fn command_line(&self) -> Vec<u8> {
+        self.command.join(&b' ')
+    }
+
+    /// The command words as text (lossy), for messages and tests.
+    pub fn command_words(&self) -> Vec<String> {
+        self.command
+            .iter()
+            .map(|w| String::from_utf8_lossy(w).into_owned())
+            .collect()
     }
 }
 
-/// Parse ssh's arguments (without argv\[0\]).
-pub fn parse(args: &[String]) -> Result<SshInvocation, ParseError> {
+/// Parse ssh's arguments (without argv\[0\]). The destination's host and
+/// a user given here are checked as OpenSSH checks them, so no name that
+/// a shell would take as syntax ever reaches a `%h` or `%r`.
+pub fn parse(args: &[OsString]) -> Result<SshInvocation, ParseError> {
     let mut inv = SshInvocation::default();
     let mut login: Option<String> = None;
     let mut port: Option<u16> = None;
     let mut i = 0;
     let mut terminated = false;
-    let mut have_host = false;
+    let mut destination: Option<&[u8]> = None;
     loop {
         while i < args.len() {
-            let arg = &args[i];
-            if arg == "--" {
+            let arg = args[i].as_bytes();
+            if arg == b"--" {
                 i += 1;
                 terminated = true;
                 break;
             }
-            if !arg.starts_with('-') || arg == "-" {
+            if !arg.starts_with(b"-") || arg == b"-" {
                 break;
             }
-            let chars: Vec<char> = arg.chars().skip(1).collect();
-            let mut j = 0;
-            while j < chars.len() {
-                let c = chars[j];
+            let mut j = 1;
+            while j < arg.len() {
+                let c = char::from(arg[j]);
                 if FLAGS.contains(c) {
                     apply_flag(&mut inv, c);
                     if inv.version {
@@ -144,13 +163,17 @@ pub fn parse(args: &[String]) -> Result<SshInvocation, ParseError> {
                     }
                     j += 1;
                 } else if VALUE_OPTIONS.contains(c) {
-                    let attached: String = chars[j + 1..].iter().collect();
-                    let value = if !attached.is_empty() {
-                        attached
+                    let value = if j + 1 < arg.len() {
+                        &arg[j + 1..]
                     } else {
                         i += 1;
-                        args.get(i).cloned().ok_or(ParseError::MissingValue(c))?
+                        args.get(i)
+                            .map(|a| a.as_bytes())
+                            .ok_or(ParseError::MissingValue(c))?
                     };
+                    let value = std::str::from_utf8(value)
+                        .map_err(|_| ParseError::NotUtf8(c))?
+                        .to_string();
                     apply_value(&mut inv, &mut login, &mut port, c, value)?;
                     break;
                 } else {
@@ -159,12 +182,11 @@ pub fn parse(args: &[String]) -> Result<SshInvocation, ParseError> {
             }
             i += 1;
         }
-        if !have_host {
+        if destination.is_none() {
             let Some(dest) = args.get(i) else {
                 return Err(ParseError::NoDestination);
             };
-            have_host = true;
-            inv.destination = dest.clone();
+            destination = Some(dest.as_bytes());
             i += 1;
             if !terminated && i < args.len() {
                 continue;
@@ -172,13 +194,27 @@ pub fn parse(args: &[String]) -> Result<SshInvocation, ParseError> {
         }
         break;
     }
-    inv.command = args[i..].to_vec();
+    inv.command = args[i..].iter().map(|a| a.as_bytes().to_vec()).collect();
+    let destination = destination.unwrap_or_default();
+    inv.destination = std::str::from_utf8(destination)
+        .map_err(|_| ParseError::InvalidHostname)?
+        .to_string();
     let (dest_user, host, dest_port) = split_destination(&inv.destination)?;
     inv.host = host;
     inv.user = login.or(dest_user);
     inv.port = port.or(dest_port);
     if inv.host.is_empty() {
         return Err(ParseError::NoDestination);
+    }
+    if !ssh_config::valid_hostname(&inv.host) {
+        return Err(ParseError::InvalidHostname);
+    }
+    if inv
+        .user
+        .as_deref()
+        .is_some_and(|u| !ssh_config::valid_user(u))
+    {
+        return Err(ParseError::InvalidUser);
     }
     Ok(inv)
 }
@@ -222,13 +258,22 @@ fn apply_value(
             port.get_or_insert(p);
         }
         'o' => {
-            let (key, val) = split_config_option(&value)?;
+            let ignore = inv.option("IgnoreUnknown").map(str::to_string);
+            let Some((key, val)) = ssh_config::options::check(&value, ignore.as_deref())? else {
+                return Ok(());
+            };
+            let first_word = || {
+                ssh_config::split::words(&val)
+                    .ok()
+                    .and_then(|w| w.into_iter().next())
+                    .unwrap_or_default()
+            };
             match key.to_ascii_lowercase().as_str() {
                 "user" => {
-                    login.get_or_insert(val.clone());
+                    login.get_or_insert(first_word());
                 }
                 "port" => {
-                    let p = parse_port(&val)?;
+                    let p = parse_port(&first_word())?;
                     port.get_or_insert(p);
                 }
                 "localforward" | "remoteforward" | "dynamicforward" => {
@@ -260,26 +305,6 @@ fn parse_port(value: &str) -> Result<u16, ParseError> {
         Ok(p) if p > 0 => Ok(p),
         _ => Err(ParseError::BadPort(value.to_string())),
     }
-}
-
-/// `Key=Value`, `Key Value` or `Key = Value`, as one argv word.
-fn split_config_option(raw: &str) -> Result<(String, String), ParseError> {
-    let trimmed = raw.trim();
-    let end = trimmed
-        .find(|c: char| c == '=' || c.is_whitespace())
-        .unwrap_or(trimmed.len());
-    let key = &trimmed[..end];
-    let rest = trimmed[end..].trim_start();
-    let rest = rest.strip_prefix('=').unwrap_or(rest).trim_start();
-    if key.is_empty() || !key.chars().all(|c| c.is_ascii_alphanumeric()) {
-        return Err(ParseError::BadOption(key.to_ascii_lowercase()));
-    }
-    let value = rest.trim_end();
-    let value = value
-        .strip_prefix('"')
-        .and_then(|v| v.strip_suffix('"'))
-        .unwrap_or(value);
-    Ok((key.to_string(), value.to_string()))
 }
 
 /// Split `[user@]host`, `ssh://[user@]host[:port]` and bracketed IPv6.
@@ -318,13 +343,19 @@ fn split_destination(dest: &str) -> Result<(Option<String>, String, Option<u16>)
 /// Fuzzing entry point: `data` split on NUL bytes is an argv.
 #[doc(hidden)]
 pub fn fuzz_parse(data: &[u8]) {
-    let argv: Vec<String> = data
+    use std::os::unix::ffi::OsStringExt;
+    let argv: Vec<OsString> = data
         .split(|b| *b == 0)
-        .map(|w| String::from_utf8_lossy(w).into_owned())
+        .map(|w| OsString::from_vec(w.to_vec()))
         .collect();
     if let Ok(inv) = parse(&argv) {
         // The command is a suffix of argv, verbatim.
-        assert!(argv.ends_with(&inv.command));
+        let tail: Vec<Vec<u8>> = argv[argv.len() - inv.command.len()..]
+            .iter()
+            .map(|a| a.as_bytes().to_vec())
+            .collect();
+        assert_eq!(tail, inv.command);
+        assert!(ssh_config::valid_hostname(&inv.host) || inv.version);
     }
 }
 
@@ -334,7 +365,7 @@ mod tests {
     use proptest::prelude::*;
 
     fn p(words: &[&str]) -> Result<SshInvocation, ParseError> {
-        parse(&words.iter().map(|s| s.to_string()).collect::<Vec<_>>())
+        parse(&words.iter().map(OsString::from).collect::<Vec<_>>())
     }
 
     #[test]
@@ -354,7 +385,7 @@ mod tests {
         assert_eq!(inv.host, "host");
         assert_eq!(inv.user.as_deref(), Some("user"));
         assert_eq!(
-            inv.command_string(),
+            String::from_utf8_lossy(&inv.command_line()),
             "rsync --server -logDtpre.iLsfxCIvu . /dst"
         );
     }
@@ -372,7 +403,7 @@ mod tests {
         ])
         .unwrap();
         assert_eq!(inv.user, None);
-        assert_eq!(inv.command[1], "--server");
+        assert_eq!(inv.command_words()[1], "--server");
     }
 
     #[test]
@@ -398,7 +429,7 @@ mod tests {
         .unwrap();
         assert!(inv.subsystem);
         assert_eq!(inv.port, Some(2222));
-        assert_eq!(inv.command, vec!["sftp"]);
+        assert_eq!(inv.command_words(), vec!["sftp"]);
         assert_eq!(inv.option("RequestTTY"), Some("no"));
     }
 
@@ -406,7 +437,10 @@ mod tests {
     fn scp_legacy_mode_unquoted_path() {
         let inv = p(&["-x", "-oForwardAgent=no", "--", "h", "scp -t /srv/a b$x"]).unwrap();
         assert!(!inv.subsystem);
-        assert_eq!(inv.command_string(), "scp -t /srv/a b$x");
+        assert_eq!(
+            String::from_utf8_lossy(&inv.command_line()),
+            "scp -t /srv/a b$x"
+        );
     }
 
     #[test]
@@ -477,24 +511,68 @@ mod tests {
     fn options_after_host_until_command() {
         let inv = p(&["h", "-l", "u", "ls", "-la", "--", "x"]).unwrap();
         assert_eq!(inv.user.as_deref(), Some("u"));
-        assert_eq!(inv.command, vec!["ls", "-la", "--", "x"]);
+        assert_eq!(inv.command_words(), vec!["ls", "-la", "--", "x"]);
         let inv = p(&["--", "h", "-l", "u"]).unwrap();
-        assert_eq!(inv.command, vec!["-l", "u"]);
+        assert_eq!(inv.command_words(), vec!["-l", "u"]);
+    }
+
+    fn err(words: &[&str]) -> String {
+        p(words).unwrap_err().to_string()
     }
 
     #[test]
     fn errors() {
-        assert_eq!(p(&["-Z", "h"]), Err(ParseError::UnknownOption('Z')));
-        assert_eq!(p(&["-p"]), Err(ParseError::MissingValue('p')));
-        assert_eq!(p(&[]), Err(ParseError::NoDestination));
-        assert_eq!(p(&["-v"]), Err(ParseError::NoDestination));
+        assert_eq!(err(&["-Z", "h"]), "unknown option -- Z");
+        assert_eq!(err(&["-p"]), "option requires an argument -- p");
+        assert_eq!(err(&[]), "no destination given");
+        assert_eq!(err(&["-v"]), "no destination given");
+        assert_eq!(err(&["-p", "abc", "h"]), "Bad port 'abc'");
         assert_eq!(
-            p(&["-p", "abc", "h"]),
-            Err(ParseError::BadPort("abc".into()))
+            err(&["-o", "Bogus=1", "h", "true"]),
+            "command-line: line 0: Bad configuration option: bogus"
+        );
+        assert!(p(&["-o", "IgnoreUnknown=bog*", "-o", "Bogus=1", "h"]).is_ok());
+        assert_eq!(
+            err(&["-o", "Host=x", "h"]),
+            "command-line line 0: Host directive not supported as a command-line option"
         );
         assert!(p(&["-L", "1:a:2", "h"]).unwrap().unsupported.is_some());
         assert!(p(&["-V"]).unwrap().version);
         assert!(p(&["-qV", "-Z"]).unwrap().version);
+    }
+
+    #[test]
+    fn hostile_names_are_refused_as_openssh_refuses_them() {
+        assert_eq!(
+            err(&["$(touch pwned)", "true"]),
+            "hostname contains invalid characters"
+        );
+        assert_eq!(
+            err(&["-l", "$(touch pwned)", "h"]),
+            "remote username contains invalid characters"
+        );
+        assert_eq!(
+            err(&["`id`@h"]),
+            "remote username contains invalid characters"
+        );
+        assert_eq!(
+            err(&["-oUser=a;b", "h"]),
+            "remote username contains invalid characters"
+        );
+        assert_eq!(
+            err(&["--", "-oProxyCommand=x", "true"]),
+            "hostname contains invalid characters"
+        );
+        // Bytes that are not UTF-8 are fine in the command, not in the host.
+        use std::os::unix::ffi::OsStringExt;
+        let latin1 = OsString::from_vec(b"/srv/caf\xe9.txt".to_vec());
+        let inv = parse(&[OsString::from("h"), OsString::from("cat"), latin1]).unwrap();
+        assert_eq!(inv.command_line(), b"cat /srv/caf\xe9.txt");
+        let bad_host = OsString::from_vec(b"caf\xe9".to_vec());
+        assert!(matches!(
+            parse(&[bad_host]),
+            Err(ParseError::InvalidHostname)
+        ));
     }
 
     #[test]
@@ -526,17 +604,18 @@ mod tests {
             argv.push("host".to_string());
             argv.push("cmd".to_string());
             argv.extend(words.iter().cloned());
-            let inv = parse(&argv).unwrap();
-            prop_assert_eq!(inv.user, login);
+            let inv = parse(&argv.iter().map(OsString::from).collect::<Vec<_>>()).unwrap();
+            prop_assert_eq!(inv.user.clone(), login);
             prop_assert_eq!(inv.port, port);
             let mut expect = vec!["cmd".to_string()];
             expect.extend(words);
-            prop_assert_eq!(inv.command, expect);
+            prop_assert_eq!(inv.command_words(), expect);
         }
 
         /// The parser never panics, on any argv.
         #[test]
         fn never_panics(argv in proptest::collection::vec(".{0,10}", 0..10)) {
+            let argv: Vec<OsString> = argv.iter().map(OsString::from).collect();
             let _ = parse(&argv);
         }
     }

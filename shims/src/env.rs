@@ -6,6 +6,9 @@ pub const CONTROL_FD: &str = "MITOGEN_FAKESSH_FD";
 /// Path of the host's fallback socket (SOCK_SEQPACKET, in the 0700 shim
 /// directory), for a shim whose inherited socket a program on the way closed.
 pub const CONTROL_PATH: &str = "MITOGEN_FAKESSH_SOCK";
+/// The host's `--ssh-config FILE`, read instead of ~/.ssh/config and
+/// /etc/ssh/ssh_config, as by the host's own connections.
+pub const SSH_CONFIG: &str = "MITOGEN_FAKESSH_SSH_CONFIG";
 /// Path of the `ssh` shim, for `scp -S` / `sftp -S`.
 pub const SHIM_SSH: &str = "MITOGEN_FAKESSH_SSH";
 /// Real programs, resolved before `PATH` was changed.

@@ -41,6 +41,10 @@ pub enum ShimError {
     Request(std::io::Error),
     #[error("ssh: -s requires a subsystem name\n{USAGE}")]
     NoSubsystem,
+    #[error("Can't open user config file {0}: No such file or directory")]
+    NoConfigFile(String),
+    #[error(transparent)]
+    Config(#[from] ssh_config::ConfigError),
 }
 
 /// How the host answered (or did not) on its fallback socket.

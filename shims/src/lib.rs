@@ -8,7 +8,7 @@
 //! - [`wrap`] runs the real `scp`/`sftp` with `-S` pointing at our `ssh`.
 
 pub mod argv;
-mod config_print;
+mod config;
 mod control;
 pub mod env;
 mod error;

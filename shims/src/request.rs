@@ -5,6 +5,7 @@
 use std::os::fd::AsFd;
 
 use router_core::session::{PtyRequest, RemoteCommand, SessionRequest};
+use ssh_config::HostConfig;
 
 use crate::argv::SshInvocation;
 use crate::error::ShimError;
@@ -12,27 +13,32 @@ use crate::log::Log;
 use crate::out::say;
 use crate::sys;
 
-/// The request for `inv`.
-pub fn build(inv: &SshInvocation, log: &Log) -> Result<SessionRequest, ShimError> {
-    let mut command = inv.command_string();
-    if let Some(rc) = inv
-        .option("RemoteCommand")
-        .filter(|v| inv.command.is_empty() && !v.eq_ignore_ascii_case("none"))
+/// The request for `inv`, whose destination resolved to `cfg`.
+pub fn build(
+    inv: &SshInvocation,
+    cfg: &HostConfig,
+    log: &Log,
+) -> Result<SessionRequest, ShimError> {
+    let mut command = inv.command_line();
+    if let Some(rc) = cfg
+        .remote_command
+        .as_ref()
+        .filter(|_| inv.command.is_empty())
     {
-        command = rc.to_string();
+        command = rc.clone().into_bytes();
     }
     let command = if inv.subsystem {
         if command.is_empty() {
             return Err(ShimError::NoSubsystem);
         }
-        RemoteCommand::Subsystem(command)
+        RemoteCommand::Subsystem(String::from_utf8_lossy(&command).into_owned())
     } else if command.is_empty() {
         RemoteCommand::Shell
     } else {
         RemoteCommand::Exec(command)
     };
-    let pty = pty_wanted(inv, log);
-    let mut env = requested_env(inv);
+    let pty = pty_wanted(inv, cfg, log);
+    let mut env = requested_env(cfg);
     if let Some(term) = std::env::var("TERM").ok().filter(|_| pty.is_some()) {
         env.push(("TERM".into(), term));
     }
@@ -51,10 +57,10 @@ pub fn build(inv: &SshInvocation, log: &Log) -> Result<SessionRequest, ShimError
 /// OpenSSH's RequestTTY rules: `-T` never; `-tt` always; `-t` (or no
 /// command, for a login shell) when stdin is a terminal. The size comes from
 /// our own terminal, else 80x24.
-fn pty_wanted(inv: &SshInvocation, log: &Log) -> Option<PtyRequest> {
+fn pty_wanted(inv: &SshInvocation, cfg: &HostConfig, log: &Log) -> Option<PtyRequest> {
     use std::io::IsTerminal;
     let stdin_tty = std::io::stdin().is_terminal() && !inv.stdin_null;
-    let mode = inv.option("RequestTTY").map(str::to_ascii_lowercase);
+    let mode = cfg.request_tty.as_deref().map(str::to_ascii_lowercase);
     let want = if inv.no_tty || mode.as_deref() == Some("no") {
         false
     } else if inv.tty_force >= 2 || mode.as_deref() == Some("force") {
@@ -103,25 +109,18 @@ fn connection_options(inv: &SshInvocation) -> Vec<(String, String)> {
         .collect()
 }
 
-/// Variables named by `SendEnv` patterns (from our environment) and `SetEnv`
-/// pairs. The agent applies its own accept-list, as sshd's AcceptEnv does.
-fn requested_env(inv: &SshInvocation) -> Vec<(String, String)> {
+/// `SetEnv` pairs, then the variables of our environment that `SendEnv`
+/// patterns name, from the command line and the configuration alike. The
+/// agent applies its own accept-list, as sshd's AcceptEnv does.
+fn requested_env(cfg: &HostConfig) -> Vec<(String, String)> {
     let mut out: Vec<(String, String)> = Vec::new();
-    for set in inv.option_values("SetEnv") {
-        for pair in set.split_whitespace() {
-            if let Some((k, v)) = pair.split_once('=')
-                && !out.iter().any(|(n, _)| n == k)
-            {
-                out.push((k.to_string(), v.to_string()));
-            }
+    for (k, v) in &cfg.set_env {
+        if !out.iter().any(|(n, _)| n == k) {
+            out.push((k.clone(), v.clone()));
         }
     }
-    let patterns: Vec<&str> = inv
-        .option_values("SendEnv")
-        .flat_map(str::split_whitespace)
-        .collect();
     for (k, v) in std::env::vars() {
-        if patterns.iter().any(|p| glob_match(p, &k)) && !out.iter().any(|(n, _)| *n == k) {
+        if cfg.send_env.iter().any(|p| glob_match(p, &k)) && !out.iter().any(|(n, _)| *n == k) {
             out.push((k, v));
         }
     }

@@ -1,15 +1,17 @@
 //! The `ssh` shim from command line to exit status, as OpenSSH's client
 //! would behave.
 
+use std::ffi::OsString;
+
 use crate::argv::{self, USAGE};
 use crate::log::Log;
 use crate::out::say;
 use crate::stdio::{Handover, StdinSource};
-use crate::{config_print, request, session, terminal};
+use crate::{config, request, session, terminal};
 
 /// Run the ssh shim on `args` (argv without argv\[0\]); returns the exit
 /// status, as OpenSSH's client would.
-pub fn run_ssh(args: &[String]) -> i32 {
+pub fn run_ssh(args: &[OsString]) -> i32 {
     let inv = match argv::parse(args) {
         Ok(inv) => inv,
         Err(e) => {
@@ -28,8 +30,15 @@ pub fn run_ssh(args: &[String]) -> i32 {
         );
         return 0;
     }
+    let cfg = match config::resolve(&inv) {
+        Ok(cfg) => cfg,
+        Err(e) => {
+            say!("{e}");
+            return 255;
+        }
+    };
     if inv.print_config {
-        config_print::print(&inv);
+        config::print(&cfg);
         return 0;
     }
     if let Some(what) = &inv.unsupported {
@@ -41,7 +50,7 @@ pub fn run_ssh(args: &[String]) -> i32 {
             "option {ignored} has no effect under mitogen-fakessh"
         ));
     }
-    let request = match request::build(&inv, &log) {
+    let request = match request::build(&inv, &cfg, &log) {
         Ok(r) => r,
         Err(e) => {
             say!("{e}");
@@ -49,7 +58,7 @@ pub fn run_ssh(args: &[String]) -> i32 {
         }
     };
     log.debug(&format!(
-        "opening session to {} for {:?}",
+        "opening session to {} for {}",
         inv.host, request.command
     ));
     let handover = Handover::choose(inv.stdin_null, request.pty.is_some());

@@ -9,7 +9,7 @@ use crate::env;
 use crate::out::say;
 
 /// Exec the real `tool` (`scp` or `sftp`); returns only on failure.
-pub fn exec_with_our_ssh(tool: &str, args: &[String]) -> i32 {
+pub fn exec_with_our_ssh(tool: &str, args: &[std::ffi::OsString]) -> i32 {
     let real_var = if tool == "scp" {
         env::REAL_SCP
     } else {

@@ -157,6 +157,8 @@ fn command_for(login: &Login, req: &SpawnRequest) -> Result<Command, SpawnError>
     let mut cmd = Command::new(&login.shell);
     match &req.command {
         RemoteCommand::Exec(line) => {
+            use std::os::unix::ffi::OsStrExt;
+            let line = std::ffi::OsStr::from_bytes(line);
             cmd.arg0(login.shell_name()).arg("-c").arg(line);
         }
         RemoteCommand::Subsystem(name) => {

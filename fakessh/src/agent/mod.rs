@@ -288,7 +288,7 @@ impl Agent {
             }
             _ => match command::spawn(&self.login, &req) {
                 Ok(started) => {
-                    info!("session {peer}: started {:?}", req.command);
+                    info!("session {peer}: started {}", req.command);
                     let pgid = session::process_group(&started);
                     let machine = CommandSession::new(req.pty.is_some());
                     session::start(router, peer, machine, pgid, async { Ok(started) })

@@ -149,12 +149,14 @@ pub struct Bootstrapped {
 }
 
 /// Drive the snippet: answer an upload request, wait for the exec marker.
-/// After `Ok`, the next bytes on the channel are the agent's frames.
+/// After `Ok`, the next bytes on the channel are the agent's frames. An
+/// upload shows its progress on a terminal, unless `quiet` (`-q`).
 pub async fn run<R, W>(
     name: &str,
     reader: &mut R,
     writer: &mut W,
     image: &AgentImage,
+    quiet: bool,
 ) -> Result<Bootstrapped, BootstrapError>
 where
     R: AsyncRead + Unpin,
@@ -168,7 +170,7 @@ where
             let mut file = tokio::fs::File::open(&image.path)
                 .await
                 .map_err(BootstrapError::OwnExecutable)?;
-            let sent = upload(name, &mut file, writer, image.size).await?;
+            let sent = upload(name, &mut file, writer, image.size, quiet).await?;
             writer.flush().await.map_err(BootstrapError::Upload)?;
             if sent != image.size {
                 return Err(BootstrapError::SizeChanged);
@@ -192,9 +194,10 @@ async fn upload<W: AsyncWrite + Unpin>(
     file: &mut tokio::fs::File,
     writer: &mut W,
     size: u64,
+    quiet: bool,
 ) -> Result<u64, BootstrapError> {
     use std::io::IsTerminal;
-    let bar = std::io::stderr().is_terminal().then(|| {
+    let bar = (!quiet && std::io::stderr().is_terminal()).then(|| {
         let bar = indicatif::ProgressBar::new(size);
         bar.set_style(
             indicatif::ProgressStyle::with_template(

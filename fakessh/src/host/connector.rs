@@ -23,9 +23,9 @@ use tracing::info;
 
 use super::routing::Routing;
 use crate::hop::error::{HopError, HopFailure};
-use crate::hop::ssh::config::{ConfigError, SshConfig};
 use crate::hop::ssh::{self, Jumps, SshError, SshSettings, connect, direct};
 use crate::hop::{here, remote, tunnel};
+use ssh_config::{ConfigError, SshConfig};
 
 /// A chain's context, or why it could not be had (shared by every session
 /// that asked for it).

@@ -84,8 +84,11 @@ async fn launch(
     connector: Arc<Connector>,
 ) -> Result<i32, LaunchError> {
     let exe = std::env::current_exe().map_err(LaunchError::OwnExecutable)?;
+    // 0755: a descendant of COMMAND that changed user still runs the shims
+    // (and is then refused by the host unless it is us or root).
     let shim_dir = tempfile::Builder::new()
         .prefix("mitogen-fakessh.")
+        .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o755))
         .tempdir()
         .map_err(create("the shim directory"))?;
     // Our own copy (a hard link when possible): if the installed binary is
@@ -154,6 +157,13 @@ async fn launch(
         .env(env::REAL_SCP, &real_scp)
         .env(env::REAL_SFTP, &real_sftp)
         .kill_on_drop(false);
+    // The shims resolve SendEnv, SetEnv and `ssh -G` from the same file.
+    if let Some(file) = &cli.ssh_config {
+        command.env(
+            env::SSH_CONFIG,
+            std::path::absolute(file).unwrap_or(file.clone()),
+        );
+    }
     let mut child = command.spawn().map_err(|source| {
         let shown = Path::new(program).display().to_string();
         match source.kind() {

@@ -26,16 +26,18 @@ use router_core::message::HOST_ID;
 
 use crate::cli::Cli;
 use crate::hop::ssh::SshSettings;
-use crate::hop::ssh::config::{ConfigError, SshConfig, home_dir};
 use connector::Connector;
 use launcher::EXIT_FAILURE;
 use routing::{MappingError, Routing, parse_host_mapping};
+use ssh_config::{ConfigError, SshConfig};
 
 /// Why the host could not start.
 #[derive(Debug, thiserror::Error)]
 enum StartError {
     #[error("--to: {0}")]
     To(ChainError),
+    #[error("--to: {0}")]
+    ToNames(#[from] routing::InvalidName),
     #[error(transparent)]
     Mapping(#[from] MappingError),
     #[error("--ssh-config {}: no such file", .0.display())]
@@ -94,6 +96,9 @@ fn routing_from(cli: &Cli) -> Result<Routing, StartError> {
         .as_deref()
         .map(|t| t.parse::<Chain>().map_err(StartError::To))
         .transpose()?;
+    if let Some(chain) = &default {
+        routing::check_names(chain)?;
+    }
     let hosts = cli
         .hosts
         .iter()
@@ -112,8 +117,7 @@ fn ssh_settings(cli: &Cli) -> Result<SshSettings, StartError> {
             }
             SshConfig::load_user(path)?
         }
-        None => SshConfig::load_user(&home_dir().join(".ssh/config"))?
-            .chain(SshConfig::load_system("/etc/ssh/ssh_config".as_ref())?),
+        None => SshConfig::load_default()?,
     };
     let password = match &cli.password_file {
         Some(path) => {

@@ -149,6 +149,18 @@ impl Relay {
             }
             Err(e) => return End::Failed(e.to_string()),
         };
+        // As OpenSSH checks its command line: before any chain is built or
+        // any token expanded (a `%h` in a `Match exec` or `ProxyCommand`).
+        if !ssh_config::valid_hostname(&request.host) {
+            return End::Failed("hostname contains invalid characters".into());
+        }
+        if request
+            .user
+            .as_deref()
+            .is_some_and(|u| !ssh_config::valid_user(u))
+        {
+            return End::Failed("remote username contains invalid characters".into());
+        }
         if matches!(request.command, RemoteCommand::TcpConnect { .. }) {
             return End::Failed("port forwarding is not supported by mitogen-fakessh".into());
         }
@@ -163,7 +175,7 @@ impl Relay {
             }
         };
         info!(
-            "{}: {} on {chain} ({:?})",
+            "{}: {} on {chain} ({})",
             self.name, request.host, request.command
         );
         self.target = Some((target, chain));

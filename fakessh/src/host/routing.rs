@@ -11,6 +11,31 @@ pub struct Routing {
     pub hosts: Vec<(String, Chain)>,
 }
 
+/// A chain whose ssh hop names a host or user OpenSSH would refuse.
+#[derive(Debug, thiserror::Error)]
+#[error("{chain}: the host or user of {hop} contains invalid characters")]
+pub struct InvalidName {
+    pub chain: String,
+    pub hop: String,
+}
+
+/// Check the names of `chain`'s ssh hops as OpenSSH checks its command
+/// line, so that none can inject a command through `%h` or `%r`.
+pub fn check_names(chain: &Chain) -> Result<(), InvalidName> {
+    for hop in &chain.hops {
+        if let Hop::Ssh { user, host, .. } = hop
+            && (!ssh_config::valid_hostname(host)
+                || user.as_deref().is_some_and(|u| !ssh_config::valid_user(u)))
+        {
+            return Err(InvalidName {
+                chain: chain.to_string(),
+                hop: hop.to_string(),
+            });
+        }
+    }
+    Ok(())
+}
+
 /// A `--host` argument that does not parse.
 #[derive(Debug, thiserror::Error)]
 pub enum MappingError {
@@ -20,6 +45,8 @@ pub enum MappingError {
     EmptyName(String),
     #[error("--host {name}: {source}")]
     Chain { name: String, source: ChainError },
+    #[error("--host {name}: {source}")]
+    Names { name: String, source: InvalidName },
 }
 
 /// `--host NAME=CHAIN`.
@@ -36,6 +63,10 @@ pub fn parse_host_mapping(s: &str) -> Result<(String, Chain), MappingError> {
             name: name.to_string(),
             source,
         })?;
+    check_names(&chain).map_err(|source| MappingError::Names {
+        name: name.to_string(),
+        source,
+    })?;
     Ok((name.to_string(), chain))
 }
 

@@ -40,8 +40,9 @@ pub fn header(dst: ContextId, src: ContextId, handle: Handle) -> Header {
 /// What a session runs.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 pub enum RemoteCommand {
-    /// `$SHELL -c <string>`: ssh's argv words joined by single spaces.
-    Exec(String),
+    /// `$SHELL -c <command>`: ssh's argv words joined by single spaces, as
+    /// bytes (a file name need not be UTF-8; OpenSSH passes any byte on).
+    Exec(#[serde(with = "serde_bytes")] Vec<u8>),
     /// A named subsystem such as `sftp`.
     Subsystem(String),
     /// An interactive login shell.
@@ -50,6 +51,17 @@ pub enum RemoteCommand {
     /// session's stdin and stdout: how an ssh hop is reached through the
     /// hop before it. Only the host may ask for it.
     TcpConnect { host: String, port: u16 },
+}
+
+impl std::fmt::Display for RemoteCommand {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RemoteCommand::Exec(line) => write!(f, "{:?}", String::from_utf8_lossy(line)),
+            RemoteCommand::Subsystem(name) => write!(f, "subsystem {name}"),
+            RemoteCommand::Shell => write!(f, "a login shell"),
+            RemoteCommand::TcpConnect { host, port } => write!(f, "a connection to {host}:{port}"),
+        }
+    }
 }
 
 /// A pseudo-terminal for a session (`ssh -t`), with the client's window size.

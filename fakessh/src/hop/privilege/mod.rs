@@ -116,7 +116,7 @@ pub async fn start(
     let (mut r, mut w) = stream.into_split();
     let booted = tokio::time::timeout(
         BOOT_TIMEOUT,
-        bootstrap::run(&config.name, &mut r, &mut w, image),
+        bootstrap::run(&config.name, &mut r, &mut w, image, config.log_level == 0),
     )
     .await;
     let failure = match booted {

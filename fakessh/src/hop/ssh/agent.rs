@@ -29,7 +29,8 @@ pub async fn start(
         .await
         .map_err(SshError::Exec)?;
     let (mut reader, mut writer, stderr_tail) = transport::split(&name, channel, connection);
-    let booted = bootstrap::run(&name, &mut reader, &mut writer, image)
+    let quiet = agent_config.log_level == 0;
+    let booted = bootstrap::run(&name, &mut reader, &mut writer, image, quiet)
         .await
         .map_err(|e| SshError::from(e).with_output(stderr_tail.lines()))?;
     let (reader, writer, hello) = handshake::run(

@@ -13,9 +13,9 @@ use russh::keys::agent::client::AgentClient;
 use russh::keys::{HashAlg, PrivateKey, PrivateKeyWithHashAlg, PublicKey};
 use tracing::debug;
 
-use super::config::{HostConfig, home_dir};
 use super::hostkey::HostKeyCheck;
 use super::identity::{self, KeyProblem};
+use ssh_config::{HostConfig, home_dir};
 
 /// Why the server did not let us in.
 #[derive(Debug, thiserror::Error)]
@@ -41,14 +41,7 @@ pub async fn authenticate(
         .ok()
         .flatten()
         .flatten();
-    let files = if cfg.identity_files.is_empty() {
-        ["id_ed25519", "id_ecdsa", "id_rsa"]
-            .iter()
-            .map(|n| home_dir().join(".ssh").join(n))
-            .collect()
-    } else {
-        cfg.identity_files.clone()
-    };
+    let files = cfg.identity_files_or_default();
     let key_files: Vec<(&PathBuf, String, identity::KeyFile)> = files
         .iter()
         .filter(|p| p.is_file())

@@ -9,9 +9,9 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tracing::info;
 
 use super::auth;
-use super::config::{HostConfig, SshConfig, local_user};
 use super::error::SshError;
 use super::hostkey::HostKeyCheck;
+use ssh_config::{HostConfig, SshConfig, local_user};
 
 /// How long to wait for a TCP connection, and then for the key exchange,
 /// without ConnectTimeout.

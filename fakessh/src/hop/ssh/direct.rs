@@ -6,10 +6,10 @@
 use router_core::hop::parse_destination;
 use tokio::sync::Mutex;
 
-use super::config::{HostConfig, SshConfig};
 use super::connect::{Connection, SshSettings, SshStream, connect_tcp, open_session};
 use super::error::SshError;
 use super::proxy;
+use ssh_config::{HostConfig, SshConfig};
 
 /// The first ssh hop's stream: ProxyCommand, ProxyJump or plain TCP, the
 /// first of the first two that the config names.

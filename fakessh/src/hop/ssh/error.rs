@@ -1,9 +1,9 @@
 //! Why an ssh hop failed.
 
 use super::auth::AuthError;
-use super::config::ConfigError;
 use crate::hop::bootstrap::BootstrapError;
 use crate::hop::handshake::HandshakeError;
+use ssh_config::ConfigError;
 
 /// Why an ssh hop failed.
 #[derive(Debug, thiserror::Error)]

@@ -7,8 +7,8 @@ use russh::keys::ssh_key::certificate::CertType;
 use russh::keys::{Algorithm, Certificate, HashAlg, PublicKey, PublicKeyOrCertificate};
 use tracing::{debug, info, warn};
 
-use super::config::{HostConfig, StrictHostKeyChecking, host_in_pattern_list};
 use super::known_hosts::{self, KnownHosts, Verdict};
+use ssh_config::{HostConfig, StrictHostKeyChecking, host_in_pattern_list};
 
 /// The russh client handler: decides whether the server's key is trusted
 /// and, if not, records why so the error names the key.

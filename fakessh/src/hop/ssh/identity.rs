@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use russh::keys::agent::AgentIdentity;
 use russh::keys::{Error as KeyError, HashAlg, PrivateKey, PublicKey, load_secret_key};
 
-use super::config::HostConfig;
+use ssh_config::HostConfig;
 
 /// A key file as found on disk.
 pub enum KeyFile {

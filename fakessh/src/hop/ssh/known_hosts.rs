@@ -11,7 +11,7 @@ use russh::keys::{Algorithm, PublicKey};
 use sha1::Sha1;
 use tracing::warn;
 
-use super::config::host_in_pattern_list;
+use ssh_config::host_in_pattern_list;
 
 /// A key recorded for the destination, and where.
 #[derive(Debug)]

@@ -6,7 +6,7 @@
 //! the previous agent only opens the TCP connection (a tunnel session) and
 //! the SSH handshake runs here, over that tunnel.
 //!
-//! - [`config`]: ssh_config(5), read as OpenSSH reads it;
+//! - ssh_config(5) comes from the `ssh-config` crate;
 //! - [`direct`]: how a chain's first ssh hop reaches its server (TCP,
 //!   ProxyCommand through [`proxy`], ProxyJump);
 //! - [`connect`]: key exchange, host key ([`hostkey`], [`known_hosts`]) and
@@ -17,7 +17,6 @@
 
 pub mod agent;
 mod auth;
-pub mod config;
 pub mod connect;
 pub mod direct;
 pub mod error;

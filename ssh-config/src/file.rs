@@ -10,9 +10,11 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use super::error::{ConfigError, LineProblem};
+use super::error::{ConfigError, LineProblem, Place};
+use super::keywords::{self, Args, Effect, Keyword};
 use super::matching::Condition;
 use super::paths::home_dir;
+use super::split;
 
 /// OpenSSH's limit on nested `Include` (READCONF_MAX_DEPTH).
 const MAX_INCLUDE_DEPTH: usize = 16;
@@ -23,7 +25,58 @@ pub struct Line {
     pub when: Vec<Arc<Condition>>,
     /// Lower-cased keyword.
     pub key: String,
-    pub value: String,
+    /// `None` for a keyword OpenSSH does not know (an error where it is
+    /// reached, unless `IgnoreUnknown` names it).
+    pub known: Option<&'static Keyword>,
+    /// Its arguments; for a command keyword, the rest of the line as one.
+    pub args: Vec<String>,
+    pub at: Place,
+}
+
+impl Line {
+    /// A line from `text` (keyword and arguments, as in a file or `-o`),
+    /// checked as OpenSSH checks every line, active or not.
+    pub fn parse(
+        text: &str,
+        at: Place,
+        when: Vec<Arc<Condition>>,
+    ) -> Result<Option<Line>, ConfigError> {
+        let Some((key, rest)) = split::keyword(text) else {
+            return Ok(None);
+        };
+        let problem = |problem| ConfigError::Line {
+            at: at.clone(),
+            problem,
+        };
+        let lower = key.to_ascii_lowercase();
+        if rest.is_empty() {
+            return Err(problem(LineProblem::NoArgument(lower)));
+        }
+        let known = keywords::lookup(&lower);
+        let args = match known.map(|k| k.args) {
+            Some(Args::Rest) => vec![rest.to_string()],
+            _ => split::words(rest).map_err(|_| problem(LineProblem::InvalidQuotes))?,
+        };
+        if args.is_empty() {
+            return Err(problem(LineProblem::NoArgument(lower)));
+        }
+        if known.is_some_and(|k| k.args == Args::One) && args.len() > 1 {
+            return Err(problem(LineProblem::ExtraArguments(lower)));
+        }
+        if let Some(k) = known.filter(|k| k.effect == Effect::Unsupported) {
+            tracing::warn!(
+                "{at}: Unsupported option \"{}\"",
+                k.name.to_ascii_lowercase()
+            );
+        }
+        Ok(Some(Line {
+            when,
+            key: lower,
+            known,
+            args,
+            at,
+        }))
+    }
 }
 
 /// Where an `Include` with a relative path looks: `~/.ssh` for the user's
@@ -57,52 +110,45 @@ pub fn parse(
     depth: usize,
     out: &mut Vec<Line>,
 ) -> Result<(), ConfigError> {
+    let file: Arc<str> = origin.into();
     let mut block: Option<Arc<Condition>> = None;
     for (n, raw) in text.lines().enumerate() {
-        let at = |problem: LineProblem| ConfigError::Line {
-            at: format!("{origin} line {}", n + 1),
+        let at = Place {
+            file: file.clone(),
+            line: n + 1,
+        };
+        let mut when = outer.to_vec();
+        when.extend(block.clone());
+        let Some(line) = Line::parse(raw, at.clone(), when.clone())? else {
+            continue;
+        };
+        let problem = |problem| ConfigError::Line {
+            at: at.clone(),
             problem,
         };
-        let line = raw.trim();
-        if line.is_empty() || line.starts_with('#') {
-            continue;
-        }
-        let (key, value) = split_keyword(line);
-        let key = key.to_ascii_lowercase();
-        let when = || {
-            let mut when = outer.to_vec();
-            when.extend(block.clone());
-            when
-        };
-        match key.as_str() {
-            "host" => {
-                let patterns = value.split_whitespace().map(|p| unquote(p).to_string());
-                block = Some(Arc::new(Condition::Host(patterns.collect())));
-            }
+        match line.key.as_str() {
+            "host" => block = Some(Arc::new(Condition::Host(line.args))),
             "match" => {
-                let condition = Condition::parse_match(value).map_err(|e| at(e.into()))?;
+                let condition =
+                    Condition::parse_match(&line.args).map_err(|e| problem(e.into()))?;
                 block = Some(Arc::new(condition));
             }
             "include" => {
                 if depth >= MAX_INCLUDE_DEPTH {
-                    return Err(at(LineProblem::IncludeTooDeep));
+                    return Err(problem(LineProblem::IncludeTooDeep));
                 }
-                for file in include_paths(value, base).map_err(at)? {
+                for file in include_paths(&line.args, base).map_err(problem)? {
                     let text = std::fs::read_to_string(&file).map_err(|source| {
-                        at(LineProblem::IncludeRead {
+                        problem(LineProblem::IncludeRead {
                             path: file.clone(),
                             source,
                         })
                     })?;
                     let name = file.display().to_string();
-                    parse(&text, &name, base, &when(), depth + 1, out)?;
+                    parse(&text, &name, base, &when, depth + 1, out)?;
                 }
             }
-            _ => out.push(Line {
-                when: when(),
-                key,
-                value: unquote(value).to_string(),
-            }),
+            _ => out.push(line),
         }
     }
     Ok(())
@@ -111,9 +157,9 @@ pub fn parse(
 /// The files an `Include` names: `~` expanded, relative paths under `base`,
 /// wildcards expanded in sorted order; a pattern that matches nothing is
 /// skipped, as in OpenSSH.
-fn include_paths(value: &str, base: &IncludeBase) -> Result<Vec<PathBuf>, LineProblem> {
+fn include_paths(words: &[String], base: &IncludeBase) -> Result<Vec<PathBuf>, LineProblem> {
     let mut files = Vec::new();
-    for word in value.split_whitespace().map(unquote) {
+    for word in words {
         let path = if let Some(rest) = word.strip_prefix("~/") {
             home_dir().join(rest)
         } else if Path::new(word).is_absolute() {
@@ -123,7 +169,7 @@ fn include_paths(value: &str, base: &IncludeBase) -> Result<Vec<PathBuf>, LinePr
         };
         let pattern = path.to_string_lossy().into_owned();
         let matches = glob::glob(&pattern).map_err(|source| LineProblem::IncludePattern {
-            word: word.to_string(),
+            word: word.clone(),
             source,
         })?;
         let mut found: Vec<PathBuf> = matches.filter_map(Result::ok).collect();
@@ -131,22 +177,6 @@ fn include_paths(value: &str, base: &IncludeBase) -> Result<Vec<PathBuf>, LinePr
         files.extend(found.into_iter().filter(|p| !p.is_dir()));
     }
     Ok(files)
-}
-
-/// `Keyword value`, `Keyword=value` or `Keyword = value`.
-pub fn split_keyword(line: &str) -> (&str, &str) {
-    let end = line
-        .find(|c: char| c == '=' || c.is_whitespace())
-        .unwrap_or(line.len());
-    let rest = line[end..].trim_start();
-    let rest = rest.strip_prefix('=').unwrap_or(rest).trim();
-    (&line[..end], rest)
-}
-
-fn unquote(v: &str) -> &str {
-    v.strip_prefix('"')
-        .and_then(|v| v.strip_suffix('"'))
-        .unwrap_or(v)
 }
 
 #[cfg(test)]
@@ -168,7 +198,7 @@ mod tests {
         let lines = read(&d.join("top"), &IncludeBase(d.to_path_buf())).unwrap();
         let keys: Vec<_> = lines
             .iter()
-            .map(|l| (l.value.as_str(), l.when.len()))
+            .map(|l| (l.args[0].as_str(), l.when.len()))
             .collect();
         // a and b under `Host outer`; `Port 2` also under `Host inner`; after
         // the Include, `Port 1` is back under `Host outer` alone.
@@ -207,6 +237,50 @@ mod tests {
         assert_eq!(
             err.to_string(),
             "cfg line 1: unsupported Match attribute \"nonsense\""
+        );
+    }
+
+    fn one(text: &str) -> Result<Option<Line>, String> {
+        Line::parse(
+            text,
+            Place {
+                file: "cfg".into(),
+                line: 3,
+            },
+            Vec::new(),
+        )
+        .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn lines_are_split_and_checked_as_openssh_does() {
+        let port = one("Port 1 # comment").unwrap().unwrap();
+        assert_eq!(
+            (port.key.as_str(), port.args.as_slice()),
+            ("port", &["1".to_string()][..])
+        );
+        assert_eq!(one("User 'ann'").unwrap().unwrap().args, ["ann"]);
+        assert_eq!(
+            one("ProxyCommand nc %h %p # not a comment")
+                .unwrap()
+                .unwrap()
+                .args,
+            ["nc %h %p # not a comment"]
+        );
+        assert_eq!(
+            one("SendEnv LANG LC_*").unwrap().unwrap().args,
+            ["LANG", "LC_*"]
+        );
+        assert!(one("# comment").unwrap().is_none());
+        assert!(one("Bogus 1").unwrap().unwrap().known.is_none());
+        assert_eq!(
+            one("Port 1 2").unwrap_err(),
+            "cfg line 3: keyword port extra arguments at end of line"
+        );
+        assert_eq!(one("User \"ab").unwrap_err(), "cfg line 3: invalid quotes");
+        assert_eq!(
+            one("User").unwrap_err(),
+            "cfg line 3: no argument after keyword \"user\""
         );
     }
 }

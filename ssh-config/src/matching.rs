@@ -14,8 +14,6 @@ pub enum MatchError {
     NoCriteria,
     #[error("Match all must stand alone or follow canonical/final")]
     AllNotAlone,
-    #[error("unbalanced quote in Match")]
-    UnbalancedQuote,
     #[error("{0:?} is not a network in CIDR notation")]
     BadNetwork(String),
 }
@@ -119,10 +117,9 @@ impl Condition {
     /// Parse the arguments of a `Match` line (OpenSSH's `match_cfg_line`
     /// grammar): `all` stands alone (or after `canonical`/`final`); the
     /// others but `canonical` and `final` take one argument.
-    pub fn parse_match(args: &str) -> Result<Condition, MatchError> {
-        let words = shell_words(args)?;
+    pub fn parse_match(words: &[String]) -> Result<Condition, MatchError> {
         let mut criteria = Vec::new();
-        let mut words = words.into_iter().peekable();
+        let mut words = words.iter().cloned().peekable();
         while let Some(word) = words.next() {
             let (negated, name) = match word.strip_prefix('!') {
                 Some(rest) => (true, rest.to_string()),
@@ -272,32 +269,6 @@ fn glob(pattern: &str, name: &str, case_sensitive: bool) -> bool {
     go(pattern.as_bytes(), name.as_bytes(), case_sensitive)
 }
 
-/// Split a `Match` line into words; double quotes group (for `exec`).
-fn shell_words(text: &str) -> Result<Vec<String>, MatchError> {
-    let mut words = Vec::new();
-    let mut chars = text.chars().peekable();
-    while let Some(&c) = chars.peek() {
-        if c.is_whitespace() {
-            chars.next();
-            continue;
-        }
-        let mut word = String::new();
-        let mut quoted = false;
-        for c in chars.by_ref() {
-            match c {
-                '"' => quoted = !quoted,
-                c if c.is_whitespace() && !quoted => break,
-                c => word.push(c),
-            }
-        }
-        if quoted {
-            return Err(MatchError::UnbalancedQuote);
-        }
-        words.push(word);
-    }
-    Ok(words)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -320,7 +291,7 @@ mod tests {
     ];
 
     fn holds(line: &str, t: &Target<'_>) -> bool {
-        Condition::parse_match(line)
+        Condition::parse_match(&crate::split::words(line).unwrap())
             .unwrap()
             .holds(t, &mut |cmd| cmd == "true", &mut |_| {})
     }
@@ -351,7 +322,8 @@ mod tests {
 
     #[test]
     fn exec_runs_only_after_earlier_criteria_held() {
-        let c = Condition::parse_match("host nomatch exec true").unwrap();
+        let c = Condition::parse_match(&crate::split::words("host nomatch exec true").unwrap())
+            .unwrap();
         let mut ran = false;
         let t = target("h", "u");
         assert!(!c.holds(
@@ -376,14 +348,21 @@ mod tests {
             "localnetwork 10.0.0.0/33",
             "localnetwork 10.0.0.0/8,office",
         ] {
-            assert!(Condition::parse_match(bad).is_err(), "{bad:?}");
+            assert!(
+                crate::split::words(bad)
+                    .map_err(|_| ())
+                    .and_then(|w| Condition::parse_match(&w).map_err(|_| ()))
+                    .is_err(),
+                "{bad:?}"
+            );
         }
-        assert!(Condition::parse_match("final all").is_ok());
+        assert!(Condition::parse_match(&crate::split::words("final all").unwrap()).is_ok());
     }
 
     #[test]
     fn unsupported_criteria_warn_and_do_not_apply() {
-        let c = Condition::parse_match("version OpenSSH_9*").unwrap();
+        let c =
+            Condition::parse_match(&crate::split::words("version OpenSSH_9*").unwrap()).unwrap();
         let mut warned = String::new();
         assert!(!c.holds(&target("h", "u"), &mut |_| true, &mut |w| warned = w.into()));
         assert!(warned.contains("version"), "{warned}");

@@ -3,12 +3,14 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
-use super::error::ConfigError;
+use super::error::{ConfigError, LineProblem, Place};
 use super::file::{self, IncludeBase, Line};
-use super::matching::{self, Target};
-use super::paths::{expand_hostname, expand_path, home_dir, local_user};
+use super::matching::{self, Target, pattern_list_matches};
+use super::paths::{home_dir, local_user};
+use super::tokens::{self, TokenSet, TokenValues};
 
 /// How unknown and changed host keys are treated.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -49,6 +51,17 @@ pub struct HostConfig {
     /// How often to ask for a password or a key's passphrase
     /// (NumberOfPasswordPrompts; 0 with BatchMode).
     pub password_prompts: u32,
+    /// SendEnv patterns, every line's, `-pattern` removing earlier ones.
+    pub send_env: Vec<String>,
+    /// SetEnv `NAME=VALUE` pairs (the first line's, as in OpenSSH).
+    pub set_env: Vec<(String, String)>,
+    /// RemoteCommand (tokens expanded), unless `none`.
+    pub remote_command: Option<String>,
+    /// RequestTTY, as written.
+    pub request_tty: Option<String>,
+    /// Every keyword obtained, with the values of its lines, in the order
+    /// obtained (for `ssh -G`).
+    pub obtained: Vec<(String, Vec<String>)>,
 }
 
 /// Parsed ssh_config files, in the order they are read.
@@ -57,28 +70,42 @@ pub struct SshConfig {
     lines: Vec<Line>,
 }
 
-/// The values one destination obtained, per keyword in the order obtained.
+/// The lines one destination obtained, per keyword in the order obtained.
 #[derive(Default)]
 struct Obtained {
-    values: HashMap<String, Vec<String>>,
+    values: HashMap<String, Vec<Line>>,
+    order: Vec<String>,
     /// `proxyjump` or `proxycommand`, whichever came first.
     first_proxy: Option<String>,
 }
 
 impl Obtained {
-    fn first(&self, key: &str) -> Option<&str> {
+    fn add(&mut self, line: &Line) {
+        if !self.values.contains_key(&line.key) {
+            self.order.push(line.key.clone());
+        }
         self.values
-            .get(key)
-            .and_then(|v| v.first())
-            .map(String::as_str)
+            .entry(line.key.clone())
+            .or_default()
+            .push(line.clone());
     }
 
-    fn all(&self, key: &str) -> impl Iterator<Item = &str> {
+    fn line(&self, key: &str) -> Option<&Line> {
+        self.values.get(key).and_then(|v| v.first())
+    }
+
+    /// The first line's (first) argument.
+    fn first(&self, key: &str) -> Option<&str> {
+        self.line(key).map(|l| l.args[0].as_str())
+    }
+
+    /// Every argument of every line, in order.
+    fn all(&self, key: &str) -> impl Iterator<Item = (&Line, &str)> {
         self.values
             .get(key)
             .into_iter()
             .flatten()
-            .map(String::as_str)
+            .flat_map(|l| l.args.iter().map(move |a| (l, a.as_str())))
     }
 }
 
@@ -100,6 +127,24 @@ impl SshConfig {
         })
     }
 
+    /// What ssh reads without `-F`: the user's file, then the system's.
+    /// As with OpenSSH, a file that cannot be opened counts as empty (an
+    /// error inside one still fails).
+    pub fn load_default() -> Result<SshConfig, ConfigError> {
+        let quiet = |loaded: Result<SshConfig, ConfigError>| match loaded {
+            Err(ConfigError::Read { path, source }) => {
+                tracing::debug!("ssh config {}: {source}", path.display());
+                Ok(SshConfig::default())
+            }
+            other => other,
+        };
+        Ok(
+            quiet(SshConfig::load_user(&home_dir().join(".ssh/config")))?.chain(quiet(
+                SshConfig::load_system("/etc/ssh/ssh_config".as_ref()),
+            )?),
+        )
+    }
+
     /// Concatenate: earlier files take precedence (first value wins).
     pub fn chain(mut self, later: SshConfig) -> SshConfig {
         self.lines.extend(later.lines);
@@ -107,7 +152,6 @@ impl SshConfig {
     }
 
     /// Parse configuration text (relative `Include`s look in ~/.ssh).
-    #[cfg(test)]
     pub fn parse(text: &str) -> Result<SshConfig, ConfigError> {
         let base = IncludeBase(home_dir().join(".ssh"));
         let mut lines = Vec::new();
@@ -117,7 +161,14 @@ impl SshConfig {
 
     /// Walk the lines for one destination, as OpenSSH does: a first pass,
     /// and a second with `final` true if any `Match final` asked for one.
-    fn obtain(&self, alias: &str, user: Option<&str>, port: Option<u16>) -> Obtained {
+    /// A keyword OpenSSH does not know is an error wherever it stands,
+    /// unless the `IgnoreUnknown` obtained before it names it.
+    fn obtain(
+        &self,
+        alias: &str,
+        user: Option<&str>,
+        port: Option<u16>,
+    ) -> Result<Obtained, ConfigError> {
         let mut got = Obtained::default();
         let local = local_user();
         let final_wanted = self
@@ -133,56 +184,100 @@ impl SshConfig {
             // that, so it sees the state OpenSSH sees at the `Match`.
             let mut decided: HashMap<*const matching::Condition, bool> = HashMap::new();
             for line in &self.lines {
-                let applies = line.when.iter().all(|cond| {
-                    let key = std::sync::Arc::as_ptr(cond);
-                    if let Some(&known) = decided.get(&key) {
-                        return known;
+                if line.known.is_none() {
+                    let ignored = got
+                        .first("ignoreunknown")
+                        .is_some_and(|list| pattern_list_matches(list, &line.key, false));
+                    if ignored {
+                        continue;
                     }
-                    let host = got
-                        .first("hostname")
-                        .map(|h| expand_hostname(h, alias))
-                        .unwrap_or_else(|| alias.to_string());
-                    let remote_user = user
-                        .or_else(|| got.first("user"))
-                        .unwrap_or(&local)
-                        .to_string();
-                    let target = Target {
-                        original_host: alias,
-                        host: &host,
-                        user: &remote_user,
-                        local_user: &local,
-                        tag: got.first("tag"),
-                        final_pass,
-                        local_addresses: &interface_addresses,
+                    return Err(ConfigError::BadOption {
+                        at: line.at.clone(),
+                        key: line.key.clone(),
+                    });
+                }
+                let mut applies = true;
+                for cond in &line.when {
+                    let key = Arc::as_ptr(cond);
+                    let verdict = match decided.get(&key) {
+                        Some(&known) => known,
+                        None => {
+                            let verdict =
+                                self.evaluate(cond, &got, alias, user, port, &local, final_pass)?;
+                            decided.insert(key, verdict);
+                            verdict
+                        }
                     };
-                    let port = port
-                        .map(|p| p.to_string())
-                        .or_else(|| got.first("port").map(str::to_string))
-                        .unwrap_or_else(|| "22".into());
-                    let verdict = cond.holds(
-                        &target,
-                        &mut |command| match_exec(command, alias, &host, &port, &remote_user),
-                        &mut |warning| tracing::warn!("ssh config: {warning}"),
-                    );
-                    decided.insert(key, verdict);
-                    verdict
-                });
+                    if !verdict {
+                        applies = false;
+                        break;
+                    }
+                }
                 if applies {
                     if matches!(line.key.as_str(), "proxyjump" | "proxycommand") {
                         got.first_proxy.get_or_insert_with(|| line.key.clone());
                     }
-                    got.values
-                        .entry(line.key.clone())
-                        .or_default()
-                        .push(line.value.clone());
+                    got.add(line);
                 }
             }
         }
-        got
+        Ok(got)
     }
 
-    /// Settings for `alias` with `options` (ssh's `-o`, in order) taking
-    /// precedence over every file, as on ssh's command line.
+    /// Whether `cond` holds for the destination, in the state `got`.
+    #[allow(clippy::too_many_arguments)]
+    fn evaluate(
+        &self,
+        cond: &matching::Condition,
+        got: &Obtained,
+        alias: &str,
+        user: Option<&str>,
+        port: Option<u16>,
+        local: &str,
+        final_pass: bool,
+    ) -> Result<bool, ConfigError> {
+        let host = hostname_so_far(got, alias)?;
+        let remote_user = user.or_else(|| got.first("user")).unwrap_or(local);
+        let target = Target {
+            original_host: alias,
+            host: &host,
+            user: remote_user,
+            local_user: local,
+            tag: got.first("tag"),
+            final_pass,
+            local_addresses: &interface_addresses,
+        };
+        let values = TokenValues {
+            original_host: alias.to_string(),
+            host: host.clone(),
+            port: port
+                .or_else(|| got.first("port").and_then(|p| p.parse().ok()))
+                .unwrap_or(22),
+            remote_user: remote_user.to_string(),
+            host_key_alias: got.first("hostkeyalias").map(str::to_string),
+            proxy_jump: got.first("proxyjump").unwrap_or_default().to_string(),
+        };
+        let mut failure = None;
+        let verdict = cond.holds(
+            &target,
+            &mut |command| match tokens::percent(command, TokenSet::Files, &values) {
+                Ok(command) => match_exec(&command),
+                Err(e) => {
+                    failure.get_or_insert(e);
+                    false
+                }
+            },
+            &mut |warning| tracing::warn!("ssh config: {warning}"),
+        );
+        match failure {
+            Some(source) => Err(ConfigError::MatchExec(source)),
+            None => Ok(verdict),
+        }
+    }
+
+    /// Settings for `alias` with `options` (ssh's `-o`, in order, each as
+    /// keyword and the text after it) taking precedence over every file, as
+    /// on ssh's command line.
     pub fn resolve_with(
         &self,
         alias: &str,
@@ -193,14 +288,11 @@ impl SshConfig {
         if options.is_empty() {
             return self.resolve(alias, user, port);
         }
-        let mut lines: Vec<Line> = options
-            .iter()
-            .map(|(key, value)| Line {
-                when: Vec::new(),
-                key: key.to_ascii_lowercase(),
-                value: value.clone(),
-            })
-            .collect();
+        let mut lines = Vec::new();
+        for (key, value) in options {
+            let text = format!("{key} {value}");
+            lines.extend(Line::parse(&text, Place::command_line(), Vec::new())?);
+        }
         lines.extend(self.lines.iter().cloned());
         SshConfig { lines }.resolve(alias, user, port)
     }
@@ -213,114 +305,158 @@ impl SshConfig {
         user: Option<&str>,
         port: Option<u16>,
     ) -> Result<HostConfig, ConfigError> {
-        let got = self.obtain(alias, user, port);
-        let hostname = got
-            .first("hostname")
-            .map(|h| expand_hostname(h, alias))
-            .unwrap_or_else(|| alias.to_string());
+        let got = self.obtain(alias, user, port)?;
+        let hostname = hostname_so_far(&got, alias)?;
         let port = match port {
             Some(p) => p,
-            None => match got.first("port") {
-                Some(p) => p.parse::<u16>().map_err(|_| ConfigError::BadPort {
-                    value: p.to_string(),
-                    host: alias.to_string(),
-                })?,
+            None => match got.line("port") {
+                Some(line) => parse_port(line)?,
                 None => 22,
             },
         };
         let user = user
             .map(str::to_string)
             .or_else(|| got.first("user").map(str::to_string));
-        let expand = |p: &str| expand_path(p, alias, &hostname, port, user.as_deref());
+        let values = TokenValues {
+            original_host: alias.to_string(),
+            host: hostname.clone(),
+            port,
+            remote_user: user.clone().unwrap_or_else(local_user),
+            host_key_alias: got.first("hostkeyalias").map(str::to_string),
+            proxy_jump: got.first("proxyjump").unwrap_or_default().to_string(),
+        };
+        let file = |line: &Line, keyword: &'static str, value: &str| {
+            expand_file(value, &values)
+                .map_err(|source| ConfigError::Expansion {
+                    at: line.at.clone(),
+                    keyword,
+                    source,
+                })
+                .map(PathBuf::from)
+        };
         let mut identity_files: Vec<PathBuf> = Vec::new();
-        for file in got.all("identityfile").map(expand) {
+        for (line, value) in got.all("identityfile") {
+            let path = file(line, "IdentityFile", value)?;
             // The final pass obtains the first pass's files again.
-            if !identity_files.contains(&file) {
-                identity_files.push(file);
+            if !identity_files.contains(&path) {
+                identity_files.push(path);
             }
         }
-        let mut user_known: Vec<PathBuf> = got
-            .first("userknownhostsfile")
-            .map(|v| v.split_whitespace().map(expand).collect())
-            .unwrap_or_default();
+        let mut certificate_files = Vec::new();
+        for (line, value) in got.all("certificatefile") {
+            certificate_files.push(file(line, "CertificateFile", value)?);
+        }
+        let mut user_known: Vec<PathBuf> = Vec::new();
+        if let Some(line) = got.line("userknownhostsfile") {
+            for value in &line.args {
+                user_known.push(file(line, "UserKnownHostsFile", value)?);
+            }
+        }
         if user_known.is_empty() {
-            user_known = vec![expand("~/.ssh/known_hosts"), expand("~/.ssh/known_hosts2")];
+            user_known = vec![tilde("~/.ssh/known_hosts"), tilde("~/.ssh/known_hosts2")];
         }
         let global_known: Vec<PathBuf> = got
-            .first("globalknownhostsfile")
-            .map(|v| v.split_whitespace().map(expand).collect())
+            .line("globalknownhostsfile")
+            .map(|l| l.args.iter().map(|v| tilde(v)).collect())
             .unwrap_or_else(|| {
                 vec![
                     "/etc/ssh/ssh_known_hosts".into(),
                     "/etc/ssh/ssh_known_hosts2".into(),
                 ]
             });
-        let strict = match got
-            .first("stricthostkeychecking")
-            .map(|v| v.to_ascii_lowercase())
-        {
+        let strict = match got.line("stricthostkeychecking") {
             None => StrictHostKeyChecking::Yes,
-            Some(v) => match v.as_str() {
-                "yes" | "ask" => StrictHostKeyChecking::Yes,
+            Some(line) => match line.args[0].to_ascii_lowercase().as_str() {
+                "yes" | "ask" | "true" => StrictHostKeyChecking::Yes,
                 "accept-new" => StrictHostKeyChecking::AcceptNew,
-                "no" | "off" => StrictHostKeyChecking::No,
-                other => {
-                    return Err(ConfigError::BadValue {
-                        keyword: "StrictHostKeyChecking",
-                        value: other.to_string(),
-                    });
-                }
+                "no" | "off" | "false" => StrictHostKeyChecking::No,
+                _ => return Err(bad_value(line, "StrictHostKeyChecking")),
             },
         };
-        let number = |key: &str, keyword: &'static str| -> Result<Option<u64>, ConfigError> {
-            got.first(key)
-                .map(|v| {
-                    v.parse::<u64>().map_err(|_| ConfigError::BadValue {
-                        keyword,
-                        value: v.to_string(),
-                    })
-                })
+        let seconds = |key: &str, keyword| -> Result<Option<Duration>, ConfigError> {
+            got.line(key)
+                .map(|l| number(l, keyword).map(Duration::from_secs))
                 .transpose()
         };
-        let seconds = |key: &str, keyword: &'static str| {
-            number(key, keyword).map(|n| n.map(Duration::from_secs))
-        };
-        let count_max = number("serveralivecountmax", "ServerAliveCountMax")?.map(|n| n as usize);
+        let count_max = got
+            .line("serveralivecountmax")
+            .map(|l| number(l, "ServerAliveCountMax").map(|n| n as usize))
+            .transpose()?;
         let batch = got
-            .first("batchmode")
-            .is_some_and(|v| v.eq_ignore_ascii_case("yes"));
-        let password_prompts = match got.first("numberofpasswordprompts") {
-            _ if batch => 0,
+            .line("batchmode")
+            .map(|l| flag(l, "BatchMode"))
+            .transpose()?;
+        let password_prompts = match got.line("numberofpasswordprompts") {
+            _ if batch == Some(true) => 0,
             None => 3,
-            Some(v) => v.parse::<u32>().map_err(|_| ConfigError::BadValue {
-                keyword: "NumberOfPasswordPrompts",
-                value: v.to_string(),
-            })?,
+            Some(line) => number(line, "NumberOfPasswordPrompts")? as u32,
         };
-        let proxy = |key: &str| {
-            got.first(key)
-                .filter(|_| got.first_proxy.as_deref() == Some(key))
-                .filter(|v| !v.eq_ignore_ascii_case("none"))
+        let proxy = |key: &str, keyword| -> Result<Option<String>, ConfigError> {
+            let Some(line) = got.line(key) else {
+                return Ok(None);
+            };
+            if got.first_proxy.as_deref() != Some(key) || line.args[0].eq_ignore_ascii_case("none")
+            {
+                return Ok(None);
+            }
+            tokens::percent(&line.args[0], TokenSet::Proxy, &values)
+                .map(Some)
+                .map_err(|source| ConfigError::Expansion {
+                    at: line.at.clone(),
+                    keyword,
+                    source,
+                })
         };
-        let certificate_files = got.all("certificatefile").map(expand).collect();
+        let remote_command = match got.line("remotecommand") {
+            Some(line) if !line.args[0].eq_ignore_ascii_case("none") => Some(
+                tokens::percent(&line.args[0], TokenSet::Files, &values).map_err(|source| {
+                    ConfigError::Expansion {
+                        at: line.at.clone(),
+                        keyword: "RemoteCommand",
+                        source,
+                    }
+                })?,
+            ),
+            _ => None,
+        };
         Ok(HostConfig {
             hash_known_hosts: got
-                .first("hashknownhosts")
-                .is_some_and(|v| v.eq_ignore_ascii_case("yes")),
+                .line("hashknownhosts")
+                .map(|l| flag(l, "HashKnownHosts"))
+                .transpose()?
+                .unwrap_or(false),
             certificate_files,
             password_prompts,
             alias: alias.to_string(),
-            proxy_jump: proxy("proxyjump").map(str::to_string),
-            proxy_command: proxy("proxycommand")
-                .map(|c| expand_path(c, alias, &hostname, port, user.as_deref()))
-                .map(|c| c.to_string_lossy().into_owned()),
+            proxy_jump: proxy("proxyjump", "ProxyJump")?,
+            proxy_command: proxy("proxycommand", "ProxyCommand")?,
             identities_only: got
-                .first("identitiesonly")
-                .is_some_and(|v| v.eq_ignore_ascii_case("yes")),
+                .line("identitiesonly")
+                .map(|l| flag(l, "IdentitiesOnly"))
+                .transpose()?
+                .unwrap_or(false),
             connect_timeout: seconds("connecttimeout", "ConnectTimeout")?.filter(|d| !d.is_zero()),
             server_alive_interval: seconds("serveraliveinterval", "ServerAliveInterval")?
                 .filter(|d| !d.is_zero()),
             server_alive_count_max: count_max,
+            send_env: send_env(&got),
+            set_env: got
+                .line("setenv")
+                .map(|l| {
+                    l.args
+                        .iter()
+                        .filter_map(|pair| pair.split_once('='))
+                        .map(|(k, v)| (k.to_string(), v.to_string()))
+                        .collect()
+                })
+                .unwrap_or_default(),
+            remote_command,
+            request_tty: got.first("requesttty").map(str::to_string),
+            obtained: got
+                .order
+                .iter()
+                .map(|k| (k.clone(), got.all(k).map(|(_, v)| v.to_string()).collect()))
+                .collect(),
             hostname,
             user,
             port,
@@ -329,6 +465,98 @@ impl SshConfig {
             global_known_hosts_files: global_known,
             strict_host_key_checking: strict,
         })
+    }
+}
+
+impl HostConfig {
+    /// The identity files, or the ones tried when none is configured
+    /// (`~/.ssh/id_ed25519`, `id_ecdsa`, `id_rsa`).
+    pub fn identity_files_or_default(&self) -> Vec<PathBuf> {
+        if !self.identity_files.is_empty() {
+            return self.identity_files.clone();
+        }
+        ["id_ed25519", "id_ecdsa", "id_rsa"]
+            .iter()
+            .map(|n| home_dir().join(".ssh").join(n))
+            .collect()
+    }
+}
+
+/// `HostName` as obtained so far (`%h` and `%%` expanded), else the alias.
+fn hostname_so_far(got: &Obtained, alias: &str) -> Result<String, ConfigError> {
+    let Some(line) = got.line("hostname") else {
+        return Ok(alias.to_string());
+    };
+    let values = TokenValues {
+        host: alias.to_string(),
+        ..TokenValues::default()
+    };
+    tokens::percent(&line.args[0], TokenSet::HostName, &values).map_err(|source| {
+        ConfigError::Expansion {
+            at: line.at.clone(),
+            keyword: "HostName",
+            source,
+        }
+    })
+}
+
+/// SendEnv patterns accumulate over lines; `-pattern` removes earlier ones.
+fn send_env(got: &Obtained) -> Vec<String> {
+    let mut patterns: Vec<String> = Vec::new();
+    for (_, value) in got.all("sendenv") {
+        match value.strip_prefix('-') {
+            Some(removed) => patterns.retain(|p| !pattern_list_matches(removed, p, true)),
+            None => patterns.push(value.to_string()),
+        }
+    }
+    patterns
+}
+
+/// A file name: `~`, then `${VAR}`, then the `%` tokens.
+fn expand_file(value: &str, values: &TokenValues) -> Result<String, tokens::TokenError> {
+    let value = tilde(value).to_string_lossy().into_owned();
+    let value = tokens::environment(&value)?;
+    tokens::percent(&value, TokenSet::Files, values)
+}
+
+/// `~/` at the start means our home.
+fn tilde(value: &str) -> PathBuf {
+    match value.strip_prefix("~/") {
+        Some(rest) => home_dir().join(rest),
+        None if value == "~" => home_dir(),
+        None => PathBuf::from(value),
+    }
+}
+
+fn parse_port(line: &Line) -> Result<u16, ConfigError> {
+    match line.args[0].parse::<u16>() {
+        Ok(p) if p > 0 => Ok(p),
+        _ => Err(ConfigError::Line {
+            at: line.at.clone(),
+            problem: LineProblem::BadPort(line.args[0].clone()),
+        }),
+    }
+}
+
+fn bad_value(line: &Line, keyword: &'static str) -> ConfigError {
+    ConfigError::Line {
+        at: line.at.clone(),
+        problem: LineProblem::BadValue {
+            keyword,
+            value: line.args[0].clone(),
+        },
+    }
+}
+
+fn number(line: &Line, keyword: &'static str) -> Result<u64, ConfigError> {
+    line.args[0].parse().map_err(|_| bad_value(line, keyword))
+}
+
+fn flag(line: &Line, keyword: &'static str) -> Result<bool, ConfigError> {
+    match line.args[0].to_ascii_lowercase().as_str() {
+        "yes" | "true" => Ok(true),
+        "no" | "false" => Ok(false),
+        _ => Err(bad_value(line, keyword)),
     }
 }
 
@@ -352,15 +580,13 @@ fn interface_addresses() -> Vec<std::net::IpAddr> {
 /// `Match exec`: run `command` (its `%` tokens expanded) with the user's
 /// shell, stdin and stdout on /dev/null and stderr ours, as OpenSSH does;
 /// it matches when it exits 0.
-fn match_exec(command: &str, alias: &str, host: &str, port: &str, user: &str) -> bool {
-    let port = port.parse().unwrap_or(22);
-    let command = expand_path(command, alias, host, port, Some(user));
+fn match_exec(command: &str) -> bool {
     let shell = std::env::var_os("SHELL")
         .filter(|s| !s.is_empty())
         .unwrap_or_else(|| "/bin/sh".into());
     let status = std::process::Command::new(&shell)
         .arg("-c")
-        .arg(&command)
+        .arg(command)
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::null())
         .status();
@@ -368,8 +594,7 @@ fn match_exec(command: &str, alias: &str, host: &str, port: &str, user: &str) ->
         Ok(status) => status.success(),
         Err(e) => {
             tracing::warn!(
-                "ssh config: Match exec {}: cannot run {}: {e}",
-                command.display(),
+                "ssh config: Match exec {command}: cannot run {}: {e}",
                 std::path::Path::new(&shell).display()
             );
             false

@@ -1,0 +1,31 @@
+//! ssh_config(5), read as OpenSSH 9.x reads it.
+//!
+//! - [`split`]: a line into its keyword and words (quotes, escapes, comments);
+//! - [`keywords`]: every keyword OpenSSH knows, and what we do with it;
+//! - `file`: files and `Include`s into lines under their `Host`/`Match` blocks;
+//! - `matching`: `Host` patterns and `Match` criteria;
+//! - [`tokens`]: `%` tokens and `${VAR}`;
+//! - [`names`]: the host and user names OpenSSH accepts on its command line;
+//! - [`options`]: `-o` options, checked;
+//! - `resolve`: the settings one destination gets: for each keyword the
+//!   first value obtained wins, `Match host` sees the `HostName` set so far,
+//!   and `Match final` blocks get a second pass;
+//! - [`print`]: `ssh -G`.
+
+mod error;
+mod file;
+pub mod keywords;
+mod matching;
+pub mod names;
+pub mod options;
+mod paths;
+pub mod print;
+mod resolve;
+pub mod split;
+pub mod tokens;
+
+pub use error::{ConfigError, LineProblem, Place};
+pub use matching::host_in_pattern_list;
+pub use names::{valid_hostname, valid_user};
+pub use paths::{home_dir, local_user};
+pub use resolve::{HostConfig, SshConfig, StrictHostKeyChecking};
