@@ -359,3 +359,37 @@ fn the_hosts_own_command_line() {
         zsh.stdout_text()
     );
 }
+
+/// On a terminal, an upload shows its progress, unless `-q`.
+#[test]
+#[ignore = "needs root and sshd (run ./tests/run)"]
+fn quiet_hides_the_upload_progress() {
+    use common::sshd::{Sshd, require_sshd};
+    require_sshd();
+    require("script");
+    for (quiet, shown) in [(false, true), (true, false)] {
+        // A fresh server each time: its agent cache is empty, so the agent
+        // is uploaded.
+        let sshd = Sshd::start();
+        sshd.write_client_files("target");
+        let flags = if quiet { "-q " } else { "" };
+        let mut cmd = Command::new("sh");
+        cmd.arg("-c").arg(format!(
+            "script -qec '{} {flags}--ssh-config {} --to ssh:target -- true' /dev/null",
+            bin(),
+            sshd.ssh_config()
+        ));
+        let out = run_with(cmd, b"", std::time::Duration::from_secs(120));
+        out.expect_code(0);
+        assert!(
+            sshd.cache_dir().read_dir().unwrap().next().is_some(),
+            "no upload"
+        );
+        let terminal = out.stdout_text();
+        assert_eq!(
+            terminal.contains("uploading the agent"),
+            shown,
+            "quiet={quiet}: {terminal:?}"
+        );
+    }
+}

@@ -7,6 +7,7 @@
 //! Options: `--quick` (fewer repetitions, smaller transfers), `--out FILE`.
 
 mod proxy;
+mod soak;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -19,6 +20,14 @@ fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     if args.first().map(String::as_str) == Some("time-loop") {
         std::process::exit(time_loop(&args[1..]));
+    }
+    // `fakessh-bench soak [--quick]`: only the soak, printed.
+    if args.first().map(String::as_str) == Some("soak") {
+        let sshd = Sshd::start();
+        let cfg = sshd.write_config(1);
+        let (rows, notes) = soak::run(&sshd, &cfg, args.iter().any(|a| a == "--quick"));
+        println!("{}\n\n{}", rows.join("\n"), notes.join("\n"));
+        return;
     }
     let quick = args.iter().any(|a| a == "--quick");
     let out = args
@@ -710,6 +719,9 @@ async fn run(quick: bool) -> String {
         ));
     }
 
+    // 6. The soak: no memory or descriptor creeps over many sessions.
+    let (soak_rows, soak_notes) = soak::run(&sshd, &cfg, quick);
+
     let agent_size = std::fs::metadata(fakessh_bin())
         .map(|m| m.len())
         .unwrap_or(0);
@@ -720,7 +732,12 @@ async fn run(quick: bool) -> String {
          - machine: {}\n- {}; {}; mitogen-fakessh {} (release agent binary {:.1} MiB)\n- reproduce (as root): `cargo build --release && ./target/release/fakessh-bench{}`\n\n\
          | measurement | mitogen-fakessh | OpenSSH fresh | OpenSSH ControlMaster | ratio (ours / fresh, ours / master) |\n\
          |---|---|---|---|---|\n{}\n\n{}\
-         Medians with (min–max, n). Timings are never asserted in tests; targets are in issue 6 and DESIGN.md.\n",
+         Medians with (min–max, n). Timings are never asserted in tests; targets are in issue 6 and DESIGN.md.\n\n\
+         ## Soak\n\n\
+         The same host process and agents serve every session; their resident memory and open descriptors \
+         are read after the first 100 sessions (the level) and every so often after. Target: within 1 MiB of \
+         the level, descriptors back to exactly the level (no session is open at a reading).\n\n\
+         | soak | result |\n|---|---|\n{}\n\nReadings: {}\n",
         machine(),
         version("ssh", "-V"),
         version("rsync", "--version"),
@@ -730,6 +747,8 @@ async fn run(quick: bool) -> String {
         rows.join("\n"),
         notes.iter().map(|n| format!("- {n}\n")).collect::<String>()
             + if notes.is_empty() { "" } else { "\n" },
+        soak_rows.join("\n"),
+        soak_notes.join("; "),
     )
 }
 

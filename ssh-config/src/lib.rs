@@ -14,6 +14,8 @@
 
 mod error;
 mod file;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod keywords;
 mod matching;
 pub mod names;

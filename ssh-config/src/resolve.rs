@@ -68,6 +68,8 @@ pub struct HostConfig {
 #[derive(Clone, Debug, Default)]
 pub struct SshConfig {
     lines: Vec<Line>,
+    /// `Match exec` never runs its command and never matches (fuzzing).
+    no_exec: bool,
 }
 
 /// The lines one destination obtained, per keyword in the order obtained.
@@ -116,6 +118,7 @@ impl SshConfig {
         let base = IncludeBase(home_dir().join(".ssh"));
         Ok(SshConfig {
             lines: file::read(path, &base)?,
+            no_exec: false,
         })
     }
 
@@ -124,6 +127,7 @@ impl SshConfig {
         let base = IncludeBase(PathBuf::from("/etc/ssh"));
         Ok(SshConfig {
             lines: file::read(path, &base)?,
+            no_exec: false,
         })
     }
 
@@ -145,6 +149,13 @@ impl SshConfig {
         )
     }
 
+    /// The same configuration with `Match exec` never running a command.
+    #[doc(hidden)]
+    pub fn without_exec(mut self) -> SshConfig {
+        self.no_exec = true;
+        self
+    }
+
     /// Concatenate: earlier files take precedence (first value wins).
     pub fn chain(mut self, later: SshConfig) -> SshConfig {
         self.lines.extend(later.lines);
@@ -156,7 +167,10 @@ impl SshConfig {
         let base = IncludeBase(home_dir().join(".ssh"));
         let mut lines = Vec::new();
         file::parse(text, "ssh config", &base, &[], 0, &mut lines)?;
-        Ok(SshConfig { lines })
+        Ok(SshConfig {
+            lines,
+            no_exec: false,
+        })
     }
 
     /// Walk the lines for one destination, as OpenSSH does: a first pass,
@@ -261,6 +275,7 @@ impl SshConfig {
         let verdict = cond.holds(
             &target,
             &mut |command| match tokens::percent(command, TokenSet::Files, &values) {
+                Ok(_) if self.no_exec => false,
                 Ok(command) => match_exec(&command),
                 Err(e) => {
                     failure.get_or_insert(e);
@@ -294,7 +309,11 @@ impl SshConfig {
             lines.extend(Line::parse(&text, Place::command_line(), Vec::new())?);
         }
         lines.extend(self.lines.iter().cloned());
-        SshConfig { lines }.resolve(alias, user, port)
+        SshConfig {
+            lines,
+            no_exec: self.no_exec,
+        }
+        .resolve(alias, user, port)
     }
 
     /// Settings for `alias`; `user`/`port` from the chain or the command line

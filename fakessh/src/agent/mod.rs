@@ -42,6 +42,10 @@ use session::SessionHandle;
 /// Frames for this agent that may wait for its main loop.
 const INBOX: usize = 1024;
 
+/// How often an agent gives the memory its allocator holds free back to
+/// the system (see [`crate::sys::release_free_memory`]).
+const MEMORY_TRIM: Duration = Duration::from_secs(10);
+
 /// Why an agent could not run.
 #[derive(Debug, thiserror::Error)]
 enum AgentError {
@@ -191,8 +195,13 @@ async fn run() -> Result<(), AgentError> {
         )
         .await;
 
+    // An agent that only routes (the hop before a sudo hop) sees no
+    // session end: give free memory back now and then instead.
+    let mut trim = tokio::time::interval(MEMORY_TRIM);
+    trim.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let reason = loop {
         tokio::select! {
+            _ = trim.tick() => crate::sys::release_free_memory(),
             Some(f) = inbox.recv() => match f.header.handle {
                 handle::SPAWN => agent.on_spawn(f).await,
                 handle::CONNECT => agent.on_connect(f).await,
@@ -206,6 +215,9 @@ async fn run() -> Result<(), AgentError> {
             Some(done) = agent.session_tasks.join_next(), if !agent.session_tasks.is_empty() => {
                 if let Ok(peer) = done {
                     agent.sessions.remove(&peer);
+                }
+                if agent.sessions.is_empty() {
+                    crate::sys::release_free_memory();
                 }
             }
             Some(done) = agent.connects.join_next(), if !agent.connects.is_empty() => {

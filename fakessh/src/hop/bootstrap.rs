@@ -234,6 +234,41 @@ async fn upload<W: AsyncWrite + Unpin>(
     Ok(sent)
 }
 
+/// One line the bootstrap snippet printed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Reply {
+    /// `MFS-CACHED`: the cached agent is good.
+    Cached,
+    /// `MFS-UPLOAD`: send the agent now.
+    Upload,
+    /// `MFS-EXEC`: the agent starts; frames follow this line.
+    Exec,
+    /// `MFS-ERROR why`.
+    Error(String),
+    /// Another `MFS-` line: a snippet of another version.
+    Unknown(String),
+    /// Anything else: noise from the remote's rc files.
+    Noise,
+}
+
+impl Reply {
+    /// What one line (without its newline) says.
+    pub fn parse(line: &[u8]) -> Reply {
+        let line = String::from_utf8_lossy(line);
+        let line = line.trim_end_matches('\r');
+        match line {
+            "MFS-CACHED" => Reply::Cached,
+            "MFS-UPLOAD" => Reply::Upload,
+            "MFS-EXEC" => Reply::Exec,
+            _ => match line.strip_prefix("MFS-ERROR ") {
+                Some(why) => Reply::Error(why.to_string()),
+                None if line.starts_with("MFS-") => Reply::Unknown(line.to_string()),
+                None => Reply::Noise,
+            },
+        }
+    }
+}
+
 /// The next `MFS-` line; noise from rc files is skipped, `MFS-ERROR` fails.
 async fn marker<R: AsyncRead + Unpin>(
     name: &str,
@@ -247,13 +282,11 @@ async fn marker<R: AsyncRead + Unpin>(
         let Some(line) = line else {
             return Err(BootstrapError::ShellExited);
         };
-        if let Some(err) = line.strip_prefix("MFS-ERROR ") {
-            return Err(BootstrapError::Remote(err.to_string()));
+        match Reply::parse(line.as_bytes()) {
+            Reply::Error(why) => return Err(BootstrapError::Remote(why)),
+            Reply::Noise => debug!("{name}: remote shell printed {line:?} before the bootstrap"),
+            _ => return Ok(line),
         }
-        if line.starts_with("MFS-") {
-            return Ok(line);
-        }
-        debug!("{name}: remote shell printed {line:?} before the bootstrap");
     }
     Err(BootstrapError::Noise)
 }

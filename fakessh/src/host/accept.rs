@@ -39,7 +39,12 @@ pub async fn accept_loop(control: OwnedFd, router: Arc<Router>, connector: Arc<C
                     break;
                 }
             },
-            Some(_) = sessions.join_next(), if !sessions.is_empty() => continue,
+            Some(_) = sessions.join_next(), if !sessions.is_empty() => {
+                if sessions.is_empty() {
+                    sys::release_free_memory();
+                }
+                continue;
+            }
         };
         match guard.try_io(|fd| sys::recv_fds(fd.get_ref().as_fd())) {
             Ok(Ok(Received::Message { bytes, fds })) => match session_hello(&bytes, fds) {

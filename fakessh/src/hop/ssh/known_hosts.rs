@@ -55,12 +55,17 @@ impl KnownHosts {
             let Ok(text) = std::fs::read_to_string(file) else {
                 continue;
             };
-            for (n, line) in text.lines().enumerate() {
-                let at = format!("{}:{}", file.display(), n + 1);
-                known.add_line(line, &name, at);
-            }
+            known.add_text(&text, &file.display().to_string(), &name);
         }
         known
+    }
+
+    /// Take the lines of `text` (named `origin` in messages) that apply to
+    /// `name` (`host`, or `[host]:port`).
+    pub fn add_text(&mut self, text: &str, origin: &str, name: &str) {
+        for (n, line) in text.lines().enumerate() {
+            self.add_line(line, name, format!("{origin}:{}", n + 1));
+        }
     }
 
     fn add_line(&mut self, line: &str, name: &str, at: String) {

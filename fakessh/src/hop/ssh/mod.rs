@@ -22,7 +22,7 @@ pub mod direct;
 pub mod error;
 mod hostkey;
 mod identity;
-mod known_hosts;
+pub mod known_hosts;
 mod packets;
 mod proxy;
 mod transport;
