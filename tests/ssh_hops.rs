@@ -157,11 +157,16 @@ fn agent_is_cached_and_a_corrupt_cache_entry_is_replaced() {
     );
 
     // Truncate the cached agent: detected by its checksum, uploaded again.
-    let cached: Vec<_> = std::fs::read_dir(sshd.cache_dir())
+    // The cache holds the agent (named by its checksum) and the marker
+    // saying it was seen to execute there; nothing else.
+    let mut names: Vec<String> = std::fs::read_dir(sshd.cache_dir())
         .unwrap()
-        .map(|e| e.unwrap().path())
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .collect();
-    assert_eq!(cached.len(), 1, "{cached:?}");
+    names.sort();
+    assert_eq!(names.len(), 2, "{names:?}");
+    assert_eq!(names[0], format!(".ok-{}", names[1]));
+    let cached = [sshd.cache_dir().join(&names[1])];
     let len = std::fs::metadata(&cached[0]).unwrap().len();
     // The last run's agent may still be exiting on the remote side after
     // the host is gone; until it has, its executable is busy (ETXTBSY).

@@ -6,6 +6,7 @@
 //! Run as root (sshd needs it): `cargo build --release && ./target/release/fakessh-bench`.
 //! Options: `--quick` (fewer repetitions, smaller transfers), `--out FILE`.
 
+mod bootstrap;
 mod proxy;
 mod soak;
 
@@ -26,6 +27,18 @@ fn main() {
         let sshd = Sshd::start();
         let cfg = sshd.write_config(1);
         let (rows, notes) = soak::run(&sshd, &cfg, args.iter().any(|a| a == "--quick"));
+        println!("{}\n\n{}", rows.join("\n"), notes.join("\n"));
+        return;
+    }
+    // `fakessh-bench bootstrap`: only the bootstrap rows, printed.
+    if args.first().map(String::as_str) == Some("bootstrap") {
+        let rt = tokio::runtime::Runtime::new().expect("runtime");
+        let (rows, notes) = rt.block_on(async {
+            let sshd = Sshd::start();
+            let proxy_port = proxy::start(sshd.port, Duration::from_millis(50)).await;
+            let cfg = sshd.write_config(proxy_port);
+            tokio::task::block_in_place(|| bootstrap::run(&sshd, &cfg, 5))
+        });
         println!("{}\n\n{}", rows.join("\n"), notes.join("\n"));
         return;
     }
@@ -686,38 +699,10 @@ async fn run(quick: bool) -> String {
         ));
     }
 
-    // 5. Agent bootstrap, cold (uploaded) and warm (cached).
-    for (alias, label) in [("direct", "loopback"), ("wan", "50 ms RTT")] {
-        let mut cold = Vec::new();
-        let mut warm = Vec::new();
-        for _ in 0..reps {
-            let _ = std::fs::remove_dir_all(sshd.path("cache"));
-            let start = Instant::now();
-            run_cmd(fakessh(&cfg, alias).args(["ssh", "h", "true"]));
-            cold.push(start.elapsed().as_secs_f64());
-            let start = Instant::now();
-            run_cmd(fakessh(&cfg, alias).args(["ssh", "h", "true"]));
-            warm.push(start.elapsed().as_secs_f64());
-        }
-        let fresh = Stats::of(samples(&run_cmd(Command::new(me()).args([
-            "time-loop",
-            &reps.to_string(),
-            "0",
-            "ssh",
-            "-F",
-            &cfg,
-            alias,
-            "true",
-        ]))));
-        let (cold, warm) = (Stats::of(cold), Stats::of(warm));
-        rows.push(format!(
-            "| start to first command's exit, {label}: cold (upload) / warm (cached) | {} / {} | {} (one `ssh h true`) | – | warm {} |",
-            cold.ms(),
-            warm.ms(),
-            fresh.ms(),
-            ratio(warm.median, fresh.median)
-        ));
-    }
+    // 5. Agent bootstrap, cold (uploaded) and warm (cached), and its size.
+    let (boot_rows, boot_notes) = bootstrap::run(&sshd, &cfg, reps);
+    rows.extend(boot_rows);
+    notes.extend(boot_notes);
 
     // 6. The soak: no memory or descriptor creeps over many sessions.
     let (soak_rows, soak_notes) = soak::run(&sshd, &cfg, quick);

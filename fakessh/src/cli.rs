@@ -69,6 +69,16 @@ pub struct Cli {
     #[arg(long, value_name = "FILE")]
     pub password_file: Option<PathBuf>,
 
+    /// Upload this agent executable to remote hosts whose `uname -sm` is
+    /// PLATFORM (repeatable), e.g. --agent "Linux aarch64=/path/to/mitogen-fakessh".
+    #[arg(long = "agent", value_name = "PLATFORM=PATH")]
+    pub agents: Vec<String>,
+
+    /// Keep the agent in DIR on remote hosts, instead of the first of the
+    /// cache, $XDG_RUNTIME_DIR, /dev/shm, /tmp and /var/tmp where it executes.
+    #[arg(long, value_name = "DIR", value_parser = crate::hop::bootstrap::agent_dir)]
+    pub agent_dir: Option<String>,
+
     /// More diagnostics on stderr (-v hops, -vv sessions, -vvv frames).
     #[arg(short, long, action = ArgAction::Count)]
     pub verbose: u8,

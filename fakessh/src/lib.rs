@@ -6,20 +6,27 @@
 //! - called as `scp` or `sftp`: exec the real tool with `-S <our ssh>`;
 //! - `mitogen-fakessh __agent`: agent mode ([`agent`]), speaking frames on
 //!   stdin/stdout;
+//! - `mitogen-fakessh agents [--agent PLATFORM=PATH]...`: the agents this
+//!   host can upload ([`hop::agents`]);
 //! - `mitogen-fakessh __man`, `completions SHELL`: generated documentation;
 //! - otherwise: the host ([`host`]), which parses the CLI and runs COMMAND.
 //!
 //! How each hop starts is [`hop`].
 
 pub mod agent;
+#[cfg(feature = "host")]
 pub mod cli;
+#[cfg(feature = "host")]
 pub mod docs;
 pub mod fdstream;
+#[cfg(feature = "host")]
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod hop;
+#[cfg(feature = "host")]
 pub mod host;
 pub mod logging;
+#[cfg(feature = "host")]
 pub mod prompt;
 pub mod roles;
 pub mod sys;
@@ -34,11 +41,25 @@ pub fn run(args: Vec<OsString>) -> i32 {
         .and_then(|a| Path::new(a).file_name())
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    match argv0.as_str() {
+    let shim = matches!(argv0.as_str(), "ssh" | "scp" | "sftp");
+    match args.get(1) {
+        Some(a) if !shim && a == roles::AGENT_ARG => agent::main(),
+        Some(a) if !shim && args.len() == 2 && a == roles::PROBE_ARG => {
+            println!("MFS-OK");
+            0
+        }
+        _ => host_roles(&argv0, args),
+    }
+}
+
+/// The roles of the full build: the shims, the host and its documentation.
+#[cfg(feature = "host")]
+fn host_roles(argv0: &str, args: Vec<OsString>) -> i32 {
+    match argv0 {
         // Arguments stay bytes: a file name need not be UTF-8.
         "ssh" => shims::run_ssh(&args[1..]),
-        "scp" | "sftp" => shims::wrap::exec_with_our_ssh(&argv0, &args[1..]),
-        _ if args.get(1).is_some_and(|a| a == roles::AGENT_ARG) => agent::main(),
+        "scp" | "sftp" => shims::wrap::exec_with_our_ssh(argv0, &args[1..]),
+        _ if args.get(1).is_some_and(|a| a == "agents") => list_agents(&args[2..]),
         // The man page, for packagers: `mitogen-fakessh __man > mitogen-fakessh.1`.
         _ if args.len() == 2 && args[1] == "__man" => {
             print!("{}", docs::man_page());
@@ -56,4 +77,35 @@ pub fn run(args: Vec<OsString>) -> i32 {
         }
         _ => host::main(args),
     }
+}
+
+/// An agent-only build (`./build-agents`) has no other role.
+#[cfg(not(feature = "host"))]
+fn host_roles(_argv0: &str, _args: Vec<OsString>) -> i32 {
+    logging::stderr_line(
+        "mitogen-fakessh: this executable is an agent only, for remote hosts (./build-agents); run the full build (cargo build --release)",
+    );
+    255
+}
+
+/// `mitogen-fakessh agents [--agent PLATFORM=PATH]...`.
+#[cfg(feature = "host")]
+fn list_agents(args: &[OsString]) -> i32 {
+    let mut flags = Vec::new();
+    let mut args = args.iter().map(|a| a.to_string_lossy().into_owned());
+    while let Some(arg) = args.next() {
+        if let Some(value) = arg.strip_prefix("--agent=") {
+            flags.push(value.to_string());
+        } else if arg == "--agent"
+            && let Some(value) = args.next()
+        {
+            flags.push(value);
+        } else {
+            logging::stderr_line(&format!(
+                "mitogen-fakessh agents: unexpected argument {arg:?}; usage: mitogen-fakessh agents [--agent PLATFORM=PATH]..."
+            ));
+            return 255;
+        }
+    }
+    hop::agents::print_list(&flags)
 }

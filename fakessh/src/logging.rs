@@ -8,7 +8,6 @@ use std::fmt;
 use std::io::Write;
 
 use tracing::{Event, Level, Subscriber};
-use tracing_subscriber::EnvFilter;
 use tracing_subscriber::fmt::format::Writer;
 use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields};
 use tracing_subscriber::registry::LookupSpan;
@@ -44,6 +43,34 @@ where
     }
 }
 
+/// `MITOGEN_FAKESSH_LOG` if set and valid, else `default`; the host
+/// (`report`) says once if the variable is not a valid filter.
+#[cfg(feature = "host")]
+fn filter(default: &str, report: bool) -> tracing_subscriber::EnvFilter {
+    use tracing_subscriber::EnvFilter;
+    match std::env::var(LOG_ENV) {
+        Ok(text) => EnvFilter::try_new(&text).unwrap_or_else(|e| {
+            // The host says so once; its local agents inherit the variable.
+            if report {
+                stderr_line(&format!(
+                    "mitogen-fakessh: warning: {LOG_ENV}={text:?} is not a valid filter ({e}); using the -v/-q level"
+                ));
+            }
+            EnvFilter::new(default)
+        }),
+        Err(_) => EnvFilter::new(default),
+    }
+}
+
+/// An agent-only build (for remote hosts, which never see the variable):
+/// the level alone.
+#[cfg(not(feature = "host"))]
+fn filter(default: &str, _report: bool) -> tracing::level_filters::LevelFilter {
+    default
+        .parse()
+        .unwrap_or(tracing::level_filters::LevelFilter::WARN)
+}
+
 /// Install the stderr subscriber. `level`: 0 errors .. 4 trace. `context` is
 /// `None` for the host, the chain name for an agent.
 pub fn init(level: u8, context: Option<&str>) {
@@ -54,24 +81,17 @@ pub fn init(level: u8, context: Option<&str>) {
         3 => "debug",
         _ => "trace",
     };
-    let filter = match std::env::var(LOG_ENV) {
-        Ok(text) => EnvFilter::try_new(&text).unwrap_or_else(|e| {
-            // The host says so once; its local agents inherit the variable.
-            if context.is_none() {
-                stderr_line(&format!(
-                    "mitogen-fakessh: warning: {LOG_ENV}={text:?} is not a valid filter ({e}); using the -v/-q level"
-                ));
-            }
-            EnvFilter::new(default)
-        }),
-        Err(_) => EnvFilter::new(default),
-    };
+    let filter = filter(default, context.is_none());
     let prefix = match context {
         None => "mitogen-fakessh".to_string(),
         Some(name) => format!("mitogen-fakessh[{name}]"),
     };
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
+    let builder = tracing_subscriber::fmt();
+    #[cfg(feature = "host")]
+    let builder = builder.with_env_filter(filter);
+    #[cfg(not(feature = "host"))]
+    let builder = builder.with_max_level(filter);
+    let _ = builder
         .with_writer(|| QuietStderr)
         .event_format(Line { prefix })
         .try_init();

@@ -171,6 +171,9 @@ pub struct ConnectRequest {
     pub log_level: u8,
     /// For sudo/su/doas prompts; sent once, never stored.
     pub password: Option<Secret>,
+    /// `--agent-dir`: the only place to keep the agent on the far side.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent_dir: Option<String>,
 }
 
 /// Why a hop could not be started.
@@ -205,6 +208,7 @@ mod tests {
             name: "x".into(),
             log_level: 4,
             password: Some(Secret("hunter2".into())),
+            agent_dir: None,
         };
         assert!(!format!("{req:?}").contains("hunter2"));
     }

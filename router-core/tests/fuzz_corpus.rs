@@ -48,6 +48,7 @@ fn seeds() -> Vec<(&'static str, &'static str, Vec<u8>)> {
         name: "ssh:web1,sudo:root".into(),
         log_level: 1,
         password: Some(Secret("not-a-real-password".into())),
+        agent_dir: None,
     };
     let frame = |f: Frame| {
         let mut b = BytesMut::new();

@@ -31,7 +31,7 @@ impl Login {
                 source,
             })?
             .ok_or(LoginError::NoEntry(uid.as_raw()))?;
-        let shell = if user.shell.as_os_str().is_empty() {
+        let shell = if refuses_logins(&user.shell) {
             "/bin/sh".into()
         } else {
             user.shell
@@ -67,6 +67,17 @@ impl Login {
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_else(|| "sh".into())
     }
+}
+
+/// A login shell that only refuses (`nologin`, `false`), or none at all.
+/// sshd never lets such an account in, so an agent running as one came
+/// through sudo, su or doas, and its commands run as `sudo -u` runs them:
+/// through `/bin/sh -c`.
+fn refuses_logins(shell: &std::path::Path) -> bool {
+    let name = shell.file_name().map(|n| n.to_string_lossy().into_owned());
+    shell.as_os_str().is_empty()
+        || matches!(name.as_deref(), Some("nologin" | "false"))
+        || !shell.exists()
 }
 
 /// Requested variables we pass on, like sshd's AcceptEnv: GIT_PROTOCOL (git
@@ -113,4 +124,18 @@ pub fn subsystem_command(name: &str) -> Option<String> {
             .map(|p| p.to_string());
     }
     None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn service_accounts_get_sh() {
+        assert!(refuses_logins("/usr/sbin/nologin".as_ref()));
+        assert!(refuses_logins("/bin/false".as_ref()));
+        assert!(refuses_logins("".as_ref()));
+        assert!(refuses_logins("/nonexistent/shell".as_ref()));
+        assert!(!refuses_logins("/bin/sh".as_ref()));
+    }
 }

@@ -5,6 +5,7 @@ use router_core::message::{ConnectFailure, PayloadError};
 use super::bootstrap::BootstrapError;
 use super::handshake::HandshakeError;
 use super::privilege::pty::Refusal;
+#[cfg(feature = "host")]
 use super::ssh::error::SshError;
 
 /// A hop that could not be started, named the way the user knows it
@@ -35,6 +36,7 @@ pub enum HopFailure {
     Bootstrap(#[from] BootstrapError),
     #[error(transparent)]
     Refused(#[from] Refusal),
+    #[cfg(feature = "host")]
     #[error(transparent)]
     Ssh(#[from] SshError),
     /// What the program on the far side printed adds to a failure.

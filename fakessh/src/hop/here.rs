@@ -14,11 +14,12 @@ pub async fn start(
     hop: &Hop,
     password: Option<&Secret>,
     config: AgentConfig,
+    agent_dir: Option<String>,
 ) -> Result<LocalAgent, HopFailure> {
     match hop {
         Hop::Local => local::start(config).await,
         Hop::Sudo { .. } | Hop::Su { .. } | Hop::Doas { .. } => {
-            privilege::start(hop, password, config).await
+            privilege::start(hop, password, config, agent_dir).await
         }
         Hop::Ssh { .. } => Err(HopFailure::SshFromAgent),
     }

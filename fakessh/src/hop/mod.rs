@@ -5,8 +5,9 @@
 //! - [`here`]: either of those, started by this process;
 //! - [`ssh`]: the in-process ssh client (config, known_hosts, host keys,
 //!   authentication, transport), always run by the host;
+//! - [`agents`]: the agent executables this host can upload, per platform;
 //! - [`bootstrap`]: getting the agent running on the far side of an ssh
-//!   channel or a privilege change;
+//!   channel or a privilege change, and [`upload`]: sending it there;
 //! - [`handshake`]: a new agent's first frames;
 //! - [`remote`]: asking an agent to start a hop below itself;
 //! - [`tunnel`]: a TCP connection made by an agent, carrying the next ssh hop;
@@ -15,6 +16,7 @@
 //! The hop itself is [`router_core::hop::Hop`], the same type from the
 //! chain grammar to the wire.
 
+pub mod agents;
 pub mod bootstrap;
 pub mod error;
 pub mod handshake;
@@ -22,5 +24,8 @@ pub mod here;
 pub mod local;
 pub mod privilege;
 pub mod remote;
+#[cfg(feature = "host")]
 pub mod ssh;
+#[cfg(feature = "host")]
 pub mod tunnel;
+pub mod upload;

@@ -53,7 +53,13 @@ pub async fn serve(router: &Arc<Router>, request: ConnectRequest) -> Result<Chil
         log_level: request.log_level,
         name: request.name.clone(),
     };
-    let started = here::start(&request.hop, request.password.as_ref(), config).await?;
+    let started = here::start(
+        &request.hop,
+        request.password.as_ref(),
+        config,
+        request.agent_dir.clone(),
+    )
+    .await?;
     let pid = started.hello.pid;
     router
         .attach(

@@ -22,6 +22,8 @@ use tokio::sync::{Mutex, OnceCell};
 use tracing::info;
 
 use super::routing::Routing;
+use crate::hop::agents::Agents;
+use crate::hop::bootstrap::Placement;
 use crate::hop::error::{HopError, HopFailure};
 use crate::hop::ssh::{self, Jumps, SshError, SshSettings, connect, direct};
 use crate::hop::{here, remote, tunnel};
@@ -55,6 +57,9 @@ pub struct Connector {
     /// Agents the host started itself; kept so they are reaped.
     children: Mutex<Vec<Child>>,
     jumps: Jumps,
+    /// The agents ssh hops can upload, and where they keep them.
+    agents: Agents,
+    placement: Placement,
     /// The client's ssh options for on-demand chains, from the session that
     /// first asked for each (later sessions reuse the connection as it is,
     /// as with OpenSSH's ControlMaster).
@@ -67,6 +72,8 @@ impl Connector {
         routing: Routing,
         log_level: u8,
         ssh: SshSettings,
+        agents: Agents,
+        agent_dir: Option<String>,
     ) -> Arc<Connector> {
         Arc::new(Connector {
             router,
@@ -78,6 +85,12 @@ impl Connector {
             ssh,
             children: Mutex::new(Vec::new()),
             jumps: Jumps::default(),
+            agents,
+            placement: Placement {
+                agent_dir,
+                privileged: false,
+                compress: true,
+            },
             client_options: Default::default(),
         })
     }
@@ -191,7 +204,13 @@ impl Connector {
         password: Option<Secret>,
     ) -> Result<(), HopFailure> {
         let Some(parent) = parent else {
-            let started = here::start(hop, password.as_ref(), self.config_for(id, name)).await?;
+            let started = here::start(
+                hop,
+                password.as_ref(),
+                self.config_for(id, name),
+                self.placement.agent_dir.clone(),
+            )
+            .await?;
             self.router
                 .attach(name, id, StreamRole::Child, started.reader, started.writer)
                 .await;
@@ -204,6 +223,7 @@ impl Connector {
             name: name.to_string(),
             log_level: self.log_level,
             password,
+            agent_dir: self.placement.agent_dir.clone(),
         };
         remote::start_via(&self.router, parent, &request).await
     }
@@ -285,6 +305,9 @@ impl Connector {
         port: Option<u16>,
     ) -> Result<(), HopFailure> {
         let name = chain.to_string();
+        // Read and hash the agents while the connection is made.
+        let agents = self.agents.clone();
+        let prefetch = tokio::task::spawn_blocking(move || agents.prefetch());
         let (config, options) = self.client_config(chain).map_err(SshError::from)?;
         // `Match exec` may run commands: off the async path.
         let cfg = tokio::task::block_in_place(|| config.resolve_with(host, user, port, &options))
@@ -311,7 +334,9 @@ impl Connector {
                     })?
             }
         };
-        let agent = ssh::agent::start(connection, self.config_for(id, &name)).await?;
+        let _ = prefetch.await;
+        let config = self.config_for(id, &name);
+        let agent = ssh::agent::start(connection, config, &self.agents, &self.placement).await?;
         info!(
             "{name}: agent pid {} as {}{}",
             agent.hello.pid,

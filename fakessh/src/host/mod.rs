@@ -51,6 +51,8 @@ enum StartError {
     },
     #[error("cannot start the runtime: {0}")]
     Runtime(std::io::Error),
+    #[error(transparent)]
+    Agents(#[from] crate::hop::agents::AgentError),
 }
 
 pub fn main(args: Vec<OsString>) -> i32 {
@@ -78,10 +80,18 @@ pub fn main(args: Vec<OsString>) -> i32 {
 fn run(cli: &Cli) -> Result<i32, StartError> {
     let routing = routing_from(cli)?;
     let ssh = ssh_settings(cli)?;
+    let agents = crate::hop::agents::discover(&cli.agents)?;
     let runtime = crate::roles::runtime().map_err(StartError::Runtime)?;
     let code = runtime.block_on(async {
         let router = Router::new(HOST_ID, vec![], DEFAULT_MAX_PAYLOAD);
-        let connector = Connector::new(router.clone(), routing, cli.log_level(), ssh);
+        let connector = Connector::new(
+            router.clone(),
+            routing,
+            cli.log_level(),
+            ssh,
+            agents,
+            cli.agent_dir.clone(),
+        );
         let code = launcher::run(cli, router, connector.clone()).await;
         connector.shutdown().await;
         code

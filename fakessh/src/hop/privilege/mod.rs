@@ -22,7 +22,8 @@ use router_core::message::{AgentConfig, Secret};
 use tokio::process::Command;
 use tokio::sync::watch;
 
-use super::bootstrap;
+use super::agents::Agents;
+use super::bootstrap::{self, Placement};
 use super::error::HopFailure;
 use super::handshake::{self, LocalAgent, StartedAgent};
 use crate::fdstream::FdStream;
@@ -61,14 +62,28 @@ fn argv(hop: &Hop, prompt: &str, script: &str) -> Vec<String> {
 }
 
 /// Start `hop` from here, bootstrap our agent through it, handshake.
+/// The agent uploaded is our own executable: a privilege hop stays on the
+/// machine the hop before it runs on.
 pub async fn start(
     hop: &Hop,
     password: Option<&Secret>,
     config: AgentConfig,
+    agent_dir: Option<String>,
 ) -> Result<LocalAgent, HopFailure> {
-    let image = bootstrap::agent_image()?;
+    let agents = Agents::own();
+    let images = bootstrap::images(&agents).await?;
+    let agent_dir = agent_dir
+        .map(|dir| bootstrap::agent_dir(&dir))
+        .transpose()
+        .map_err(bootstrap::BootstrapError::from)?;
+    let placement = Placement {
+        agent_dir,
+        privileged: true,
+        // A socketpair on this machine: compressing costs more than it saves.
+        compress: false,
+    };
     let prompt = marker();
-    let words = argv(hop, &prompt, &bootstrap::bootstrap_script(image, true));
+    let words = argv(hop, &prompt, &bootstrap::sh_script(&images, &placement));
     let pty = nix::pty::openpty(None, None)
         .map_err(|e| HopFailure::io("cannot allocate a pty")(e.into()))?;
     let (ours, theirs) =
@@ -116,7 +131,7 @@ pub async fn start(
     let (mut r, mut w) = stream.into_split();
     let booted = tokio::time::timeout(
         BOOT_TIMEOUT,
-        bootstrap::run(&config.name, &mut r, &mut w, image, config.log_level == 0),
+        bootstrap::run(&config.name, &mut r, &mut w, &agents, config.log_level == 0),
     )
     .await;
     let failure = match booted {

@@ -7,7 +7,8 @@ use router_core::message::AgentConfig;
 use super::connect::Connection;
 use super::error::SshError;
 use super::transport::{self, ChannelReader, ChannelWriter};
-use crate::hop::bootstrap;
+use crate::hop::agents::Agents;
+use crate::hop::bootstrap::{self, Placement};
 use crate::hop::handshake::{self, StartedAgent};
 
 /// An agent behind an ssh channel.
@@ -17,20 +18,22 @@ pub type SshAgent = StartedAgent<ChannelReader, ChannelWriter>;
 pub async fn start(
     connection: Connection,
     agent_config: AgentConfig,
+    agents: &Agents,
+    placement: &Placement,
 ) -> Result<SshAgent, SshError> {
     let name = agent_config.name.clone();
-    let image = bootstrap::agent_image()?;
+    let images = bootstrap::images(agents).await?;
     let channel = connection
         .channel_open_session()
         .await
         .map_err(SshError::Channel)?;
     channel
-        .exec(false, bootstrap::bootstrap_snippet(image))
+        .exec(false, bootstrap::command(&images, placement))
         .await
         .map_err(SshError::Exec)?;
     let (mut reader, mut writer, stderr_tail) = transport::split(&name, channel, connection);
     let quiet = agent_config.log_level == 0;
-    let booted = bootstrap::run(&name, &mut reader, &mut writer, image, quiet)
+    let booted = bootstrap::run(&name, &mut reader, &mut writer, agents, quiet)
         .await
         .map_err(|e| SshError::from(e).with_output(stderr_tail.lines()))?;
     let (reader, writer, hello) = handshake::run(

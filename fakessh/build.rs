@@ -1,0 +1,56 @@
+//! `MFS_BUILD_ID`: a hash of the sources of every crate the executable is
+//! built from. Agents built by `./build-agents` carry it too, so the host
+//! can tell an agent built from other sources (which may speak another
+//! protocol) and refuse to upload it.
+
+use std::path::{Path, PathBuf};
+
+use sha2::{Digest, Sha256};
+
+fn main() {
+    let here = PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").expect("cargo sets it"));
+    let workspace = here.parent().expect("fakessh sits in the workspace");
+    let mut files = Vec::new();
+    for dir in [
+        "fakessh/src",
+        "router-core/src",
+        "shims/src",
+        "ssh-config/src",
+    ] {
+        let dir = workspace.join(dir);
+        println!("cargo::rerun-if-changed={}", dir.display());
+        collect(&dir, &mut files);
+    }
+    for file in ["Cargo.lock", "fakessh/Cargo.toml"] {
+        println!("cargo::rerun-if-changed={}", workspace.join(file).display());
+        files.push(workspace.join(file));
+    }
+    files.sort();
+    let mut hash = Sha256::new();
+    for file in &files {
+        let name = file.strip_prefix(workspace).unwrap_or(file);
+        hash.update(name.to_string_lossy().as_bytes());
+        hash.update([0]);
+        hash.update(std::fs::read(file).unwrap_or_default());
+        hash.update([0]);
+    }
+    let id: String = hash.finalize()[..8]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    println!("cargo::rustc-env=MFS_BUILD_ID={id}");
+}
+
+fn collect(dir: &Path, files: &mut Vec<PathBuf>) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            collect(&path, files);
+        } else {
+            files.push(path);
+        }
+    }
+}

@@ -1,0 +1,169 @@
+//! Where the host finds the agents it can upload (`--agent`, the agents
+//! directories, itself), and `mitogen-fakessh agents`, which lists them.
+
+use std::path::{Path, PathBuf};
+
+use super::{AGENTS_ENV, Agent, AgentError, Agents, Source};
+
+/// Everything this host can upload: `flags` (`PLATFORM=PATH`) first, then
+/// the agents directories, then this executable.
+pub fn discover(flags: &[String]) -> Result<Agents, AgentError> {
+    let mut agents = Agents::default();
+    for flag in flags {
+        let (platform, path) = flag
+            .split_once('=')
+            .filter(|(p, path)| !p.trim().is_empty() && !path.is_empty())
+            .ok_or_else(|| AgentError::BadFlag(flag.clone()))?;
+        agents.add(Agent::new(
+            platform.trim().to_string(),
+            Source::Flag,
+            PathBuf::from(path),
+        ));
+    }
+    for dir in directories() {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        let mut found: Vec<_> = entries.filter_map(Result::ok).collect();
+        found.sort_by_key(|e| e.file_name());
+        for entry in found {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let Some(platform) = platform_of(&name) else {
+                continue;
+            };
+            let path = std::fs::canonicalize(entry.path())
+                .unwrap_or_else(|_| entry.path())
+                .join("mitogen-fakessh");
+            if path.is_file() {
+                agents.add(Agent::new(platform, Source::Directory, path));
+            }
+        }
+    }
+    agents.add_own();
+    Ok(agents)
+}
+
+/// `linux-aarch64` → `Linux aarch64` (what `uname -sm` prints there).
+fn platform_of(directory: &str) -> Option<String> {
+    let (os, machine) = directory.split_once('-')?;
+    let mut letters = os.chars();
+    let first = letters.next()?;
+    (!machine.is_empty()).then(|| {
+        format!(
+            "{}{} {machine}",
+            first.to_ascii_uppercase(),
+            letters.as_str()
+        )
+    })
+}
+
+/// The agents directories, in the order they are searched.
+fn directories() -> Vec<PathBuf> {
+    let mut dirs = Vec::new();
+    if let Some(dir) = std::env::var_os(AGENTS_ENV) {
+        dirs.push(PathBuf::from(dir));
+    }
+    if let Some(exe_dir) = std::env::current_exe()
+        .ok()
+        .and_then(|e| e.parent().map(Path::to_path_buf))
+    {
+        // target/release/mitogen-fakessh → target/agents
+        dirs.push(exe_dir.join("../agents"));
+        // /usr/local/bin/mitogen-fakessh → /usr/local/lib/mitogen-fakessh/agents
+        dirs.push(exe_dir.join("../lib/mitogen-fakessh/agents"));
+    }
+    let data = std::env::var_os("XDG_DATA_HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| ssh_config::home_dir().join(".local/share"));
+    dirs.push(data.join("mitogen-fakessh/agents"));
+    dirs
+}
+
+/// `mitogen-fakessh agents`: every agent this host can upload, in order
+/// of preference, with its platform, size unpacked and gzip'd (what goes
+/// over the wire), SHA-256 and where it comes from; one a platform already
+/// has is marked `(fallback)`. An agent that cannot be used is named on
+/// stderr with the reason, and the status is then 1.
+pub fn print_list(flags: &[String]) -> i32 {
+    let agents = match discover(flags) {
+        Ok(agents) => agents,
+        Err(e) => {
+            crate::logging::stderr_line(&format!("mitogen-fakessh: {e}"));
+            return 255;
+        }
+    };
+    let mut status = 0;
+    let mut served: Vec<&str> = Vec::new();
+    println!(
+        "{:<16} {:>9} {:>9}  {:<64}  SOURCE",
+        "PLATFORM", "SIZE", "UPLOAD", "SHA256"
+    );
+    for agent in agents.all() {
+        match agent.image().and_then(|image| Ok((image, agent.gzip()?))) {
+            Ok((image, gz)) => {
+                let fallback = match served.contains(&agent.platform.as_str()) {
+                    true => " (fallback)",
+                    false => "",
+                };
+                served.push(&agent.platform);
+                println!(
+                    "{:<16} {:>9} {:>9}  {}  {}{fallback}",
+                    agent.platform,
+                    image.size,
+                    gz.len(),
+                    image.sha256,
+                    describe(agent),
+                );
+            }
+            Err(e) => {
+                use std::io::Write;
+                let _ = std::io::stdout().flush();
+                crate::logging::stderr_line(&format!("mitogen-fakessh: {}: {e}", agent.platform));
+                status = 1;
+            }
+        }
+    }
+    status
+}
+
+/// Where an agent came from, for people.
+fn describe(agent: &Agent) -> String {
+    match agent.source {
+        Source::Flag => format!("--agent {}", agent.path.display()),
+        Source::Directory => agent.path.display().to_string(),
+        Source::ThisExecutable => match std::env::current_exe() {
+            Ok(exe) => format!("this executable ({})", exe.display()),
+            Err(_) => "this executable".to_string(),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::hop::agents::this_platform;
+
+    #[test]
+    fn flags_come_first_and_this_executable_last() {
+        let agents = discover(&["Linux riscv64=/nonexistent".into()]).unwrap();
+        assert_eq!(agents.all()[0].source, Source::Flag);
+        assert_eq!(agents.all().last().unwrap().source, Source::ThisExecutable);
+        assert!(agents.for_platform(&this_platform()).is_some());
+        // Unreadable: never offered.
+        assert!(agents.for_platform("Linux riscv64").is_none());
+        assert!(discover(&["no-equals".into()]).is_err());
+        assert!(discover(&["=/x".into()]).is_err());
+    }
+
+    #[test]
+    fn directory_names() {
+        assert_eq!(
+            platform_of("linux-aarch64").as_deref(),
+            Some("Linux aarch64")
+        );
+        assert_eq!(platform_of("linux-x86_64").as_deref(), Some("Linux x86_64"));
+        assert_eq!(platform_of("-x"), None);
+        assert_eq!(platform_of("linux-"), None);
+        assert_eq!(platform_of("linux"), None);
+    }
+}
