@@ -4,6 +4,10 @@
 #               (requiretty, use_pty) and the password
 #   mfs-webapp  a non-root sudo target
 #   mfs-su      a su target with its own password
+#   mfs-tcsh, mfs-fish, mfs-zsh, mfs-ksh, mfs-dash
+#               ssh logins whose login shell is that shell
+#   mfs-chroot  an ssh login whose home and /bin/sh exist only inside the
+#               busybox chroot of tests/reach_platforms.rs
 # The passwords are test fixtures, also known to tests/privilege_hops.rs.
 set -euo pipefail
 make_user() { id "$1" >/dev/null 2>&1 || useradd -m -s /bin/bash "$1"; }
@@ -27,3 +31,17 @@ if [ -x /usr/bin/doas ]; then
   echo 'permit mfs-deploy as root' > /etc/doas.conf
   chmod 600 /etc/doas.conf
 fi
+
+# Logins with another login shell. '*' is no password but not a locked
+# account (sshd refuses a locked one even with a key).
+shell_user() {
+  id "$1" >/dev/null 2>&1 || useradd -m -s "$2" "$1"
+  usermod -s "$2" -p '*' "$1"
+}
+shell_user mfs-tcsh /usr/bin/tcsh
+shell_user mfs-fish /usr/bin/fish
+shell_user mfs-zsh /usr/bin/zsh
+shell_user mfs-ksh /usr/bin/ksh
+shell_user mfs-dash /bin/dash
+id mfs-chroot >/dev/null 2>&1 || useradd -M -d /home/mfs-chroot -s /bin/sh mfs-chroot
+usermod -p '*' mfs-chroot

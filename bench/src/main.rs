@@ -3,7 +3,7 @@
 //! run, through a real sshd on loopback (directly, and behind a delay proxy
 //! that adds a round-trip time). Writes a markdown table.
 //!
-//! Run as root (sshd needs it): `cargo build --release && ./target/release/fakessh-bench`.
+//! Run as root (sshd needs it): `cargo build --release && ./build-agents && ./target/release/fakessh-bench`.
 //! Options: `--quick` (fewer repetitions, smaller transfers), `--out FILE`.
 
 mod bootstrap;
@@ -101,7 +101,22 @@ fn workspace() -> PathBuf {
 fn fakessh_bin() -> PathBuf {
     let release = workspace().join("target/release/mitogen-fakessh");
     assert!(release.exists(), "build first: cargo build --release");
+    static_agent();
     release
+}
+
+/// The static agent the host uploads (`./build-agents`); without it the
+/// host would upload itself and the numbers would not be the users'.
+fn static_agent() -> PathBuf {
+    let agent = workspace().join(format!(
+        "target/agents/linux-{}/mitogen-fakessh",
+        std::env::consts::ARCH
+    ));
+    assert!(
+        agent.exists(),
+        "build the static agent first: ./build-agents"
+    );
+    agent
 }
 
 fn me() -> PathBuf {
@@ -707,14 +722,14 @@ async fn run(quick: bool) -> String {
     // 6. The soak: no memory or descriptor creeps over many sessions.
     let (soak_rows, soak_notes) = soak::run(&sshd, &cfg, quick);
 
-    let agent_size = std::fs::metadata(fakessh_bin())
-        .map(|m| m.len())
-        .unwrap_or(0);
+    let size =
+        |p: PathBuf| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0) as f64 / (1 << 20) as f64;
+    let (host_size, agent_size) = (size(fakessh_bin()), size(static_agent()));
     format!(
         "# Benchmarks\n\nmitogen-fakessh against plain OpenSSH (a fresh connection per call) and OpenSSH ControlMaster, \
          on the same machine in the same run, through one sshd on loopback; \"50 ms RTT\" goes through the \
          harness's delay proxy (25 ms each way).\n\n\
-         - machine: {}\n- {}; {}; mitogen-fakessh {} (release agent binary {:.1} MiB)\n- reproduce (as root): `cargo build --release && ./target/release/fakessh-bench{}`\n\n\
+         - machine: {}\n- {}; {}; mitogen-fakessh {} (host {:.1} MiB, static x86_64 agent {:.1} MiB)\n- reproduce (as root): `cargo build --release && ./build-agents && ./target/release/fakessh-bench{}`\n\n\
          | measurement | mitogen-fakessh | OpenSSH fresh | OpenSSH ControlMaster | ratio (ours / fresh, ours / master) |\n\
          |---|---|---|---|---|\n{}\n\n{}\
          Medians with (min–max, n). Timings are never asserted in tests; targets are in issue 6 and DESIGN.md.\n\n\
@@ -727,7 +742,8 @@ async fn run(quick: bool) -> String {
         version("ssh", "-V"),
         version("rsync", "--version"),
         env!("CARGO_PKG_VERSION"),
-        agent_size as f64 / (1 << 20) as f64,
+        host_size,
+        agent_size,
         if quick { " --quick" } else { "" },
         rows.join("\n"),
         notes.iter().map(|n| format!("- {n}\n")).collect::<String>()

@@ -41,6 +41,25 @@ own chain, each chain connected once.
 .TP
 \fBmitogen\-fakessh \-\-to ssh:git@forge \-\- git clone forge:/srv/repo.git\fR
 git over ssh, protocol v2 included.
+.SH AGENTS
+The agent each ssh hop starts on its remote host is picked by that host's
+\fBuname \-sm\fR: a static executable built by \fB./build\-agents
+MACHINE\fR (x86_64, aarch64, armv7l, i686, riscv64), found in
+\fB\-\-agent PLATFORM=PATH\fR, \fB$MITOGEN_FAKESSH_AGENTS\fR, the
+\fBagents\fR directory of a build tree, \fBlib/mitogen\-fakessh/agents\fR
+beside an installed executable or \fB~/.local/share/mitogen\-fakessh/agents\fR
+(each holding \fBlinux\-MACHINE/mitogen\-fakessh\fR); else this
+executable, for its own platform. An agent built from other sources is not
+uploaded. \fBmitogen\-fakessh agents\fR lists them: platform, size,
+upload size, SHA\-256 and source.
+.PP
+It goes gzip'd where the remote has gzip, checked by SHA\-256 after
+decompressing (a corrupted upload is asked for once more), and is kept in
+the first place where it is seen to execute: the cache below,
+\fB$XDG_RUNTIME_DIR/mitogen\-fakessh\fR, then
+\fBmitogen\-fakessh\-UID\fR in \fB/dev/shm\fR, \fB/tmp\fR and
+\fB/var/tmp\fR (or only \fB\-\-agent\-dir\fR). The bootstrap is one
+line that any login shell passes to \fB/bin/sh\fR unchanged.
 .SH EXIT STATUS
 The exit status of COMMAND (128+N if it was killed by signal N); 255 when
 mitogen\-fakessh fails before COMMAND ran. Inside COMMAND, \fBssh\fR exits
@@ -50,6 +69,9 @@ the remote command died of a signal, as OpenSSH's client does.
 .TP
 \fBMITOGEN_FAKESSH_LOG\fR
 A RUST_LOG\-style filter that overrides \fB\-v\fR and \fB\-q\fR.
+.TP
+\fBMITOGEN_FAKESSH_AGENTS\fR
+An agents directory searched first (see AGENTS).
 .TP
 \fBSSH_ASKPASS\fR, \fBSSH_ASKPASS_REQUIRE\fR
 As for OpenSSH: how the passphrase of an encrypted key file, or an ssh
@@ -103,7 +125,8 @@ socket in its mode 0700 \fBprivate/\fR subdirectory; removed when COMMAND
 exits.
 .TP
 \fB${XDG_CACHE_HOME:\-$HOME/.cache}/mitogen\-fakessh/\fR
-On remote hosts: the cached agent binary, named by its SHA\-256.
+On remote hosts: the cached agent binary, named by its SHA\-256, and a
+\fB.ok\-\fRSHA256 marker once it was seen to execute there (see AGENTS).
 .SH SECURITY
 Only COMMAND and its descendants can open sessions: they inherit the control
 socket. For callers that close inherited descriptors the host also listens
@@ -183,6 +206,7 @@ mod tests {
             "OPTIONS",
             "CHAINS",
             "EXAMPLES",
+            "AGENTS",
             "EXIT STATUS",
             "ENVIRONMENT",
             "FILES",

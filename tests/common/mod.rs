@@ -3,6 +3,7 @@
 //! build and compare file trees.
 #![allow(dead_code)]
 
+pub mod chroot;
 pub mod proxy;
 pub mod sshd;
 

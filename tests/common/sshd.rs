@@ -61,23 +61,33 @@ impl Sshd {
     /// sshd on 127.0.0.1 with fresh keys and extra sshd options (`-o`).
     #[allow(dead_code)]
     pub fn start_with(options: &[&str]) -> Sshd {
-        Sshd::launch(None, "127.0.0.1", free_port(), None, options)
+        Sshd::launch(&[], "127.0.0.1", free_port(), None, options)
+    }
+
+    /// sshd on 127.0.0.1 run by `wrapper` (a command that ends by exec'ing
+    /// its arguments, e.g. `unshare --mount sh -c '...; exec "$@"' sh`),
+    /// with extra sshd options.
+    pub fn start_wrapped(wrapper: &[&str], options: &[&str]) -> Sshd {
+        Sshd::launch(wrapper, "127.0.0.1", free_port(), None, options)
     }
 
     /// Another sshd on 127.0.0.1 with `other`'s keys and extra options.
     #[allow(dead_code)]
     pub fn start_sharing(other: &Sshd, options: &[&str]) -> Sshd {
-        Sshd::launch(None, "127.0.0.1", free_port(), Some(other), options)
+        Sshd::launch(&[], "127.0.0.1", free_port(), Some(other), options)
     }
 
     /// sshd listening on `addr:port`, inside network namespace `netns` if
     /// given; `keys_from` shares another fixture's user key and host key.
     pub fn start_in(netns: Option<&str>, addr: &str, port: u16, keys_from: Option<&Sshd>) -> Sshd {
-        Sshd::launch(netns, addr, port, keys_from, &[])
+        match netns {
+            Some(ns) => Sshd::launch(&["ip", "netns", "exec", ns], addr, port, keys_from, &[]),
+            None => Sshd::launch(&[], addr, port, keys_from, &[]),
+        }
     }
 
     fn launch(
-        netns: Option<&str>,
+        wrapper: &[&str],
         addr: &str,
         port: u16,
         keys_from: Option<&Sshd>,
@@ -126,10 +136,10 @@ impl Sshd {
             d = d.display()
         );
         std::fs::write(d.join("sshd_config"), config).unwrap();
-        let mut cmd = match netns {
-            Some(ns) => {
-                let mut c = Command::new("ip");
-                c.args(["netns", "exec", ns, "/usr/sbin/sshd"]);
+        let mut cmd = match wrapper.split_first() {
+            Some((program, args)) => {
+                let mut c = Command::new(program);
+                c.args(args).arg("/usr/sbin/sshd");
                 c
             }
             None => Command::new("/usr/sbin/sshd"),
@@ -143,26 +153,29 @@ impl Sshd {
             cmd.arg("-o").arg(option);
         }
         let child = cmd.stdin(Stdio::null()).spawn().expect("start sshd");
-        let sshd = Sshd {
+        let mut sshd = Sshd {
             dir,
             addr: addr.to_string(),
             port,
             child,
         };
-        sshd.wait_listening(netns);
+        sshd.wait_listening(wrapper);
         sshd.write_client_files("target");
         sshd
     }
 
-    fn wait_listening(&self, netns: Option<&str>) {
+    fn wait_listening(&mut self, wrapper: &[&str]) {
         let start = Instant::now();
         loop {
             let log = std::fs::read_to_string(self.log_path()).unwrap_or_default();
             if log.contains("Server listening") {
                 return;
             }
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!("sshd (run by {wrapper:?}) exited with {status}:\n{log}");
+            }
             if start.elapsed() > Duration::from_secs(10) {
-                panic!("sshd did not start (netns {netns:?}):\n{log}");
+                panic!("sshd did not start (run by {wrapper:?}):\n{log}");
             }
             std::thread::sleep(Duration::from_millis(20));
         }

@@ -42,10 +42,8 @@ pub enum BootstrapError {
     /// The script said why (`MFS-ERROR ...`).
     #[error("{0}")]
     Remote(String),
-    #[error(
-        "no agent for the remote platform {0:?} (uname -sm); build one with ./build-agents MACHINE, or give --agent \"{0}=PATH\""
-    )]
-    NoAgent(String),
+    #[error("no agent for the remote platform {platform:?} (uname -sm): {why}")]
+    NoAgent { platform: String, why: String },
     #[error("the bootstrap did not answer within {}s", MARKER_TIMEOUT.as_secs())]
     Timeout,
     #[error("bootstrap failed: {0}")]
@@ -56,8 +54,10 @@ pub enum BootstrapError {
     Noise,
     #[error("unexpected bootstrap answer {0:?}")]
     Unexpected(String),
-    #[error("agent upload failed: {0}")]
-    Upload(std::io::Error),
+    #[error(transparent)]
+    Upload(#[from] upload::UploadError),
+    #[error("cannot read the agents: {0}")]
+    Join(std::io::Error),
     #[error(transparent)]
     AgentDir(#[from] AgentDirError),
 }
@@ -170,7 +170,9 @@ export HOME"#
         .to_string(),
     };
     let compress = match placement.compress {
-        true => "command -v gzip >/dev/null 2>&1 && z=gz",
+        // Tried, not looked up: busybox's `command -v` names applets
+        // that are not there.
+        true => r#"[ "$(printf x | gzip -c 2>/dev/null | gzip -dc 2>/dev/null)" = x ] && z=gz"#,
         false => "",
     };
     format!(
@@ -301,11 +303,11 @@ where
             }
             Reply::Cached(dir) => info!("{name}: agent found in the remote cache ({dir})"),
             Reply::Stored(dir) => info!("{name}: agent stored in {dir}"),
-            Reply::NoAgent(platform) => return Err(BootstrapError::NoAgent(platform)),
+            Reply::NoAgent(platform) => return Err(no_agent(agents, platform)),
             Reply::Upload { gzip, platform } => {
                 let agent = agents
                     .for_platform(&platform)
-                    .ok_or_else(|| BootstrapError::NoAgent(platform.clone()))?;
+                    .ok_or_else(|| no_agent(agents, platform.clone()))?;
                 uploads += 1;
                 upload::send(name, agent, gzip, uploads, writer, quiet).await?;
             }
@@ -315,6 +317,19 @@ where
     }
 }
 
+/// No agent for `platform`: why the one there is cannot be used, or how
+/// to add one.
+fn no_agent(agents: &Agents, platform: String) -> BootstrapError {
+    let machine = platform.rsplit(' ').next().unwrap_or("MACHINE");
+    let why = match agents.why_not(&platform) {
+        Some(e) => e.to_string(),
+        None => {
+            format!("build one with ./build-agents {machine}, or give --agent \"{platform}=PATH\"")
+        }
+    };
+    BootstrapError::NoAgent { platform, why }
+}
+
 /// The images of the agents to offer, one per platform (read and hashed
 /// off the async threads, once per process). An agent passed over (from
 /// another build, unreadable) is warned about once.
@@ -322,7 +337,7 @@ pub async fn images(agents: &Agents) -> Result<Vec<Arc<Image>>, BootstrapError> 
     let agents = agents.clone();
     tokio::task::spawn_blocking(move || agents.usable(|e| warn!("{e}")))
         .await
-        .map_err(|e| BootstrapError::Upload(std::io::Error::other(e)))?
+        .map_err(|e| BootstrapError::Join(std::io::Error::other(e)))?
         .map_err(BootstrapError::from)
 }
 

@@ -8,8 +8,16 @@ use std::sync::Arc;
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tracing::info;
 
-use super::agents::Agent;
-use super::bootstrap::BootstrapError;
+use super::agents::{Agent, AgentError};
+
+/// Why an agent could not be sent.
+#[derive(Debug, thiserror::Error)]
+pub enum UploadError {
+    #[error(transparent)]
+    Agent(#[from] AgentError),
+    #[error("agent upload failed: {0}")]
+    Send(std::io::Error),
+}
 
 /// Environment variable for the tests of the checksum only: `N` makes the
 /// host corrupt its first N uploads (a byte flipped in the middle);
@@ -26,7 +34,7 @@ pub async fn send<W: AsyncWrite + Unpin>(
     attempt: u32,
     writer: &mut W,
     quiet: bool,
-) -> Result<(), BootstrapError> {
+) -> Result<(), UploadError> {
     let loading = agent.clone();
     let (mut bytes, raw_size) = tokio::task::spawn_blocking(move || {
         let raw_size = loading.image()?.size;
@@ -35,10 +43,10 @@ pub async fn send<W: AsyncWrite + Unpin>(
             (true, _) => loading.gzip_fresh()?,
             (false, _) => loading.raw()?,
         };
-        Ok::<_, super::agents::AgentError>((bytes, raw_size))
+        Ok::<_, AgentError>((bytes, raw_size))
     })
     .await
-    .map_err(|e| BootstrapError::Upload(std::io::Error::other(e)))??;
+    .map_err(|e| UploadError::Send(std::io::Error::other(e)))??;
     let truncate = corrupt_for_tests(&mut bytes);
     info!(
         "{name}: uploading agent for {} ({} bytes{}, {raw_size} bytes unpacked)",
@@ -65,7 +73,7 @@ pub async fn send<W: AsyncWrite + Unpin>(
             false => Ok(()),
         }
     };
-    let sent = send.await.map_err(BootstrapError::Upload);
+    let sent = send.await.map_err(UploadError::Send);
     progress.finish();
     sent
 }

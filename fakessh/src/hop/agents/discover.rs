@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use super::{AGENTS_ENV, Agent, AgentError, Agents, Source};
+use super::agent::{AGENTS_ENV, Agent, AgentError, Agents, Source};
 
 /// Everything this host can upload: `flags` (`PLATFORM=PATH`) first, then
 /// the agents directories, then this executable.
@@ -141,7 +141,7 @@ fn describe(agent: &Agent) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::hop::agents::this_platform;
+    use crate::hop::agents::agent::this_platform;
 
     #[test]
     fn flags_come_first_and_this_executable_last() {
