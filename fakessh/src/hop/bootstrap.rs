@@ -29,7 +29,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
-use tracing::{debug, info, warn};
+use tracing::{debug, info};
 
 use super::agents::{AgentError, Agents, Image};
 use super::upload;
@@ -332,10 +332,11 @@ fn no_agent(agents: &Agents, platform: String) -> BootstrapError {
 
 /// The images of the agents to offer, one per platform (read and hashed
 /// off the async threads, once per process). An agent passed over (from
-/// another build, unreadable) is warned about once.
+/// another build, unreadable) is said once under -v: it matters only for a
+/// remote of its platform, whose failure then gives the reason.
 pub async fn images(agents: &Agents) -> Result<Vec<Arc<Image>>, BootstrapError> {
     let agents = agents.clone();
-    tokio::task::spawn_blocking(move || agents.usable(|e| warn!("{e}")))
+    tokio::task::spawn_blocking(move || agents.usable(|e| info!("{e}")))
         .await
         .map_err(|e| BootstrapError::Join(std::io::Error::other(e)))?
         .map_err(BootstrapError::from)
