@@ -1,7 +1,9 @@
-//! `MFS_BUILD_ID`: a hash of the sources of every crate the executable is
-//! built from. Agents built by `./build-agents` carry it too, so the host
-//! can tell an agent built from other sources (which may speak another
-//! protocol) and refuse to upload it.
+//! `MFS_BUILD_ID`: a hash of the sources an agent is built from (router-core
+//! and fakessh's own, without the parts only the host has: `host/`,
+//! `hop/ssh/`, the CLI and its documentation). Agents built by
+//! `./build-agents` carry it too, so the host can tell an agent built from
+//! other sources (which may speak another protocol) and refuse to upload
+//! it, while a change to the host alone leaves the agents usable.
 
 use std::path::{Path, PathBuf};
 

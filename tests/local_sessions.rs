@@ -258,8 +258,8 @@ fn host_mapping_selects_chains_by_hostname() {
     );
     assert!(
         out.stderr_text()
-            .contains("hint: no context for host 'zz' (known: a)")
-            && out.stderr_text().contains("--host zz=CHAIN"),
+            .contains("hint: no rule matches host 'zz' (patterns: a)")
+            && out.stderr_text().contains("--host 'zz=CHAIN'"),
         "{}",
         out.stderr_text()
     );

@@ -14,6 +14,10 @@ Examples:
       files land as root, although sudo demands a tty
   mitogen-fakessh --host web=ssh:bastion,ssh:web1 --host db=ssh:db1 -- make -j8 deploy
       each hostname reached through its own chain, connections reused
+  mitogen-fakessh --host 'web*=ssh:deploy@%h,sudo:root' -- make -j16 deploy
+      every web* hostname through its own ssh connection, then sudo
+  mitogen-fakessh --explain web7
+      which chain web7 gets, and from which rule (command line or config file)
   mitogen-fakessh rsync -a /tmp remote:/tmp
       hostnames connected on first use as ssh:[USER@]HOST[:PORT]
 
@@ -51,14 +55,29 @@ with separate stdout and stderr, flow control and the remote exit status.";
     after_help = EXAMPLES,
 )]
 pub struct Cli {
-    /// Every hostname the command asks for is reached through CHAIN.
+    /// Every hostname the command asks for is reached through CHAIN; with
+    /// %h (the hostname), %r (the user), %p (the port) or %% in it, CHAIN
+    /// is a template expanded per hostname, e.g. --to 'ssh:%h,sudo:root'.
     #[arg(long, value_name = "CHAIN")]
     pub to: Option<String>,
 
-    /// Hostname NAME is reached through CHAIN (repeatable); other names fall
-    /// back to --to, else to ssh:NAME.
-    #[arg(long = "host", value_name = "NAME=CHAIN")]
+    /// Hostnames matching PATTERN (ssh_config patterns: *, ?, !negation,
+    /// comma lists) are reached through CHAIN, which may hold %h, %r, %p
+    /// (repeatable; the first match wins, e.g. --host 'web*=ssh:deploy@%h,sudo:root').
+    /// Other names fall back to --to, then to the config file, else to ssh:NAME.
+    #[arg(long = "host", value_name = "PATTERN=CHAIN")]
     pub hosts: Vec<String>,
+
+    /// Team config file (TOML: host patterns, chains and defaults for these
+    /// flags); default ${XDG_CONFIG_HOME:-~/.config}/mitogen-fakessh/config,
+    /// `none` for no file. The command line wins over it.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    /// Print the chain HOST ([USER@]HOST[:PORT]) gets and which rule gave
+    /// it, then exit; no COMMAND is run.
+    #[arg(long, value_name = "HOST")]
+    pub explain: Option<String>,
 
     /// ssh_config to read instead of ~/.ssh/config (like ssh -F).
     #[arg(long, value_name = "FILE")]
@@ -90,7 +109,7 @@ pub struct Cli {
     /// The command to run, and its arguments.
     #[arg(
         value_name = "COMMAND",
-        required = true,
+        required_unless_present = "explain",
         trailing_var_arg = true,
         num_args = 1..,
         value_hint = clap::ValueHint::CommandWithArguments

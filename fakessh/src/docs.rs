@@ -17,6 +17,23 @@ Each hop is started from where the previous one stands, so
 cannot reach. USER defaults to root for sudo, su and doas. IPv6 addresses
 go in brackets: \fBssh:deploy@[::1]:2222\fR.
 .PP
+A chain given to \fB\-\-host\fR or \fB\-\-to\fR (or in the config
+file) may be a template: \fB%h\fR is the hostname as the client wrote it
+(an IPv6 address goes in brackets), \fB%r\fR the client's user (from
+\fB\-l\fR or \fBuser@\fR, else the ssh config's User for the host, else
+the local user), \fB%p\fR the client's port (else the ssh config's, else
+22), \fB%%\fR a percent sign; any other token is an error at start. Each
+expanded chain is one context; identical expansions share it. A name that
+would change the chain's structure (a comma, @ or bracket) fails only its
+own sessions.
+.PP
+\fB\-\-host\fR patterns are ssh_config's: \fB*\fR, \fB?\fR,
+\fB!\fRnegation and comma lists, without regard to case. Rules are tried
+in order, the first match wins: the command line's \fB\-\-host\fR flags,
+then its \fB\-\-to\fR, then the config file's \fB[[host]]\fR entries,
+then its \fBto\fR. \fB\-\-explain HOST\fR prints the chain HOST gets and
+the rule that gave it.
+.PP
 Without \fB\-\-to\fR or \fB\-\-host\fR, hostname H is reached as
 \fBssh:[USER@]H[:PORT]\fR, taken from the shim's own argv (\fB\-l\fR,
 \fB\-p\fR, \fBuser@\fR), connected on first use and reused. That first
@@ -89,6 +106,15 @@ Set for COMMAND: the inherited control socket, the fallback socket (in a
 path and the real scp and sftp (resolved before PATH changed). They carry no
 secrets.
 .SH FILES
+.TP
+\fB${XDG_CONFIG_HOME:\-~/.config}/mitogen\-fakessh/config\fR
+The team config file (or \fB\-\-config FILE\fR; \fBnone\fR for none), in
+TOML: \fBto\fR, \fBssh\-config\fR, \fBpassword\-file\fR,
+\fBagent\-dir\fR, \fBagent\fR (a list), \fBverbose\fR, \fBquiet\fR as
+the flags of those names, and \fB[[host]]\fR tables with \fBpattern\fR,
+\fBchain\fR and an optional \fBagent\-dir\fR for that rule's chains.
+Relative paths are relative to the file, \fB~/\fR to the home directory.
+The command line wins over it; errors name the file and line.
 .TP
 \fB~/.ssh/config\fR, \fB/etc/ssh/ssh_config\fR
 Read for \fBssh:\fR hops (\fB\-\-ssh\-config\fR replaces both, like

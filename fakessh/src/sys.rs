@@ -122,6 +122,36 @@ pub fn controlling_tty_on_stderr(cmd: &mut tokio::process::Command) {
     }
 }
 
+/// Raise the soft limit on open descriptors to the hard limit: a host
+/// driving hundreds of hops holds a few descriptors for each. Returns the
+/// limit as it was, for [`keep_fd_limit`].
+pub fn raise_fd_limit() -> Option<u64> {
+    use nix::sys::resource::{Resource, getrlimit, setrlimit};
+    let (soft, hard) = getrlimit(Resource::RLIMIT_NOFILE).ok()?;
+    if soft < hard {
+        setrlimit(Resource::RLIMIT_NOFILE, hard, hard).ok()?;
+        return Some(soft);
+    }
+    None
+}
+
+/// Give COMMAND the descriptor limit the host was started with (`soft`):
+/// a program that closes every descriptor up to the limit must not find
+/// a million of them.
+pub fn keep_fd_limit(cmd: &mut tokio::process::Command, soft: u64) {
+    // SAFETY: the closure runs in the forked child between fork and exec.
+    // It calls getrlimit(2) and setrlimit(2), both async-signal-safe, and
+    // allocates nothing and takes no lock, as pre_exec requires.
+    unsafe {
+        cmd.pre_exec(move || {
+            use nix::sys::resource::{Resource, getrlimit, setrlimit};
+            let (_, hard) = getrlimit(Resource::RLIMIT_NOFILE)?;
+            setrlimit(Resource::RLIMIT_NOFILE, soft, hard)?;
+            Ok(())
+        });
+    }
+}
+
 /// Give memory the allocator holds free back to the system. glibc's malloc
 /// keeps freed chunks in its arenas: over 10,000 sessions the resident
 /// memory of the host and of an agent crept up by 1 to 1.5 MiB while the

@@ -130,6 +130,26 @@ async fn run() -> Result<(), AgentError> {
     let (input, output) = take_transport()?;
     let mut reader = FrameReader::new(input, DEFAULT_MAX_PAYLOAD);
     let mut writer = FrameWriter::new(output);
+    // Hello first, unasked: the parent's configuration and the first
+    // session can then follow it without waiting a round trip.
+    let login = Login::current()?;
+    let hello = AgentHello {
+        version: env!("CARGO_PKG_VERSION").to_string(),
+        pid: std::process::id(),
+        user: login.name.clone(),
+    };
+    let unaddressed = router_core::frame::Header {
+        dst: 0,
+        src: 0,
+        auth: 0,
+        handle: handle::CONTEXT_READY,
+        reply_to: 0,
+    };
+    writer
+        .write_frame(&Frame::cbor(unaddressed, &hello))
+        .await
+        .and(writer.flush().await)
+        .map_err(AgentError::Hello)?;
     let first = tokio::time::timeout(handshake::CONNECT_TIMEOUT, reader.read_frame())
         .await
         .map_err(|_| AgentError::NoConfig)?
@@ -140,25 +160,11 @@ async fn run() -> Result<(), AgentError> {
         return Err(AgentError::NoParent);
     }
     crate::logging::init(config.log_level, Some(&config.name));
-    let login = Login::current()?;
     let router = Router::new(
         config.context_id,
         config.parent_ids.clone(),
         config.max_payload,
     );
-    let hello = AgentHello {
-        version: env!("CARGO_PKG_VERSION").to_string(),
-        pid: std::process::id(),
-        user: login.name.clone(),
-    };
-    writer
-        .write_frame(&Frame::cbor(
-            router.header(config.parent_ids[0], handle::CONTEXT_READY),
-            &hello,
-        ))
-        .await
-        .and(writer.flush().await)
-        .map_err(AgentError::Hello)?;
     info!(
         "{}: agent up as context {} (user {})",
         config.name, config.context_id, login.name

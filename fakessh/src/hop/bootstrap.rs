@@ -281,13 +281,15 @@ pub struct Bootstrapped {
 
 /// Drive the script: answer upload requests, wait for the exec marker.
 /// After `Ok`, the next bytes on the channel are the agent's frames. An
-/// upload shows its progress on a terminal, unless `quiet` (`-q`).
+/// upload shows its progress on a terminal, unless `quiet` (`-q`); it
+/// waits for one of `upload_slots`, if given (a host starting many hops).
 pub async fn run<R, W>(
     name: &str,
     reader: &mut R,
     writer: &mut W,
     agents: &Agents,
     quiet: bool,
+    upload_slots: Option<&tokio::sync::Semaphore>,
 ) -> Result<Bootstrapped, BootstrapError>
 where
     R: AsyncRead + Unpin,
@@ -309,6 +311,15 @@ where
                     .for_platform(&platform)
                     .ok_or_else(|| no_agent(agents, platform.clone()))?;
                 uploads += 1;
+                let _slot = match upload_slots {
+                    Some(slots) => Some(
+                        slots
+                            .acquire()
+                            .await
+                            .map_err(|_| BootstrapError::ShellExited)?,
+                    ),
+                    None => None,
+                };
                 upload::send(name, agent, gzip, uploads, writer, quiet).await?;
             }
             Reply::Error(why) => return Err(BootstrapError::Remote(why)),

@@ -1,9 +1,12 @@
 //! A new agent's first frames.
 //!
 //! The parent (host or agent) starts the child with its transport on the
-//! child's stdin/stdout, sends [`AgentConfig`] as the first frame and waits
-//! for [`AgentHello`] on `CONTEXT_READY`. Only then is the stream attached to
-//! the router, so no frame is ever routed to a half-started context.
+//! child's stdin/stdout. The child says [`AgentHello`] on `CONTEXT_READY` as
+//! soon as it runs, unasked; the parent sends [`AgentConfig`] as the first
+//! frame and waits for that hello. Only then is the stream attached to the
+//! router, so no frame is ever routed to a half-started context; and the
+//! first session's frames follow the config at once (the hello did not wait
+//! for the config: one round trip less per hop).
 
 use std::time::Duration;
 
@@ -81,7 +84,7 @@ where
         .map_err(|_| HandshakeError::Timeout)?
         .map_err(HandshakeError::Startup)?
         .ok_or(HandshakeError::Exited)?;
-    if reply.header.handle != handle::CONTEXT_READY || reply.header.src != config.context_id {
+    if reply.header.handle != handle::CONTEXT_READY {
         return Err(HandshakeError::UnexpectedFrame(reply.header.handle));
     }
     let hello: AgentHello = reply.decode_cbor("agent hello")?;

@@ -21,7 +21,7 @@ use tokio::process::Child;
 use tokio::sync::{Mutex, OnceCell};
 use tracing::info;
 
-use super::routing::Routing;
+use super::routing::{ExpandError, Routing};
 use crate::hop::agents::Agents;
 use crate::hop::bootstrap::Placement;
 use crate::hop::error::{HopError, HopFailure};
@@ -64,6 +64,23 @@ pub struct Connector {
     /// first asked for each (later sessions reuse the connection as it is,
     /// as with OpenSSH's ControlMaster).
     client_options: std::sync::Mutex<HashMap<Chain, ClientOptions>>,
+    /// A rule's `agent-dir`, for the chains (and their prefixes) it gave.
+    agent_dirs: std::sync::Mutex<HashMap<Chain, String>>,
+    /// At most this many agents are uploaded at once: 200 cold hosts must
+    /// not each get a 200th of the link.
+    upload_slots: Arc<tokio::sync::Semaphore>,
+}
+
+/// How many agent uploads run at once.
+const UPLOADS_AT_ONCE: usize = 8;
+
+/// A hostname whose rule cannot give it a chain.
+#[derive(Debug, thiserror::Error)]
+#[error("{host}: {source} (rule: {rule})")]
+pub struct RouteError {
+    host: String,
+    rule: String,
+    source: ExpandError,
 }
 
 impl Connector {
@@ -92,6 +109,8 @@ impl Connector {
                 compress: true,
             },
             client_options: Default::default(),
+            agent_dirs: Default::default(),
+            upload_slots: Arc::new(tokio::sync::Semaphore::new(UPLOADS_AT_ONCE)),
         })
     }
 
@@ -118,9 +137,30 @@ impl Connector {
     /// The context for a session request: its chain, connected, configured
     /// by the client's ssh options if it is an on-demand chain and the
     /// first to ask for it.
-    pub async fn connect_for(self: &Arc<Self>, request: &SessionRequest) -> (Chain, Connected) {
-        let (chain, on_demand) = self.routing.chain_for(request);
-        if on_demand {
+    pub async fn connect_for(
+        self: &Arc<Self>,
+        request: &SessionRequest,
+    ) -> Result<(Chain, Connected), RouteError> {
+        let route = tokio::task::block_in_place(|| {
+            self.routing.route(
+                &request.host,
+                request.user.as_deref(),
+                request.port,
+                |host| super::explain::defaults_from(&self.ssh.config, host),
+            )
+        });
+        let chain = route.chain.map_err(|source| RouteError {
+            host: request.host.clone(),
+            rule: route.rule.map(|r| r.to_string()).unwrap_or_default(),
+            source,
+        })?;
+        if let Some(dir) = route.rule.and_then(|r| r.agent_dir.as_ref()) {
+            let mut dirs = self.agent_dirs.lock().unwrap_or_else(|p| p.into_inner());
+            for len in 1..=chain.hops.len() {
+                dirs.entry(chain.prefix(len)).or_insert_with(|| dir.clone());
+            }
+        }
+        if route.rule.is_none() {
             self.client_options
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
@@ -131,7 +171,16 @@ impl Connector {
                 });
         }
         let connected = self.connect(&chain).await;
-        (chain, connected)
+        Ok((chain, connected))
+    }
+
+    /// Where the agents of `chain` are kept: its rule's `agent-dir`, else
+    /// `--agent-dir`, else the bootstrap's choice.
+    fn agent_dir_for(&self, chain: &Chain) -> Option<String> {
+        let dirs = self.agent_dirs.lock().unwrap_or_else(|p| p.into_inner());
+        dirs.get(chain)
+            .cloned()
+            .or_else(|| self.placement.agent_dir.clone())
     }
 
     /// Forget a lost context so the next session reconnects it.
@@ -163,7 +212,7 @@ impl Connector {
                 }
                 Hop::Local => {
                     let id = self.next_context_id();
-                    self.start_hop(parent, id, &name, hop, None)
+                    self.start_hop(parent, id, &chain, hop, None)
                         .await
                         .map_err(|f| f.at(&name))?;
                     id
@@ -172,7 +221,7 @@ impl Connector {
                     // Name it the way the user thinks of it.
                     let place = before.map_or("the local host".to_string(), |b| b.to_string());
                     let label = format!("{hop} on {place}");
-                    self.start_privileged(parent, &name, hop, &label)
+                    self.start_privileged(parent, &chain, hop, &label)
                         .await
                         .map_err(|f| f.at(label))?
                 }
@@ -199,16 +248,17 @@ impl Connector {
         &self,
         parent: Option<ContextId>,
         id: ContextId,
-        name: &str,
+        chain: &Chain,
         hop: &Hop,
         password: Option<Secret>,
     ) -> Result<(), HopFailure> {
+        let name = &chain.to_string();
         let Some(parent) = parent else {
             let started = here::start(
                 hop,
                 password.as_ref(),
                 self.config_for(id, name),
-                self.placement.agent_dir.clone(),
+                self.agent_dir_for(chain),
             )
             .await?;
             self.router
@@ -223,7 +273,7 @@ impl Connector {
             name: name.to_string(),
             log_level: self.log_level,
             password,
-            agent_dir: self.placement.agent_dir.clone(),
+            agent_dir: self.agent_dir_for(chain),
         };
         remote::start_via(&self.router, parent, &request).await
     }
@@ -233,7 +283,7 @@ impl Connector {
     async fn start_privileged(
         &self,
         parent: Option<ContextId>,
-        name: &str,
+        chain: &Chain,
         hop: &Hop,
         label: &str,
     ) -> Result<ContextId, HopFailure> {
@@ -242,7 +292,7 @@ impl Connector {
         loop {
             let id = self.next_context_id();
             let failure = match self
-                .start_hop(parent, id, name, hop, password.clone())
+                .start_hop(parent, id, chain, hop, password.clone())
                 .await
             {
                 Ok(()) => return Ok(id),
@@ -336,7 +386,18 @@ impl Connector {
         };
         let _ = prefetch.await;
         let config = self.config_for(id, &name);
-        let agent = ssh::agent::start(connection, config, &self.agents, &self.placement).await?;
+        let placement = Placement {
+            agent_dir: self.agent_dir_for(chain),
+            ..self.placement.clone()
+        };
+        let agent = ssh::agent::start(
+            connection,
+            config,
+            &self.agents,
+            &placement,
+            &self.upload_slots,
+        )
+        .await?;
         info!(
             "{name}: agent pid {} as {}{}",
             agent.hello.pid,

@@ -60,16 +60,23 @@ fn create(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> LaunchError
 }
 
 /// Run the wrapped command; returns the exit status to use.
-pub async fn run(cli: &Cli, router: Arc<Router>, connector: Arc<Connector>) -> i32 {
+/// `fd_limit`: the descriptor limit to give COMMAND (the host raised its
+/// own).
+pub async fn run(
+    cli: &Cli,
+    router: Arc<Router>,
+    connector: Arc<Connector>,
+    fd_limit: Option<u64>,
+) -> i32 {
     // With --to, connect before the command runs: a broken chain fails fast
     // with 255 instead of surfacing as a confusing rsync error.
-    if let Some(chain) = connector.routing.default.clone()
+    if let Some(chain) = connector.routing.fixed_default().cloned()
         && let Err(e) = connector.connect(&chain).await
     {
         error!("{e}");
         return EXIT_FAILURE;
     }
-    match launch(cli, router, connector).await {
+    match launch(cli, router, connector, fd_limit).await {
         Ok(code) => code,
         Err(e) => {
             crate::logging::stderr_line(&format!("mitogen-fakessh: {e}"));
@@ -82,6 +89,7 @@ async fn launch(
     cli: &Cli,
     router: Arc<Router>,
     connector: Arc<Connector>,
+    fd_limit: Option<u64>,
 ) -> Result<i32, LaunchError> {
     let exe = std::env::current_exe().map_err(LaunchError::OwnExecutable)?;
     // 0755: a descendant of COMMAND that changed user still runs the shims
@@ -157,6 +165,9 @@ async fn launch(
         .env(env::REAL_SCP, &real_scp)
         .env(env::REAL_SFTP, &real_sftp)
         .kill_on_drop(false);
+    if let Some(soft) = fd_limit {
+        sys::keep_fd_limit(&mut command, soft);
+    }
     // The shims resolve SendEnv, SetEnv and `ssh -G` from the same file.
     if let Some(file) = &cli.ssh_config {
         command.env(

@@ -9,8 +9,10 @@
 //! - [`delivery`]: the stdio a shim handed over, served here.
 
 mod accept;
+mod config_file;
 mod connector;
 mod delivery;
+mod explain;
 mod launcher;
 mod relay;
 mod routing;
@@ -21,25 +23,23 @@ use std::path::PathBuf;
 use clap::Parser;
 use router_core::Router;
 use router_core::frame::DEFAULT_MAX_PAYLOAD;
-use router_core::hop::{Chain, ChainError};
 use router_core::message::HOST_ID;
 
 use crate::cli::Cli;
 use crate::hop::ssh::SshSettings;
+pub use config_file::{ConfigFile, ConfigFileError};
 use connector::Connector;
 use launcher::EXIT_FAILURE;
-use routing::{MappingError, Routing, parse_host_mapping};
+use routing::{MappingError, Routing, Rule};
 use ssh_config::{ConfigError, SshConfig};
 
 /// Why the host could not start.
 #[derive(Debug, thiserror::Error)]
 enum StartError {
-    #[error("--to: {0}")]
-    To(ChainError),
-    #[error("--to: {0}")]
-    ToNames(#[from] routing::InvalidName),
     #[error(transparent)]
     Mapping(#[from] MappingError),
+    #[error(transparent)]
+    ConfigFile(#[from] ConfigFileError),
     #[error("--ssh-config {}: no such file", .0.display())]
     NoSshConfig(PathBuf),
     #[error(transparent)]
@@ -53,6 +53,8 @@ enum StartError {
     Runtime(std::io::Error),
     #[error(transparent)]
     Agents(#[from] crate::hop::agents::AgentError),
+    #[error(transparent)]
+    Explain(#[from] explain::ExplainError),
 }
 
 pub fn main(args: Vec<OsString>) -> i32 {
@@ -67,8 +69,14 @@ pub fn main(args: Vec<OsString>) -> i32 {
             return code;
         }
     };
-    crate::logging::init(cli.log_level(), None);
-    match run(&cli) {
+    let started = ConfigFile::load(cli.config.as_deref())
+        .map_err(StartError::from)
+        .and_then(|file| {
+            let cli = with_defaults(cli, &file);
+            crate::logging::init(cli.log_level(), None);
+            run(&cli, file)
+        });
+    match started {
         Ok(code) => code,
         Err(e) => {
             crate::logging::stderr_line(&format!("mitogen-fakessh: {e}"));
@@ -77,10 +85,34 @@ pub fn main(args: Vec<OsString>) -> i32 {
     }
 }
 
-fn run(cli: &Cli) -> Result<i32, StartError> {
-    let routing = routing_from(cli)?;
+/// Fill in what the command line left out from the config file.
+fn with_defaults(mut cli: Cli, file: &ConfigFile) -> Cli {
+    if cli.ssh_config.is_none() {
+        cli.ssh_config = file.ssh_config.clone();
+    }
+    if cli.password_file.is_none() {
+        cli.password_file = file.password_file.clone();
+    }
+    if cli.agent_dir.is_none() {
+        cli.agent_dir = file.agent_dir.clone();
+    }
+    cli.agents.extend(file.agents.iter().cloned());
+    if cli.verbose == 0 && !cli.quiet {
+        cli.verbose = file.verbose.unwrap_or(0);
+        cli.quiet = file.quiet.unwrap_or(false) && cli.verbose == 0;
+    }
+    cli
+}
+
+fn run(cli: &Cli, file: ConfigFile) -> Result<i32, StartError> {
+    let routing = routing_from(cli, file)?;
     let ssh = ssh_settings(cli)?;
+    if let Some(host) = &cli.explain {
+        print!("{}", explain::explain(&routing, &ssh.config, host)?);
+        return Ok(0);
+    }
     let agents = crate::hop::agents::discover(&cli.agents)?;
+    let fd_limit = crate::sys::raise_fd_limit();
     let runtime = crate::roles::runtime().map_err(StartError::Runtime)?;
     let code = runtime.block_on(async {
         let router = Router::new(HOST_ID, vec![], DEFAULT_MAX_PAYLOAD);
@@ -92,7 +124,7 @@ fn run(cli: &Cli) -> Result<i32, StartError> {
             agents,
             cli.agent_dir.clone(),
         );
-        let code = launcher::run(cli, router, connector.clone()).await;
+        let code = launcher::run(cli, router, connector.clone(), fd_limit).await;
         connector.shutdown().await;
         code
     });
@@ -100,21 +132,19 @@ fn run(cli: &Cli) -> Result<i32, StartError> {
     Ok(code)
 }
 
-fn routing_from(cli: &Cli) -> Result<Routing, StartError> {
-    let default = cli
-        .to
-        .as_deref()
-        .map(|t| t.parse::<Chain>().map_err(StartError::To))
-        .transpose()?;
-    if let Some(chain) = &default {
-        routing::check_names(chain)?;
-    }
-    let hosts = cli
+/// The command line's rules (`--host` in order, then `--to`), then the
+/// config file's.
+fn routing_from(cli: &Cli, file: ConfigFile) -> Result<Routing, StartError> {
+    let mut rules = cli
         .hosts
         .iter()
-        .map(|h| parse_host_mapping(h))
+        .map(|h| Rule::from_host_flag(h))
         .collect::<Result<Vec<_>, _>>()?;
-    Ok(Routing { default, hosts })
+    if let Some(to) = &cli.to {
+        rules.push(Rule::from_to_flag(to)?);
+    }
+    rules.extend(file.rules);
+    Ok(Routing { rules })
 }
 
 /// ssh_config (`--ssh-config` alone, like `ssh -F`; else the user's file,

@@ -164,7 +164,10 @@ impl Relay {
         if matches!(request.command, RemoteCommand::TcpConnect { .. }) {
             return End::Failed("port forwarding is not supported by mitogen-fakessh".into());
         }
-        let (chain, connected) = self.connector.connect_for(&request).await;
+        let (chain, connected) = match self.connector.connect_for(&request).await {
+            Ok(routed) => routed,
+            Err(e) => return End::Failed(e.to_string()),
+        };
         let target = match connected {
             Ok(t) => t,
             Err(e) => {

@@ -131,7 +131,14 @@ pub async fn start(
     let (mut r, mut w) = stream.into_split();
     let booted = tokio::time::timeout(
         BOOT_TIMEOUT,
-        bootstrap::run(&config.name, &mut r, &mut w, &agents, config.log_level == 0),
+        bootstrap::run(
+            &config.name,
+            &mut r,
+            &mut w,
+            &agents,
+            config.log_level == 0,
+            None,
+        ),
     )
     .await;
     let failure = match booted {

@@ -20,6 +20,7 @@ pub async fn start(
     agent_config: AgentConfig,
     agents: &Agents,
     placement: &Placement,
+    upload_slots: &tokio::sync::Semaphore,
 ) -> Result<SshAgent, SshError> {
     let name = agent_config.name.clone();
     let images = bootstrap::images(agents).await?;
@@ -33,9 +34,16 @@ pub async fn start(
         .map_err(SshError::Exec)?;
     let (mut reader, mut writer, stderr_tail) = transport::split(&name, channel, connection);
     let quiet = agent_config.log_level == 0;
-    let booted = bootstrap::run(&name, &mut reader, &mut writer, agents, quiet)
-        .await
-        .map_err(|e| SshError::from(e).with_output(stderr_tail.lines()))?;
+    let booted = bootstrap::run(
+        &name,
+        &mut reader,
+        &mut writer,
+        agents,
+        quiet,
+        Some(upload_slots),
+    )
+    .await
+    .map_err(|e| SshError::from(e).with_output(stderr_tail.lines()))?;
     let (reader, writer, hello) = handshake::run(
         FrameReader::new(reader, DEFAULT_MAX_PAYLOAD),
         FrameWriter::new(writer),
