@@ -6,7 +6,7 @@
 use std::process::Command;
 use std::time::Instant;
 
-use crate::{Sshd, Stats, fakessh, me, ratio, run_cmd, samples};
+use crate::harness::{Sshd, Stats, fakessh, me, ratio, run_cmd, samples};
 
 /// `(rows, notes)` for the report.
 pub fn run(sshd: &Sshd, cfg: &str, reps: usize) -> (Vec<String>, Vec<String>) {
@@ -45,6 +45,24 @@ pub fn run(sshd: &Sshd, cfg: &str, reps: usize) -> (Vec<String>, Vec<String>) {
         ));
     }
 
+    // Round trips of a warm first command, counted by the proxy: the
+    // flights of client data that follow server data.
+    // (The proxy counts a connection when both its directions closed.)
+    let settle = || std::thread::sleep(std::time::Duration::from_millis(300));
+    settle();
+    let _ = crate::proxy::take_flights();
+    run_cmd(fakessh(cfg, "wan").args(["ssh", "h", "true"]));
+    settle();
+    let ours = crate::proxy::take_flights();
+    run_cmd(Command::new("ssh").args(["-F", cfg, "wan", "true"]));
+    settle();
+    let theirs = crate::proxy::take_flights();
+    rows.push(format!(
+        "| round trips of a warm first command (client flights through the proxy) | {} | {} (one `ssh h true`) | – | target: at most OpenSSH's |",
+        flights(&ours),
+        flights(&theirs)
+    ));
+
     // What goes over the wire, as the host reports it under -v.
     let _ = std::fs::remove_dir_all(sshd.path("cache"));
     let out = run_cmd(
@@ -64,6 +82,14 @@ pub fn run(sshd: &Sshd, cfg: &str, reps: usize) -> (Vec<String>, Vec<String>) {
         )),
     }
     (rows, notes)
+}
+
+/// One connection's flights, or what went wrong.
+fn flights(counts: &[u32]) -> String {
+    match counts {
+        [one] => one.to_string(),
+        other => format!("{other:?} (expected one connection)"),
+    }
 }
 
 /// `uploading agent for PLATFORM (N bytes[ gzip'd], M bytes unpacked)`.

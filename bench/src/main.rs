@@ -7,11 +7,15 @@
 //! Options: `--quick` (fewer repetitions, smaller transfers), `--out FILE`.
 
 mod bootstrap;
+mod fleet;
+mod harness;
 mod proxy;
 mod soak;
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use harness::*;
+
+use std::path::PathBuf;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 /// Everything from this line on in BENCHMARKS.md is kept when it is rewritten.
@@ -27,6 +31,19 @@ fn main() {
         let sshd = Sshd::start();
         let cfg = sshd.write_config(1);
         let (rows, notes) = soak::run(&sshd, &cfg, args.iter().any(|a| a == "--quick"));
+        println!("{}\n\n{}", rows.join("\n"), notes.join("\n"));
+        return;
+    }
+    // `fakessh-bench fleet [--quick]`: only the fleet rows, printed.
+    if args.first().map(String::as_str) == Some("fleet") {
+        let rt = tokio::runtime::Runtime::new().expect("runtime");
+        let (rows, notes) = rt.block_on(async {
+            let sshd = Sshd::start();
+            let proxy_port = proxy::start(sshd.port, Duration::from_millis(50)).await;
+            let _cfg = sshd.write_config(proxy_port);
+            let quick = args.iter().any(|a| a == "--quick");
+            tokio::task::block_in_place(|| fleet::run(&sshd, proxy_port, quick))
+        });
         println!("{}\n\n{}", rows.join("\n"), notes.join("\n"));
         return;
     }
@@ -61,337 +78,6 @@ fn main() {
     std::fs::create_dir_all(out.parent().unwrap()).unwrap();
     std::fs::write(&out, &report).unwrap();
     println!("{report}\nwritten to {}", out.display());
-}
-
-/// `time-loop N WARMUP CMD...`: run CMD WARMUP times untimed, then N times,
-/// printing each run's seconds; exits non-zero if any timed run failed.
-fn time_loop(args: &[String]) -> i32 {
-    let n: usize = args[0].parse().unwrap();
-    let warmup: usize = args[1].parse().unwrap();
-    let cmd = &args[2..];
-    let run = || {
-        Command::new(&cmd[0])
-            .args(&cmd[1..])
-            .stdin(Stdio::null())
-            .status()
-            .map(|s| s.success())
-            .unwrap_or(false)
-    };
-    for _ in 0..warmup {
-        run();
-    }
-    let mut failed = 0;
-    for _ in 0..n {
-        let start = Instant::now();
-        if !run() {
-            failed += 1;
-        }
-        println!("{:.6}", start.elapsed().as_secs_f64());
-    }
-    i32::from(failed > 0)
-}
-
-fn workspace() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_path_buf()
-}
-
-fn fakessh_bin() -> PathBuf {
-    let release = workspace().join("target/release/mitogen-fakessh");
-    assert!(release.exists(), "build first: cargo build --release");
-    static_agent();
-    release
-}
-
-/// The static agent the host uploads (`./build-agents`); without it the
-/// host would upload itself and the numbers would not be the users'.
-fn static_agent() -> PathBuf {
-    let agent = workspace().join(format!(
-        "target/agents/linux-{}/mitogen-fakessh",
-        std::env::consts::ARCH
-    ));
-    assert!(
-        agent.exists(),
-        "build the static agent first: ./build-agents"
-    );
-    agent
-}
-
-fn me() -> PathBuf {
-    std::env::current_exe().unwrap()
-}
-
-/// Our own sshd on loopback.
-struct Sshd {
-    dir: tempfile::TempDir,
-    port: u16,
-    child: std::process::Child,
-}
-
-impl Sshd {
-    fn start() -> Sshd {
-        std::fs::create_dir_all("/run/sshd").unwrap();
-        let dir = tempfile::Builder::new()
-            .prefix("mfs-bench.")
-            .tempdir()
-            .unwrap();
-        let d = dir.path();
-        for k in ["host_key", "user_key"] {
-            let st = Command::new("ssh-keygen")
-                .args(["-q", "-t", "ed25519", "-N", "", "-f"])
-                .arg(d.join(k))
-                .status()
-                .unwrap();
-            assert!(st.success());
-        }
-        std::fs::copy(d.join("user_key.pub"), d.join("authorized_keys")).unwrap();
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        std::fs::write(
-            d.join("sshd_config"),
-            format!(
-                "Port {port}\nListenAddress 127.0.0.1\nHostKey {d}/host_key\nAuthorizedKeysFile {d}/authorized_keys\n\
-                 StrictModes no\nPidFile {d}/sshd.pid\nUsePAM no\nPermitRootLogin prohibit-password\n\
-                 Subsystem sftp /usr/lib/openssh/sftp-server\nSetEnv XDG_CACHE_HOME={d}/cache\nMaxStartups 100\n",
-                d = d.display()
-            ),
-        )
-        .unwrap();
-        let child = Command::new("/usr/sbin/sshd")
-            .arg("-D")
-            .arg("-f")
-            .arg(d.join("sshd_config"))
-            .arg("-E")
-            .arg(d.join("sshd.log"))
-            .spawn()
-            .expect("sshd (run as root, with openssh-server installed)");
-        let start = Instant::now();
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                start.elapsed() < Duration::from_secs(10),
-                "sshd did not start"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        Sshd { dir, port, child }
-    }
-
-    fn path(&self, p: &str) -> PathBuf {
-        self.dir.path().join(p)
-    }
-
-    /// ssh_config with `direct` (loopback) and `wan` (through the proxy).
-    fn write_config(&self, proxy_port: u16) -> String {
-        let key = std::fs::read_to_string(self.path("host_key.pub")).unwrap();
-        let key: Vec<&str> = key.split_whitespace().take(2).collect();
-        std::fs::write(
-            self.path("known_hosts"),
-            format!(
-                "[127.0.0.1]:{} {} {}\n[127.0.0.1]:{proxy_port} {} {}\n",
-                self.port, key[0], key[1], key[0], key[1]
-            ),
-        )
-        .unwrap();
-        let cfg = self.path("ssh_config");
-        std::fs::write(
-            &cfg,
-            format!(
-                "Host direct\n  Port {}\nHost wan\n  Port {proxy_port}\nHost *\n  HostName 127.0.0.1\n  User root\n  \
-                 IdentityFile {}\n  UserKnownHostsFile {}\n  GlobalKnownHostsFile /dev/null\n  IdentitiesOnly yes\n",
-                self.port,
-                self.path("user_key").display(),
-                self.path("known_hosts").display()
-            ),
-        )
-        .unwrap();
-        cfg.display().to_string()
-    }
-}
-
-impl Drop for Sshd {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// Median and range of samples, in the unit given by `scale`.
-struct Stats {
-    median: f64,
-    min: f64,
-    max: f64,
-    n: usize,
-}
-
-impl Stats {
-    fn of(mut v: Vec<f64>) -> Stats {
-        assert!(!v.is_empty(), "no samples");
-        v.sort_by(|a, b| a.partial_cmp(b).unwrap());
-        Stats {
-            median: v[v.len() / 2],
-            min: v[0],
-            max: v[v.len() - 1],
-            n: v.len(),
-        }
-    }
-
-    fn ms(&self) -> String {
-        format!(
-            "{:.1} ms ({:.1}–{:.1}, n={})",
-            self.median * 1e3,
-            self.min * 1e3,
-            self.max * 1e3,
-            self.n
-        )
-    }
-
-    fn s(&self) -> String {
-        format!(
-            "{:.2} s ({:.2}–{:.2}, n={})",
-            self.median, self.min, self.max, self.n
-        )
-    }
-}
-
-fn samples(output: &std::process::Output) -> Vec<f64> {
-    String::from_utf8_lossy(&output.stdout)
-        .lines()
-        .filter_map(|l| l.trim().parse().ok())
-        .collect()
-}
-
-fn run_cmd(cmd: &mut Command) -> std::process::Output {
-    let out = cmd.stdin(Stdio::null()).output().expect("spawn");
-    if !out.status.success() {
-        eprintln!(
-            "warning: {cmd:?} exited {}: {}",
-            out.status,
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-    out
-}
-
-fn fakessh(cfg: &str, alias: &str) -> Command {
-    let mut c = Command::new(fakessh_bin());
-    c.args([
-        "-q",
-        "--ssh-config",
-        cfg,
-        "--to",
-        &format!("ssh:{alias}"),
-        "--",
-    ]);
-    c
-}
-
-/// A ControlMaster for `alias`; dropped = stopped.
-struct Master {
-    cfg: String,
-    alias: String,
-    ctl: String,
-}
-
-impl Master {
-    fn start(cfg: &str, alias: &str, dir: &Path) -> Master {
-        let ctl = dir.join(format!("ctl-{alias}")).display().to_string();
-        let st = Command::new("ssh")
-            .args([
-                "-F",
-                cfg,
-                "-o",
-                "ControlMaster=yes",
-                "-o",
-                &format!("ControlPath={ctl}"),
-                "-fN",
-                alias,
-            ])
-            .status()
-            .unwrap();
-        assert!(st.success(), "ControlMaster did not start");
-        Master {
-            cfg: cfg.into(),
-            alias: alias.into(),
-            ctl,
-        }
-    }
-}
-
-impl Drop for Master {
-    fn drop(&mut self) {
-        let _ = Command::new("ssh")
-            .args([
-                "-F",
-                &self.cfg,
-                "-o",
-                &format!("ControlPath={}", self.ctl),
-                "-O",
-                "exit",
-                &self.alias,
-            ])
-            .stderr(Stdio::null())
-            .status();
-    }
-}
-
-fn version(cmd: &str, arg: &str) -> String {
-    Command::new(cmd)
-        .arg(arg)
-        .output()
-        .map(|o| {
-            let text = format!(
-                "{}{}",
-                String::from_utf8_lossy(&o.stdout),
-                String::from_utf8_lossy(&o.stderr)
-            );
-            text.lines().next().unwrap_or("").trim().to_string()
-        })
-        .unwrap_or_else(|_| "not found".into())
-}
-
-fn machine() -> String {
-    let cpu = std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|c| {
-            c.lines()
-                .find(|l| l.starts_with("model name"))
-                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string())
-        })
-        .unwrap_or_default();
-    let mem = std::fs::read_to_string("/proc/meminfo")
-        .ok()
-        .and_then(|m| {
-            m.lines().next().map(|l| {
-                l.split_whitespace()
-                    .nth(1)
-                    .unwrap_or("0")
-                    .parse::<u64>()
-                    .unwrap_or(0)
-            })
-        })
-        .unwrap_or(0);
-    let cores = std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(0);
-    let kernel = version("uname", "-r");
-    format!(
-        "{cores} cores ({cpu}), {} GiB RAM, Linux {kernel}",
-        mem / (1 << 20)
-    )
-}
-
-/// One shell word, single-quoted.
-fn sh_quote(word: &str) -> String {
-    format!("'{}'", word.replace('\'', "'\\''"))
-}
-
-fn ratio(ours: f64, theirs: f64) -> String {
-    format!("{:.2}×", ours / theirs)
 }
 
 async fn run(quick: bool) -> String {
@@ -719,7 +405,12 @@ async fn run(quick: bool) -> String {
     rows.extend(boot_rows);
     notes.extend(boot_notes);
 
-    // 6. The soak: no memory or descriptor creeps over many sessions.
+    // 6. A fleet: one host process driving many hops.
+    let (fleet_rows, fleet_notes) = fleet::run(&sshd, proxy_port, quick);
+    rows.extend(fleet_rows);
+    notes.extend(fleet_notes);
+
+    // 7. The soak: no memory or descriptor creeps over many sessions.
     let (soak_rows, soak_notes) = soak::run(&sshd, &cfg, quick);
 
     let size =
@@ -751,24 +442,4 @@ async fn run(quick: bool) -> String {
         soak_rows.join("\n"),
         soak_notes.join("; "),
     )
-}
-
-/// Incompressible data, fast to generate.
-fn write_random(path: &Path, len: u64) {
-    use std::io::Write;
-    let mut f = std::io::BufWriter::with_capacity(1 << 20, std::fs::File::create(path).unwrap());
-    let mut x: u64 = 0x2545F4914F6CDD1D;
-    let mut block = vec![0u8; 1 << 16];
-    let mut left = len;
-    while left > 0 {
-        for c in block.chunks_mut(8) {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            c.copy_from_slice(&x.to_le_bytes());
-        }
-        let n = left.min(block.len() as u64) as usize;
-        f.write_all(&block[..n]).unwrap();
-        left -= n as u64;
-    }
 }

@@ -6,7 +6,7 @@
 
 use std::process::Command;
 
-use crate::{Sshd, fakessh_bin};
+use crate::harness::{Sshd, fakessh_bin};
 
 /// One reading of one process.
 #[derive(Clone, Debug)]
