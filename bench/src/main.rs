@@ -9,6 +9,7 @@
 mod bootstrap;
 mod fleet;
 mod harness;
+mod persist;
 mod proxy;
 mod soak;
 
@@ -45,6 +46,18 @@ fn main() {
             tokio::task::block_in_place(|| fleet::run(&sshd, proxy_port, quick))
         });
         println!("{}\n\n{}", rows.join("\n"), notes.join("\n"));
+        return;
+    }
+    // `fakessh-bench persist`: only the persistent-context rows, printed.
+    if args.first().map(String::as_str) == Some("persist") {
+        let rt = tokio::runtime::Runtime::new().expect("runtime");
+        let rows = rt.block_on(async {
+            let sshd = Sshd::start();
+            let proxy_port = proxy::start(sshd.port, Duration::from_millis(50)).await;
+            let cfg = sshd.write_config(proxy_port);
+            tokio::task::block_in_place(|| persist::run(&cfg, 20))
+        });
+        println!("{}", rows.join("\n"));
         return;
     }
     // `fakessh-bench bootstrap`: only the bootstrap rows, printed.
@@ -405,12 +418,15 @@ async fn run(quick: bool) -> String {
     rows.extend(boot_rows);
     notes.extend(boot_notes);
 
-    // 6. A fleet: one host process driving many hops.
+    // 6. Persistent contexts, against ControlPersist.
+    rows.extend(persist::run(&cfg, calls));
+
+    // 7. A fleet: one host process driving many hops.
     let (fleet_rows, fleet_notes) = fleet::run(&sshd, proxy_port, quick);
     rows.extend(fleet_rows);
     notes.extend(fleet_notes);
 
-    // 7. The soak: no memory or descriptor creeps over many sessions.
+    // 8. The soak: no memory or descriptor creeps over many sessions.
     let (soak_rows, soak_notes) = soak::run(&sshd, &cfg, quick);
 
     let size =

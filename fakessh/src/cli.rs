@@ -3,6 +3,7 @@
 
 use std::ffi::OsString;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::{ArgAction, Parser};
 
@@ -46,15 +47,10 @@ with separate stdout and stderr, flow control and the remote exit status.";
 /// Run COMMAND so that every ssh, scp and sftp it starts goes through
 /// connections mitogen-fakessh holds: ssh to a host, through bastions, then
 /// sudo/su/doas to another account, even under sudo's requiretty.
-#[derive(Debug, Parser)]
-#[command(
-    name = "mitogen-fakessh",
-    version,
-    about = "Run rsync, scp, sftp, git and make through one established connection chain",
-    long_about = LONG_ABOUT,
-    after_help = EXAMPLES,
-)]
-pub struct Cli {
+/// The flags that say how hostnames are reached and how hops start:
+/// shared by a run and by `mitogen-fakessh start`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct HostArgs {
     /// Every hostname the command asks for is reached through CHAIN; with
     /// %h (the hostname), %r (the user), %p (the port) or %% in it, CHAIN
     /// is a template expanded per hostname, e.g. --to 'ssh:%h,sudo:root'.
@@ -73,11 +69,6 @@ pub struct Cli {
     /// `none` for no file. The command line wins over it.
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
-
-    /// Print the chain HOST ([USER@]HOST[:PORT]) gets and which rule gave
-    /// it, then exit; no COMMAND is run.
-    #[arg(long, value_name = "HOST")]
-    pub explain: Option<String>,
 
     /// ssh_config to read instead of ~/.ssh/config (like ssh -F).
     #[arg(long, value_name = "FILE")]
@@ -105,6 +96,37 @@ pub struct Cli {
     /// Print nothing but errors.
     #[arg(short, long, conflicts_with = "verbose")]
     pub quiet: bool,
+}
+
+/// A duration: `30s`, `10m`, `1h30m`, or plain seconds.
+pub fn duration(text: &str) -> Result<Duration, humantime::DurationError> {
+    match text.parse::<u64>() {
+        Ok(seconds) => Ok(Duration::from_secs(seconds)),
+        Err(_) => humantime::parse_duration(text),
+    }
+}
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "mitogen-fakessh",
+    version,
+    about = "Run rsync, scp, sftp, git and make through one established connection chain",
+    long_about = LONG_ABOUT,
+    after_help = EXAMPLES,
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub host: HostArgs,
+
+    /// Print the chain HOST ([USER@]HOST[:PORT]) gets and which rule gave
+    /// it, then exit; no COMMAND is run.
+    #[arg(long, value_name = "HOST")]
+    pub explain: Option<String>,
+
+    /// After COMMAND exits, wait this long at most for the sessions it left
+    /// running (a backgrounded ssh, unison's) to end before ending them.
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = duration)]
+    pub grace: Duration,
 
     /// The command to run, and its arguments.
     #[arg(
@@ -117,7 +139,103 @@ pub struct Cli {
     pub command: Vec<OsString>,
 }
 
-impl Cli {
+/// `mitogen-fakessh start`: a daemon that keeps its contexts across
+/// commands; prints shell code to `eval` (like ssh-agent) that points the
+/// shell's ssh, scp and sftp at it.
+#[derive(Debug, Parser)]
+#[command(
+    name = "mitogen-fakessh start",
+    version,
+    about = "Start a daemon that keeps contexts across commands; print shell code to eval",
+    after_help = "Example:\n  eval \"$(mitogen-fakessh start --host 'web*=ssh:%h,sudo:root')\"\n  rsync -a build/ web1:/srv/app/    # through the daemon\n  mitogen-fakessh status\n  mitogen-fakessh stop"
+)]
+pub struct StartCli {
+    #[command(flatten)]
+    pub host: HostArgs,
+
+    /// End a context that has had no session for this long (its next
+    /// session reconnects).
+    #[arg(long, value_name = "DURATION", default_value = "10m", value_parser = duration)]
+    pub idle_timeout: Duration,
+
+    /// The daemon's socket (default $XDG_RUNTIME_DIR/mitogen-fakessh/daemon.sock,
+    /// else ${TMPDIR:-/tmp}/mitogen-fakessh-daemon-UID/daemon.sock); its directory
+    /// must be writable by you alone.
+    #[arg(long, value_name = "PATH")]
+    pub socket: Option<PathBuf>,
+
+    /// Print sh code (the default unless $SHELL is a csh or fish).
+    #[arg(short = 's', conflicts_with_all = ["csh", "fish"])]
+    pub sh: bool,
+
+    /// Print csh code.
+    #[arg(short = 'c', conflicts_with = "fish")]
+    pub csh: bool,
+
+    /// Print fish code.
+    #[arg(long)]
+    pub fish: bool,
+}
+
+/// `mitogen-fakessh exec -- COMMAND`: run COMMAND against the running
+/// daemon (its ssh, scp and sftp go through the daemon's contexts).
+#[derive(Debug, Parser)]
+#[command(
+    name = "mitogen-fakessh exec",
+    version,
+    about = "Run COMMAND through the running daemon"
+)]
+pub struct ExecCli {
+    /// The daemon's socket (default: $MITOGEN_FAKESSH_SOCK, else the place
+    /// `start` uses).
+    #[arg(long, value_name = "PATH")]
+    pub socket: Option<PathBuf>,
+
+    /// The command to run, and its arguments.
+    #[arg(
+        value_name = "COMMAND",
+        required = true,
+        trailing_var_arg = true,
+        num_args = 1..,
+        value_hint = clap::ValueHint::CommandWithArguments
+    )]
+    pub command: Vec<OsString>,
+}
+
+/// `mitogen-fakessh status`: the daemon's contexts.
+#[derive(Debug, Parser)]
+#[command(
+    name = "mitogen-fakessh status",
+    version,
+    about = "List the running daemon's contexts"
+)]
+pub struct StatusCli {
+    /// The daemon's socket (default: $MITOGEN_FAKESSH_SOCK, else the place
+    /// `start` uses).
+    #[arg(long, value_name = "PATH")]
+    pub socket: Option<PathBuf>,
+
+    /// Print JSON, for scripts.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `mitogen-fakessh stop`: end the daemon, its remote agents and their
+/// commands; remove its socket and directory.
+#[derive(Debug, Parser)]
+#[command(
+    name = "mitogen-fakessh stop",
+    version,
+    about = "Stop the running daemon"
+)]
+pub struct StopCli {
+    /// The daemon's socket (default: $MITOGEN_FAKESSH_SOCK, else the place
+    /// `start` uses).
+    #[arg(long, value_name = "PATH")]
+    pub socket: Option<PathBuf>,
+}
+
+impl HostArgs {
     /// Tracing level: 0 errors, 1 warnings (default), 2 info, 3 debug, 4 trace.
     pub fn log_level(&self) -> u8 {
         if self.quiet {
@@ -145,11 +263,11 @@ mod tests {
             "h:y",
         ])
         .unwrap();
-        assert_eq!(cli.to.as_deref(), Some("local"));
+        assert_eq!(cli.host.to.as_deref(), Some("local"));
         assert_eq!(cli.command, ["rsync", "-a", "--delete", "x", "h:y"]);
         let cli = Cli::try_parse_from(["mitogen-fakessh", "-vv", "--", "sh", "-c", "ssh h true"])
             .unwrap();
-        assert_eq!(cli.log_level(), 3);
+        assert_eq!(cli.host.log_level(), 3);
         assert_eq!(cli.command.len(), 3);
         assert!(Cli::try_parse_from(["mitogen-fakessh", "--to", "local"]).is_err());
     }

@@ -177,10 +177,73 @@ pub fn man_page() -> String {
             let ignored: Vec<&str> = ssh_config::keywords::ignored().collect();
             let extra = EXTRA_SECTIONS.replace("@IGNORED@", &ignored.join(", "));
             out.extend_from_slice(extra.as_bytes());
+            out.extend_from_slice(PERSISTENT.as_bytes());
+            for (title, cmd) in [
+                ("start", crate::cli::StartCli::command()),
+                ("exec", crate::cli::ExecCli::command()),
+                ("status", crate::cli::StatusCli::command()),
+                ("stop", crate::cli::StopCli::command()),
+            ] {
+                out.extend_from_slice(sub_command(title, cmd).as_bytes());
+            }
             man.render_version_section(&mut out)
         });
     rendered.expect("rendering into a Vec cannot fail");
     String::from_utf8(out).expect("roff output is UTF-8")
+}
+
+/// What the daemon commands are for; their flags follow, from their
+/// definitions.
+const PERSISTENT: &str = r#".SH PERSISTENT CONTEXTS
+\fBmitogen\-fakessh start\fR forks a daemon that keeps its contexts across
+commands, and prints shell code to \fBeval\fR, as ssh\-agent does:
+\fBeval "$(mitogen\-fakessh start \-\-host 'web*=ssh:%h,sudo:root')"\fR.
+From then on ssh, scp, sftp, rsync and git in that shell go through the
+daemon (\fBMITOGEN_FAKESSH_SOCK\fR names its socket, its shims come first on
+\fBPATH\fR); \fBmitogen\-fakessh exec \-\- COMMAND\fR does the same for one
+command. \fBstart\fR takes every flag of a run (not COMMAND, \fB\-\-explain\fR
+or \fB\-\-grace\fR), and those below.
+.PP
+The socket lives in a directory only its user can write (created 0700 if
+missing; a shared one, or a path longer than a Unix socket takes, is an
+error), and the daemon serves its own uid alone (SO_PEERCRED): another is
+refused and the refusal logged in \fISOCKET\fB.log\fR. A socket left by a
+dead daemon is replaced; one with a live daemon behind it is left alone.
+A context with no session for the idle timeout is ended (default 10
+minutes: long enough to span the steps of a work session or a pipeline,
+short enough that a remote agent, and a root shell behind sudo, does not
+outlive its use by hours; sudo's own credential cache lasts 5 to 15
+minutes); its next session reconnects, as does one whose link died.
+\fBstop\fR ends the remote agents and their commands, then removes the
+socket, the shims and the directory it made.
+"#;
+
+/// One daemon command's synopsis and its own flags (the shared ones are
+/// documented once, above).
+fn sub_command(title: &str, mut cmd: clap::Command) -> String {
+    for shared in [
+        "to",
+        "hosts",
+        "config",
+        "ssh_config",
+        "password_file",
+        "agents",
+        "agent_dir",
+        "verbose",
+        "quiet",
+    ] {
+        if cmd.get_arguments().any(|a| a.get_id() == shared) {
+            cmd = cmd.mut_arg(shared, |a| a.hide(true));
+        }
+    }
+    let man = clap_mangen::Man::new(cmd);
+    let mut out = Vec::new();
+    let _ = man
+        .render_synopsis_section(&mut out)
+        .and_then(|_| man.render_options_section(&mut out));
+    String::from_utf8_lossy(&out)
+        .replace(".SH SYNOPSIS", &format!(".SS mitogen\\-fakessh {title}"))
+        .replace(".SH OPTIONS\n", "")
 }
 
 /// A shell we cannot write completions for.

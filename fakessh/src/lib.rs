@@ -8,6 +8,8 @@
 //!   stdin/stdout;
 //! - `mitogen-fakessh agents [--agent PLATFORM=PATH]...`: the agents this
 //!   host can upload ([`hop::agents`]);
+//! - `mitogen-fakessh start|exec|status|stop`: a daemon that keeps its
+//!   contexts across commands ([`daemon`]);
 //! - `mitogen-fakessh __man`, `completions SHELL`: generated documentation;
 //! - otherwise: the host ([`host`]), which parses the CLI and runs COMMAND.
 //!
@@ -16,6 +18,8 @@
 pub mod agent;
 #[cfg(feature = "host")]
 pub mod cli;
+#[cfg(feature = "host")]
+pub mod daemon;
 #[cfg(feature = "host")]
 pub mod docs;
 pub mod fdstream;
@@ -60,6 +64,12 @@ fn host_roles(argv0: &str, args: Vec<OsString>) -> i32 {
         "ssh" => shims::run_ssh(&args[1..]),
         "scp" | "sftp" => shims::wrap::exec_with_our_ssh(argv0, &args[1..]),
         _ if args.get(1).is_some_and(|a| a == "agents") => list_agents(&args[2..]),
+        // `mitogen-fakessh start|exec|status|stop`; `-- start` runs a
+        // command of that name.
+        _ if args.get(1).is_some_and(|a| a == "start") => daemon::start(args[1..].to_vec()),
+        _ if args.get(1).is_some_and(|a| a == "exec") => daemon::exec(args[1..].to_vec()),
+        _ if args.get(1).is_some_and(|a| a == "status") => daemon::status(args[1..].to_vec()),
+        _ if args.get(1).is_some_and(|a| a == "stop") => daemon::stop(args[1..].to_vec()),
         // The man page, for packagers: `mitogen-fakessh __man > mitogen-fakessh.1`.
         _ if args.len() == 2 && args[1] == "__man" => {
             print!("{}", docs::man_page());

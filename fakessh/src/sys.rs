@@ -122,6 +122,48 @@ pub fn controlling_tty_on_stderr(cmd: &mut tokio::process::Command) {
     }
 }
 
+/// Which side of [`fork_daemon`] this is.
+pub enum Forked {
+    /// The caller: the daemon's pid.
+    Parent(u32),
+    /// The daemon: in a session of its own, with no terminal.
+    Daemon,
+}
+
+/// Fork the daemon off `mitogen-fakessh start`. Must be called before any
+/// thread exists (before the runtime is built).
+pub fn fork_daemon() -> nix::Result<Forked> {
+    // SAFETY: fork(2) in a process with a single thread (start forks before
+    // building its runtime, and nothing before it starts threads): the
+    // child gets a consistent copy of everything, locks included.
+    match unsafe { nix::unistd::fork() }? {
+        nix::unistd::ForkResult::Parent { child } => Ok(Forked::Parent(child.as_raw() as u32)),
+        nix::unistd::ForkResult::Child => {
+            nix::unistd::setsid()?;
+            Ok(Forked::Daemon)
+        }
+    }
+}
+
+/// Point stdin and stdout at /dev/null and stderr at `log` (appended,
+/// 0600): a daemon has no terminal, and its diagnostics go to its log.
+pub fn detach_stdio(log: &std::path::Path) -> std::io::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let null = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/null")?;
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(0o600)
+        .open(log)?;
+    nix::unistd::dup2_stdin(&null)?;
+    nix::unistd::dup2_stdout(&null)?;
+    nix::unistd::dup2_stderr(&log)?;
+    Ok(())
+}
+
 /// Raise the soft limit on open descriptors to the hard limit: a host
 /// driving hundreds of hops holds a few descriptors for each. Returns the
 /// limit as it was, for [`keep_fd_limit`].

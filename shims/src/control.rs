@@ -101,7 +101,8 @@ const WELCOME_TIMEOUT_MS: u16 = 30_000;
 
 /// Read the host's greeting on a fresh fallback connection: a welcome, or
 /// the reason it refuses us.
-fn await_welcome(fd: BorrowedFd<'_>) -> Result<(), WelcomeError> {
+/// Wait for the host's greeting on a socket-path connection.
+pub fn await_welcome(fd: BorrowedFd<'_>) -> Result<(), WelcomeError> {
     let mut fds = [PollFd::new(fd, PollFlags::POLLIN)];
     loop {
         match poll(&mut fds, PollTimeout::from(WELCOME_TIMEOUT_MS)) {
@@ -129,7 +130,8 @@ fn await_welcome(fd: BorrowedFd<'_>) -> Result<(), WelcomeError> {
     }
 }
 
-fn connect_seqpacket(path: &std::path::Path) -> nix::Result<OwnedFd> {
+/// Connect to a host's socket path (SOCK_SEQPACKET).
+pub fn connect_seqpacket(path: &std::path::Path) -> nix::Result<OwnedFd> {
     use nix::sys::socket::{UnixAddr, connect, socket};
     let fd = socket(
         AddressFamily::Unix,

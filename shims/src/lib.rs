@@ -9,9 +9,9 @@
 
 pub mod argv;
 mod config;
-mod control;
+pub mod control;
 pub mod env;
-mod error;
+pub mod error;
 mod link;
 mod log;
 mod out;

@@ -181,6 +181,49 @@ impl Sshd {
         }
     }
 
+    /// The listening sshd's pid: every session's processes descend from it.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// The processes below the listening sshd (sessions, their agents and
+    /// commands), as `pid command line`.
+    pub fn descendants(&self) -> Vec<String> {
+        let mut parents = std::collections::HashMap::new();
+        for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+            let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+                continue;
+            };
+            let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
+                continue;
+            };
+            // pid (comm) state ppid ...: comm may hold spaces and parens.
+            let Some(after) = stat.rfind(')').map(|i| &stat[i + 1..]) else {
+                continue;
+            };
+            if let Some(ppid) = after
+                .split_whitespace()
+                .nth(1)
+                .and_then(|p| p.parse::<u32>().ok())
+            {
+                parents.insert(pid, ppid);
+            }
+        }
+        let mut found = Vec::new();
+        let mut frontier = vec![self.pid()];
+        while let Some(parent) = frontier.pop() {
+            for (pid, ppid) in &parents {
+                if *ppid == parent {
+                    frontier.push(*pid);
+                    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+                    let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+                    found.push(format!("{pid} {}", cmdline.trim()));
+                }
+            }
+        }
+        found
+    }
+
     pub fn path(&self, name: &str) -> PathBuf {
         self.dir.path().join(name)
     }

@@ -10,7 +10,10 @@ use std::os::fd::{AsFd, OwnedFd};
 use std::sync::Arc;
 
 use router_core::Router;
-use router_core::session::message::{FALLBACK_REFUSAL, FALLBACK_WELCOME, SESSION_HELLO};
+use router_core::session::message::{
+    CONTROL_REPLY, CONTROL_STATUS, CONTROL_STOP, FALLBACK_REFUSAL, FALLBACK_WELCOME, SESSION_HELLO,
+};
+use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinSet;
 use tracing::{debug, warn};
 
@@ -19,9 +22,38 @@ use super::delivery::{HelloError, PassedStdio};
 use super::relay;
 use crate::sys::{self, Received};
 
+/// A request that is not a session (`status`, `stop`), for whoever
+/// answers them (a daemon); the reply is the JSON to send back.
+pub struct ControlCall {
+    pub stop: bool,
+    pub reply: oneshot::Sender<String>,
+}
+
+/// Who answers control requests on a socket path, if anyone.
+pub type Controls = Option<mpsc::Sender<ControlCall>>;
+
+/// Who may connect to a socket path: the host's own user, and root too
+/// for a run's fallback socket (as OpenSSH's ControlMaster); a daemon's
+/// takes its own user only.
+#[derive(Clone, Copy)]
+pub struct Peers {
+    pub root_too: bool,
+}
+
 /// Accept sessions until every holder of the control socket has exited,
 /// then wait for those sessions to end.
 pub async fn accept_loop(control: OwnedFd, router: Arc<Router>, connector: Arc<Connector>) {
+    serve_socket(control, router, connector, None).await
+}
+
+/// The same, on a connection to a socket path, where control requests may
+/// come too.
+async fn serve_socket(
+    control: OwnedFd,
+    router: Arc<Router>,
+    connector: Arc<Connector>,
+    controls: Controls,
+) {
     let control = match sys::set_nonblocking(control.as_fd())
         .map_err(std::io::Error::from)
         .and_then(|_| sys::register_async(control))
@@ -47,6 +79,16 @@ pub async fn accept_loop(control: OwnedFd, router: Arc<Router>, connector: Arc<C
             }
         };
         match guard.try_io(|fd| sys::recv_fds(fd.get_ref().as_fd())) {
+            Ok(Ok(Received::Message { bytes, .. }))
+                if matches!(bytes.as_slice(), [CONTROL_STATUS] | [CONTROL_STOP]) =>
+            {
+                let answer = answer_control(&controls, bytes[0] == CONTROL_STOP).await;
+                let mut message = vec![CONTROL_REPLY];
+                message.extend_from_slice(answer.as_bytes());
+                if let Err(e) = sys::send_greeting(guard.get_ref().get_ref().as_fd(), &message) {
+                    debug!("control request: cannot answer: {e}");
+                }
+            }
             Ok(Ok(Received::Message { bytes, fds })) => match session_hello(&bytes, fds) {
                 Ok((sock, stdio)) => {
                     let id = connector.next_session_id();
@@ -75,11 +117,33 @@ pub async fn accept_loop(control: OwnedFd, router: Arc<Router>, connector: Arc<C
     while sessions.join_next().await.is_some() {}
 }
 
+/// The answer to a control request: the daemon's, or a refusal.
+async fn answer_control(controls: &Controls, stop: bool) -> String {
+    let refusal = |why: &str| serde_json::json!({ "error": why }).to_string();
+    let Some(controls) = controls else {
+        return refusal("this is a mitogen-fakessh run, not a daemon");
+    };
+    let (reply, answer) = oneshot::channel();
+    if controls.send(ControlCall { stop, reply }).await.is_err() {
+        return refusal("the daemon is stopping");
+    }
+    answer
+        .await
+        .unwrap_or_else(|_| refusal("the daemon is stopping"))
+}
+
 /// Accept shims that lost the inherited control socket and reach us
-/// through the fallback socket in the 0700 shim directory instead. Like
-/// OpenSSH's ControlMaster, accept only our own user and root; each
-/// connection is then served like the inherited socket.
-pub async fn listen_loop(listener: OwnedFd, router: Arc<Router>, connector: Arc<Connector>) {
+/// through the fallback socket in the 0700 shim directory instead (or, for
+/// a daemon, every client). Only our own user (and root, if `peers` says
+/// so) is accepted, and a refusal is logged; each connection is then
+/// served like the inherited socket.
+pub async fn listen_loop(
+    listener: OwnedFd,
+    router: Arc<Router>,
+    connector: Arc<Connector>,
+    peers: Peers,
+    controls: Controls,
+) {
     let listener = match sys::register_async(listener) {
         Ok(fd) => fd,
         Err(e) => return warn!("fallback socket: {e}"),
@@ -107,17 +171,22 @@ pub async fn listen_loop(listener: OwnedFd, router: Arc<Router>, connector: Arc<
             Err(_would_block) => continue,
         };
         let refusal = match sys::peer_uid(conn.as_fd()) {
-            Ok(uid) if uid == me || uid == 0 => {
-                debug!("a shim connected through the fallback socket (uid {uid})");
+            Ok(uid) if uid == me || (uid == 0 && peers.root_too) => {
+                debug!("a client connected through the socket path (uid {uid})");
                 if let Err(e) = sys::send_greeting(conn.as_fd(), &[FALLBACK_WELCOME]) {
                     warn!("fallback socket: cannot greet a shim: {e}");
                     continue;
                 }
-                connections.spawn(accept_loop(conn, router.clone(), connector.clone()));
+                connections.spawn(serve_socket(
+                    conn,
+                    router.clone(),
+                    connector.clone(),
+                    controls.clone(),
+                ));
                 continue;
             }
             Ok(uid) => {
-                warn!("refused a session from uid {uid} on the fallback socket");
+                warn!("refused a connection from uid {uid}: only uid {me} may use this socket");
                 format!("uid {uid} is not the account that runs it (uid {me})")
             }
             Err(e) => {

@@ -22,6 +22,7 @@ use tokio::sync::{Mutex, OnceCell};
 use tracing::info;
 
 use super::routing::{ExpandError, Routing};
+use super::stats::Stats;
 use crate::hop::agents::Agents;
 use crate::hop::bootstrap::Placement;
 use crate::hop::error::{HopError, HopFailure};
@@ -47,7 +48,7 @@ struct ClientOptions {
 
 /// Establishes chains into contexts, each once.
 pub struct Connector {
-    router: Arc<Router>,
+    pub(super) router: Arc<Router>,
     pub routing: Routing,
     log_level: u8,
     contexts: std::sync::Mutex<HashMap<Chain, Arc<OnceCell<Connected>>>>,
@@ -66,6 +67,8 @@ pub struct Connector {
     client_options: std::sync::Mutex<HashMap<Chain, ClientOptions>>,
     /// A rule's `agent-dir`, for the chains (and their prefixes) it gave.
     agent_dirs: std::sync::Mutex<HashMap<Chain, String>>,
+    /// Contexts and sessions, for `status`, the idle timeout and the end.
+    pub stats: Arc<Stats>,
     /// At most this many agents are uploaded at once: 200 cold hosts must
     /// not each get a 200th of the link.
     upload_slots: Arc<tokio::sync::Semaphore>,
@@ -110,6 +113,7 @@ impl Connector {
             },
             client_options: Default::default(),
             agent_dirs: Default::default(),
+            stats: Default::default(),
             upload_slots: Arc::new(tokio::sync::Semaphore::new(UPLOADS_AT_ONCE)),
         })
     }
@@ -187,6 +191,7 @@ impl Connector {
     pub fn forget(&self, context: ContextId) {
         let mut contexts = self.contexts.lock().unwrap_or_else(|p| p.into_inner());
         contexts.retain(|_, cell| !matches!(cell.get(), Some(Ok(c)) if *c == context));
+        self.stats.forget(context);
     }
 
     fn establish(
@@ -227,6 +232,7 @@ impl Connector {
                 }
             };
             info!("{name}: connected as context {id}");
+            self.stats.connected(id, &chain);
             Ok(id)
         })
     }

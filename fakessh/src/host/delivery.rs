@@ -14,6 +14,7 @@
 use std::os::fd::OwnedFd;
 use std::sync::Arc;
 
+use super::stats::SessionBytes;
 use router_core::Router;
 use router_core::connection::FrameWriter;
 use router_core::frame::Frame;
@@ -109,6 +110,7 @@ pub struct Delivery<W> {
     outputs: [Output; 2],
     stdin_window: Option<SendWindow>,
     session: ClientSession,
+    bytes: Arc<SessionBytes>,
 }
 
 impl<W: AsyncWrite + Unpin> Delivery<W> {
@@ -119,6 +121,7 @@ impl<W: AsyncWrite + Unpin> Delivery<W> {
         id: ContextId,
         shim: FrameWriter<W>,
         stdio: PassedStdio,
+        bytes: Arc<SessionBytes>,
     ) -> std::io::Result<(Delivery<W>, Option<ServedStdin>)> {
         let outputs = [Output::new(stdio.stdout)?, Output::new(stdio.stderr)?];
         let stdin = match stdio.stdin {
@@ -139,6 +142,7 @@ impl<W: AsyncWrite + Unpin> Delivery<W> {
             outputs,
             stdin_window: stdin.as_ref().map(|(_, w)| w.clone()),
             session,
+            bytes,
         };
         Ok((delivery, stdin))
     }
@@ -156,6 +160,9 @@ impl<W: AsyncWrite + Unpin> Delivery<W> {
                     let Some(frame) = frame else { break };
                     if !frame.is_dead() {
                         self.agent.get_or_insert(frame.header.src);
+                    }
+                    if matches!(frame.header.handle, handle::SESSION_STDOUT | handle::SESSION_STDERR) {
+                        self.bytes.add_output(frame.payload.len());
                     }
                     let taken = self.session.on_frame(&frame);
                     if let Err(e) = taken {
@@ -257,11 +264,18 @@ pub async fn pump_stdin(
     router: Arc<Router>,
     agent: ContextId,
     id: ContextId,
+    bytes: Arc<SessionBytes>,
 ) {
     let header = session::header(agent, id, handle::SESSION_STDIN);
-    if let Err(e) = pump_to_frames(stdin, &window, &router, header).await {
-        debug!("session {id}: reading stdin: {e}");
-    }
+    match pump_to_frames(stdin, &window, &router, header).await {
+        Ok(n) => bytes
+            .input
+            .fetch_add(n, std::sync::atomic::Ordering::Relaxed),
+        Err(e) => {
+            debug!("session {id}: reading stdin: {e}");
+            0
+        }
+    };
     if !window.is_closed() {
         let eof = ToCommand::Control(SessionControl::Eof);
         router.send(eof.to_frame(agent, id)).await;

@@ -16,7 +16,7 @@ use tracing::{debug, error};
 
 use super::accept;
 use super::connector::Connector;
-use crate::cli::Cli;
+use crate::cli::{Cli, HostArgs};
 use crate::sys;
 
 /// Exit status when mitogen-fakessh fails before the command ran.
@@ -64,6 +64,7 @@ fn create(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> LaunchError
 /// own).
 pub async fn run(
     cli: &Cli,
+    args: &HostArgs,
     router: Arc<Router>,
     connector: Arc<Connector>,
     fd_limit: Option<u64>,
@@ -76,7 +77,7 @@ pub async fn run(
         error!("{e}");
         return EXIT_FAILURE;
     }
-    match launch(cli, router, connector, fd_limit).await {
+    match launch(cli, args, router, connector, fd_limit).await {
         Ok(code) => code,
         Err(e) => {
             crate::logging::stderr_line(&format!("mitogen-fakessh: {e}"));
@@ -87,6 +88,7 @@ pub async fn run(
 
 async fn launch(
     cli: &Cli,
+    args: &HostArgs,
     router: Arc<Router>,
     connector: Arc<Connector>,
     fd_limit: Option<u64>,
@@ -169,7 +171,7 @@ async fn launch(
         sys::keep_fd_limit(&mut command, soft);
     }
     // The shims resolve SendEnv, SetEnv and `ssh -G` from the same file.
-    if let Some(file) = &cli.ssh_config {
+    if let Some(file) = &args.ssh_config {
         command.env(
             env::SSH_CONFIG,
             std::path::absolute(file).unwrap_or(file.clone()),
@@ -189,13 +191,19 @@ async fn launch(
     drop(child_end);
     let pid = child.id().map(|p| Pid::from_raw(p as i32));
     // The accept loops own every session; dropping them ends what is left.
-    let mut sessions = tokio::task::JoinSet::new();
-    sessions.spawn(accept::accept_loop(
+    let mut inherited = tokio::spawn(accept::accept_loop(
         host_end,
         router.clone(),
         connector.clone(),
     ));
-    sessions.spawn(accept::listen_loop(listener, router, connector));
+    let mut fallback = tokio::task::JoinSet::new();
+    fallback.spawn(accept::listen_loop(
+        listener,
+        router,
+        connector.clone(),
+        accept::Peers { root_too: true },
+        None,
+    ));
 
     let mut signals = Vec::new();
     for kind in [
@@ -221,7 +229,31 @@ async fn launch(
             let _ = kill(pid, forwarded);
         }
     };
-    drop(sessions);
+    // A session COMMAND left behind (a backgrounded ssh, unison's, whose
+    // parent did not wait) finishes as it would with OpenSSH: wait until
+    // every process holding the control socket is gone and no session is
+    // open, for --grace at most (or until a signal says stop).
+    let settled = async {
+        let _ = (&mut inherited).await;
+        connector.stats.all_sessions_ended().await;
+    };
+    let [(_, int), (_, term), (_, hup)] = &mut signals[..] else {
+        unreachable!()
+    };
+    tokio::select! {
+        _ = tokio::time::timeout(cli.grace, settled) => {}
+        _ = int.recv() => {}
+        _ = term.recv() => {}
+        _ = hup.recv() => {}
+    }
+    if connector.stats.open_sessions() > 0 {
+        debug!(
+            "ending {} session(s) still open after COMMAND exited",
+            connector.stats.open_sessions()
+        );
+    }
+    inherited.abort();
+    drop(fallback);
     drop(shim_dir);
     use std::os::unix::process::ExitStatusExt;
     let code = match (status.code(), status.signal()) {
@@ -229,7 +261,7 @@ async fn launch(
         (None, Some(sig)) => 128 + sig,
         _ => EXIT_FAILURE,
     };
-    if !cli.quiet
+    if !args.quiet
         && let Some(hint) = failure_hint(program, code)
     {
         crate::logging::stderr_line(&format!("mitogen-fakessh: hint: {hint}"));

@@ -8,14 +8,16 @@
 //! - [`relay`]: one session, from request to teardown;
 //! - [`delivery`]: the stdio a shim handed over, served here.
 
-mod accept;
+pub mod accept;
 mod config_file;
 mod connector;
 mod delivery;
 mod explain;
 mod launcher;
+pub mod lifetime;
 mod relay;
 mod routing;
+pub mod stats;
 
 use std::ffi::OsString;
 use std::path::PathBuf;
@@ -25,17 +27,19 @@ use router_core::Router;
 use router_core::frame::DEFAULT_MAX_PAYLOAD;
 use router_core::message::HOST_ID;
 
-use crate::cli::Cli;
+use std::sync::Arc;
+
+use crate::cli::{Cli, HostArgs};
 use crate::hop::ssh::SshSettings;
 pub use config_file::{ConfigFile, ConfigFileError};
-use connector::Connector;
-use launcher::EXIT_FAILURE;
+pub use connector::Connector;
+pub use launcher::EXIT_FAILURE;
 use routing::{MappingError, Routing, Rule};
 use ssh_config::{ConfigError, SshConfig};
 
 /// Why the host could not start.
 #[derive(Debug, thiserror::Error)]
-enum StartError {
+pub enum StartError {
     #[error(transparent)]
     Mapping(#[from] MappingError),
     #[error(transparent)]
@@ -60,23 +64,9 @@ enum StartError {
 pub fn main(args: Vec<OsString>) -> i32 {
     let cli = match Cli::try_parse_from(args) {
         Ok(cli) => cli,
-        Err(e) => {
-            let code = match e.kind() {
-                clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion => 0,
-                _ => EXIT_FAILURE,
-            };
-            let _ = e.print();
-            return code;
-        }
+        Err(e) => return usage_error(e),
     };
-    let started = ConfigFile::load(cli.config.as_deref())
-        .map_err(StartError::from)
-        .and_then(|file| {
-            let cli = with_defaults(cli, &file);
-            crate::logging::init(cli.log_level(), None);
-            run(&cli, file)
-        });
-    match started {
+    match prepare(cli.host.clone()).and_then(|prepared| run(&cli, prepared)) {
         Ok(code) => code,
         Err(e) => {
             crate::logging::stderr_line(&format!("mitogen-fakessh: {e}"));
@@ -85,46 +75,96 @@ pub fn main(args: Vec<OsString>) -> i32 {
     }
 }
 
-/// Fill in what the command line left out from the config file.
-fn with_defaults(mut cli: Cli, file: &ConfigFile) -> Cli {
-    if cli.ssh_config.is_none() {
-        cli.ssh_config = file.ssh_config.clone();
-    }
-    if cli.password_file.is_none() {
-        cli.password_file = file.password_file.clone();
-    }
-    if cli.agent_dir.is_none() {
-        cli.agent_dir = file.agent_dir.clone();
-    }
-    cli.agents.extend(file.agents.iter().cloned());
-    if cli.verbose == 0 && !cli.quiet {
-        cli.verbose = file.verbose.unwrap_or(0);
-        cli.quiet = file.quiet.unwrap_or(false) && cli.verbose == 0;
-    }
-    cli
+/// Print a clap error (or help); the exit status for it.
+pub fn usage_error(e: clap::Error) -> i32 {
+    let code = match e.kind() {
+        clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion => 0,
+        _ => EXIT_FAILURE,
+    };
+    let _ = e.print();
+    code
 }
 
-fn run(cli: &Cli, file: ConfigFile) -> Result<i32, StartError> {
-    let routing = routing_from(cli, file)?;
-    let ssh = ssh_settings(cli)?;
-    if let Some(host) = &cli.explain {
-        print!("{}", explain::explain(&routing, &ssh.config, host)?);
-        return Ok(0);
+/// What a host needs, from its flags and the config file.
+pub struct Prepared {
+    pub args: HostArgs,
+    pub routing: Routing,
+    pub ssh: SshSettings,
+    pub agents: crate::hop::agents::Agents,
+}
+
+/// Read the config file, fill in what the flags left out, start logging,
+/// and build the routing table, the ssh settings and the agent list.
+pub fn prepare(args: HostArgs) -> Result<Prepared, StartError> {
+    let file = ConfigFile::load(args.config.as_deref())?;
+    let args = with_defaults(args, &file);
+    crate::logging::init(args.log_level(), None);
+    let routing = routing_from(&args, file)?;
+    let ssh = ssh_settings(&args)?;
+    let agents = crate::hop::agents::discover(&args.agents)?;
+    Ok(Prepared {
+        args,
+        routing,
+        ssh,
+        agents,
+    })
+}
+
+/// Fill in what the command line left out from the config file.
+fn with_defaults(mut args: HostArgs, file: &ConfigFile) -> HostArgs {
+    if args.ssh_config.is_none() {
+        args.ssh_config = file.ssh_config.clone();
     }
-    let agents = crate::hop::agents::discover(&cli.agents)?;
-    let fd_limit = crate::sys::raise_fd_limit();
-    let runtime = crate::roles::runtime().map_err(StartError::Runtime)?;
-    let code = runtime.block_on(async {
+    if args.password_file.is_none() {
+        args.password_file = file.password_file.clone();
+    }
+    if args.agent_dir.is_none() {
+        args.agent_dir = file.agent_dir.clone();
+    }
+    args.agents.extend(file.agents.iter().cloned());
+    if args.verbose == 0 && !args.quiet {
+        args.verbose = file.verbose.unwrap_or(0);
+        args.quiet = file.quiet.unwrap_or(false) && args.verbose == 0;
+    }
+    args
+}
+
+impl Prepared {
+    /// The router and connector of a host, in the current runtime; lost
+    /// contexts are forgotten at once, so that their next session
+    /// reconnects.
+    pub fn connector(self) -> (Arc<Router>, Arc<Connector>) {
         let router = Router::new(HOST_ID, vec![], DEFAULT_MAX_PAYLOAD);
         let connector = Connector::new(
             router.clone(),
-            routing,
-            cli.log_level(),
-            ssh,
-            agents,
-            cli.agent_dir.clone(),
+            self.routing,
+            self.args.log_level(),
+            self.ssh,
+            self.agents,
+            self.args.agent_dir.clone(),
         );
-        let code = launcher::run(cli, router, connector.clone(), fd_limit).await;
+        tokio::spawn(lifetime::forget_lost(
+            Arc::downgrade(&connector),
+            router.clone(),
+        ));
+        (router, connector)
+    }
+}
+
+fn run(cli: &Cli, prepared: Prepared) -> Result<i32, StartError> {
+    if let Some(host) = &cli.explain {
+        print!(
+            "{}",
+            explain::explain(&prepared.routing, &prepared.ssh.config, host)?
+        );
+        return Ok(0);
+    }
+    let fd_limit = crate::sys::raise_fd_limit();
+    let runtime = crate::roles::runtime().map_err(StartError::Runtime)?;
+    let args = prepared.args.clone();
+    let code = runtime.block_on(async {
+        let (router, connector) = prepared.connector();
+        let code = launcher::run(cli, &args, router, connector.clone(), fd_limit).await;
         connector.shutdown().await;
         code
     });
@@ -134,13 +174,13 @@ fn run(cli: &Cli, file: ConfigFile) -> Result<i32, StartError> {
 
 /// The command line's rules (`--host` in order, then `--to`), then the
 /// config file's.
-fn routing_from(cli: &Cli, file: ConfigFile) -> Result<Routing, StartError> {
-    let mut rules = cli
+fn routing_from(args: &HostArgs, file: ConfigFile) -> Result<Routing, StartError> {
+    let mut rules = args
         .hosts
         .iter()
         .map(|h| Rule::from_host_flag(h))
         .collect::<Result<Vec<_>, _>>()?;
-    if let Some(to) = &cli.to {
+    if let Some(to) = &args.to {
         rules.push(Rule::from_to_flag(to)?);
     }
     rules.extend(file.rules);
@@ -149,8 +189,8 @@ fn routing_from(cli: &Cli, file: ConfigFile) -> Result<Routing, StartError> {
 
 /// ssh_config (`--ssh-config` alone, like `ssh -F`; else the user's file,
 /// then the system's) and the password file.
-fn ssh_settings(cli: &Cli) -> Result<SshSettings, StartError> {
-    let config = match &cli.ssh_config {
+fn ssh_settings(args: &HostArgs) -> Result<SshSettings, StartError> {
+    let config = match &args.ssh_config {
         Some(path) => {
             if !path.is_file() {
                 return Err(StartError::NoSshConfig(path.clone()));
@@ -159,7 +199,7 @@ fn ssh_settings(cli: &Cli) -> Result<SshSettings, StartError> {
         }
         None => SshConfig::load_default()?,
     };
-    let password = match &cli.password_file {
+    let password = match &args.password_file {
         Some(path) => {
             let text =
                 std::fs::read_to_string(path).map_err(|source| StartError::PasswordFile {

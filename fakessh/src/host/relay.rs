@@ -33,6 +33,7 @@ use tracing::{debug, info, warn};
 
 use super::connector::Connector;
 use super::delivery::{Delivery, PassedStdio, ServedStdin, pump_stdin};
+use super::stats::SessionGuard;
 
 /// How long a session that ended on our side may take to tell the shim why.
 const LAST_WORDS: Duration = Duration::from_secs(5);
@@ -53,7 +54,8 @@ pub async fn serve(
     router: Arc<Router>,
     connector: Arc<Connector>,
 ) {
-    let Some(mut relay) = Relay::open(sock, stdio, id, router, connector).await else {
+    let guard = connector.stats.session();
+    let Some(mut relay) = Relay::open(sock, stdio, id, router, connector, guard).await else {
         return;
     };
     let end = relay.run().await;
@@ -75,6 +77,8 @@ struct Relay {
     /// The shim's credit for the streams it kept, for the delivery.
     shim_credit: mpsc::Sender<SessionControl>,
     target: Option<(ContextId, Chain)>,
+    /// Counts the session open, its bytes, and its context's use.
+    guard: SessionGuard,
 }
 
 impl Relay {
@@ -85,6 +89,7 @@ impl Relay {
         id: ContextId,
         router: Arc<Router>,
         connector: Arc<Connector>,
+        guard: SessionGuard,
     ) -> Option<Relay> {
         let name = format!("session {id}");
         let std_stream = std::os::unix::net::UnixStream::from(sock);
@@ -103,16 +108,17 @@ impl Relay {
         let (sid, frames) = router
             .add_stream(&name, id, StreamRole::Child, SESSION_QUEUE)
             .await;
-        let (delivery, stdin) = match Delivery::new(router.clone(), id, FrameWriter::new(w), stdio)
-        {
-            Ok(d) => d,
-            Err(e) => {
-                // The shim sees its socket close and exits 255.
-                warn!("{name}: cannot serve the shim's stdio: {e}");
-                router.remove_stream(sid, "unusable stdio").await;
-                return None;
-            }
-        };
+        let bytes = guard.bytes.clone();
+        let (delivery, stdin) =
+            match Delivery::new(router.clone(), id, FrameWriter::new(w), stdio, bytes) {
+                Ok(d) => d,
+                Err(e) => {
+                    // The shim sees its socket close and exits 255.
+                    warn!("{name}: cannot serve the shim's stdio: {e}");
+                    router.remove_stream(sid, "unusable stdio").await;
+                    return None;
+                }
+            };
         let (shim_credit, credit_rx) = mpsc::channel(SESSION_QUEUE);
         let mut tasks = JoinSet::new();
         tasks.spawn(delivery.run(frames, credit_rx));
@@ -128,6 +134,7 @@ impl Relay {
             stdin,
             shim_credit,
             target: None,
+            guard,
         })
     }
 
@@ -182,6 +189,7 @@ impl Relay {
             self.name, request.host, request.command
         );
         self.target = Some((target, chain));
+        self.guard.runs_on(target);
         self.router
             .send(Frame::cbor(
                 self.router.header(target, handle::SPAWN),
@@ -194,7 +202,8 @@ impl Relay {
             ))
             .await;
         if let Some((stdin, window)) = self.stdin.take() {
-            let pump = pump_stdin(stdin, window, self.router.clone(), target, self.id);
+            let bytes = self.guard.bytes.clone();
+            let pump = pump_stdin(stdin, window, self.router.clone(), target, self.id, bytes);
             self.tasks.spawn(pump);
         }
         self.forward(target).await
@@ -238,7 +247,8 @@ impl Relay {
                 }
             };
             match msg {
-                ToCommand::Stdin(_) => {
+                ToCommand::Stdin(ref data) => {
+                    self.guard.bytes.add_input(data.len());
                     sender
                         .send(&self.router, msg.to_frame(target, self.id))
                         .await

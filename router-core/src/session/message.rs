@@ -272,6 +272,16 @@ pub const FALLBACK_WELCOME: u8 = b'+';
 /// See [`FALLBACK_WELCOME`].
 pub const FALLBACK_REFUSAL: u8 = b'-';
 
+/// A request on a host's socket path instead of a session (after its
+/// welcome), for `mitogen-fakessh exec`, `status` and `stop`: one message,
+/// answered with [`CONTROL_REPLY`] followed by UTF-8 JSON (an object with
+/// `error` if refused).
+pub const CONTROL_STATUS: u8 = b'?';
+/// See [`CONTROL_STATUS`]: end the daemon, its contexts and their agents.
+pub const CONTROL_STOP: u8 = b'.';
+/// See [`CONTROL_STATUS`].
+pub const CONTROL_REPLY: u8 = b'=';
+
 /// Bits of the byte after [`SESSION_HELLO`].
 pub mod handover {
     pub const STDIN: u8 = 1;
