@@ -156,6 +156,11 @@ impl<W: AsyncWrite + Unpin> Delivery<W> {
     ) {
         loop {
             tokio::select! {
+                // The shim's credit first: the relay queues it here before
+                // it passes it on to the agent, so the agent's answer to it
+                // can never be counted against a window not yet released.
+                biased;
+                Some(control) = shim_credit.recv() => self.session.on_shim_control(&control),
                 frame = frames.recv() => {
                     let Some(frame) = frame else { break };
                     if !frame.is_dead() {
@@ -172,7 +177,6 @@ impl<W: AsyncWrite + Unpin> Delivery<W> {
                         break;
                     }
                 }
-                Some(control) = shim_credit.recv() => self.session.on_shim_control(&control),
             }
             while let Some(action) = self.session.next_action() {
                 self.act(action).await;
