@@ -7,18 +7,21 @@
 //! - [`tokens`]: `%` tokens and `${VAR}`;
 //! - [`names`]: the host and user names OpenSSH accepts on its command line;
 //! - [`options`]: `-o` options, checked;
-//! - `resolve`: the settings one destination gets: for each keyword the
-//!   first value obtained wins, `Match host` sees the `HostName` set so far,
-//!   and `Match final` blocks get a second pass;
+//! - `obtain`: the lines one destination obtains: `Match host` sees the
+//!   `HostName` set so far, and `Match final` blocks get a second pass;
+//! - `resolve`: loading files, and the settings one destination gets
+//!   (`host_config`): for each keyword the first value obtained wins;
 //! - [`print`]: `ssh -G`.
 
 mod error;
 mod file;
 #[doc(hidden)]
 pub mod fuzzing;
+mod host_config;
 pub mod keywords;
 mod matching;
 pub mod names;
+mod obtain;
 pub mod options;
 mod paths;
 pub mod print;
@@ -27,7 +30,8 @@ pub mod split;
 pub mod tokens;
 
 pub use error::{ConfigError, LineProblem, Place};
+pub use host_config::{HostConfig, StrictHostKeyChecking};
 pub use matching::host_in_pattern_list;
 pub use names::{valid_hostname, valid_user};
 pub use paths::{home_dir, local_user};
-pub use resolve::{HostConfig, SshConfig, StrictHostKeyChecking};
+pub use resolve::SshConfig;

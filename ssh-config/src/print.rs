@@ -4,7 +4,7 @@
 
 use std::fmt::Write;
 
-use super::resolve::{HostConfig, StrictHostKeyChecking};
+use super::host_config::{HostConfig, StrictHostKeyChecking};
 
 /// What OpenSSH 9.2 prints for keywords nobody set, for those we do not
 /// resolve ourselves.

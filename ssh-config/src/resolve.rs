@@ -1,68 +1,17 @@
-//! What one destination gets from the configuration: OpenSSH's passes
-//! over the lines, first value wins, `Match` evaluated in file order.
+//! Loading ssh_config files, and what one destination gets from them:
+//! for each keyword the first value obtained wins.
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::Duration;
 
-use super::error::{ConfigError, LineProblem, Place};
+use super::error::{ConfigError, Place};
 use super::file::{self, IncludeBase, Line};
-use super::matching::{self, Target, pattern_list_matches};
+use super::host_config::{
+    HostConfig, StrictHostKeyChecking, bad_value, expand_file, flag, number, parse_port, tilde,
+};
+use super::obtain::{Destination, hostname_so_far, obtain, send_env};
 use super::paths::{home_dir, local_user};
 use super::tokens::{self, TokenSet, TokenValues};
-
-/// How unknown and changed host keys are treated.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum StrictHostKeyChecking {
-    /// Refuse unknown keys (also OpenSSH's `ask`: we never prompt).
-    Yes,
-    /// Learn unknown keys into known_hosts; refuse changed ones.
-    AcceptNew,
-    /// Accept anything (and learn unknown keys), like OpenSSH's `no`.
-    No,
-}
-
-/// Effective settings for one destination.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct HostConfig {
-    /// The name used on the command line / in the chain.
-    pub alias: String,
-    pub hostname: String,
-    pub user: Option<String>,
-    pub port: u16,
-    pub identity_files: Vec<PathBuf>,
-    /// CertificateFile entries (besides `KEY-cert.pub`, always looked for).
-    pub certificate_files: Vec<PathBuf>,
-    pub identities_only: bool,
-    pub user_known_hosts_files: Vec<PathBuf>,
-    pub global_known_hosts_files: Vec<PathBuf>,
-    pub strict_host_key_checking: StrictHostKeyChecking,
-    /// HashKnownHosts: learn keys under hashed names.
-    pub hash_known_hosts: bool,
-    pub proxy_jump: Option<String>,
-    /// A command whose stdin and stdout carry the connection (`%` tokens
-    /// expanded). ProxyJump and ProxyCommand exclude each other: the one
-    /// obtained first wins, as in OpenSSH.
-    pub proxy_command: Option<String>,
-    pub connect_timeout: Option<Duration>,
-    pub server_alive_interval: Option<Duration>,
-    pub server_alive_count_max: Option<usize>,
-    /// How often to ask for a password or a key's passphrase
-    /// (NumberOfPasswordPrompts; 0 with BatchMode).
-    pub password_prompts: u32,
-    /// SendEnv patterns, every line's, `-pattern` removing earlier ones.
-    pub send_env: Vec<String>,
-    /// SetEnv `NAME=VALUE` pairs (the first line's, as in OpenSSH).
-    pub set_env: Vec<(String, String)>,
-    /// RemoteCommand (tokens expanded), unless `none`.
-    pub remote_command: Option<String>,
-    /// RequestTTY, as written.
-    pub request_tty: Option<String>,
-    /// Every keyword obtained, with the values of its lines, in the order
-    /// obtained (for `ssh -G`).
-    pub obtained: Vec<(String, Vec<String>)>,
-}
 
 /// Parsed ssh_config files, in the order they are read.
 #[derive(Clone, Debug, Default)]
@@ -70,45 +19,6 @@ pub struct SshConfig {
     lines: Vec<Line>,
     /// `Match exec` never runs its command and never matches (fuzzing).
     no_exec: bool,
-}
-
-/// The lines one destination obtained, per keyword in the order obtained.
-#[derive(Default)]
-struct Obtained {
-    values: HashMap<String, Vec<Line>>,
-    order: Vec<String>,
-    /// `proxyjump` or `proxycommand`, whichever came first.
-    first_proxy: Option<String>,
-}
-
-impl Obtained {
-    fn add(&mut self, line: &Line) {
-        if !self.values.contains_key(&line.key) {
-            self.order.push(line.key.clone());
-        }
-        self.values
-            .entry(line.key.clone())
-            .or_default()
-            .push(line.clone());
-    }
-
-    fn line(&self, key: &str) -> Option<&Line> {
-        self.values.get(key).and_then(|v| v.first())
-    }
-
-    /// The first line's (first) argument.
-    fn first(&self, key: &str) -> Option<&str> {
-        self.line(key).map(|l| l.args[0].as_str())
-    }
-
-    /// Every argument of every line, in order.
-    fn all(&self, key: &str) -> impl Iterator<Item = (&Line, &str)> {
-        self.values
-            .get(key)
-            .into_iter()
-            .flatten()
-            .flat_map(|l| l.args.iter().map(move |a| (l, a.as_str())))
-    }
 }
 
 impl SshConfig {
@@ -172,124 +82,6 @@ impl SshConfig {
             no_exec: false,
         })
     }
-
-    /// Walk the lines for one destination, as OpenSSH does: a first pass,
-    /// and a second with `final` true if any `Match final` asked for one.
-    /// A keyword OpenSSH does not know is an error wherever it stands,
-    /// unless the `IgnoreUnknown` obtained before it names it.
-    fn obtain(
-        &self,
-        alias: &str,
-        user: Option<&str>,
-        port: Option<u16>,
-    ) -> Result<Obtained, ConfigError> {
-        let mut got = Obtained::default();
-        let local = local_user();
-        let final_wanted = self
-            .lines
-            .iter()
-            .any(|l| l.when.iter().any(|c| c.wants_final_pass()));
-        for final_pass in [false, true] {
-            if final_pass && !final_wanted {
-                break;
-            }
-            // Each block's condition is evaluated once per pass, at the
-            // block's first line: no line is obtained between a `Match` and
-            // that, so it sees the state OpenSSH sees at the `Match`.
-            let mut decided: HashMap<*const matching::Condition, bool> = HashMap::new();
-            for line in &self.lines {
-                if line.known.is_none() {
-                    let ignored = got
-                        .first("ignoreunknown")
-                        .is_some_and(|list| pattern_list_matches(list, &line.key, false));
-                    if ignored {
-                        continue;
-                    }
-                    return Err(ConfigError::BadOption {
-                        at: line.at.clone(),
-                        key: line.key.clone(),
-                    });
-                }
-                let mut applies = true;
-                for cond in &line.when {
-                    let key = Arc::as_ptr(cond);
-                    let verdict = match decided.get(&key) {
-                        Some(&known) => known,
-                        None => {
-                            let verdict =
-                                self.evaluate(cond, &got, alias, user, port, &local, final_pass)?;
-                            decided.insert(key, verdict);
-                            verdict
-                        }
-                    };
-                    if !verdict {
-                        applies = false;
-                        break;
-                    }
-                }
-                if applies {
-                    if matches!(line.key.as_str(), "proxyjump" | "proxycommand") {
-                        got.first_proxy.get_or_insert_with(|| line.key.clone());
-                    }
-                    got.add(line);
-                }
-            }
-        }
-        Ok(got)
-    }
-
-    /// Whether `cond` holds for the destination, in the state `got`.
-    #[allow(clippy::too_many_arguments)]
-    fn evaluate(
-        &self,
-        cond: &matching::Condition,
-        got: &Obtained,
-        alias: &str,
-        user: Option<&str>,
-        port: Option<u16>,
-        local: &str,
-        final_pass: bool,
-    ) -> Result<bool, ConfigError> {
-        let host = hostname_so_far(got, alias)?;
-        let remote_user = user.or_else(|| got.first("user")).unwrap_or(local);
-        let target = Target {
-            original_host: alias,
-            host: &host,
-            user: remote_user,
-            local_user: local,
-            tag: got.first("tag"),
-            final_pass,
-            local_addresses: &interface_addresses,
-        };
-        let values = TokenValues {
-            original_host: alias.to_string(),
-            host: host.clone(),
-            port: port
-                .or_else(|| got.first("port").and_then(|p| p.parse().ok()))
-                .unwrap_or(22),
-            remote_user: remote_user.to_string(),
-            host_key_alias: got.first("hostkeyalias").map(str::to_string),
-            proxy_jump: got.first("proxyjump").unwrap_or_default().to_string(),
-        };
-        let mut failure = None;
-        let verdict = cond.holds(
-            &target,
-            &mut |command| match tokens::percent(command, TokenSet::Files, &values) {
-                Ok(_) if self.no_exec => false,
-                Ok(command) => match_exec(&command),
-                Err(e) => {
-                    failure.get_or_insert(e);
-                    false
-                }
-            },
-            &mut |warning| tracing::warn!("ssh config: {warning}"),
-        );
-        match failure {
-            Some(source) => Err(ConfigError::MatchExec(source)),
-            None => Ok(verdict),
-        }
-    }
-
     /// Settings for `alias` with `options` (ssh's `-o`, in order, each as
     /// keyword and the text after it) taking precedence over every file, as
     /// on ssh's command line.
@@ -324,7 +116,15 @@ impl SshConfig {
         user: Option<&str>,
         port: Option<u16>,
     ) -> Result<HostConfig, ConfigError> {
-        let got = self.obtain(alias, user, port)?;
+        let got = obtain(
+            &self.lines,
+            &Destination {
+                alias,
+                user,
+                port,
+                no_exec: self.no_exec,
+            },
+        )?;
         let hostname = hostname_so_far(&got, alias)?;
         let port = match port {
             Some(p) => p,
@@ -484,140 +284,6 @@ impl SshConfig {
             global_known_hosts_files: global_known,
             strict_host_key_checking: strict,
         })
-    }
-}
-
-impl HostConfig {
-    /// The identity files, or the ones tried when none is configured
-    /// (`~/.ssh/id_ed25519`, `id_ecdsa`, `id_rsa`).
-    pub fn identity_files_or_default(&self) -> Vec<PathBuf> {
-        if !self.identity_files.is_empty() {
-            return self.identity_files.clone();
-        }
-        ["id_ed25519", "id_ecdsa", "id_rsa"]
-            .iter()
-            .map(|n| home_dir().join(".ssh").join(n))
-            .collect()
-    }
-}
-
-/// `HostName` as obtained so far (`%h` and `%%` expanded), else the alias.
-fn hostname_so_far(got: &Obtained, alias: &str) -> Result<String, ConfigError> {
-    let Some(line) = got.line("hostname") else {
-        return Ok(alias.to_string());
-    };
-    let values = TokenValues {
-        host: alias.to_string(),
-        ..TokenValues::default()
-    };
-    tokens::percent(&line.args[0], TokenSet::HostName, &values).map_err(|source| {
-        ConfigError::Expansion {
-            at: line.at.clone(),
-            keyword: "HostName",
-            source,
-        }
-    })
-}
-
-/// SendEnv patterns accumulate over lines; `-pattern` removes earlier ones.
-fn send_env(got: &Obtained) -> Vec<String> {
-    let mut patterns: Vec<String> = Vec::new();
-    for (_, value) in got.all("sendenv") {
-        match value.strip_prefix('-') {
-            Some(removed) => patterns.retain(|p| !pattern_list_matches(removed, p, true)),
-            None => patterns.push(value.to_string()),
-        }
-    }
-    patterns
-}
-
-/// A file name: `~`, then `${VAR}`, then the `%` tokens.
-fn expand_file(value: &str, values: &TokenValues) -> Result<String, tokens::TokenError> {
-    let value = tilde(value).to_string_lossy().into_owned();
-    let value = tokens::environment(&value)?;
-    tokens::percent(&value, TokenSet::Files, values)
-}
-
-/// `~/` at the start means our home.
-fn tilde(value: &str) -> PathBuf {
-    match value.strip_prefix("~/") {
-        Some(rest) => home_dir().join(rest),
-        None if value == "~" => home_dir(),
-        None => PathBuf::from(value),
-    }
-}
-
-fn parse_port(line: &Line) -> Result<u16, ConfigError> {
-    match line.args[0].parse::<u16>() {
-        Ok(p) if p > 0 => Ok(p),
-        _ => Err(ConfigError::Line {
-            at: line.at.clone(),
-            problem: LineProblem::BadPort(line.args[0].clone()),
-        }),
-    }
-}
-
-fn bad_value(line: &Line, keyword: &'static str) -> ConfigError {
-    ConfigError::Line {
-        at: line.at.clone(),
-        problem: LineProblem::BadValue {
-            keyword,
-            value: line.args[0].clone(),
-        },
-    }
-}
-
-fn number(line: &Line, keyword: &'static str) -> Result<u64, ConfigError> {
-    line.args[0].parse().map_err(|_| bad_value(line, keyword))
-}
-
-fn flag(line: &Line, keyword: &'static str) -> Result<bool, ConfigError> {
-    match line.args[0].to_ascii_lowercase().as_str() {
-        "yes" | "true" => Ok(true),
-        "no" | "false" => Ok(false),
-        _ => Err(bad_value(line, keyword)),
-    }
-}
-
-/// Addresses of the local interfaces that are up, for `Match localnetwork`.
-fn interface_addresses() -> Vec<std::net::IpAddr> {
-    use nix::net::if_::InterfaceFlags;
-    let Ok(interfaces) = nix::ifaddrs::getifaddrs() else {
-        return Vec::new();
-    };
-    interfaces
-        .filter(|i| i.flags.contains(InterfaceFlags::IFF_UP))
-        .filter_map(|i| i.address)
-        .filter_map(|a| match (a.as_sockaddr_in(), a.as_sockaddr_in6()) {
-            (Some(v4), _) => Some(std::net::IpAddr::V4(v4.ip())),
-            (_, Some(v6)) => Some(std::net::IpAddr::V6(v6.ip())),
-            _ => None,
-        })
-        .collect()
-}
-
-/// `Match exec`: run `command` (its `%` tokens expanded) with the user's
-/// shell, stdin and stdout on /dev/null and stderr ours, as OpenSSH does;
-/// it matches when it exits 0.
-fn match_exec(command: &str) -> bool {
-    let shell = std::env::var_os("SHELL")
-        .filter(|s| !s.is_empty())
-        .unwrap_or_else(|| "/bin/sh".into());
-    let status = std::process::Command::new(&shell)
-        .arg("-c")
-        .arg(command)
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::null())
-        .status();
-    match status {
-        Ok(status) => status.success(),
-        Err(e) => {
-            tracing::warn!(
-                "ssh config: Match exec {command}: cannot run {}: {e}",
-                std::path::Path::new(&shell).display()
-            );
-            false
-        }
     }
 }
 
