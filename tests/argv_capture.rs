@@ -98,8 +98,10 @@ fn scp_argv_both_modes() {
         (inv.host.as_str(), inv.user.as_deref(), inv.port),
         ("::1", Some("bob"), Some(2022))
     );
-    // scp -A also passes -oForwardAgent=no; the first value wins.
+    // scp -A passes `-A -oForwardAgent=no`: the flag wins, as in OpenSSH
+    // (the -o keeps a config's ForwardAgent from applying without -A).
     assert_eq!(inv.option("ForwardAgent"), Some("no"));
+    assert_eq!(inv.forward_agent, Some(true));
 
     let mut cmd = Command::new("scp");
     cmd.args(["-O", "-S", &ssh, "/etc/hostname", "h:/srv/a b$x"]);

@@ -102,6 +102,7 @@ fn the_host_checks_names_whoever_asks() {
         pty: None,
         ssh_options: Vec::new(),
         ssh_config_file: None,
+        forward_agent: false,
     };
     let header = Header {
         handle: handle::SESSION_OPEN,

@@ -179,7 +179,14 @@ fn unknown_option_and_missing_host_give_usage_and_255() {
         out.stderr_text()
             .contains("option requires an argument -- p")
     );
-    let out = local_sh("ssh -L 8080:x:80 h true; echo rc=$?");
+    // A malformed forward: OpenSSH's message, no usage text.
+    let out = local_sh("ssh -L 8080:x h true; echo rc=$?");
+    assert!(out.stdout_text().ends_with("rc=255\n"));
+    assert_eq!(
+        out.stderr_text(),
+        "Bad local forwarding specification '8080:x'\n"
+    );
+    let out = local_sh("ssh -w 0:0 h true; echo rc=$?");
     assert!(out.stdout_text().ends_with("rc=255\n"));
     assert!(
         out.stderr_text().contains("not supported"),

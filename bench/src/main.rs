@@ -8,6 +8,7 @@
 
 mod bootstrap;
 mod fleet;
+mod forward;
 mod harness;
 mod persist;
 mod proxy;
@@ -44,6 +45,19 @@ fn main() {
             let _cfg = sshd.write_config(proxy_port);
             let quick = args.iter().any(|a| a == "--quick");
             tokio::task::block_in_place(|| fleet::run(&sshd, proxy_port, quick))
+        });
+        println!("{}\n\n{}", rows.join("\n"), notes.join("\n"));
+        return;
+    }
+    // `fakessh-bench forward [--quick]`: only the forwarding rows, printed.
+    if args.first().map(String::as_str) == Some("forward") {
+        let rt = tokio::runtime::Runtime::new().expect("runtime");
+        let (rows, notes) = rt.block_on(async {
+            let sshd = Sshd::start();
+            let proxy_port = proxy::start(sshd.port, Duration::from_millis(50)).await;
+            let cfg = sshd.write_config(proxy_port);
+            let quick = args.iter().any(|a| a == "--quick");
+            tokio::task::block_in_place(|| forward::run(&cfg, quick))
         });
         println!("{}\n\n{}", rows.join("\n"), notes.join("\n"));
         return;
@@ -421,12 +435,17 @@ async fn run(quick: bool) -> String {
     // 6. Persistent contexts, against ControlPersist.
     rows.extend(persist::run(&cfg, calls));
 
-    // 7. A fleet: one host process driving many hops.
+    // 7. Forwarding: ssh -L against OpenSSH's.
+    let (forward_rows, forward_notes) = forward::run(&cfg, quick);
+    rows.extend(forward_rows);
+    notes.extend(forward_notes);
+
+    // 8. A fleet: one host process driving many hops.
     let (fleet_rows, fleet_notes) = fleet::run(&sshd, proxy_port, quick);
     rows.extend(fleet_rows);
     notes.extend(fleet_notes);
 
-    // 8. The soak: no memory or descriptor creeps over many sessions.
+    // 9. The soak: no memory or descriptor creeps over many sessions.
     let (soak_rows, soak_notes) = soak::run(&sshd, &cfg, quick);
 
     let size =

@@ -136,7 +136,9 @@ StrictHostKeyChecking, HashKnownHosts, ProxyJump, ProxyCommand (the first of the
 for the first ssh hop of a chain), ConnectTimeout (also bounds the key
 exchange), ServerAliveInterval, ServerAliveCountMax, BatchMode,
 NumberOfPasswordPrompts, Tag, IgnoreUnknown, SendEnv, SetEnv, RemoteCommand,
-RequestTTY. Accepted (in files and as \fB\-o\fR) without effect:
+RequestTTY, and for the \fBssh\fR shim's forwarding LocalForward, RemoteForward,
+DynamicForward, ForwardAgent, ExitOnForwardFailure, GatewayPorts and
+ClearAllForwardings. Accepted (in files and as \fB\-o\fR) without effect:
 @IGNORED@.
 .TP
 \fB~/.ssh/known_hosts\fR, \fB/etc/ssh/ssh_known_hosts\fR
@@ -194,7 +196,21 @@ pub fn man_page() -> String {
 
 /// What the daemon commands are for; their flags follow, from their
 /// definitions.
-const PERSISTENT: &str = r#".SH PERSISTENT CONTEXTS
+const PERSISTENT: &str = r#".SH FORWARDING
+The \fBssh\fR shim forwards as OpenSSH's client does, from the end of the
+hostname's chain: \fB\-L\fR (TCP or Unix sockets on either side),
+\fB\-R\fR (\fB\-R 0:...\fR prints the port it allocated), \fB\-D\fR
+(SOCKS4, SOCKS4a and SOCKS5, CONNECT only), \fB\-W host:port\fR (for
+another client's ProxyCommand), \fB\-A\fR (the remote command's
+\fBSSH_AUTH_SOCK\fR reaches this side's agent; after sudo, su or doas the
+socket belongs to the target user, in a 0700 directory of theirs),
+\fB\-N\fR and \fB\-f\fR (in the background once the forwards are up; it
+ends with COMMAND's run, or with the daemon). Listeners bind loopback unless
+\fBGatewayPorts yes\fR or an address says otherwise. Each forwarded
+connection is a session of its own, flow-controlled like any other; one
+that fails (a refused connect, SOCKS garbage) closes alone, said under
+\fB\-v\fR.
+.SH PERSISTENT CONTEXTS
 \fBmitogen\-fakessh start\fR forks a daemon that keeps its contexts across
 commands, and prints shell code to \fBeval\fR, as ssh\-agent does:
 \fBeval "$(mitogen\-fakessh start \-\-host 'web*=ssh:%h,sudo:root')"\fR.

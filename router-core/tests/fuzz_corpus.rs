@@ -39,6 +39,7 @@ fn seeds() -> Vec<(&'static str, &'static str, Vec<u8>)> {
         pty: Some(PtyRequest { cols: 80, rows: 24 }),
         ssh_options: Vec::new(),
         ssh_config_file: None,
+        forward_agent: false,
     };
     let connect = ConnectRequest {
         new_id: 2,

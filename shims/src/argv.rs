@@ -6,7 +6,9 @@
 //! after the destination are parsed too (`ssh host -l user cmd`), but the first
 //! word that is not an option starts the command, and everything from there on
 //! belongs to it (`host rsync --server ...`). For `-o`, the first value of a
-//! key wins, which scp relies on (`-A` then `-oForwardAgent=no`).
+//! key wins; `-A` and `-a` set agent forwarding outright, whatever `-o`
+//! says (scp passes `-A -oForwardAgent=no` for `scp -A`, and the agent is
+//! forwarded).
 
 use std::ffi::OsString;
 use std::os::unix::ffi::OsStrExt;
@@ -46,6 +48,10 @@ pub enum ParseError {
     InvalidUser,
     #[error("the argument of -{0} is not valid UTF-8")]
     NotUtf8(char),
+    #[error(transparent)]
+    Forward(#[from] crate::forward::spec::SpecError),
+    #[error("stdio forward already specified")]
+    StdioTwice,
 }
 
 impl ParseError {
@@ -94,7 +100,19 @@ pub struct SshInvocation {
     pub version: bool,
     /// `-o` options in order; look-ups take the first of a key.
     pub options: Vec<(String, String)>,
-    /// Options this tool refuses (forwarding, master mode, ...), first seen.
+    /// `-L`, `-R`, `-D` (checked as given), in order.
+    pub local_forwards: Vec<crate::forward::spec::Forward>,
+    pub remote_forwards: Vec<crate::forward::spec::Forward>,
+    pub dynamic_forwards: Vec<crate::forward::spec::Listen>,
+    /// `-W host:port`.
+    pub stdio_forward: Option<(String, u16)>,
+    /// `-f`: go to the background once the session or the forwards are up.
+    pub background: bool,
+    /// `-N`: no command.
+    pub no_command: bool,
+    /// `-A` or `-a`, the last given.
+    pub forward_agent: Option<bool>,
+    /// Options this tool refuses (master mode, ...), first seen.
     pub unsupported: Option<String>,
     /// Options accepted but without effect here, for `-v` diagnostics.
     pub ignored: Vec<String>,
@@ -229,9 +247,13 @@ fn apply_flag(inv: &mut SshInvocation, c: char) {
         't' => inv.tty_force = inv.tty_force.saturating_add(1),
         'T' => inv.no_tty = true,
         'v' => inv.verbose = inv.verbose.saturating_add(1),
-        'f' => refuse(inv, "-f (go to background)"),
+        'f' => inv.background = true,
         'M' => refuse(inv, "-M (master mode)"),
-        'N' => refuse(inv, "-N (no command, for forwarding)"),
+        'N' => inv.no_command = true,
+        // As OpenSSH: the flags set the option outright (the last one
+        // wins), over any `-o ForwardAgent`.
+        'A' => inv.forward_agent = Some(true),
+        'a' => inv.forward_agent = Some(false),
         _ => inv.ignored.push(format!("-{c}")),
     }
 }
@@ -276,9 +298,6 @@ fn apply_value(
                     let p = parse_port(&first_word())?;
                     port.get_or_insert(p);
                 }
-                "localforward" | "remoteforward" | "dynamicforward" => {
-                    refuse(inv, &format!("-o {key} (port forwarding)"))
-                }
                 _ => {}
             }
             inv.options.push((key, val));
@@ -288,10 +307,21 @@ fn apply_value(
         'J' => inv.options.push(("ProxyJump".into(), value)),
         'E' => inv.log_file = Some(value),
         'F' => inv.config_file = Some(value),
-        'L' => refuse(inv, "-L (local port forwarding)"),
-        'R' => refuse(inv, "-R (remote port forwarding)"),
-        'D' => refuse(inv, "-D (dynamic port forwarding)"),
-        'W' => refuse(inv, "-W (stdio forwarding)"),
+        'L' => inv
+            .local_forwards
+            .push(crate::forward::spec::parse_forward(&value, false)?),
+        'R' => inv
+            .remote_forwards
+            .push(crate::forward::spec::parse_forward(&value, true)?),
+        'D' => inv
+            .dynamic_forwards
+            .push(crate::forward::spec::parse_dynamic(&value)?),
+        'W' => {
+            if inv.stdio_forward.is_some() {
+                return Err(ParseError::StdioTwice);
+            }
+            inv.stdio_forward = Some(crate::forward::spec::parse_stdio(&value)?);
+        }
         'w' => refuse(inv, "-w (tunnel forwarding)"),
         'O' => refuse(inv, "-O (control commands)"),
         'Q' => refuse(inv, "-Q (query)"),
@@ -536,7 +566,11 @@ mod tests {
             err(&["-o", "Host=x", "h"]),
             "command-line line 0: Host directive not supported as a command-line option"
         );
-        assert!(p(&["-L", "1:a:2", "h"]).unwrap().unsupported.is_some());
+        assert_eq!(p(&["-L", "1:a:2", "h"]).unwrap().local_forwards.len(), 1);
+        assert_eq!(
+            p(&["-L", "1:a", "h"]).unwrap_err().to_string(),
+            "Bad local forwarding specification '1:a'"
+        );
         assert!(p(&["-V"]).unwrap().version);
         assert!(p(&["-qV", "-Z"]).unwrap().version);
     }

@@ -101,6 +101,31 @@ const WELCOME_TIMEOUT_MS: u16 = 30_000;
 
 /// Read the host's greeting on a fresh fallback connection: a welcome, or
 /// the reason it refuses us.
+/// Block until the host is gone (its end of our connection closes): how
+/// `ssh -N` knows its forwards are over.
+pub fn wait_until_host_gone() {
+    let Ok(control) = Control::find() else {
+        return;
+    };
+    let mut fds = [PollFd::new(control.as_fd(), PollFlags::POLLIN)];
+    loop {
+        match poll(&mut fds, PollTimeout::NONE) {
+            Err(nix::errno::Errno::EINTR) => continue,
+            Err(_) => return,
+            Ok(_) => {
+                let revents = fds[0].revents().unwrap_or(PollFlags::empty());
+                if revents.intersects(PollFlags::POLLHUP | PollFlags::POLLERR) {
+                    return;
+                }
+                // Data nobody asked for: the host is not what we think.
+                if revents.contains(PollFlags::POLLIN) {
+                    return;
+                }
+            }
+        }
+    }
+}
+
 /// Wait for the host's greeting on a socket-path connection.
 pub fn await_welcome(fd: BorrowedFd<'_>) -> Result<(), WelcomeError> {
     let mut fds = [PollFd::new(fd, PollFlags::POLLIN)];

@@ -12,6 +12,7 @@ mod config;
 pub mod control;
 pub mod env;
 pub mod error;
+pub mod forward;
 mod link;
 mod log;
 mod out;

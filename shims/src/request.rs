@@ -51,6 +51,7 @@ pub fn build(
         pty,
         ssh_options: connection_options(inv),
         ssh_config_file: inv.config_file.as_deref().map(absolute),
+        forward_agent: false,
     })
 }
 

@@ -18,7 +18,8 @@ use nix::sys::socket::{AddressFamily, SockFlag, SockType, socketpair};
 use router_core::frame::{DEFAULT_MAX_PAYLOAD, Frame};
 use router_core::message::handle;
 use router_core::session::{
-    ClientAction, DATA_CHUNK, Ending, ExitStatus, OutputStream, SessionRequest,
+    ClientAction, DATA_CHUNK, Ending, ExitStatus, OutputStream, SessionEvent, SessionRequest,
+    ToClient,
 };
 
 use crate::control::Control;
@@ -32,6 +33,12 @@ use crate::{signals, sys};
 pub struct Session {
     shared: Arc<Shared>,
     reader: UnixStream,
+    /// What to do with a far-side listener's news (`-R`, `-A`).
+    on_event: Option<Box<dyn FnMut(SessionEvent) + Send>>,
+    /// A forwarded connection's failure is news for `-v` only.
+    quiet: bool,
+    /// `-W`: a failure is told as OpenSSH tells a stdio forward's.
+    stdio_forward: bool,
 }
 
 impl Session {
@@ -60,12 +67,41 @@ impl Session {
             .outbox
             .send(&Frame::cbor(header(handle::SESSION_OPEN), request))
             .map_err(ShimError::Request)?;
-        Ok(Session { shared, reader })
+        Ok(Session {
+            shared,
+            reader,
+            on_event: None,
+            quiet: false,
+            stdio_forward: false,
+        })
+    }
+
+    /// Pass `Listening` and `Accepted` events to `hook`.
+    pub fn on_event(mut self, hook: impl FnMut(SessionEvent) + Send + 'static) -> Session {
+        self.on_event = Some(Box::new(hook));
+        self
+    }
+
+    /// A `-W` session: its failure as OpenSSH words a failed stdio
+    /// forward.
+    pub fn stdio_forward(mut self) -> Session {
+        self.stdio_forward = true;
+        self
+    }
+
+    /// Say nothing on failure (the caller logs it at `-v`).
+    pub fn quiet(mut self) -> Session {
+        self.quiet = true;
+        self
     }
 
     /// Serve the session; returns the exit status.
-    pub fn run(self, stdin: StdinSource, log: &Log) -> i32 {
-        signals::forward(self.shared.clone());
+    pub fn run(mut self, stdin: StdinSource, log: &Log) -> i32 {
+        // A forwarded connection's session is not the command's: signals
+        // are for the command's (and end the process as they would).
+        if !self.quiet {
+            signals::forward(self.shared.clone());
+        }
         match stdin {
             StdinSource::Null => {
                 if let Some(eof) = self.shared.machine().stdin_eof() {
@@ -100,9 +136,11 @@ impl Session {
             }
             match sys::read_into(self.reader.as_fd(), &mut buf, 256 << 10) {
                 Ok(0) => {
-                    say!(
-                        "ssh: connection to the mitogen-fakessh host lost before the command finished"
-                    );
+                    if !self.quiet {
+                        say!(
+                            "ssh: connection to the mitogen-fakessh host lost before the command finished"
+                        );
+                    }
                     return 255;
                 }
                 Ok(_) => {}
@@ -116,7 +154,7 @@ impl Session {
     }
 
     /// Carry out what the state machine asks; `Some(code)` ends the session.
-    fn act(&self, log: &Log) -> Option<i32> {
+    fn act(&mut self, log: &Log) -> Option<i32> {
         loop {
             let action = self.shared.machine().next_action()?;
             match action {
@@ -128,6 +166,11 @@ impl Session {
                     self.shared.machine().written(stream, cost, written.is_ok());
                 }
                 ClientAction::CloseOutput(OutputStream::Stdout) => stdio::close_stdout(),
+                ClientAction::Forward(ToClient::Event(event)) => {
+                    if let Some(hook) = &mut self.on_event {
+                        hook(event);
+                    }
+                }
                 // Our stderr stays open for our own last words.
                 ClientAction::CloseOutput(OutputStream::Stderr) | ClientAction::Forward(_) => {}
                 ClientAction::GrantStdin(n) => {
@@ -142,6 +185,15 @@ impl Session {
                 }
                 ClientAction::Finish(ending) => {
                     match &ending {
+                        Ending::Error(why) | Ending::Dead(why) if self.quiet => {
+                            log.debug(&format!("forwarded connection: {why}"))
+                        }
+                        Ending::Error(why) if self.stdio_forward => {
+                            // "connect to host H port P: Connection refused"
+                            let reason = why.rsplit(": ").next().unwrap_or(why);
+                            say!("channel 0: open failed: connect failed: {reason}");
+                            say!("stdio forwarding failed");
+                        }
                         Ending::Error(why) | Ending::Dead(why) => say!("ssh: {why}"),
                         Ending::Exit(ExitStatus::Signal {
                             signal,

@@ -7,7 +7,11 @@ use crate::argv::{self, USAGE};
 use crate::log::Log;
 use crate::out::say;
 use crate::stdio::{Handover, StdinSource};
-use crate::{config, request, session, terminal};
+use std::sync::Arc;
+
+use router_core::session::RemoteCommand;
+
+use crate::{config, control, forward, request, session, sys, terminal};
 
 /// Run the ssh shim on `args` (argv without argv\[0\]); returns the exit
 /// status, as OpenSSH's client would.
@@ -50,26 +54,84 @@ pub fn run_ssh(args: &[OsString]) -> i32 {
             "option {ignored} has no effect under mitogen-fakessh"
         ));
     }
-    let request = match request::build(&inv, &cfg, &log) {
+    let forwards = match forward::collect(&inv, &cfg) {
+        Ok(f) => f,
+        Err(e) => {
+            say!("{e}");
+            return 255;
+        }
+    };
+    let agent = forward::agent_socket(&inv, &cfg);
+    let mut request = match request::build(&inv, &cfg, &log) {
         Ok(r) => r,
         Err(e) => {
             say!("{e}");
             return 255;
         }
     };
+    // -W: stdin and stdout are one TCP stream from the far side.
+    if let Some((host, port)) = &inv.stdio_forward {
+        request.command = RemoteCommand::TcpConnect {
+            host: host.clone(),
+            port: *port,
+            greeting: Vec::new(),
+        };
+        request.pty = None;
+    }
+    let run_command = !inv.no_command || inv.stdio_forward.is_some();
+    request.forward_agent = agent.is_some() && run_command && inv.stdio_forward.is_none();
+    if inv.background && !run_command && forwards.is_empty() {
+        say!("Cannot fork into background without a command to execute.");
+        return 255;
+    }
+    let log = Arc::new(log);
+    // -f: the parent waits until the forwards are up (or failed), then
+    // exits; the child carries on in the background.
+    let background = match inv.background {
+        true => match Background::fork() {
+            Ok(Some(code)) => return code,
+            Ok(None) => true,
+            Err(e) => {
+                say!("ssh: cannot go to the background: {e}");
+                return 255;
+            }
+        },
+        false => false,
+    };
+    let template = forward::connection::Template {
+        request: request.clone(),
+        log: log.clone(),
+    };
+    if forward::start(&forwards, &template).is_err() {
+        Background::done(background, 255);
+        return 255;
+    }
+    Background::done(background, 0);
+    if !run_command {
+        // -N: nothing to run; serve the forwards while the host lives.
+        control::wait_until_host_gone();
+        return 0;
+    }
     log.debug(&format!(
         "opening session to {} for {}",
         inv.host, request.command
     ));
-    let handover = Handover::choose(inv.stdin_null, request.pty.is_some());
+    let stdin_null = inv.stdin_null || inv.background;
+    let handover = Handover::choose(stdin_null, request.pty.is_some());
     let code = match session::Session::open(&request, handover, &log) {
-        Ok(session) => {
+        Ok(mut session) => {
             if request.pty.is_some() {
                 terminal::enter_raw();
             }
+            if let (true, Some(agent)) = (request.forward_agent, agent) {
+                session = session.on_event(forward::remote::take_to(agent, template.clone()));
+            }
+            if inv.stdio_forward.is_some() {
+                session = session.stdio_forward();
+            }
             let stdin = if handover.stdin {
                 StdinSource::HandedOver
-            } else if inv.stdin_null {
+            } else if stdin_null {
                 StdinSource::Null
             } else {
                 StdinSource::Pumped
@@ -83,4 +145,40 @@ pub fn run_ssh(args: &[OsString]) -> i32 {
     };
     terminal::restore();
     code
+}
+
+/// `ssh -f`: the parent waits on a pipe for the child's word.
+struct Background;
+
+static READY: std::sync::OnceLock<std::os::fd::OwnedFd> = std::sync::OnceLock::new();
+
+impl Background {
+    /// Fork: `Some(code)` in the parent (exit with it), `None` in the child.
+    fn fork() -> nix::Result<Option<i32>> {
+        let (read, write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)?;
+        match sys::fork()? {
+            Some(_) => {
+                drop(write);
+                let mut byte = [0u8; 1];
+                Ok(Some(match nix::unistd::read(&read, &mut byte) {
+                    Ok(1) => byte[0] as i32,
+                    _ => 255,
+                }))
+            }
+            None => {
+                drop(read);
+                let _ = nix::unistd::setsid();
+                sys::forget_inherited_control();
+                let _ = READY.set(write);
+                Ok(None)
+            }
+        }
+    }
+
+    /// Tell the parent (if we are the background child) how it went.
+    fn done(background: bool, code: u8) {
+        if background && let Some(fd) = READY.get() {
+            let _ = nix::unistd::write(fd, &[code]);
+        }
+    }
 }

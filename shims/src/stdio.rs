@@ -18,6 +18,9 @@ pub struct Handover {
     pub stdin: bool,
     pub stdout: bool,
     pub stderr: bool,
+    /// A forwarded connection's socket, as both stdin and stdout, instead
+    /// of our own descriptors.
+    pub socket: Option<RawFd>,
 }
 
 impl Handover {
@@ -29,14 +32,29 @@ impl Handover {
             stdin: !stdin_null && pipe_or_socket(std::io::stdin().as_fd()),
             stdout: pipe_or_socket(std::io::stdout().as_fd()),
             stderr: pipe_or_socket(std::io::stderr().as_fd()),
+            socket: None,
+        }
+    }
+
+    /// A forwarded connection: `fd` is the session's stdin and stdout.
+    pub fn socket(fd: RawFd) -> Handover {
+        Handover {
+            stdin: true,
+            stdout: true,
+            stderr: false,
+            socket: Some(fd),
         }
     }
 
     /// Each standard stream: handed over?, its hello bit, its descriptor.
     fn streams(self) -> [(bool, u8, RawFd); 3] {
+        let (stdin, stdout) = match self.socket {
+            Some(fd) => (fd, fd),
+            None => (0, 1),
+        };
         [
-            (self.stdin, handover::STDIN, 0),
-            (self.stdout, handover::STDOUT, 1),
+            (self.stdin, handover::STDIN, stdin),
+            (self.stdout, handover::STDOUT, stdout),
             (self.stderr, handover::STDERR, 2),
         ]
     }
@@ -60,6 +78,9 @@ impl Handover {
     /// /dev/null: the host's close (or half-close) of stdout must be the
     /// one the reader sees. stderr stays, for our own last words.
     pub fn let_go(self) {
+        if self.socket.is_some() {
+            return;
+        }
         let Ok(null) = std::fs::OpenOptions::new()
             .read(true)
             .write(true)

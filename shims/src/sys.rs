@@ -30,6 +30,39 @@ pub fn inherited_control_socket(fd: RawFd) -> Result<BorrowedFd<'static>, ShimEr
     }
 }
 
+/// `ssh -f`: fork; the parent gets the child's pid, the child `None`. Call
+/// it before any thread is started.
+pub fn fork() -> nix::Result<Option<nix::unistd::Pid>> {
+    // SAFETY: the shim forks before it starts any thread (listeners and
+    // sessions come after), so the child gets a consistent copy of a
+    // single-threaded process.
+    match unsafe { nix::unistd::fork() }? {
+        nix::unistd::ForkResult::Parent { child } => Ok(Some(child)),
+        nix::unistd::ForkResult::Child => Ok(None),
+    }
+}
+
+/// In the background (`ssh -f`): stop holding the control socket the host
+/// left to COMMAND (the host waits for its holders when COMMAND exits), and
+/// reach the host through its socket path instead. Call it before any
+/// thread is started.
+pub fn forget_inherited_control() {
+    let Some(fd) = std::env::var(crate::env::CONTROL_FD)
+        .ok()
+        .and_then(|t| t.parse::<RawFd>().ok())
+        .filter(|fd| *fd > 2)
+    else {
+        return;
+    };
+    // SAFETY: the host left this descriptor to us (see
+    // `inherited_control_socket`) and nothing has borrowed it yet: taking
+    // ownership to close it closes it once.
+    drop(unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) });
+    // SAFETY: no other thread exists yet to read the environment while it
+    // changes (see above).
+    unsafe { std::env::remove_var(crate::env::CONTROL_FD) };
+}
+
 /// Restore the default action for `sig` (so re-raising it ends the process).
 pub fn default_disposition(sig: nix::sys::signal::Signal) -> nix::Result<()> {
     use nix::sys::signal::{SigHandler, signal};

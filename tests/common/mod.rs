@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod chroot;
+pub mod netns;
 pub mod proxy;
 pub mod sshd;
 

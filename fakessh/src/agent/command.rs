@@ -42,7 +42,13 @@ pub enum SpawnError {
         port: u16,
         reason: String,
     },
-    #[error("a TCP session is not a command")]
+    #[error("connect to {path}: {reason}")]
+    ConnectPath { path: String, reason: String },
+    #[error("no accepted connection waits under that token (taken, or too late)")]
+    NotAccepted,
+    #[error("cannot make the forwarded agent's socket: {0}")]
+    AgentSocket(String),
+    #[error("a connection or a listener is not a command")]
     NotACommand,
 }
 
@@ -57,9 +63,15 @@ pub struct Started {
     pub pty: Option<OwnedFd>,
 }
 
-/// Run the command of `req` for `login`.
-pub fn spawn(login: &Login, req: &SpawnRequest) -> Result<Started, SpawnError> {
+/// Run the command of `req` for `login`, with `extra_env` (set by the
+/// agent, as `SSH_AUTH_SOCK` for `ssh -A`).
+pub fn spawn(
+    login: &Login,
+    req: &SpawnRequest,
+    extra_env: &[(String, String)],
+) -> Result<Started, SpawnError> {
     let mut cmd = command_for(login, req)?;
+    cmd.envs(extra_env.iter().cloned());
     let spawned = |cmd: &mut Command| {
         cmd.spawn().map_err(|source| SpawnError::Shell {
             shell: login.shell.display().to_string(),
@@ -127,7 +139,7 @@ pub async fn connect(host: &str, port: u16) -> Result<Started, SpawnError> {
     )
     .await
     .map_err(|_| refused("timed out".into()))?
-    .map_err(|e| refused(e.to_string()))?;
+    .map_err(|e| refused(strerror(&e)))?;
     let _ = sock.set_nodelay(true);
     let (read, write) = sock.into_split();
     Ok(Started {
@@ -137,6 +149,14 @@ pub async fn connect(host: &str, port: u16) -> Result<Started, SpawnError> {
         child: None,
         pty: None,
     })
+}
+
+/// An error as strerror words it, without Rust's "(os error N)".
+pub fn strerror(e: &std::io::Error) -> String {
+    match e.raw_os_error() {
+        Some(code) => nix::errno::Errno::from_raw(code).desc().to_string(),
+        None => e.to_string(),
+    }
 }
 
 fn open_pty(size: PtyRequest) -> Result<(OwnedFd, OwnedFd), SpawnError> {
@@ -169,7 +189,7 @@ fn command_for(login: &Login, req: &SpawnRequest) -> Result<Command, SpawnError>
         RemoteCommand::Shell => {
             cmd.arg0(format!("-{}", login.shell_name()));
         }
-        RemoteCommand::TcpConnect { .. } => return Err(SpawnError::NotACommand),
+        _ => return Err(SpawnError::NotACommand),
     }
     let home = if login.home.is_dir() {
         login.home.clone()

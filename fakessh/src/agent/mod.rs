@@ -10,6 +10,7 @@
 //! - [`login`]: the account we run as, and sshd's environment for it.
 
 mod command;
+mod forward;
 mod login;
 mod session;
 
@@ -26,7 +27,7 @@ use router_core::message::{
     AgentConfig, AgentHello, ConnectFailure, ConnectRequest, ContextId, PayloadError, handle,
 };
 use router_core::router::{RouterEvent, StreamRole};
-use router_core::session::{CommandSession, RemoteCommand, SpawnRequest, ToCommand};
+use router_core::session::{CommandSession, SpawnRequest, ToCommand};
 use tokio::process::Child;
 use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::mpsc::error::TrySendError;
@@ -177,6 +178,7 @@ async fn run() -> Result<(), AgentError> {
         session_tasks: JoinSet::new(),
         connects: JoinSet::new(),
         children: Vec::new(),
+        forwards: Default::default(),
     };
     let mut events = router.subscribe();
     // One inbox, so frames are handled in the order they arrived: a spawn
@@ -221,6 +223,7 @@ async fn run() -> Result<(), AgentError> {
             Some(done) = agent.session_tasks.join_next(), if !agent.session_tasks.is_empty() => {
                 if let Ok(peer) = done {
                     agent.sessions.remove(&peer);
+                    agent.forwards.session_ended(peer);
                 }
                 if agent.sessions.is_empty() {
                     crate::sys::release_free_memory();
@@ -258,6 +261,8 @@ struct Agent {
     /// Hops being started below us.
     connects: JoinSet<Option<Child>>,
     children: Vec<Child>,
+    /// Listeners held for clients, and what they accepted.
+    forwards: forward::Forwards,
 }
 
 impl Agent {
@@ -298,24 +303,34 @@ impl Agent {
             return warn!("{}: duplicate session {peer}", self.name);
         }
         let router = self.router.clone();
-        let (handle, task) = match &req.command {
-            RemoteCommand::TcpConnect { host, port } => {
-                let (host, port) = (host.clone(), *port);
-                let connecting = async move { command::connect(&host, port).await };
-                session::start(router, peer, CommandSession::stream(), None, connecting)
-            }
-            _ => match command::spawn(&self.login, &req) {
-                Ok(started) => {
-                    info!("session {peer}: started {}", req.command);
-                    let pgid = session::process_group(&started);
-                    let machine = CommandSession::new(req.pty.is_some());
-                    session::start(router, peer, machine, pgid, async { Ok(started) })
-                }
+        if let Some((handle, task)) = self.forwards.start(router.clone(), peer, &req.command) {
+            info!("session {peer}: {}", req.command);
+            self.sessions.insert(peer, handle);
+            self.session_tasks.spawn(task);
+            return;
+        }
+        let mut extra_env = Vec::new();
+        if req.forward_agent {
+            match self.forwards.agent_socket(router.clone(), peer) {
+                Ok(path) => extra_env.push(("SSH_AUTH_SOCK".to_string(), path)),
                 Err(e) => {
                     warn!("{}: session {peer}: {e}", self.name);
                     return session::refuse(&self.router, peer, e.to_string()).await;
                 }
-            },
+            }
+        }
+        let (handle, task) = match command::spawn(&self.login, &req, &extra_env) {
+            Ok(started) => {
+                info!("session {peer}: started {}", req.command);
+                let pgid = session::process_group(&started);
+                let machine = CommandSession::new(req.pty.is_some());
+                session::start(router, peer, machine, pgid, async { Ok(started) })
+            }
+            Err(e) => {
+                warn!("{}: session {peer}: {e}", self.name);
+                self.forwards.session_ended(peer);
+                return session::refuse(&self.router, peer, e.to_string()).await;
+            }
         };
         self.sessions.insert(peer, handle);
         self.session_tasks.spawn(task);

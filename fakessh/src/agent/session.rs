@@ -75,7 +75,8 @@ pub fn start(
         let started = match starting.await {
             Ok(started) => started,
             Err(e) => {
-                warn!("session {peer}: {e}");
+                // A forwarded connection refused: news for -v, as in OpenSSH.
+                info!("session {peer}: {e}");
                 refuse(&router, peer, e.to_string()).await;
                 return peer;
             }

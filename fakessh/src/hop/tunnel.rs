@@ -44,9 +44,11 @@ pub async fn open(
                 command: RemoteCommand::TcpConnect {
                     host: host.to_string(),
                     port,
+                    greeting: Vec::new(),
                 },
                 env: Vec::new(),
                 pty: None,
+                forward_agent: false,
             },
         ))
         .await;

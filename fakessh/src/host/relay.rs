@@ -22,8 +22,7 @@ use router_core::pump::BulkSender;
 use router_core::router::{RouterEvent, StreamId, StreamRole};
 use router_core::session::message::DecodeError;
 use router_core::session::{
-    RemoteCommand, SESSION_QUEUE, SessionControl, SessionEvent, SessionRequest, SpawnRequest,
-    ToClient, ToCommand,
+    SESSION_QUEUE, SessionControl, SessionEvent, SessionRequest, SpawnRequest, ToClient, ToCommand,
 };
 use tokio::net::unix::OwnedReadHalf;
 use tokio::sync::broadcast::error::RecvError;
@@ -168,9 +167,6 @@ impl Relay {
         {
             return End::Failed("remote username contains invalid characters".into());
         }
-        if matches!(request.command, RemoteCommand::TcpConnect { .. }) {
-            return End::Failed("port forwarding is not supported by mitogen-fakessh".into());
-        }
         let (chain, connected) = match self.connector.connect_for(&request).await {
             Ok(routed) => routed,
             Err(e) => return End::Failed(e.to_string()),
@@ -198,6 +194,7 @@ impl Relay {
                     command: request.command,
                     env: request.env,
                     pty: request.pty,
+                    forward_agent: request.forward_agent,
                 },
             ))
             .await;

@@ -182,6 +182,13 @@ impl ClientSession {
             ToClient::Event(SessionEvent::Exit(status)) => self.end(Ending::Exit(status)),
             ToClient::Event(SessionEvent::Error(why)) => self.end(Ending::Error(why)),
             ToClient::Dead(why) => self.end(Ending::Dead(why)),
+            // A far-side listener's news: for whoever holds the forward
+            // (the shim), wherever the data goes.
+            ToClient::Event(
+                event @ (SessionEvent::Listening { .. } | SessionEvent::Accepted { .. }),
+            ) => self
+                .controls
+                .push_back(ClientAction::Forward(ToClient::Event(event))),
         }
         Ok(())
     }

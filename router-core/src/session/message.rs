@@ -49,8 +49,46 @@ pub enum RemoteCommand {
     Shell,
     /// A TCP connection from the agent to `host:port`, relayed as the
     /// session's stdin and stdout: how an ssh hop is reached through the
-    /// hop before it. Only the host may ask for it.
-    TcpConnect { host: String, port: u16 },
+    /// hop before it, and what `ssh -L`, `-D` and `-W` ask for. `greeting`
+    /// goes down first once connected (a SOCKS proxy's reply).
+    TcpConnect {
+        host: String,
+        port: u16,
+        #[serde(default, with = "serde_bytes", skip_serializing_if = "Vec::is_empty")]
+        greeting: Vec<u8>,
+    },
+    /// A connection to a Unix socket on the far side (`ssh -L port:/path`).
+    UnixConnect { path: String },
+    /// A listener on the far side (`ssh -R`): [`SessionEvent::Listening`]
+    /// says where, [`SessionEvent::Accepted`] each connection; it lives as
+    /// long as the session.
+    Listen(ListenAddress),
+    /// A connection one of this client's listeners accepted (its token
+    /// from [`SessionEvent::Accepted`]), relayed as stdin and stdout.
+    TakeAccepted { token: u64 },
+}
+
+/// Where a far-side listener listens.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub enum ListenAddress {
+    /// A TCP port (0: any free one) on `bind`: loopback if `None`, every
+    /// interface if empty or `*`.
+    Tcp { bind: Option<String>, port: u16 },
+    /// A Unix socket path.
+    Unix(String),
+}
+
+impl RemoteCommand {
+    /// Whether this is a byte stream rather than a command.
+    pub fn is_stream(&self) -> bool {
+        matches!(
+            self,
+            RemoteCommand::TcpConnect { .. }
+                | RemoteCommand::UnixConnect { .. }
+                | RemoteCommand::Listen(_)
+                | RemoteCommand::TakeAccepted { .. }
+        )
+    }
 }
 
 impl std::fmt::Display for RemoteCommand {
@@ -59,7 +97,19 @@ impl std::fmt::Display for RemoteCommand {
             RemoteCommand::Exec(line) => write!(f, "{:?}", String::from_utf8_lossy(line)),
             RemoteCommand::Subsystem(name) => write!(f, "subsystem {name}"),
             RemoteCommand::Shell => write!(f, "a login shell"),
-            RemoteCommand::TcpConnect { host, port } => write!(f, "a connection to {host}:{port}"),
+            RemoteCommand::TcpConnect { host, port, .. } => {
+                write!(f, "a connection to {host}:{port}")
+            }
+            RemoteCommand::UnixConnect { path } => write!(f, "a connection to {path}"),
+            RemoteCommand::Listen(ListenAddress::Tcp { bind, port }) => {
+                write!(
+                    f,
+                    "a listener on {}:{port}",
+                    bind.as_deref().unwrap_or("localhost")
+                )
+            }
+            RemoteCommand::Listen(ListenAddress::Unix(path)) => write!(f, "a listener on {path}"),
+            RemoteCommand::TakeAccepted { token } => write!(f, "accepted connection {token:x}"),
         }
     }
 }
@@ -93,6 +143,10 @@ pub struct SessionRequest {
     /// host's ssh config for that on-demand connection.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ssh_config_file: Option<String>,
+    /// `ssh -A`: the command gets an `SSH_AUTH_SOCK` whose connections come
+    /// back as [`SessionEvent::Accepted`].
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub forward_agent: bool,
 }
 
 /// Host to agent: run `command` for the client end `peer`.
@@ -102,6 +156,9 @@ pub struct SpawnRequest {
     pub command: RemoteCommand,
     pub env: Vec<(String, String)>,
     pub pty: Option<PtyRequest>,
+    /// See [`SessionRequest::forward_agent`].
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub forward_agent: bool,
 }
 
 /// Which output stream a credit or an EOF is about.
@@ -163,6 +220,11 @@ pub enum SessionEvent {
     Exit(ExitStatus),
     /// The session failed; the text says where and why.
     Error(String),
+    /// A far-side listener is up, on this port (0 for a Unix socket).
+    Listening { port: u16 },
+    /// A far-side listener accepted a connection: take it with
+    /// [`RemoteCommand::TakeAccepted`] and this token.
+    Accepted { token: u64 },
 }
 
 /// A message for the command end.
