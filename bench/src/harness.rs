@@ -355,3 +355,38 @@ pub fn write_random(path: &Path, len: u64) {
         left -= n as u64;
     }
 }
+
+/// Every program the rows compare with or drive, found before anything
+/// runs: a missing one would otherwise show as a failed row, not a cause.
+pub fn require_tools() {
+    let tools = [
+        ("ssh", "openssh-client"),
+        ("ssh-keygen", "openssh-client"),
+        ("scp", "openssh-client"),
+        ("/usr/sbin/sshd", "openssh-server"),
+        ("rsync", "rsync"),
+        ("parallel-ssh", "pssh"),
+        ("parallel-scp", "pssh"),
+        ("parallel-rsync", "pssh"),
+    ];
+    let found = |tool: &str| {
+        tool.starts_with('/') && std::path::Path::new(tool).exists()
+            || std::env::var_os("PATH").is_some_and(|path| {
+                std::env::split_paths(&path).any(|dir| dir.join(tool).is_file())
+            })
+    };
+    let missing: Vec<&str> = tools
+        .iter()
+        .filter(|(tool, _)| !found(tool))
+        .map(|(_, package)| *package)
+        .collect();
+    if !missing.is_empty() {
+        let mut packages = missing.clone();
+        packages.dedup();
+        eprintln!(
+            "fakessh-bench: missing programs; install them with: apt-get install -y {}",
+            packages.join(" ")
+        );
+        std::process::exit(1);
+    }
+}

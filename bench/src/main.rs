@@ -28,6 +28,7 @@ fn main() {
     if args.first().map(String::as_str) == Some("time-loop") {
         std::process::exit(time_loop(&args[1..]));
     }
+    harness::require_tools();
     // `fakessh-bench soak [--quick]`: only the soak, printed.
     if args.first().map(String::as_str) == Some("soak") {
         let sshd = Sshd::start();
@@ -85,6 +86,21 @@ fn main() {
         });
         println!("{}\n\n{}", rows.join("\n"), notes.join("\n"));
         return;
+    }
+    let mut rest = args.iter();
+    while let Some(arg) = rest.next() {
+        match arg.as_str() {
+            "--quick" => {}
+            "--out" if rest.next().is_some() => {}
+            _ => {
+                eprintln!(
+                    "fakessh-bench: unknown argument {arg:?}\n\
+                     usage: fakessh-bench [--quick] [--out FILE]\n       \
+                     fakessh-bench fleet|bootstrap|persist|forward|soak [--quick]"
+                );
+                std::process::exit(2);
+            }
+        }
     }
     let quick = args.iter().any(|a| a == "--quick");
     let out = args
@@ -455,7 +471,7 @@ async fn run(quick: bool) -> String {
         "# Benchmarks\n\nmitogen-fakessh against plain OpenSSH (a fresh connection per call) and OpenSSH ControlMaster, \
          on the same machine in the same run, through one sshd on loopback; \"50 ms RTT\" goes through the \
          harness's delay proxy (25 ms each way).\n\n\
-         - machine: {}\n- {}; {}; mitogen-fakessh {} (host {:.1} MiB, static x86_64 agent {:.1} MiB)\n- reproduce (as root): `cargo build --release && ./build-agents && ./target/release/fakessh-bench{}`\n\n\
+         - machine: {}\n- {}; {}; mitogen-fakessh {} (host {:.1} MiB, static x86_64 agent {:.1} MiB)\n- reproduce (as root): `apt-get install -y rsync pssh musl-tools && cargo build --release && ./build-agents && ./target/release/fakessh-bench{}`\n\n\
          | measurement | mitogen-fakessh | OpenSSH fresh | OpenSSH ControlMaster | ratio (ours / fresh, ours / master) |\n\
          |---|---|---|---|---|\n{}\n\n{}\
          Medians with (min–max, n). Timings are never asserted in tests; targets are in issue 6 and DESIGN.md.\n\n\

@@ -240,7 +240,7 @@ mod tests {
         );
     }
 
-    fn one(text: &str) -> Result<Option<Line>, String> {
+    fn one(text: &str) -> Result<Option<Line>, ConfigError> {
         Line::parse(
             text,
             Place {
@@ -249,7 +249,11 @@ mod tests {
             },
             Vec::new(),
         )
-        .map_err(|e| e.to_string())
+    }
+
+    /// The message `text` is refused with.
+    fn refused(text: &str) -> String {
+        one(text).unwrap_err().to_string()
     }
 
     #[test]
@@ -274,12 +278,12 @@ mod tests {
         assert!(one("# comment").unwrap().is_none());
         assert!(one("Bogus 1").unwrap().unwrap().known.is_none());
         assert_eq!(
-            one("Port 1 2").unwrap_err(),
+            refused("Port 1 2"),
             "cfg line 3: keyword port extra arguments at end of line"
         );
-        assert_eq!(one("User \"ab").unwrap_err(), "cfg line 3: invalid quotes");
+        assert_eq!(refused("User \"ab"), "cfg line 3: invalid quotes");
         assert_eq!(
-            one("User").unwrap_err(),
+            refused("User"),
             "cfg line 3: no argument after keyword \"user\""
         );
     }

@@ -194,8 +194,13 @@ fn relative_to(dir: &Path, path: &str) -> PathBuf {
 mod tests {
     use super::*;
 
-    fn parse(text: &str) -> Result<ConfigFile, String> {
-        ConfigFile::parse(Path::new("/etc/team/config"), text).map_err(|e| e.to_string())
+    fn parse(text: &str) -> Result<ConfigFile, ConfigFileError> {
+        ConfigFile::parse(Path::new("/etc/team/config"), text)
+    }
+
+    /// The message `text` is refused with.
+    fn error(text: &str) -> String {
+        parse(text).unwrap_err().to_string()
     }
 
     #[test]
@@ -235,24 +240,23 @@ agent-dir = "/dev/shm/mfs"
 
     #[test]
     fn errors_name_the_file_and_line() {
-        let e = parse("to = \"local\"\n\n[[host]]\npattern = \"w*\"\nchain = \"ssh:%q\"\n")
-            .unwrap_err();
+        let e = error("to = \"local\"\n\n[[host]]\npattern = \"w*\"\nchain = \"ssh:%q\"\n");
         assert!(
             e.starts_with("/etc/team/config line 5: unknown token %q"),
             "{e}"
         );
-        let e = parse("to = \"local\"\nbogus = 1\n").unwrap_err();
+        let e = error("to = \"local\"\nbogus = 1\n");
         assert!(
             e.starts_with("/etc/team/config line 2: unknown field `bogus`"),
             "{e}"
         );
-        let e = parse("to = \n").unwrap_err();
+        let e = error("to = \n");
         assert!(e.starts_with("/etc/team/config line 1: "), "{e}");
-        let e = parse("[[host]]\npattern = \"x\"\n").unwrap_err();
+        let e = error("[[host]]\npattern = \"x\"\n");
         assert!(e.contains("missing field `chain`"), "{e}");
-        let e = parse("verbose = 9\n").unwrap_err();
+        let e = error("verbose = 9\n");
         assert!(e.starts_with("/etc/team/config line 1: verbose"), "{e}");
-        let e = parse("agent-dir = \"/a$b\"\n").unwrap_err();
+        let e = error("agent-dir = \"/a$b\"\n");
         assert!(e.starts_with("/etc/team/config line 1: agent-dir"), "{e}");
     }
 
