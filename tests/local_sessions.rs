@@ -186,6 +186,13 @@ fn unknown_option_and_missing_host_give_usage_and_255() {
         out.stderr_text(),
         "Bad local forwarding specification '8080:x'\n"
     );
+    // A remote SOCKS proxy (valid for OpenSSH): refused by name.
+    let out = local_sh("ssh -R 8080 h true; echo rc=$?");
+    assert!(out.stdout_text().ends_with("rc=255\n"));
+    assert_eq!(
+        out.stderr_text(),
+        "ssh: remote dynamic forwarding (-R 8080) is not supported by mitogen-fakessh\n"
+    );
     let out = local_sh("ssh -w 0:0 h true; echo rc=$?");
     assert!(out.stdout_text().ends_with("rc=255\n"));
     assert!(

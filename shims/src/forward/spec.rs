@@ -41,12 +41,16 @@ pub enum Kind {
     Stdio,
 }
 
-/// A specification OpenSSH would refuse; `Display` gives its message.
+/// A forwarding specification we cannot serve.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("Bad {} forwarding specification '{spec}'", kind_name(*.kind))]
-pub struct SpecError {
-    pub kind: Kind,
-    pub spec: String,
+pub enum SpecError {
+    /// One OpenSSH would refuse too: its message.
+    #[error("Bad {} forwarding specification '{spec}'", kind_name(*kind))]
+    Bad { kind: Kind, spec: String },
+    /// `-R [bind_address:]port` alone: OpenSSH's SOCKS proxy on the far
+    /// side.
+    #[error("ssh: remote dynamic forwarding (-R {0}) is not supported by mitogen-fakessh")]
+    RemoteDynamic(String),
 }
 
 fn kind_name(kind: Kind) -> &'static str {
@@ -108,7 +112,7 @@ fn bind(text: &str) -> Option<String> {
 /// `-L` (`remote` false) or `-R` (`remote` true).
 pub fn parse_forward(spec: &str, remote: bool) -> Result<Forward, SpecError> {
     let kind = if remote { Kind::Remote } else { Kind::Local };
-    let bad = || SpecError {
+    let bad = || SpecError::Bad {
         kind,
         spec: spec.to_string(),
     };
@@ -121,6 +125,12 @@ pub fn parse_forward(spec: &str, remote: bool) -> Result<Forward, SpecError> {
     };
     let listen_port = |p: &Field| port(&p.text).filter(|p| remote || *p > 0);
     let forward = match f.as_slice() {
+        [a] if remote && !a.path && port(&a.text).is_some() => {
+            return Err(SpecError::RemoteDynamic(spec.to_string()));
+        }
+        [a, b] if remote && !a.path && !b.path && port(&b.text).is_some() => {
+            return Err(SpecError::RemoteDynamic(spec.to_string()));
+        }
         [a, b] if a.path && b.path => Forward {
             listen: Listen::Unix(a.text.clone()),
             connect: Connect::Unix(b.text.clone()),
@@ -164,7 +174,7 @@ pub fn parse_forward(spec: &str, remote: bool) -> Result<Forward, SpecError> {
 
 /// `-D [bind_address:]port`.
 pub fn parse_dynamic(spec: &str) -> Result<Listen, SpecError> {
-    let bad = || SpecError {
+    let bad = || SpecError::Bad {
         kind: Kind::Dynamic,
         spec: spec.to_string(),
     };
@@ -183,7 +193,7 @@ pub fn parse_dynamic(spec: &str) -> Result<Listen, SpecError> {
 
 /// `-W host:port`.
 pub fn parse_stdio(spec: &str) -> Result<(String, u16), SpecError> {
-    let bad = || SpecError {
+    let bad = || SpecError::Bad {
         kind: Kind::Stdio,
         spec: spec.to_string(),
     };
@@ -265,9 +275,16 @@ mod tests {
             );
         }
         assert_eq!(
-            parse_forward("1:2", true).unwrap_err().to_string(),
-            "Bad remote forwarding specification '1:2'"
+            parse_forward("x:y", true).unwrap_err().to_string(),
+            "Bad remote forwarding specification 'x:y'"
         );
+        // OpenSSH's remote SOCKS proxy: valid there, refused here by name.
+        for dynamic in ["8080", "localhost:8080", "1:2"] {
+            assert_eq!(
+                parse_forward(dynamic, true).unwrap_err(),
+                SpecError::RemoteDynamic(dynamic.to_string())
+            );
+        }
         assert_eq!(
             parse_dynamic("1080").unwrap(),
             Listen::Tcp {
