@@ -13,8 +13,8 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::netns::{Topology, spawn_in};
-use common::sshd::{Sshd, require_sshd};
+use common::netns::{TwoHops, spawn_in};
+use common::sshd::require_sshd;
 use common::*;
 
 /// An echo server in Python (no extra package), on `addr:port`, or on
@@ -38,11 +38,7 @@ while True:
 /// The chain's world: bastion and target sshds, an ssh config naming
 /// them, and servers only the target can reach (its own loopback).
 struct World {
-    topo: Topology,
-    _bastion: Sshd,
-    _target: Sshd,
-    dir: tempfile::TempDir,
-    cfg: String,
+    hops: TwoHops,
     servers: Vec<Child>,
 }
 
@@ -55,29 +51,8 @@ impl World {
         require("ip");
         require("python3");
         require("curl");
-        let topo = Topology::create();
-        let bastion = Sshd::start_in(Some(&topo.bastion_ns), &topo.bastion_ip, 22, None);
-        let target = Sshd::start_in(Some(&topo.target_ns), &topo.target_ip, 22, Some(&bastion));
-        let dir = tempfile::tempdir().unwrap();
-        let known = dir.path().join("known_hosts");
-        std::fs::write(
-            &known,
-            format!("{}{}", bastion.host_key_line(), target.host_key_line()),
-        )
-        .unwrap();
-        let config = dir.path().join("ssh_config");
-        std::fs::write(
-            &config,
-            format!(
-                "Host bastion\n  HostName {}\nHost target\n  HostName {}\n\
-                 Host *\n  User root\n  IdentityFile {}\n  UserKnownHostsFile {}\n  GlobalKnownHostsFile /dev/null\n  ConnectTimeout 5\n",
-                topo.bastion_ip,
-                topo.target_ip,
-                bastion.path("user_key").display(),
-                known.display()
-            ),
-        )
-        .unwrap();
+        let hops = TwoHops::start();
+        let (topo, dir) = (&hops.topo, &hops.dir);
         let web = dir.path().join("web");
         std::fs::create_dir(&web).unwrap();
         std::fs::write(web.join("marker"), "only the target serves this\n").unwrap();
@@ -111,18 +86,11 @@ impl World {
                 ],
             ),
         ];
-        let world = World {
-            topo,
-            _bastion: bastion,
-            _target: target,
-            cfg: config.display().to_string(),
-            dir,
-            servers,
-        };
+        let world = World { hops, servers };
         // Both servers answer before a test relies on them.
         let up = world.run(&format!(
             "for i in $(seq 100); do [ -S '{unix}' ] && ip netns exec {ns} bash -c 'exec 3<>/dev/tcp/127.0.0.1/{ECHO_PORT}' 2>/dev/null && ip netns exec {ns} curl -sf http://127.0.0.1:{WEB_PORT}/marker >/dev/null && exit 0; sleep 0.1; done; exit 1",
-            ns = world.topo.target_ns,
+            ns = world.hops.topo.target_ns,
             unix = world.unix_echo().display(),
         ));
         up.expect_code(0);
@@ -131,7 +99,7 @@ impl World {
 
     /// The Unix socket the target's echo server listens on.
     fn unix_echo(&self) -> std::path::PathBuf {
-        self.dir.path().join("echo.sock")
+        self.hops.dir.path().join("echo.sock")
     }
 
     /// `sh -c SCRIPT` on this machine.
@@ -145,7 +113,7 @@ impl World {
     fn through(&self, chain: &str, script: &str) -> Outcome {
         fakessh(&[
             "--ssh-config",
-            &self.cfg,
+            &self.hops.cfg,
             "--to",
             chain,
             "--",
@@ -159,10 +127,11 @@ impl World {
     /// `ready` once its forwards are up, then waits until `done` exists.
     fn background(&self, chain: &str, forward: &str) -> (Child, std::path::PathBuf) {
         let ready = self
+            .hops
             .dir
             .path()
             .join(format!("ready-{}", std::process::id()));
-        let done = self.dir.path().join("done");
+        let done = self.hops.dir.path().join("done");
         let _ = std::fs::remove_file(&ready);
         let script = format!(
             "ssh -f -N {forward} target && touch '{r}' && while [ ! -e '{d}' ]; do sleep 0.1; done",
@@ -172,7 +141,7 @@ impl World {
         let child = Command::new(bin())
             .args([
                 "--ssh-config",
-                &self.cfg,
+                &self.hops.cfg,
                 "--to",
                 chain,
                 "--",
@@ -282,7 +251,7 @@ fn local_forward_reaches_what_only_the_target_can() {
 fn local_forward_to_and_from_unix_sockets() {
     let world = World::new();
     let port = free_port();
-    let listen = world.dir.path().join("listen.sock");
+    let listen = world.hops.dir.path().join("listen.sock");
     let (child, done) = world.background(
         "ssh:bastion,ssh:target",
         &format!(
@@ -332,7 +301,7 @@ fn dynamic_forward_serves_curl() {
 fn remote_forward_exposes_a_local_service() {
     let world = World::new();
     let local = free_port();
-    let web = world.dir.path().join("local-web");
+    let web = world.hops.dir.path().join("local-web");
     std::fs::create_dir(&web).unwrap();
     std::fs::write(web.join("here"), "served on the client's side\n").unwrap();
     let mut server = Command::new("python3")
@@ -383,7 +352,7 @@ fn stdio_forward_carries_a_real_openssh_client() {
         "ssh:bastion",
         &format!(
             "ssh -W {}:22 bastion < /dev/null | head -1",
-            world.topo.target_ip
+            world.hops.topo.target_ip
         ),
     );
     out.expect_code(0);
@@ -397,12 +366,12 @@ fn stdio_forward_carries_a_real_openssh_client() {
         "ssh:bastion",
         &format!(
             "/usr/bin/ssh -F {cfg} -o \"ProxyCommand=$MITOGEN_FAKESSH_SSH -W %h:%p bastion\" target 'ip -o addr show' < /dev/null",
-            cfg = world.cfg
+            cfg = world.hops.cfg
         ),
     );
     out.assert_no_panic().expect_code(0);
     assert!(
-        out.stdout_text().contains(&world.topo.target_ip),
+        out.stdout_text().contains(&world.hops.topo.target_ip),
         "{}{}",
         out.stdout_text(),
         out.stderr_text()
@@ -423,7 +392,7 @@ fn agent_forwarding_reaches_the_clients_agent_also_after_sudo() {
     require_account("mfs-webapp");
     require_account("mfs-su");
     require("ssh-agent");
-    let key = world.dir.path().join("agent_key");
+    let key = world.hops.dir.path().join("agent_key");
     let keygen = Command::new("ssh-keygen")
         .args([
             "-q",
@@ -450,7 +419,7 @@ fn agent_forwarding_reaches_the_clients_agent_also_after_sudo() {
          ssh-agent -k > /dev/null",
         key = key.display(),
         bin = bin(),
-        cfg = world.cfg,
+        cfg = world.hops.cfg,
         p = path_file.display()
     ));
     out.assert_no_panic().expect_code(0);

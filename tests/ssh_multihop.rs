@@ -6,8 +6,8 @@
 
 mod common;
 
-use common::netns::Topology;
-use common::sshd::{Sshd, require_sshd};
+use common::netns::TwoHops;
+use common::sshd::require_sshd;
 use common::*;
 
 #[test]
@@ -16,34 +16,17 @@ fn bastion_reaches_a_target_the_host_cannot() {
     require_sshd();
     require("ip");
     require("rsync");
-    let topo = Topology::create();
-    let bastion = Sshd::start_in(Some(&topo.bastion_ns), &topo.bastion_ip, 22, None);
-    let target = Sshd::start_in(Some(&topo.target_ns), &topo.target_ip, 22, Some(&bastion));
-    let dir = tempfile::tempdir().unwrap();
-    let known = dir.path().join("known_hosts");
-    std::fs::write(
-        &known,
-        format!("{}{}", bastion.host_key_line(), target.host_key_line()),
-    )
-    .unwrap();
-    let key = bastion.path("user_key");
-    let config = dir.path().join("ssh_config");
-    std::fs::write(
-        &config,
-        format!(
-            "Host bastion\n  HostName {}\nHost target\n  HostName {}\n\
-             Host *\n  User root\n  IdentityFile {}\n  UserKnownHostsFile {}\n  GlobalKnownHostsFile /dev/null\n  ConnectTimeout 5\n",
-            topo.bastion_ip,
-            topo.target_ip,
-            key.display(),
-            known.display()
-        ),
-    )
-    .unwrap();
-    let cfg = config.display().to_string();
+    let hops = TwoHops::start();
+    let (topo, bastion, target, dir, cfg) = (
+        &hops.topo,
+        &hops.bastion,
+        &hops.target,
+        &hops.dir,
+        &hops.cfg,
+    );
 
     // Directly, the target is unreachable from the host.
-    let direct = fakessh(&["--ssh-config", &cfg, "--to", "ssh:target", "--", "true"]);
+    let direct = fakessh(&["--ssh-config", cfg, "--to", "ssh:target", "--", "true"]);
     direct.expect_code(255);
     assert!(
         direct.stderr_text().contains("ssh:target"),
@@ -57,7 +40,7 @@ fn bastion_reaches_a_target_the_host_cannot() {
     let dst = dir.path().join("dst");
     let out = fakessh(&[
         "--ssh-config",
-        &cfg,
+        cfg,
         "--to",
         "ssh:bastion,ssh:target",
         "--",

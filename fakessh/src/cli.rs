@@ -5,7 +5,7 @@ use std::ffi::OsString;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::{ArgAction, Parser};
+use clap::{ArgAction, Args, Parser};
 
 const EXAMPLES: &str = "\
 Examples:
@@ -177,6 +177,15 @@ pub struct StartCli {
     pub fish: bool,
 }
 
+/// Which daemon `exec`, `status` and `stop` talk to.
+#[derive(Debug, Args)]
+pub struct DaemonSocket {
+    /// The daemon's socket (default: $MITOGEN_FAKESSH_SOCK, else the place
+    /// `start` uses).
+    #[arg(long, value_name = "PATH")]
+    pub socket: Option<PathBuf>,
+}
+
 /// `mitogen-fakessh exec -- COMMAND`: run COMMAND against the running
 /// daemon (its ssh, scp and sftp go through the daemon's contexts).
 #[derive(Debug, Parser)]
@@ -186,10 +195,8 @@ pub struct StartCli {
     about = "Run COMMAND through the running daemon"
 )]
 pub struct ExecCli {
-    /// The daemon's socket (default: $MITOGEN_FAKESSH_SOCK, else the place
-    /// `start` uses).
-    #[arg(long, value_name = "PATH")]
-    pub socket: Option<PathBuf>,
+    #[command(flatten)]
+    pub daemon: DaemonSocket,
 
     /// The command to run, and its arguments.
     #[arg(
@@ -210,10 +217,8 @@ pub struct ExecCli {
     about = "List the running daemon's contexts"
 )]
 pub struct StatusCli {
-    /// The daemon's socket (default: $MITOGEN_FAKESSH_SOCK, else the place
-    /// `start` uses).
-    #[arg(long, value_name = "PATH")]
-    pub socket: Option<PathBuf>,
+    #[command(flatten)]
+    pub daemon: DaemonSocket,
 
     /// Print JSON, for scripts.
     #[arg(long)]
@@ -229,10 +234,8 @@ pub struct StatusCli {
     about = "Stop the running daemon"
 )]
 pub struct StopCli {
-    /// The daemon's socket (default: $MITOGEN_FAKESSH_SOCK, else the place
-    /// `start` uses).
-    #[arg(long, value_name = "PATH")]
-    pub socket: Option<PathBuf>,
+    #[command(flatten)]
+    pub daemon: DaemonSocket,
 }
 
 impl HostArgs {

@@ -176,3 +176,51 @@ pub fn spawn_in(ns: &str, args: &[&str]) -> std::process::Child {
         .spawn()
         .expect("ip netns exec")
 }
+
+/// A bastion and a target sshd in a fresh topology, and an ssh config that
+/// names them `bastion` and `target` (root, with the bastion's test key).
+pub struct TwoHops {
+    pub bastion: super::sshd::Sshd,
+    pub target: super::sshd::Sshd,
+    pub dir: tempfile::TempDir,
+    /// The ssh config's path.
+    pub cfg: String,
+    /// Dropped last: the namespaces go after their sshds.
+    pub topo: Topology,
+}
+
+impl TwoHops {
+    pub fn start() -> TwoHops {
+        use super::sshd::Sshd;
+        let topo = Topology::create();
+        let bastion = Sshd::start_in(Some(&topo.bastion_ns), &topo.bastion_ip, 22, None);
+        let target = Sshd::start_in(Some(&topo.target_ns), &topo.target_ip, 22, Some(&bastion));
+        let dir = tempfile::tempdir().unwrap();
+        let known = dir.path().join("known_hosts");
+        std::fs::write(
+            &known,
+            format!("{}{}", bastion.host_key_line(), target.host_key_line()),
+        )
+        .unwrap();
+        let config = dir.path().join("ssh_config");
+        std::fs::write(
+            &config,
+            format!(
+                "Host bastion\n  HostName {}\nHost target\n  HostName {}\n\
+                 Host *\n  User root\n  IdentityFile {}\n  UserKnownHostsFile {}\n  GlobalKnownHostsFile /dev/null\n  ConnectTimeout 5\n",
+                topo.bastion_ip,
+                topo.target_ip,
+                bastion.path("user_key").display(),
+                known.display()
+            ),
+        )
+        .unwrap();
+        TwoHops {
+            bastion,
+            target,
+            dir,
+            cfg: config.display().to_string(),
+            topo,
+        }
+    }
+}

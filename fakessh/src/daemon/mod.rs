@@ -210,7 +210,7 @@ pub fn exec(args: Vec<OsString>) -> i32 {
         Err(e) => return usage_error(e),
     };
     report(|| {
-        let socket = place::socket_for_client(cli.socket.as_deref());
+        let socket = place::socket_for_client(cli.daemon.socket.as_deref());
         let status = client::ask(&socket, false)?;
         let mut command = std::process::Command::new(&cli.command[0]);
         command.args(&cli.command[1..]);
@@ -250,7 +250,7 @@ pub fn status(args: Vec<OsString>) -> i32 {
         Err(e) => return usage_error(e),
     };
     report(|| {
-        let socket = place::socket_for_client(cli.socket.as_deref());
+        let socket = place::socket_for_client(cli.daemon.socket.as_deref());
         let status = client::ask(&socket, false)?;
         match cli.json {
             true => println!(
@@ -270,7 +270,7 @@ pub fn stop(args: Vec<OsString>) -> i32 {
         Err(e) => return usage_error(e),
     };
     report(|| {
-        let socket = place::socket_for_client(cli.socket.as_deref());
+        let socket = place::socket_for_client(cli.daemon.socket.as_deref());
         client::ask(&socket, true)?;
         Ok(0)
     })

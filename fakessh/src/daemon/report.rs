@@ -3,6 +3,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::host::stats::ContextStatus;
+
 /// A daemon's answer to a control request.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct DaemonStatus {
@@ -18,20 +20,7 @@ pub struct DaemonStatus {
     pub ssh_config: Option<String>,
     pub uptime_seconds: u64,
     pub idle_timeout_seconds: u64,
-    pub contexts: Vec<ContextRow>,
-}
-
-/// One context (see `crate::host::stats::ContextStatus`).
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct ContextRow {
-    pub context: u32,
-    pub chain: String,
-    pub uptime_seconds: u64,
-    pub sessions_open: u32,
-    pub sessions_total: u64,
-    pub bytes_in: u64,
-    pub bytes_out: u64,
-    pub idle_seconds: u64,
+    pub contexts: Vec<ContextStatus>,
 }
 
 /// `1h 2m`, `5m 3s`, `12s`.
@@ -108,7 +97,7 @@ mod tests {
         let status = DaemonStatus {
             pid: 7,
             socket: "/run/s".into(),
-            contexts: vec![ContextRow {
+            contexts: vec![ContextStatus {
                 context: 1,
                 chain: "ssh:web1,sudo:root".into(),
                 uptime_seconds: 60,

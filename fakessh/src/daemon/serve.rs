@@ -10,7 +10,7 @@ use tokio::sync::mpsc;
 use tracing::{info, warn};
 
 use super::place::Place;
-use super::report::{ContextRow, DaemonStatus};
+use super::report::DaemonStatus;
 use crate::host::accept::{ControlCall, Peers, listen_loop};
 use crate::host::lifetime::{end_all, end_idle};
 use crate::host::{Connector, Prepared};
@@ -88,21 +88,7 @@ async fn stop(connector: &Connector, daemon: &Daemon) {
 fn status(connector: &Connector, daemon: &Daemon, started: Instant) -> DaemonStatus {
     DaemonStatus {
         uptime_seconds: started.elapsed().as_secs(),
-        contexts: connector
-            .stats
-            .snapshot()
-            .into_iter()
-            .map(|c| ContextRow {
-                context: c.context,
-                chain: c.chain,
-                uptime_seconds: c.uptime_seconds,
-                sessions_open: c.sessions_open,
-                sessions_total: c.sessions_total,
-                bytes_in: c.bytes_in,
-                bytes_out: c.bytes_out,
-                idle_seconds: c.idle_seconds,
-            })
-            .collect(),
+        contexts: connector.stats.snapshot(),
         ..daemon.base.clone()
     }
 }

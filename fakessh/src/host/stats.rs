@@ -11,11 +11,11 @@ use std::time::{Duration, Instant, SystemTime};
 
 use router_core::hop::Chain;
 use router_core::message::ContextId;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use tokio::sync::Notify;
 
-/// One context, as `status` shows it.
-#[derive(Clone, Debug, Serialize)]
+/// One context, as `status` shows it (and as its JSON carries it).
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct ContextStatus {
     pub context: ContextId,
     pub chain: String,
