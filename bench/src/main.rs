@@ -471,7 +471,7 @@ async fn run(quick: bool) -> String {
         "# Benchmarks\n\nmitogen-fakessh against plain OpenSSH (a fresh connection per call) and OpenSSH ControlMaster, \
          on the same machine in the same run, through one sshd on loopback; \"50 ms RTT\" goes through the \
          harness's delay proxy (25 ms each way).\n\n\
-         - machine: {}\n- {}; {}; mitogen-fakessh {} (host {:.1} MiB, static x86_64 agent {:.1} MiB)\n- reproduce (as root): `apt-get install -y rsync pssh musl-tools && cargo build --release && ./build-agents && ./target/release/fakessh-bench{}`\n\n\
+         - machine: {}\n- {}; {}; mitogen-fakessh {} (host {:.1} MiB, static x86_64 agent {:.1} MiB)\n- reproduce (as root): `apt-get update && apt-get install -y rsync pssh musl-tools && cargo build --release && ./build-agents && ./target/release/fakessh-bench{}`\n\n\
          | measurement | mitogen-fakessh | OpenSSH fresh | OpenSSH ControlMaster | ratio (ours / fresh, ours / master) |\n\
          |---|---|---|---|---|\n{}\n\n{}\
          Medians with (min–max, n). Timings are never asserted in tests; targets are in issue 6 and DESIGN.md.\n\n\
