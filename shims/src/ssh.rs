@@ -89,24 +89,26 @@ pub fn run_ssh(args: &[OsString]) -> i32 {
     // exits; the child carries on in the background.
     let background = match inv.background {
         true => match Background::fork() {
-            Ok(Some(code)) => return code,
-            Ok(None) => true,
+            Ok(Forked::Parent(code)) => return code,
+            Ok(Forked::Child(child)) => Some(child),
             Err(e) => {
                 say!("ssh: cannot go to the background: {e}");
                 return 255;
             }
         },
-        false => false,
+        false => None,
     };
     let template = forward::connection::Template {
         request: request.clone(),
         log: log.clone(),
     };
-    if forward::start(&forwards, &template).is_err() {
-        Background::done(background, 255);
+    let started = forward::start(&forwards, &template);
+    if let Some(child) = background {
+        child.done(if started.is_ok() { 0 } else { 255 });
+    }
+    if started.is_err() {
         return 255;
     }
-    Background::done(background, 0);
     if !run_command {
         // -N: nothing to run; serve the forwards while the host lives.
         control::wait_until_host_gone();
@@ -147,20 +149,25 @@ pub fn run_ssh(args: &[OsString]) -> i32 {
     code
 }
 
-/// `ssh -f`: the parent waits on a pipe for the child's word.
-struct Background;
+/// `ssh -f`: the background child's pipe to its parent, which waits for
+/// the child's word.
+struct Background(std::os::fd::OwnedFd);
 
-static READY: std::sync::OnceLock<std::os::fd::OwnedFd> = std::sync::OnceLock::new();
+/// Which side of [`Background::fork`] we are on.
+enum Forked {
+    /// The parent: exit with this.
+    Parent(i32),
+    Child(Background),
+}
 
 impl Background {
-    /// Fork: `Some(code)` in the parent (exit with it), `None` in the child.
-    fn fork() -> nix::Result<Option<i32>> {
+    fn fork() -> nix::Result<Forked> {
         let (read, write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)?;
         match sys::fork()? {
             Some(_) => {
                 drop(write);
                 let mut byte = [0u8; 1];
-                Ok(Some(match nix::unistd::read(&read, &mut byte) {
+                Ok(Forked::Parent(match nix::unistd::read(&read, &mut byte) {
                     Ok(1) => byte[0] as i32,
                     _ => 255,
                 }))
@@ -169,16 +176,13 @@ impl Background {
                 drop(read);
                 let _ = nix::unistd::setsid();
                 sys::forget_inherited_control();
-                let _ = READY.set(write);
-                Ok(None)
+                Ok(Forked::Child(Background(write)))
             }
         }
     }
 
-    /// Tell the parent (if we are the background child) how it went.
-    fn done(background: bool, code: u8) {
-        if background && let Some(fd) = READY.get() {
-            let _ = nix::unistd::write(fd, &[code]);
-        }
+    /// Tell the parent how it went (it exits with `code`).
+    fn done(self, code: u8) {
+        let _ = nix::unistd::write(&self.0, &[code]);
     }
 }
