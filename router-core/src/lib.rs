@@ -12,7 +12,8 @@
 //! - [`router`]: frames routed between streams by context id;
 //! - [`session`]: one ssh invocation as typed messages and two I/O-free
 //!   state machines (flow control, EOF, exit ordering, signals);
-//! - [`pump`]: bulk data onto the router under credit, taking turns.
+//! - [`pump`]: bulk data onto the router under credit, taking turns;
+//! - [`text`]: remote text made safe to print in our own diagnostics.
 
 pub mod connection;
 pub mod frame;
@@ -23,6 +24,7 @@ pub mod message;
 pub mod pump;
 pub mod router;
 pub mod session;
+pub mod text;
 
 pub use frame::{Encoding, Frame, FrameError, Header};
 pub use message::{ContextId, Handle};
