@@ -339,6 +339,15 @@ impl Agent {
     /// Stdin or a control message for a session, passed to its task.
     async fn on_session_frame(&mut self, f: Frame) {
         let peer = f.header.src;
+        // A session's frames come from the session itself (the router has
+        // checked that its id is reached through our parent, as the SPAWN
+        // that opened it was), never under another context's authority.
+        if f.header.auth != peer {
+            return warn!(
+                "{}: refused a frame for session {peer} under the authority of context {}",
+                self.name, f.header.auth
+            );
+        }
         let msg = match ToCommand::from_frame(&f) {
             Ok(msg) => msg,
             Err(e) => return warn!("{}: session {peer}: {e}", self.name),

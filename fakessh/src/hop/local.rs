@@ -12,8 +12,9 @@ use tokio::process::Command;
 use super::error::HopFailure;
 use super::handshake::{self, LocalAgent, StartedAgent};
 
-/// Environment variable naming another program to run as the first `local`
-/// agent; for the reliability tests only.
+/// Environment variable naming another program to run as context 1 (the
+/// first context the host starts) when that is a `local` hop; for the
+/// trust and reliability tests only.
 pub const AGENT_PROGRAM_ENV: &str = "MITOGEN_FAKESSH_TEST_AGENT_PROGRAM";
 
 /// Start our own executable in agent mode.
@@ -23,7 +24,9 @@ pub async fn start(config: AgentConfig) -> Result<LocalAgent, HopFailure> {
     // Testing hook: the reliability tests put a deliberately misbehaving
     // agent here to prove the host and its other agents withstand it.
     let exe = match std::env::var_os(AGENT_PROGRAM_ENV) {
-        Some(p) if config.parent_ids == [HOST_ID] => std::path::PathBuf::from(p),
+        Some(p) if config.parent_ids == [HOST_ID] && config.context_id == 1 => {
+            std::path::PathBuf::from(p)
+        }
         _ => std::env::current_exe().map_err(HopFailure::io("cannot find our own executable"))?,
     };
     let theirs_out: OwnedFd = theirs.try_clone().map_err(HopFailure::io("dup"))?.into();

@@ -24,7 +24,7 @@ pub async fn start_via(
     parent: ContextId,
     request: &ConnectRequest,
 ) -> Result<(), HopFailure> {
-    let (reply, mut rx) = router.alloc_handle();
+    let (reply, mut rx) = router.alloc_reply_handle(parent);
     let mut header = router.header(parent, handle::CONNECT);
     header.reply_to = reply;
     router.send(Frame::cbor(header, request)).await;

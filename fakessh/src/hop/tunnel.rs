@@ -9,7 +9,7 @@ use router_core::Router;
 use router_core::frame::Frame;
 use router_core::message::{ContextId, handle};
 use router_core::pump::{SendWindow, pump_to_frames};
-use router_core::router::{RouterEvent, StreamId, StreamRole};
+use router_core::router::{RouterEvent, StreamId};
 use router_core::session::{
     self, ClientAction, ClientSession, Ending, OutputStream, RemoteCommand, SESSION_QUEUE,
     SESSION_WINDOW, SessionControl, SpawnRequest, ToCommand,
@@ -32,9 +32,9 @@ pub async fn open(
     port: u16,
 ) -> (DuplexStream, TunnelError) {
     let name = format!("tunnel {id} to {host}:{port}");
-    let (sid, frames) = router
-        .add_stream(&name, id, StreamRole::Child, SESSION_QUEUE)
-        .await;
+    let (sid, frames) = router.add_session_stream(&name, id, SESSION_QUEUE).await;
+    // Only `via` may answer for this session, from before it is asked.
+    router.bind_session(sid, via);
     let events = router.subscribe();
     router
         .send(Frame::cbor(

@@ -97,6 +97,16 @@ impl Output {
     }
 }
 
+/// What the relay tells the delivery.
+#[derive(Debug)]
+pub enum FromRelay {
+    /// The context asked to run the session, before it was asked: the
+    /// router takes this session's frames from it alone.
+    Target(ContextId),
+    /// The shim's credit for the streams it kept.
+    ShimCredit(SessionControl),
+}
+
 /// A handed-over stdin and the credit window the host reads it under.
 pub type ServedStdin = (FdStream, SendWindow);
 
@@ -104,7 +114,7 @@ pub type ServedStdin = (FdStream, SendWindow);
 pub struct Delivery<W> {
     router: Arc<Router>,
     id: ContextId,
-    /// The agent running the command, once it has spoken.
+    /// The agent running the command, once the relay has asked it.
     agent: Option<ContextId>,
     shim: Option<FrameWriter<W>>,
     outputs: [Output; 2],
@@ -147,25 +157,27 @@ impl<W: AsyncWrite + Unpin> Delivery<W> {
         Ok((delivery, stdin))
     }
 
-    /// Deliver until the session ends or its stream is removed. `shim_credit`
-    /// carries the shim's credit for the streams it kept.
+    /// Deliver until the session ends or its stream is removed. `relay`
+    /// names the target and carries the shim's credit for the streams it
+    /// kept.
     pub async fn run(
         mut self,
         mut frames: mpsc::Receiver<Frame>,
-        mut shim_credit: mpsc::Receiver<SessionControl>,
+        mut relay: mpsc::Receiver<FromRelay>,
     ) {
         loop {
             tokio::select! {
-                // The shim's credit first: the relay queues it here before
-                // it passes it on to the agent, so the agent's answer to it
-                // can never be counted against a window not yet released.
+                // The relay first: it names the target before asking it, and
+                // queues the shim's credit here before it passes it on to
+                // the agent, so the agent's answer to it can never be
+                // counted against a window not yet released.
                 biased;
-                Some(control) = shim_credit.recv() => self.session.on_shim_control(&control),
+                Some(news) = relay.recv() => match news {
+                    FromRelay::Target(agent) => self.agent = Some(agent),
+                    FromRelay::ShimCredit(control) => self.session.on_shim_control(&control),
+                },
                 frame = frames.recv() => {
                     let Some(frame) = frame else { break };
-                    if !frame.is_dead() {
-                        self.agent.get_or_insert(frame.header.src);
-                    }
                     if matches!(frame.header.handle, handle::SESSION_STDOUT | handle::SESSION_STDERR) {
                         self.bytes.add_output(frame.payload.len());
                     }

@@ -19,7 +19,7 @@ use router_core::frame::Frame;
 use router_core::hop::Chain;
 use router_core::message::{ContextId, HOST_ID, handle};
 use router_core::pump::BulkSender;
-use router_core::router::{RouterEvent, StreamId, StreamRole};
+use router_core::router::{RouterEvent, StreamId};
 use router_core::session::message::DecodeError;
 use router_core::session::{
     SESSION_QUEUE, SessionControl, SessionEvent, SessionRequest, SpawnRequest, ToClient, ToCommand,
@@ -31,7 +31,7 @@ use tokio::task::JoinSet;
 use tracing::{debug, info, warn};
 
 use super::connector::Connector;
-use super::delivery::{Delivery, PassedStdio, ServedStdin, pump_stdin};
+use super::delivery::{Delivery, FromRelay, PassedStdio, ServedStdin, pump_stdin};
 use super::stats::SessionGuard;
 
 /// How long a session that ended on our side may take to tell the shim why.
@@ -73,8 +73,9 @@ struct Relay {
     tasks: JoinSet<()>,
     /// The handed-over stdin, until the target is known.
     stdin: Option<ServedStdin>,
-    /// The shim's credit for the streams it kept, for the delivery.
-    shim_credit: mpsc::Sender<SessionControl>,
+    /// The target, and the shim's credit for the streams it kept, for the
+    /// delivery.
+    to_delivery: mpsc::Sender<FromRelay>,
     target: Option<(ContextId, Chain)>,
     /// Counts the session open, its bytes, and its context's use.
     guard: SessionGuard,
@@ -104,9 +105,7 @@ impl Relay {
         };
         let (r, w) = stream.into_split();
         let events = router.subscribe();
-        let (sid, frames) = router
-            .add_stream(&name, id, StreamRole::Child, SESSION_QUEUE)
-            .await;
+        let (sid, frames) = router.add_session_stream(&name, id, SESSION_QUEUE).await;
         let bytes = guard.bytes.clone();
         let (delivery, stdin) =
             match Delivery::new(router.clone(), id, FrameWriter::new(w), stdio, bytes) {
@@ -118,9 +117,9 @@ impl Relay {
                     return None;
                 }
             };
-        let (shim_credit, credit_rx) = mpsc::channel(SESSION_QUEUE);
+        let (to_delivery, relay_rx) = mpsc::channel(SESSION_QUEUE);
         let mut tasks = JoinSet::new();
-        tasks.spawn(delivery.run(frames, credit_rx));
+        tasks.spawn(delivery.run(frames, relay_rx));
         Some(Relay {
             id,
             reader: FrameReader::new(r, router.max_payload()),
@@ -131,7 +130,7 @@ impl Relay {
             events,
             tasks,
             stdin,
-            shim_credit,
+            to_delivery,
             target: None,
             guard,
         })
@@ -186,6 +185,10 @@ impl Relay {
         );
         self.target = Some((target, chain));
         self.guard.runs_on(target);
+        // The session's two ends are bound before the agent hears of it:
+        // the router takes this session's frames from `target` alone.
+        self.router.bind_session(self.sid, target);
+        let _ = self.to_delivery.send(FromRelay::Target(target)).await;
         self.router
             .send(Frame::cbor(
                 self.router.header(target, handle::SPAWN),
@@ -252,7 +255,8 @@ impl Relay {
                 }
                 ToCommand::Control(ref control) => {
                     if let SessionControl::Credit { .. } = control {
-                        let _ = self.shim_credit.send(control.clone()).await;
+                        let credit = FromRelay::ShimCredit(control.clone());
+                        let _ = self.to_delivery.send(credit).await;
                     }
                     self.router.send(msg.to_frame(target, self.id)).await;
                 }

@@ -8,7 +8,8 @@ use tokio::sync::mpsc;
 use tracing::{debug, warn};
 
 use super::routes::Router;
-use super::stream::{Outlet, Queued, STREAM_QUEUE, StreamId, StreamRole};
+use super::stream::{Outlet, Queued, STREAM_QUEUE};
+use super::table::{StreamId, StreamRole};
 use crate::connection::{FrameReader, FrameWriter, ReadError};
 use crate::frame::Frame;
 use crate::message::ContextId;
@@ -50,7 +51,7 @@ impl Router {
     {
         let (tx, rx) = mpsc::channel(STREAM_QUEUE);
         let sid = self
-            .register_stream(name, remote_id, role, Outlet::Writer(tx))
+            .register_stream(name, remote_id, role, false, Outlet::Writer(tx))
             .await;
         tokio::spawn(write_loop(self.clone(), sid, name.to_string(), writer, rx));
         sid
@@ -68,7 +69,24 @@ impl Router {
     ) -> (StreamId, mpsc::Receiver<Frame>) {
         let (tx, rx) = mpsc::channel(capacity);
         let sid = self
-            .register_stream(name, remote_id, role, Outlet::Channel(tx))
+            .register_stream(name, remote_id, role, false, Outlet::Channel(tx))
+            .await;
+        (sid, rx)
+    }
+
+    /// Register the stream that serves session `id` in this context (a
+    /// shim's session, a tunnel), consumed from the returned receiver. It
+    /// takes frames from other streams only once [`Router::bind_session`]
+    /// has named the context that runs the session, and from nobody else.
+    pub async fn add_session_stream(
+        &self,
+        name: &str,
+        id: ContextId,
+        capacity: usize,
+    ) -> (StreamId, mpsc::Receiver<Frame>) {
+        let (tx, rx) = mpsc::channel(capacity);
+        let sid = self
+            .register_stream(name, id, StreamRole::Child, true, Outlet::Channel(tx))
             .await;
         (sid, rx)
     }

@@ -9,11 +9,17 @@
 //!
 //! Source verification follows Mitogen: a frame is accepted from a stream only
 //! if that stream is the one this router would use to reach the frame's
-//! `auth` context, so a child can never speak with its parent's authority.
+//! `auth` context *and* its `src`, so a child can never speak with its
+//! parent's authority or as anybody else. A child's frames go up or to this
+//! context, never across to a sibling, except to a session stream bound to
+//! that child's context; a route is claimed only for a CONNECT this router
+//! passed down. The rules are written once, in [`table`], as decisions
+//! without I/O. A stream that breaks one is cut off.
 //!
 //! Every queue is bounded: sending waits for room, so a peer that does not
 //! read slows its senders down instead of making us buffer without limit.
 //!
+//! - [`table`]: the routing table and its trust rules, without I/O;
 //! - [`routes`]: the [`Router`], its routes and mailboxes;
 //! - [`stream`]: what is kept per attached stream;
 //! - [`attach`]: the tasks that read and write a byte stream;
@@ -22,8 +28,10 @@
 pub mod attach;
 pub mod routes;
 pub mod stream;
+pub mod table;
 pub mod turn;
 
 pub use routes::{Router, RouterEvent};
-pub use stream::{STREAM_QUEUE, StreamId, StreamRole};
+pub use stream::STREAM_QUEUE;
+pub use table::{StreamId, StreamRole};
 pub use turn::{STREAM_QUEUE_BUDGET, TURN_BYTES, TURN_EXEMPT, Turn};

@@ -1,12 +1,15 @@
-//! The router itself: routes, mailboxes and where each frame goes.
+//! The router itself: routes, mailboxes and where each frame goes. The
+//! decisions are [`RouteTable`]'s; this carries them out.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
+use serde::Deserialize;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, broadcast, mpsc};
 use tracing::{debug, trace, warn};
 
-use super::stream::{Outlet, StreamEntry, StreamId, StreamRole};
+use super::stream::{Outlet, StreamEntry};
+use super::table::{Accepted, Decision, RouteTable, StreamId, StreamRole};
 use super::turn::{STREAM_QUEUE_BUDGET, Turn};
 use crate::frame::{Frame, Header};
 use crate::message::{ContextId, Handle, RouteUpdate, handle};
@@ -28,9 +31,8 @@ pub enum RouterEvent {
 }
 
 struct Inner {
+    table: RouteTable,
     streams: HashMap<StreamId, StreamEntry>,
-    routes: HashMap<ContextId, StreamId>,
-    parent: Option<StreamId>,
     handlers: HashMap<Handle, mpsc::Sender<Frame>>,
     next_stream: StreamId,
     next_handle: Handle,
@@ -51,21 +53,28 @@ enum Destination {
     Local(mpsc::Sender<Frame>),
     /// Handled inside the router; these frames follow.
     Handled(Vec<Frame>),
-    Dropped,
+    /// The stream it came from broke a trust rule: cut it off, for this reason.
+    CutOff(StreamId, String),
     Undeliverable(&'static str),
+}
+
+/// The one field of a CONNECT a router passing it down needs (rule 3 of
+/// [`super::table`]).
+#[derive(Deserialize)]
+struct ConnectFor {
+    new_id: ContextId,
 }
 
 impl Router {
     pub fn new(my_id: ContextId, parent_ids: Vec<ContextId>, max_payload: u32) -> Arc<Router> {
         Arc::new(Router {
             my_id,
-            parent_ids,
+            parent_ids: parent_ids.clone(),
             max_payload,
             events: broadcast::channel(EVENT_QUEUE).0,
             inner: Mutex::new(Inner {
+                table: RouteTable::new(my_id, parent_ids),
                 streams: HashMap::new(),
-                routes: HashMap::new(),
-                parent: None,
                 handlers: HashMap::new(),
                 next_stream: 1,
                 next_handle: handle::FIRST_DYNAMIC,
@@ -108,7 +117,7 @@ impl Router {
 
     /// Whether a stream below us leads to `ctx`.
     pub fn has_route(&self, ctx: ContextId) -> bool {
-        self.lock().routes.contains_key(&ctx)
+        self.lock().table.has_route(ctx)
     }
 
     /// Deliver frames for all of `handles` to one receiver, in arrival
@@ -123,18 +132,30 @@ impl Router {
         rx
     }
 
-    /// A fresh handle (for replies) and its receiver.
-    pub fn alloc_handle(&self) -> (Handle, mpsc::Receiver<Frame>) {
+    /// A fresh handle for the reply of context `from`, and its receiver:
+    /// frames from any other stream than the one leading to `from` are
+    /// refused, so nobody else can answer in its place.
+    pub fn alloc_reply_handle(&self, from: ContextId) -> (Handle, mpsc::Receiver<Frame>) {
         let (tx, rx) = mpsc::channel(REPLY_QUEUE);
         let mut inner = self.lock();
         let h = inner.next_handle;
         inner.next_handle = inner.next_handle.wrapping_add(1).max(handle::FIRST_DYNAMIC);
         inner.handlers.insert(h, tx);
+        inner.table.bind_handle(h, from);
         (h, rx)
     }
 
     pub fn remove_handler(&self, handle: Handle) {
-        self.lock().handlers.remove(&handle);
+        let mut inner = self.lock();
+        inner.handlers.remove(&handle);
+        inner.table.unbind_handle(handle);
+    }
+
+    /// Session stream `sid` (see [`Router::add_session_stream`]) takes
+    /// frames from context `peer`, which runs the session, and from nobody
+    /// else. Call it before asking `peer` to start the session.
+    pub fn bind_session(&self, sid: StreamId, peer: ContextId) {
+        self.lock().table.bind(sid, peer);
     }
 
     pub(super) async fn register_stream(
@@ -142,20 +163,14 @@ impl Router {
         name: &str,
         remote_id: ContextId,
         role: StreamRole,
+        needs_binding: bool,
         outlet: Outlet,
     ) -> StreamId {
         let (sid, announce) = {
             let mut inner = self.lock();
             let sid = inner.next_stream;
             inner.next_stream += 1;
-            let mut routed = HashSet::new();
-            match role {
-                StreamRole::Parent => inner.parent = Some(sid),
-                StreamRole::Child => {
-                    inner.routes.insert(remote_id, sid);
-                    routed.insert(remote_id);
-                }
-            }
+            inner.table.add(sid, role, remote_id, needs_binding);
             inner.streams.insert(
                 sid,
                 StreamEntry {
@@ -164,15 +179,17 @@ impl Router {
                     outlet,
                     budget: Arc::new(Semaphore::new(STREAM_QUEUE_BUDGET)),
                     turn: Arc::new(tokio::sync::Mutex::new(())),
-                    routed,
                     reader: None,
                 },
             );
             // A new child is a new route: tell our parent, so frames for it
             // find their way down from the host (Mitogen's ADD_ROUTE).
+            // Session streams are this context's own business.
             let announce = match role {
-                StreamRole::Child => self.route_update_up(&inner, handle::ADD_ROUTE, remote_id, ""),
-                StreamRole::Parent => None,
+                StreamRole::Child if !needs_binding => {
+                    self.route_update_up(&inner, handle::ADD_ROUTE, remote_id, "")
+                }
+                _ => None,
             };
             (sid, announce)
         };
@@ -202,7 +219,8 @@ impl Router {
         let budget = {
             let inner = self.lock();
             inner
-                .stream_toward(self.my_id, frame.header.dst)
+                .table
+                .toward(frame.header.dst)
                 .and_then(|sid| inner.streams.get(&sid))
                 .map(|s| s.budget.clone())
         };
@@ -220,7 +238,8 @@ impl Router {
         let turn = {
             let inner = self.lock();
             inner
-                .stream_toward(self.my_id, dst)
+                .table
+                .toward(dst)
                 .and_then(|sid| inner.streams.get(&sid))
                 .map(|s| s.turn.clone())
         }?;
@@ -253,7 +272,10 @@ impl Router {
                     pending.extend(follow.into_iter().map(|f| (f, None)));
                     None
                 }
-                Destination::Dropped => None,
+                Destination::CutOff(sid, reason) => {
+                    Box::pin(self.remove_stream(sid, &reason)).await;
+                    None
+                }
                 Destination::Undeliverable(why) => Some(why),
             };
             if let Some(why) = undeliverable {
@@ -282,92 +304,86 @@ impl Router {
             h.auth,
             h.reply_to
         );
-        if let Some(sid) = from
-            && inner.stream_toward(self.my_id, h.auth) != Some(sid)
-        {
-            let name = inner
-                .streams
-                .get(&sid)
-                .map(|s| s.name.as_str())
-                .unwrap_or("?");
-            warn!(
-                "dropped a frame from {name} claiming authority of context {} (src {}, handle {}): not reachable through that stream",
-                h.auth, h.src, h.handle
-            );
-            return Destination::Dropped;
-        }
-        if h.dst == self.my_id {
-            return match (h.handle, from) {
-                (handle::ADD_ROUTE | handle::DEL_ROUTE, Some(sid)) => {
-                    Destination::Handled(self.on_route_update(&mut inner, sid, frame))
+        match inner.table.decide(&h, from) {
+            Decision::Local => match inner.handlers.get(&h.handle) {
+                Some(tx) => Destination::Local(tx.clone()),
+                None => Destination::Undeliverable("invalid handle"),
+            },
+            Decision::RouteUpdate => match from {
+                Some(sid) => self.on_route_update(&mut inner, sid, frame),
+                None => Destination::Handled(Vec::new()),
+            },
+            Decision::Forward(sid) => {
+                if h.handle == handle::CONNECT
+                    && inner
+                        .table
+                        .link(sid)
+                        .is_some_and(|l| l.role == StreamRole::Child)
+                    && let Ok(connect) = frame.decode_cbor::<ConnectFor>("connect request")
+                {
+                    inner.table.expect_route(connect.new_id, sid);
                 }
-                _ => match inner.handlers.get(&h.handle) {
-                    Some(tx) => Destination::Local(tx.clone()),
-                    None => Destination::Undeliverable("invalid handle"),
-                },
-            };
-        }
-        let sid = match inner.routes.get(&h.dst) {
-            Some(sid) => Some(*sid),
-            None => inner.parent.filter(|p| Some(*p) != from),
-        };
-        match sid.and_then(|sid| inner.streams.get(&sid)) {
-            Some(entry) => Destination::Out(entry.outlet.clone()),
-            None if sid.is_some() => Destination::Undeliverable("stream closed"),
-            None => Destination::Undeliverable("no route"),
+                match inner.streams.get(&sid) {
+                    Some(entry) => Destination::Out(entry.outlet.clone()),
+                    None => Destination::Undeliverable("stream closed"),
+                }
+            }
+            Decision::Undeliverable(why) => Destination::Undeliverable(why),
+            Decision::Refused(refusal) => {
+                let sid = from.expect("only frames from a stream are refused");
+                let name = inner.streams.get(&sid).map_or("?", |s| s.name.as_str());
+                let reason = format!(
+                    "{name}: cut off: it sent a frame (src {}, handle {}) {refusal}",
+                    h.src, h.handle
+                );
+                warn!("{reason}");
+                Destination::CutOff(sid, reason)
+            }
         }
     }
 
-    fn on_route_update(&self, inner: &mut Inner, sid: StreamId, frame: &Frame) -> Vec<Frame> {
-        let Some(entry) = inner.streams.get(&sid) else {
-            return vec![];
-        };
-        if inner.parent == Some(sid) || frame.header.src != entry.remote_id {
-            warn!(
-                "refused a route update from {}: not an immediate child",
-                entry.name
-            );
-            return vec![];
-        }
+    fn on_route_update(&self, inner: &mut Inner, sid: StreamId, frame: &Frame) -> Destination {
+        let name = inner
+            .streams
+            .get(&sid)
+            .map_or_else(|| "?".to_string(), |s| s.name.clone());
         let update: RouteUpdate = match frame.decode_cbor("route update") {
             Ok(u) => u,
             Err(e) => {
-                warn!("{} sent {e}", entry.name);
-                return vec![];
+                let reason = format!("{name}: cut off: it sent a {e}");
+                warn!("{reason}");
+                return Destination::CutOff(sid, reason);
             }
         };
-        let ctx = update.context;
-        if frame.header.handle == handle::ADD_ROUTE {
-            if ctx == self.my_id
-                || self.parent_ids.contains(&ctx)
-                || inner.routes.get(&ctx).is_some_and(|s| *s != sid)
-            {
-                warn!(
-                    "refused ADD_ROUTE for context {ctx} from {}: already routed",
-                    entry.name
-                );
-                return vec![];
-            }
-            inner.routes.insert(ctx, sid);
-            if let Some(e) = inner.streams.get_mut(&sid) {
-                e.routed.insert(ctx);
-            }
-        } else {
-            if inner.routes.get(&ctx) != Some(&sid) {
-                return vec![];
-            }
-            inner.routes.remove(&ctx);
-            if let Some(e) = inner.streams.get_mut(&sid) {
-                e.routed.remove(&ctx);
-            }
-            self.emit(RouterEvent::ContextLost {
+        let add = frame.header.handle == handle::ADD_ROUTE;
+        match inner
+            .table
+            .route_update(sid, frame.header.src, update.context, add)
+        {
+            Ok(Accepted::Added(_)) => {}
+            Ok(Accepted::Removed(ctx)) => self.emit(RouterEvent::ContextLost {
                 context: ctx,
                 reason: update.reason.clone(),
-            });
+            }),
+            // A route that already went (its stream closed first): no news.
+            Err(e) if !add => {
+                debug!("ignored DEL_ROUTE from {name}: {e}");
+                return Destination::Handled(Vec::new());
+            }
+            Err(e) => {
+                let reason = format!(
+                    "{name}: cut off: it claimed a route to context {}: {e}",
+                    update.context
+                );
+                warn!("{reason}");
+                return Destination::CutOff(sid, reason);
+            }
         }
-        self.route_update_up(inner, frame.header.handle, ctx, &update.reason)
-            .into_iter()
-            .collect()
+        Destination::Handled(
+            self.route_update_up(inner, frame.header.handle, update.context, &update.reason)
+                .into_iter()
+                .collect(),
+        )
     }
 
     /// The ADD_ROUTE/DEL_ROUTE that tells our parent about `context`.
@@ -378,7 +394,7 @@ impl Router {
         context: ContextId,
         reason: &str,
     ) -> Option<Frame> {
-        inner.parent?;
+        inner.table.parent()?;
         let parent_id = *self.parent_ids.first()?;
         let update = RouteUpdate {
             context,
@@ -408,21 +424,22 @@ impl Router {
                 "stream {} (context {}) removed: {reason}",
                 entry.name, entry.remote_id
             );
-            if inner.parent == Some(sid) {
-                inner.parent = None;
+            let Some(link) = inner.table.remove(sid) else {
+                return;
+            };
+            if link.role == StreamRole::Parent {
                 self.emit(RouterEvent::ParentLost {
                     reason: reason.to_string(),
                 });
             }
-            for ctx in entry.routed {
-                if inner.routes.get(&ctx) == Some(&sid) {
-                    inner.routes.remove(&ctx);
-                }
+            for ctx in link.routed {
                 self.emit(RouterEvent::ContextLost {
                     context: ctx,
                     reason: reason.to_string(),
                 });
-                upward.extend(self.route_update_up(&inner, handle::DEL_ROUTE, ctx, reason));
+                if !link.needs_binding {
+                    upward.extend(self.route_update_up(&inner, handle::DEL_ROUTE, ctx, reason));
+                }
             }
         }
         for frame in upward {
@@ -436,15 +453,6 @@ impl Router {
         for sid in sids {
             self.remove_stream(sid, "router closed").await;
         }
-    }
-}
-
-impl Inner {
-    fn stream_toward(&self, my_id: ContextId, ctx: ContextId) -> Option<StreamId> {
-        if ctx == my_id {
-            return None;
-        }
-        self.routes.get(&ctx).copied().or(self.parent)
     }
 }
 
@@ -500,9 +508,12 @@ mod tests {
         let announced = prx.try_recv().unwrap();
         assert_eq!(announced.header.handle, handle::ADD_ROUTE);
         let mut spawn = r.register_inbox(&[handle::SPAWN], 4);
-        // The child claims the host's authority: dropped.
+        // The child claims the host's authority: dropped, and the child
+        // is cut off (its route goes, and the parent hears so).
         r.route(data(1, 0, 0, handle::SPAWN, 0), Some(child)).await;
         assert!(spawn.try_recv().is_err());
+        assert!(!r.has_route(2));
+        assert_eq!(prx.try_recv().unwrap().header.handle, handle::DEL_ROUTE);
         r.route(data(0, 2, 0, 9, 0), Some(child)).await;
         assert!(prx.try_recv().is_err());
     }
@@ -510,9 +521,8 @@ mod tests {
     #[tokio::test]
     async fn add_route_propagates_and_loss_is_reported() {
         let r = Router::new(1, vec![0], 1 << 20);
-        let mut events = r.subscribe();
-        let (_, mut prx) = r.add_stream("parent", 0, StreamRole::Parent, 16).await;
-        let (child, mut crx) = r.add_stream("child", 2, StreamRole::Child, 16).await;
+        let (parent, mut prx) = r.add_stream("parent", 0, StreamRole::Parent, 16).await;
+        let (child, _) = r.add_stream("child", 2, StreamRole::Child, 16).await;
         let announced = prx.try_recv().unwrap();
         assert_eq!(
             announced
@@ -534,7 +544,38 @@ mod tests {
                 reason: String::new(),
             },
         );
+        // Only a route that was asked for: the host's CONNECT for context 3
+        // passes through us down to 2.
+        r.route(add.clone(), Some(child)).await;
+        assert!(!r.has_route(3), "a claim nobody asked for");
+        let (child, mut crx) = r.add_stream("child", 2, StreamRole::Child, 16).await;
+        assert_eq!(prx.try_recv().unwrap().header.handle, handle::DEL_ROUTE);
+        assert_eq!(prx.try_recv().unwrap().header.handle, handle::ADD_ROUTE);
+        let connect = crate::message::ConnectRequest {
+            new_id: 3,
+            hop: crate::hop::Hop::Local,
+            name: "local".into(),
+            log_level: 0,
+            password: None,
+            agent_dir: None,
+        };
+        r.route(
+            Frame::cbor(
+                Header {
+                    dst: 2,
+                    src: 0,
+                    auth: 0,
+                    handle: handle::CONNECT,
+                    reply_to: 0,
+                },
+                &connect,
+            ),
+            Some(parent),
+        )
+        .await;
+        assert_eq!(crx.try_recv().unwrap().header.handle, handle::CONNECT);
         r.route(add, Some(child)).await;
+        let mut events = r.subscribe();
         let up = prx.try_recv().unwrap();
         assert_eq!(up.header.handle, handle::ADD_ROUTE);
         assert!(r.has_route(3));
@@ -559,7 +600,7 @@ mod tests {
     #[tokio::test]
     async fn host_without_route_answers_dead() {
         let r = Router::new(0, vec![], 1 << 20);
-        let (h, mut rx) = r.alloc_handle();
+        let (h, mut rx) = r.alloc_reply_handle(5);
         r.send(Frame::data(
             Header {
                 dst: 5,

@@ -1,6 +1,6 @@
-//! The streams a router is attached to: where each one's frames go.
+//! The streams a router is attached to: where each one's frames go (what
+//! each one may route is in [`super::table`]).
 
-use std::collections::HashSet;
 use std::sync::Arc;
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
@@ -8,22 +8,12 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 use crate::frame::Frame;
 use crate::message::ContextId;
 
-/// Identifies one attached stream inside a router.
-pub type StreamId = u64;
-
 /// Frames that may wait in one byte stream's write queue. Bulk data is held
 /// to [`STREAM_QUEUE_BUDGET`](super::turn::STREAM_QUEUE_BUDGET) bytes besides;
 /// credit frames are at most one per data frame, and a session's window
 /// bounds its data frames (see `session::credit`), so a full queue means a
 /// peer that does not read: its senders wait, nothing piles up.
 pub const STREAM_QUEUE: usize = 8192;
-
-/// Where a stream sits relative to this context.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum StreamRole {
-    Parent,
-    Child,
-}
 
 /// A frame in a stream's write queue, holding its share of the budget until
 /// it has been written.
@@ -64,7 +54,5 @@ pub struct StreamEntry {
     pub budget: Arc<Semaphore>,
     /// Bulk senders sharing this stream take turns ([`super::turn::Turn`]).
     pub turn: Arc<tokio::sync::Mutex<()>>,
-    /// Contexts reached through this stream (its own id included for children).
-    pub routed: HashSet<ContextId>,
     pub reader: Option<tokio::task::AbortHandle>,
 }
