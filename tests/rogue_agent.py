@@ -2,7 +2,8 @@
 controls our agent there, so this plays it. It completes the handshake as a
 real agent would, answers its first session with the bytes in ROGUE_ANSWER,
 then (once the file ROGUE_GO exists, if set) writes the frames in
-ROGUE_FRAMES, which the test encoded with router-core's own codec. It
+ROGUE_FRAMES, which the test encoded with router-core's own codec, and
+then as many raw frames as ROGUE_FLOOD asks for. It
 records every frame the host sends it, and the end of its stream, in
 ROGUE_REPORT. Speaks the wire format of router-core/src/frame.rs."""
 import os, struct, sys, threading, time
@@ -69,4 +70,18 @@ while go and not os.path.exists(go) and time.time() < deadline:
     time.sleep(0.02)
 report.write("attacking\n")
 write(open(os.environ["ROGUE_FRAMES"], "rb").read())
+# ROGUE_FLOOD="DST HANDLE COUNT SIZE": then COUNT raw frames of SIZE bytes.
+flood = os.environ.get("ROGUE_FLOOD")
+if flood:
+    dst, handle, count, size = map(int, flood.split())
+    frame = HDR.pack(0x4D42, dst, me, me, handle, 0, size) + b"f" * size
+    sent = 0
+    try:
+        for _ in range(count):
+            fout.write(frame)
+            sent += 1
+        fout.flush()
+    except OSError as e:
+        report.write(f"flood stopped after {sent} frames: {e}\n")
+    report.write(f"flooded {sent} frames\n")
 t.join()

@@ -77,6 +77,19 @@ impl Attack {
     /// Run `script` under a host whose context 1 is the rogue, which sends
     /// `frames` once `go` exists (at once if `None`).
     fn run(&self, frames: &[Frame], go: Option<&Path>, script: &str) -> Seen {
+        self.run_with(frames, go, script, answer(), None)
+    }
+
+    /// [`Attack::run`], with the rogue's answer to its own session, and a
+    /// flood (`ROGUE_FLOOD`) after the frames.
+    fn run_with(
+        &self,
+        frames: &[Frame],
+        go: Option<&Path>,
+        script: &str,
+        answer: Vec<u8>,
+        flood: Option<String>,
+    ) -> Seen {
         require("python3");
         require("sudo");
         require_root();
@@ -89,7 +102,7 @@ impl Attack {
         .unwrap();
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(&rogue, std::fs::Permissions::from_mode(0o755)).unwrap();
-        std::fs::write(self.path("answer"), answer()).unwrap();
+        std::fs::write(self.path("answer"), answer).unwrap();
         std::fs::write(self.path("frames"), encode(frames)).unwrap();
         let report = self.path("report");
         let mut cmd = Command::new(bin());
@@ -101,7 +114,7 @@ impl Attack {
             "--",
             "sh",
             "-c",
-            &format!("ssh rogue true && {script}"),
+            script,
         ])
         .env("MITOGEN_FAKESSH_TEST_AGENT_PROGRAM", &rogue)
         .env("ROGUE_REPORT", &report)
@@ -109,6 +122,9 @@ impl Attack {
         .env("ROGUE_FRAMES", self.path("frames"));
         if let Some(go) = go {
             cmd.env("ROGUE_GO", go);
+        }
+        if let Some(flood) = flood {
+            cmd.env("ROGUE_FLOOD", flood);
         }
         let out = run_with(cmd, b"", Duration::from_secs(90));
         out.assert_no_panic();
@@ -159,7 +175,7 @@ impl Seen {
 /// stdin until the rogue has been dealt with.
 fn good_script(go: &Path) -> String {
     format!(
-        "(sleep 2; echo legit-input) | ssh good 'touch {}; cat; id -un'",
+        "ssh rogue true && (sleep 2; echo legit-input) | ssh good 'touch {}; cat; id -un'",
         go.display()
     )
 }
@@ -272,7 +288,7 @@ fn a_hostile_agent_cannot_claim_the_next_contexts() {
     let seen = attack.run(
         &frames,
         None,
-        "sleep 1; echo legit-input | ssh good 'cat; id -un'",
+        "ssh rogue true && sleep 1 && echo legit-input | ssh good 'cat; id -un'",
     );
     seen.contained(
         "legit-input\nroot\n",
@@ -299,5 +315,51 @@ fn a_hostile_agent_cannot_bounce_frames_off_the_host() {
     seen.contained(
         "legit-input\nroot\n",
         &format!("addressed back to the stream it came from (context {ROGUE})"),
+    );
+}
+
+#[test]
+#[ignore = "needs root and sudo (run ./tests/run)"]
+fn a_hostile_agent_flooding_its_own_stalled_session_is_cut_off() {
+    // Issue 24: the rogue's own session has a client that does not read,
+    // and the rogue sends 2 GiB of output regardless of its credit. The
+    // host's inbox for that session was bounded in frames (12,544 of up to
+    // 4 MiB each); now in bytes, checked on arrival.
+    let attack = Attack::new();
+    let script = "level=$(awk '/VmRSS/{print $2}' /proc/$PPID/status); \
+        ssh rogue cat </dev/null | (sleep 4; cat >/dev/null) & \
+        echo legit-input | ssh good 'cat; id -un'; wait; \
+        echo \"$level $(awk '/VmHWM/{print $2}' /proc/$PPID/status)\" >&2";
+    let flood = format!(
+        "{ROGUE_SESSION} {} 2048 {}",
+        handle::SESSION_STDOUT,
+        1 << 20
+    );
+    let seen = attack.run_with(&[], None, script, Vec::new(), Some(flood));
+    assert!(!seen.marker);
+    assert_eq!(seen.stdout, "legit-input\nroot\n", "{}", seen.stderr);
+    assert!(
+        seen.stderr
+            .contains("local: cut off: it sent more to context 16777216 than the"),
+        "{}",
+        seen.stderr
+    );
+    let numbers: Vec<u64> = seen
+        .stderr
+        .lines()
+        .last()
+        .unwrap()
+        .split(' ')
+        .map(|n| n.parse().unwrap())
+        .collect();
+    let (level_kib, peak_kib) = (numbers[0], numbers[1]);
+    assert!(
+        peak_kib < level_kib + 64 * 1024,
+        "the host grew from {level_kib} KiB to a peak of {peak_kib} KiB"
+    );
+    assert!(
+        seen.report.contains("flood stopped after"),
+        "{}",
+        seen.report
     );
 }

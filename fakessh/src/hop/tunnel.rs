@@ -9,14 +9,13 @@ use router_core::Router;
 use router_core::frame::Frame;
 use router_core::message::{ContextId, handle};
 use router_core::pump::{SendWindow, pump_to_frames};
-use router_core::router::{RouterEvent, StreamId};
+use router_core::router::{FrameInbox, RouterEvent, StreamId};
 use router_core::session::{
-    self, ClientAction, ClientSession, Ending, OutputStream, RemoteCommand, SESSION_QUEUE,
-    SESSION_WINDOW, SessionControl, SpawnRequest, ToCommand,
+    self, ClientAction, ClientSession, Ending, OutputStream, RemoteCommand, SESSION_WINDOW,
+    SessionControl, SpawnRequest, ToCommand,
 };
 use tokio::io::{AsyncWriteExt, DuplexStream, WriteHalf};
 use tokio::sync::broadcast::error::RecvError;
-use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tracing::debug;
 
@@ -32,7 +31,7 @@ pub async fn open(
     port: u16,
 ) -> (DuplexStream, TunnelError) {
     let name = format!("tunnel {id} to {host}:{port}");
-    let (sid, frames) = router.add_session_stream(&name, id, SESSION_QUEUE).await;
+    let (sid, frames) = router.add_session_stream(&name, id).await;
     // Only `via` may answer for this session, from before it is asked.
     router.bind_session(sid, via);
     let events = router.subscribe();
@@ -108,7 +107,7 @@ impl Downlink {
 
     async fn run(
         mut self,
-        mut frames: mpsc::Receiver<Frame>,
+        mut frames: FrameInbox,
         mut events: tokio::sync::broadcast::Receiver<RouterEvent>,
     ) {
         let mut session = ClientSession::local(false);

@@ -17,9 +17,9 @@ use std::sync::Arc;
 use super::stats::SessionBytes;
 use router_core::Router;
 use router_core::connection::FrameWriter;
-use router_core::frame::Frame;
 use router_core::message::{ContextId, HOST_ID, handle};
 use router_core::pump::{SendWindow, pump_to_frames};
+use router_core::router::FrameInbox;
 use router_core::session::message::handover;
 use router_core::session::{
     self, ClientAction, ClientSession, Ending, OutputStream, SESSION_WINDOW, SessionControl,
@@ -160,11 +160,7 @@ impl<W: AsyncWrite + Unpin> Delivery<W> {
     /// Deliver until the session ends or its stream is removed. `relay`
     /// names the target and carries the shim's credit for the streams it
     /// kept.
-    pub async fn run(
-        mut self,
-        mut frames: mpsc::Receiver<Frame>,
-        mut relay: mpsc::Receiver<FromRelay>,
-    ) {
+    pub async fn run(mut self, mut frames: FrameInbox, mut relay: mpsc::Receiver<FromRelay>) {
         loop {
             tokio::select! {
                 // The relay first: it names the target before asking it, and

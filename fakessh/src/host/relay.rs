@@ -105,7 +105,7 @@ impl Relay {
         };
         let (r, w) = stream.into_split();
         let events = router.subscribe();
-        let (sid, frames) = router.add_session_stream(&name, id, SESSION_QUEUE).await;
+        let (sid, frames) = router.add_session_stream(&name, id).await;
         let bytes = guard.bytes.clone();
         let (delivery, stdin) =
             match Delivery::new(router.clone(), id, FrameWriter::new(w), stdio, bytes) {

@@ -8,11 +8,13 @@ use tokio::sync::mpsc;
 use tracing::{debug, warn};
 
 use super::routes::Router;
-use super::stream::{Outlet, Queued, STREAM_QUEUE};
+#[cfg(doc)]
+use super::stream::SESSION_QUEUE_BYTES;
+use super::stream::{FrameInbox, Outlet, Queued};
 use super::table::{StreamId, StreamRole};
 use crate::connection::{FrameReader, FrameWriter, ReadError};
-use crate::frame::Frame;
 use crate::message::ContextId;
+use crate::session::SESSION_QUEUE;
 
 impl Router {
     /// Attach a byte stream: spawn its writer and reader tasks. When the
@@ -49,46 +51,43 @@ impl Router {
     where
         W: AsyncWrite + Unpin + Send + 'static,
     {
-        let (tx, rx) = mpsc::channel(STREAM_QUEUE);
+        let (outlet, rx) = Outlet::writer();
         let sid = self
-            .register_stream(name, remote_id, role, false, Outlet::Writer(tx))
+            .register_stream(name, remote_id, role, false, outlet)
             .await;
         tokio::spawn(write_loop(self.clone(), sid, name.to_string(), writer, rx));
         sid
     }
 
     /// Register a stream whose frames the caller consumes from the returned
-    /// receiver (at most `capacity` waiting). A child's `remote_id` becomes
-    /// routable at once.
+    /// inbox (at most `capacity` frames waiting, see [`super::stream`]). A
+    /// child's `remote_id` becomes routable at once.
     pub async fn add_stream(
         &self,
         name: &str,
         remote_id: ContextId,
         role: StreamRole,
         capacity: usize,
-    ) -> (StreamId, mpsc::Receiver<Frame>) {
-        let (tx, rx) = mpsc::channel(capacity);
+    ) -> (StreamId, FrameInbox) {
+        let (outlet, inbox) = Outlet::inbox(capacity);
         let sid = self
-            .register_stream(name, remote_id, role, false, Outlet::Channel(tx))
+            .register_stream(name, remote_id, role, false, outlet)
             .await;
-        (sid, rx)
+        (sid, inbox)
     }
 
     /// Register the stream that serves session `id` in this context (a
-    /// shim's session, a tunnel), consumed from the returned receiver. It
-    /// takes frames from other streams only once [`Router::bind_session`]
-    /// has named the context that runs the session, and from nobody else.
-    pub async fn add_session_stream(
-        &self,
-        name: &str,
-        id: ContextId,
-        capacity: usize,
-    ) -> (StreamId, mpsc::Receiver<Frame>) {
-        let (tx, rx) = mpsc::channel(capacity);
+    /// shim's session, a tunnel), consumed from the returned inbox (at most
+    /// [`SESSION_QUEUE`] frames and [`SESSION_QUEUE_BYTES`] waiting). It
+    /// takes frames from other streams
+    /// only once [`Router::bind_session`] has named the context that runs
+    /// the session, and from nobody else.
+    pub async fn add_session_stream(&self, name: &str, id: ContextId) -> (StreamId, FrameInbox) {
+        let (outlet, inbox) = Outlet::inbox(SESSION_QUEUE);
         let sid = self
-            .register_stream(name, id, StreamRole::Child, true, Outlet::Channel(tx))
+            .register_stream(name, id, StreamRole::Child, true, outlet)
             .await;
-        (sid, rx)
+        (sid, inbox)
     }
 }
 

@@ -16,8 +16,10 @@
 //! passed down. The rules are written once, in [`table`], as decisions
 //! without I/O. A stream that breaks one is cut off.
 //!
-//! Every queue is bounded: sending waits for room, so a peer that does not
-//! read slows its senders down instead of making us buffer without limit.
+//! Every queue is bounded in bytes ([`stream`] says how much): sending waits
+//! for room, so a peer that does not read slows its senders down instead of
+//! making us buffer without limit, and a peer that sends beyond a session's
+//! bound is cut off.
 //!
 //! - [`table`]: the routing table and its trust rules, without I/O;
 //! - [`routes`]: the [`Router`], its routes and mailboxes;
@@ -32,6 +34,6 @@ pub mod table;
 pub mod turn;
 
 pub use routes::{Router, RouterEvent};
-pub use stream::STREAM_QUEUE;
+pub use stream::{FrameInbox, SESSION_QUEUE_BYTES, STREAM_QUEUE, STREAM_QUEUE_BYTES};
 pub use table::{StreamId, StreamRole};
 pub use turn::{STREAM_QUEUE_BUDGET, TURN_BYTES, TURN_EXEMPT, Turn};

@@ -8,7 +8,7 @@ use serde::Deserialize;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, broadcast, mpsc};
 use tracing::{debug, trace, warn};
 
-use super::stream::{Outlet, StreamEntry};
+use super::stream::{Handed, Outlet, StreamEntry};
 use super::table::{Accepted, Decision, RouteTable, StreamId, StreamRole};
 use super::turn::{STREAM_QUEUE_BUDGET, Turn};
 use crate::frame::{Frame, Header};
@@ -199,6 +199,13 @@ impl Router {
         sid
     }
 
+    fn stream_name(&self, sid: StreamId) -> String {
+        self.lock()
+            .streams
+            .get(&sid)
+            .map_or_else(|| format!("stream {sid}"), |s| s.name.clone())
+    }
+
     pub(super) fn set_reader(&self, sid: StreamId, reader: tokio::task::AbortHandle) {
         if let Some(entry) = self.lock().streams.get_mut(&sid) {
             entry.reader = Some(reader);
@@ -263,10 +270,23 @@ impl Router {
             let h = frame.header;
             let dead = frame.is_dead();
             let undeliverable = match self.destination(&frame, from) {
-                Destination::Out(outlet) => match outlet.send(frame, permit.take()).await {
-                    true => None,
-                    false => Some("stream closed"),
-                },
+                Destination::Out(outlet) => {
+                    match outlet.send(frame, permit.take(), from.is_some()).await {
+                        Handed::Queued => None,
+                        Handed::Closed => Some("stream closed"),
+                        Handed::OverBound(bound) => {
+                            let sid = from.expect("only forwarded frames are refused");
+                            let reason = format!(
+                                "{}: cut off: it sent more to context {} than the {bound} bytes its credit allows in flight",
+                                self.stream_name(sid),
+                                h.dst
+                            );
+                            warn!("{reason}");
+                            Box::pin(self.remove_stream(sid, &reason)).await;
+                            None
+                        }
+                    }
+                }
                 Destination::Local(tx) => tx.send(frame).await.err().map(|_| "handle closed"),
                 Destination::Handled(follow) => {
                     pending.extend(follow.into_iter().map(|f| (f, None)));
@@ -420,6 +440,7 @@ impl Router {
                 reader.abort();
             }
             entry.budget.close();
+            entry.outlet.close();
             debug!(
                 "stream {} (context {}) removed: {reason}",
                 entry.name, entry.remote_id
@@ -637,6 +658,39 @@ mod tests {
             .await
             .expect("a read makes room")
             .unwrap();
+    }
+
+    /// A session's inbox takes from its agent no more than the bytes its
+    /// credit allows in flight: one frame more, and the agent is cut off
+    /// while it arrives, not when (or if) the session reads it.
+    #[tokio::test]
+    async fn a_session_inbox_is_bounded_in_bytes_on_arrival() {
+        use crate::router::SESSION_QUEUE_BYTES;
+        let r = Router::new(0, vec![], 4 << 20);
+        let (agent, _arx) = r.add_stream("agent", 1, StreamRole::Child, 16).await;
+        let (session, mut inbox) = r.add_session_stream("session", 1 << 24).await;
+        r.bind_session(session, 1);
+        let chunk = 1 << 20;
+        let fits = SESSION_QUEUE_BYTES / chunk;
+        for _ in 0..fits {
+            let mut f = data(1 << 24, 1, 1, handle::SESSION_STDOUT, 0);
+            f.payload = Bytes::from(vec![0u8; chunk]);
+            tokio::time::timeout(Duration::from_secs(5), r.route(f, Some(agent)))
+                .await
+                .expect("within the bound nothing waits");
+        }
+        assert!(r.has_route(1));
+        let mut f = data(1 << 24, 1, 1, handle::SESSION_STDOUT, 0);
+        f.payload = Bytes::from(vec![0u8; chunk]);
+        tokio::time::timeout(Duration::from_secs(5), r.route(f, Some(agent)))
+            .await
+            .expect("beyond the bound nothing waits either");
+        assert!(!r.has_route(1), "the agent is cut off");
+        let mut taken = 0;
+        while inbox.try_recv().is_ok() {
+            taken += 1;
+        }
+        assert_eq!(taken, fits);
     }
 
     /// Bulk senders wait once a stream's queue holds its budget; they go on
