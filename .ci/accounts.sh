@@ -6,6 +6,8 @@
 #   mfs-su      a su target with its own password
 #   mfs-tcsh, mfs-fish, mfs-zsh, mfs-ksh, mfs-dash
 #               ssh logins whose login shell is that shell
+#   mfs-hostile an ssh login (bash) whose rc file tests/trust_secrets.rs
+#               writes, to play a remote that prints escape sequences
 #   mfs-chroot  an ssh login whose home and /bin/sh exist only inside the
 #               busybox chroot of tests/reach_platforms.rs
 # The passwords are test fixtures, also known to tests/privilege_hops.rs.
@@ -43,5 +45,6 @@ shell_user mfs-fish /usr/bin/fish
 shell_user mfs-zsh /usr/bin/zsh
 shell_user mfs-ksh /usr/bin/ksh
 shell_user mfs-dash /bin/dash
+shell_user mfs-hostile /bin/bash
 id mfs-chroot >/dev/null 2>&1 || useradd -M -d /home/mfs-chroot -s /bin/sh mfs-chroot
 usermod -p '*' mfs-chroot

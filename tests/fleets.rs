@@ -35,6 +35,9 @@ fn fleet_sshd(extra: &str) -> (Sshd, String) {
 fn password_file(dir: &Path) -> String {
     let path = dir.join("password");
     std::fs::write(&path, format!("{DEPLOY_PASSWORD}\n")).unwrap();
+    // Only its owner may read it: mitogen-fakessh refuses it otherwise.
+    let private = std::os::unix::fs::PermissionsExt::from_mode(0o600);
+    std::fs::set_permissions(&path, private).unwrap();
     path.display().to_string()
 }
 

@@ -25,6 +25,9 @@ fn uid_of(user: &str) -> u32 {
 fn password_file(dir: &std::path::Path, text: &str) -> String {
     let p = dir.join(format!("pw-{}", text.len()));
     std::fs::write(&p, format!("{text}\n")).unwrap();
+    // Only its owner may read it: mitogen-fakessh refuses it otherwise.
+    let private = std::os::unix::fs::PermissionsExt::from_mode(0o600);
+    std::fs::set_permissions(&p, private).unwrap();
     p.display().to_string()
 }
 

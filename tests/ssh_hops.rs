@@ -352,9 +352,12 @@ fn authentication_failure_names_the_hop() {
     assert!(err.contains("not_authorized"), "{err}");
     assert!(start.elapsed() < Duration::from_secs(30));
 
-    // A wrong password from --password-file fails the same way, no retry loop.
+    // --password-file (for sudo/su/doas) is never offered to an sshd: the
+    // same failure, no retry loop (tests/trust_secrets.rs shows it unsent).
     let pw = other.path().join("pw");
     std::fs::write(&pw, "wrong-password\n").unwrap();
+    let private = std::os::unix::fs::PermissionsExt::from_mode(0o600);
+    std::fs::set_permissions(&pw, private).unwrap();
     let out = fakessh(&[
         "--ssh-config",
         &sshd.ssh_config(),
@@ -365,7 +368,7 @@ fn authentication_failure_names_the_hop() {
         "--",
         "true",
     ]);
-    out.expect_error(255, "password");
+    out.expect_error(255, "ssh:target: authentication failed");
 }
 
 #[test]
@@ -635,7 +638,13 @@ fn keyboard_interactive_prompts_are_answered() {
     let (out, asked) = askpass.run(&sshd, "ssh:kbd", "whoami");
     out.expect_code(0);
     assert_eq!(out.stdout_text(), "mfs-deploy\n");
-    assert_eq!(asked, "Password: \n", "{}", sshd.log());
+    // Named by user and host, as OpenSSH shows it.
+    assert_eq!(
+        asked,
+        "(mfs-deploy@127.0.0.1) Password: \n",
+        "{}",
+        sshd.log()
+    );
 }
 
 #[test]

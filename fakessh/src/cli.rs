@@ -74,8 +74,10 @@ pub struct HostArgs {
     #[arg(long, value_name = "FILE")]
     pub ssh_config: Option<PathBuf>,
 
-    /// Password for sudo/su/doas hops and ssh password authentication; without
-    /// it, mitogen-fakessh prompts on the controlling terminal. Never on argv.
+    /// Password for sudo/su/doas hops (the file's first line; refused if the
+    /// group or others may access the file); without it, mitogen-fakessh
+    /// prompts on the controlling terminal. Never on argv, and never sent to
+    /// an sshd: an ssh password is asked for naming user@host, as by ssh.
     #[arg(long, value_name = "FILE")]
     pub password_file: Option<PathBuf>,
 

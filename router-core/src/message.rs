@@ -151,13 +151,20 @@ pub struct RouteUpdate {
 }
 
 /// A password in transit. Its `Debug` never shows the text, so it cannot
-/// leak into a log line, whatever the verbosity.
+/// leak into a log line, whatever the verbosity, and its bytes are
+/// overwritten with zeros when it is dropped (each clone zeroes its own).
 #[derive(Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct Secret(pub String);
 
 impl std::fmt::Debug for Secret {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("Secret(<redacted>)")
+    }
+}
+
+impl Drop for Secret {
+    fn drop(&mut self) {
+        zeroize::Zeroize::zeroize(&mut self.0);
     }
 }
 

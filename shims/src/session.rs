@@ -21,6 +21,7 @@ use router_core::session::{
     ClientAction, DATA_CHUNK, Ending, ExitStatus, OutputStream, SessionEvent, SessionRequest,
     ToClient,
 };
+use router_core::text::{sanitize, sanitize_line};
 
 use crate::control::Control;
 use crate::error::ShimError;
@@ -185,16 +186,22 @@ impl Session {
                 }
                 ClientAction::Finish(ending) => {
                     match &ending {
-                        Ending::Error(why) | Ending::Dead(why) if self.quiet => {
-                            log.debug(&format!("forwarded connection: {why}"))
-                        }
+                        // The reasons carry remote text (an rc file's
+                        // MFS-ERROR line, a hostile agent's dead message):
+                        // escaped, so they cannot drive the terminal.
+                        Ending::Error(why) | Ending::Dead(why) if self.quiet => log.debug(
+                            &format!("forwarded connection: {}", sanitize(why.as_bytes())),
+                        ),
                         Ending::Error(why) if self.stdio_forward => {
                             // "connect to host H port P: Connection refused"
                             let reason = why.rsplit(": ").next().unwrap_or(why);
+                            let reason = sanitize_line(reason.as_bytes());
                             say!("channel 0: open failed: connect failed: {reason}");
                             say!("stdio forwarding failed");
                         }
-                        Ending::Error(why) | Ending::Dead(why) => say!("ssh: {why}"),
+                        Ending::Error(why) | Ending::Dead(why) => {
+                            say!("ssh: {}", sanitize(why.as_bytes()))
+                        }
                         Ending::Exit(ExitStatus::Signal {
                             signal,
                             core_dumped,

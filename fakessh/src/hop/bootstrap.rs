@@ -28,6 +28,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use router_core::text::sanitize_line;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
 use tracing::{debug, info};
 
@@ -116,17 +117,20 @@ pub enum Reply {
 }
 
 impl Reply {
-    /// What one line (without its newline) says.
+    /// What one line (without its newline) says. The text a line carries
+    /// is escaped (`\033` for ESC...): anything on the remote, an rc file
+    /// included, can print such a line, and it ends up in our messages.
     pub fn parse(line: &[u8]) -> Reply {
         let line = String::from_utf8_lossy(line);
         let line = line.trim_end_matches('\r');
         let (word, rest) = line.split_once(' ').unwrap_or((line, ""));
+        let text = |s: &str| sanitize_line(s.as_bytes());
         match word {
             "MFS-EXEC" if rest.is_empty() => Reply::Exec,
-            "MFS-CACHED" => Reply::Cached(rest.to_string()),
-            "MFS-STORED" => Reply::Stored(rest.to_string()),
-            "MFS-NOAGENT" => Reply::NoAgent(rest.to_string()),
-            "MFS-ERROR" => Reply::Error(rest.to_string()),
+            "MFS-CACHED" => Reply::Cached(text(rest)),
+            "MFS-STORED" => Reply::Stored(text(rest)),
+            "MFS-NOAGENT" => Reply::NoAgent(text(rest)),
+            "MFS-ERROR" => Reply::Error(text(rest)),
             "MFS-UPLOAD" => match rest.split_once(' ') {
                 Some(("gz", platform)) => Reply::Upload {
                     gzip: true,
@@ -136,9 +140,9 @@ impl Reply {
                     gzip: false,
                     platform: platform.to_string(),
                 },
-                _ => Reply::Unknown(line.to_string()),
+                _ => Reply::Unknown(text(line)),
             },
-            _ if line.starts_with("MFS-") => Reply::Unknown(line.to_string()),
+            _ if line.starts_with("MFS-") => Reply::Unknown(text(line)),
             _ => Reply::Noise,
         }
     }
@@ -464,5 +468,9 @@ mod tests {
             Reply::Unknown(_)
         ));
         assert_eq!(Reply::parse(b"Welcome to host"), Reply::Noise);
+        assert_eq!(
+            Reply::parse(b"MFS-ERROR \x1b]0;owned\x07\x1b[2J\rPassword:\r"),
+            Reply::Error("\\033]0;owned\\007\\033[2J\\015Password:".into())
+        );
     }
 }

@@ -1,6 +1,7 @@
 //! Why a hop could not be started, and the hop it happened at.
 
 use router_core::message::{ConnectFailure, PayloadError};
+use router_core::text::sanitize_line;
 
 use super::bootstrap::BootstrapError;
 use super::handshake::HandshakeError;
@@ -86,14 +87,15 @@ impl HopFailure {
         }
     }
 
-    /// Attach what the far side printed (nothing if it printed nothing).
+    /// Attach what the far side printed (nothing if it printed nothing),
+    /// escaped: it is remote text inside our message.
     pub fn with_output(self, lines: Vec<String>, remote: bool) -> HopFailure {
         if lines.is_empty() {
             return self;
         }
         HopFailure::Said {
             failure: Box::new(self),
-            lines,
+            lines: lines.iter().map(|l| sanitize_line(l.as_bytes())).collect(),
             remote,
         }
     }
@@ -106,11 +108,18 @@ impl HopFailure {
         }
     }
 
+    /// An agent's report: the agent may be in the hands of the remote's
+    /// root, so its text is escaped before it reaches a terminal.
     pub fn from_wire(failure: ConnectFailure) -> HopFailure {
         HopFailure::Reported {
-            message: failure.message,
+            message: sanitize_line(failure.message.as_bytes()),
             password_required: failure.password_required,
         }
+    }
+
+    /// A dead message instead of an answer; its reason is remote text.
+    pub fn undeliverable(reason: &str) -> HopFailure {
+        HopFailure::Undeliverable(sanitize_line(reason.as_bytes()))
     }
 
     /// Name the hop.

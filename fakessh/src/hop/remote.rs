@@ -34,7 +34,7 @@ pub async fn start_via(
         .map_err(|_| HopFailure::NoAnswer)?
         .ok_or(HopFailure::Abandoned)?;
     if frame.is_dead() {
-        return Err(HopFailure::Undeliverable(frame.dead_reason()));
+        return Err(HopFailure::undeliverable(&frame.dead_reason()));
     }
     frame
         .decode_cbor::<Result<(), ConnectFailure>>("connect reply")?

@@ -55,6 +55,8 @@ pub struct Connector {
     next_id: AtomicU32,
     next_session: AtomicU32,
     ssh: SshSettings,
+    /// `--password-file`: answers sudo/su/doas prompts, never an sshd's.
+    privilege_password: Option<Secret>,
     /// Agents the host started itself; kept so they are reaped.
     children: Mutex<Vec<Child>>,
     jumps: Jumps,
@@ -92,6 +94,7 @@ impl Connector {
         routing: Routing,
         log_level: u8,
         ssh: SshSettings,
+        privilege_password: Option<Secret>,
         agents: Agents,
         agent_dir: Option<String>,
     ) -> Arc<Connector> {
@@ -103,6 +106,7 @@ impl Connector {
             next_id: AtomicU32::new(1),
             next_session: AtomicU32::new(FIRST_SESSION_ID),
             ssh,
+            privilege_password,
             children: Mutex::new(Vec::new()),
             jumps: Jumps::default(),
             agents,
@@ -293,7 +297,7 @@ impl Connector {
         hop: &Hop,
         label: &str,
     ) -> Result<ContextId, HopFailure> {
-        let mut password = self.ssh.password.clone().map(Secret);
+        let mut password = self.privilege_password.clone();
         let mut asked = false;
         loop {
             let id = self.next_context_id();
@@ -370,8 +374,8 @@ impl Connector {
             .map_err(SshError::from)?;
         let connection = match parent {
             None => {
-                let stream = direct::stream(&name, &cfg, &config, &self.ssh, &self.jumps).await?;
-                connect::open_session(&name, &cfg, stream, &self.ssh).await?
+                let stream = direct::stream(&name, &cfg, &config, &self.jumps).await?;
+                connect::open_session(&name, &cfg, stream).await?
             }
             Some(via) => {
                 if cfg.proxy_command.is_some() || cfg.proxy_jump.is_some() {
@@ -382,7 +386,7 @@ impl Connector {
                 let session = self.next_session_id();
                 let (stream, error) =
                     tunnel::open(&self.router, via, session, &cfg.hostname, cfg.port).await;
-                connect::open_session(&name, &cfg, stream, &self.ssh)
+                connect::open_session(&name, &cfg, stream)
                     .await
                     .map_err(|e| match error.lock().ok().and_then(|g| g.clone()) {
                         Some(why) => SshError::Tunnel(why),

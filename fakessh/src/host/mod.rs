@@ -15,6 +15,7 @@ mod delivery;
 mod explain;
 mod launcher;
 pub mod lifetime;
+mod password_file;
 mod relay;
 mod routing;
 pub mod stats;
@@ -25,7 +26,7 @@ use std::path::PathBuf;
 use clap::Parser;
 use router_core::Router;
 use router_core::frame::DEFAULT_MAX_PAYLOAD;
-use router_core::message::HOST_ID;
+use router_core::message::{HOST_ID, Secret};
 
 use std::sync::Arc;
 
@@ -48,11 +49,8 @@ pub enum StartError {
     NoSshConfig(PathBuf),
     #[error(transparent)]
     SshConfig(#[from] ConfigError),
-    #[error("--password-file {}: {source}", .path.display())]
-    PasswordFile {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    PasswordFile(#[from] password_file::PasswordFileError),
     #[error("cannot start the runtime: {0}")]
     Runtime(std::io::Error),
     #[error(transparent)]
@@ -90,6 +88,8 @@ pub struct Prepared {
     pub args: HostArgs,
     pub routing: Routing,
     pub ssh: SshSettings,
+    /// `--password-file`: for sudo/su/doas hops only, never for an sshd.
+    pub privilege_password: Option<Secret>,
     pub agents: crate::hop::agents::Agents,
 }
 
@@ -101,11 +101,16 @@ pub fn prepare(args: HostArgs) -> Result<Prepared, StartError> {
     crate::logging::init(args.log_level(), None);
     let routing = routing_from(&args, file)?;
     let ssh = ssh_settings(&args)?;
+    let privilege_password = match &args.password_file {
+        Some(path) => Some(password_file::read(path)?),
+        None => None,
+    };
     let agents = crate::hop::agents::discover(&args.agents)?;
     Ok(Prepared {
         args,
         routing,
         ssh,
+        privilege_password,
         agents,
     })
 }
@@ -140,6 +145,7 @@ impl Prepared {
             self.routing,
             self.args.log_level(),
             self.ssh,
+            self.privilege_password,
             self.agents,
             self.args.agent_dir.clone(),
         );
@@ -188,7 +194,7 @@ fn routing_from(args: &HostArgs, file: ConfigFile) -> Result<Routing, StartError
 }
 
 /// ssh_config (`--ssh-config` alone, like `ssh -F`; else the user's file,
-/// then the system's) and the password file.
+/// then the system's).
 fn ssh_settings(args: &HostArgs) -> Result<SshSettings, StartError> {
     let config = match &args.ssh_config {
         Some(path) => {
@@ -199,16 +205,5 @@ fn ssh_settings(args: &HostArgs) -> Result<SshSettings, StartError> {
         }
         None => SshConfig::load_default()?,
     };
-    let password = match &args.password_file {
-        Some(path) => {
-            let text =
-                std::fs::read_to_string(path).map_err(|source| StartError::PasswordFile {
-                    path: path.clone(),
-                    source,
-                })?;
-            Some(text.lines().next().unwrap_or("").to_string())
-        }
-        None => None,
-    };
-    Ok(SshSettings { config, password })
+    Ok(SshSettings { config })
 }

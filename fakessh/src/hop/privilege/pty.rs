@@ -4,6 +4,7 @@
 use std::sync::{Arc, Mutex};
 
 use router_core::message::Secret;
+use router_core::text::sanitize_line;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::watch;
 use tracing::{debug, warn};
@@ -167,7 +168,7 @@ impl Watch {
                     break;
                 };
                 debug!("{}: answering the password prompt", self.name);
-                let mut answer = pw.0.clone().into_bytes();
+                let mut answer = zeroize::Zeroizing::new(pw.0.clone().into_bytes());
                 answer.push(b'\n');
                 let written = match &self.answer_on_stdin {
                     Some(stdin) => {
@@ -195,8 +196,10 @@ fn relay_agent_lines(name: &str, pending: &mut String) {
     while let Some(pos) = pending.find('\n') {
         let line: String = pending.drain(..=pos).collect();
         let line = line.trim_end_matches(['\r', '\n']);
+        // Remote text: escaped, so it cannot drive the operator's terminal.
+        let line = sanitize_line(line.as_bytes());
         if line.starts_with("mitogen-fakessh") {
-            crate::logging::stderr_line(line);
+            crate::logging::stderr_line(&line);
         } else if !line.is_empty() {
             warn!("{name}: {line}");
         }

@@ -2,10 +2,16 @@
 //! then key files (asking for a passphrase only for a key the server would
 //! take), then a password asked for on the terminal or through
 //! `SSH_ASKPASS`, or keyboard-interactive prompts answered the same way.
+//!
+//! A password is only ever sent in answer to a prompt that names the user
+//! and host (`user@host's password:`, `(user@host) Password:`): never the
+//! `--password-file` password, which is for sudo/su/doas. A server that
+//! refuses our keys would otherwise collect it.
 
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use router_core::text::sanitize_line;
 use russh::MethodKind;
 use russh::client::{AuthResult, Handle, KeyboardInteractiveAuthResponse};
 use russh::keys::agent::AgentIdentity;
@@ -26,13 +32,13 @@ pub enum AuthError {
     Refused { user: String, tried: String },
 }
 
-/// Try ssh-agent keys, then key files, then the password, like OpenSSH.
+/// Try ssh-agent keys, then key files, then a password or
+/// keyboard-interactive answers the user gives for this host, like OpenSSH.
 pub async fn authenticate(
     name: &str,
     handle: &mut Handle<HostKeyCheck>,
     user: &str,
     cfg: &HostConfig,
-    password: Option<&str>,
 ) -> Result<(), AuthError> {
     let mut tried: Vec<String> = Vec::new();
     let rsa_hash = handle
@@ -138,12 +144,7 @@ pub async fn authenticate(
             Err(e) => return Err(AuthError::Protocol(e)),
         }
     }
-    if let Some(pw) = password {
-        tried.push("password".into());
-        if let Ok(AuthResult::Success) = handle.authenticate_password(user, pw).await {
-            return Ok(());
-        }
-    } else if cfg.password_prompts > 0 {
+    if cfg.password_prompts > 0 {
         match interactive(handle, user, cfg).await {
             Ok(()) => return Ok(()),
             Err(Some(why)) => tried.push(why),
@@ -202,9 +203,9 @@ async fn unlock_if_taken(
     identity::unlock(path, shown, cfg).await
 }
 
-/// No password was given: ask for one (or answer the server's
-/// keyboard-interactive prompts), as many times as NumberOfPasswordPrompts
-/// allows. `Err(None)` when the server offers neither method or there is
+/// Ask the user for a password (or to answer the server's
+/// keyboard-interactive prompts, shown escaped and after `(user@host)` as
+/// OpenSSH shows them), as many times as NumberOfPasswordPrompts allows. `Err(None)` when the server offers neither method or there is
 /// no way to ask; `Err(Some(why))` for the "tried:" list.
 async fn interactive(
     handle: &mut Handle<HostKeyCheck>,
@@ -248,7 +249,12 @@ async fn interactive(
                     Ok(KeyboardInteractiveAuthResponse::InfoRequest { prompts, .. }) => {
                         let mut answers = Vec::with_capacity(prompts.len());
                         for p in &prompts {
-                            let Some(answer) = ask(&p.prompt).await else {
+                            let shown = format!(
+                                "({user}@{}) {}",
+                                cfg.hostname,
+                                sanitize_line(p.prompt.as_bytes())
+                            );
+                            let Some(answer) = ask(&shown).await else {
                                 return Err(Some(
                                     "keyboard-interactive (no terminal or SSH_ASKPASS to ask on)"
                                         .into(),

@@ -34,8 +34,6 @@ pub type Connection = Handle<HostKeyCheck>;
 #[derive(Clone, Debug, Default)]
 pub struct SshSettings {
     pub config: SshConfig,
-    /// From --password-file: for ssh password authentication.
-    pub password: Option<String>,
 }
 
 /// Open the TCP connection for `cfg` (honouring ConnectTimeout).
@@ -70,7 +68,6 @@ pub async fn open_session<S: SshStream>(
     name: &str,
     cfg: &HostConfig,
     stream: S,
-    settings: &SshSettings,
 ) -> Result<Connection, SshError> {
     let mut config = russh::client::Config {
         keepalive_interval: Some(cfg.server_alive_interval.unwrap_or(DEFAULT_ALIVE_INTERVAL)),
@@ -110,14 +107,7 @@ pub async fn open_session<S: SshStream>(
             None => SshError::Handshake(e),
         })?;
     let user = cfg.user.clone().unwrap_or_else(local_user);
-    auth::authenticate(
-        name,
-        &mut connection,
-        &user,
-        cfg,
-        settings.password.as_deref(),
-    )
-    .await?;
+    auth::authenticate(name, &mut connection, &user, cfg).await?;
     info!("{name}: authenticated as {user}");
     Ok(connection)
 }

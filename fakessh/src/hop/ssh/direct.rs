@@ -6,7 +6,7 @@
 use router_core::hop::parse_destination;
 use tokio::sync::Mutex;
 
-use super::connect::{Connection, SshSettings, SshStream, connect_tcp, open_session};
+use super::connect::{Connection, SshStream, connect_tcp, open_session};
 use super::error::SshError;
 use super::proxy;
 use ssh_config::{HostConfig, SshConfig};
@@ -17,12 +17,11 @@ pub async fn stream(
     name: &str,
     cfg: &HostConfig,
     config: &SshConfig,
-    settings: &SshSettings,
     jumps: &Jumps,
 ) -> Result<Box<dyn SshStream>, SshError> {
     Ok(match (&cfg.proxy_command, &cfg.proxy_jump) {
         (Some(command), _) => Box::new(proxy::connect(command)?),
-        (None, Some(list)) => Box::new(jumps.through(name, list, cfg, config, settings).await?),
+        (None, Some(list)) => Box::new(jumps.through(name, list, cfg, config).await?),
         (None, None) => Box::new(connect_tcp(cfg).await?),
     })
 }
@@ -41,7 +40,6 @@ impl Jumps {
         list: &str,
         target: &HostConfig,
         config: &SshConfig,
-        settings: &SshSettings,
     ) -> Result<russh::ChannelStream<russh::client::Msg>, SshError> {
         let mut previous: Option<Connection> = None;
         for jump in list.split(',').map(str::trim) {
@@ -57,14 +55,14 @@ impl Jumps {
             let connection = match previous.take() {
                 None => {
                     let stream = connect_tcp(&cfg).await.map_err(at_jump)?;
-                    open_session(&jump_name, &cfg, stream, settings).await
+                    open_session(&jump_name, &cfg, stream).await
                 }
                 Some(prev) => {
                     let stream = direct_tcpip(&prev, &cfg.hostname, cfg.port)
                         .await
                         .map_err(at_jump)?;
                     self.held.lock().await.push(prev);
-                    open_session(&jump_name, &cfg, stream, settings).await
+                    open_session(&jump_name, &cfg, stream).await
                 }
             }
             .map_err(at_jump)?;

@@ -11,6 +11,7 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, ready};
 
 use bytes::{Buf, Bytes};
+use router_core::text::sanitize_line;
 use russh::ChannelMsg;
 use russh::client::{Handle, Msg};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
@@ -108,7 +109,9 @@ pub fn split(
                     partial.extend_from_slice(&data);
                     while let Some(pos) = partial.iter().position(|b| *b == b'\n') {
                         let line: Vec<u8> = partial.drain(..=pos).collect();
-                        let text = String::from_utf8_lossy(&line).trim_end().to_string();
+                        // Remote text: escaped, so it cannot drive the
+                        // operator's terminal from our log or an error.
+                        let text = sanitize_line(line.trim_ascii_end());
                         if text.starts_with("mitogen-fakessh") {
                             // Already a formatted agent log line.
                             crate::logging::stderr_line(&text);
