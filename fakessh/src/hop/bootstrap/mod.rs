@@ -296,18 +296,42 @@ impl Lines {
             },
             early = self.marker(name, reader) => early?,
         };
-        // The script answered before the upload was all sent: all of it
-        // may be in flight already; else it stopped reading.
-        match tokio::time::timeout(SETTLE, &mut send).await {
-            Ok(Ok(())) => Ok(Some(early)),
-            _ => Err(match early {
-                Reply::Error(why) => BootstrapError::Remote(sanitize_line(why.as_bytes())),
-                other => {
-                    BootstrapError::UploadUnread(sanitize_line(format!("{other:?}").as_bytes()))
-                }
-            }),
+        // The script answered before the upload was all sent. An error is
+        // its last word. Else all of the upload may be in flight already
+        // (then the send ends now), or the script stopped reading it (then
+        // the shell exits, or it hangs: either is a failure).
+        if let Reply::Error(why) = early {
+            return Err(BootstrapError::Remote(sanitize_line(why.as_bytes())));
+        }
+        let settled = tokio::time::timeout(SETTLE, async {
+            tokio::select! {
+                biased;
+                sent = &mut send => Settled::Sent(sent.is_ok()),
+                next = self.marker(name, reader) => match next {
+                    Err(BootstrapError::ShellExited) => Settled::Exited,
+                    _ => Settled::Spoke,
+                },
+            }
+        })
+        .await;
+        match settled {
+            Ok(Settled::Sent(true)) => Ok(Some(early)),
+            Ok(Settled::Exited) => Err(BootstrapError::ShellExited),
+            _ => Err(BootstrapError::UploadUnread(sanitize_line(
+                format!("{early:?}").as_bytes(),
+            ))),
         }
     }
+}
+
+/// How an upload ended after the script answered early.
+enum Settled {
+    /// The rest of the upload went out (or failed to).
+    Sent(bool),
+    /// The channel ended: the shell exited.
+    Exited,
+    /// The script said more, still without reading the upload.
+    Spoke,
 }
 
 #[cfg(test)]

@@ -191,7 +191,7 @@ why=""
 gone() {{ rm -f "$f" ; }}
 trap gone EXIT HUP INT PIPE TERM
 for d in {places} ; do
-mkdir -p "$d" 2>/dev/null
+mkdir -p "$d" 2>/dev/null || test -L "$d" || {{ why="$why $d (cannot create it);" ; continue ; }}
 place "$d" || {{ why="$why $d ($r);" ; continue ; }}
 chmod 700 "$p"
 f="$p/.$s.$$"
@@ -203,7 +203,7 @@ while : ; do
 n=$((n+1))
 echo "MFS-UPLOAD $z $u"
 read len || exit 1
-case "$len" in ""|*[^0-9]*) echo "MFS-ERROR the agent upload lost its framing (a failing head, gzip, tee or cat here?)" ; exit 1 ;; esac
+[ "$len" -gt 0 ] 2>/dev/null || {{ echo "MFS-ERROR the agent upload lost its framing (a failing head, gzip, tee or cat here?)" ; exit 1 ; }}
 if [ "$z" = gz ] ; then
 r="$(head -c "$len" | {{ gzip -dc 2>/dev/null ; cat >/dev/null ; }} | tee "$f" 2>/dev/null | sumin | cut -c1-64)"
 else
