@@ -7,7 +7,8 @@
 //! there `uname`, `head`, `wc` and `sha256sum` count their calls and, at
 //! the chosen one, kill the remote shell (the session leader) with
 //! SIGKILL, after saying so on its stderr (`head` may first read 64 KiB of
-//! the upload), then do their job (or fail, for a broken `head`).
+//! the upload, or ask for the agent again on the shell's stdout), then do
+//! their job (or fail, for a broken `head`).
 
 mod common;
 
@@ -41,17 +42,22 @@ impl Faults {
         let counts = dir.path().join("counts");
         std::fs::create_dir(&counts).unwrap();
         std::fs::set_permissions(&counts, std::fs::Permissions::from_mode(0o777)).unwrap();
-        for tool in ["uname", "head", "wc", "sha256sum"] {
+        for tool in ["uname", "head", "wc", "sha256sum", "gzip"] {
             let real = which(tool).unwrap_or_else(|| panic!("{tool} is not installed"));
             let script = format!(
                 "#!/bin/sh\n\
                  c={counts}/{tool}\n\
                  n=$(( $(/bin/cat $c 2>/dev/null || echo 0) + 1 ))\n\
                  echo $n > $c\n\
-                 read what at < {fault}\n\
+                 read what at mode < {fault}\n\
+                 if [ {tool} = gzip ] && [ \"$mode\" = raw ]; then exit 1; fi\n\
                  s=$(/usr/bin/cut -d' ' -f6 /proc/$$/stat)\n\
                  if [ \"$what\" = part-{tool} ] && [ \"$at\" = \"$n\" ]; then\n\
                  \x20 {real} -c 65536 >/dev/null\n\
+                 \x20 what={tool}\n\
+                 fi\n\
+                 if [ \"$what\" = again-{tool} ] && [ \"$at\" = \"$n\" ]; then\n\
+                 \x20 echo \"MFS-UPLOAD gz $(/bin/uname -sm)\" > /proc/$s/fd/1\n\
                  \x20 what={tool}\n\
                  fi\n\
                  if [ \"$what\" = {tool} ] && [ \"$at\" = \"$n\" ]; then\n\
@@ -72,7 +78,7 @@ impl Faults {
             std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
         }
         let faults = Faults { dir };
-        faults.set("none 0");
+        faults.set("none 0 gz");
         faults
     }
 
@@ -80,8 +86,10 @@ impl Faults {
         self.dir.path().join("bin")
     }
 
-    /// `TOOL N`: kill the shell at TOOL's Nth call; `broken-TOOL 0`: TOOL
-    /// fails every time.
+    /// `TOOL N`: kill the shell at TOOL's Nth call (`part-head N`: after
+    /// reading 64 KiB; `again-head N`: after asking for the agent again);
+    /// `broken-TOOL 0`: TOOL fails every time. A third word `raw`: gzip
+    /// fails, so the agent goes raw.
     fn set(&self, fault: &str) {
         std::fs::write(self.dir.path().join("fault"), format!("{fault}\n")).unwrap();
         let counts = self.dir.path().join("counts");
@@ -131,6 +139,7 @@ fn connect(sshd: &Sshd, agent_dir: &Path) -> (Outcome, Duration) {
     let start = Instant::now();
     let mut cmd = Command::new(bin());
     cmd.args([
+        "-v",
         "--ssh-config",
         &sshd.ssh_config(),
         "--agent-dir",
@@ -161,24 +170,39 @@ fn the_remote_shell_dying_at_any_step_ends_the_hop_at_once() {
         ("before-the-answer", "uname 1"),
         ("upload-unread", "head 1"),
         ("upload-midway", "part-head 1"),
+        // The reduced case of issue 24: asked again while the upload is
+        // still arriving, then gone; gzip'd, and raw (no working gzip
+        // there), where the second upload fills the channel's window.
+        ("asked-again", "again-head 1"),
+        ("asked-again-raw", "again-head 1 raw"),
+        ("upload-unread-raw", "head 1 raw"),
         ("after-the-upload", "wc 1"),
         ("before-the-probe", "sha256sum 2"),
     ] {
         faults.set(fault);
         let (out, took) = connect(&sshd, &faults.agent_dir(step));
+        eprintln!("{step} ({took:?}): {}", out.stderr_text().trim_end());
         out.assert_no_panic().expect_error(
             255,
             "ssh:target: the remote shell exited during the bootstrap",
         );
         // What the remote said comes with it.
         out.expect_stderr("fault: killing the remote shell");
+        if fault.ends_with(" raw") {
+            let log = out.stderr_text();
+            let upload = log
+                .lines()
+                .find(|l| l.contains("uploading agent for"))
+                .unwrap_or_else(|| panic!("{step}: no upload in:\n{log}"));
+            assert!(!upload.contains("gzip'd"), "{step}: {upload}");
+        }
         assert!(
             took < Duration::from_secs(20),
             "{step}: took {took:?} to notice"
         );
     }
     // And nothing is wrong with the host otherwise.
-    faults.set("none 0");
+    faults.set("none 0 gz");
     let (out, _) = connect(&sshd, &faults.agent_dir("healthy"));
     out.expect_code(0);
     assert_eq!(out.stdout_text(), "hi\n");
