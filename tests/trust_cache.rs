@@ -300,6 +300,27 @@ fn an_unsafe_agent_dir_is_refused_and_nothing_in_it_runs() {
             .collect();
         assert_eq!(errors.len(), 1, "{}", out.stderr_text());
     }
+    // The config file's agent-dir is the same.
+    let config = attack._marker_dir.path().join("config");
+    std::fs::write(&config, format!("agent-dir = \"{}\"\n", owned.display())).unwrap();
+    let out = fakessh(&[
+        "--config",
+        &config.display().to_string(),
+        "--to",
+        &format!("local,sudo:{target}"),
+        "--",
+        "ssh",
+        "h",
+        "id -u",
+    ]);
+    attack.assert_nothing_ran();
+    out.assert_no_panic().expect_error(
+        255,
+        &format!(
+            "the agent cannot run in any place tried: {} (not owned by uid {uid});",
+            owned.display()
+        ),
+    );
     // A safe one works.
     let good = PathBuf::from(format!("{base}-good"));
     attack.clear(&good);
@@ -344,6 +365,48 @@ open(ready + ".swapped", "w").close()
 #[test]
 #[ignore = "needs root, sudo, python3 and the test accounts (run ./tests/run)"]
 fn a_swap_between_hash_and_exec_runs_nothing_of_the_attackers() {
+    // A privilege hop uploads the executable that runs it: ours.
+    swap_race(Path::new(bin()), &[], "local,sudo:root");
+}
+
+/// The same through the real sshd: the login's agent (uploaded) starts the
+/// `sudo:root` hop there, under sudo's requiretty and a password.
+#[test]
+#[ignore = "needs root, sshd, sudo, python3, the test accounts and ./build-agents x86_64 (run ./tests/run)"]
+fn a_swap_race_behind_ssh_and_sudo_runs_nothing_of_the_attackers() {
+    common::sshd::require_sshd();
+    let agent =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/agents/linux-x86_64/mitogen-fakessh");
+    assert!(
+        agent.is_file(),
+        "{} is missing: run ./build-agents x86_64 (./tests/run does)",
+        agent.display()
+    );
+    let sshd = common::sshd::Sshd::start();
+    std::fs::write(
+        sshd.path("ssh_config"),
+        sshd.config_block_for("target", "mfs-deploy", ""),
+    )
+    .unwrap();
+    let password = sshd.path("password");
+    std::fs::write(&password, "deploy-pw-4711\n").unwrap();
+    swap_race(
+        &agent,
+        &[
+            "--ssh-config",
+            &sshd.ssh_config(),
+            "--password-file",
+            &password.display().to_string(),
+        ],
+        "ssh:target,sudo:root",
+    );
+}
+
+/// The attacker's directory `/dev/shm/mitogen-fakessh-0` holds a genuine
+/// copy of `agent` (the checksum matches) and an inotify watcher swaps it
+/// the moment it has been read; then `chain` ends in `sudo:root`. The hop
+/// must neither use that directory nor run what is swapped in.
+fn swap_race(agent: &Path, args: &[&str], chain: &str) {
     require_accounts();
     require_account(ATTACKER);
     require("runuser");
@@ -351,7 +414,7 @@ fn a_swap_between_hash_and_exec_runs_nothing_of_the_attackers() {
     require("python3");
     let target = "root";
     let uid = uid_of(target);
-    let hash = sha256(Path::new(bin()));
+    let hash = sha256(agent);
     let own_cache = home_of(target).join(".cache/mitogen-fakessh");
     let _ = std::fs::remove_file(own_cache.join(&hash));
     let _ = std::fs::remove_file(own_cache.join(format!(".ok-{hash}")));
@@ -364,7 +427,7 @@ fn a_swap_between_hash_and_exec_runs_nothing_of_the_attackers() {
         evil = attack.evil,
     ));
     let genuine = shm.join(&hash);
-    std::fs::copy(bin(), &genuine).unwrap();
+    std::fs::copy(agent, &genuine).unwrap();
     let attacker = uid_of(ATTACKER);
     std::os::unix::fs::chown(&genuine, Some(attacker), Some(attacker)).unwrap();
     std::fs::set_permissions(&genuine, std::fs::Permissions::from_mode(0o755)).unwrap();
@@ -391,14 +454,9 @@ fn a_swap_between_hash_and_exec_runs_nothing_of_the_attackers() {
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
 
-    let out = fakessh(&[
-        "--to",
-        &format!("local,sudo:{target}"),
-        "--",
-        "ssh",
-        "h",
-        "id -u",
-    ]);
+    let mut argv = args.to_vec();
+    argv.extend(["--to", chain, "--", "ssh", "h", "id -u"]);
+    let out = fakessh(&argv);
     let _ = watcher.kill();
     let _ = watcher.wait();
     attack.assert_nothing_ran();
