@@ -10,12 +10,15 @@
 #               writes, to play a remote that prints escape sequences
 #   mfs-chroot  an ssh login whose home and /bin/sh exist only inside the
 #               busybox chroot of tests/reach_platforms.rs
+#   mfs-attacker  an unprivileged local user, no sudo target, no login:
+#               the attacker of tests/trust_cache.rs
 # The passwords are test fixtures, also known to tests/privilege_hops.rs.
 set -euo pipefail
 make_user() { id "$1" >/dev/null 2>&1 || useradd -m -s /bin/bash "$1"; }
 make_user mfs-deploy
 make_user mfs-webapp
 make_user mfs-su
+id mfs-attacker >/dev/null 2>&1 || useradd -M -d /nonexistent -s /usr/sbin/nologin mfs-attacker
 echo 'mfs-deploy:deploy-pw-4711' | chpasswd
 echo 'mfs-su:su-pw-0815' | chpasswd
 rules=/etc/sudoers.d/mitogen-fakessh-tests

@@ -88,6 +88,10 @@ pub struct HostArgs {
 
     /// Keep the agent in DIR on remote hosts, instead of the first of the
     /// cache, $XDG_RUNTIME_DIR, /dev/shm, /tmp and /var/tmp where it executes.
+    /// Like those, DIR is used only if it is the remote account's own, no
+    /// symbolic link, not writable by group or others, and each directory
+    /// above it is root's or that account's, writable by no one else unless
+    /// it is root's and sticky (as /tmp).
     #[arg(long, value_name = "DIR", value_parser = crate::hop::bootstrap::agent_dir)]
     pub agent_dir: Option<String>,
 

@@ -321,3 +321,27 @@ pub fn write_nowait(fd: BorrowedFd<'_>, data: &[u8]) -> std::io::Result<usize> {
     }
     Ok(n as usize)
 }
+
+/// The bootstrap starts the agent through fd 3, the descriptor on which it
+/// hashed the agent's file (`exec /proc/self/fd/3`), and the shell leaves
+/// it open across that exec. Keep it from the commands the agent runs:
+/// mark it close-on-exec if it is our own executable; any other fd 3 is
+/// left as it is.
+pub fn keep_bootstrap_fd_private() {
+    use std::os::unix::fs::MetadataExt;
+    const BOOTSTRAP_FD: libc::c_int = 3;
+    let Ok(exe) = std::fs::metadata("/proc/self/exe") else {
+        return;
+    };
+    // The open file itself (the link is resolved to it, not to a name).
+    let Ok(fd3) = std::fs::metadata("/proc/self/fd/3") else {
+        return;
+    };
+    if (fd3.dev(), fd3.ino()) == (exe.dev(), exe.ino()) {
+        // SAFETY: F_SETFD on a descriptor number touches only that
+        // descriptor's flags (on one that is not open it fails with EBADF);
+        // nothing is closed or written to memory. Called first thing in
+        // the agent, before any other thread exists.
+        unsafe { libc::fcntl(BOOTSTRAP_FD, libc::F_SETFD, libc::FD_CLOEXEC) };
+    }
+}

@@ -75,6 +75,7 @@ enum AgentError {
 
 /// Entry point for `mitogen-fakessh __agent`.
 pub fn main() -> i32 {
+    crate::sys::keep_bootstrap_fd_private();
     let result = crate::roles::runtime()
         .map_err(AgentError::Runtime)
         .and_then(|runtime| runtime.block_on(run()));

@@ -6,6 +6,7 @@
 use std::sync::Arc;
 
 use tokio::io::{AsyncWrite, AsyncWriteExt};
+use tokio::time::timeout;
 use tracing::info;
 
 use super::agents::{Agent, AgentError};
@@ -17,7 +18,12 @@ pub enum UploadError {
     Agent(#[from] AgentError),
     #[error("agent upload failed: {0}")]
     Send(std::io::Error),
+    #[error("agent upload stalled: the remote read nothing for {}s", STALL_TIMEOUT.as_secs())]
+    Stalled,
 }
+
+/// How long one piece of an upload may wait for the remote to make room.
+pub const STALL_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// Environment variable for the tests of the checksum only: `N` makes the
 /// host corrupt its first N uploads (a byte flipped in the middle);
@@ -55,25 +61,34 @@ pub async fn send<W: AsyncWrite + Unpin>(
         if gzip { " gzip'd" } else { "" },
     );
     let progress = Progress::start(name, bytes.len() as u64, quiet);
+    let stalled = |_| std::io::Error::new(std::io::ErrorKind::TimedOut, "stalled");
     let send = async {
-        writer
-            .write_all(format!("{}\n", bytes.len()).as_bytes())
-            .await?;
+        let length = format!("{}\n", bytes.len());
+        timeout(STALL_TIMEOUT, writer.write_all(length.as_bytes()))
+            .await
+            .map_err(stalled)??;
         let sent = match truncate {
             true => &bytes[..bytes.len() / 2],
             false => &bytes[..],
         };
         for chunk in sent.chunks(256 << 10) {
-            writer.write_all(chunk).await?;
+            timeout(STALL_TIMEOUT, writer.write_all(chunk))
+                .await
+                .map_err(stalled)??;
             progress.advance(chunk.len() as u64);
         }
-        writer.flush().await?;
+        timeout(STALL_TIMEOUT, writer.flush())
+            .await
+            .map_err(stalled)??;
         match truncate {
             true => Err(std::io::Error::other("truncated for a test")),
             false => Ok(()),
         }
     };
-    let sent = send.await.map_err(UploadError::Send);
+    let sent = send.await.map_err(|e| match e.kind() {
+        std::io::ErrorKind::TimedOut => UploadError::Stalled,
+        _ => UploadError::Send(e),
+    });
     progress.finish();
     sent
 }

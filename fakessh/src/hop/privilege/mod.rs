@@ -129,7 +129,7 @@ pub async fn start(
         .map_err(HopFailure::io("socketpair"))?;
     let stream = tokio::net::UnixStream::from_std(ours).map_err(HopFailure::io("socketpair"))?;
     let (mut r, mut w) = stream.into_split();
-    let booted = tokio::time::timeout(
+    let booting = tokio::time::timeout(
         BOOT_TIMEOUT,
         bootstrap::run(
             &config.name,
@@ -139,8 +139,14 @@ pub async fn start(
             config.log_level == 0,
             None,
         ),
-    )
-    .await;
+    );
+    // The program (and the shell it runs) exiting ends the bootstrap at
+    // once: a child of that shell may still hold the socket open.
+    let booted = tokio::select! {
+        biased;
+        booted = booting => booted,
+        _ = child.wait() => Ok(Err(bootstrap::BootstrapError::ShellExited)),
+    };
     let failure = match booted {
         Ok(Ok(_)) => None,
         Ok(Err(e)) => Some(HopFailure::from(e)),

@@ -111,6 +111,8 @@ impl Watch {
         while let Some(pos) = pending.find('\n') {
             let line: String = pending.drain(..=pos).collect();
             let line = line.trim().replace(&self.prompt, "");
+            // Kept for our error messages: remote text, made safe to print.
+            let line = router_core::text::sanitize_line(line.as_bytes());
             if line.is_empty() {
                 continue;
             }

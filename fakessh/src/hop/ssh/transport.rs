@@ -78,6 +78,30 @@ impl AsyncRead for ChannelReader {
     }
 }
 
+/// How long the channel may stay open after the remote command exited.
+const EXIT_GRACE: std::time::Duration = std::time::Duration::from_millis(500);
+
+/// The longest stderr line kept whole; a longer one is cut there.
+const STDERR_LINE_MAX: usize = 4096;
+
+/// One line the remote printed on stderr: an agent's own log line is
+/// passed on as it is; anything else is logged and kept for error
+/// messages, sanitized (it is remote text in our diagnostics).
+fn stderr_line(name: &str, line: &[u8], tail: &StderrTail) {
+    let line = line.strip_suffix(b"\n").unwrap_or(line);
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    // Remote text: escaped, so it cannot drive the operator's terminal
+    // from our log or an error.
+    let safe = sanitize_line(line);
+    if safe.starts_with("mitogen-fakessh") {
+        // Already a formatted agent log line.
+        crate::logging::stderr_line(&safe);
+    } else {
+        warn!("{name}: remote: {safe}");
+    }
+    tail.push(safe);
+}
+
 /// Split `channel` into (stdout reader, stdin writer, stderr tail).
 pub fn split(
     name: &str,
@@ -98,8 +122,19 @@ pub fn split(
         let _keep_connection = handle;
         let _keep_writer_half = write_half;
         let mut partial = Vec::new();
+        let mut exited = false;
         loop {
-            match read_half.wait().await {
+            // Once the remote command has exited, the channel's end follows
+            // at once; a channel held open past that (a child of the shell
+            // keeps its stdout) ends here, so nobody waits on it.
+            let message = match exited {
+                false => read_half.wait().await,
+                true => match tokio::time::timeout(EXIT_GRACE, read_half.wait()).await {
+                    Ok(message) => message,
+                    Err(_) => break,
+                },
+            };
+            match message {
                 Some(ChannelMsg::Data { data }) => {
                     if !data.is_empty() && feed.send(data).await.is_err() {
                         break;
@@ -109,27 +144,27 @@ pub fn split(
                     partial.extend_from_slice(&data);
                     while let Some(pos) = partial.iter().position(|b| *b == b'\n') {
                         let line: Vec<u8> = partial.drain(..=pos).collect();
-                        // Remote text: escaped, so it cannot drive the
-                        // operator's terminal from our log or an error.
-                        let text = sanitize_line(line.trim_ascii_end());
-                        if text.starts_with("mitogen-fakessh") {
-                            // Already a formatted agent log line.
-                            crate::logging::stderr_line(&text);
-                        } else {
-                            warn!("{name}: remote: {text}");
-                        }
-                        tail2.push(text);
+                        stderr_line(&name, &line, &tail2);
+                    }
+                    if partial.len() > STDERR_LINE_MAX {
+                        let line = std::mem::take(&mut partial);
+                        stderr_line(&name, &line, &tail2);
                     }
                 }
                 Some(ChannelMsg::ExitStatus { exit_status }) => {
-                    debug!("{name}: agent exited with {exit_status}")
+                    debug!("{name}: agent exited with {exit_status}");
+                    exited = true;
                 }
                 Some(ChannelMsg::ExitSignal { signal_name, .. }) => {
-                    debug!("{name}: agent killed by {signal_name:?}")
+                    debug!("{name}: agent killed by {signal_name:?}");
+                    exited = true;
                 }
                 Some(ChannelMsg::Eof) | Some(ChannelMsg::Close) | None => break,
                 Some(_) => {}
             }
+        }
+        if !partial.is_empty() {
+            stderr_line(&name, &partial, &tail2);
         }
         debug!("{name}: channel closed");
     });
