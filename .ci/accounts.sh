@@ -4,6 +4,8 @@
 #               (requiretty, use_pty) and the password
 #   mfs-webapp  a non-root sudo target
 #   mfs-su      a su target with its own password
+#   mfs-intruder  another local user, no sudo: squats the daemon's and the
+#               shims' sockets in tests/trust_local.rs
 #   mfs-tcsh, mfs-fish, mfs-zsh, mfs-ksh, mfs-dash
 #               ssh logins whose login shell is that shell
 #   mfs-chroot  an ssh login whose home and /bin/sh exist only inside the
@@ -14,6 +16,7 @@ make_user() { id "$1" >/dev/null 2>&1 || useradd -m -s /bin/bash "$1"; }
 make_user mfs-deploy
 make_user mfs-webapp
 make_user mfs-su
+make_user mfs-intruder
 echo 'mfs-deploy:deploy-pw-4711' | chpasswd
 echo 'mfs-su:su-pw-0815' | chpasswd
 rules=/etc/sudoers.d/mitogen-fakessh-tests
