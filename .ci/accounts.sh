@@ -4,6 +4,8 @@
 #               (requiretty, use_pty) and the password
 #   mfs-webapp  a non-root sudo target
 #   mfs-su      a su target with its own password
+#   mfs-intruder  another local user, no sudo: squats the daemon's and the
+#               shims' sockets in tests/trust_local.rs
 #   mfs-tcsh, mfs-fish, mfs-zsh, mfs-ksh, mfs-dash
 #               ssh logins whose login shell is that shell
 #   mfs-hostile an ssh login (bash) whose rc file tests/trust_secrets.rs
@@ -19,6 +21,7 @@ make_user mfs-deploy
 make_user mfs-webapp
 make_user mfs-su
 id mfs-attacker >/dev/null 2>&1 || useradd -M -d /nonexistent -s /usr/sbin/nologin mfs-attacker
+make_user mfs-intruder
 echo 'mfs-deploy:deploy-pw-4711' | chpasswd
 echo 'mfs-su:su-pw-0815' | chpasswd
 rules=/etc/sudoers.d/mitogen-fakessh-tests

@@ -165,8 +165,8 @@ pub struct StartCli {
     pub idle_timeout: Duration,
 
     /// The daemon's socket (default $XDG_RUNTIME_DIR/mitogen-fakessh/daemon.sock,
-    /// else ${TMPDIR:-/tmp}/mitogen-fakessh-daemon-UID/daemon.sock); its directory
-    /// must be writable by you alone.
+    /// else a fresh ${TMPDIR:-/tmp}/mitogen-fakessh-daemon-XXXXXXXXXX/daemon.sock);
+    /// its directory must be yours, writable by you alone, and not a symbolic link.
     #[arg(long, value_name = "PATH")]
     pub socket: Option<PathBuf>,
 
@@ -186,8 +186,9 @@ pub struct StartCli {
 /// Which daemon `exec`, `status` and `stop` talk to.
 #[derive(Debug, Args)]
 pub struct DaemonSocket {
-    /// The daemon's socket (default: $MITOGEN_FAKESSH_SOCK, else the place
-    /// `start` uses).
+    /// The daemon's socket (default: $MITOGEN_FAKESSH_SOCK, else
+    /// $XDG_RUNTIME_DIR/mitogen-fakessh/daemon.sock). Believed only if its
+    /// directory is yours alone and the daemon runs as you.
     #[arg(long, value_name = "PATH")]
     pub socket: Option<PathBuf>,
 }
@@ -232,7 +233,9 @@ pub struct StatusCli {
 }
 
 /// `mitogen-fakessh stop`: end the daemon, its remote agents and their
-/// commands; remove its socket and directory.
+/// commands; remove its socket and directory; print the shell code that
+/// undoes `start`'s (unset its variables, take its shims off PATH), as
+/// `ssh-agent -k` does.
 #[derive(Debug, Parser)]
 #[command(
     name = "mitogen-fakessh stop",
@@ -242,6 +245,18 @@ pub struct StatusCli {
 pub struct StopCli {
     #[command(flatten)]
     pub daemon: DaemonSocket,
+
+    /// Print sh code (the default unless $SHELL is a csh or fish).
+    #[arg(short = 's', conflicts_with_all = ["csh", "fish"])]
+    pub sh: bool,
+
+    /// Print csh code.
+    #[arg(short = 'c', conflicts_with = "fish")]
+    pub csh: bool,
+
+    /// Print fish code.
+    #[arg(long)]
+    pub fish: bool,
 }
 
 impl HostArgs {

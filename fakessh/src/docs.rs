@@ -104,7 +104,10 @@ COMMAND runs with a private directory holding the \fBssh\fR, \fBscp\fR and
 Set for COMMAND: the inherited control socket, the fallback socket (in a
 0700 directory, for callers that close inherited descriptors), the shim's
 path and the real scp and sftp (resolved before PATH changed). They carry no
-secrets.
+secrets. \fBMITOGEN_FAKESSH_SOCK_UID\fR names the host's uid: a shim that
+became root (sudo, su, doas) believes a fallback socket of that uid; other
+shims believe their own uid's and root's only, in a directory of that uid
+writable by nobody else and not reached through a symbolic link.
 .SH FILES
 .TP
 \fB${XDG_CONFIG_HOME:\-~/.config}/mitogen\-fakessh/config\fR
@@ -220,18 +223,33 @@ daemon (\fBMITOGEN_FAKESSH_SOCK\fR names its socket, its shims come first on
 command. \fBstart\fR takes every flag of a run (not COMMAND, \fB\-\-explain\fR
 or \fB\-\-grace\fR), and those below.
 .PP
-The socket lives in a directory only its user can write (created 0700 if
-missing; a shared one, or a path longer than a Unix socket takes, is an
-error), and the daemon serves its own uid alone (SO_PEERCRED): another is
-refused and the refusal logged in \fISOCKET\fB.log\fR. A socket left by a
-dead daemon is replaced; one with a live daemon behind it is left alone.
+Without \fB\-\-socket\fR the socket is
+\fB$XDG_RUNTIME_DIR/mitogen\-fakessh/daemon.sock\fR, or, without a private
+\fB$XDG_RUNTIME_DIR\fR (su, cron, CI, containers), in a fresh directory
+made as ssh\-agent makes its own (mkdtemp, mode 0700):
+\fB${TMPDIR:\-/tmp}/mitogen\-fakessh\-daemon\-XXXXXXXXXX/daemon.sock\fR, a
+name nobody can pre\-create. The socket's directory must be yours,
+writable by you alone and not a symbolic link (created 0700 if missing; a
+path longer than a Unix socket takes is an error), and the daemon serves
+its own uid alone (SO_PEERCRED): another is refused and the refusal logged
+in \fISOCKET\fB.log\fR. \fBexec\fR, \fBstatus\fR and \fBstop\fR (and the
+shims) make the same checks of the directory, and check that the daemon
+listening runs as their own uid, before they believe a word of its answer;
+anything else is refused in one line naming the place and the uid. A
+socket left by a dead daemon is replaced; one with a live daemon behind it
+is left alone.
 A context with no session for the idle timeout is ended (default 10
 minutes: long enough to span the steps of a work session or a pipeline,
 short enough that a remote agent, and a root shell behind sudo, does not
 outlive its use by hours; sudo's own credential cache lasts 5 to 15
 minutes); its next session reconnects, as does one whose link died.
 \fBstop\fR ends the remote agents and their commands, then removes the
-socket, the shims and the directory it made.
+socket, the shims and the directory it made, and prints the shell code
+that undoes \fBstart\fR's, as \fBssh\-agent \-k\fR does:
+\fBeval "$(mitogen\-fakessh stop)"\fR unsets its variables and takes its
+shims off \fBPATH\fR (\fB\-s\fR, \fB\-c\fR, \fB\-\-fish\fR as for
+\fBstart\fR). It prints that code even when the daemon it names is gone or
+refused, if it is the one \fBMITOGEN_FAKESSH_SOCK\fR names.
 "#;
 
 /// One daemon command's synopsis and its own flags (the shared ones are

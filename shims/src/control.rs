@@ -5,11 +5,12 @@
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
-use nix::sys::socket::{AddressFamily, ControlMessage, MsgFlags, SockFlag, SockType, sendmsg};
+use nix::sys::socket::{ControlMessage, MsgFlags, sendmsg};
 use router_core::session::message::{FALLBACK_REFUSAL, FALLBACK_WELCOME, SESSION_HELLO};
 
 use crate::error::{ShimError, WelcomeError};
 use crate::stdio::Handover;
+use crate::trust::ReachError;
 use crate::{env, sys};
 
 /// The way to the host.
@@ -38,13 +39,16 @@ impl Control {
             return Err(why);
         };
         let shown = std::path::Path::new(&path).display().to_string();
-        let fd = connect_seqpacket(std::path::Path::new(&path)).map_err(|source| {
-            ShimError::Unreachable {
-                inherited: Box::new(why),
-                path: shown.clone(),
-                source,
-            }
-        })?;
+        let fd = crate::trust::connect_trusted(std::path::Path::new(&path), &host_uids()).map_err(
+            |e| match e {
+                ReachError::Connect(source) => ShimError::Unreachable {
+                    inherited: Box::new(why),
+                    path: shown.clone(),
+                    source,
+                },
+                distrusted @ ReachError::Distrusted { .. } => ShimError::Distrusted(distrusted),
+            },
+        )?;
         await_welcome(fd.as_fd()).map_err(|why| ShimError::Fallback {
             path: shown.clone(),
             why,
@@ -93,6 +97,21 @@ impl Control {
             }
         }
     }
+}
+
+/// The uids whose listener a shim believes: its own, root's (root can do
+/// anything to us anyway) and, if the shim is root (it went through sudo,
+/// su or doas), the uid the host named in [`env::CONTROL_UID`].
+fn host_uids() -> crate::trust::Trusted {
+    let mut also = vec![0];
+    if nix::unistd::geteuid().is_root()
+        && let Some(uid) = std::env::var(env::CONTROL_UID)
+            .ok()
+            .and_then(|t| t.parse::<u32>().ok())
+    {
+        also.push(uid);
+    }
+    crate::trust::Trusted::me_and(also)
 }
 
 /// How long the host may take to answer a connection on its fallback
@@ -153,17 +172,4 @@ pub fn await_welcome(fd: BorrowedFd<'_>) -> Result<(), WelcomeError> {
         [] => Err(WelcomeError::Silent),
         _ => Err(WelcomeError::NotAGreeting),
     }
-}
-
-/// Connect to a host's socket path (SOCK_SEQPACKET).
-pub fn connect_seqpacket(path: &std::path::Path) -> nix::Result<OwnedFd> {
-    use nix::sys::socket::{UnixAddr, connect, socket};
-    let fd = socket(
-        AddressFamily::Unix,
-        SockType::SeqPacket,
-        SockFlag::SOCK_CLOEXEC,
-        None,
-    )?;
-    connect(fd.as_raw_fd(), &UnixAddr::new(path)?)?;
-    Ok(fd)
 }

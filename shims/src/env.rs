@@ -6,6 +6,10 @@ pub const CONTROL_FD: &str = "MITOGEN_FAKESSH_FD";
 /// Path of the host's fallback socket (SOCK_SEQPACKET, in the 0700 shim
 /// directory), for a shim whose inherited socket a program on the way closed.
 pub const CONTROL_PATH: &str = "MITOGEN_FAKESSH_SOCK";
+/// The uid the host at [`CONTROL_PATH`] runs as: a shim that became root
+/// (sudo, su, doas) believes a listener of that uid too. Other shims believe
+/// their own uid and root only.
+pub const CONTROL_UID: &str = "MITOGEN_FAKESSH_SOCK_UID";
 /// The host's `--ssh-config FILE`, read instead of ~/.ssh/config and
 /// /etc/ssh/ssh_config, as by the host's own connections.
 pub const SSH_CONFIG: &str = "MITOGEN_FAKESSH_SSH_CONFIG";

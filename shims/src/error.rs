@@ -29,6 +29,8 @@ pub enum ShimError {
         path: String,
         source: nix::Error,
     },
+    #[error("{0} (the mitogen-fakessh host's socket, from {var})", var = env::CONTROL_PATH)]
+    Distrusted(crate::trust::ReachError),
     #[error("the mitogen-fakessh host at {path} {why}")]
     Fallback { path: String, why: WelcomeError },
     #[error("socketpair: {0}")]

@@ -5,6 +5,7 @@
 //! - [`request`] turns it into the session request (command, pty, env);
 //! - [`control`] finds the host and hands it a fresh session socket;
 //! - [`session`] drives the client end of the session protocol over it;
+//! - [`trust`] checks a socket path and its listener before believing it;
 //! - [`wrap`] runs the real `scp`/`sftp` with `-S` pointing at our `ssh`.
 
 pub mod argv;
@@ -23,6 +24,7 @@ mod ssh;
 mod stdio;
 mod sys;
 mod terminal;
+pub mod trust;
 pub mod wrap;
 
 pub use error::ShimError;

@@ -1,5 +1,7 @@
-//! Talking to a running daemon: connect to its socket, wait for its
-//! welcome, send one control request, read the JSON answer.
+//! Talking to a running daemon: connect to its socket (only if its
+//! directory is a private one of ours and it listens as our uid: see
+//! [`shims::trust`]), wait for its welcome, send one control request, read
+//! the JSON answer.
 
 use std::os::fd::{AsFd, AsRawFd};
 use std::path::Path;
@@ -7,6 +9,7 @@ use std::time::Duration;
 
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use router_core::session::message::{CONTROL_REPLY, CONTROL_STATUS, CONTROL_STOP};
+use shims::trust::ReachError;
 
 use super::report::DaemonStatus;
 
@@ -24,6 +27,8 @@ pub enum ClientError {
         socket: std::path::PathBuf,
         source: nix::Error,
     },
+    #[error("{0}; not asking it anything")]
+    Distrusted(shims::trust::ReachError),
     #[error("the daemon at {} refused: {why}", .socket.display())]
     Refused {
         socket: std::path::PathBuf,
@@ -42,9 +47,13 @@ pub fn ask(socket: &Path, stop: bool) -> Result<DaemonStatus, ClientError> {
         socket: socket.to_path_buf(),
         why,
     };
-    let fd = shims::control::connect_seqpacket(socket).map_err(|source| ClientError::NoDaemon {
-        socket: socket.to_path_buf(),
-        source,
+    let trusted = shims::trust::Trusted::me_only();
+    let fd = shims::trust::connect_trusted(socket, &trusted).map_err(|e| match e {
+        ReachError::Connect(source) => ClientError::NoDaemon {
+            socket: socket.to_path_buf(),
+            source,
+        },
+        distrusted @ ReachError::Distrusted { .. } => ClientError::Distrusted(distrusted),
     })?;
     shims::control::await_welcome(fd.as_fd()).map_err(|why| ClientError::Refused {
         socket: socket.to_path_buf(),

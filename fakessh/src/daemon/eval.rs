@@ -42,6 +42,44 @@ fn quoted(value: &str) -> Result<String, Unquotable> {
     }
 }
 
+/// The variables `start`'s code sets (besides PATH), which `stop`'s unsets.
+const VARIABLES: [&str; 6] = [
+    shims::env::CONTROL_PATH,
+    shims::env::SHIM_SSH,
+    shims::env::REAL_SCP,
+    shims::env::REAL_SFTP,
+    "MITOGEN_FAKESSH_PID",
+    shims::env::SSH_CONFIG,
+];
+
+/// The code that undoes [`code`]'s, as `ssh-agent -k` prints: unset its
+/// variables, and set PATH to `path` (the shell's, which `stop` inherited)
+/// without the shims' directories `bins`.
+pub fn undo(shell: Shell, path: &str, bins: &[String]) -> Result<String, Unquotable> {
+    let mut out = String::new();
+    for name in VARIABLES {
+        out.push_str(&match shell {
+            Shell::Sh => format!("unset {name};\n"),
+            Shell::Csh => format!("unsetenv {name};\n"),
+            Shell::Fish => format!("set -e {name};\n"),
+        });
+    }
+    let same = |a: &str, b: &str| a.trim_end_matches('/') == b.trim_end_matches('/');
+    let kept: Vec<&str> = path
+        .split(':')
+        .filter(|dir| !bins.iter().any(|bin| same(dir, bin)))
+        .collect();
+    out.push_str(&match shell {
+        Shell::Sh => format!("PATH={}; export PATH;\n", quoted(&kept.join(":"))?),
+        Shell::Csh => format!("setenv PATH {};\n", quoted(&kept.join(":"))?),
+        Shell::Fish => {
+            let dirs: Result<Vec<String>, Unquotable> = kept.iter().map(|d| quoted(d)).collect();
+            format!("set -gx PATH {};\n", dirs?.join(" "))
+        }
+    });
+    Ok(out)
+}
+
 /// The code that points a shell at the daemon: its socket, the shims
 /// first on PATH, the real scp and sftp, the pid.
 pub fn code(status: &DaemonStatus, shell: Shell) -> Result<String, Unquotable> {
@@ -118,6 +156,30 @@ mod tests {
         let mut bad = status();
         bad.socket = "/tmp/it's".into();
         assert!(code(&bad, Shell::Sh).is_err());
+    }
+
+    #[test]
+    fn undo_takes_only_the_shims_off_path() {
+        let bins = ["/run/d.sock.bin".to_string()];
+        let code = undo(
+            Shell::Sh,
+            "/run/d.sock.bin/:/usr/bin:/run/d.sock.bin2",
+            &bins,
+        )
+        .unwrap();
+        assert!(code.contains("unset MITOGEN_FAKESSH_SOCK;\n"), "{code}");
+        assert!(
+            code.ends_with("PATH='/usr/bin:/run/d.sock.bin2'; export PATH;\n"),
+            "{code}"
+        );
+        let fish = undo(Shell::Fish, "/run/d.sock.bin:/usr/bin:/bin", &bins).unwrap();
+        assert!(
+            fish.ends_with("set -gx PATH '/usr/bin' '/bin';\n"),
+            "{fish}"
+        );
+        let csh = undo(Shell::Csh, "/usr/bin", &bins).unwrap();
+        assert!(csh.starts_with("unsetenv MITOGEN_FAKESSH_SOCK;\n"), "{csh}");
+        assert!(undo(Shell::Sh, "/it's", &bins).is_err());
     }
 
     #[test]

@@ -81,8 +81,7 @@ pub fn start(args: Vec<OsString>) -> i32 {
 
 fn start_daemon(cli: StartCli) -> Result<i32, DaemonError> {
     let shell = eval::Shell::choose(cli.sh, cli.csh, cli.fish);
-    let socket = cli.socket.clone().unwrap_or_else(place::default_socket);
-    let place = Place::prepare(&socket)?;
+    let place = Place::choose(cli.socket.as_deref())?;
     if place.socket.exists() {
         match client::ask(&place.socket, false) {
             Ok(running) => {
@@ -210,7 +209,7 @@ pub fn exec(args: Vec<OsString>) -> i32 {
         Err(e) => return usage_error(e),
     };
     report(|| {
-        let socket = place::socket_for_client(cli.daemon.socket.as_deref());
+        let socket = place::socket_for_client(cli.daemon.socket.as_deref())?;
         let status = client::ask(&socket, false)?;
         let mut command = std::process::Command::new(&cli.command[0]);
         command.args(&cli.command[1..]);
@@ -250,7 +249,7 @@ pub fn status(args: Vec<OsString>) -> i32 {
         Err(e) => return usage_error(e),
     };
     report(|| {
-        let socket = place::socket_for_client(cli.daemon.socket.as_deref());
+        let socket = place::socket_for_client(cli.daemon.socket.as_deref())?;
         let status = client::ask(&socket, false)?;
         match cli.json {
             true => println!(
@@ -263,15 +262,51 @@ pub fn status(args: Vec<OsString>) -> i32 {
     })
 }
 
-/// `mitogen-fakessh stop`.
+/// `mitogen-fakessh stop`: stop the daemon, and print the shell code that
+/// undoes `start`'s (as `ssh-agent -k`): unset its variables, and take its
+/// shims' directory off PATH, so that no later command of that shell looks
+/// in a directory that is gone (and that somebody else could re-create).
 pub fn stop(args: Vec<OsString>) -> i32 {
     let cli = match StopCli::try_parse_from(args) {
         Ok(cli) => cli,
         Err(e) => return usage_error(e),
     };
+    let shell = eval::Shell::choose(cli.sh, cli.csh, cli.fish);
     report(|| {
-        let socket = place::socket_for_client(cli.daemon.socket.as_deref());
-        client::ask(&socket, true)?;
-        Ok(0)
+        let socket = place::socket_for_client(cli.daemon.socket.as_deref())?;
+        let socket = std::path::absolute(&socket).unwrap_or(socket);
+        let from_env = std::env::var_os(place::SOCKET_ENV)
+            .map(|s| std::path::absolute(&s).unwrap_or(s.into()))
+            .filter(|s| s.as_os_str() == socket.as_os_str());
+        // The shims' directories to take off PATH: this daemon's, and the one
+        // the shell's variables name if they point at this daemon.
+        let mut bins = vec![format!("{}.bin", socket.display())];
+        if from_env.is_some()
+            && let Some(ssh) = std::env::var_os(shims::env::SHIM_SSH)
+            && let Some(dir) = std::path::Path::new(&ssh).parent()
+        {
+            bins.push(dir.display().to_string());
+        }
+        let path = std::env::var("PATH").unwrap_or_default();
+        // Made before the daemon is asked: a PATH that cannot be quoted
+        // stops nothing.
+        let undo = eval::undo(shell, &path, &bins)?;
+        let undo_anyway = from_env.is_some() || std::env::var_os(place::SOCKET_ENV).is_none();
+        match client::ask(&socket, true) {
+            Ok(stopped) => {
+                if undo_anyway {
+                    print!("{undo}");
+                }
+                println!("echo mitogen-fakessh daemon pid {} stopped;", stopped.pid);
+                Ok(0)
+            }
+            Err(e) => {
+                // The shell still points at this place: undo that anyway.
+                if from_env.is_some() {
+                    print!("{undo}");
+                }
+                Err(e.into())
+            }
+        }
     })
 }

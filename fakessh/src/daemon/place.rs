@@ -1,11 +1,15 @@
 //! Where a daemon lives: its socket, and beside it the shims (`SOCKET.bin/`)
-//! and the log (`SOCKET.log`), in a directory only its user can write. The
-//! default is `$XDG_RUNTIME_DIR/mitogen-fakessh/daemon.sock`, else
-//! `${TMPDIR:-/tmp}/mitogen-fakessh-daemon-UID/daemon.sock` (not the
-//! `mitogen-fakessh-UID` an agent may be kept in).
+//! and the log (`SOCKET.log`), in a directory only its user can write,
+//! never reached through a symbolic link. Without `--socket`:
+//! `$XDG_RUNTIME_DIR/mitogen-fakessh/daemon.sock` if that runtime directory
+//! is a private one of ours, else a fresh directory made like ssh-agent's
+//! (`mkdtemp`): `${TMPDIR:-/tmp}/mitogen-fakessh-daemon-XXXXXXXXXX/daemon.sock`,
+//! a name nobody else can know in advance or pre-create.
 
 use std::os::unix::fs::{DirBuilderExt, FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
+
+use shims::trust::{Distrust, Trusted, check_directory};
 
 /// The longest socket path the kernel takes (`sun_path` holds 108 bytes,
 /// the last a NUL).
@@ -24,16 +28,17 @@ pub enum PlaceError {
     )]
     TooLong { path: PathBuf, len: usize },
     #[error(
-        "{} is writable by others (mode {mode:o}): a daemon's socket needs a directory only you can write, e.g. --socket ~/.mitogen-fakessh/daemon.sock",
-        .dir.display()
+        "{why}: a daemon's socket needs a directory of yours that only you can write, e.g. --socket ~/.mitogen-fakessh/daemon.sock"
     )]
-    SharedDirectory { dir: PathBuf, mode: u32 },
+    Untrusted { why: Distrust },
     #[error("{} belongs to uid {owner}, not to you (uid {me})", .path.display())]
     NotOurs { path: PathBuf, owner: u32, me: u32 },
-    #[error("{} is not a directory", .0.display())]
-    NotADirectory(PathBuf),
     #[error("{} exists and is not a socket; not touching it", .0.display())]
     NotASocket(PathBuf),
+    #[error(
+        "no daemon to talk to: {SOCKET_ENV} is unset (and there is no $XDG_RUNTIME_DIR); start one: eval \"$(mitogen-fakessh start)\", or name its --socket"
+    )]
+    NoSocket,
     #[error("{}: {source}", .path.display())]
     Io {
         path: PathBuf,
@@ -61,31 +66,57 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> PlaceError + '_ {
 }
 
 /// The socket to talk to: `flag`, else `$MITOGEN_FAKESSH_SOCK`, else the
-/// default place.
-pub fn socket_for_client(flag: Option<&Path>) -> PathBuf {
+/// one in `$XDG_RUNTIME_DIR` (a `start` without either made a fresh
+/// directory nobody can guess: its socket is only known from the variable).
+pub fn socket_for_client(flag: Option<&Path>) -> Result<PathBuf, PlaceError> {
     flag.map(Path::to_path_buf)
         .or_else(|| std::env::var_os(SOCKET_ENV).map(PathBuf::from))
-        .unwrap_or_else(default_socket)
+        .or_else(|| runtime_dir().map(|dir| dir.join(RUNTIME_SOCKET)))
+        .ok_or(PlaceError::NoSocket)
 }
 
-/// `$XDG_RUNTIME_DIR/mitogen-fakessh/daemon.sock`, else
-/// `${TMPDIR:-/tmp}/mitogen-fakessh-daemon-UID/daemon.sock`.
-pub fn default_socket() -> PathBuf {
-    let uid = nix::unistd::geteuid().as_raw();
-    let runtime = std::env::var_os("XDG_RUNTIME_DIR")
-        .map(PathBuf::from)
-        .filter(|d| d.is_absolute() && d.is_dir());
-    match runtime {
-        Some(dir) => dir.join("mitogen-fakessh/daemon.sock"),
-        None => std::env::temp_dir()
-            .join(format!("mitogen-fakessh-daemon-{uid}"))
-            .join("daemon.sock"),
-    }
+/// The daemon's socket under `$XDG_RUNTIME_DIR`.
+const RUNTIME_SOCKET: &str = "mitogen-fakessh/daemon.sock";
+
+/// `$XDG_RUNTIME_DIR`, if it is an absolute path to a directory of ours
+/// that nobody else can write (as systemd-logind makes it).
+fn runtime_dir() -> Option<PathBuf> {
+    let dir = PathBuf::from(std::env::var_os("XDG_RUNTIME_DIR")?);
+    (dir.is_absolute() && check_directory(&dir, &Trusted::me_only()).is_ok()).then_some(dir)
 }
 
 impl Place {
+    /// The place for `start`: `flag` (checked, see [`Place::prepare`]),
+    /// else the one in `$XDG_RUNTIME_DIR`, else a fresh private directory.
+    pub fn choose(flag: Option<&Path>) -> Result<Place, PlaceError> {
+        if let Some(socket) = flag {
+            return Place::prepare(socket);
+        }
+        if let Some(runtime) = runtime_dir() {
+            return Place::prepare(&runtime.join(RUNTIME_SOCKET));
+        }
+        Place::fresh_in(&std::env::temp_dir())
+    }
+
+    /// `PARENT/mitogen-fakessh-daemon-XXXXXXXXXX/daemon.sock`: mkdir(2)
+    /// with mode 0700 of a name with 10 random characters, retried on a
+    /// clash, as ssh-agent's mkdtemp: nobody else can pre-create it.
+    fn fresh_in(parent: &Path) -> Result<Place, PlaceError> {
+        let dir = tempfile::Builder::new()
+            .prefix("mitogen-fakessh-daemon-")
+            .rand_bytes(10)
+            .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o700))
+            .tempdir_in(parent)
+            .map_err(io(parent))?
+            .keep();
+        let mut place = Place::prepare(&dir.join("daemon.sock"))?;
+        place.made_dir = Some(dir);
+        Ok(place)
+    }
+
     /// Check `socket` (its length, its directory: created 0700 if missing,
-    /// else ours and writable by us alone) and name the files beside it.
+    /// else ours, writable by us alone, and not a symbolic link) and name
+    /// the files beside it.
     pub fn prepare(socket: &Path) -> Result<Place, PlaceError> {
         let socket = std::path::absolute(socket).map_err(io(socket))?;
         let len = socket.as_os_str().len();
@@ -105,7 +136,8 @@ impl Place {
             Err(e) => return Err(io(&dir)(e)),
             Ok(_) => None,
         };
-        check_private_dir(&dir)?;
+        // Checked after creating it: whoever made it first, it must be ours.
+        check_directory(&dir, &Trusted::me_only()).map_err(|why| PlaceError::Untrusted { why })?;
         let with = |suffix: &str| {
             let mut name = socket.clone().into_os_string();
             name.push(suffix);
@@ -130,7 +162,14 @@ impl Place {
         if !meta.file_type().is_socket() {
             return Err(PlaceError::NotASocket(self.socket.clone()));
         }
-        check_owner(&self.socket, meta.uid())?;
+        let me = nix::unistd::geteuid().as_raw();
+        if meta.uid() != me {
+            return Err(PlaceError::NotOurs {
+                path: self.socket.clone(),
+                owner: meta.uid(),
+                me,
+            });
+        }
         std::fs::remove_file(&self.socket).map_err(io(&self.socket))
     }
 
@@ -146,34 +185,6 @@ impl Place {
     }
 }
 
-/// A directory that is ours and writable by nobody else.
-fn check_private_dir(dir: &Path) -> Result<(), PlaceError> {
-    let meta = std::fs::metadata(dir).map_err(io(dir))?;
-    if !meta.is_dir() {
-        return Err(PlaceError::NotADirectory(dir.to_path_buf()));
-    }
-    let mode = meta.mode() & 0o7777;
-    if mode & 0o022 != 0 {
-        return Err(PlaceError::SharedDirectory {
-            dir: dir.to_path_buf(),
-            mode,
-        });
-    }
-    check_owner(dir, meta.uid())
-}
-
-fn check_owner(path: &Path, owner: u32) -> Result<(), PlaceError> {
-    let me = nix::unistd::geteuid().as_raw();
-    match owner == me {
-        true => Ok(()),
-        false => Err(PlaceError::NotOurs {
-            path: path.to_path_buf(),
-            owner,
-            me,
-        }),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -186,7 +197,7 @@ mod tests {
             Err(PlaceError::TooLong { .. })
         ));
         let e = Place::prepare(Path::new("/tmp/daemon.sock")).unwrap_err();
-        assert!(matches!(e, PlaceError::SharedDirectory { .. }), "{e}");
+        assert!(matches!(e, PlaceError::Untrusted { .. }), "{e}");
         assert!(e.to_string().contains("writable by others"));
         let dir = tempfile::tempdir().unwrap();
         let socket = dir.path().join("new/daemon.sock");
@@ -203,5 +214,27 @@ mod tests {
             place.remove_stale_socket(),
             Err(PlaceError::NotASocket(_))
         ));
+        // A symbolic link to a private directory of ours is still refused.
+        let link = dir.path().join("link");
+        std::os::unix::fs::symlink(dir.path().join("new"), &link).unwrap();
+        let e = Place::prepare(&link.join("daemon.sock")).unwrap_err();
+        assert!(e.to_string().contains("is a symbolic link"), "{e}");
+    }
+
+    #[test]
+    fn without_a_socket_flag_the_place_is_fresh_and_private() {
+        let parent = tempfile::tempdir().unwrap();
+        let a = Place::fresh_in(parent.path()).unwrap();
+        let b = Place::fresh_in(parent.path()).unwrap();
+        assert_ne!(a.socket, b.socket, "two starts, two places");
+        let dir = a.made_dir.clone().unwrap();
+        let name = dir.file_name().unwrap().to_string_lossy().into_owned();
+        assert!(name.starts_with("mitogen-fakessh-daemon-"), "{name}");
+        assert_eq!(name.len(), "mitogen-fakessh-daemon-".len() + 10);
+        let mode = std::fs::symlink_metadata(&dir).unwrap().mode() & 0o777;
+        assert_eq!(mode, 0o700);
+        a.remove();
+        assert!(!dir.exists(), "stop removes the directory it made");
+        b.remove();
     }
 }

@@ -163,6 +163,10 @@ async fn launch(
         .env("PATH", &path)
         .env(env::CONTROL_FD, child_end.as_raw_fd().to_string())
         .env(env::CONTROL_PATH, &control_path)
+        .env(
+            env::CONTROL_UID,
+            nix::unistd::geteuid().as_raw().to_string(),
+        )
         .env(env::SHIM_SSH, shim_dir.path().join("ssh"))
         .env(env::REAL_SCP, &real_scp)
         .env(env::REAL_SFTP, &real_sftp)
