@@ -145,6 +145,10 @@ impl Reply {
 }
 
 /// The script as `sh` reads it: one command a line, so it can be read.
+/// The upload runs under umask 077; the agent it stores starts with the
+/// session's own umask again (the one sshd gave: its inherited 022 on
+/// Debian, or pam_umask's), so commands get the same umask whether this
+/// run uploaded the agent or found it cached.
 fn script(images: &[Arc<Image>], placement: &Placement) -> String {
     let prelude = if placement.privileged {
         r#"unset XDG_CACHE_HOME XDG_RUNTIME_DIR
@@ -192,6 +196,7 @@ echo MFS-EXEC
 exec "$d/$s" {agent}
 fi
 done
+m="$(umask)"
 umask 077
 z=raw
 {compress}
@@ -233,6 +238,7 @@ if [ "$("$d/$s" {probe} 2>/dev/null)" = MFS-OK ] ; then
 : > "$d/.ok-$s"
 echo "MFS-STORED $d"
 echo MFS-EXEC
+umask "$m"
 exec "$d/$s" {agent}
 fi
 why="$why $d (cannot execute there);"
