@@ -8,12 +8,16 @@
 #               ssh logins whose login shell is that shell
 #   mfs-chroot  an ssh login whose home and /bin/sh exist only inside the
 #               busybox chroot of tests/reach_platforms.rs
+#   mfs-intruder
+#               another local account: the attacker of the trust-boundary
+#               tests (it tries our sockets and files)
 # The passwords are test fixtures, also known to tests/privilege_hops.rs.
 set -euo pipefail
 make_user() { id "$1" >/dev/null 2>&1 || useradd -m -s /bin/bash "$1"; }
 make_user mfs-deploy
 make_user mfs-webapp
 make_user mfs-su
+id mfs-intruder >/dev/null 2>&1 || useradd -m -s /bin/bash mfs-intruder
 echo 'mfs-deploy:deploy-pw-4711' | chpasswd
 echo 'mfs-su:su-pw-0815' | chpasswd
 rules=/etc/sudoers.d/mitogen-fakessh-tests
