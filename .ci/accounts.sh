@@ -5,7 +5,8 @@
 #   mfs-webapp  a non-root sudo target
 #   mfs-su      a su target with its own password
 #   mfs-intruder  another local user, no sudo: squats the daemon's and the
-#               shims' sockets in tests/trust_local.rs
+#               shims' sockets in tests/trust_local.rs, knocks on forward
+#               listeners in tests/trust_gaps.rs
 #   mfs-tcsh, mfs-fish, mfs-zsh, mfs-ksh, mfs-dash
 #               ssh logins whose login shell is that shell
 #   mfs-hostile an ssh login (bash) whose rc file tests/trust_secrets.rs

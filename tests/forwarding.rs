@@ -414,7 +414,7 @@ fn agent_forwarding_reaches_the_clients_agent_also_after_sudo() {
     let out = world.run(&format!(
         "eval $(ssh-agent -s) > /dev/null && ssh-add -q {key} && \
          {bin} --ssh-config {cfg} --to ssh:bastion,ssh:target -- ssh -A target 'ssh-add -l' && \
-         {bin} --ssh-config {cfg} --to ssh:bastion,ssh:target,sudo:mfs-webapp -- sh -c \"ssh -A target 'id -un; ssh-add -l; echo \\$SSH_AUTH_SOCK > {p}; sleep 3' & sleep 1.5; runuser -u mfs-su -- env SSH_AUTH_SOCK=\\$(cat {p}) ssh-add -l; echo other=\\$?; wait\" && \
+         {bin} --ssh-config {cfg} --forward-agent-across-users --to ssh:bastion,ssh:target,sudo:mfs-webapp -- sh -c \"ssh -A target 'id -un; ssh-add -l; echo \\$SSH_AUTH_SOCK > {p}; sleep 3' & sleep 1.5; runuser -u mfs-su -- env SSH_AUTH_SOCK=\\$(cat {p}) ssh-add -l; echo other=\\$?; wait\" && \
          {bin} --ssh-config {cfg} --to ssh:bastion,ssh:target -- ssh target 'echo [$SSH_AUTH_SOCK]'; \
          ssh-agent -k > /dev/null",
         key = key.display(),

@@ -95,6 +95,20 @@ pub struct HostArgs {
     #[arg(long, value_name = "DIR", value_parser = crate::hop::bootstrap::agent_dir)]
     pub agent_dir: Option<String>,
 
+    /// Let `ssh -A` forward your ssh-agent to a chain whose last hop is
+    /// sudo, su or doas. Every process of that account can then use your
+    /// agent while the session runs. Without this flag such a session runs
+    /// without an agent, and a one-line warning says so.
+    #[arg(long)]
+    pub forward_agent_across_users: bool,
+
+    /// Let `ssh -R ADDRESS:PORT:...` listen on the address it asks for (`*`
+    /// or empty: every interface), as sshd's GatewayPorts clientspecified.
+    /// Without this flag remote forwards listen on the far side's loopback
+    /// only, whatever the address, as sshd's default GatewayPorts no.
+    #[arg(long)]
+    pub remote_gateway_ports: bool,
+
     /// More diagnostics on stderr (-v hops, -vv sessions, -vvv frames).
     #[arg(short, long, action = ArgAction::Count)]
     pub verbose: u8,

@@ -263,6 +263,8 @@ fn sub_command(title: &str, mut cmd: clap::Command) -> String {
         "password_file",
         "agents",
         "agent_dir",
+        "forward_agent_across_users",
+        "remote_gateway_ports",
         "verbose",
         "quiet",
     ] {

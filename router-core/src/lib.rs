@@ -14,6 +14,8 @@
 //!   state machines (flow control, EOF, exit ordering, signals);
 //! - [`pump`]: bulk data onto the router under credit, taking turns;
 //! - [`text`]: remote text made safe to print in our own diagnostics.
+//! - [`unix_listener`]: Unix socket listeners that only their owner can
+//!   connect to, with no window after the bind.
 
 pub mod connection;
 pub mod frame;
@@ -25,6 +27,7 @@ pub mod pump;
 pub mod router;
 pub mod session;
 pub mod text;
+pub mod unix_listener;
 
 pub use frame::{Encoding, Frame, FrameError, Header};
 pub use message::{ContextId, Handle};

@@ -29,6 +29,10 @@ pub enum ConfigError {
     MatchExec(TokenError),
     #[error("ssh -F {}: no such file", .0.display())]
     NoSuchFile(PathBuf),
+    /// `~/.ssh/config` or an included file another account could have
+    /// written: OpenSSH's words, and it stops there too.
+    #[error("Bad owner or permissions on {}", .0.display())]
+    BadOwnerOrPermissions(PathBuf),
 }
 
 /// Where a line stands: a file (or `command-line`, line 0) and its number.

@@ -84,21 +84,59 @@ impl Line {
 #[derive(Clone, Debug)]
 pub struct IncludeBase(pub PathBuf);
 
+/// Whether a file's owner and mode are checked before it is used.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Trust {
+    /// `~/.ssh/config` and every included file: refused when another
+    /// account could have written it (OpenSSH's `SSHCONF_CHECKPERM`).
+    Checked,
+    /// `ssh -F FILE` and `/etc/ssh/ssh_config`: used as they are, as
+    /// OpenSSH uses them.
+    AsGiven,
+}
+
 /// Read `path` and everything it includes. A missing top-level file is an
 /// empty configuration, like OpenSSH's.
-pub fn read(path: &Path, base: &IncludeBase) -> Result<Vec<Line>, ConfigError> {
+pub fn read(path: &Path, base: &IncludeBase, trust: Trust) -> Result<Vec<Line>, ConfigError> {
     let mut lines = Vec::new();
-    match std::fs::read_to_string(path) {
+    match read_file(path, trust) {
         Ok(text) => parse(&text, &path.display().to_string(), base, &[], 0, &mut lines)?,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(source) => {
+        Err(FileError::Io(e)) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(FileError::Io(source)) => {
             return Err(ConfigError::Read {
                 path: path.to_path_buf(),
                 source,
             });
         }
+        Err(FileError::Unsafe) => return Err(ConfigError::BadOwnerOrPermissions(path.into())),
     }
     Ok(lines)
+}
+
+/// Why a file was not read.
+enum FileError {
+    Io(std::io::Error),
+    /// Another account could have written it.
+    Unsafe,
+}
+
+/// The text of `path`; with [`Trust::Checked`], only when the file is
+/// owned by root or by us and nobody else may write it, checked on the
+/// open file (OpenSSH's test in readconf.c).
+fn read_file(path: &Path, trust: Trust) -> Result<String, FileError> {
+    use std::io::Read;
+    use std::os::unix::fs::MetadataExt;
+    let mut file = std::fs::File::open(path).map_err(FileError::Io)?;
+    if trust == Trust::Checked {
+        let meta = file.metadata().map_err(FileError::Io)?;
+        let me = nix::unistd::getuid().as_raw();
+        if (meta.uid() != 0 && meta.uid() != me) || meta.mode() & 0o022 != 0 {
+            return Err(FileError::Unsafe);
+        }
+    }
+    let mut text = String::new();
+    file.read_to_string(&mut text).map_err(FileError::Io)?;
+    Ok(text)
 }
 
 /// Parse `text` (named `origin` in errors) under the conditions `outer`.
@@ -138,11 +176,13 @@ pub fn parse(
                     return Err(problem(LineProblem::IncludeTooDeep));
                 }
                 for file in include_paths(&line.args, base).map_err(problem)? {
-                    let text = std::fs::read_to_string(&file).map_err(|source| {
-                        problem(LineProblem::IncludeRead {
+                    // Included files are always checked, whoever includes them.
+                    let text = read_file(&file, Trust::Checked).map_err(|e| match e {
+                        FileError::Io(source) => problem(LineProblem::IncludeRead {
                             path: file.clone(),
                             source,
-                        })
+                        }),
+                        FileError::Unsafe => ConfigError::BadOwnerOrPermissions(file.clone()),
                     })?;
                     let name = file.display().to_string();
                     parse(&text, &name, base, &when, depth + 1, out)?;
@@ -195,7 +235,12 @@ mod tests {
             "Host outer\nInclude conf.d/* missing*\nPort 1\n",
         )
         .unwrap();
-        let lines = read(&d.join("top"), &IncludeBase(d.to_path_buf())).unwrap();
+        let lines = read(
+            &d.join("top"),
+            &IncludeBase(d.to_path_buf()),
+            Trust::AsGiven,
+        )
+        .unwrap();
         let keys: Vec<_> = lines
             .iter()
             .map(|l| (l.args[0].as_str(), l.when.len()))
@@ -214,7 +259,12 @@ mod tests {
             format!("Include {}\n", d.join("loop").display()),
         )
         .unwrap();
-        let err = read(&d.join("loop"), &IncludeBase(d.to_path_buf())).unwrap_err();
+        let err = read(
+            &d.join("loop"),
+            &IncludeBase(d.to_path_buf()),
+            Trust::AsGiven,
+        )
+        .unwrap_err();
         assert!(
             matches!(
                 err,

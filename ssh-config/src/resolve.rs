@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use super::error::{ConfigError, Place};
-use super::file::{self, IncludeBase, Line};
+use super::file::{self, IncludeBase, Line, Trust};
 use super::host_config::{
     HostConfig, StrictHostKeyChecking, bad_value, expand_file, flag, number, parse_port, tilde,
 };
@@ -22,12 +22,23 @@ pub struct SshConfig {
 }
 
 impl SshConfig {
-    /// The user's file (or `ssh -F`'s): relative `Include`s look in ~/.ssh.
+    /// `ssh -F`'s file: relative `Include`s look in ~/.ssh. Used whatever
+    /// its owner and mode, as OpenSSH uses it (its includes are checked).
     /// A missing file is an empty configuration.
     pub fn load_user(path: &Path) -> Result<SshConfig, ConfigError> {
+        SshConfig::load_user_file(path, Trust::AsGiven)
+    }
+
+    /// `~/.ssh/config` (or a file in its place): refused, as OpenSSH
+    /// refuses it, unless owned by root or us and writable by nobody else.
+    fn load_user_checked(path: &Path) -> Result<SshConfig, ConfigError> {
+        SshConfig::load_user_file(path, Trust::Checked)
+    }
+
+    fn load_user_file(path: &Path, trust: Trust) -> Result<SshConfig, ConfigError> {
         let base = IncludeBase(home_dir().join(".ssh"));
         Ok(SshConfig {
-            lines: file::read(path, &base)?,
+            lines: file::read(path, &base, trust)?,
             no_exec: false,
         })
     }
@@ -36,7 +47,7 @@ impl SshConfig {
     pub fn load_system(path: &Path) -> Result<SshConfig, ConfigError> {
         let base = IncludeBase(PathBuf::from("/etc/ssh"));
         Ok(SshConfig {
-            lines: file::read(path, &base)?,
+            lines: file::read(path, &base, Trust::AsGiven)?,
             no_exec: false,
         })
     }
@@ -52,11 +63,12 @@ impl SshConfig {
             }
             other => other,
         };
-        Ok(
-            quiet(SshConfig::load_user(&home_dir().join(".ssh/config")))?.chain(quiet(
-                SshConfig::load_system("/etc/ssh/ssh_config".as_ref()),
-            )?),
-        )
+        Ok(quiet(SshConfig::load_user_checked(
+            &home_dir().join(".ssh/config"),
+        ))?
+        .chain(quiet(SshConfig::load_system(
+            "/etc/ssh/ssh_config".as_ref(),
+        ))?))
     }
 
     /// The same configuration with `Match exec` never running a command.

@@ -189,7 +189,7 @@ impl Forwards {
         let dir =
             nix::unistd::mkdtemp(&template).map_err(|e| SpawnError::AgentSocket(e.to_string()))?;
         let path = dir.join(format!("agent.{}", std::process::id()));
-        let listener = std::os::unix::net::UnixListener::bind(&path)
+        let listener = router_core::unix_listener::bind_owner_only(&path)
             .and_then(|l| {
                 l.set_nonblocking(true)?;
                 tokio::net::UnixListener::from_std(l)
@@ -338,11 +338,10 @@ impl Listener {
                 })
             }
             ListenAddress::Unix(path) => {
-                let l = std::os::unix::net::UnixListener::bind(path)
+                // Mode 0600 from the moment the path exists (OpenSSH's
+                // StreamLocalBindMask 0177), not chmod'ed after the bind.
+                let l = router_core::unix_listener::bind_owner_only(path.as_ref())
                     .and_then(|l| {
-                        use std::os::unix::fs::PermissionsExt;
-                        // OpenSSH's StreamLocalBindMask 0177.
-                        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
                         l.set_nonblocking(true)?;
                         tokio::net::UnixListener::from_std(l)
                     })

@@ -21,6 +21,7 @@ use tokio::process::Child;
 use tokio::sync::{Mutex, OnceCell};
 use tracing::info;
 
+use super::forward_policy::ForwardPolicy;
 use super::routing::{ExpandError, Routing};
 use super::stats::Stats;
 use crate::hop::agents::Agents;
@@ -74,6 +75,8 @@ pub struct Connector {
     /// At most this many agents are uploaded at once: 200 cold hosts must
     /// not each get a 200th of the link.
     upload_slots: Arc<tokio::sync::Semaphore>,
+    /// What sessions may forward (the agent across users, `-R` addresses).
+    pub forwarding: ForwardPolicy,
 }
 
 /// How many agent uploads run at once.
@@ -97,6 +100,7 @@ impl Connector {
         privilege_password: Option<Secret>,
         agents: Agents,
         agent_dir: Option<String>,
+        forwarding: ForwardPolicy,
     ) -> Arc<Connector> {
         Arc::new(Connector {
             router,
@@ -119,6 +123,7 @@ impl Connector {
             agent_dirs: Default::default(),
             stats: Default::default(),
             upload_slots: Arc::new(tokio::sync::Semaphore::new(UPLOADS_AT_ONCE)),
+            forwarding,
         })
     }
 

@@ -6,6 +6,7 @@
 //! - [`launcher`]: COMMAND, its shim directory and control socket;
 //! - [`accept`]: sessions arriving on the control and fallback sockets;
 //! - [`relay`]: one session, from request to teardown;
+//! - [`forward_policy`]: the agent and `-R` addresses a session may have;
 //! - [`delivery`]: the stdio a shim handed over, served here.
 
 pub mod accept;
@@ -13,6 +14,7 @@ mod config_file;
 mod connector;
 mod delivery;
 mod explain;
+pub mod forward_policy;
 mod launcher;
 pub mod lifetime;
 mod password_file;
@@ -148,6 +150,10 @@ impl Prepared {
             self.privilege_password,
             self.agents,
             self.args.agent_dir.clone(),
+            forward_policy::ForwardPolicy {
+                agent_across_users: self.args.forward_agent_across_users,
+                remote_gateway_ports: self.args.remote_gateway_ports,
+            },
         );
         tokio::spawn(lifetime::forget_lost(
             Arc::downgrade(&connector),

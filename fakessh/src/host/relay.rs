@@ -146,7 +146,7 @@ impl Relay {
                 return End::ShimLeft;
             }
         };
-        let request = match request {
+        let mut request = match request {
             Ok(r) => r,
             Err(e @ DecodeError::NotARequest(_)) => {
                 warn!("{}: {e}", self.name);
@@ -183,6 +183,9 @@ impl Relay {
             "{}: {} on {chain} ({})",
             self.name, request.host, request.command
         );
+        self.connector
+            .forwarding
+            .apply(&self.name, &chain, &mut request);
         self.target = Some((target, chain));
         self.guard.runs_on(target);
         // The session's two ends are bound before the agent hears of it:

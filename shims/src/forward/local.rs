@@ -7,6 +7,7 @@ use std::os::fd::OwnedFd;
 use std::os::unix::net::UnixListener;
 
 use router_core::session::RemoteCommand;
+use router_core::unix_listener::bind_owner_only;
 
 use super::connection::Template;
 use super::socks;
@@ -57,15 +58,13 @@ pub fn bind(listen: &Listen, gateway_ports: bool) -> Bound {
                 errors,
             }
         }
-        Listen::Unix(path) => match UnixListener::bind(path) {
-            Ok(l) => {
-                use std::os::unix::fs::PermissionsExt;
-                let _ = std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600));
-                Bound {
-                    listener: Some(Local::Unix(l, path.clone())),
-                    errors: Vec::new(),
-                }
-            }
+        // Mode 0600 from the moment the path exists (OpenSSH's
+        // StreamLocalBindMask 0177): no other account ever connects.
+        Listen::Unix(path) => match bind_owner_only(path.as_ref()) {
+            Ok(l) => Bound {
+                listener: Some(Local::Unix(l, path.clone())),
+                errors: Vec::new(),
+            },
             Err(e) => Bound {
                 listener: None,
                 errors: vec![format!(

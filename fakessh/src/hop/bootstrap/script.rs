@@ -134,6 +134,10 @@ return 1
 }"#;
 
 /// The script as `sh` reads it: one command a line, so it can be read.
+/// The upload runs under umask 077; the agent it stores starts with the
+/// session's own umask again (`um`: the one sshd gave, its inherited 022 on
+/// Debian, or pam_umask's), so commands get the same umask whether this
+/// run uploaded the agent or found it cached.
 fn script(images: &[Arc<Image>], placement: &Placement) -> String {
     let prelude = if placement.privileged {
         r#"unset XDG_CACHE_HOME XDG_RUNTIME_DIR
@@ -182,6 +186,7 @@ echo MFS-EXEC
 exec "$e" {agent}
 fi
 done
+um="$(umask)"
 umask 077
 z=raw
 {compress}
@@ -225,6 +230,7 @@ if [ "$("$e" {probe} 2>/dev/null)" = MFS-OK ] ; then
 : > "$p/.ok-$s"
 echo "MFS-STORED $p"
 echo MFS-EXEC
+umask "$um"
 exec "$e" {agent}
 fi
 exec 3<&-

@@ -116,6 +116,16 @@ pub async fn authenticate(
                     }
                 }
             }
+            identity::KeyFile::Unprotected { public, mode } => {
+                // As OpenSSH: said when the key would be loaded, that is
+                // once the server would take it (or at once without a
+                // public half to ask with), and never used.
+                if server_would_take(handle, user, public, rsa_hash).await {
+                    identity::refuse_unprotected(path, mode);
+                }
+                tried.push(KeyProblem::BadPermissions(shown).to_string());
+                continue;
+            }
             identity::KeyFile::Unusable(why) => {
                 debug!("{name}: skipping {why}");
                 tried.push(why.to_string());
@@ -180,6 +190,24 @@ fn hash_for(key: &PublicKey, rsa_hash: Option<HashAlg>) -> Option<HashAlg> {
     }
 }
 
+/// Whether the server would take `public` (asked without signing);
+/// `true` without a public key to ask with.
+async fn server_would_take(
+    handle: &mut Handle<HostKeyCheck>,
+    user: &str,
+    public: Option<PublicKey>,
+    rsa_hash: Option<HashAlg>,
+) -> bool {
+    let Some(public) = public else {
+        return true;
+    };
+    let hash = hash_for(&public, rsa_hash);
+    let probe = handle
+        .authenticate_publickey_with(user, public, hash, &mut identity::Probe)
+        .await;
+    matches!(probe, Err(identity::ProbeEnd::Accepted))
+}
+
 /// An encrypted key file: ask the server about its public half first (when
 /// known), and for the passphrase only if the server would take the key.
 async fn unlock_if_taken(
@@ -191,14 +219,8 @@ async fn unlock_if_taken(
     rsa_hash: Option<HashAlg>,
     cfg: &HostConfig,
 ) -> Result<Arc<PrivateKey>, KeyProblem> {
-    if let Some(public) = public {
-        let hash = hash_for(&public, rsa_hash);
-        let probe = handle
-            .authenticate_publickey_with(user, public, hash, &mut identity::Probe)
-            .await;
-        if !matches!(probe, Err(identity::ProbeEnd::Accepted)) {
-            return Err(KeyProblem::NotAccepted(shown.to_string()));
-        }
+    if public.is_some() && !server_would_take(handle, user, public, rsa_hash).await {
+        return Err(KeyProblem::NotAccepted(shown.to_string()));
     }
     identity::unlock(path, shown, cfg).await
 }

@@ -19,6 +19,13 @@ pub enum KeyFile {
     /// Encrypted and not unlocked yet; its public half, when the file (or
     /// `PATH.pub` next to it) tells it without the passphrase.
     Locked(Option<PublicKey>),
+    /// Ours, and readable or writable by others: never loaded (OpenSSH's
+    /// "UNPROTECTED PRIVATE KEY FILE"). Its public half, to ask the server
+    /// about first, as OpenSSH does before it would load the key.
+    Unprotected {
+        public: Option<PublicKey>,
+        mode: u32,
+    },
     /// Why it cannot be used, for the "tried:" list of the error.
     Unusable(KeyProblem),
 }
@@ -40,6 +47,8 @@ pub enum KeyProblem {
     NoPassphrase(String),
     #[error("{shown} (encrypted; wrong passphrase, {tries} tries)")]
     WrongPassphrase { shown: String, tries: u32 },
+    #[error("{0} (bad permissions)")]
+    BadPermissions(String),
 }
 
 impl KeyFile {
@@ -47,7 +56,7 @@ impl KeyFile {
     pub fn public_key(&self) -> Option<PublicKey> {
         match self {
             KeyFile::Ready(key) => Some(key.public_key().clone()),
-            KeyFile::Locked(public) => public.clone(),
+            KeyFile::Locked(public) | KeyFile::Unprotected { public, .. } => public.clone(),
             KeyFile::Unusable(_) => None,
         }
     }
@@ -69,7 +78,14 @@ fn cached(path: &Path) -> Option<Arc<PrivateKey>> {
 static PROMPTING: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 /// Read `path` (shown to the user as `shown`) without asking anything.
+/// A key file of ours that others may read is not loaded at all.
 pub fn open(path: &Path, shown: &str) -> KeyFile {
+    if let Some(mode) = too_open(path) {
+        return KeyFile::Unprotected {
+            public: public_half(path),
+            mode,
+        };
+    }
     match load_secret_key(path, None) {
         Ok(key) => KeyFile::Ready(Arc::new(key)),
         Err(KeyError::KeyIsEncrypted) => match cached(path) {
@@ -81,6 +97,32 @@ pub fn open(path: &Path, shown: &str) -> KeyFile {
             reason,
         }),
     }
+}
+
+/// The permission bits of `path` when it is ours and any of them lets
+/// another account in (OpenSSH's `sshkey_perm_ok`: a key file owned by
+/// another user, as root reading one, is not its business).
+fn too_open(path: &Path) -> Option<u32> {
+    use std::os::unix::fs::MetadataExt;
+    let meta = std::fs::metadata(path).ok()?;
+    let mode = meta.mode() & 0o777;
+    (meta.uid() == nix::unistd::getuid().as_raw() && mode & 0o077 != 0).then_some(mode)
+}
+
+/// What OpenSSH prints when it would load a key file that others may
+/// read (authfile.c and sshconnect2.c), word for word: `path` as given in
+/// the configuration, the block, then the refusal.
+pub fn refuse_unprotected(path: &Path, mode: u32) {
+    let path = path.display();
+    eprint!(
+        "@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@\n\
+         @         WARNING: UNPROTECTED PRIVATE KEY FILE!          @\n\
+         @@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@\n\
+         Permissions 0{mode:03o} for '{path}' are too open.\n\
+         It is required that your private key files are NOT accessible by others.\n\
+         This private key will be ignored.\n\
+         Load key \"{path}\": bad permissions\n"
+    );
 }
 
 /// The public key of an encrypted key file: stored in the clear in the
