@@ -57,10 +57,17 @@ struct Attack {
     /// The planted "agent": it records who ran it, then fails.
     evil: String,
     _marker_dir: tempfile::TempDir,
+    /// The places are the machine's (`/dev/shm/mitogen-fakessh-0`, root's
+    /// cache): one attack at a time.
+    _places: std::sync::MutexGuard<'static, ()>,
 }
+
+/// Held by each attack while it plants, races and cleans up.
+static PLACES: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 impl Attack {
     fn new() -> Attack {
+        let places = PLACES.lock().unwrap_or_else(|p| p.into_inner());
         let marker_dir = tempfile::Builder::new()
             .prefix("mfs-marker.")
             .tempdir_in("/tmp")
@@ -73,6 +80,7 @@ impl Attack {
             evil: format!("#!/bin/sh\nid -u >> {}\nexit 1\n", marker.display()),
             marker,
             _marker_dir: marker_dir,
+            _places: places,
         }
     }
 
@@ -390,6 +398,7 @@ fn a_swap_race_behind_ssh_and_sudo_runs_nothing_of_the_attackers() {
     .unwrap();
     let password = sshd.path("password");
     std::fs::write(&password, "deploy-pw-4711\n").unwrap();
+    std::fs::set_permissions(&password, std::fs::Permissions::from_mode(0o600)).unwrap();
     swap_race(
         &agent,
         &[

@@ -326,8 +326,13 @@ fn a_hostile_agent_flooding_its_own_stalled_session_is_cut_off() {
     // host's inbox for that session was bounded in frames (12,544 of up to
     // 4 MiB each); now in bytes, checked on arrival.
     let attack = Attack::new();
+    // The rogue's session reads nothing until the rogue's flood has ended
+    // (its report says so); the good session starts once the rogue, which
+    // must be context 1, is flooding.
     let script = "level=$(awk '/VmRSS/{print $2}' /proc/$PPID/status); \
-        ssh rogue cat </dev/null | (sleep 4; cat >/dev/null) & \
+        report() { until grep -q \"$1\" \"$ROGUE_REPORT\" 2>/dev/null; do sleep 0.1; done; }; \
+        ssh rogue cat </dev/null | (report flooded; cat >/dev/null) & \
+        report attacking; \
         echo legit-input | ssh good 'cat; id -un'; wait; \
         echo \"$level $(awk '/VmHWM/{print $2}' /proc/$PPID/status)\" >&2";
     let flood = format!(
