@@ -3,7 +3,9 @@
 //! A task owns the channel's read half (and the connection handle, so the
 //! connection lives exactly as long as the channel): stdout data messages are
 //! handed to a [`ChannelReader`] that the frame reader reads; stderr lines are
-//! logged with the hop's name and kept for error messages.
+//! logged with the hop's name and kept for error messages (each line at
+//! most [`crate::hop::lines::LINE_LIMIT`] bytes, however much the remote
+//! writes without a newline).
 
 use std::collections::VecDeque;
 use std::pin::Pin;
@@ -19,6 +21,7 @@ use tracing::{debug, warn};
 
 use super::hostkey::HostKeyCheck;
 use super::packets::PacketWriter;
+use crate::hop::lines::LineSplitter;
 
 /// The writing side of a channel.
 pub type ChannelWriter = Pin<Box<dyn AsyncWrite + Send>>;
@@ -96,7 +99,7 @@ pub fn split(
     tokio::spawn(async move {
         let _keep_connection = handle;
         let _keep_writer_half = write_half;
-        let mut partial = Vec::new();
+        let mut stderr_lines = LineSplitter::new();
         loop {
             match read_half.wait().await {
                 Some(ChannelMsg::Data { data }) => {
@@ -105,10 +108,8 @@ pub fn split(
                     }
                 }
                 Some(ChannelMsg::ExtendedData { data, .. }) => {
-                    partial.extend_from_slice(&data);
-                    while let Some(pos) = partial.iter().position(|b| *b == b'\n') {
-                        let line: Vec<u8> = partial.drain(..=pos).collect();
-                        let text = String::from_utf8_lossy(&line).trim_end().to_string();
+                    stderr_lines.feed(&data, |line| {
+                        let text = line.text();
                         if text.starts_with("mitogen-fakessh") {
                             // Already a formatted agent log line.
                             crate::logging::stderr_line(&text);
@@ -116,7 +117,7 @@ pub fn split(
                             warn!("{name}: remote: {text}");
                         }
                         tail2.push(text);
-                    }
+                    });
                 }
                 Some(ChannelMsg::ExitStatus { exit_status }) => {
                     debug!("{name}: agent exited with {exit_status}")
