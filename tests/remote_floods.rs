@@ -4,9 +4,19 @@
 //! its pty before the password prompt. The host keeps each line it reads to
 //! 4 KiB and scans only the bytes that arrive, so what it costs stays small
 //! however much arrives: its own CPU time (utime + stime of the host
-//! process alone, not sshd, sudo or the remote command) under 2 s and its
-//! peak resident memory (VmHWM) under 64 MiB. These are resource bounds,
-//! not timings. The accounts come from `.ci/accounts.sh`.
+//! process alone, not sshd, sudo or the remote command) and its peak
+//! resident memory (VmHWM, under 64 MiB). These are resource bounds, not
+//! timings. The accounts come from `.ci/accounts.sh`.
+//!
+//! The CPU bounds: 2 s for 128 MiB through sudo's pty. Over ssh, receiving
+//! 1 GiB at all costs this test build of the host some 3.3 s (russh's
+//! packet reader is generic over our stream and handler, so it is compiled
+//! in this crate at the dev profile's opt-level 0, and zero-fills each
+//! packet a byte at a time; OpenSSH's ssh needs 0.8 s for the same bytes,
+//! this host built at opt-level 1 about 1.1 s), so the bound is 6 s: the
+//! unbounded reader this replaces had spent 6.7 s within 40 s of the
+//! `.bashrc` flood, with a tenth of it read, its cost growing with the
+//! square of the line.
 
 mod common;
 
@@ -24,8 +34,12 @@ const FLOOD_END: &str = " end of the flood";
 /// The lecture of `mfs-lectured` (`.ci/accounts.sh`).
 const LECTURE: &str = "/var/lib/mitogen-fakessh-tests/lecture-128MiB";
 const LECTURED_PASSWORD: &str = "lectured-pw-2718";
+/// Where Debian's sudo notes that it lectured a user.
+const LECTURED_MARK: &str = "/var/lib/sudo/lectured/mfs-lectured";
 
-const CPU_BOUND: Duration = Duration::from_secs(2);
+/// The CPU bounds (see above).
+const PTY_CPU_BOUND: Duration = Duration::from_secs(2);
+const SSH_GIB_CPU_BOUND: Duration = Duration::from_secs(6);
 const RSS_BOUND_KIB: u64 = 64 << 10;
 
 /// What the host process cost, and what it printed.
@@ -45,7 +59,7 @@ struct Measured {
 }
 
 impl Measured {
-    fn expect_cheap_success(&self) {
+    fn expect_cheap_success(&self, cpu_bound: Duration) {
         assert_eq!(
             self.status.code(),
             Some(0),
@@ -55,8 +69,8 @@ impl Measured {
             self.stderr
         );
         assert!(
-            self.cpu < CPU_BOUND,
-            "the host used {:?} of CPU (bound {CPU_BOUND:?})",
+            self.cpu < cpu_bound,
+            "the host used {:?} of CPU (bound {cpu_bound:?})",
             self.cpu
         );
         assert!(
@@ -207,7 +221,7 @@ fn a_bashrc_flooding_stderr_during_the_bootstrap_costs_the_host_little() {
             "echo served",
         ],
     );
-    run.expect_cheap_success();
+    run.expect_cheap_success(SSH_GIB_CPU_BOUND);
     assert_eq!(run.stdout, "served\n");
     // The line of 1 GiB reached the host, which kept its last 4 KiB.
     let cut = GIB + FLOOD_END.len() as u64 - 4096;
@@ -244,7 +258,7 @@ fn a_remote_command_flooding_stderr_costs_the_host_little() {
             "head -c 1073741824 /dev/zero >&2; echo served",
         ],
     );
-    run.expect_cheap_success();
+    run.expect_cheap_success(SSH_GIB_CPU_BOUND);
     assert_eq!(run.stdout, "served\n");
     // A command's stderr is the user's: all of it, byte for byte.
     assert_eq!(
@@ -267,6 +281,10 @@ fn a_sudo_lecture_flooding_the_pty_costs_the_host_little() {
         Some(128 << 20),
         "{LECTURE} is missing: run ./tests/run as root (it runs .ci/accounts.sh)"
     );
+    match std::fs::remove_file(LECTURED_MARK) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => panic!("{LECTURED_MARK}: {e}"),
+        _ => {}
+    }
     let tmp = tempfile::tempdir().unwrap();
     {
         use std::os::unix::fs::PermissionsExt;
@@ -287,12 +305,11 @@ fn a_sudo_lecture_flooding_the_pty_costs_the_host_little() {
             "id -un",
         ],
     );
-    run.expect_cheap_success();
+    run.expect_cheap_success(PTY_CPU_BOUND);
     assert_eq!(run.stdout, "root\n");
-    // sudo did show its lecture: the host read all of it from the pty.
+    // sudo did show its lecture (it marks the user lectured after it).
     assert!(
-        run.read_bytes >= 128 << 20,
-        "the host read {} bytes: was the lecture shown?",
-        run.read_bytes
+        std::path::Path::new(LECTURED_MARK).exists(),
+        "sudo did not mark mfs-lectured as lectured ({LECTURED_MARK}): was the lecture shown?"
     );
 }
