@@ -55,3 +55,38 @@ shell_user mfs-dash /bin/dash
 shell_user mfs-hostile /bin/bash
 id mfs-chroot >/dev/null 2>&1 || useradd -M -d /home/mfs-chroot -s /bin/sh mfs-chroot
 usermod -p '*' mfs-chroot
+
+# Hostile remotes of tests/remote_floods.rs: 1 GiB without a newline where
+# our host reads lines.
+#   mfs-flood     an ssh login whose ~/.bashrc (which bash runs for sshd's
+#                 `bash -c COMMAND`) writes it to stderr before any command
+#   mfs-lectured  sudo with a password (lectured-pw-2718) whose lecture,
+#                 shown on the pty before every prompt, is one line of
+#                 128 MiB (a pty moves some 15 MB/s)
+flood_dir=/var/lib/mitogen-fakessh-tests
+mkdir -p "$flood_dir"
+shell_user mfs-flood /bin/bash
+cat > /home/mfs-flood/.bashrc <<'BASHRC'
+# .ci/accounts.sh: a line of 1 GiB on stderr before every command.
+head -c 1073741824 /dev/zero | tr '\0' x >&2
+echo ' end of the flood' >&2
+BASHRC
+chown mfs-flood: /home/mfs-flood/.bashrc
+make_user mfs-lectured
+echo 'mfs-lectured:lectured-pw-2718' | chpasswd
+lecture="$flood_dir/lecture-128MiB"
+if [ "$(stat -c %s "$lecture" 2>/dev/null)" != 134217728 ]; then
+  head -c 134217728 /dev/zero | tr '\0' x > "$lecture.tmp"
+  mv -f "$lecture.tmp" "$lecture"
+fi
+chmod 644 "$lecture"
+rules=/etc/sudoers.d/mitogen-fakessh-floods
+cat > "$rules.tmp" <<RULES
+Defaults:mfs-lectured lecture=always
+Defaults:mfs-lectured timestamp_timeout=0
+Defaults:mfs-lectured lecture_file=$lecture
+mfs-lectured ALL=(ALL:ALL) ALL
+RULES
+chmod 440 "$rules.tmp"
+visudo -c -f "$rules.tmp" >/dev/null
+mv "$rules.tmp" "$rules"

@@ -9,6 +9,7 @@
 //! - [`bootstrap`]: getting the agent running on the far side of an ssh
 //!   channel or a privilege change, and [`upload`]: sending it there;
 //! - [`handshake`]: a new agent's first frames;
+//! - [`lines`]: remote text split into lines in bounded memory;
 //! - [`remote`]: asking an agent to start a hop below itself;
 //! - [`tunnel`]: a TCP connection made by an agent, carrying the next ssh hop;
 //! - [`error`]: why a hop failed, named once.
@@ -21,6 +22,7 @@ pub mod bootstrap;
 pub mod error;
 pub mod handshake;
 pub mod here;
+pub mod lines;
 pub mod local;
 pub mod privilege;
 pub mod remote;

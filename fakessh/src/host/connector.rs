@@ -91,17 +91,28 @@ pub struct RouteError {
     source: ExpandError,
 }
 
+/// How the connector starts hops, from the command line and config file.
+pub struct ConnectorOptions {
+    pub log_level: u8,
+    /// `--agent-dir`: the only place to keep the agent on the far side.
+    pub agent_dir: Option<String>,
+    pub forwarding: ForwardPolicy,
+}
+
 impl Connector {
     pub fn new(
         router: Arc<Router>,
         routing: Routing,
-        log_level: u8,
         ssh: SshSettings,
         privilege_password: Option<Secret>,
         agents: Agents,
-        agent_dir: Option<String>,
-        forwarding: ForwardPolicy,
+        options: ConnectorOptions,
     ) -> Arc<Connector> {
+        let ConnectorOptions {
+            log_level,
+            agent_dir,
+            forwarding,
+        } = options;
         Arc::new(Connector {
             router,
             routing,

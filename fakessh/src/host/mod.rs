@@ -142,18 +142,21 @@ impl Prepared {
     /// reconnects.
     pub fn connector(self) -> (Arc<Router>, Arc<Connector>) {
         let router = Router::new(HOST_ID, vec![], DEFAULT_MAX_PAYLOAD);
-        let connector = Connector::new(
-            router.clone(),
-            self.routing,
-            self.args.log_level(),
-            self.ssh,
-            self.privilege_password,
-            self.agents,
-            self.args.agent_dir.clone(),
-            forward_policy::ForwardPolicy {
+        let options = connector::ConnectorOptions {
+            log_level: self.args.log_level(),
+            agent_dir: self.args.agent_dir.clone(),
+            forwarding: forward_policy::ForwardPolicy {
                 agent_across_users: self.args.forward_agent_across_users,
                 remote_gateway_ports: self.args.remote_gateway_ports,
             },
+        };
+        let connector = Connector::new(
+            router.clone(),
+            self.routing,
+            self.ssh,
+            self.privilege_password,
+            self.agents,
+            options,
         );
         tokio::spawn(lifetime::forget_lost(
             Arc::downgrade(&connector),

@@ -10,6 +10,7 @@ use tokio::sync::watch;
 use tracing::{debug, warn};
 
 use crate::fdstream::FdStream;
+use crate::hop::lines::{Line, LineSplitter, Redactor};
 
 /// Why sudo, su or doas would not let us through, as it said on the pty.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
@@ -106,10 +107,9 @@ impl Watch {
 
     /// Look at complete lines for refusals (kept with other noise for the
     /// error message). Returns whether the attempt is over.
-    fn judge_lines(&self, pending: &mut String, sent: bool) -> bool {
+    fn judge_lines(&self, lines: Vec<String>, sent: bool) -> bool {
         let mut over = false;
-        while let Some(pos) = pending.find('\n') {
-            let line: String = pending.drain(..=pos).collect();
+        for line in lines {
             let line = line.trim().replace(&self.prompt, "");
             // Kept for our error messages: remote text, made safe to print.
             let line = router_core::text::sanitize_line(line.as_bytes());
@@ -126,11 +126,39 @@ impl Watch {
         over
     }
 
+    /// Whether the line so far (`partial`, then the bytes the redactor
+    /// holds back) ends with a password prompt.
+    fn is_prompt(&self, partial: &[u8], held: &[u8]) -> bool {
+        let joined;
+        let text = match held.is_empty() {
+            true => partial,
+            false => {
+                joined = [partial, held].concat();
+                &joined[..]
+            }
+        };
+        let text = text.trim_ascii_end();
+        let prompt = self.prompt.as_bytes();
+        const GENERIC: &[u8] = b"password:";
+        text.ends_with(prompt)
+            || (text.len() >= GENERIC.len()
+                && text[text.len() - GENERIC.len()..].eq_ignore_ascii_case(GENERIC)
+                && memchr::memmem::find(text, prompt).is_none())
+    }
+
     /// Answer the password prompt once, recognise refusals, then keep
     /// draining the pty (the agent's stderr) into our log for the agent's
-    /// lifetime.
+    /// lifetime. The line being read is bounded ([`LineSplitter`]) and only
+    /// the bytes each read brings are scanned, however much arrives
+    /// without a newline.
     pub async fn run(mut self) {
-        let mut pending = String::new();
+        let mut lines = LineSplitter::new();
+        // Never keep or print the password, should anything echo it.
+        let mut redactor = self
+            .password
+            .as_ref()
+            .filter(|p| !p.0.is_empty())
+            .map(|p| Redactor::new(p.0.as_bytes(), b"<password>"));
         let mut sent = false;
         let mut buf = [0u8; 4096];
         loop {
@@ -139,26 +167,33 @@ impl Watch {
                 // EOF, or EIO once every holder of the slave is gone: judge
                 // what is left as a last line.
                 _ => {
-                    if !*self.booted.borrow() && !pending.trim().is_empty() {
-                        pending.push('\n');
-                        self.judge_lines(&mut pending, sent);
+                    if !*self.booted.borrow() {
+                        let mut last = Vec::new();
+                        if let Some(r) = redactor.as_mut() {
+                            lines.feed(&r.flush(), |l| last.push(l.text()));
+                        }
+                        lines.finish(|l| last.push(l.text()));
+                        self.judge_lines(last, sent);
                     }
                     break;
                 }
             };
-            pending.push_str(&String::from_utf8_lossy(&buf[..n]));
-            if let Some(pw) = self.password.as_ref().filter(|p| !p.0.is_empty()) {
-                // Never keep or print the password, should anything echo it.
-                pending = pending.replace(&pw.0, "<password>");
-            }
+            let redacted;
+            let chunk = match redactor.as_mut() {
+                Some(r) => {
+                    redacted = r.pass(&buf[..n]);
+                    &redacted[..]
+                }
+                None => &buf[..n],
+            };
             if *self.booted.borrow() {
-                relay_agent_lines(&self.name, &mut pending);
+                lines.feed(chunk, |line| relay_agent_line(&self.name, line));
                 continue;
             }
-            let lower = pending.to_ascii_lowercase();
-            let is_prompt = pending.trim_end().ends_with(&self.prompt)
-                || (!pending.contains(&self.prompt) && lower.trim_end().ends_with("password:"));
-            if is_prompt {
+            let mut complete = Vec::new();
+            lines.feed(chunk, |line| complete.push(line.text()));
+            let held = redactor.as_ref().map_or(&[][..], |r| r.held());
+            if self.is_prompt(lines.partial(), held) {
                 if sent {
                     self.record(Refusal::IncorrectPassword);
                     self.kill();
@@ -183,10 +218,10 @@ impl Watch {
                     break;
                 }
                 sent = true;
-                pending.clear();
+                lines.clear();
                 continue;
             }
-            if self.judge_lines(&mut pending, sent) {
+            if self.judge_lines(complete, sent) {
                 self.kill();
             }
         }
@@ -194,16 +229,16 @@ impl Watch {
 }
 
 /// The agent runs: complete lines on the pty are its stderr.
-fn relay_agent_lines(name: &str, pending: &mut String) {
-    while let Some(pos) = pending.find('\n') {
-        let line: String = pending.drain(..=pos).collect();
-        let line = line.trim_end_matches(['\r', '\n']);
-        // Remote text: escaped, so it cannot drive the operator's terminal.
-        let line = sanitize_line(line.as_bytes());
-        if line.starts_with("mitogen-fakessh") {
-            crate::logging::stderr_line(&line);
-        } else if !line.is_empty() {
-            warn!("{name}: {line}");
-        }
+fn relay_agent_line(name: &str, line: Line<'_>) {
+    // Remote text: escaped, so it cannot drive the operator's terminal.
+    let bytes = line.bytes.trim_ascii_end();
+    let line = match line.cut {
+        0 => sanitize_line(bytes),
+        cut => format!("[{cut} bytes cut] {}", sanitize_line(bytes)),
+    };
+    if line.starts_with("mitogen-fakessh") {
+        crate::logging::stderr_line(&line);
+    } else if !line.is_empty() {
+        warn!("{name}: {line}");
     }
 }

@@ -3,7 +3,9 @@
 //! A task owns the channel's read half (and the connection handle, so the
 //! connection lives exactly as long as the channel): stdout data messages are
 //! handed to a [`ChannelReader`] that the frame reader reads; stderr lines are
-//! logged with the hop's name and kept for error messages.
+//! logged with the hop's name and kept for error messages (each line at
+//! most [`crate::hop::lines::LINE_LIMIT`] bytes, however much the remote
+//! writes without a newline).
 
 use std::collections::VecDeque;
 use std::pin::Pin;
@@ -20,6 +22,7 @@ use tracing::{debug, warn};
 
 use super::hostkey::HostKeyCheck;
 use super::packets::PacketWriter;
+use crate::hop::lines::{Line, LineSplitter};
 
 /// The writing side of a channel.
 pub type ChannelWriter = Pin<Box<dyn AsyncWrite + Send>>;
@@ -81,18 +84,17 @@ impl AsyncRead for ChannelReader {
 /// How long the channel may stay open after the remote command exited.
 const EXIT_GRACE: std::time::Duration = std::time::Duration::from_millis(500);
 
-/// The longest stderr line kept whole; a longer one is cut there.
-const STDERR_LINE_MAX: usize = 4096;
-
 /// One line the remote printed on stderr: an agent's own log line is
 /// passed on as it is; anything else is logged and kept for error
 /// messages, sanitized (it is remote text in our diagnostics).
-fn stderr_line(name: &str, line: &[u8], tail: &StderrTail) {
-    let line = line.strip_suffix(b"\n").unwrap_or(line);
-    let line = line.strip_suffix(b"\r").unwrap_or(line);
+fn stderr_line(name: &str, line: &Line<'_>, tail: &StderrTail) {
+    let bytes = line.bytes.strip_suffix(b"\r").unwrap_or(line.bytes);
     // Remote text: escaped, so it cannot drive the operator's terminal
     // from our log or an error.
-    let safe = sanitize_line(line);
+    let safe = match line.cut {
+        0 => sanitize_line(bytes),
+        cut => format!("[{cut} bytes cut] {}", sanitize_line(bytes)),
+    };
     if safe.starts_with("mitogen-fakessh") {
         // Already a formatted agent log line.
         crate::logging::stderr_line(&safe);
@@ -121,7 +123,7 @@ pub fn split(
     tokio::spawn(async move {
         let _keep_connection = handle;
         let _keep_writer_half = write_half;
-        let mut partial = Vec::new();
+        let mut stderr_lines = LineSplitter::new();
         let mut exited = false;
         loop {
             // Once the remote command has exited, the channel's end follows
@@ -141,15 +143,7 @@ pub fn split(
                     }
                 }
                 Some(ChannelMsg::ExtendedData { data, .. }) => {
-                    partial.extend_from_slice(&data);
-                    while let Some(pos) = partial.iter().position(|b| *b == b'\n') {
-                        let line: Vec<u8> = partial.drain(..=pos).collect();
-                        stderr_line(&name, &line, &tail2);
-                    }
-                    if partial.len() > STDERR_LINE_MAX {
-                        let line = std::mem::take(&mut partial);
-                        stderr_line(&name, &line, &tail2);
-                    }
+                    stderr_lines.feed(&data, |line| stderr_line(&name, &line, &tail2));
                 }
                 Some(ChannelMsg::ExitStatus { exit_status }) => {
                     debug!("{name}: agent exited with {exit_status}");
@@ -163,9 +157,7 @@ pub fn split(
                 Some(_) => {}
             }
         }
-        if !partial.is_empty() {
-            stderr_line(&name, &partial, &tail2);
-        }
+        stderr_lines.finish(|line| stderr_line(&name, &line, &tail2));
         debug!("{name}: channel closed");
     });
     (out, writer, tail)
