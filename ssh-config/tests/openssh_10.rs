@@ -146,6 +146,7 @@ const OLD_NAMES: &[&str] = &[
 fn every_keyword() -> SshConfig {
     let text = include_str!("every_keyword.conf")
         .replace("@KEY@", "/nonexistent/id_ed25519")
+        .replace("@KNOWN_HOSTS@", "/nonexistent/known_hosts")
         .replace("@ALIAS@", "web");
     SshConfig::parse(&text).unwrap()
 }
@@ -220,9 +221,13 @@ fn refuse_connection_stops_with_openssh_words_whatever_its_argument() {
         .resolve_for("web", None, None, &tagged, &exec("true"))
         .unwrap_err();
     assert!(matches!(err, ConfigError::Refused { .. }));
+    let line = 1 + include_str!("every_keyword.conf")
+        .lines()
+        .position(|l| l.trim_start().starts_with("RefuseConnection "))
+        .unwrap();
     assert_eq!(
         err.to_string(),
-        "ssh config line 6: RefuseConnection: this host is being retired: use web2"
+        format!("ssh config line {line}: RefuseConnection: this host is being retired: use web2")
     );
     // OpenSSH refuses whatever the argument says, even "no".
     let no = SshConfig::parse("Host web\n  RefuseConnection no\n").unwrap();
