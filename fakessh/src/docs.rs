@@ -123,10 +123,23 @@ The command line wins over it; errors name the file and line.
 Read for \fBssh:\fR hops (\fB\-\-ssh\-config\fR replaces both, like
 \fBssh \-F\fR), with OpenSSH's rules: first value wins, \fBHost\fR blocks,
 \fBInclude\fR (relative to ~/.ssh or /etc/ssh, wildcards, also inside a
-block) and \fBMatch\fR with \fBall\fR, \fBcanonical\fR, \fBfinal\fR,
-\fBexec\fR, \fBhost\fR, \fBoriginalhost\fR, \fBuser\fR, \fBlocaluser\fR,
-\fBtagged\fR and \fBlocalnetwork\fR (other criteria are warned about and
-their block is not applied). Lines are split as OpenSSH 9.x splits them
+block) and \fBMatch\fR with every criterion of OpenSSH 10.2: \fBall\fR,
+\fBcanonical\fR, \fBfinal\fR, \fBexec\fR, \fBhost\fR, \fBoriginalhost\fR,
+\fBuser\fR, \fBlocaluser\fR, \fBlocalnetwork\fR, \fBtagged\fR (the \fBTag\fR
+keyword, or the \fBssh\fR shim's \fB\-P\fR), \fBversion\fR (matched against
+\fB@VERSION@\fR: every keyword of that release's ssh_config(5) is accepted),
+\fBcommand\fR (the remote command's words joined by spaces, or the subsystem's
+name) and \fBsessiontype\fR (\fBshell\fR, \fBexec\fR, \fBsubsystem\fR for
+\fB\-s\fR, \fBnone\fR for \fB\-N\fR and \fB\-W\fR). The \fBssh\fR shim evaluates
+them for its own command; the host configures a connection for the first
+session that asks for it, as a ControlMaster is configured by the ssh that
+started it (a bastion before it, reached as ProxyJump is, gets
+\fBsessiontype none\fR). An applicable \fBRefuseConnection\fR stops the
+session before it connects, with OpenSSH's message (FILE \fBline\fR N\fB:
+RefuseConnection:\fR TEXT) and status 255, whatever its argument, as in
+OpenSSH. Old names (KeepAlive, IdentityFile2, ChallengeResponseAuthentication
+and the other aliases) are their keywords; OpenSSH's deprecated keywords are
+ignored and its unsupported ones warned about. Lines are split as OpenSSH splits them
 (both kinds of quotes, backslash escapes, \fB#\fR comments); a keyword OpenSSH
 does not know is an error unless \fBIgnoreUnknown\fR names it; the \fB%\fR
 tokens (%%, %C, %d, %h, %i, %j, %k, %L, %l, %n, %p, %r, %u, each where
@@ -138,11 +151,11 @@ Keywords used: HostName, User, Port, IdentityFile
 StrictHostKeyChecking, HashKnownHosts, ProxyJump, ProxyCommand (the first of the two wins;
 for the first ssh hop of a chain), ConnectTimeout (also bounds the key
 exchange), ServerAliveInterval, ServerAliveCountMax, BatchMode,
-NumberOfPasswordPrompts, Tag, IgnoreUnknown, SendEnv, SetEnv, RemoteCommand,
-RequestTTY, and for the \fBssh\fR shim's forwarding LocalForward, RemoteForward,
+NumberOfPasswordPrompts, Tag, IgnoreUnknown, RefuseConnection, SendEnv, SetEnv,
+RemoteCommand, RequestTTY, and for the \fBssh\fR shim's forwarding LocalForward, RemoteForward,
 DynamicForward, ForwardAgent, ExitOnForwardFailure, GatewayPorts and
-ClearAllForwardings. Accepted (in files and as \fB\-o\fR) without effect:
-@IGNORED@.
+ClearAllForwardings. Accepted (in files and as \fB\-o\fR) without effect,
+because @IGNORED@.
 .TP
 \fB~/.ssh/known_hosts\fR, \fB/etc/ssh/ssh_known_hosts\fR
 Host keys (or UserKnownHostsFile, GlobalKnownHostsFile). \fB@cert\-authority\fR
@@ -168,6 +181,19 @@ drop frames whose claimed authority does not match the stream they came on.
 Passwords are never put on any command line or in COMMAND's environment.
 "#;
 
+/// The keywords accepted without effect, by reason: "REASON: A, B; ...".
+fn ignored_keywords() -> String {
+    use ssh_config::keywords::{Why, ignored};
+    Why::ALL
+        .iter()
+        .map(|why| {
+            let names: Vec<&str> = ignored(*why).collect();
+            format!("{}: {}", why.reason().replace('-', "\\-"), names.join(", "))
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
 /// The complete man page in roff.
 pub fn man_page() -> String {
     let man = clap_mangen::Man::new(Cli::command()).date("2026-11-27");
@@ -179,8 +205,9 @@ pub fn man_page() -> String {
         .and_then(|_| man.render_description_section(&mut out))
         .and_then(|_| man.render_options_section(&mut out))
         .and_then(|_| {
-            let ignored: Vec<&str> = ssh_config::keywords::ignored().collect();
-            let extra = EXTRA_SECTIONS.replace("@IGNORED@", &ignored.join(", "));
+            let extra = EXTRA_SECTIONS
+                .replace("@IGNORED@", &ignored_keywords())
+                .replace("@VERSION@", ssh_config::OPENSSH_VERSION);
             out.extend_from_slice(extra.as_bytes());
             out.extend_from_slice(PERSISTENT.as_bytes());
             for (title, cmd) in [

@@ -140,6 +140,23 @@ impl SshInvocation {
         self.command.join(&b' ')
     }
 
+    /// What `Match command` and `Match sessiontype` test: the command
+    /// words joined (lossy), `-s`, and `-N`/`-W` (no session).
+    pub fn session_asked(&self) -> ssh_config::SessionAsked {
+        use ssh_config::SessionType;
+        let session_type = if self.subsystem {
+            Some(SessionType::Subsystem)
+        } else if self.no_command || self.stdio_forward.is_some() {
+            Some(SessionType::NoSession)
+        } else {
+            None
+        };
+        ssh_config::SessionAsked {
+            command: String::from_utf8_lossy(&self.command_line()).into_owned(),
+            session_type,
+        }
+    }
+
     /// The command words as text (lossy), for messages and tests.
     pub fn command_words(&self) -> Vec<String> {
         self.command
@@ -305,6 +322,8 @@ fn apply_value(
         // As OpenSSH treats them: -i adds an IdentityFile, -J sets ProxyJump.
         'i' => inv.options.push(("IdentityFile".into(), value)),
         'J' => inv.options.push(("ProxyJump".into(), value)),
+        // -P sets the tag unless a Tag came first, as a `-o Tag` here would.
+        'P' => inv.options.push(("Tag".into(), value)),
         'E' => inv.log_file = Some(value),
         'F' => inv.config_file = Some(value),
         'L' => inv

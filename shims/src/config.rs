@@ -2,7 +2,9 @@
 //! client resolves it: `-o` options first, then `-F FILE` (or the host's
 //! `--ssh-config`, or `~/.ssh/config` and `/etc/ssh/ssh_config`).
 //! `SendEnv`, `SetEnv`, `RemoteCommand` and `RequestTTY` come from it, and
-//! `ssh -G` prints it.
+//! `ssh -G` prints it. It is resolved for this invocation's command and
+//! session type (`Match command`, `Match sessiontype`), and a
+//! `RefuseConnection` that applies stops the shim with OpenSSH's message.
 
 use ssh_config::{HostConfig, SshConfig};
 
@@ -24,7 +26,13 @@ pub fn resolve(inv: &SshInvocation) -> Result<HostConfig, ShimError> {
         (None, Some(file)) => SshConfig::load_user(std::path::Path::new(&file))?,
         (None, None) => SshConfig::load_default()?,
     };
-    Ok(config.resolve_with(&inv.host, inv.user.as_deref(), inv.port, &inv.options)?)
+    Ok(config.resolve_for(
+        &inv.host,
+        inv.user.as_deref(),
+        inv.port,
+        &inv.options,
+        &inv.session_asked(),
+    )?)
 }
 
 /// `ssh -G`: the resolved configuration, as OpenSSH prints it.

@@ -25,6 +25,9 @@ pub enum ConfigError {
         keyword: &'static str,
         source: TokenError,
     },
+    /// `RefuseConnection` applied: OpenSSH's words (exit status 255).
+    #[error("{at}: RefuseConnection: {reason}")]
+    Refused { at: Place, reason: String },
     #[error("Match exec: {0}")]
     MatchExec(TokenError),
     #[error("ssh -F {}: no such file", .0.display())]

@@ -23,7 +23,7 @@ const MAX_INCLUDE_DEPTH: usize = 16;
 #[derive(Clone, Debug)]
 pub struct Line {
     pub when: Vec<Arc<Condition>>,
-    /// Lower-cased keyword.
+    /// Lower-cased keyword (an alias's keyword, for an alias).
     pub key: String,
     /// `None` for a keyword OpenSSH does not know (an error where it is
     /// reached, unless `IgnoreUnknown` names it).
@@ -69,9 +69,11 @@ impl Line {
                 k.name.to_ascii_lowercase()
             );
         }
+        // An alias obtains its keyword's value (`KeepAlive` is `TCPKeepAlive`).
+        let key = known.map_or(lower, |k| k.name.to_ascii_lowercase());
         Ok(Some(Line {
             when,
-            key: lower,
+            key,
             known,
             args,
             at,

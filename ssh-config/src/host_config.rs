@@ -72,7 +72,18 @@ impl HostConfig {
             .map(|n| home_dir().join(".ssh").join(n))
             .collect()
     }
+
+    /// The first value obtained for `keyword` (lower case), as ssh -G
+    /// would print it.
+    pub fn obtained(&self, keyword: &str) -> Option<&str> {
+        self.obtained
+            .iter()
+            .find(|(k, _)| k == keyword)
+            .and_then(|(_, values)| values.first())
+            .map(String::as_str)
+    }
 }
+
 /// A file name: `~`, then `${VAR}`, then the `%` tokens.
 pub(crate) fn expand_file(value: &str, values: &TokenValues) -> Result<String, tokens::TokenError> {
     let value = tilde(value).to_string_lossy().into_owned();

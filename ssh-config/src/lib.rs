@@ -1,9 +1,11 @@
-//! ssh_config(5), read as OpenSSH 9.x reads it.
+//! ssh_config(5), read as OpenSSH 10.2 reads it.
 //!
 //! - [`split`]: a line into its keyword and words (quotes, escapes, comments);
 //! - [`keywords`]: every keyword OpenSSH knows, and what we do with it;
 //! - `file`: files and `Include`s into lines under their `Host`/`Match` blocks;
 //! - `matching`: `Host` patterns and `Match` criteria;
+//! - `session`: the session a destination is resolved for (`Match command`,
+//!   `Match sessiontype`);
 //! - [`tokens`]: `%` tokens and `${VAR}`;
 //! - [`names`]: the host and user names OpenSSH accepts on its command line;
 //! - [`options`]: `-o` options, checked;
@@ -26,12 +28,14 @@ pub mod options;
 mod paths;
 pub mod print;
 mod resolve;
+mod session;
 pub mod split;
 pub mod tokens;
 
 pub use error::{ConfigError, LineProblem, Place};
 pub use host_config::{HostConfig, StrictHostKeyChecking};
-pub use matching::host_in_pattern_list;
+pub use matching::{OPENSSH_VERSION, host_in_pattern_list};
 pub use names::{valid_hostname, valid_user};
 pub use paths::{home_dir, local_user};
 pub use resolve::SshConfig;
+pub use session::{SessionAsked, SessionType};

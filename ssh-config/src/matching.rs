@@ -3,6 +3,24 @@
 
 use std::net::IpAddr;
 
+/// The version `Match version` tests: the OpenSSH release whose client
+/// configuration we read (every keyword of its ssh_config(5) is accepted),
+/// so `Match version OpenSSH_10*` blocks apply to us as they would to it.
+pub const OPENSSH_VERSION: &str = "OpenSSH_10.2p1";
+
+/// The criteria that may also be written `name=argument`, as in OpenSSH.
+const WITH_EQUALS: &[&str] = &[
+    "host",
+    "originalhost",
+    "user",
+    "localuser",
+    "localnetwork",
+    "version",
+    "tagged",
+    "command",
+    "exec",
+];
+
 /// What is wrong with a `Match` line.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum MatchError {
@@ -53,15 +71,17 @@ pub enum Test {
     User(String),
     /// The local user.
     LocalUser(String),
-    /// The value of `Tag`.
+    /// The value of `Tag` (or ssh's `-P`); `""` matches no tag.
     Tagged(String),
     /// Some address of an interface that is up lies in one of these networks.
     LocalNetwork(Vec<Network>),
-    /// A criterion OpenSSH knows that we cannot evaluate (`version`, and
-    /// `sessiontype` and `command`, which concern one session while a hop's
-    /// connection serves many): the block is not applied, and a warning says
-    /// so.
-    Unsupported(String),
+    /// [`OPENSSH_VERSION`].
+    Version(String),
+    /// The session's kind: `shell`, `exec`, `subsystem` or `none`.
+    SessionType(String),
+    /// The remote command as given on ssh's command line (the subsystem's
+    /// name for `-s`); `""` matches no command.
+    Command(String),
 }
 
 /// What the criteria are tested against: the state of the evaluation at the
@@ -72,6 +92,10 @@ pub struct Target<'a> {
     pub user: &'a str,
     pub local_user: &'a str,
     pub tag: Option<&'a str>,
+    /// The remote command (words joined by spaces), `""` for none.
+    pub command: &'a str,
+    /// `shell`, `exec`, `subsystem` or `none`.
+    pub session_type: &'a str,
     pub final_pass: bool,
     /// The addresses of local interfaces that are up, looked up only when a
     /// `localnetwork` criterion asks.
@@ -121,18 +145,28 @@ impl Condition {
         let mut criteria = Vec::new();
         let mut words = words.iter().cloned().peekable();
         while let Some(word) = words.next() {
-            let (negated, name) = match word.strip_prefix('!') {
+            let (negated, word) = match word.strip_prefix('!') {
                 Some(rest) => (true, rest.to_string()),
                 None => (false, word),
             };
-            let name = name.to_ascii_lowercase();
+            // `host=web*` is `host web*` (for the criteria OpenSSH allows it).
+            let (name, joined) = match word.split_once('=') {
+                Some((name, arg)) if WITH_EQUALS.iter().any(|c| c.eq_ignore_ascii_case(name)) => {
+                    (name.to_ascii_lowercase(), Some(arg.to_string()))
+                }
+                _ => (word.to_ascii_lowercase(), None),
+            };
             let test = match name.as_str() {
                 "all" => Test::All,
                 "canonical" => Test::Canonical,
                 "final" => Test::Final,
                 _ => {
-                    let arg = words
-                        .next()
+                    let arg = joined
+                        .or_else(|| words.next())
+                        .filter(|arg| !arg.starts_with('#'))
+                        .filter(|arg| {
+                            !arg.is_empty() || matches!(name.as_str(), "tagged" | "command")
+                        })
                         .ok_or_else(|| MatchError::NeedsArgument(name.clone()))?;
                     match name.as_str() {
                         "exec" => Test::Exec(arg),
@@ -146,9 +180,9 @@ impl Condition {
                                 .map(|n| Network::parse(n.trim()))
                                 .collect::<Result<_, _>>()?,
                         ),
-                        "version" | "sessiontype" | "command" => {
-                            Test::Unsupported(format!("{name} {arg}"))
-                        }
+                        "version" => Test::Version(arg),
+                        "sessiontype" => Test::SessionType(arg),
+                        "command" => Test::Command(arg),
                         _ => return Err(MatchError::UnsupportedAttribute(name)),
                     }
                 }
@@ -170,14 +204,8 @@ impl Condition {
     }
 
     /// Whether the block applies. `exec` runs a command (only when every
-    /// criterion before it held, as in OpenSSH); `warn` hears about criteria
-    /// we cannot evaluate.
-    pub fn holds(
-        &self,
-        target: &Target<'_>,
-        exec: &mut dyn FnMut(&str) -> bool,
-        warn: &mut dyn FnMut(&str),
-    ) -> bool {
+    /// criterion before it held, as in OpenSSH).
+    pub fn holds(&self, target: &Target<'_>, exec: &mut dyn FnMut(&str) -> bool) -> bool {
         let criteria = match self {
             Condition::Host(patterns) => return host_matches(patterns, target.original_host),
             Condition::Match(criteria) => criteria,
@@ -192,16 +220,13 @@ impl Condition {
                 Test::OriginalHost(list) => pattern_list_matches(list, target.original_host, false),
                 Test::User(list) => pattern_list_matches(list, target.user, true),
                 Test::LocalUser(list) => pattern_list_matches(list, target.local_user, true),
-                Test::Tagged(list) => pattern_list_matches(list, target.tag.unwrap_or(""), true),
+                Test::Tagged(list) => empty_or_listed(list, target.tag.unwrap_or("")),
+                Test::Command(list) => empty_or_listed(list, target.command),
+                Test::Version(list) => pattern_list_matches(list, OPENSSH_VERSION, true),
+                Test::SessionType(list) => pattern_list_matches(list, target.session_type, true),
                 Test::LocalNetwork(networks) => (target.local_addresses)()
                     .iter()
                     .any(|a| networks.iter().any(|n| n.contains(a))),
-                Test::Unsupported(what) => {
-                    warn(&format!(
-                        "Match {what} is not supported by mitogen-fakessh; that block is not applied"
-                    ));
-                    return false;
-                }
             };
             if held == c.negated {
                 return false;
@@ -214,6 +239,15 @@ impl Condition {
     /// pass over the configuration.
     pub fn wants_final_pass(&self) -> bool {
         matches!(self, Condition::Match(cs) if cs.iter().any(|c| c.test == Test::Final))
+    }
+}
+
+/// `tagged` and `command`: an empty value matches only an empty argument
+/// (`Match tagged ""`), any other the pattern list, as in OpenSSH.
+fn empty_or_listed(list: &str, value: &str) -> bool {
+    match value.is_empty() {
+        true => list.is_empty(),
+        false => pattern_list_matches(list, value, true),
     }
 }
 
@@ -300,6 +334,8 @@ mod tests {
             user,
             local_user: "me",
             tag: None,
+            command: "",
+            session_type: "shell",
             final_pass: false,
             local_addresses: &|| LOCAL.to_vec(),
         }
@@ -313,7 +349,7 @@ mod tests {
     fn holds(line: &str, t: &Target<'_>) -> bool {
         Condition::parse_match(&crate::split::words(line).unwrap())
             .unwrap()
-            .holds(t, &mut |cmd| cmd == "true", &mut |_| {})
+            .holds(t, &mut |cmd| cmd == "true")
     }
 
     #[test]
@@ -376,14 +412,10 @@ mod tests {
             .unwrap();
         let mut ran = false;
         let t = target("h", "u");
-        assert!(!c.holds(
-            &t,
-            &mut |_| {
-                ran = true;
-                true
-            },
-            &mut |_| {}
-        ));
+        assert!(!c.holds(&t, &mut |_| {
+            ran = true;
+            true
+        },));
         assert!(!ran);
     }
 
@@ -410,11 +442,52 @@ mod tests {
     }
 
     #[test]
-    fn unsupported_criteria_warn_and_do_not_apply() {
-        let c =
-            Condition::parse_match(&crate::split::words("version OpenSSH_9*").unwrap()).unwrap();
-        let mut warned = String::new();
-        assert!(!c.holds(&target("h", "u"), &mut |_| true, &mut |w| warned = w.into()));
-        assert!(warned.contains("version"), "{warned}");
+    fn version_sessiontype_command_and_tagged() {
+        let mut t = target("h", "u");
+        assert!(holds("version OpenSSH_10*", &t));
+        assert!(holds("version=OpenSSH_10.2p1", &t));
+        assert!(!holds("version OpenSSH_9*", &t));
+        assert!(holds("!version OpenSSH_8*,OpenSSH_9*", &t));
+        // No command, no tag: only the empty argument matches.
+        assert!(holds("sessiontype shell command \"\" tagged \"\"", &t));
+        assert!(holds("command= tagged=", &t));
+        assert!(!holds("command *", &t));
+        assert!(!holds("tagged *", &t));
+        t.command = "rsync --server -logDtpre.iLsfxCIvu . /srv";
+        t.session_type = "exec";
+        assert!(holds("command \"rsync --server*\" sessiontype exec", &t));
+        assert!(holds("command=rsync*,git-*", &t));
+        assert!(!holds("command \"\"", &t));
+        assert!(!holds("command git-*", &t));
+        assert!(!holds("sessiontype shell,subsystem", &t));
+        assert!(holds("!sessiontype shell,subsystem", &t));
+        assert!(!holds("command RSYNC*", &t), "commands compare with case");
+        t.command = "sftp";
+        t.session_type = "subsystem";
+        assert!(holds("sessiontype subsystem command sftp", &t));
+        t.session_type = "none";
+        assert!(holds("sessiontype none", &t));
+        t.tag = Some("deploy");
+        assert!(holds("tagged deploy,ops", &t));
+        assert!(holds("tagged=dep*", &t));
+        assert!(!holds("tagged \"\"", &t));
+        assert!(!holds("tagged Deploy", &t));
+    }
+
+    #[test]
+    fn empty_arguments_only_for_tagged_and_command() {
+        for bad in [
+            "host \"\"",
+            "user=",
+            "version \"\"",
+            "sessiontype \"\"",
+            "exec=",
+            "tagged",
+        ] {
+            assert!(
+                Condition::parse_match(&crate::split::words(bad).unwrap()).is_err(),
+                "{bad:?}"
+            );
+        }
     }
 }

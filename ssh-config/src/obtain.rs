@@ -8,6 +8,7 @@ use super::error::ConfigError;
 use super::file::Line;
 use super::matching::{self, Target, pattern_list_matches};
 use super::paths::local_user;
+use super::session::SessionAsked;
 use super::tokens::{self, TokenSet, TokenValues};
 
 /// The lines one destination obtained, per keyword in the order obtained.
@@ -54,6 +55,8 @@ pub(crate) struct Destination<'a> {
     pub alias: &'a str,
     pub user: Option<&'a str>,
     pub port: Option<u16>,
+    /// The session asked for (`Match command`, `Match sessiontype`).
+    pub session: &'a SessionAsked,
     /// `Match exec` never runs its command and never matches (fuzzing).
     pub no_exec: bool,
 }
@@ -61,7 +64,8 @@ pub(crate) struct Destination<'a> {
 /// Walk `lines` for one destination, as OpenSSH does: a first pass, and a
 /// second with `final` true if any `Match final` asked for one. A keyword
 /// OpenSSH does not know is an error wherever it stands, unless the
-/// `IgnoreUnknown` obtained before it names it.
+/// `IgnoreUnknown` obtained before it names it. A `RefuseConnection` that
+/// applies stops it there, as OpenSSH stops.
 pub(crate) fn obtain(lines: &[Line], to: &Destination<'_>) -> Result<Obtained, ConfigError> {
     let mut got = Obtained::default();
     let local = local_user();
@@ -106,6 +110,12 @@ pub(crate) fn obtain(lines: &[Line], to: &Destination<'_>) -> Result<Obtained, C
                 }
             }
             if applies {
+                if line.key == "refuseconnection" {
+                    return Err(ConfigError::Refused {
+                        at: line.at.clone(),
+                        reason: line.args[0].clone(),
+                    });
+                }
                 if matches!(line.key.as_str(), "proxyjump" | "proxycommand") {
                     got.first_proxy.get_or_insert_with(|| line.key.clone());
                 }
@@ -133,6 +143,8 @@ fn evaluate(
         user: remote_user,
         local_user: local,
         tag: got.first("tag"),
+        command: &to.session.command,
+        session_type: to.session.type_name(got.first("sessiontype")),
         final_pass,
         local_addresses: &interface_addresses,
     };
@@ -147,18 +159,18 @@ fn evaluate(
         proxy_jump: got.first("proxyjump").unwrap_or_default().to_string(),
     };
     let mut failure = None;
-    let verdict = cond.holds(
-        &target,
-        &mut |command| match tokens::percent(command, TokenSet::Files, &values) {
-            Ok(_) if to.no_exec => false,
-            Ok(command) => match_exec(&command),
-            Err(e) => {
-                failure.get_or_insert(e);
-                false
-            }
-        },
-        &mut |warning| tracing::warn!("ssh config: {warning}"),
-    );
+    let verdict = cond.holds(&target, &mut |command| match tokens::percent(
+        command,
+        TokenSet::Files,
+        &values,
+    ) {
+        Ok(_) if to.no_exec => false,
+        Ok(command) => match_exec(&command),
+        Err(e) => {
+            failure.get_or_insert(e);
+            false
+        }
+    });
     match failure {
         Some(source) => Err(ConfigError::MatchExec(source)),
         None => Ok(verdict),

@@ -11,6 +11,7 @@ use super::host_config::{
 };
 use super::obtain::{Destination, hostname_so_far, obtain, send_env};
 use super::paths::{home_dir, local_user};
+use super::session::SessionAsked;
 use super::tokens::{self, TokenSet, TokenValues};
 
 /// Parsed ssh_config files, in the order they are read.
@@ -96,7 +97,8 @@ impl SshConfig {
     }
     /// Settings for `alias` with `options` (ssh's `-o`, in order, each as
     /// keyword and the text after it) taking precedence over every file, as
-    /// on ssh's command line.
+    /// on ssh's command line, for a connection without a session of its
+    /// own ([`SessionAsked::transport`]).
     pub fn resolve_with(
         &self,
         alias: &str,
@@ -104,8 +106,21 @@ impl SshConfig {
         port: Option<u16>,
         options: &[(String, String)],
     ) -> Result<HostConfig, ConfigError> {
+        self.resolve_for(alias, user, port, options, &SessionAsked::transport())
+    }
+
+    /// The same, for `session`: what `Match command` and `Match
+    /// sessiontype` test.
+    pub fn resolve_for(
+        &self,
+        alias: &str,
+        user: Option<&str>,
+        port: Option<u16>,
+        options: &[(String, String)],
+        session: &SessionAsked,
+    ) -> Result<HostConfig, ConfigError> {
         if options.is_empty() {
-            return self.resolve(alias, user, port);
+            return self.resolve_session(alias, user, port, session);
         }
         let mut lines = Vec::new();
         for (key, value) in options {
@@ -117,16 +132,27 @@ impl SshConfig {
             lines,
             no_exec: self.no_exec,
         }
-        .resolve(alias, user, port)
+        .resolve_session(alias, user, port, session)
     }
 
     /// Settings for `alias`; `user`/`port` from the chain or the command line
-    /// override the file, as ssh's -l and -p do.
+    /// override the file, as ssh's -l and -p do. For a connection without
+    /// a session of its own.
     pub fn resolve(
         &self,
         alias: &str,
         user: Option<&str>,
         port: Option<u16>,
+    ) -> Result<HostConfig, ConfigError> {
+        self.resolve_session(alias, user, port, &SessionAsked::transport())
+    }
+
+    fn resolve_session(
+        &self,
+        alias: &str,
+        user: Option<&str>,
+        port: Option<u16>,
+        session: &SessionAsked,
     ) -> Result<HostConfig, ConfigError> {
         let got = obtain(
             &self.lines,
@@ -134,6 +160,7 @@ impl SshConfig {
                 alias,
                 user,
                 port,
+                session,
                 no_exec: self.no_exec,
             },
         )?;

@@ -16,7 +16,7 @@ use router_core::message::{
     AgentConfig, ConnectRequest, ContextId, FIRST_SESSION_ID, HOST_ID, Secret,
 };
 use router_core::router::StreamRole;
-use router_core::session::SessionRequest;
+use router_core::session::{RemoteCommand, SessionRequest};
 use tokio::process::Child;
 use tokio::sync::{Mutex, OnceCell};
 use tracing::info;
@@ -29,7 +29,7 @@ use crate::hop::bootstrap::Placement;
 use crate::hop::error::{HopError, HopFailure};
 use crate::hop::ssh::{self, Jumps, SshError, SshSettings, connect, direct};
 use crate::hop::{here, remote, tunnel};
-use ssh_config::{ConfigError, SshConfig};
+use ssh_config::{ConfigError, SessionAsked, SshConfig};
 
 /// A chain's context, or why it could not be had (shared by every session
 /// that asked for it).
@@ -45,6 +45,11 @@ struct ClientOptions {
     options: SshOptions,
     /// `-F`: this file instead of the host's ssh config (`none`: no file).
     config_file: Option<String>,
+    /// The session that asked first, for `Match command` and `Match
+    /// sessiontype` (as a ControlMaster is configured by the ssh that
+    /// started it); `None` for a chain no session asked for (a bastion
+    /// before the hop that was asked for): `sessiontype none`.
+    session: Option<SessionAsked>,
 }
 
 /// Establishes chains into contexts, each once.
@@ -100,6 +105,9 @@ pub struct ConnectorOptions {
 }
 
 impl Connector {
+    // Each is a separate setting from the command line; grouping them
+    // would only move the list elsewhere.
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         router: Arc<Router>,
         routing: Routing,
@@ -184,16 +192,21 @@ impl Connector {
                 dirs.entry(chain.prefix(len)).or_insert_with(|| dir.clone());
             }
         }
-        if route.rule.is_none() {
-            self.client_options
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .entry(chain.clone())
-                .or_insert_with(|| ClientOptions {
-                    options: request.ssh_options.clone(),
-                    config_file: request.ssh_config_file.clone(),
-                });
-        }
+        // A rule's chain takes none of the client's options, but is
+        // configured for the first session that asked for it too.
+        let on_demand = route.rule.is_none();
+        self.client_options
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(chain.clone())
+            .or_insert_with(|| ClientOptions {
+                options: match on_demand {
+                    true => request.ssh_options.clone(),
+                    false => Vec::new(),
+                },
+                config_file: request.ssh_config_file.clone().filter(|_| on_demand),
+                session: Some(session_asked(&request.command)),
+            });
         let connected = self.connect(&chain).await;
         Ok((chain, connected))
     }
@@ -346,7 +359,7 @@ impl Connector {
     fn client_config(
         &self,
         chain: &Chain,
-    ) -> Result<(Cow<'_, SshConfig>, SshOptions), ConfigError> {
+    ) -> Result<(Cow<'_, SshConfig>, ClientOptions), ConfigError> {
         let client = self
             .client_options
             .lock()
@@ -365,7 +378,7 @@ impl Connector {
                 Cow::Owned(SshConfig::load_user(path)?)
             }
         };
-        Ok((config, client.options))
+        Ok((config, client))
     }
 
     /// An ssh hop: TCP from here (or a ProxyCommand or ProxyJump), or
@@ -384,10 +397,13 @@ impl Connector {
         // Read and hash the agents while the connection is made.
         let agents = self.agents.clone();
         let prefetch = tokio::task::spawn_blocking(move || agents.prefetch());
-        let (config, options) = self.client_config(chain).map_err(SshError::from)?;
+        let (config, client) = self.client_config(chain).map_err(SshError::from)?;
         // `Match exec` may run commands: off the async path.
-        let cfg = tokio::task::block_in_place(|| config.resolve_with(host, user, port, &options))
-            .map_err(SshError::from)?;
+        let cfg = tokio::task::block_in_place(|| {
+            let session = client.session.unwrap_or_else(SessionAsked::transport);
+            config.resolve_for(host, user, port, &client.options, &session)
+        })
+        .map_err(SshError::from)?;
         let connection = match parent {
             None => {
                 let stream = direct::stream(&name, &cfg, &config, &self.jumps).await?;
@@ -447,5 +463,24 @@ impl Connector {
         for child in children.iter_mut() {
             let _ = tokio::time::timeout(Duration::from_secs(2), child.wait()).await;
         }
+    }
+}
+
+/// What `Match command` and `Match sessiontype` see of a session request:
+/// its command (or subsystem) and whether it is a session at all (a
+/// forward's connection is not).
+fn session_asked(command: &RemoteCommand) -> SessionAsked {
+    use ssh_config::SessionType;
+    match command {
+        RemoteCommand::Exec(words) => SessionAsked {
+            command: String::from_utf8_lossy(words).into_owned(),
+            session_type: None,
+        },
+        RemoteCommand::Subsystem(name) => SessionAsked {
+            command: name.clone(),
+            session_type: Some(SessionType::Subsystem),
+        },
+        RemoteCommand::Shell => SessionAsked::default(),
+        _ => SessionAsked::transport(),
     }
 }
