@@ -48,7 +48,10 @@ fn run_on_target(config: &str) -> Outcome {
 /// The real OpenSSH client with the same configuration.
 fn real_ssh(config: &str, args: &[&str]) -> Outcome {
     let mut cmd = Command::new("ssh");
-    cmd.arg("-F").arg(config).args(args).env_remove("SSH_AUTH_SOCK");
+    cmd.arg("-F")
+        .arg(config)
+        .args(args)
+        .env_remove("SSH_AUTH_SOCK");
     run_with(cmd, b"", Duration::from_secs(60))
 }
 
@@ -114,7 +117,10 @@ fn list_syntax_removes_and_prefers_as_openssh() {
 #[ignore = "needs root and sshd (run ./tests/run)"]
 fn a_server_outside_the_policy_is_refused_with_openssh_words() {
     require_sshd();
-    let sshd = debug_sshd(&["Ciphers aes256-ctr", "KexAlgorithms diffie-hellman-group14-sha256"]);
+    let sshd = debug_sshd(&[
+        "Ciphers aes256-ctr",
+        "KexAlgorithms diffie-hellman-group14-sha256",
+    ]);
     let config = client_config(&sshd, "  Ciphers aes128-ctr,aes128-gcm@openssh.com\n");
     let want = format!(
         "Unable to negotiate with 127.0.0.1 port {}: no matching cipher found. Their offer: aes256-ctr",
@@ -196,18 +202,33 @@ fn a_name_we_do_not_implement_is_an_unknown_name() {
     let theirs = real_ssh(&config, &["-o", "Ciphers=foo", "target", "true"]);
     theirs.expect_error(255, "command-line line 0: Bad SSH2 cipher spec 'foo'.");
     ours.expect_error(255, "command-line line 0: Bad SSH2 cipher spec 'foo'.");
-    fakessh(&["--ssh-config", &config, "--", "ssh", "-c", "foo", "target", "true"])
-        .expect_error(255, "Unknown cipher type 'foo'");
+    fakessh(&[
+        "--ssh-config",
+        &config,
+        "--",
+        "ssh",
+        "-c",
+        "foo",
+        "target",
+        "true",
+    ])
+    .expect_error(255, "Unknown cipher type 'foo'");
     // OpenSSH knows umac and sntrup761; our client does not implement
     // them: refused the same way, never dropped from the list silently.
     let config = client_config(&sshd, "  MACs umac-64-etm@openssh.com\n");
     run_on_target(&config).expect_error(255, "Bad SSH2 MAC spec 'umac-64-etm@openssh.com'.");
-    let config = client_config(&sshd, "  KexAlgorithms sntrup761x25519-sha512@openssh.com\n");
+    let config = client_config(
+        &sshd,
+        "  KexAlgorithms sntrup761x25519-sha512@openssh.com\n",
+    );
     run_on_target(&config).expect_error(
         255,
         "Bad SSH2 KexAlgorithms 'sntrup761x25519-sha512@openssh.com'.",
     );
-    assert!(!sshd.log().contains("Accepted publickey"), "nothing connected");
+    assert!(
+        !sshd.log().contains("Accepted publickey"),
+        "nothing connected"
+    );
 }
 
 #[test]

@@ -52,6 +52,8 @@ pub enum ParseError {
     Forward(#[from] crate::forward::spec::SpecError),
     #[error("stdio forward already specified")]
     StdioTwice,
+    #[error("Invalid multiplex command.")]
+    InvalidMultiplexCommand,
     #[error("Unknown cipher type '{0}'")]
     UnknownCipher(String),
     #[error("Unknown mac type '{0}'")]
@@ -124,6 +126,8 @@ pub struct SshInvocation {
     /// `MACs`, from `-o` or a file, as in OpenSSH.
     pub cipher_spec: Option<String>,
     pub mac_spec: Option<String>,
+    /// `-O check|exit|stop`: answered by the host about its context.
+    pub master: Option<router_core::session::MasterCommand>,
 }
 
 impl SshInvocation {
@@ -354,7 +358,20 @@ fn apply_value(
             inv.mac_spec = Some(value);
         }
         'w' => refuse(inv, "-w (tunnel forwarding)"),
-        'O' => refuse(inv, "-O (control commands)"),
+        'O' => {
+            use router_core::session::MasterCommand;
+            inv.master = Some(match value.as_str() {
+                "check" => MasterCommand::Check,
+                "exit" => MasterCommand::Exit,
+                "stop" => MasterCommand::Stop,
+                // OpenSSH's other commands: refused by name.
+                "forward" | "cancel" | "proxy" | "conninfo" | "channels" => {
+                    refuse(inv, &format!("-O {value}"));
+                    return Ok(());
+                }
+                _ => return Err(ParseError::InvalidMultiplexCommand),
+            });
+        }
         'Q' => refuse(inv, "-Q (query)"),
         _ => inv.ignored.push(format!("-{c} {value}")),
     }
@@ -608,12 +625,35 @@ mod tests {
 
     #[test]
     fn cipher_and_mac_specs_beat_every_option() {
-        let inv = p(&["-o", "Ciphers=aes128-ctr", "-c", "aes256-ctr", "-m", "hmac-sha2-256", "h"])
-            .unwrap();
+        let inv = p(&[
+            "-o",
+            "Ciphers=aes128-ctr",
+            "-c",
+            "aes256-ctr",
+            "-m",
+            "hmac-sha2-256",
+            "h",
+        ])
+        .unwrap();
         assert_eq!(inv.option("Ciphers"), Some("aes256-ctr"));
         assert_eq!(inv.option("MACs"), Some("hmac-sha2-256"));
         assert_eq!(err(&["-c", "foo", "h"]), "Unknown cipher type 'foo'");
-        assert_eq!(err(&["-m", "+hmac-sha1", "h"]), "Unknown mac type '+hmac-sha1'");
+        assert_eq!(
+            p(&["-O", "check", "h"]).unwrap().master,
+            Some(router_core::session::MasterCommand::Check)
+        );
+        assert_eq!(
+            p(&["-O", "forward", "-L", "1:a:2", "h"])
+                .unwrap()
+                .unsupported
+                .as_deref(),
+            Some("-O forward")
+        );
+        assert_eq!(err(&["-O", "bogus", "h"]), "Invalid multiplex command.");
+        assert_eq!(
+            err(&["-m", "+hmac-sha1", "h"]),
+            "Unknown mac type '+hmac-sha1'"
+        );
         assert!(p(&["-c", "^aes256-ctr", "h"]).is_ok());
         assert_eq!(
             err(&["-o", "Ciphers=foo", "h"]),

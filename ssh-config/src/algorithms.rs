@@ -144,10 +144,7 @@ impl ListKind {
 
     /// Every name our client implements for this list.
     pub fn all(self) -> impl Iterator<Item = &'static str> {
-        self.default_list()
-            .iter()
-            .chain(self.extra())
-            .copied()
+        self.default_list().iter().chain(self.extra()).copied()
     }
 
     /// Key type lists take wildcards in every form (sshkey_names_valid2);
@@ -346,7 +343,9 @@ mod tests {
         assert!(check_line("hostkeyalgorithms", "ssh-rsa").is_none());
         assert!(check_line("hostkeyalgorithms", "ssh-ed25519*").is_none());
         assert_eq!(
-            check_line("hostkeyalgorithms", "ssh-dss").unwrap().to_string(),
+            check_line("hostkeyalgorithms", "ssh-dss")
+                .unwrap()
+                .to_string(),
             "Bad key types 'ssh-dss'."
         );
         assert!(check_line("casignaturealgorithms", "ssh-ed25519-cert-v01@openssh.com").is_some());

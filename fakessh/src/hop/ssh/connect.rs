@@ -8,9 +8,9 @@ use russh::client::Handle;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tracing::info;
 
-use super::{algorithms, auth};
 use super::error::SshError;
 use super::hostkey::HostKeyCheck;
+use super::{algorithms, auth};
 use ssh_config::{HostConfig, SshConfig, local_user};
 
 /// How long to wait for a TCP connection, and then for the key exchange,

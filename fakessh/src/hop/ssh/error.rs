@@ -21,7 +21,11 @@ pub enum SshError {
     /// Nothing in common between the user's crypto policy and the
     /// server's offer: OpenSSH's words.
     #[error("Unable to negotiate with {host} port {port}: {what}")]
-    Negotiate { host: String, port: u16, what: String },
+    Negotiate {
+        host: String,
+        port: u16,
+        what: String,
+    },
     #[error("ssh handshake failed: {0}")]
     Handshake(russh::Error),
     /// The host key was refused; the text names the key and why.
