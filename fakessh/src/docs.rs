@@ -154,7 +154,15 @@ exchange), ServerAliveInterval, ServerAliveCountMax, BatchMode,
 NumberOfPasswordPrompts, Tag, IgnoreUnknown, RefuseConnection, SendEnv, SetEnv,
 RemoteCommand, RequestTTY, and for the \fBssh\fR shim's forwarding LocalForward, RemoteForward,
 DynamicForward, ForwardAgent, ExitOnForwardFailure, GatewayPorts and
-ClearAllForwardings. Accepted (in files and as \fB\-o\fR) without effect,
+ClearAllForwardings. The crypto policy: KexAlgorithms, Ciphers, MACs and
+HostKeyAlgorithms (also \fBssh \-c\fR and \fB\-m\fR), with OpenSSH's
+\fB+\fR, \fB\-\fR (wildcards) and \fB^\fR lists; our default offers
+mlkem768x25519\-sha256 first. A name our client does not implement is an
+error, as an unknown name is to OpenSSH; a server that offers nothing in
+the list fails with OpenSSH's \fBno matching ... found\fR. The \fBssh\fR
+shim answers \fB\-O check\fR, \fB\-O exit\fR and \fB\-O stop\fR about
+the host's context for the destination (exit and stop end it) and refuses
+the other \fB\-O\fR commands. Accepted (in files and as \fB\-o\fR) without effect,
 because @IGNORED@.
 .TP
 \fB~/.ssh/known_hosts\fR, \fB/etc/ssh/ssh_known_hosts\fR

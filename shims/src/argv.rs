@@ -52,6 +52,12 @@ pub enum ParseError {
     Forward(#[from] crate::forward::spec::SpecError),
     #[error("stdio forward already specified")]
     StdioTwice,
+    #[error("Invalid multiplex command.")]
+    InvalidMultiplexCommand,
+    #[error("Unknown cipher type '{0}'")]
+    UnknownCipher(String),
+    #[error("Unknown mac type '{0}'")]
+    UnknownMac(String),
 }
 
 impl ParseError {
@@ -116,6 +122,12 @@ pub struct SshInvocation {
     pub unsupported: Option<String>,
     /// Options accepted but without effect here, for `-v` diagnostics.
     pub ignored: Vec<String>,
+    /// `-c` and `-m` (the last of each): they beat any `Ciphers` or
+    /// `MACs`, from `-o` or a file, as in OpenSSH.
+    pub cipher_spec: Option<String>,
+    pub mac_spec: Option<String>,
+    /// `-O check|exit|stop`: answered by the host about its context.
+    pub master: Option<router_core::session::MasterCommand>,
 }
 
 impl SshInvocation {
@@ -230,6 +242,13 @@ pub fn parse(args: &[OsString]) -> Result<SshInvocation, ParseError> {
         break;
     }
     inv.command = args[i..].iter().map(|a| a.as_bytes().to_vec()).collect();
+    // `-c` and `-m` set the option outright: ahead of every `-o`.
+    if let Some(spec) = inv.mac_spec.clone() {
+        inv.options.insert(0, ("MACs".into(), spec));
+    }
+    if let Some(spec) = inv.cipher_spec.clone() {
+        inv.options.insert(0, ("Ciphers".into(), spec));
+    }
     let destination = destination.unwrap_or_default();
     inv.destination = std::str::from_utf8(destination)
         .map_err(|_| ParseError::InvalidHostname)?
@@ -341,8 +360,37 @@ fn apply_value(
             }
             inv.stdio_forward = Some(crate::forward::spec::parse_stdio(&value)?);
         }
+        // As OpenSSH checks them: `-c` takes `+` and `^` lists, `-m` a
+        // plain list; a name our client does not implement is unknown.
+        'c' => {
+            let plain = !value.starts_with('-');
+            if !plain || ssh_config::algorithms::check_line("ciphers", &value).is_some() {
+                return Err(ParseError::UnknownCipher(value));
+            }
+            inv.cipher_spec = Some(value);
+        }
+        'm' => {
+            let plain = !value.starts_with(['-', '+', '^']);
+            if !plain || ssh_config::algorithms::check_line("macs", &value).is_some() {
+                return Err(ParseError::UnknownMac(value));
+            }
+            inv.mac_spec = Some(value);
+        }
         'w' => refuse(inv, "-w (tunnel forwarding)"),
-        'O' => refuse(inv, "-O (control commands)"),
+        'O' => {
+            use router_core::session::MasterCommand;
+            inv.master = Some(match value.as_str() {
+                "check" => MasterCommand::Check,
+                "exit" => MasterCommand::Exit,
+                "stop" => MasterCommand::Stop,
+                // OpenSSH's other commands: refused by name.
+                "forward" | "cancel" | "proxy" | "conninfo" | "channels" => {
+                    refuse(inv, &format!("-O {value}"));
+                    return Ok(());
+                }
+                _ => return Err(ParseError::InvalidMultiplexCommand),
+            });
+        }
         'Q' => refuse(inv, "-Q (query)"),
         _ => inv.ignored.push(format!("-{c} {value}")),
     }
@@ -592,6 +640,44 @@ mod tests {
         );
         assert!(p(&["-V"]).unwrap().version);
         assert!(p(&["-qV", "-Z"]).unwrap().version);
+    }
+
+    #[test]
+    fn cipher_and_mac_specs_beat_every_option() {
+        let inv = p(&[
+            "-o",
+            "Ciphers=aes128-ctr",
+            "-c",
+            "aes256-ctr",
+            "-m",
+            "hmac-sha2-256",
+            "h",
+        ])
+        .unwrap();
+        assert_eq!(inv.option("Ciphers"), Some("aes256-ctr"));
+        assert_eq!(inv.option("MACs"), Some("hmac-sha2-256"));
+        assert_eq!(err(&["-c", "foo", "h"]), "Unknown cipher type 'foo'");
+        assert_eq!(
+            p(&["-O", "check", "h"]).unwrap().master,
+            Some(router_core::session::MasterCommand::Check)
+        );
+        assert_eq!(
+            p(&["-O", "forward", "-L", "1:a:2", "h"])
+                .unwrap()
+                .unsupported
+                .as_deref(),
+            Some("-O forward")
+        );
+        assert_eq!(err(&["-O", "bogus", "h"]), "Invalid multiplex command.");
+        assert_eq!(
+            err(&["-m", "+hmac-sha1", "h"]),
+            "Unknown mac type '+hmac-sha1'"
+        );
+        assert!(p(&["-c", "^aes256-ctr", "h"]).is_ok());
+        assert_eq!(
+            err(&["-o", "Ciphers=foo", "h"]),
+            "command-line line 0: Bad SSH2 cipher spec 'foo'."
+        );
     }
 
     #[test]

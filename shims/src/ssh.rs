@@ -78,6 +78,9 @@ pub fn run_ssh(args: &[OsString]) -> i32 {
         };
         request.pty = None;
     }
+    if let Some(command) = inv.master {
+        return master_request(request, command, inv.quiet, &log);
+    }
     let run_command = !inv.no_command || inv.stdio_forward.is_some();
     request.forward_agent = agent.is_some() && run_command && inv.stdio_forward.is_none();
     if inv.background && !run_command && forwards.is_empty() {
@@ -147,6 +150,26 @@ pub fn run_ssh(args: &[OsString]) -> i32 {
     };
     terminal::restore();
     code
+}
+
+/// `ssh -O check|exit|stop`: the host answers, as a ControlMaster would,
+/// about its context for the destination (its words on our stderr).
+fn master_request(
+    mut request: router_core::session::SessionRequest,
+    command: router_core::session::MasterCommand,
+    quiet: bool,
+    log: &Log,
+) -> i32 {
+    request.command = RemoteCommand::Master { command, quiet };
+    request.pty = None;
+    request.forward_agent = false;
+    match session::Session::open(&request, Handover::choose(true, false), log) {
+        Ok(session) => session.run(StdinSource::Null, log),
+        Err(e) => {
+            say!("ssh: {e}");
+            255
+        }
+    }
 }
 
 /// `ssh -f`: the background child's pipe to its parent, which waits for

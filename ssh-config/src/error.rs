@@ -93,4 +93,7 @@ pub enum LineProblem {
         keyword: &'static str,
         value: String,
     },
+    /// A crypto list or RequiredRSASize OpenSSH (or our client) refuses.
+    #[error(transparent)]
+    Algorithms(#[from] crate::algorithms::BadList),
 }

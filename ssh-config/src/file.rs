@@ -63,6 +63,9 @@ impl Line {
         if known.is_some_and(|k| k.args == Args::One) && args.len() > 1 {
             return Err(problem(LineProblem::ExtraArguments(lower)));
         }
+        if let Some(bad) = crate::algorithms::check_line(&lower, &args[0]) {
+            return Err(problem(LineProblem::Algorithms(bad)));
+        }
         if let Some(k) = known.filter(|k| k.effect == Effect::Unsupported) {
             tracing::warn!(
                 "{at}: Unsupported option \"{}\"",

@@ -1,5 +1,6 @@
 //! ssh_config(5), read as OpenSSH 10.2 reads it.
 //!
+//! - [`algorithms`]: the crypto policy (KexAlgorithms, Ciphers, MACs...);
 //! - [`split`]: a line into its keyword and words (quotes, escapes, comments);
 //! - [`keywords`]: every keyword OpenSSH knows, and what we do with it;
 //! - `file`: files and `Include`s into lines under their `Host`/`Match` blocks;
@@ -15,6 +16,7 @@
 //!   (`host_config`): for each keyword the first value obtained wins;
 //! - [`print`]: `ssh -G`.
 
+pub mod algorithms;
 mod error;
 mod file;
 #[doc(hidden)]

@@ -105,9 +105,6 @@ pub struct ConnectorOptions {
 }
 
 impl Connector {
-    // Each is a separate setting from the command line; grouping them
-    // would only move the list elsewhere.
-    #[allow(clippy::too_many_arguments)]
     pub fn new(
         router: Arc<Router>,
         routing: Routing,
@@ -173,6 +170,18 @@ impl Connector {
         self: &Arc<Self>,
         request: &SessionRequest,
     ) -> Result<(Chain, Connected), RouteError> {
+        let chain = self.chain_for(request)?;
+        let connected = self.connect(&chain).await;
+        Ok((chain, connected))
+    }
+
+    /// The chain a session request's destination is reached through,
+    /// noted with the client's options if it is an on-demand chain and the
+    /// first to ask for it; nothing is connected.
+    // The same error `connect_for` returns (an async fn, which the lint
+    // does not see).
+    #[allow(clippy::result_large_err)]
+    pub fn chain_for(&self, request: &SessionRequest) -> Result<Chain, RouteError> {
         let route = tokio::task::block_in_place(|| {
             self.routing.route(
                 &request.host,
@@ -207,8 +216,17 @@ impl Connector {
                 config_file: request.ssh_config_file.clone().filter(|_| on_demand),
                 session: Some(session_asked(&request.command)),
             });
-        let connected = self.connect(&chain).await;
-        Ok((chain, connected))
+        Ok(chain)
+    }
+
+    /// The context of `chain` if it is connected now (never connects).
+    pub fn connected(&self, chain: &Chain) -> Option<ContextId> {
+        let contexts = self.contexts.lock().unwrap_or_else(|p| p.into_inner());
+        contexts
+            .get(chain)
+            .and_then(|cell| cell.get())
+            .and_then(|connected| connected.as_ref().ok())
+            .copied()
     }
 
     /// Where the agents of `chain` are kept: its rule's `agent-dir`, else

@@ -72,7 +72,7 @@ pub async fn end_all(connector: &Connector) {
 }
 
 /// Ask one context's agent to end (its commands with it), and forget it.
-async fn end(connector: &Connector, context: router_core::message::ContextId) {
+pub(super) async fn end(connector: &Connector, context: router_core::message::ContextId) {
     let router = &connector.router;
     router
         .send(Frame::data(

@@ -17,6 +17,7 @@ mod explain;
 pub mod forward_policy;
 mod launcher;
 pub mod lifetime;
+mod master;
 mod password_file;
 mod relay;
 mod routing;

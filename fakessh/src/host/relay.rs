@@ -22,7 +22,8 @@ use router_core::pump::BulkSender;
 use router_core::router::{RouterEvent, StreamId};
 use router_core::session::message::DecodeError;
 use router_core::session::{
-    SESSION_QUEUE, SessionControl, SessionEvent, SessionRequest, SpawnRequest, ToClient, ToCommand,
+    ExitStatus, OutputStream, RemoteCommand, SESSION_QUEUE, SessionControl, SessionEvent,
+    SessionRequest, SpawnRequest, ToClient, ToCommand,
 };
 use tokio::net::unix::OwnedReadHalf;
 use tokio::sync::broadcast::error::RecvError;
@@ -166,6 +167,11 @@ impl Relay {
         {
             return End::Failed("remote username contains invalid characters".into());
         }
+        if let RemoteCommand::Master { command, quiet } = request.command {
+            let (stderr, code) =
+                super::master::answer(&self.connector, &request, command, quiet).await;
+            return self.answer(stderr, code).await;
+        }
         let (chain, connected) = match self.connector.connect_for(&request).await {
             Ok(routed) => routed,
             Err(e) => return End::Failed(e.to_string()),
@@ -263,6 +269,35 @@ impl Relay {
                     }
                     self.router.send(msg.to_frame(target, self.id)).await;
                 }
+            }
+        }
+    }
+
+    /// A session the host answers itself (`ssh -O`): `stderr`'s words,
+    /// then exit status `code`; the shim's credit reaches the delivery
+    /// until the shim leaves (or LAST_WORDS pass).
+    async fn answer(&mut self, stderr: String, code: i32) -> End {
+        if !stderr.is_empty() {
+            let words = ToClient::Output(OutputStream::Stderr, stderr.into_bytes().into());
+            self.router.send(words.to_frame(self.id, HOST_ID)).await;
+        }
+        for stream in [OutputStream::Stdout, OutputStream::Stderr] {
+            let eof = ToClient::Event(SessionEvent::Eof(stream));
+            self.router.send(eof.to_frame(self.id, HOST_ID)).await;
+        }
+        let exit = ToClient::Event(SessionEvent::Exit(ExitStatus::Code(code)));
+        self.router.send(exit.to_frame(self.id, HOST_ID)).await;
+        let deadline = tokio::time::Instant::now() + LAST_WORDS;
+        loop {
+            let frame = match tokio::time::timeout_at(deadline, self.reader.read_frame()).await {
+                Ok(Ok(Some(frame))) => frame,
+                Ok(_) => return End::ShimLeft,
+                Err(_) => return End::Failed("the client did not leave after the answer".into()),
+            };
+            if let Ok(ToCommand::Control(control @ SessionControl::Credit { .. })) =
+                ToCommand::from_frame(&frame)
+            {
+                let _ = self.to_delivery.send(FromRelay::ShimCredit(control)).await;
             }
         }
     }

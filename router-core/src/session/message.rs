@@ -66,6 +66,20 @@ pub enum RemoteCommand {
     /// A connection one of this client's listeners accepted (its token
     /// from [`SessionEvent::Accepted`]), relayed as stdin and stdout.
     TakeAccepted { token: u64 },
+    /// `ssh -O`: a ControlMaster request, answered by the host about the
+    /// context that serves the destination (never sent to an agent).
+    Master { command: MasterCommand, quiet: bool },
+}
+
+/// The `ssh -O` commands the host answers as a ControlMaster would.
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub enum MasterCommand {
+    /// Is the context up?
+    Check,
+    /// End the context.
+    Exit,
+    /// Stop taking sessions: here, end the context too.
+    Stop,
 }
 
 /// Where a far-side listener listens.
@@ -110,6 +124,7 @@ impl std::fmt::Display for RemoteCommand {
             }
             RemoteCommand::Listen(ListenAddress::Unix(path)) => write!(f, "a listener on {path}"),
             RemoteCommand::TakeAccepted { token } => write!(f, "accepted connection {token:x}"),
+            RemoteCommand::Master { command, .. } => write!(f, "ssh -O {command:?}"),
         }
     }
 }

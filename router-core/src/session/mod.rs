@@ -37,6 +37,6 @@ pub use credit::{
 };
 pub use error::ProtocolError;
 pub use message::{
-    ExitStatus, ListenAddress, OutputStream, PtyRequest, RemoteCommand, SessionControl,
-    SessionEvent, SessionRequest, SpawnRequest, ToClient, ToCommand, header,
+    ExitStatus, ListenAddress, MasterCommand, OutputStream, PtyRequest, RemoteCommand,
+    SessionControl, SessionEvent, SessionRequest, SpawnRequest, ToClient, ToCommand, header,
 };

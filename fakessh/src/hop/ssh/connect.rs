@@ -8,9 +8,9 @@ use russh::client::Handle;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tracing::info;
 
-use super::auth;
 use super::error::SshError;
 use super::hostkey::HostKeyCheck;
+use super::{algorithms, auth};
 use ssh_config::{HostConfig, SshConfig, local_user};
 
 /// How long to wait for a TCP connection, and then for the key exchange,
@@ -76,19 +76,19 @@ pub async fn open_session<S: SshStream>(
         ..Default::default()
     };
     config.window_size = 8 << 20;
-    // AES-GCM runs on AES-NI in ring and costs less CPU than chacha20 for
-    // bulk data (rsync of gigabytes); every OpenSSH server offers both.
-    config.preferred.cipher = std::borrow::Cow::Borrowed(&[
-        russh::cipher::AES_128_GCM,
-        russh::cipher::AES_256_GCM,
-        russh::cipher::CHACHA20_POLY1305,
-        russh::cipher::AES_256_CTR,
-        russh::cipher::AES_128_CTR,
-    ]);
+    // The user's crypto policy (ssh_config and -o, -c, -m), else ours.
+    let policy = cfg.algorithms();
+    config.preferred = algorithms::preferred(&policy, &config.preferred);
     let check = HostKeyCheck::new(cfg);
-    config.preferred.key = check.key_order(&config.preferred.key).into();
-    if check.wants_certificates() {
-        config.preferred.host_key_certificates = config.preferred.key.clone();
+    if !policy.host_keys_configured {
+        // As OpenSSH: without HostKeyAlgorithms, the types known_hosts
+        // already holds for this host come first.
+        config.preferred.key = check.key_order(&config.preferred.key).into();
+    }
+    // Certificates are asked for only when a CA is trusted for this host
+    // (or the user named certificate algorithms).
+    if !check.wants_certificates() && !policy.host_keys_configured {
+        config.preferred.host_key_certificates = Vec::new().into();
     }
     let verdict = check.verdict();
     // A server (or a ProxyCommand) that never answers must not hang us: the
@@ -102,9 +102,14 @@ pub async fn open_session<S: SshStream>(
             host: cfg.hostname.clone(),
             secs: timeout.as_secs(),
         })?
-        .map_err(|e| match verdict.lock().ok().and_then(|v| v.clone()) {
-            Some(reason) => SshError::HostKey(reason),
-            None => SshError::Handshake(e),
+        .map_err(|e| match (verdict.lock().ok().and_then(|v| v.clone()), e) {
+            (Some(reason), _) => SshError::HostKey(reason),
+            (None, russh::Error::NoCommonAlgo { kind, theirs, .. }) => SshError::Negotiate {
+                host: cfg.hostname.clone(),
+                port: cfg.port,
+                what: algorithms::no_match(&kind, &theirs),
+            },
+            (None, e) => SshError::Handshake(e),
         })?;
     let user = cfg.user.clone().unwrap_or_else(local_user);
     auth::authenticate(name, &mut connection, &user, cfg).await?;

@@ -18,6 +18,14 @@ pub enum SshError {
     ConnectTimeout { host: String, port: u16, secs: u64 },
     #[error("no ssh handshake from {host} within {secs}s")]
     HandshakeTimeout { host: String, secs: u64 },
+    /// Nothing in common between the user's crypto policy and the
+    /// server's offer: OpenSSH's words.
+    #[error("Unable to negotiate with {host} port {port}: {what}")]
+    Negotiate {
+        host: String,
+        port: u16,
+        what: String,
+    },
     #[error("ssh handshake failed: {0}")]
     Handshake(russh::Error),
     /// The host key was refused; the text names the key and why.

@@ -13,9 +13,11 @@
 //!   authentication ([`auth`], [`identity`]);
 //! - [`agent`]: the agent started over a session channel ([`transport`],
 //!   [`packets`]);
+//! - [`algorithms`]: the user's crypto policy as what russh offers;
 //! - [`error`]: why an ssh hop failed.
 
 pub mod agent;
+mod algorithms;
 mod auth;
 pub mod connect;
 pub mod direct;
