@@ -9,6 +9,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::watch;
 use tracing::{debug, warn};
 
+use super::progress::{Phase, Progress};
+use super::prompt::{self, bound_pending, cut_line, is_password_prompt};
 use crate::fdstream::FdStream;
 
 /// Why sudo, su or doas would not let us through, as it said on the pty.
@@ -46,15 +48,22 @@ const REFUSALS: &[(&str, Refusal)] = &[
     ("you must have a tty", Refusal::NeedsTty),
     ("is not in the sudoers file", Refusal::NotInSudoers),
     ("is not allowed to execute", Refusal::NotAllowed),
+    // sudo-rs: "Sorry, user U may not run C on H." / "I'm sorry U. I'm
+    // afraid I can't do that" (not in sudoers).
+    ("may not run", Refusal::NotAllowed),
+    ("i'm afraid i can't do that", Refusal::NotInSudoers),
     ("a password is required", Refusal::PasswordDemanded),
     ("incorrect password", Refusal::IncorrectPassword),
     ("authentication failure", Refusal::IncorrectPassword),
     ("sorry, try again", Refusal::IncorrectPassword),
     ("authentication failed", Refusal::IncorrectPassword),
+    ("incorrect authentication attempts", Refusal::IncorrectPassword),
     ("permission denied", Refusal::PermissionDenied),
     ("does not exist", Refusal::NoSuchUser),
     ("unknown user", Refusal::NoSuchUser),
     ("command not found", Refusal::NotInstalled),
+    // sudo-rs: "user 'U' not found".
+    ("' not found", Refusal::NoSuchUser),
     ("no such file or directory", Refusal::NotInstalled),
 ];
 
@@ -62,8 +71,24 @@ const REFUSALS: &[(&str, Refusal)] = &[
 #[derive(Default)]
 pub struct Verdict {
     pub refusal: Option<Refusal>,
-    /// The last lines that were neither prompt nor agent output.
+    /// The last lines that were neither prompt nor agent output
+    /// (sanitized, each at most [`prompt::MAX_LINE`] bytes).
     pub tail: Vec<String>,
+    /// What follows the last complete line: a prompt not answered, say
+    /// (sanitized, cut like a line).
+    pub partial: String,
+}
+
+impl Verdict {
+    /// The last things the program printed, for a message: the last lines
+    /// and what follows them.
+    pub fn last_seen(&self) -> String {
+        let mut seen: Vec<&str> = self.tail.iter().rev().take(3).rev().map(String::as_str).collect();
+        if !self.partial.is_empty() {
+            seen.push(&self.partial);
+        }
+        seen.join(" | ")
+    }
 }
 
 /// Everything the watcher needs.
@@ -79,6 +104,7 @@ pub struct Watch {
     /// True once the agent runs: what arrives then is its stderr.
     pub booted: watch::Receiver<bool>,
     pub pid: Option<u32>,
+    pub progress: Progress,
 }
 
 impl Watch {
@@ -112,7 +138,7 @@ impl Watch {
             let line: String = pending.drain(..=pos).collect();
             let line = line.trim().replace(&self.prompt, "");
             // Kept for our error messages: remote text, made safe to print.
-            let line = router_core::text::sanitize_line(line.as_bytes());
+            let line = cut_line(router_core::text::sanitize_line(line.as_bytes()));
             if line.is_empty() {
                 continue;
             }
@@ -124,6 +150,14 @@ impl Watch {
             self.push_tail(line);
         }
         over
+    }
+
+    /// Keep what follows the last complete line, made safe to print, for a
+    /// message should the program stall there.
+    fn note_partial(&self, pending: &str) {
+        let partial = cut_line(sanitize_line(pending.trim().as_bytes()));
+        let mut v = self.verdict.lock().unwrap_or_else(|p| p.into_inner());
+        v.partial = partial;
     }
 
     /// Answer the password prompt once, recognise refusals, then keep
@@ -142,6 +176,7 @@ impl Watch {
                     if !*self.booted.borrow() && !pending.trim().is_empty() {
                         pending.push('\n');
                         self.judge_lines(&mut pending, sent);
+                        self.note_partial("");
                     }
                     break;
                 }
@@ -155,10 +190,9 @@ impl Watch {
                 relay_agent_lines(&self.name, &mut pending);
                 continue;
             }
-            let lower = pending.to_ascii_lowercase();
-            let is_prompt = pending.trim_end().ends_with(&self.prompt)
-                || (!pending.contains(&self.prompt) && lower.trim_end().ends_with("password:"));
-            if is_prompt {
+            bound_pending(&mut pending);
+            if is_password_prompt(&pending, &self.prompt) {
+                self.note_partial(&pending);
                 if sent {
                     self.record(Refusal::IncorrectPassword);
                     self.kill();
@@ -170,6 +204,7 @@ impl Watch {
                     break;
                 };
                 debug!("{}: answering the password prompt", self.name);
+                self.progress.advance(Phase::SendingPassword);
                 let mut answer = zeroize::Zeroizing::new(pw.0.clone().into_bytes());
                 answer.push(b'\n');
                 let written = match &self.answer_on_stdin {
@@ -182,6 +217,7 @@ impl Watch {
                 if !written {
                     break;
                 }
+                self.progress.advance(Phase::AwaitingAnswer);
                 sent = true;
                 pending.clear();
                 continue;
@@ -189,12 +225,18 @@ impl Watch {
             if self.judge_lines(&mut pending, sent) {
                 self.kill();
             }
+            self.note_partial(&pending);
         }
     }
 }
 
 /// The agent runs: complete lines on the pty are its stderr.
 fn relay_agent_lines(name: &str, pending: &mut String) {
+    // An agent in another's hands may never end a line: pass on what it
+    // wrote so far as one.
+    if pending.len() > prompt::MAX_PENDING && !pending.contains('\n') {
+        pending.push('\n');
+    }
     while let Some(pos) = pending.find('\n') {
         let line: String = pending.drain(..=pos).collect();
         let line = line.trim_end_matches(['\r', '\n']);
