@@ -114,7 +114,7 @@ pub async fn start(
         _ => None,
     };
     let verdict = Arc::new(Mutex::new(pty::Verdict::default()));
-    let progress = progress::Progress::new();
+    let progress = progress::Progress::default();
     let (booted_tx, booted_rx) = watch::channel(false);
     let mut watcher = tokio::spawn(
         pty::Watch {

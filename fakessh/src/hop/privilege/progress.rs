@@ -67,11 +67,13 @@ impl Phase {
 #[derive(Clone)]
 pub struct Progress(Arc<watch::Sender<Phase>>);
 
-impl Progress {
-    pub fn new() -> Progress {
+impl Default for Progress {
+    fn default() -> Progress {
         Progress(Arc::new(watch::Sender::new(Phase::AwaitingPrompt)))
     }
+}
 
+impl Progress {
     pub fn advance(&self, to: Phase) {
         self.0.send_if_modified(|now| {
             let later = to > *now;
@@ -138,10 +140,11 @@ impl<R: AsyncRead + Unpin> AsyncRead for FirstByte<'_, R> {
     ) -> Poll<std::io::Result<()>> {
         let before = buf.filled().len();
         let polled = Pin::new(&mut *self.inner).poll_read(cx, buf);
-        if matches!(polled, Poll::Ready(Ok(()))) && buf.filled().len() > before {
-            if let Some(progress) = self.progress.take() {
-                progress.advance(Phase::ShellStarted);
-            }
+        if matches!(polled, Poll::Ready(Ok(())))
+            && buf.filled().len() > before
+            && let Some(progress) = self.progress.take()
+        {
+            progress.advance(Phase::ShellStarted);
         }
         polled
     }
@@ -153,7 +156,7 @@ mod tests {
 
     #[test]
     fn phases_only_move_forward() {
-        let progress = Progress::new();
+        let progress = Progress::default();
         progress.advance(Phase::AwaitingAnswer);
         progress.advance(Phase::SendingPassword);
         assert_eq!(*progress.0.borrow(), Phase::AwaitingAnswer);
@@ -177,6 +180,10 @@ mod tests {
             last_seen: String::new(),
             ..stall
         };
-        assert!(silent.to_string().ends_with("last seen on its terminal: nothing"));
+        assert!(
+            silent
+                .to_string()
+                .ends_with("last seen on its terminal: nothing")
+        );
     }
 }

@@ -7,32 +7,31 @@ pub const MAX_PENDING: usize = 8 << 10;
 /// A line kept for a message is cut to this many bytes.
 pub const MAX_LINE: usize = 240;
 
-/// Whether `pending`, the pty's output not yet judged, ends with a
-/// password prompt. `marker` is the unique prompt sudo was given with
-/// `-p`:
+/// Whether `text`, the pty's output not yet judged, ends with a password
+/// prompt. Only its last line counts. `marker` is the unique prompt sudo
+/// was given with `-p`:
 /// - sudo 1.9 prints it as it is, at the start of a line;
-/// - sudo-rs wraps it: `[sudo: MARKER] Password: `, so the line is
-///   complete once what follows the marker ends with a colon;
+/// - sudo-rs wraps it: `[sudo: MARKER] Password: `, so that line is
+///   complete once what follows the marker ends with a colon.
 ///
-/// the marker with a newline after it is not a prompt (an echo, a message
-/// quoting it). Without the marker (su, doas), a line ending in
-/// `password:` is the prompt.
-pub fn is_password_prompt(pending: &str, marker: &str) -> bool {
-    let Some(at) = pending.rfind(marker) else {
-        return pending
-            .trim_end()
-            .to_ascii_lowercase()
-            .ends_with("password:");
+/// Without the marker on that line (su, doas), a line ending in
+/// `password:` (any case) is the prompt.
+pub fn is_password_prompt(text: &[u8], marker: &[u8]) -> bool {
+    let line = match memchr::memrchr(b'\n', text) {
+        Some(end) => &text[end + 1..],
+        None => text,
     };
-    let after = &pending[at + marker.len()..];
-    if after.contains('\n') {
-        return false;
-    }
-    let line_start = pending[..at].rfind('\n').map_or(0, |n| n + 1);
-    let before = &pending[line_start..at];
-    match before.trim().is_empty() {
-        true => after.trim().is_empty(),
-        false => after.trim_end().ends_with(':'),
+    let Some(at) = memchr::memmem::rfind(line, marker) else {
+        const GENERIC: &[u8] = b"password:";
+        let line = line.trim_ascii_end();
+        return line.len() >= GENERIC.len()
+            && line[line.len() - GENERIC.len()..].eq_ignore_ascii_case(GENERIC);
+    };
+    let before = &line[..at];
+    let after = &line[at + marker.len()..];
+    match before.trim_ascii().is_empty() {
+        true => after.trim_ascii().is_empty(),
+        false => after.trim_ascii_end().ends_with(b":"),
     }
 }
 
@@ -67,41 +66,42 @@ mod tests {
 
     const M: &str = "mitogen-fakessh-password-1a2b:";
 
+    fn prompt(text: &str) -> bool {
+        is_password_prompt(text.as_bytes(), M.as_bytes())
+    }
+
     #[test]
     fn sudo_prints_the_marker_as_it_is() {
-        assert!(is_password_prompt(M, M));
-        assert!(is_password_prompt(&format!("Sorry, try again.\n{M}"), M));
-        assert!(is_password_prompt(&format!("warning\r\n{M} "), M));
+        assert!(prompt(M));
+        assert!(prompt(&format!("Sorry, try again.\n{M}")));
+        assert!(prompt(&format!("warning\r\n{M} ")));
     }
 
     #[test]
     fn sudo_rs_wraps_the_marker() {
-        let wrapped = format!("[sudo: {M}] Password: ");
-        assert!(is_password_prompt(&wrapped, M));
-        let after_warning = format!(
-            "sudo: /etc/sudoers:1:18: unknown setting: 'requiretty'\n[sudo: {M}] Password: "
-        );
-        assert!(is_password_prompt(&after_warning, M));
+        assert!(prompt(&format!("[sudo: {M}] Password: ")));
+        assert!(prompt(&format!(
+            "sudo: /etc/sudoers:1:18: unknown setting: 'requiretty'\r\n[sudo: {M}] Password: "
+        )));
         // Not yet complete: wait for the rest rather than answer early.
-        assert!(!is_password_prompt(&format!("[sudo: {M}"), M));
-        assert!(!is_password_prompt(&format!("[sudo: {M}] Pass"), M));
+        assert!(!prompt(&format!("[sudo: {M}")));
+        assert!(!prompt(&format!("[sudo: {M}] Pass")));
     }
 
     #[test]
     fn the_marker_followed_by_a_newline_is_not_a_prompt() {
-        assert!(!is_password_prompt(&format!("{M}\n"), M));
-        assert!(!is_password_prompt(&format!("[sudo: {M}] Password: \n"), M));
-        // A marker-less "password:" does not count once sudo printed the
-        // marker (it may be the end of our own prompt's echo).
-        assert!(!is_password_prompt(&format!("{M}\nold password:"), M));
+        assert!(!prompt(&format!("{M}\n")));
+        assert!(!prompt(&format!("[sudo: {M}] Password: \r\n")));
+        assert!(!prompt(&format!("{M} is not a password\n")));
     }
 
     #[test]
     fn su_and_doas_prompts_end_in_password() {
-        assert!(is_password_prompt("Password: ", M));
-        assert!(is_password_prompt("doas (deploy@web1) password: ", M));
-        assert!(!is_password_prompt("Enter PIN for token 7: ", M));
-        assert!(!is_password_prompt("password: expired\n", M));
+        assert!(prompt("Password: "));
+        assert!(prompt("doas (deploy@web1) password: "));
+        assert!(prompt("Sorry.\nPASSWORD:"));
+        assert!(!prompt("Enter PIN for token 7: "));
+        assert!(!prompt("password: expired\n"));
     }
 
     #[test]

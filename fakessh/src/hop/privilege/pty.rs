@@ -57,7 +57,10 @@ const REFUSALS: &[(&str, Refusal)] = &[
     ("authentication failure", Refusal::IncorrectPassword),
     ("sorry, try again", Refusal::IncorrectPassword),
     ("authentication failed", Refusal::IncorrectPassword),
-    ("incorrect authentication attempts", Refusal::IncorrectPassword),
+    (
+        "incorrect authentication attempts",
+        Refusal::IncorrectPassword,
+    ),
     ("permission denied", Refusal::PermissionDenied),
     ("does not exist", Refusal::NoSuchUser),
     ("unknown user", Refusal::NoSuchUser),
@@ -83,7 +86,14 @@ impl Verdict {
     /// The last things the program printed, for a message: the last lines
     /// and what follows them.
     pub fn last_seen(&self) -> String {
-        let mut seen: Vec<&str> = self.tail.iter().rev().take(3).rev().map(String::as_str).collect();
+        let mut seen: Vec<&str> = self
+            .tail
+            .iter()
+            .rev()
+            .take(3)
+            .rev()
+            .map(String::as_str)
+            .collect();
         if !self.partial.is_empty() {
             seen.push(&self.partial);
         }
@@ -155,9 +165,23 @@ impl Watch {
     /// Keep what follows the last complete line, made safe to print, for a
     /// message should the program stall there.
     fn note_partial(&self, pending: &str) {
-        let partial = cut_line(sanitize_line(pending.trim().as_bytes()));
+        let line = pending.rsplit('\n').next().unwrap_or_default().trim();
+        // Its end, which is what a prompt is, within bounds.
+        let mut start = line.len().saturating_sub(prompt::MAX_LINE);
+        while !line.is_char_boundary(start) {
+            start += 1;
+        }
+        let partial = cut_line(sanitize_line(&line.as_bytes()[start..]));
         let mut v = self.verdict.lock().unwrap_or_else(|p| p.into_inner());
         v.partial = partial;
+    }
+
+    /// The prompt just answered becomes a line of what was seen.
+    fn prompt_answered(&self) {
+        let mut v = self.verdict.lock().unwrap_or_else(|p| p.into_inner());
+        let prompt = std::mem::take(&mut v.partial);
+        drop(v);
+        self.push_tail(prompt);
     }
 
     /// Answer the password prompt once, recognise refusals, then keep
@@ -191,7 +215,7 @@ impl Watch {
                 continue;
             }
             bound_pending(&mut pending);
-            if is_password_prompt(&pending, &self.prompt) {
+            if is_password_prompt(pending.as_bytes(), self.prompt.as_bytes()) {
                 self.note_partial(&pending);
                 if sent {
                     self.record(Refusal::IncorrectPassword);
@@ -220,6 +244,7 @@ impl Watch {
                 self.progress.advance(Phase::AwaitingAnswer);
                 sent = true;
                 pending.clear();
+                self.prompt_answered();
                 continue;
             }
             if self.judge_lines(&mut pending, sent) {
