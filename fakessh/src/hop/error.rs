@@ -5,6 +5,7 @@ use router_core::text::sanitize_line;
 
 use super::bootstrap::BootstrapError;
 use super::handshake::HandshakeError;
+use super::privilege::progress::Stall;
 use super::privilege::pty::Refusal;
 #[cfg(feature = "host")]
 use super::ssh::error::SshError;
@@ -37,6 +38,10 @@ pub enum HopFailure {
     Bootstrap(#[from] BootstrapError),
     #[error(transparent)]
     Refused(#[from] Refusal),
+    /// A privilege hop's program stopped at a step (an unknown prompt, an
+    /// answer that never came).
+    #[error(transparent)]
+    Stalled(#[from] Stall),
     #[cfg(feature = "host")]
     #[error(transparent)]
     Ssh(#[from] SshError),

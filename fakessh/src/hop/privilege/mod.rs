@@ -6,8 +6,12 @@
 //! bootstrap and then the frames, 8-bit clean. sudo is given a unique
 //! prompt (`-p`) so a prompt is never confused with other output. The
 //! password is written once; a second prompt means it was wrong, and the hop
-//! fails at once instead of looping ([`pty`]).
+//! fails at once instead of looping ([`pty`]). Each wait, for the prompt,
+//! for the password to be taken and for the answer, has its own limit and
+//! ends with a message saying what the program printed last ([`progress`]).
 
+pub mod progress;
+pub mod prompt;
 pub mod pty;
 
 use std::os::fd::OwnedFd;
@@ -110,6 +114,7 @@ pub async fn start(
         _ => None,
     };
     let verdict = Arc::new(Mutex::new(pty::Verdict::default()));
+    let progress = progress::Progress::default();
     let (booted_tx, booted_rx) = watch::channel(false);
     let mut watcher = tokio::spawn(
         pty::Watch {
@@ -121,6 +126,7 @@ pub async fn start(
             verdict: verdict.clone(),
             booted: booted_rx,
             pid: child.id(),
+            progress: progress.clone(),
         }
         .run(),
     );
@@ -129,11 +135,15 @@ pub async fn start(
         .map_err(HopFailure::io("socketpair"))?;
     let stream = tokio::net::UnixStream::from_std(ours).map_err(HopFailure::io("socketpair"))?;
     let (mut r, mut w) = stream.into_split();
+    let mut shell_output = progress::FirstByte {
+        inner: &mut r,
+        progress: Some(progress.clone()),
+    };
     let booting = tokio::time::timeout(
         BOOT_TIMEOUT,
         bootstrap::run(
             &config.name,
-            &mut r,
+            &mut shell_output,
             &mut w,
             &agents,
             config.log_level == 0,
@@ -141,16 +151,24 @@ pub async fn start(
         ),
     );
     // The program (and the shell it runs) exiting ends the bootstrap at
-    // once: a child of that shell may still hold the socket open.
+    // once: a child of that shell may still hold the socket open. So does
+    // a step of the program's that outlasts its limit.
     let booted = tokio::select! {
         biased;
-        booted = booting => booted,
+        booted = booting => booted.map_err(|_| HopFailure::Silent(BOOT_TIMEOUT.as_secs())),
         _ = child.wait() => Ok(Err(bootstrap::BootstrapError::ShellExited)),
+        stall = progress.stalled(&words[0], &verdict) => Err(HopFailure::from(stall)),
     };
     let failure = match booted {
         Ok(Ok(_)) => None,
         Ok(Err(e)) => Some(HopFailure::from(e)),
-        Err(_) => Some(HopFailure::Silent(BOOT_TIMEOUT.as_secs())),
+        Err(stall @ HopFailure::Stalled(_)) => {
+            // Said everything: what the program printed is in the message.
+            let _ = child.start_kill();
+            watcher.abort();
+            return Err(stall);
+        }
+        Err(silent) => Some(silent),
     };
     let tail = || {
         let v = verdict.lock().unwrap_or_else(|p| p.into_inner());
@@ -161,7 +179,12 @@ pub async fn start(
         // (su prints "Authentication failure" as it exits). What it said
         // decides; else the bootstrap's own failure, with what it said.
         let _ = child.start_kill();
-        let _ = tokio::time::timeout(Duration::from_secs(2), &mut watcher).await;
+        if tokio::time::timeout(Duration::from_secs(2), &mut watcher)
+            .await
+            .is_err()
+        {
+            watcher.abort();
+        }
         let refusal = verdict.lock().unwrap_or_else(|p| p.into_inner()).refusal;
         return Err(match refusal {
             Some(refusal) => HopFailure::Refused(refusal),

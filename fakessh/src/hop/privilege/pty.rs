@@ -9,6 +9,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::watch;
 use tracing::{debug, warn};
 
+use super::progress::{Phase, Progress};
+use super::prompt::{self, cut_line, is_password_prompt};
 use crate::fdstream::FdStream;
 use crate::hop::lines::{Line, LineSplitter, Redactor};
 
@@ -47,14 +49,24 @@ const REFUSALS: &[(&str, Refusal)] = &[
     ("you must have a tty", Refusal::NeedsTty),
     ("is not in the sudoers file", Refusal::NotInSudoers),
     ("is not allowed to execute", Refusal::NotAllowed),
+    // sudo-rs: "Sorry, user U may not run C on H." / "I'm sorry U. I'm
+    // afraid I can't do that" (not in sudoers).
+    ("may not run", Refusal::NotAllowed),
+    ("i'm afraid i can't do that", Refusal::NotInSudoers),
     ("a password is required", Refusal::PasswordDemanded),
     ("incorrect password", Refusal::IncorrectPassword),
+    (
+        "incorrect authentication attempts",
+        Refusal::IncorrectPassword,
+    ),
     ("authentication failure", Refusal::IncorrectPassword),
     ("sorry, try again", Refusal::IncorrectPassword),
     ("authentication failed", Refusal::IncorrectPassword),
     ("permission denied", Refusal::PermissionDenied),
     ("does not exist", Refusal::NoSuchUser),
     ("unknown user", Refusal::NoSuchUser),
+    // sudo-rs: "user 'U' not found".
+    ("' not found", Refusal::NoSuchUser),
     ("command not found", Refusal::NotInstalled),
     ("no such file or directory", Refusal::NotInstalled),
 ];
@@ -63,8 +75,31 @@ const REFUSALS: &[(&str, Refusal)] = &[
 #[derive(Default)]
 pub struct Verdict {
     pub refusal: Option<Refusal>,
-    /// The last lines that were neither prompt nor agent output.
+    /// The last lines that were neither prompt nor agent output
+    /// (sanitized, each at most [`prompt::MAX_LINE`] bytes).
     pub tail: Vec<String>,
+    /// What follows the last complete line: a prompt not answered, say
+    /// (sanitized, cut like a line).
+    pub partial: String,
+}
+
+impl Verdict {
+    /// The last things the program printed, for a message: the last lines
+    /// and what follows them.
+    pub fn last_seen(&self) -> String {
+        let mut seen: Vec<&str> = self
+            .tail
+            .iter()
+            .rev()
+            .take(3)
+            .rev()
+            .map(String::as_str)
+            .collect();
+        if !self.partial.is_empty() {
+            seen.push(&self.partial);
+        }
+        seen.join(" | ")
+    }
 }
 
 /// Everything the watcher needs.
@@ -80,6 +115,7 @@ pub struct Watch {
     /// True once the agent runs: what arrives then is its stderr.
     pub booted: watch::Receiver<bool>,
     pub pid: Option<u32>,
+    pub progress: Progress,
 }
 
 impl Watch {
@@ -112,7 +148,7 @@ impl Watch {
         for line in lines {
             let line = line.trim().replace(&self.prompt, "");
             // Kept for our error messages: remote text, made safe to print.
-            let line = router_core::text::sanitize_line(line.as_bytes());
+            let line = cut_line(router_core::text::sanitize_line(line.as_bytes()));
             if line.is_empty() {
                 continue;
             }
@@ -127,23 +163,31 @@ impl Watch {
     }
 
     /// Whether the line so far (`partial`, then the bytes the redactor
-    /// holds back) ends with a password prompt.
+    /// holds back) is a password prompt (sudo's, sudo-rs's wrapped one, su's
+    /// or doas's).
     fn is_prompt(&self, partial: &[u8], held: &[u8]) -> bool {
-        let joined;
-        let text = match held.is_empty() {
-            true => partial,
-            false => {
-                joined = [partial, held].concat();
-                &joined[..]
-            }
-        };
-        let text = text.trim_ascii_end();
-        let prompt = self.prompt.as_bytes();
-        const GENERIC: &[u8] = b"password:";
-        text.ends_with(prompt)
-            || (text.len() >= GENERIC.len()
-                && text[text.len() - GENERIC.len()..].eq_ignore_ascii_case(GENERIC)
-                && memchr::memmem::find(text, prompt).is_none())
+        let text = [partial, held].concat();
+        is_password_prompt(&text, self.prompt.as_bytes())
+    }
+
+    /// Keep what follows the last complete line (`partial`: at most a
+    /// line's bound), made safe to print, for a message should the program
+    /// stall there.
+    fn note_partial(&self, partial: &[u8]) {
+        let line = partial.trim_ascii();
+        // Its end, which is what a prompt is, within bounds.
+        let start = line.len().saturating_sub(prompt::MAX_LINE);
+        let partial = cut_line(sanitize_line(&line[start..]));
+        let mut v = self.verdict.lock().unwrap_or_else(|p| p.into_inner());
+        v.partial = partial;
+    }
+
+    /// The prompt just answered becomes a line of what was seen.
+    fn prompt_answered(&self) {
+        let mut v = self.verdict.lock().unwrap_or_else(|p| p.into_inner());
+        let prompt = std::mem::take(&mut v.partial);
+        drop(v);
+        self.push_tail(prompt);
     }
 
     /// Answer the password prompt once, recognise refusals, then keep
@@ -174,6 +218,7 @@ impl Watch {
                         }
                         lines.finish(|l| last.push(l.text()));
                         self.judge_lines(last, sent);
+                        self.note_partial(b"");
                     }
                     break;
                 }
@@ -194,6 +239,7 @@ impl Watch {
             lines.feed(chunk, |line| complete.push(line.text()));
             let held = redactor.as_ref().map_or(&[][..], |r| r.held());
             if self.is_prompt(lines.partial(), held) {
+                self.note_partial(&[lines.partial(), held].concat());
                 if sent {
                     self.record(Refusal::IncorrectPassword);
                     self.kill();
@@ -205,6 +251,7 @@ impl Watch {
                     break;
                 };
                 debug!("{}: answering the password prompt", self.name);
+                self.progress.advance(Phase::SendingPassword);
                 let mut answer = zeroize::Zeroizing::new(pw.0.clone().into_bytes());
                 answer.push(b'\n');
                 let written = match &self.answer_on_stdin {
@@ -217,13 +264,16 @@ impl Watch {
                 if !written {
                     break;
                 }
+                self.progress.advance(Phase::AwaitingAnswer);
                 sent = true;
                 lines.clear();
+                self.prompt_answered();
                 continue;
             }
             if self.judge_lines(complete, sent) {
                 self.kill();
             }
+            self.note_partial(lines.partial());
         }
     }
 }

@@ -77,6 +77,9 @@ pub async fn open_session<S: SshStream>(
     };
     config.window_size = 8 << 20;
     // The user's crypto policy (ssh_config and -o, -c, -m), else ours.
+    if let Some(why) = cfg.unimplemented_policy() {
+        return Err(SshError::Policy(why));
+    }
     let policy = cfg.algorithms();
     config.preferred = algorithms::preferred(&policy, &config.preferred);
     let check = HostKeyCheck::new(cfg);

@@ -26,6 +26,9 @@ pub enum SshError {
         port: u16,
         what: String,
     },
+    /// The crypto policy names nothing our client implements.
+    #[error("{0}")]
+    Policy(String),
     #[error("ssh handshake failed: {0}")]
     Handshake(russh::Error),
     /// The host key was refused; the text names the key and why.
