@@ -28,6 +28,7 @@ pub mod names;
 mod obtain;
 pub mod options;
 mod paths;
+mod policy;
 pub mod print;
 mod resolve;
 mod session;

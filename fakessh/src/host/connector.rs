@@ -16,11 +16,12 @@ use router_core::message::{
     AgentConfig, ConnectRequest, ContextId, FIRST_SESSION_ID, HOST_ID, Secret,
 };
 use router_core::router::StreamRole;
-use router_core::session::{RemoteCommand, SessionRequest};
+use router_core::session::SessionRequest;
 use tokio::process::Child;
 use tokio::sync::{Mutex, OnceCell};
 use tracing::info;
 
+use super::client_options::{ClientOptions, session_asked};
 use super::forward_policy::ForwardPolicy;
 use super::routing::{ExpandError, Routing};
 use super::stats::Stats;
@@ -34,23 +35,6 @@ use ssh_config::{ConfigError, SessionAsked, SshConfig};
 /// A chain's context, or why it could not be had (shared by every session
 /// that asked for it).
 pub type Connected = Result<ContextId, Arc<HopError>>;
-
-/// ssh `-o` options as (keyword, value), in order.
-type SshOptions = Vec<(String, String)>;
-
-/// What a client's ssh command line says about its connection.
-#[derive(Clone, Debug, Default)]
-struct ClientOptions {
-    /// `-o` (and `-i`, `-J`), in order.
-    options: SshOptions,
-    /// `-F`: this file instead of the host's ssh config (`none`: no file).
-    config_file: Option<String>,
-    /// The session that asked first, for `Match command` and `Match
-    /// sessiontype` (as a ControlMaster is configured by the ssh that
-    /// started it); `None` for a chain no session asked for (a bastion
-    /// before the hop that was asked for): `sessiontype none`.
-    session: Option<SessionAsked>,
-}
 
 /// Establishes chains into contexts, each once.
 pub struct Connector {
@@ -481,24 +465,5 @@ impl Connector {
         for child in children.iter_mut() {
             let _ = tokio::time::timeout(Duration::from_secs(2), child.wait()).await;
         }
-    }
-}
-
-/// What `Match command` and `Match sessiontype` see of a session request:
-/// its command (or subsystem) and whether it is a session at all (a
-/// forward's connection is not).
-fn session_asked(command: &RemoteCommand) -> SessionAsked {
-    use ssh_config::SessionType;
-    match command {
-        RemoteCommand::Exec(words) => SessionAsked {
-            command: String::from_utf8_lossy(words).into_owned(),
-            session_type: None,
-        },
-        RemoteCommand::Subsystem(name) => SessionAsked {
-            command: name.clone(),
-            session_type: Some(SessionType::Subsystem),
-        },
-        RemoteCommand::Shell => SessionAsked::default(),
-        _ => SessionAsked::transport(),
     }
 }

@@ -10,6 +10,7 @@
 //! - [`delivery`]: the stdio a shim handed over, served here.
 
 pub mod accept;
+mod client_options;
 mod config_file;
 mod connector;
 mod delivery;

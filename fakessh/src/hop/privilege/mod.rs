@@ -13,6 +13,7 @@
 pub mod progress;
 pub mod prompt;
 pub mod pty;
+pub mod verdict;
 
 use std::os::fd::OwnedFd;
 use std::process::Stdio;

@@ -15,7 +15,7 @@ use std::time::Duration;
 use tokio::io::{AsyncRead, ReadBuf};
 use tokio::sync::watch;
 
-use super::pty::Verdict;
+use super::verdict::Verdict;
 
 /// How long the program may take to print a password prompt or start our
 /// shell (a slow directory lookup before the prompt fits in this).
