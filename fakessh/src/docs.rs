@@ -213,24 +213,68 @@ pub fn man_page() -> String {
         .and_then(|_| man.render_description_section(&mut out))
         .and_then(|_| man.render_options_section(&mut out))
         .and_then(|_| {
+            out.extend_from_slice(subcommands(&Cli::command()).as_bytes());
             let extra = EXTRA_SECTIONS
                 .replace("@IGNORED@", &ignored_keywords())
                 .replace("@VERSION@", ssh_config::OPENSSH_VERSION);
             out.extend_from_slice(extra.as_bytes());
             out.extend_from_slice(PERSISTENT.as_bytes());
-            for (title, cmd) in [
-                ("start", crate::cli::StartCli::command()),
-                ("exec", crate::cli::ExecCli::command()),
-                ("status", crate::cli::StatusCli::command()),
-                ("stop", crate::cli::StopCli::command()),
-            ] {
-                out.extend_from_slice(sub_command(title, cmd).as_bytes());
+            let mut cli = Cli::command();
+            // Built, so that each subcommand's synopsis names the program.
+            cli.build();
+            for title in ["start", "exec", "status", "stop"] {
+                if let Some(cmd) = cli.find_subcommand(title) {
+                    out.extend_from_slice(sub_command(title, cmd.clone()).as_bytes());
+                }
             }
             man.render_version_section(&mut out)
         });
     rendered.expect("rendering into a Vec cannot fail");
     String::from_utf8(out).expect("roff output is UTF-8")
 }
+
+/// The SUBCOMMANDS section: one line each, from their definitions, and
+/// how they and COMMAND are told apart.
+fn subcommands(cli: &clap::Command) -> String {
+    let mut out = String::from(".SH SUBCOMMANDS\n");
+    for sub in cli.get_subcommands().filter(|sub| !sub.is_hide_set()) {
+        let about = sub.get_about().map(|a| a.to_string()).unwrap_or_default();
+        out.push_str(&format!(
+            ".TP\n\\fBmitogen\\-fakessh {}\\fR\n{}\n",
+            roff_text(sub.get_name()),
+            roff_text(&about)
+        ));
+    }
+    out.push_str(SUBCOMMAND_RULES);
+    out
+}
+
+/// Text for roff: backslashes and hyphens escaped, no line starting with
+/// a control character.
+fn roff_text(text: &str) -> String {
+    let escaped = text.replace('\\', "\\e").replace('-', "\\-");
+    match escaped.starts_with(['.', '\'']) {
+        true => format!("\\&{escaped}"),
+        false => escaped,
+    }
+}
+
+/// Global options before a subcommand, and `--`.
+const SUBCOMMAND_RULES: &str = r#".PP
+Global options may come before a subcommand, as in \fBgit \-C dir status\fR:
+\fBmitogen\-fakessh \-\-config team.toml start\fR. \fBstart\fR takes
+them all (a list flag given on both sides keeps both, in order; another
+flag may be given on one side only); \fBagents\fR uses \fB\-\-agent\fR,
+\fB\-\-config\fR, \fB\-v\fR and \fB\-q\fR; \fBexec\fR, \fBstatus\fR
+and \fBstop\fR use \fB\-v\fR and \fB\-q\fR alone, since the daemon's chains
+were set by \fBstart\fR (a flag that would choose a chain is warned about).
+\fB\-\-explain\fR and \fB\-\-grace\fR are for a run, and refused before a
+subcommand.
+.PP
+Where COMMAND would begin, a word that names a subcommand is the
+subcommand; after \fB\-\-\fR it is COMMAND:
+\fBmitogen\-fakessh \-\- start\fR runs a program named start.
+"#;
 
 /// What the daemon commands are for; their flags follow, from their
 /// definitions.
@@ -364,6 +408,7 @@ mod tests {
             "SYNOPSIS",
             "DESCRIPTION",
             "OPTIONS",
+            "SUBCOMMANDS",
             "CHAINS",
             "EXAMPLES",
             "AGENTS",

@@ -11,7 +11,10 @@
 //! - `mitogen-fakessh start|exec|status|stop`: a daemon that keeps its
 //!   contexts across commands ([`daemon`]);
 //! - `mitogen-fakessh __man`, `completions SHELL`: generated documentation;
-//! - otherwise: the host ([`host`]), which parses the CLI and runs COMMAND.
+//! - otherwise: the host ([`host`]), which runs COMMAND.
+//!
+//! The subcommands are clap's ([`cli::parse`]): global options may come
+//! before them, and after `--` their names are programs.
 //!
 //! How each hop starts is [`hop`].
 
@@ -59,33 +62,65 @@ pub fn run(args: Vec<OsString>) -> i32 {
 /// The roles of the full build: the shims, the host and its documentation.
 #[cfg(feature = "host")]
 fn host_roles(argv0: &str, args: Vec<OsString>) -> i32 {
+    use cli::Invocation;
     match argv0 {
         // Arguments stay bytes: a file name need not be UTF-8.
-        "ssh" => shims::run_ssh(&args[1..]),
-        "scp" | "sftp" => shims::wrap::exec_with_our_ssh(argv0, &args[1..]),
-        _ if args.get(1).is_some_and(|a| a == "agents") => list_agents(&args[2..]),
-        // `mitogen-fakessh start|exec|status|stop`; `-- start` runs a
-        // command of that name.
-        _ if args.get(1).is_some_and(|a| a == "start") => daemon::start(args[1..].to_vec()),
-        _ if args.get(1).is_some_and(|a| a == "exec") => daemon::exec(args[1..].to_vec()),
-        _ if args.get(1).is_some_and(|a| a == "status") => daemon::status(args[1..].to_vec()),
-        _ if args.get(1).is_some_and(|a| a == "stop") => daemon::stop(args[1..].to_vec()),
-        // The man page, for packagers: `mitogen-fakessh __man > mitogen-fakessh.1`.
-        _ if args.len() == 2 && args[1] == "__man" => {
-            print!("{}", docs::man_page());
-            0
+        "ssh" => return shims::run_ssh(&args[1..]),
+        "scp" | "sftp" => return shims::wrap::exec_with_our_ssh(argv0, &args[1..]),
+        _ => {}
+    }
+    // The man page, for packagers: `mitogen-fakessh __man > mitogen-fakessh.1`.
+    if args.len() == 2 && args[1] == "__man" {
+        print!("{}", docs::man_page());
+        return 0;
+    }
+    // Subcommands are clap's: global options may come before them, and
+    // `--` makes the next word COMMAND (`mitogen-fakessh -- start`).
+    let invocation = match cli::parse(args) {
+        Ok(invocation) => invocation,
+        Err(e) => return host::usage_error(e),
+    };
+    match invocation {
+        Invocation::Run(cli) => host::main(*cli),
+        Invocation::Start(start) => daemon::start(start),
+        Invocation::Exec(exec, global) => {
+            daemon_client_logging(&global, "exec");
+            daemon::exec(exec)
         }
-        // `mitogen-fakessh completions SHELL`; `-- completions` runs a command of that name.
-        _ if args.len() == 3 && args[1] == "completions" => {
-            match docs::print_completions(&args[2].to_string_lossy()) {
-                Ok(()) => 0,
-                Err(e) => {
-                    logging::stderr_line(&format!("mitogen-fakessh: {e}"));
-                    255
-                }
+        Invocation::Status(status, global) => {
+            daemon_client_logging(&global, "status");
+            daemon::status(status)
+        }
+        Invocation::Stop(stop, global) => {
+            daemon_client_logging(&global, "stop");
+            daemon::stop(stop)
+        }
+        Invocation::Agents(global) => match host::agent_flags(global) {
+            Ok(flags) => hop::agents::print_list(&flags),
+            Err(e) => {
+                logging::stderr_line(&format!("mitogen-fakessh: {e}"));
+                host::EXIT_FAILURE
             }
-        }
-        _ => host::main(args),
+        },
+        Invocation::Completions(shell) => match docs::print_completions(&shell) {
+            Ok(()) => 0,
+            Err(e) => {
+                logging::stderr_line(&format!("mitogen-fakessh: {e}"));
+                255
+            }
+        },
+    }
+}
+
+/// `exec`, `status` and `stop` take the global options' log level; their
+/// chain flags are the daemon's business (set by `start`): said once.
+#[cfg(feature = "host")]
+fn daemon_client_logging(global: &cli::HostArgs, subcommand: &str) {
+    logging::init(global.log_level(), None);
+    for flag in global.chain_flags() {
+        tracing::warn!(
+            "{flag} has no effect on {subcommand}: the daemon's chains were set by start"
+        );
     }
 }
 
@@ -96,26 +131,4 @@ fn host_roles(_argv0: &str, _args: Vec<OsString>) -> i32 {
         "mitogen-fakessh: this executable is an agent only, for remote hosts (./build-agents); run the full build (cargo build --release)",
     );
     255
-}
-
-/// `mitogen-fakessh agents [--agent PLATFORM=PATH]...`.
-#[cfg(feature = "host")]
-fn list_agents(args: &[OsString]) -> i32 {
-    let mut flags = Vec::new();
-    let mut args = args.iter().map(|a| a.to_string_lossy().into_owned());
-    while let Some(arg) = args.next() {
-        if let Some(value) = arg.strip_prefix("--agent=") {
-            flags.push(value.to_string());
-        } else if arg == "--agent"
-            && let Some(value) = args.next()
-        {
-            flags.push(value);
-        } else {
-            logging::stderr_line(&format!(
-                "mitogen-fakessh agents: unexpected argument {arg:?}; usage: mitogen-fakessh agents [--agent PLATFORM=PATH]..."
-            ));
-            return 255;
-        }
-    }
-    hop::agents::print_list(&flags)
 }

@@ -15,13 +15,10 @@ mod place;
 mod report;
 mod serve;
 
-use std::ffi::OsString;
 use std::time::Duration;
 
-use clap::Parser;
-
 use crate::cli::{ExecCli, StartCli, StatusCli, StopCli};
-use crate::host::{EXIT_FAILURE, StartError, usage_error};
+use crate::host::{EXIT_FAILURE, StartError};
 use client::ClientError;
 use place::{Place, PlaceError};
 use report::DaemonStatus;
@@ -71,11 +68,7 @@ fn report(what: impl FnOnce() -> Result<i32, DaemonError>) -> i32 {
 }
 
 /// `mitogen-fakessh start ...`.
-pub fn start(args: Vec<OsString>) -> i32 {
-    let cli = match StartCli::try_parse_from(args) {
-        Ok(cli) => cli,
-        Err(e) => return usage_error(e),
-    };
+pub fn start(cli: StartCli) -> i32 {
     report(|| start_daemon(cli))
 }
 
@@ -203,11 +196,7 @@ fn make_shims(place: &Place) -> Result<(), DaemonError> {
 }
 
 /// `mitogen-fakessh exec -- COMMAND`.
-pub fn exec(args: Vec<OsString>) -> i32 {
-    let cli = match ExecCli::try_parse_from(args) {
-        Ok(cli) => cli,
-        Err(e) => return usage_error(e),
-    };
+pub fn exec(cli: ExecCli) -> i32 {
     report(|| {
         let socket = place::socket_for_client(cli.daemon.socket.as_deref())?;
         let status = client::ask(&socket, false)?;
@@ -243,11 +232,7 @@ fn point_at(command: &mut std::process::Command, status: &DaemonStatus) {
 }
 
 /// `mitogen-fakessh status [--json]`.
-pub fn status(args: Vec<OsString>) -> i32 {
-    let cli = match StatusCli::try_parse_from(args) {
-        Ok(cli) => cli,
-        Err(e) => return usage_error(e),
-    };
+pub fn status(cli: StatusCli) -> i32 {
     report(|| {
         let socket = place::socket_for_client(cli.daemon.socket.as_deref())?;
         let status = client::ask(&socket, false)?;
@@ -266,11 +251,7 @@ pub fn status(args: Vec<OsString>) -> i32 {
 /// undoes `start`'s (as `ssh-agent -k`): unset its variables, and take its
 /// shims' directory off PATH, so that no later command of that shell looks
 /// in a directory that is gone (and that somebody else could re-create).
-pub fn stop(args: Vec<OsString>) -> i32 {
-    let cli = match StopCli::try_parse_from(args) {
-        Ok(cli) => cli,
-        Err(e) => return usage_error(e),
-    };
+pub fn stop(cli: StopCli) -> i32 {
     let shell = eval::Shell::choose(cli.sh, cli.csh, cli.fish);
     report(|| {
         let socket = place::socket_for_client(cli.daemon.socket.as_deref())?;

@@ -24,10 +24,8 @@ mod relay;
 mod routing;
 pub mod stats;
 
-use std::ffi::OsString;
 use std::path::PathBuf;
 
-use clap::Parser;
 use router_core::Router;
 use router_core::frame::DEFAULT_MAX_PAYLOAD;
 use router_core::message::{HOST_ID, Secret};
@@ -63,11 +61,8 @@ pub enum StartError {
     Explain(#[from] explain::ExplainError),
 }
 
-pub fn main(args: Vec<OsString>) -> i32 {
-    let cli = match Cli::try_parse_from(args) {
-        Ok(cli) => cli,
-        Err(e) => return usage_error(e),
-    };
+/// Run COMMAND (or answer `--explain`) as the command line says.
+pub fn main(cli: Cli) -> i32 {
     match prepare(cli.host.clone()).and_then(|prepared| run(&cli, prepared)) {
         Ok(code) => code,
         Err(e) => {
@@ -117,6 +112,15 @@ pub fn prepare(args: HostArgs) -> Result<Prepared, StartError> {
         privilege_password,
         agents,
     })
+}
+
+/// `mitogen-fakessh agents`: the `--agent` flags, then the config file's
+/// agents; starts logging at the level they say.
+pub fn agent_flags(args: HostArgs) -> Result<Vec<String>, StartError> {
+    let file = ConfigFile::load(args.config.as_deref())?;
+    let args = with_defaults(args, &file);
+    crate::logging::init(args.log_level(), None);
+    Ok(args.agents)
 }
 
 /// Fill in what the command line left out from the config file.

@@ -1,11 +1,24 @@
 //! The command line of the host role. Flags are documented here once; the
 //! man page is generated from this definition.
+//!
+//! - [`subcommands`]: `start`, `exec`, `status`, `stop`, `agents`,
+//!   `completions`;
+//! - [`invocation`]: what a command line asks for, the global options
+//!   merged into the subcommand they come before.
+
+mod invocation;
+mod subcommands;
+
+pub use invocation::{Invocation, parse};
+pub use subcommands::{
+    AgentsCli, CompletionsCli, DaemonSocket, ExecCli, StartCli, StatusCli, StopCli, Subcommand,
+};
 
 use std::ffi::OsString;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::{ArgAction, Args, Parser};
+use clap::{ArgAction, Parser};
 
 const EXAMPLES: &str = "\
 Examples:
@@ -29,6 +42,14 @@ Chains:
 Environment:
   MITOGEN_FAKESSH_LOG   a RUST_LOG-style filter (e.g. debug, mitogen_fakessh=trace) that
                         overrides -v and -q; an invalid one is warned about and ignored
+
+Subcommands:
+  Global options may come before a subcommand, as in `git -C dir status`:
+      mitogen-fakessh --config team.toml start
+  start takes them all; exec, status and stop use -v and -q alone (the
+  daemon's chains were set by start); agents uses --agent, --config, -v, -q.
+  A word that names a subcommand is the subcommand; after `--` it is a program:
+      mitogen-fakessh -- start    runs a program named start
 
 Exit status: the command's; 255 when mitogen-fakessh fails before the command ran.
 Shell completions: mitogen-fakessh completions bash|zsh|fish";
@@ -133,6 +154,12 @@ pub fn duration(text: &str) -> Result<Duration, humantime::DurationError> {
     about = "Run rsync, scp, sftp, git and make through one established connection chain",
     long_about = LONG_ABOUT,
     after_help = EXAMPLES,
+    override_usage = "mitogen-fakessh [OPTIONS] [--] COMMAND [ARG]...\n       mitogen-fakessh [OPTIONS] SUBCOMMAND [ARG]...",
+    propagate_version = true,
+    subcommand_negates_reqs = true,
+    disable_help_subcommand = true,
+    subcommand_value_name = "SUBCOMMAND",
+    subcommand_help_heading = "Subcommands",
 )]
 pub struct Cli {
     #[command(flatten)]
@@ -148,129 +175,18 @@ pub struct Cli {
     #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = duration)]
     pub grace: Duration,
 
-    /// The command to run, and its arguments.
+    /// The command to run, and its arguments (required unless --explain);
+    /// after `--` if it is named like a subcommand (`mitogen-fakessh -- start`).
     #[arg(
         value_name = "COMMAND",
-        required_unless_present = "explain",
         trailing_var_arg = true,
         num_args = 1..,
         value_hint = clap::ValueHint::CommandWithArguments
     )]
     pub command: Vec<OsString>,
-}
 
-/// `mitogen-fakessh start`: a daemon that keeps its contexts across
-/// commands; prints shell code to `eval` (like ssh-agent) that points the
-/// shell's ssh, scp and sftp at it.
-#[derive(Debug, Parser)]
-#[command(
-    name = "mitogen-fakessh start",
-    version,
-    about = "Start a daemon that keeps contexts across commands; print shell code to eval",
-    after_help = "Example:\n  eval \"$(mitogen-fakessh start --host 'web*=ssh:%h,sudo:root')\"\n  rsync -a build/ web1:/srv/app/    # through the daemon\n  mitogen-fakessh status\n  mitogen-fakessh stop"
-)]
-pub struct StartCli {
-    #[command(flatten)]
-    pub host: HostArgs,
-
-    /// End a context that has had no session for this long (its next
-    /// session reconnects).
-    #[arg(long, value_name = "DURATION", default_value = "10m", value_parser = duration)]
-    pub idle_timeout: Duration,
-
-    /// The daemon's socket (default $XDG_RUNTIME_DIR/mitogen-fakessh/daemon.sock,
-    /// else a fresh ${TMPDIR:-/tmp}/mitogen-fakessh-daemon-XXXXXXXXXX/daemon.sock);
-    /// its directory must be yours, writable by you alone, and not a symbolic link.
-    #[arg(long, value_name = "PATH")]
-    pub socket: Option<PathBuf>,
-
-    /// Print sh code (the default unless $SHELL is a csh or fish).
-    #[arg(short = 's', conflicts_with_all = ["csh", "fish"])]
-    pub sh: bool,
-
-    /// Print csh code.
-    #[arg(short = 'c', conflicts_with = "fish")]
-    pub csh: bool,
-
-    /// Print fish code.
-    #[arg(long)]
-    pub fish: bool,
-}
-
-/// Which daemon `exec`, `status` and `stop` talk to.
-#[derive(Debug, Args)]
-pub struct DaemonSocket {
-    /// The daemon's socket (default: $MITOGEN_FAKESSH_SOCK, else
-    /// $XDG_RUNTIME_DIR/mitogen-fakessh/daemon.sock). Believed only if its
-    /// directory is yours alone and the daemon runs as you.
-    #[arg(long, value_name = "PATH")]
-    pub socket: Option<PathBuf>,
-}
-
-/// `mitogen-fakessh exec -- COMMAND`: run COMMAND against the running
-/// daemon (its ssh, scp and sftp go through the daemon's contexts).
-#[derive(Debug, Parser)]
-#[command(
-    name = "mitogen-fakessh exec",
-    version,
-    about = "Run COMMAND through the running daemon"
-)]
-pub struct ExecCli {
-    #[command(flatten)]
-    pub daemon: DaemonSocket,
-
-    /// The command to run, and its arguments.
-    #[arg(
-        value_name = "COMMAND",
-        required = true,
-        trailing_var_arg = true,
-        num_args = 1..,
-        value_hint = clap::ValueHint::CommandWithArguments
-    )]
-    pub command: Vec<OsString>,
-}
-
-/// `mitogen-fakessh status`: the daemon's contexts.
-#[derive(Debug, Parser)]
-#[command(
-    name = "mitogen-fakessh status",
-    version,
-    about = "List the running daemon's contexts"
-)]
-pub struct StatusCli {
-    #[command(flatten)]
-    pub daemon: DaemonSocket,
-
-    /// Print JSON, for scripts.
-    #[arg(long)]
-    pub json: bool,
-}
-
-/// `mitogen-fakessh stop`: end the daemon, its remote agents and their
-/// commands; remove its socket and directory; print the shell code that
-/// undoes `start`'s (unset its variables, take its shims off PATH), as
-/// `ssh-agent -k` does.
-#[derive(Debug, Parser)]
-#[command(
-    name = "mitogen-fakessh stop",
-    version,
-    about = "Stop the running daemon"
-)]
-pub struct StopCli {
-    #[command(flatten)]
-    pub daemon: DaemonSocket,
-
-    /// Print sh code (the default unless $SHELL is a csh or fish).
-    #[arg(short = 's', conflicts_with_all = ["csh", "fish"])]
-    pub sh: bool,
-
-    /// Print csh code.
-    #[arg(short = 'c', conflicts_with = "fish")]
-    pub csh: bool,
-
-    /// Print fish code.
-    #[arg(long)]
-    pub fish: bool,
+    #[command(subcommand)]
+    pub subcommand: Option<Subcommand>,
 }
 
 impl HostArgs {
@@ -307,7 +223,14 @@ mod tests {
             .unwrap();
         assert_eq!(cli.host.log_level(), 3);
         assert_eq!(cli.command.len(), 3);
-        assert!(Cli::try_parse_from(["mitogen-fakessh", "--to", "local"]).is_err());
+        assert!(
+            parse(vec![
+                "mitogen-fakessh".into(),
+                "--to".into(),
+                "local".into()
+            ])
+            .is_err()
+        );
     }
 
     #[test]
