@@ -169,19 +169,59 @@ fn ansible_synchronize_into_a_root_only_directory() {
         ),
     )
     .unwrap();
-    let ansible_tmp = recipe.path("ansible-local");
-    let remote_tmp = recipe.path("ansible-remote");
+    let ansible_tmp = recipe.path("ansible-local").display().to_string();
+    let remote_tmp = recipe.path("ansible-remote").display().to_string();
     let path = format!("{ANSIBLE}:{}", std::env::var("PATH").unwrap_or_default());
+    let env = [
+        ("PATH", path.as_str()),
+        ("LC_ALL", "C.UTF-8"),
+        ("ANSIBLE_NOCOLOR", "1"),
+        ("ANSIBLE_LOCAL_TEMP", &ansible_tmp),
+        ("ANSIBLE_REMOTE_TEMP", &remote_tmp),
+        ("PYTHONWARNINGS", "ignore"),
+    ];
+
+    // Plain Ansible through OpenSSH, as its documentation has it: become
+    // with a password makes synchronize run `sudo rsync` on the far side,
+    // where this sudo wants a tty and a password, and fails.
+    let plain_dest = recipe.root_only.join("plain");
+    std::fs::write(
+        recipe.path("plain.yml"),
+        format!(
+            "- hosts: target\n  gather_facts: false\n  become: true\n  tasks:\n\
+             \x20   - ansible.posix.synchronize:\n        src: \"{src}/\"\n        dest: \"{dest}/\"\n\
+             \x20       use_ssh_args: true\n",
+            src = src.display(),
+            dest = plain_dest.display()
+        ),
+    )
+    .unwrap();
+    let mut plain = Command::new(&playbook_bin);
+    plain
+        .args(["-i", "inventory", "plain.yml", "-e"])
+        .arg(format!("ansible_become_password={DEPLOY_PASSWORD}"))
+        .arg("-e")
+        .arg(format!(
+            "ansible_ssh_common_args='-F {}'",
+            recipe.sshd.ssh_config()
+        ))
+        .current_dir(recipe.tmp.path())
+        .env("HOME", &recipe.home)
+        .env_remove("SSH_AUTH_SOCK")
+        .envs(env);
+    let plain = run_with(plain, b"", Duration::from_secs(120));
+    assert_ne!(plain.code(), 0, "{}", plain.stdout_text());
+    assert!(
+        plain.stdout_text().contains("must have a tty"),
+        "{}",
+        plain.stdout_text()
+    );
+    assert!(!plain_dest.exists());
+
+    // The same push, without become, through mitogen-fakessh's chain.
     let out = recipe.run(
         recipe.tmp.path(),
-        &[
-            ("PATH", &path),
-            ("LC_ALL", "C.UTF-8"),
-            ("ANSIBLE_NOCOLOR", "1"),
-            ("ANSIBLE_LOCAL_TEMP", &ansible_tmp.display().to_string()),
-            ("ANSIBLE_REMOTE_TEMP", &remote_tmp.display().to_string()),
-            ("PYTHONWARNINGS", "ignore"),
-        ],
+        &env,
         &playbook_bin.display().to_string(),
         &["-i", "inventory", "site.yml"],
     );
