@@ -16,7 +16,7 @@ use std::time::Duration;
 use router_core::Router;
 use router_core::connection::{FrameReader, FrameWriter, ReadError};
 use router_core::frame::Frame;
-use router_core::hop::Chain;
+use router_core::hop::{Chain, Hop};
 use router_core::message::{ContextId, HOST_ID, handle};
 use router_core::pump::BulkSender;
 use router_core::router::{RouterEvent, StreamId};
@@ -78,6 +78,8 @@ struct Relay {
     /// delivery.
     to_delivery: mpsc::Sender<FromRelay>,
     target: Option<(ContextId, Chain)>,
+    /// The hostname the session asked for, once it has a target.
+    host: String,
     /// Counts the session open, its bytes, and its context's use.
     guard: SessionGuard,
 }
@@ -133,6 +135,7 @@ impl Relay {
             stdin,
             to_delivery,
             target: None,
+            host: String::new(),
             guard,
         })
     }
@@ -179,9 +182,10 @@ impl Relay {
         let target = match connected {
             Ok(t) => t,
             Err(e) => {
+                let why = naming_host(&request.host, &e.hop, e.to_string());
                 return End::Failed(match self.connector.routing.unmapped_hint(&request.host) {
-                    Some(hint) => format!("{e}\n{hint}"),
-                    None => e.to_string(),
+                    Some(hint) => format!("{why}\n{hint}"),
+                    None => why,
                 });
             }
         };
@@ -192,6 +196,7 @@ impl Relay {
         self.connector
             .forwarding
             .apply(&self.name, &chain, &mut request);
+        self.host = request.host.clone();
         self.target = Some((target, chain));
         self.guard.runs_on(target);
         // The session's two ends are bound before the agent hears of it:
@@ -304,11 +309,13 @@ impl Relay {
 
     fn lost(&self, target: ContextId, reason: &str) -> End {
         self.connector.forget(target);
-        let chain = self.target.as_ref().map(|(_, c)| c.to_string());
-        End::Failed(format!(
-            "{}: connection lost: {reason}",
-            chain.unwrap_or_default()
-        ))
+        let chain = self
+            .target
+            .as_ref()
+            .map(|(_, c)| c.to_string())
+            .unwrap_or_default();
+        let why = format!("{chain}: connection lost: {reason}");
+        End::Failed(naming_host(&self.host, &chain, why))
     }
 
     /// End the session: a shim that left takes everything with it; one
@@ -332,6 +339,71 @@ impl Relay {
                 let drained = async { while self.tasks.join_next().await.is_some() {} };
                 let _ = tokio::time::timeout(LAST_WORDS, drained).await;
             }
+        }
+    }
+}
+
+/// A failure's message for a session that asked for `host`, with the
+/// hostname first whenever the hop that failed (`failed_at`) does not name
+/// it already: a rule gave `fleetbad` the chain `ssh:127.0.0.1:1`, or the
+/// bastion before it failed. One line of a run over 200 hosts then says
+/// which host it was (OpenSSH names only the address it connected to).
+fn naming_host(host: &str, failed_at: &str, message: String) -> String {
+    match names_host(failed_at, host) {
+        true => message,
+        false => format!("{host}: {message}"),
+    }
+}
+
+/// Whether a hop's name (`ssh:web1`, `ssh:b,ssh:deploy@web1`, `sudo:root
+/// on ssh:web1`) has an ssh hop to `host`.
+fn names_host(hop_name: &str, host: &str) -> bool {
+    let place = hop_name.rsplit_once(" on ").map_or(hop_name, |(_, p)| p);
+    place.parse::<Chain>().is_ok_and(|chain| {
+        chain
+            .hops
+            .iter()
+            .any(|hop| matches!(hop, Hop::Ssh { host: h, .. } if h == host))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::naming_host;
+
+    #[test]
+    fn the_hostname_comes_first_when_the_hop_does_not_name_it() {
+        let refused = "connect to host 127.0.0.1 port 1: connection refused";
+        assert_eq!(
+            naming_host(
+                "fleetbad",
+                "ssh:127.0.0.1:1",
+                format!("ssh:127.0.0.1:1: {refused}")
+            ),
+            format!("fleetbad: ssh:127.0.0.1:1: {refused}")
+        );
+        // A bastion before the host failed.
+        assert_eq!(
+            naming_host("web3", "ssh:bastion", "ssh:bastion: timed out".into()),
+            "web3: ssh:bastion: timed out"
+        );
+        // A privilege hop on the local host.
+        assert_eq!(
+            naming_host("box", "sudo:root on local", "sudo:root on local: x".into()),
+            "box: sudo:root on local: x"
+        );
+    }
+
+    #[test]
+    fn a_hop_that_names_the_host_is_left_as_it_is() {
+        for (hop, host) in [
+            ("ssh:h13", "h13"),
+            ("ssh:mfs-deploy@target:2222", "target"),
+            ("sudo:root on ssh:h13", "h13"),
+            ("sudo:root on ssh:bastion,ssh:web3", "web3"),
+            ("ssh:[::1]:22", "::1"),
+        ] {
+            assert_eq!(naming_host(host, hop, "why".into()), "why", "{hop}");
         }
     }
 }
