@@ -630,3 +630,65 @@ fn pubkey_accepted_algorithms_filter_ssh_agent_keys() {
     run("").expect_code(0);
     assert!(sshd.log().contains(&ed25519_fp), "{}", sshd.log());
 }
+
+/// A key file with its certificate (CA trusted by sshd, the plain key
+/// authorized too): PubkeyAcceptedAlgorithms naming only the certificate
+/// type offers the certificate and never the plain key; naming only the
+/// plain type offers the plain key and never the certificate.
+#[test]
+#[ignore = "needs root and sshd (run ./tests/run)"]
+fn pubkey_accepted_algorithms_choose_between_a_key_and_its_certificate() {
+    require_sshd();
+    let keys = tempfile::tempdir().unwrap();
+    let ca = keys.path().join("user_ca");
+    new_key(&ca, "ed25519", 0);
+    let sshd = debug_sshd(&[&format!(
+        "TrustedUserCAKeys={}",
+        keys.path().join("user_ca.pub").display()
+    )]);
+    let key = sshd.path("certified_key");
+    new_key(&key, "ed25519", 0);
+    keygen(&[
+        "-q",
+        "-s",
+        ca.to_str().unwrap(),
+        "-I",
+        "policy-user",
+        "-n",
+        "root",
+        sshd.path("certified_key.pub").to_str().unwrap(),
+    ]);
+    std::fs::copy(sshd.path("certified_key.pub"), sshd.path("authorized_keys")).unwrap();
+    let plain_offered = "pkalg ssh-ed25519 pkblob";
+    let cert_offered = "pkalg ssh-ed25519-cert-v01@openssh.com";
+
+    let config = config_with_keys(
+        &sshd,
+        &[&key],
+        "  PubkeyAcceptedAlgorithms ssh-ed25519-cert-v01@openssh.com\n",
+    );
+    run_verbose_on_target(&config).expect_code(0);
+    let log = sshd.log();
+    assert!(
+        log.contains("Accepted certificate ID \"policy-user\""),
+        "{log}"
+    );
+    assert!(log.contains(cert_offered), "{log}");
+    assert!(
+        !log.contains(plain_offered),
+        "the plain key was offered:\n{log}"
+    );
+
+    let sshd_log_before = log.len();
+    let config = config_with_keys(&sshd, &[&key], "  PubkeyAcceptedAlgorithms ssh-ed25519\n");
+    let out = run_verbose_on_target(&config);
+    out.expect_code(0);
+    out.expect_stderr("ssh-ed25519-cert-v01@openssh.com not in PubkeyAcceptedAlgorithms");
+    let log = sshd.log()[sshd_log_before..].to_string();
+    assert!(log.contains("Accepted publickey for root"), "{log}");
+    assert!(log.contains(plain_offered), "{log}");
+    assert!(
+        !log.contains(cert_offered),
+        "the certificate was offered:\n{log}"
+    );
+}
