@@ -5,6 +5,9 @@
 //! and the real `ssh` is run beside ours to compare.
 
 mod common;
+/// PubkeyAcceptedAlgorithms, RequiredRSASize, CASignatureAlgorithms.
+#[path = "crypto_policy/keys.rs"]
+mod keys;
 
 use std::process::Command;
 use std::time::Duration;

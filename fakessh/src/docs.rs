@@ -154,8 +154,13 @@ exchange), ServerAliveInterval, ServerAliveCountMax, BatchMode,
 NumberOfPasswordPrompts, Tag, IgnoreUnknown, RefuseConnection, SendEnv, SetEnv,
 RemoteCommand, RequestTTY, and for the \fBssh\fR shim's forwarding LocalForward, RemoteForward,
 DynamicForward, ForwardAgent, ExitOnForwardFailure, GatewayPorts and
-ClearAllForwardings. The crypto policy: KexAlgorithms, Ciphers, MACs and
-HostKeyAlgorithms (also \fBssh \-c\fR and \fB\-m\fR), with OpenSSH's
+ClearAllForwardings. The crypto policy: KexAlgorithms, Ciphers, MACs,
+HostKeyAlgorithms (also \fBssh \-c\fR and \fB\-m\fR),
+PubkeyAcceptedAlgorithms (the keys and certificates offered, from files
+and ssh\-agent alike; a key outside it is skipped, said with \fB\-v\fR),
+CASignatureAlgorithms (a host certificate signed otherwise is judged by
+its plain key) and RequiredRSASize (smaller RSA host keys are refused,
+smaller RSA keys of ours not used), with OpenSSH's
 \fB+\fR, \fB\-\fR (wildcards) and \fB^\fR lists; our default offers
 mlkem768x25519\-sha256 first. A name our client does not implement is an
 error, as an unknown name is to OpenSSH; a server that offers nothing in

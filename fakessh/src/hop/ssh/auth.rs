@@ -17,10 +17,11 @@ use russh::client::{AuthResult, Handle, KeyboardInteractiveAuthResponse};
 use russh::keys::agent::AgentIdentity;
 use russh::keys::agent::client::AgentClient;
 use russh::keys::{HashAlg, PrivateKey, PrivateKeyWithHashAlg, PublicKey};
-use tracing::debug;
+use tracing::{debug, info};
 
 use super::hostkey::HostKeyCheck;
 use super::identity::{self, KeyProblem};
+use super::key_policy::{FileOffer, KeyPolicy};
 use ssh_config::{HostConfig, home_dir};
 
 /// Why the server did not let us in.
@@ -41,12 +42,11 @@ pub async fn authenticate(
     cfg: &HostConfig,
 ) -> Result<(), AuthError> {
     let mut tried: Vec<String> = Vec::new();
-    let rsa_hash = handle
-        .best_supported_rsa_hash()
-        .await
-        .ok()
-        .flatten()
-        .flatten();
+    let server_rsa = handle.best_supported_rsa_hash().await.ok().flatten();
+    // PubkeyAcceptedAlgorithms and RequiredRSASize: which keys we offer,
+    // and how RSA keys sign.
+    let policy = KeyPolicy::new(&cfg.algorithms(), server_rsa);
+    let rsa_hash = policy.rsa_hash();
     let files = cfg.identity_files_or_default();
     let key_files: Vec<(&PathBuf, String, identity::KeyFile)> = files
         .iter()
@@ -71,14 +71,32 @@ pub async fn authenticate(
         tried.push("agent".into());
         let identities = agent.request_identities().await.unwrap_or_default();
         for identity in identities {
-            let key_data = match &identity {
-                AgentIdentity::PublicKey { key, .. } => key.key_data().clone(),
-                AgentIdentity::Certificate { certificate, .. } => certificate.public_key().clone(),
+            let (key_data, allowed, comment) = match &identity {
+                AgentIdentity::PublicKey { key, comment } => (
+                    key.key_data().clone(),
+                    policy.check_key(key.key_data()),
+                    comment,
+                ),
+                AgentIdentity::Certificate {
+                    certificate,
+                    comment,
+                } => (
+                    certificate.public_key().clone(),
+                    policy.check_certificate(certificate),
+                    comment,
+                ),
             };
             if only
                 .as_ref()
                 .is_some_and(|keys| !keys.iter().any(|k| k.key_data() == &key_data))
             {
+                continue;
+            }
+            if let Err(why) = allowed {
+                info!(
+                    "{name}: skipping agent key {}: {why}",
+                    sanitize_line(comment.as_bytes())
+                );
                 continue;
             }
             let result = match identity {
@@ -104,9 +122,26 @@ pub async fn authenticate(
         }
     }
     for (path, shown, file) in key_files {
+        // As OpenSSH: a key the policy excludes is dropped before its
+        // passphrase is asked for or the server is asked about it.
+        let known_offer = match file.public_key() {
+            Some(public) => match FileOffer::judge(&policy, path, &public, cfg) {
+                Ok(offer) => Some(offer),
+                Err(why) => {
+                    info!("{name}: skipping {shown}: {why}");
+                    tried.push(format!("{shown} ({why})"));
+                    continue;
+                }
+            },
+            None => None,
+        };
+        // The server is asked about the plain key only if the policy lets
+        // it be offered.
+        let may_probe = known_offer.as_ref().is_none_or(|offer| offer.plain);
         let key = match file {
             identity::KeyFile::Ready(key) => key,
             identity::KeyFile::Locked(public) => {
+                let public = public.filter(|_| may_probe);
                 match unlock_if_taken(handle, user, path, &shown, public, rsa_hash, cfg).await {
                     Ok(key) => key,
                     Err(why) => {
@@ -117,6 +152,7 @@ pub async fn authenticate(
                 }
             }
             identity::KeyFile::Unprotected { public, mode } => {
+                let public = public.filter(|_| may_probe);
                 // As OpenSSH: said when the key would be loaded, that is
                 // once the server would take it (or at once without a
                 // public half to ask with), and never used.
@@ -132,7 +168,18 @@ pub async fn authenticate(
                 continue;
             }
         };
-        for (cert_path, cert) in identity::certificates(path, &key, cfg) {
+        let offer = match known_offer {
+            Some(offer) => offer,
+            None => match FileOffer::judge(&policy, path, key.public_key(), cfg) {
+                Ok(offer) => offer,
+                Err(why) => {
+                    info!("{name}: skipping {shown}: {why}");
+                    tried.push(format!("{shown} ({why})"));
+                    continue;
+                }
+            },
+        };
+        for (cert_path, cert) in offer.certificates {
             tried.push(format!(
                 "{shown} with certificate {}",
                 shown_path(&cert_path)
@@ -145,6 +192,9 @@ pub async fn authenticate(
                 Ok(_) => {}
                 Err(e) => return Err(AuthError::Protocol(e)),
             }
+        }
+        if !offer.plain {
+            continue;
         }
         tried.push(shown);
         let key = PrivateKeyWithHashAlg::new(key, rsa_hash);

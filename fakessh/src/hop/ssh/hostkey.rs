@@ -7,6 +7,7 @@ use russh::keys::ssh_key::certificate::CertType;
 use russh::keys::{Algorithm, Certificate, HashAlg, PublicKey, PublicKeyOrCertificate};
 use tracing::{debug, info, warn};
 
+use super::key_policy::check_rsa_size;
 use super::known_hosts::{self, KnownHosts, Verdict};
 use ssh_config::{HostConfig, StrictHostKeyChecking, host_in_pattern_list};
 
@@ -21,6 +22,10 @@ pub struct HostKeyCheck {
     hash_known_hosts: bool,
     strict: StrictHostKeyChecking,
     known: KnownHosts,
+    /// CASignatureAlgorithms: what a trusted CA may have signed with.
+    ca_signature: Vec<String>,
+    /// RequiredRSASize: the smallest RSA host key taken.
+    required_rsa_bits: u32,
     verdict: Arc<Mutex<Option<String>>>,
 }
 
@@ -32,7 +37,10 @@ impl HostKeyCheck {
             .chain(&cfg.global_known_hosts_files)
             .cloned()
             .collect();
+        let policy = cfg.algorithms();
         HostKeyCheck {
+            ca_signature: policy.ca_signature,
+            required_rsa_bits: policy.required_rsa_bits,
             known: KnownHosts::read(&files, &cfg.hostname, cfg.port),
             host: cfg.hostname.clone(),
             port: cfg.port,
@@ -107,6 +115,17 @@ impl HostKeyCheck {
             .collect();
         if !trusted.contains(&ca.fingerprint(HashAlg::Sha256)) {
             debug!("no @cert-authority for {shown_host} signed its certificate; trying its key");
+            return self.decide(&key);
+        }
+        // CASignatureAlgorithms, as OpenSSH's sshkey_cert_check_host: a
+        // certificate signed otherwise is not valid, and the host is
+        // judged by its plain key instead.
+        let signed_with = cert.signature().algorithm();
+        if !self.ca_signature.iter().any(|a| a == signed_with.as_str()) {
+            warn!(
+                "Certificate signed with disallowed algorithm ({} not in CASignatureAlgorithms); judging {shown_host} by its plain key",
+                signed_with.as_str()
+            );
             return self.decide(&key);
         }
         let now = std::time::SystemTime::now()
@@ -210,6 +229,16 @@ impl russh::client::Handler for HostKeyCheck {
         &mut self,
         server_key: &PublicKeyOrCertificate,
     ) -> Result<bool, Self::Error> {
+        // RequiredRSASize, before anything else (OpenSSH's
+        // verify_host_key_callback), for a certificate's key too.
+        let key_data = match server_key {
+            PublicKeyOrCertificate::PublicKey { key, .. } => key.key_data(),
+            PublicKeyOrCertificate::Certificate(cert) => cert.public_key(),
+        };
+        if let Err(why) = check_rsa_size(key_data, self.required_rsa_bits) {
+            debug!("{}: {why}", self.shown_host());
+            return self.refuse("Bad server host key: Invalid key length".into());
+        }
         match server_key {
             PublicKeyOrCertificate::PublicKey { key, .. } => self.decide(key),
             PublicKeyOrCertificate::Certificate(cert) => self.decide_certificate(cert),

@@ -188,7 +188,7 @@ pub async fn unlock(
 /// that certify this very key.
 pub fn certificates(
     path: &Path,
-    key: &PrivateKey,
+    key: &PublicKey,
     cfg: &HostConfig,
 ) -> Vec<(PathBuf, russh::keys::Certificate)> {
     let mut implicit = path.as_os_str().to_owned();
@@ -209,7 +209,7 @@ pub fn certificates(
                 None
             }
         })
-        .filter(|(_, cert)| cert.public_key() == key.public_key().key_data())
+        .filter(|(_, cert)| cert.public_key() == key.key_data())
         .collect()
 }
 

@@ -10,7 +10,7 @@
 //! - [`direct`]: how a chain's first ssh hop reaches its server (TCP,
 //!   ProxyCommand through [`proxy`], ProxyJump);
 //! - [`connect`]: key exchange, host key ([`hostkey`], [`known_hosts`]) and
-//!   authentication ([`auth`], [`identity`]);
+//!   authentication ([`auth`], [`identity`], [`key_policy`]);
 //! - [`agent`]: the agent started over a session channel ([`transport`],
 //!   [`packets`]);
 //! - [`algorithms`]: the user's crypto policy as what russh offers;
@@ -24,6 +24,7 @@ pub mod direct;
 pub mod error;
 mod hostkey;
 mod identity;
+mod key_policy;
 pub mod known_hosts;
 mod packets;
 mod proxy;
