@@ -120,9 +120,10 @@ pub fn read_into(
 // Linux creates a descriptor close-on-exec in the same call (SOCK_CLOEXEC,
 // pipe2), sends without SIGPIPE per call (MSG_NOSIGNAL) and names a socket's
 // peer with SO_PEERCRED. macOS has none of these: there FD_CLOEXEC is set
-// right after the call (the shim forks only before it starts threads, and
-// runs no child while it creates these), SIGPIPE is turned off per socket
-// (SO_NOSIGPIPE) and the peer is getpeereid(3) (LOCAL_PEERCRED).
+// right after the call (no other thread can exec a child in between: the
+// shims start no child process; `ssh -f` forks before any thread exists and
+// scp/sftp exec), SIGPIPE is turned off per socket (SO_NOSIGPIPE) and the
+// peer is getpeereid(3) (LOCAL_PEERCRED).
 
 /// Mark a descriptor just created close-on-exec.
 #[cfg(not(target_os = "linux"))]
