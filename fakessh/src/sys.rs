@@ -1,90 +1,30 @@
 //! System calls around file descriptors: the only module of this crate with
-//! `unsafe`, each block explained.
+//! `unsafe`, each block explained, and the only place where the host's
+//! system calls differ between Linux and macOS (agents run on Linux only;
+//! their Linux-only calls answer "not supported" elsewhere).
 
-use std::io::IoSliceMut;
-use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd};
 
 use nix::fcntl::{FcntlArg, FdFlag, OFlag, fcntl};
-use nix::sys::socket::{ControlMessageOwned, MsgFlags, recvmsg};
 
-/// What one `recvmsg` on the control socket produced.
-pub enum Received {
-    /// A message: its bytes and the descriptors it carried (possibly none).
-    Message { bytes: Vec<u8>, fds: Vec<OwnedFd> },
-    /// Every holder of the other end has closed it.
-    Eof,
-}
+mod socket;
 
-/// Receive one SEQPACKET message and the descriptors it carries (at most
-/// four: a shim's session socket and its stdin, stdout and stderr).
-pub fn recv_fds(sock: BorrowedFd<'_>) -> std::io::Result<Received> {
-    let mut bytes = [0u8; 8];
-    let mut iov = [IoSliceMut::new(&mut bytes)];
-    let mut space = nix::cmsg_space!([RawFd; 4]);
-    let msg = recvmsg::<()>(
-        sock.as_raw_fd(),
-        &mut iov,
-        Some(&mut space),
-        MsgFlags::MSG_CMSG_CLOEXEC | MsgFlags::MSG_DONTWAIT,
-    )
-    .map_err(std::io::Error::from)?;
-    let mut fds: Vec<OwnedFd> = Vec::new();
-    for cmsg in msg.cmsgs().map_err(std::io::Error::from)? {
-        if let ControlMessageOwned::ScmRights(raw) = cmsg {
-            for fd in raw {
-                // SAFETY: the kernel just installed `fd` in our table for this
-                // SCM_RIGHTS message (with CLOEXEC); nothing else refers to it,
-                // so taking ownership is sound and closes it on drop.
-                fds.push(unsafe { OwnedFd::from_raw_fd(fd) });
-            }
-        }
-    }
-    let len = msg.bytes;
-    if len == 0 && fds.is_empty() {
-        return Ok(Received::Eof);
-    }
-    Ok(Received::Message {
-        bytes: bytes[..len.min(bytes.len())].to_vec(),
-        fds,
-    })
-}
-
-/// A listening SOCK_SEQPACKET socket at `path` (non-blocking, close-on-exec).
-pub fn seqpacket_listener(path: &std::path::Path) -> nix::Result<OwnedFd> {
-    use nix::sys::socket::{Backlog, SockFlag, SockType, UnixAddr, bind, listen, socket};
-    let fd = socket(
-        nix::sys::socket::AddressFamily::Unix,
-        SockType::SeqPacket,
-        SockFlag::SOCK_CLOEXEC | SockFlag::SOCK_NONBLOCK,
-        None,
-    )?;
-    bind(fd.as_raw_fd(), &UnixAddr::new(path)?)?;
-    listen(&fd, Backlog::new(64)?)?;
-    Ok(fd)
-}
-
-/// The uid of the process at the other end of a Unix socket.
-pub fn peer_uid(fd: BorrowedFd<'_>) -> nix::Result<u32> {
-    nix::sys::socket::getsockopt(&fd, nix::sys::socket::sockopt::PeerCredentials)
-        .map(|cred| cred.uid())
-}
-
-/// The host's one-message answer to a connection on its fallback socket.
-/// Sent without blocking: a fresh SEQPACKET connection always has room for
-/// one short message.
-pub fn send_greeting(fd: BorrowedFd<'_>, message: &[u8]) -> nix::Result<()> {
-    use nix::sys::socket::send;
-    send(
-        fd.as_raw_fd(),
-        message,
-        MsgFlags::MSG_NOSIGNAL | MsgFlags::MSG_DONTWAIT,
-    )
-    .map(|_| ())
-}
+pub use socket::{
+    Received, accept_cloexec, peer_uid, pipe_cloexec, recv_fds, send_greeting, seqpacket_listener,
+    seqpacket_pair,
+};
 
 /// Let `fd` survive exec (clear FD_CLOEXEC), for the wrapped command.
 pub fn set_inheritable(fd: BorrowedFd<'_>) -> nix::Result<()> {
     fcntl(fd, FcntlArg::F_SETFD(FdFlag::empty())).map(|_| ())
+}
+
+/// Close `fd` on exec (set FD_CLOEXEC): where the system has no way to
+/// create a descriptor with the flag (macOS: no SOCK_CLOEXEC, pipe2,
+/// accept4 or MSG_CMSG_CLOEXEC), it is set right after.
+#[cfg(not(target_os = "linux"))]
+fn set_cloexec(fd: BorrowedFd<'_>) -> nix::Result<()> {
+    fcntl(fd, FcntlArg::F_SETFD(FdFlag::FD_CLOEXEC)).map(|_| ())
 }
 
 /// Switch `fd` to non-blocking mode (ours alone: agent transports, the
@@ -262,7 +202,18 @@ pub fn read_into(fd: BorrowedFd<'_>, buf: &mut tokio::io::ReadBuf<'_>) -> std::i
 /// descriptor a shim handed over, whose open file it shares with other
 /// processes, `preadv2(RWF_NOWAIT)` makes this one read non-blocking where
 /// O_NONBLOCK would change the mode under every holder. Kernels whose pipes
-/// or sockets do not take the flag answer EOPNOTSUPP.
+/// or sockets do not take the flag answer EOPNOTSUPP, and so does every
+/// other system (no `preadv2`): the caller then falls back to O_NONBLOCK.
+#[cfg(not(target_os = "linux"))]
+pub fn read_nowait(
+    _fd: BorrowedFd<'_>,
+    _buf: &mut tokio::io::ReadBuf<'_>,
+) -> std::io::Result<usize> {
+    Err(std::io::Error::from_raw_os_error(libc::EOPNOTSUPP))
+}
+
+/// See the other [`read_nowait`].
+#[cfg(target_os = "linux")]
 pub fn read_nowait(fd: BorrowedFd<'_>, buf: &mut tokio::io::ReadBuf<'_>) -> std::io::Result<usize> {
     // SAFETY: preadv2(2) with one iovec of (`ptr`, `len`) writes at most
     // `len` bytes there and returns how many (or -1): `fill_unfilled`'s
@@ -306,7 +257,15 @@ unsafe fn fill_unfilled(
     }
 }
 
-/// The writing counterpart of [`read_nowait`]: `pwritev2(RWF_NOWAIT)`.
+/// The writing counterpart of [`read_nowait`]: `pwritev2(RWF_NOWAIT)`
+/// (EOPNOTSUPP outside Linux).
+#[cfg(not(target_os = "linux"))]
+pub fn write_nowait(_fd: BorrowedFd<'_>, _data: &[u8]) -> std::io::Result<usize> {
+    Err(std::io::Error::from_raw_os_error(libc::EOPNOTSUPP))
+}
+
+/// See the other [`write_nowait`].
+#[cfg(target_os = "linux")]
 pub fn write_nowait(fd: BorrowedFd<'_>, data: &[u8]) -> std::io::Result<usize> {
     let iov = libc::iovec {
         iov_base: data.as_ptr() as *mut libc::c_void,
@@ -330,11 +289,15 @@ pub fn write_nowait(fd: BorrowedFd<'_>, data: &[u8]) -> std::io::Result<usize> {
 pub fn keep_bootstrap_fd_private() {
     use std::os::unix::fs::MetadataExt;
     const BOOTSTRAP_FD: libc::c_int = 3;
-    let Ok(exe) = std::fs::metadata("/proc/self/exe") else {
+    #[cfg(target_os = "linux")]
+    const BOOTSTRAP_FD_FILE: &str = "/proc/self/fd/3";
+    #[cfg(not(target_os = "linux"))]
+    const BOOTSTRAP_FD_FILE: &str = "/dev/fd/3";
+    let Ok(exe) = std::fs::metadata(own_executable()) else {
         return;
     };
     // The open file itself (the link is resolved to it, not to a name).
-    let Ok(fd3) = std::fs::metadata("/proc/self/fd/3") else {
+    let Ok(fd3) = std::fs::metadata(BOOTSTRAP_FD_FILE) else {
         return;
     };
     if (fd3.dev(), fd3.ino()) == (exe.dev(), exe.ino()) {
@@ -343,5 +306,33 @@ pub fn keep_bootstrap_fd_private() {
         // nothing is closed or written to memory. Called first thing in
         // the agent, before any other thread exists.
         unsafe { libc::fcntl(BOOTSTRAP_FD, libc::F_SETFD, libc::FD_CLOEXEC) };
+    }
+}
+
+/// This executable's file: on Linux `/proc/self/exe`, which still opens our
+/// bytes even if the file at our path was replaced; elsewhere (no `/proc`)
+/// the path the system reports, which does not.
+pub fn own_executable() -> std::path::PathBuf {
+    #[cfg(target_os = "linux")]
+    {
+        std::path::PathBuf::from("/proc/self/exe")
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        std::env::current_exe().unwrap_or_default()
+    }
+}
+
+/// Set the capacity of pipe `fd` to `bytes` (F_SETPIPE_SZ; Linux only,
+/// ENOTSUP elsewhere).
+pub fn set_pipe_size(fd: BorrowedFd<'_>, bytes: i32) -> nix::Result<()> {
+    #[cfg(target_os = "linux")]
+    {
+        fcntl(fd, FcntlArg::F_SETPIPE_SZ(bytes)).map(|_| ())
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = (fd, bytes);
+        Err(nix::errno::Errno::ENOTSUP)
     }
 }

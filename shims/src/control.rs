@@ -5,7 +5,7 @@
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
-use nix::sys::socket::{ControlMessage, MsgFlags, sendmsg};
+use nix::sys::socket::{ControlMessage, MsgFlags};
 use router_core::session::message::{FALLBACK_REFUSAL, FALLBACK_WELCOME, SESSION_HELLO};
 
 use crate::error::{ShimError, WelcomeError};
@@ -79,13 +79,7 @@ impl Control {
         let hello = [SESSION_HELLO, handover.bits()];
         let iov = [std::io::IoSlice::new(&hello)];
         loop {
-            match sendmsg::<()>(
-                self.as_fd().as_raw_fd(),
-                &iov,
-                &cmsg,
-                MsgFlags::MSG_NOSIGNAL,
-                None,
-            ) {
+            match sys::send_without_sigpipe(self.as_fd(), &iov, &cmsg) {
                 Err(nix::errno::Errno::EINTR) => continue,
                 Ok(_) => return Ok(()),
                 Err(source) => {

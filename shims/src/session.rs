@@ -14,7 +14,6 @@ use std::sync::Arc;
 
 use bytes::BytesMut;
 use nix::poll::PollFlags;
-use nix::sys::socket::{AddressFamily, SockFlag, SockType, socketpair};
 use router_core::frame::{DEFAULT_MAX_PAYLOAD, Frame};
 use router_core::message::handle;
 use router_core::session::{
@@ -50,13 +49,7 @@ impl Session {
         log: &Log,
     ) -> Result<Session, ShimError> {
         let control = Control::find()?;
-        let (mine, theirs) = socketpair(
-            AddressFamily::Unix,
-            SockType::Stream,
-            None,
-            SockFlag::SOCK_CLOEXEC,
-        )
-        .map_err(ShimError::SocketPair)?;
+        let (mine, theirs) = crate::sys::stream_pair().map_err(ShimError::SocketPair)?;
         control.pass_session(&theirs, handover)?;
         drop(theirs);
         handover.let_go();

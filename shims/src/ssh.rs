@@ -185,7 +185,7 @@ enum Forked {
 
 impl Background {
     fn fork() -> nix::Result<Forked> {
-        let (read, write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)?;
+        let (read, write) = sys::pipe_cloexec()?;
         match sys::fork()? {
             Some(_) => {
                 drop(write);

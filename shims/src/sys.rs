@@ -1,8 +1,11 @@
-//! The one place in this crate that needs `unsafe`: adopting the control
+//! The one place in this crate that needs `unsafe` (adopting the control
 //! socket the host left open across exec, whose number arrives in the
-//! environment.
+//! environment), and the one place where the shims' system calls differ
+//! between Linux and macOS.
 
-use std::os::fd::{BorrowedFd, RawFd};
+#[cfg(not(target_os = "linux"))]
+use std::os::fd::AsFd;
+use std::os::fd::{BorrowedFd, OwnedFd, RawFd};
 
 use nix::sys::socket::{SockType, getsockopt, sockopt};
 use nix::sys::stat::{SFlag, fstat};
@@ -112,4 +115,116 @@ pub fn read_into(
         buf.set_len(buf.len() + n as usize);
         Ok(n as usize)
     }
+}
+
+// Linux creates a descriptor close-on-exec in the same call (SOCK_CLOEXEC,
+// pipe2), sends without SIGPIPE per call (MSG_NOSIGNAL) and names a socket's
+// peer with SO_PEERCRED. macOS has none of these: there FD_CLOEXEC is set
+// right after the call (no other thread can exec a child in between: the
+// shims start no child process; `ssh -f` forks before any thread exists and
+// scp/sftp exec), SIGPIPE is turned off per socket (SO_NOSIGPIPE) and the
+// peer is getpeereid(3) (LOCAL_PEERCRED).
+
+/// Mark a descriptor just created close-on-exec.
+#[cfg(not(target_os = "linux"))]
+fn set_cloexec(fd: BorrowedFd<'_>) -> nix::Result<()> {
+    use nix::fcntl::{FcntlArg, FdFlag, fcntl};
+    fcntl(fd, FcntlArg::F_SETFD(FdFlag::FD_CLOEXEC)).map(|_| ())
+}
+
+/// A new, unconnected SOCK_SEQPACKET Unix socket, close-on-exec.
+pub fn seqpacket_socket() -> nix::Result<OwnedFd> {
+    use nix::sys::socket::{AddressFamily, SockFlag, SockType, socket};
+    #[cfg(target_os = "linux")]
+    let flags = SockFlag::SOCK_CLOEXEC;
+    #[cfg(not(target_os = "linux"))]
+    let flags = SockFlag::empty();
+    let fd = socket(AddressFamily::Unix, SockType::SeqPacket, flags, None)?;
+    #[cfg(not(target_os = "linux"))]
+    set_cloexec(fd.as_fd())?;
+    Ok(fd)
+}
+
+/// A connected pair of SOCK_STREAM Unix sockets, both close-on-exec.
+pub fn stream_pair() -> nix::Result<(OwnedFd, OwnedFd)> {
+    use nix::sys::socket::{AddressFamily, SockFlag, SockType, socketpair};
+    #[cfg(target_os = "linux")]
+    let flags = SockFlag::SOCK_CLOEXEC;
+    #[cfg(not(target_os = "linux"))]
+    let flags = SockFlag::empty();
+    let (a, b) = socketpair(AddressFamily::Unix, SockType::Stream, None, flags)?;
+    #[cfg(not(target_os = "linux"))]
+    {
+        set_cloexec(a.as_fd())?;
+        set_cloexec(b.as_fd())?;
+    }
+    Ok((a, b))
+}
+
+/// A pipe (read end, write end), both close-on-exec.
+pub fn pipe_cloexec() -> nix::Result<(OwnedFd, OwnedFd)> {
+    #[cfg(target_os = "linux")]
+    {
+        nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        let (read, write) = nix::unistd::pipe()?;
+        set_cloexec(read.as_fd())?;
+        set_cloexec(write.as_fd())?;
+        Ok((read, write))
+    }
+}
+
+/// The uid of the process at the other end of a Unix socket (for a
+/// listening socket: its credentials when it called listen(2)).
+pub fn peer_uid(fd: BorrowedFd<'_>) -> nix::Result<u32> {
+    #[cfg(target_os = "linux")]
+    {
+        getsockopt(&fd, sockopt::PeerCredentials).map(|cred| cred.uid())
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        nix::unistd::getpeereid(fd).map(|(uid, _)| uid.as_raw())
+    }
+}
+
+/// sendmsg(2) on `fd` that fails with EPIPE instead of raising SIGPIPE
+/// when the host has gone.
+pub fn send_without_sigpipe(
+    fd: BorrowedFd<'_>,
+    iov: &[std::io::IoSlice<'_>],
+    cmsgs: &[nix::sys::socket::ControlMessage<'_>],
+) -> nix::Result<usize> {
+    use nix::sys::socket::{MsgFlags, sendmsg};
+    use std::os::fd::AsRawFd;
+    #[cfg(target_os = "linux")]
+    let flags = MsgFlags::MSG_NOSIGNAL;
+    #[cfg(not(target_os = "linux"))]
+    let flags = {
+        no_sigpipe(fd)?;
+        MsgFlags::empty()
+    };
+    sendmsg::<()>(fd.as_raw_fd(), iov, cmsgs, flags, None)
+}
+
+/// Sends on `fd` fail with EPIPE instead of raising SIGPIPE (SO_NOSIGPIPE).
+#[cfg(not(target_os = "linux"))]
+fn no_sigpipe(fd: BorrowedFd<'_>) -> nix::Result<()> {
+    use nix::libc;
+    use std::os::fd::AsRawFd;
+    let on: libc::c_int = 1;
+    // SAFETY: setsockopt(2) reads `size_of::<c_int>()` bytes through the
+    // pointer, which points at a live local `c_int`; the fd is borrowed, so
+    // it stays open for the call.
+    let rc = unsafe {
+        libc::setsockopt(
+            fd.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_NOSIGPIPE,
+            (&on as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    nix::errno::Errno::result(rc).map(|_| ())
 }

@@ -2,15 +2,15 @@
 //! sent to it), its directory must be a real directory (not reached through
 //! a symbolic link), owned by a trusted uid and writable by nobody else, the
 //! socket a socket of a trusted uid, and the process listening on it
-//! (SO_PEERCRED) of a trusted uid. Another local user who squats the place
-//! (pre-creates the directory, plants a symlink, listens there) is refused
-//! with one line that names the place and the uid.
+//! (SO_PEERCRED; getpeereid on macOS) of a trusted uid. Another local user
+//! who squats the place (pre-creates the directory, plants a symlink,
+//! listens there) is refused with one line that names the place and the uid.
 
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
 
-use nix::sys::socket::{AddressFamily, SockFlag, SockType, UnixAddr, connect, socket};
+use nix::sys::socket::{UnixAddr, connect};
 
 /// Why a socket path is not believed.
 #[derive(Debug, thiserror::Error)]
@@ -172,19 +172,13 @@ pub fn connect_trusted(socket: &Path, trusted: &Trusted) -> Result<OwnedFd, Reac
 }
 
 fn socket_fd() -> nix::Result<OwnedFd> {
-    socket(
-        AddressFamily::Unix,
-        SockType::SeqPacket,
-        SockFlag::SOCK_CLOEXEC,
-        None,
-    )
+    crate::sys::seqpacket_socket()
 }
 
 /// The uid of the process that listens at the other end (its credentials
 /// when it called listen(2)).
 fn listener_uid(fd: &OwnedFd) -> nix::Result<u32> {
-    nix::sys::socket::getsockopt(&fd.as_fd(), nix::sys::socket::sockopt::PeerCredentials)
-        .map(|cred| cred.uid())
+    crate::sys::peer_uid(fd.as_fd())
 }
 
 #[cfg(test)]

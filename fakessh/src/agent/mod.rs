@@ -123,7 +123,7 @@ fn take_transport() -> Result<(FdStream, FdStream), AgentError> {
 /// that is not a pipe, leaves the size as it was.
 fn widen_pipe(fd: &OwnedFd) {
     const TRANSPORT_PIPE: i32 = 1 << 20;
-    if let Err(e) = nix::fcntl::fcntl(fd, nix::fcntl::FcntlArg::F_SETPIPE_SZ(TRANSPORT_PIPE)) {
+    if let Err(e) = crate::sys::set_pipe_size(fd.as_fd(), TRANSPORT_PIPE) {
         debug!("transport pipe keeps its size: {e}");
     }
 }

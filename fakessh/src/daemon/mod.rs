@@ -116,8 +116,7 @@ fn start_daemon(cli: StartCli) -> Result<i32, DaemonError> {
         contexts: Vec::new(),
     };
     // The daemon says it is up through this pipe (or closes it failing).
-    let (ready_read, ready_write) =
-        nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(DaemonError::Fork)?;
+    let (ready_read, ready_write) = crate::sys::pipe_cloexec().map_err(DaemonError::Fork)?;
     match crate::sys::fork_daemon().map_err(DaemonError::Fork)? {
         crate::sys::Forked::Parent(pid) => {
             drop(ready_write);

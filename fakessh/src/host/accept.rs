@@ -158,10 +158,9 @@ pub async fn listen_loop(
             },
             Some(_) = connections.join_next(), if !connections.is_empty() => continue,
         };
-        let conn = match guard.try_io(|fd| {
-            nix::sys::socket::accept4(fd.get_ref(), nix::sys::socket::SockFlag::SOCK_CLOEXEC)
-                .map_err(std::io::Error::from)
-        }) {
+        let conn = match guard
+            .try_io(|fd| sys::accept_cloexec(fd.get_ref().as_fd()).map_err(std::io::Error::from))
+        {
             Ok(Ok(conn)) => conn,
             Ok(Err(e)) if e.kind() == std::io::ErrorKind::Interrupted => continue,
             Ok(Err(e)) => {

@@ -7,7 +7,6 @@ use std::path::Path;
 use std::sync::Arc;
 
 use nix::sys::signal::{Signal, kill};
-use nix::sys::socket::{AddressFamily, SockFlag, SockType, socketpair};
 use nix::unistd::Pid;
 use router_core::Router;
 use shims::env;
@@ -128,13 +127,7 @@ async fn launch(
         None => shim_dir.path().as_os_str().to_owned(),
     };
 
-    let (host_end, child_end) = socketpair(
-        AddressFamily::Unix,
-        SockType::SeqPacket,
-        None,
-        SockFlag::SOCK_CLOEXEC,
-    )
-    .map_err(LaunchError::ControlSocket)?;
+    let (host_end, child_end) = sys::seqpacket_pair().map_err(LaunchError::ControlSocket)?;
     sys::set_inheritable(child_end.as_fd()).map_err(LaunchError::ControlSocket)?;
 
     // The fallback for shims whose inherited socket was closed on the way.

@@ -179,11 +179,12 @@ impl Agents {
     }
 
     pub(crate) fn add_own(&mut self) {
-        // /proc/self/exe: still our bytes even if the file was replaced.
+        // On Linux /proc/self/exe: still our bytes even if the file was
+        // replaced.
         self.add(Agent::new(
             this_platform(),
             Source::ThisExecutable,
-            PathBuf::from("/proc/self/exe"),
+            crate::sys::own_executable(),
         ));
     }
 
