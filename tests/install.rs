@@ -76,9 +76,22 @@ fn run_install(build: &Path, dest: &Path) -> Outcome {
     run_with(install, b"", Duration::from_secs(300))
 }
 
+/// `./install --uninstall DESTDIR=DEST PREFIX=/opt/mitogen-fakessh`, with
+/// no build tree at all.
+fn run_uninstall(dest: &Path) -> Outcome {
+    let mut install = Command::new(workspace().join("install"));
+    install
+        .arg("--uninstall")
+        .arg(format!("DESTDIR={}", dest.display()))
+        .arg(format!("PREFIX={PREFIX}"))
+        .env("CARGO_TARGET_DIR", "/nonexistent/mitogen-fakessh-build");
+    run_with(install, b"", Duration::from_secs(60))
+}
+
 /// An installed copy, its build tree gone.
 struct Installed {
-    _dest: tempfile::TempDir,
+    /// DESTDIR.
+    dest: tempfile::TempDir,
     /// DESTDIR + PREFIX.
     root: PathBuf,
     /// An empty `XDG_DATA_HOME`: no agents of the user's.
@@ -108,7 +121,7 @@ fn install() -> Installed {
     assert!(!gone.exists());
     let root = dest.path().join(PREFIX.trim_start_matches('/'));
     Installed {
-        _dest: dest,
+        dest,
         root,
         data: tempfile::tempdir().unwrap(),
         built,
@@ -303,6 +316,56 @@ fn an_agent_from_other_sources_stops_the_install_before_anything_is_written() {
     // Without it, the same tree installs.
     std::fs::remove_dir_all(other.parent().unwrap()).unwrap();
     run_install(build.path(), dest.path()).expect_code(0);
+}
+
+#[test]
+#[ignore = "needs the static agents of ./build-agents x86_64 aarch64 (run ./tests/run)"]
+fn a_later_install_keeps_agents_of_these_sources_and_uninstall_removes_every_file() {
+    require_agent("aarch64");
+    let installed = install();
+    let aarch64 = installed.agent("aarch64");
+    let riscv64 = installed.agent("riscv64");
+    // An agent of other sources left in the prefix (an earlier version's).
+    std::fs::create_dir_all(riscv64.parent().unwrap()).unwrap();
+    std::fs::copy(which("true").expect("true"), &riscv64).unwrap();
+    // Built this time: the x86_64 agent only.
+    let build = copy_of_the_build();
+    for entry in std::fs::read_dir(build.path().join("agents")).unwrap() {
+        let dir = entry.unwrap().path();
+        if !dir.ends_with("linux-x86_64") {
+            std::fs::remove_dir_all(dir).unwrap();
+        }
+    }
+    let again = run_install(build.path(), installed.dest.path());
+    again.assert_no_panic().expect_code(0);
+    again.expect_stderr(&format!(
+        "install: kept {} (installed before, same sources)",
+        aarch64.display()
+    ));
+    again.expect_stderr(&format!(
+        "install: removed {} (installed before, from other sources)",
+        riscv64.display()
+    ));
+    assert!(aarch64.is_file());
+    assert!(!riscv64.parent().unwrap().exists());
+    installed.run(&["agents"]).expect_code(0);
+
+    run_uninstall(installed.dest.path())
+        .assert_no_panic()
+        .expect_code(0);
+    let mut left = Vec::new();
+    let mut dirs = vec![installed.dest.path().to_path_buf()];
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            match path.is_dir() {
+                true => dirs.push(path),
+                false => left.push(path),
+            }
+        }
+    }
+    assert!(left.is_empty(), "--uninstall left {left:?}");
+    assert!(!installed.root.join("lib/mitogen-fakessh").exists());
 }
 
 /// What the bootstrap and the tests run inside a chroot (no gzip unless
