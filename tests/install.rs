@@ -8,7 +8,7 @@
 
 mod common;
 
-use std::os::unix::fs::PermissionsExt;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
@@ -366,6 +366,69 @@ fn a_later_install_keeps_agents_of_these_sources_and_uninstall_removes_every_fil
     }
     assert!(left.is_empty(), "--uninstall left {left:?}");
     assert!(!installed.root.join("lib/mitogen-fakessh").exists());
+}
+
+#[test]
+#[ignore = "needs root, sshd, runuser, the mfs-deploy account and the x86_64 agent (run ./tests/run)"]
+fn an_installed_agent_another_user_replaced_is_never_uploaded() {
+    require_sshd();
+    require_account("mfs-deploy");
+    require("runuser");
+    let installed = install();
+    let agent = installed.agent("x86_64");
+    let shared = agent.parent().unwrap();
+    // A prefix installed carelessly: the way in open to all, the agents
+    // directory writable by all.
+    std::fs::set_permissions(
+        installed.dest.path(),
+        std::fs::Permissions::from_mode(0o755),
+    )
+    .unwrap();
+    std::fs::set_permissions(shared, std::fs::Permissions::from_mode(0o777)).unwrap();
+    // The attacker's agent: a script carrying this build's id, that leaves
+    // a mark wherever it runs.
+    let stamp = build_stamp(&std::fs::read(installed.exe()).unwrap()).unwrap();
+    let marks = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(marks.path(), std::fs::Permissions::from_mode(0o1777)).unwrap();
+    let mark = marks.path().join("the-attackers-agent-ran");
+    let trojan = format!("#!/bin/sh\n# {stamp}\ntouch '{}'\n", mark.display());
+    // Another local account puts it in place, as itself.
+    let planted = Command::new("runuser")
+        .args(["-u", "mfs-deploy", "--", "sh", "-c"])
+        .arg("printf '%s' \"$1\" > \"$2.new\" && chmod 755 \"$2.new\" && mv -f \"$2.new\" \"$2\"")
+        .args(["sh", &trojan])
+        .arg(&agent)
+        .output()
+        .unwrap();
+    assert!(
+        planted.status.success(),
+        "the attacker could not plant: {}",
+        String::from_utf8_lossy(&planted.stderr)
+    );
+    let attacker = uid_of("mfs-deploy");
+    assert_eq!(std::fs::metadata(&agent).unwrap().uid(), attacker);
+    let refused = format!(
+        "{} is not used: it belongs to uid {attacker} (another user could replace it)",
+        agent.display()
+    );
+
+    let sshd = Sshd::start();
+    let out = installed.via(&sshd.ssh_config(), "ssh:target", "ssh h echo hi");
+    assert!(!mark.exists(), "the attacker's agent ran");
+    // This executable serves Linux x86_64 instead (the loopback host has
+    // its C library), and says why.
+    out.assert_no_panic().expect_code(0);
+    assert_eq!(out.stdout_text(), "hi\n");
+    out.expect_stderr(&refused);
+    assert!(!out.stderr_text().contains(&format!(
+        "uploading agent for Linux x86_64 ({} bytes",
+        trojan.len()
+    )));
+    installed
+        .run(&["agents"])
+        .assert_no_panic()
+        .expect_error(1, &refused);
+    assert!(!mark.exists(), "the attacker's agent ran");
 }
 
 /// What the bootstrap and the tests run inside a chroot (no gzip unless
