@@ -67,7 +67,12 @@ MACHINE\fR (x86_64, aarch64, armv7l, i686, riscv64), found in
 beside an installed executable or \fB~/.local/share/mitogen\-fakessh/agents\fR
 (each holding \fBlinux\-MACHINE/mitogen\-fakessh\fR); else this
 executable, for its own platform. An agent built from other sources is not
-uploaded. \fBmitogen\-fakessh agents\fR lists them: platform, size,
+uploaded; nor is one another local user could replace: it and every
+directory above it must belong to root or to you and be writable by nobody
+else (a sticky directory of root's excepted). \fB./install\fR in the
+source tree puts this executable, every agent built, this page and the
+shell completions under \fBPREFIX\fR (\fB/usr/local\fR; \fBDESTDIR\fR
+stages it). \fBmitogen\-fakessh agents\fR lists them: platform, size,
 upload size, SHA\-256 and source.
 .PP
 It goes gzip'd where the remote has gzip, checked by SHA\-256 after

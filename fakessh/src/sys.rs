@@ -5,9 +5,12 @@
 
 use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd};
 
-use nix::fcntl::{FcntlArg, FdFlag, OFlag, fcntl};
+use nix::fcntl::{FcntlArg, FdFlag, fcntl};
 
+mod flags;
 mod socket;
+
+pub use flags::set_nonblocking;
 
 pub use socket::{
     Received, accept_cloexec, peer_uid, pipe_cloexec, recv_fds, send_greeting, seqpacket_listener,
@@ -17,21 +20,6 @@ pub use socket::{
 /// Let `fd` survive exec (clear FD_CLOEXEC), for the wrapped command.
 pub fn set_inheritable(fd: BorrowedFd<'_>) -> nix::Result<()> {
     fcntl(fd, FcntlArg::F_SETFD(FdFlag::empty())).map(|_| ())
-}
-
-/// Close `fd` on exec (set FD_CLOEXEC): where the system has no way to
-/// create a descriptor with the flag (macOS: no SOCK_CLOEXEC, pipe2,
-/// accept4 or MSG_CMSG_CLOEXEC), it is set right after.
-#[cfg(not(target_os = "linux"))]
-fn set_cloexec(fd: BorrowedFd<'_>) -> nix::Result<()> {
-    fcntl(fd, FcntlArg::F_SETFD(FdFlag::FD_CLOEXEC)).map(|_| ())
-}
-
-/// Switch `fd` to non-blocking mode (ours alone: agent transports, the
-/// host's end of the control socket).
-pub fn set_nonblocking(fd: BorrowedFd<'_>) -> nix::Result<()> {
-    let flags = OFlag::from_bits_truncate(fcntl(fd, FcntlArg::F_GETFL)?);
-    fcntl(fd, FcntlArg::F_SETFL(flags | OFlag::O_NONBLOCK)).map(|_| ())
 }
 
 /// Register an owned descriptor with tokio's reactor.

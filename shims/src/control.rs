@@ -28,7 +28,7 @@ impl Control {
             Ok(text) => text
                 .parse::<i32>()
                 .map_err(|_| ShimError::BadFdNumber(text))
-                .and_then(sys::inherited_control_socket),
+                .and_then(|fd| Ok(sys::inherited_control_socket(fd)?)),
             Err(_) => Err(ShimError::NotUnderHost),
         };
         let why = match inherited {

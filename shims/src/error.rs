@@ -1,7 +1,5 @@
 //! What can go wrong in the shim before or around a session.
 
-use std::os::fd::RawFd;
-
 use crate::argv::USAGE;
 use crate::env;
 
@@ -15,14 +13,8 @@ pub enum ShimError {
     NotUnderHost,
     #[error("MITOGEN_FAKESSH_FD={0:?} is not an fd number")]
     BadFdNumber(String),
-    #[error("fd {0} is a standard stream, not a control socket")]
-    StandardStream(RawFd),
-    #[error("inherited fd {fd} is not usable ({source})")]
-    Unusable { fd: RawFd, source: nix::Error },
-    #[error("inherited fd {0} is not a socket")]
-    NotASocket(RawFd),
-    #[error("inherited fd {0} is not a mitogen-fakessh control socket")]
-    NotAControlSocket(RawFd),
+    #[error(transparent)]
+    Inherited(#[from] crate::sys::InheritedFdError),
     #[error("{inherited}, and the host's socket {path} is not reachable either: {source}")]
     Unreachable {
         inherited: Box<ShimError>,

@@ -10,12 +10,23 @@ use std::os::fd::{BorrowedFd, OwnedFd, RawFd};
 use nix::sys::socket::{SockType, getsockopt, sockopt};
 use nix::sys::stat::{SFlag, fstat};
 
-use crate::error::ShimError;
+/// Why an inherited descriptor is not the host's control socket.
+#[derive(Debug, thiserror::Error)]
+pub enum InheritedFdError {
+    #[error("fd {0} is a standard stream, not a control socket")]
+    StandardStream(RawFd),
+    #[error("inherited fd {fd} is not usable ({source})")]
+    Unusable { fd: RawFd, source: nix::Error },
+    #[error("inherited fd {0} is not a socket")]
+    NotASocket(RawFd),
+    #[error("inherited fd {0} is not a mitogen-fakessh control socket")]
+    NotAControlSocket(RawFd),
+}
 
 /// Borrow inherited fd `fd` after checking it is a SOCK_SEQPACKET socket.
-pub fn inherited_control_socket(fd: RawFd) -> Result<BorrowedFd<'static>, ShimError> {
+pub fn inherited_control_socket(fd: RawFd) -> Result<BorrowedFd<'static>, InheritedFdError> {
     if fd < 3 {
-        return Err(ShimError::StandardStream(fd));
+        return Err(InheritedFdError::StandardStream(fd));
     }
     // SAFETY: the fd number was placed in our environment by the host, which
     // left it open across exec for exactly this purpose. Nothing else in this
@@ -23,13 +34,13 @@ pub fn inherited_control_socket(fd: RawFd) -> Result<BorrowedFd<'static>, ShimEr
     // the process is sound; if it is not open, fstat below fails with EBADF
     // and we never use it.
     let borrowed = unsafe { BorrowedFd::borrow_raw(fd) };
-    let st = fstat(borrowed).map_err(|source| ShimError::Unusable { fd, source })?;
+    let st = fstat(borrowed).map_err(|source| InheritedFdError::Unusable { fd, source })?;
     if SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT != SFlag::S_IFSOCK {
-        return Err(ShimError::NotASocket(fd));
+        return Err(InheritedFdError::NotASocket(fd));
     }
     match getsockopt(&borrowed, sockopt::SockType) {
         Ok(SockType::SeqPacket) => Ok(borrowed),
-        _ => Err(ShimError::NotAControlSocket(fd)),
+        _ => Err(InheritedFdError::NotAControlSocket(fd)),
     }
 }
 

@@ -12,7 +12,9 @@ use clap::error::ErrorKind;
 use clap::parser::ValueSource;
 use clap::{CommandFactory, FromArgMatches};
 
-use super::{Cli, ExecCli, HostArgs, StartCli, StatusCli, StopCli, Subcommand};
+use super::command_line::Cli;
+use super::host_args::HostArgs;
+use super::subcommands::{ExecCli, StartCli, StatusCli, StopCli, Subcommand};
 
 /// A parsed command line.
 #[derive(Debug)]

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use clap::Args;
 
-use super::HostArgs;
+use super::host_args::{HostArgs, duration};
 
 /// The words that are subcommands. A program of the same name runs after
 /// `--`: `mitogen-fakessh -- start`.
@@ -41,7 +41,7 @@ pub struct StartCli {
 
     /// End a context that has had no session for this long (its next
     /// session reconnects).
-    #[arg(long, value_name = "DURATION", default_value = "10m", value_parser = super::duration)]
+    #[arg(long, value_name = "DURATION", default_value = "10m", value_parser = duration)]
     pub idle_timeout: Duration,
 
     /// The daemon's socket (default $XDG_RUNTIME_DIR/mitogen-fakessh/daemon.sock,

@@ -51,7 +51,7 @@ pub fn recv_fds(sock: BorrowedFd<'_>) -> std::io::Result<Received> {
     }
     #[cfg(not(target_os = "linux"))]
     for fd in &fds {
-        super::set_cloexec(std::os::fd::AsFd::as_fd(fd)).map_err(std::io::Error::from)?;
+        super::flags::set_cloexec(std::os::fd::AsFd::as_fd(fd)).map_err(std::io::Error::from)?;
     }
     let len = msg.bytes;
     if len == 0 && fds.is_empty() {
@@ -77,9 +77,9 @@ fn unix_socket(ty: SockType, nonblocking: bool) -> nix::Result<OwnedFd> {
     #[cfg(not(target_os = "linux"))]
     {
         let fd = nix::sys::socket::socket(AddressFamily::Unix, ty, SockFlag::empty(), None)?;
-        super::set_cloexec(std::os::fd::AsFd::as_fd(&fd))?;
+        super::flags::set_cloexec(std::os::fd::AsFd::as_fd(&fd))?;
         if nonblocking {
-            super::set_nonblocking(std::os::fd::AsFd::as_fd(&fd))?;
+            super::flags::set_nonblocking(std::os::fd::AsFd::as_fd(&fd))?;
         }
         Ok(fd)
     }
@@ -112,8 +112,8 @@ pub fn seqpacket_pair() -> nix::Result<(OwnedFd, OwnedFd)> {
             None,
             SockFlag::empty(),
         )?;
-        super::set_cloexec(std::os::fd::AsFd::as_fd(&a))?;
-        super::set_cloexec(std::os::fd::AsFd::as_fd(&b))?;
+        super::flags::set_cloexec(std::os::fd::AsFd::as_fd(&a))?;
+        super::flags::set_cloexec(std::os::fd::AsFd::as_fd(&b))?;
         Ok((a, b))
     }
 }
@@ -129,7 +129,7 @@ pub fn accept_cloexec(listener: BorrowedFd<'_>) -> nix::Result<OwnedFd> {
     #[cfg(not(target_os = "linux"))]
     {
         let fd = nix::sys::socket::accept(listener)?;
-        super::set_cloexec(std::os::fd::AsFd::as_fd(&fd))?;
+        super::flags::set_cloexec(std::os::fd::AsFd::as_fd(&fd))?;
         Ok(fd)
     }
 }
@@ -143,8 +143,8 @@ pub fn pipe_cloexec() -> nix::Result<(OwnedFd, OwnedFd)> {
     #[cfg(not(target_os = "linux"))]
     {
         let (read, write) = nix::unistd::pipe()?;
-        super::set_cloexec(std::os::fd::AsFd::as_fd(&read))?;
-        super::set_cloexec(std::os::fd::AsFd::as_fd(&write))?;
+        super::flags::set_cloexec(std::os::fd::AsFd::as_fd(&read))?;
+        super::flags::set_cloexec(std::os::fd::AsFd::as_fd(&write))?;
         Ok((read, write))
     }
 }

@@ -31,6 +31,8 @@ pub enum AgentError {
         .0.display()
     )]
     OtherBuild(PathBuf),
+    #[error("{} is not used: {why} (another user could replace it)", .path.display())]
+    Distrusted { path: PathBuf, why: String },
     #[error(
         "--agent {0:?}: expected PLATFORM=PATH, e.g. --agent \"Linux aarch64=/path/to/mitogen-fakessh\""
     )]
@@ -86,6 +88,24 @@ impl Agent {
             source,
             path,
             image: OnceLock::new(),
+            gzip: OnceLock::new(),
+            reported: Default::default(),
+        })
+    }
+
+    /// One that is never used, for `why`.
+    #[cfg(feature = "host")]
+    pub(crate) fn refused(
+        platform: String,
+        source: Source,
+        path: PathBuf,
+        why: AgentError,
+    ) -> Arc<Agent> {
+        Arc::new(Agent {
+            platform,
+            source,
+            path,
+            image: OnceLock::from(Err(why)),
             gzip: OnceLock::new(),
             reported: Default::default(),
         })

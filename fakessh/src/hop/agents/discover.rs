@@ -31,16 +31,54 @@ pub fn discover(flags: &[String]) -> Result<Agents, AgentError> {
             let Some(platform) = platform_of(&name) else {
                 continue;
             };
-            let path = std::fs::canonicalize(entry.path())
-                .unwrap_or_else(|_| entry.path())
-                .join("mitogen-fakessh");
-            if path.is_file() {
-                agents.add(Agent::new(platform, Source::Directory, path));
+            let path = entry.path().join("mitogen-fakessh");
+            if !path.is_file() {
+                continue;
             }
+            let path = std::fs::canonicalize(&path).unwrap_or(path);
+            agents.add(match distrust(&path) {
+                None => Agent::new(platform, Source::Directory, path),
+                Some(why) => {
+                    let refusal = AgentError::Distrusted {
+                        path: path.clone(),
+                        why,
+                    };
+                    Agent::refused(platform, Source::Directory, path, refusal)
+                }
+            });
         }
     }
     agents.add_own();
     Ok(agents)
+}
+
+/// Why the agent at `path` (canonical) could be replaced by another local
+/// user, if it could: it and every directory above it must belong to root
+/// or to us and be writable by nobody else, but for a sticky directory of
+/// root's such as /tmp (where only a name's owner can replace it, and that
+/// owner is checked next). What we upload runs on every host we reach.
+fn distrust(path: &Path) -> Option<String> {
+    use std::os::unix::fs::MetadataExt;
+    let me = nix::unistd::geteuid().as_raw();
+    for (at, place) in path.ancestors().enumerate() {
+        let named = match at {
+            0 => "it".to_string(),
+            _ => place.display().to_string(),
+        };
+        let meta = match std::fs::metadata(place) {
+            Ok(meta) => meta,
+            Err(e) => return Some(format!("cannot check {named}: {e}")),
+        };
+        let (owner, mode) = (meta.uid(), meta.mode() & 0o7777);
+        if owner != 0 && owner != me {
+            return Some(format!("{named} belongs to uid {owner}"));
+        }
+        let sticky_of_root = at > 0 && owner == 0 && mode & 0o1000 != 0;
+        if mode & 0o022 != 0 && !sticky_of_root {
+            return Some(format!("{named} is writable by others (mode {mode:o})"));
+        }
+    }
+    None
 }
 
 /// `linux-aarch64` → `Linux aarch64` (what `uname -sm` prints there).
@@ -153,6 +191,39 @@ mod tests {
         assert!(agents.for_platform("Linux riscv64").is_none());
         assert!(discover(&["no-equals".into()]).is_err());
         assert!(discover(&["=/x".into()]).is_err());
+    }
+
+    #[test]
+    fn an_agent_others_could_replace_is_refused() {
+        use std::os::unix::fs::PermissionsExt;
+        let set = |path: &Path, mode| {
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap()
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let dir = std::fs::canonicalize(dir.path()).unwrap();
+        let agent = dir.join("linux-x86_64/mitogen-fakessh");
+        std::fs::create_dir_all(agent.parent().unwrap()).unwrap();
+        std::fs::write(&agent, b"agent").unwrap();
+        set(&agent, 0o755);
+        set(agent.parent().unwrap(), 0o755);
+        let tmp_is_fine = distrust(&agent);
+        set(&agent, 0o775);
+        let group_writable = distrust(&agent);
+        set(&agent, 0o755);
+        set(agent.parent().unwrap(), 0o1777);
+        let open_parent = distrust(&agent);
+        set(agent.parent().unwrap(), 0o755);
+        assert_eq!(tmp_is_fine, None, "{}", agent.display());
+        assert_eq!(
+            group_writable.as_deref(),
+            Some("it is writable by others (mode 775)")
+        );
+        // Sticky, but ours rather than root's (unless we are root).
+        let open_parent = open_parent.unwrap_or_default();
+        match nix::unistd::geteuid().is_root() {
+            true => assert_eq!(open_parent, ""),
+            false => assert!(open_parent.ends_with("is writable by others (mode 1777)")),
+        }
     }
 
     #[test]

@@ -13,6 +13,11 @@
 //! 3. this executable itself, for its own platform (linked against the C
 //!    library it was built with, so a remote needs that one or newer).
 //!
+//! An agent from a directory is used only if nobody but root or this user
+//! could replace it: it and every directory above it belong to one of them
+//! and are writable by nobody else (a sticky directory of root's, like
+//! /tmp, excepted). What is uploaded runs on every host reached.
+//!
 //! An agent other than this executable must carry this build's
 //! [`BUILD_STAMP`](crate::roles::BUILD_STAMP): one built from other
 //! sources may speak another protocol, and is passed over with a warning.
