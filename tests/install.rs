@@ -13,7 +13,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use common::chroot::{ARM64_BUSYBOX, Account, Chroot, require_qemu_aarch64, uid_of};
+use common::chroot::{
+    APPLETS, ARM64_BUSYBOX, Account, Chroot, chrooted_sshd, require_qemu_aarch64, uid_of,
+};
 use common::sshd::{Sshd, require_sshd};
 use common::*;
 
@@ -429,37 +431,6 @@ fn an_installed_agent_another_user_replaced_is_never_uploaded() {
         .assert_no_panic()
         .expect_error(1, &refused);
     assert!(!mark.exists(), "the attacker's agent ran");
-}
-
-/// What the bootstrap and the tests run inside a chroot (no gzip unless
-/// added: the agent then goes raw).
-const APPLETS: &[&str] = &[
-    "cat",
-    "chmod",
-    "cp",
-    "cut",
-    "echo",
-    "head",
-    "id",
-    "mkdir",
-    "mv",
-    "rm",
-    "sha256sum",
-    "tee",
-    "uname",
-    "wc",
-    "ls",
-];
-
-/// sshd chrooting every login into `chroot`; the config names it `h`.
-fn chrooted_sshd(chroot: &Chroot, user: &str) -> Sshd {
-    let sshd = Sshd::start_with(&[&format!("ChrootDirectory={}", chroot.dir.display())]);
-    std::fs::write(
-        sshd.path("ssh_config"),
-        sshd.config_block_for("h", user, ""),
-    )
-    .unwrap();
-    sshd
 }
 
 #[test]

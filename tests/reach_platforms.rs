@@ -9,29 +9,11 @@ mod common;
 
 use std::path::Path;
 
-use common::chroot::{ARM64_BUSYBOX, Account, Chroot, require_qemu_aarch64, uid_of};
+use common::chroot::{
+    APPLETS, ARM64_BUSYBOX, Account, Chroot, chrooted_sshd, require_qemu_aarch64, uid_of,
+};
 use common::sshd::{Sshd, require_sshd};
 use common::*;
-
-/// What the bootstrap and the tests run inside a chroot. No gzip unless
-/// asked: the agent then goes raw.
-const APPLETS: &[&str] = &[
-    "cat",
-    "chmod",
-    "cp",
-    "cut",
-    "echo",
-    "head",
-    "id",
-    "mkdir",
-    "mv",
-    "rm",
-    "sha256sum",
-    "tee",
-    "uname",
-    "wc",
-    "ls",
-];
 
 /// The static agent for `machine`, from `./build-agents`.
 fn require_agent(machine: &str) {
@@ -43,18 +25,6 @@ fn require_agent(machine: &str) {
         "{} is missing: run ./build-agents {machine} (./tests/run does)",
         agent.display()
     );
-}
-
-/// sshd chrooting every login into `chroot`; the config names it `h`,
-/// logging in as `user`.
-fn chrooted_sshd(chroot: &Chroot, user: &str) -> Sshd {
-    let sshd = Sshd::start_with(&[&format!("ChrootDirectory={}", chroot.dir.display())]);
-    std::fs::write(
-        sshd.path("ssh_config"),
-        sshd.config_block_for("h", user, ""),
-    )
-    .unwrap();
-    sshd
 }
 
 /// `mitogen-fakessh -v --ssh-config CFG --to CHAIN -- sh -c SCRIPT`.

@@ -194,3 +194,35 @@ pub fn require_qemu_aarch64() {
         "binfmt_misc has no enabled qemu-aarch64 entry with the F flag ({entry:?}): run ./tests/run as root, which registers it (if the kernel refuses binfmt_misc, it says so)"
     );
 }
+
+/// What the bootstrap and the tests run inside a chroot. No gzip unless
+/// asked: the agent then goes raw.
+pub const APPLETS: &[&str] = &[
+    "cat",
+    "chmod",
+    "cp",
+    "cut",
+    "echo",
+    "head",
+    "id",
+    "mkdir",
+    "mv",
+    "rm",
+    "sha256sum",
+    "tee",
+    "uname",
+    "wc",
+    "ls",
+];
+
+/// sshd chrooting every login into `chroot`; the config names it `h`.
+pub fn chrooted_sshd(chroot: &Chroot, user: &str) -> super::sshd::Sshd {
+    let sshd =
+        super::sshd::Sshd::start_with(&[&format!("ChrootDirectory={}", chroot.dir.display())]);
+    std::fs::write(
+        sshd.path("ssh_config"),
+        sshd.config_block_for("h", user, ""),
+    )
+    .unwrap();
+    sshd
+}
