@@ -6,7 +6,7 @@
 use bytes::{Buf, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
-use crate::frame::{Frame, FrameError};
+use proto::frame::{Frame, FrameError};
 
 const READ_AHEAD: usize = 256 << 10;
 
@@ -87,8 +87,8 @@ impl<W: AsyncWrite + Unpin> FrameWriter<W> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::frame::{Encoding, Header};
     use bytes::Bytes;
+    use proto::frame::{Encoding, Header};
 
     #[tokio::test]
     async fn frames_cross_a_duplex_pipe() {

@@ -1,7 +1,7 @@
 //! Moving bulk data onto the router: credit that can be waited for, and a
 //! sender that takes turns with the others sharing its stream.
 //!
-//! The accounting itself is [`session::credit`](crate::session::credit);
+//! The accounting itself is [`session::credit`](proto::session::credit);
 //! this is the async side for drivers that read in one task and learn of
 //! credit in another.
 
@@ -13,9 +13,9 @@ use bytes::BytesMut;
 use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::sync::Notify;
 
-use crate::frame::{Frame, Header};
 use crate::router::{Router, TURN_EXEMPT, Turn};
-use crate::session::{DATA_CHUNK, ProtocolError, SendCredit};
+use proto::frame::{Frame, Header};
+use proto::session::{DATA_CHUNK, ProtocolError, SendCredit};
 
 #[derive(Debug)]
 struct WindowState {
@@ -202,7 +202,7 @@ pub async fn pump_to_frames<R: AsyncRead + Unpin>(
 mod tests {
     use super::*;
     use crate::router::StreamRole;
-    use crate::session::MIN_FRAME_COST;
+    use proto::session::MIN_FRAME_COST;
     use std::time::Duration;
 
     #[tokio::test]

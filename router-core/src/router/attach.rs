@@ -13,8 +13,8 @@ use super::stream::SESSION_QUEUE_BYTES;
 use super::stream::{FrameInbox, Outlet, Queued};
 use super::table::{StreamId, StreamRole};
 use crate::connection::{FrameReader, FrameWriter, ReadError};
-use crate::message::ContextId;
-use crate::session::SESSION_QUEUE;
+use proto::message::ContextId;
+use proto::session::SESSION_QUEUE;
 
 impl Router {
     /// Attach a byte stream: spawn its writer and reader tasks. When the

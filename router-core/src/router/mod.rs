@@ -21,7 +21,8 @@
 //! making us buffer without limit, and a peer that sends beyond a session's
 //! bound is cut off.
 //!
-//! - [`table`]: the routing table and its trust rules, without I/O;
+//! - [`table`]: the routing table and its trust rules, without I/O (it
+//!   lives in [`proto::route_table`]);
 //! - [`routes`]: the [`Router`], its routes and mailboxes;
 //! - [`stream`]: what is kept per attached stream;
 //! - [`attach`]: the tasks that read and write a byte stream;
@@ -30,9 +31,9 @@
 pub mod attach;
 pub mod routes;
 pub mod stream;
-pub mod table;
 pub mod turn;
 
+pub use proto::route_table as table;
 pub use routes::{Router, RouterEvent};
 pub use stream::{FrameInbox, SESSION_QUEUE_BYTES, STREAM_QUEUE, STREAM_QUEUE_BYTES};
 pub use table::{StreamId, StreamRole};

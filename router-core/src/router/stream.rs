@@ -24,9 +24,9 @@ use std::sync::Arc;
 use tokio::sync::mpsc::error::TryRecvError;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 
-use crate::frame::Frame;
-use crate::message::ContextId;
-use crate::session::{MIN_FRAME_COST, SESSION_QUEUE};
+use proto::frame::Frame;
+use proto::message::ContextId;
+use proto::session::{MIN_FRAME_COST, SESSION_QUEUE};
 
 /// Frames that may wait in one byte stream's write queue (the bytes are
 /// bounded by [`STREAM_QUEUE_BYTES`]; this bounds the bookkeeping).
