@@ -11,15 +11,20 @@
 //!   in Mitogen) and a payload that is either CBOR or raw bytes;
 //! - [`message`]: context ids, handles and the control payloads;
 //! - [`hop`]: the chain grammar, and the hop a parent asks an agent to start;
+//! - [`handshake`]: a new agent's first frames, both halves;
+//! - [`control`]: the control socket's messages between the host and its
+//!   clients (shims, `status`, `stop`, `exec`);
 //! - [`route_table`]: where a frame may go and who may send it (the trust
 //!   rules), as decisions;
 //! - [`session`]: one ssh invocation as typed messages and two state
 //!   machines (flow control, EOF, exit ordering, signals);
 //! - [`text`]: remote text made safe to print in our own diagnostics.
 
+pub mod control;
 pub mod frame;
 #[doc(hidden)]
 pub mod fuzzing;
+pub mod handshake;
 pub mod hop;
 pub mod message;
 pub mod route_table;

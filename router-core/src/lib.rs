@@ -23,7 +23,7 @@ pub mod unix_listener;
 
 #[doc(hidden)]
 pub use proto::fuzzing;
-pub use proto::{frame, hop, message, session, text};
+pub use proto::{control, frame, handshake, hop, message, session, text};
 
 pub use frame::{Encoding, Frame, FrameError, Header};
 pub use message::{ContextId, Handle};

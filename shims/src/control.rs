@@ -6,7 +6,7 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use nix::sys::socket::{ControlMessage, MsgFlags};
-use router_core::session::message::{FALLBACK_REFUSAL, FALLBACK_WELCOME, SESSION_HELLO};
+use router_core::control::{GREETING_MAX, Greeting, Request};
 
 use crate::error::{ShimError, WelcomeError};
 use crate::stdio::Handover;
@@ -76,7 +76,7 @@ impl Control {
         let mut fds = vec![sock.as_raw_fd()];
         fds.extend(handover.fds());
         let cmsg = [ControlMessage::ScmRights(&fds)];
-        let hello = [SESSION_HELLO, handover.bits()];
+        let hello = Request::Session(handover.announced()).encode();
         let iov = [std::io::IoSlice::new(&hello)];
         loop {
             match sys::send_without_sigpipe(self.as_fd(), &iov, &cmsg) {
@@ -150,7 +150,7 @@ pub fn await_welcome(fd: BorrowedFd<'_>) -> Result<(), WelcomeError> {
             Err(e) => return Err(WelcomeError::Poll(e)),
         }
     }
-    let mut buf = [0u8; 512];
+    let mut buf = [0u8; GREETING_MAX];
     let n = loop {
         match nix::sys::socket::recv(fd.as_raw_fd(), &mut buf, MsgFlags::empty()) {
             Err(nix::errno::Errno::EINTR) => continue,
@@ -158,12 +158,8 @@ pub fn await_welcome(fd: BorrowedFd<'_>) -> Result<(), WelcomeError> {
             Ok(n) => break n,
         }
     };
-    match &buf[..n] {
-        [FALLBACK_WELCOME] => Ok(()),
-        [FALLBACK_REFUSAL, why @ ..] => Err(WelcomeError::Refused(
-            String::from_utf8_lossy(why).into_owned(),
-        )),
-        [] => Err(WelcomeError::Silent),
-        _ => Err(WelcomeError::NotAGreeting),
+    match Greeting::parse(&buf[..n])? {
+        Greeting::Welcome => Ok(()),
+        Greeting::Refused(why) => Err(WelcomeError::Refused(why)),
     }
 }

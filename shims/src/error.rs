@@ -52,8 +52,6 @@ pub enum WelcomeError {
     Closed(nix::Error),
     #[error("refused this session: {0}")]
     Refused(String),
-    #[error("closed the connection without a word")]
-    Silent,
-    #[error("answered with something that is not a mitogen-fakessh greeting")]
-    NotAGreeting,
+    #[error(transparent)]
+    NotAGreeting(#[from] router_core::control::ControlError),
 }

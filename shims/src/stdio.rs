@@ -6,7 +6,7 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use nix::sys::socket::{Shutdown, shutdown};
 use nix::sys::stat::{SFlag, fstat};
-use router_core::session::message::handover;
+use router_core::control;
 
 /// Which of our standard descriptors the host serves itself. Pipes and
 /// sockets go over with the session socket, so their data never passes
@@ -46,31 +46,25 @@ impl Handover {
         }
     }
 
-    /// Each standard stream: handed over?, its hello bit, its descriptor.
-    fn streams(self) -> [(bool, u8, RawFd); 3] {
+    /// What the session request announces.
+    pub fn announced(self) -> control::Handover {
+        control::Handover {
+            stdin: self.stdin,
+            stdout: self.stdout,
+            stderr: self.stderr,
+        }
+    }
+
+    /// The descriptors handed over, in the order the request announces.
+    pub fn fds(self) -> Vec<RawFd> {
         let (stdin, stdout) = match self.socket {
             Some(fd) => (fd, fd),
             None => (0, 1),
         };
-        [
-            (self.stdin, handover::STDIN, stdin),
-            (self.stdout, handover::STDOUT, stdout),
-            (self.stderr, handover::STDERR, 2),
-        ]
-    }
-
-    pub fn bits(self) -> u8 {
-        self.streams()
+        [(self.stdin, stdin), (self.stdout, stdout), (self.stderr, 2)]
             .iter()
-            .filter(|(on, _, _)| *on)
-            .fold(0, |bits, (_, bit, _)| bits | bit)
-    }
-
-    pub fn fds(self) -> Vec<RawFd> {
-        self.streams()
-            .iter()
-            .filter(|(on, _, _)| *on)
-            .map(|(_, _, fd)| *fd)
+            .filter(|(on, _)| *on)
+            .map(|(_, fd)| *fd)
             .collect()
     }
 

@@ -23,9 +23,7 @@ use nix::sys::signal::Signal;
 use router_core::Router;
 use router_core::connection::{FrameReader, FrameWriter, ReadError};
 use router_core::frame::{DEFAULT_MAX_PAYLOAD, Frame};
-use router_core::message::{
-    AgentConfig, AgentHello, ConnectFailure, ConnectRequest, ContextId, PayloadError, handle,
-};
+use router_core::message::{AgentHello, ConnectFailure, ConnectRequest, ContextId, handle};
 use router_core::router::{RouterEvent, StreamRole};
 use router_core::session::{CommandSession, SpawnRequest, ToCommand};
 use tokio::process::Child;
@@ -36,8 +34,9 @@ use tracing::{debug, info, warn};
 
 use crate::fdstream::FdStream;
 use crate::hop::error::HopFailure;
-use crate::hop::{handshake, remote};
+use crate::hop::remote;
 use login::{Login, LoginError};
+use router_core::handshake;
 use session::SessionHandle;
 
 /// Frames for this agent that may wait for its main loop.
@@ -64,9 +63,7 @@ enum AgentError {
     #[error("the parent closed the connection before configuring us")]
     ParentClosed,
     #[error(transparent)]
-    Payload(#[from] PayloadError),
-    #[error("configuration names no parent")]
-    NoParent,
+    Config(#[from] router_core::handshake::HandshakeError),
     #[error(transparent)]
     Login(#[from] LoginError),
     #[error("sending hello: {0}")]
@@ -140,15 +137,8 @@ async fn run() -> Result<(), AgentError> {
         pid: std::process::id(),
         user: login.name.clone(),
     };
-    let unaddressed = router_core::frame::Header {
-        dst: 0,
-        src: 0,
-        auth: 0,
-        handle: handle::CONTEXT_READY,
-        reply_to: 0,
-    };
     writer
-        .write_frame(&Frame::cbor(unaddressed, &hello))
+        .write_frame(&handshake::hello_frame(&hello))
         .await
         .and(writer.flush().await)
         .map_err(AgentError::Hello)?;
@@ -157,10 +147,7 @@ async fn run() -> Result<(), AgentError> {
         .map_err(|_| AgentError::NoConfig)?
         .map_err(AgentError::ConfigRead)?
         .ok_or(AgentError::ParentClosed)?;
-    let config: AgentConfig = first.decode_cbor("agent config")?;
-    if config.parent_ids.is_empty() {
-        return Err(AgentError::NoParent);
-    }
+    let config = handshake::check_config(&first)?;
     crate::logging::init(config.log_level, Some(&config.name));
     let router = Router::new(
         config.context_id,

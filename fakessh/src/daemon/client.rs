@@ -8,7 +8,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
-use router_core::session::message::{CONTROL_REPLY, CONTROL_STATUS, CONTROL_STOP};
+use router_core::control::{REPLY_MAX, Reply, Request};
 use shims::trust::ReachError;
 
 use super::report::DaemonStatus;
@@ -59,7 +59,7 @@ pub fn ask(socket: &Path, stop: bool) -> Result<DaemonStatus, ClientError> {
         socket: socket.to_path_buf(),
         why: why.to_string(),
     })?;
-    let request = [if stop { CONTROL_STOP } else { CONTROL_STATUS }];
+    let request = if stop { Request::Stop } else { Request::Status }.encode();
     nix::sys::socket::send(
         fd.as_raw_fd(),
         &request,
@@ -76,16 +76,14 @@ pub fn ask(socket: &Path, stop: bool) -> Result<DaemonStatus, ClientError> {
         Ok(_) => {}
         Err(e) => return Err(no_answer(e.to_string())),
     }
-    let mut buf = vec![0u8; 1 << 20];
+    let mut buf = vec![0u8; REPLY_MAX];
     let n = nix::sys::socket::recv(
         fd.as_raw_fd(),
         &mut buf,
         nix::sys::socket::MsgFlags::empty(),
     )
     .map_err(|e| no_answer(e.to_string()))?;
-    let Some((&CONTROL_REPLY, json)) = buf[..n].split_first() else {
-        return Err(no_answer("an answer that is not one".into()));
-    };
+    let json = Reply::parse(&buf[..n]).map_err(|e| no_answer(e.to_string()))?;
     let value: serde_json::Value =
         serde_json::from_slice(json).map_err(|e| no_answer(e.to_string()))?;
     if let Some(why) = value.get("error").and_then(|e| e.as_str()) {

@@ -1,24 +1,14 @@
-//! A new agent's first frames.
-//!
-//! The parent (host or agent) starts the child with its transport on the
-//! child's stdin/stdout. The child says [`AgentHello`] on `CONTEXT_READY` as
-//! soon as it runs, unasked; the parent sends [`AgentConfig`] as the first
-//! frame and waits for that hello. Only then is the stream attached to the
-//! router, so no frame is ever routed to a half-started context; and the
-//! first session's frames follow the config at once (the hello did not wait
-//! for the config: one round trip less per hop).
-
-use std::time::Duration;
+//! The parent's half of a new agent's handshake, over its transport: the
+//! frames and their checks are [`router_core::handshake`]'s; this sends,
+//! waits (at most [`CONNECT_TIMEOUT`]) and says what went wrong.
 
 use router_core::connection::{FrameReader, FrameWriter, ReadError};
-use router_core::frame::{Frame, Header};
-use router_core::message::{AgentConfig, AgentHello, PayloadError, handle};
+use router_core::handshake::{self, check_hello, config_frame};
+use router_core::message::{AgentConfig, AgentHello};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::process::Child;
 
-/// How long a new agent may take to say hello (and an agent, to be told
-/// who it is).
-pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
+pub use router_core::handshake::CONNECT_TIMEOUT;
 
 /// A started, handshaken agent, ready to attach to the router.
 pub struct StartedAgent<R, W> {
@@ -47,13 +37,12 @@ pub enum HandshakeError {
     Startup(ReadError),
     #[error("agent exited before it was ready")]
     Exited,
-    #[error("agent sent an unexpected first frame (handle {0})")]
-    UnexpectedFrame(u32),
     #[error(transparent)]
-    Payload(#[from] PayloadError),
+    Refused(#[from] handshake::HandshakeError),
 }
 
-/// Send the config, wait for the hello.
+/// The parent's half, over a transport: send the config, wait for the
+/// hello ([`router_core::handshake`] says what each frame must be).
 pub async fn run<R, W>(
     mut reader: FrameReader<R>,
     mut writer: FrameWriter<W>,
@@ -63,18 +52,8 @@ where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,
 {
-    let first = Frame::cbor(
-        Header {
-            dst: config.context_id,
-            src: config.parent_ids[0],
-            auth: config.parent_ids[0],
-            handle: handle::CONTEXT_READY,
-            reply_to: 0,
-        },
-        config,
-    );
     async {
-        writer.write_frame(&first).await?;
+        writer.write_frame(&config_frame(config)).await?;
         writer.flush().await
     }
     .await
@@ -84,9 +63,6 @@ where
         .map_err(|_| HandshakeError::Timeout)?
         .map_err(HandshakeError::Startup)?
         .ok_or(HandshakeError::Exited)?;
-    if reply.header.handle != handle::CONTEXT_READY {
-        return Err(HandshakeError::UnexpectedFrame(reply.header.handle));
-    }
-    let hello: AgentHello = reply.decode_cbor("agent hello")?;
+    let hello = check_hello(&reply)?;
     Ok((reader, writer, hello))
 }

@@ -10,9 +10,7 @@ use std::os::fd::{AsFd, OwnedFd};
 use std::sync::Arc;
 
 use router_core::Router;
-use router_core::session::message::{
-    CONTROL_REPLY, CONTROL_STATUS, CONTROL_STOP, FALLBACK_REFUSAL, FALLBACK_WELCOME, SESSION_HELLO,
-};
+use router_core::control::{Greeting, Reply, Request};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinSet;
 use tracing::{debug, warn};
@@ -80,11 +78,11 @@ async fn serve_socket(
         };
         match guard.try_io(|fd| sys::recv_fds(fd.get_ref().as_fd())) {
             Ok(Ok(Received::Message { bytes, .. }))
-                if matches!(bytes.as_slice(), [CONTROL_STATUS] | [CONTROL_STOP]) =>
+                if matches!(Request::parse(&bytes), Ok(Request::Status | Request::Stop)) =>
             {
-                let answer = answer_control(&controls, bytes[0] == CONTROL_STOP).await;
-                let mut message = vec![CONTROL_REPLY];
-                message.extend_from_slice(answer.as_bytes());
+                let stop = Request::parse(&bytes) == Ok(Request::Stop);
+                let answer = answer_control(&controls, stop).await;
+                let message = Reply::encode(&answer);
                 if let Err(e) = sys::send_greeting(guard.get_ref().get_ref().as_fd(), &message) {
                     debug!("control request: cannot answer: {e}");
                 }
@@ -172,7 +170,7 @@ pub async fn listen_loop(
         let refusal = match sys::peer_uid(conn.as_fd()) {
             Ok(uid) if uid == me || (uid == 0 && peers.root_too) => {
                 debug!("a client connected through the socket path (uid {uid})");
-                if let Err(e) = sys::send_greeting(conn.as_fd(), &[FALLBACK_WELCOME]) {
+                if let Err(e) = sys::send_greeting(conn.as_fd(), &Greeting::Welcome.encode()) {
                     warn!("fallback socket: cannot greet a shim: {e}");
                     continue;
                 }
@@ -193,23 +191,26 @@ pub async fn listen_loop(
                 format!("it cannot tell who is connecting ({e})")
             }
         };
-        let mut message = vec![FALLBACK_REFUSAL];
-        message.extend_from_slice(refusal.as_bytes());
         // Best effort: the connection is closed either way.
-        let _ = sys::send_greeting(conn.as_fd(), &message);
+        let _ = sys::send_greeting(conn.as_fd(), &Greeting::Refused(refusal).encode());
     }
 }
 
-/// A session hello: [`SESSION_HELLO`], the handover bits (none if absent),
-/// and the descriptors (session socket first).
+/// A session request ([`Request::Session`]) and its descriptors: the
+/// session socket first, then the handed-over stdio.
 fn session_hello(bytes: &[u8], fds: Vec<OwnedFd>) -> Result<(OwnedFd, PassedStdio), HelloError> {
-    let bits = match bytes {
-        // A bare `S`: a session socket and nothing else.
-        [SESSION_HELLO] => 0,
-        [SESSION_HELLO, bits] => *bits,
-        _ => return Err(HelloError::NotAHello(bytes.to_vec())),
+    let Request::Session(handover) = Request::parse(bytes)? else {
+        return Err(HelloError::NotASession);
     };
     let mut fds = fds.into_iter();
     let sock = fds.next().ok_or(HelloError::NoSocket)?;
-    Ok((sock, PassedStdio::from_hello(bits, fds.collect())?))
+    let [stdin, stdout, stderr] = handover.assign(fds.collect())?;
+    Ok((
+        sock,
+        PassedStdio {
+            stdin,
+            stdout,
+            stderr,
+        },
+    ))
 }

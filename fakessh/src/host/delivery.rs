@@ -20,7 +20,6 @@ use router_core::connection::FrameWriter;
 use router_core::message::{ContextId, HOST_ID, handle};
 use router_core::pump::{SendWindow, pump_to_frames};
 use router_core::router::FrameInbox;
-use router_core::session::message::handover;
 use router_core::session::{
     self, ClientAction, ClientSession, Ending, OutputStream, SESSION_WINDOW, SessionControl,
     SessionEvent, Side, ToClient, ToCommand,
@@ -34,12 +33,12 @@ use crate::fdstream::FdStream;
 /// A session hello the host cannot use.
 #[derive(Debug, thiserror::Error)]
 pub enum HelloError {
-    #[error("ignored a message that is not a session hello ({0:?})")]
-    NotAHello(Vec<u8>),
+    #[error("ignored a control message: {0}")]
+    Malformed(#[from] router_core::control::ControlError),
+    #[error("ignored a request that is not a session here")]
+    NotASession,
     #[error("a session hello without its session socket")]
     NoSocket,
-    #[error("session hello announces descriptors {bits:#04b} but carries {count}")]
-    Mismatch { bits: u8, count: usize },
 }
 
 /// The standard descriptors a shim handed over, as received.
@@ -48,27 +47,6 @@ pub struct PassedStdio {
     pub stdin: Option<OwnedFd>,
     pub stdout: Option<OwnedFd>,
     pub stderr: Option<OwnedFd>,
-}
-
-impl PassedStdio {
-    /// Match the hello's handover bits with the descriptors that came after
-    /// the session socket; any mismatch is a broken shim.
-    pub fn from_hello(bits: u8, fds: Vec<OwnedFd>) -> Result<PassedStdio, HelloError> {
-        let all = handover::STDIN | handover::STDOUT | handover::STDERR;
-        if bits & !all != 0 || fds.len() != bits.count_ones() as usize {
-            return Err(HelloError::Mismatch {
-                bits,
-                count: fds.len(),
-            });
-        }
-        let mut fds = fds.into_iter();
-        let mut take = |bit: u8| if bits & bit != 0 { fds.next() } else { None };
-        Ok(PassedStdio {
-            stdin: take(handover::STDIN),
-            stdout: take(handover::STDOUT),
-            stderr: take(handover::STDERR),
-        })
-    }
 }
 
 /// One output stream as the host sees it.

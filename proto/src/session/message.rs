@@ -333,39 +333,6 @@ pub fn output_header(stream: OutputStream, client: ContextId, command: ContextId
     header(client, command, stream.data_handle())
 }
 
-/// The control-socket message that opens a session: `S`, then a byte of
-/// [`handover`] bits saying which of the shim's standard descriptors follow
-/// its session socket in the same SCM_RIGHTS message (in the order stdin,
-/// stdout, stderr). The host serves those itself, so bulk data does not
-/// pass through the shim at all.
-pub const SESSION_HELLO: u8 = b'S';
-
-/// The host's first message to a shim that connected to its fallback
-/// socket (a path, so anyone may try): [`FALLBACK_WELCOME`] alone, or
-/// [`FALLBACK_REFUSAL`] followed by the reason as UTF-8 text, after which
-/// the host closes the connection. The inherited socket needs no greeting:
-/// only the host's own descendants hold it.
-pub const FALLBACK_WELCOME: u8 = b'+';
-/// See [`FALLBACK_WELCOME`].
-pub const FALLBACK_REFUSAL: u8 = b'-';
-
-/// A request on a host's socket path instead of a session (after its
-/// welcome), for `mitogen-fakessh exec`, `status` and `stop`: one message,
-/// answered with [`CONTROL_REPLY`] followed by UTF-8 JSON (an object with
-/// `error` if refused).
-pub const CONTROL_STATUS: u8 = b'?';
-/// See [`CONTROL_STATUS`]: end the daemon, its contexts and their agents.
-pub const CONTROL_STOP: u8 = b'.';
-/// See [`CONTROL_STATUS`].
-pub const CONTROL_REPLY: u8 = b'=';
-
-/// Bits of the byte after [`SESSION_HELLO`].
-pub mod handover {
-    pub const STDIN: u8 = 1;
-    pub const STDOUT: u8 = 2;
-    pub const STDERR: u8 = 4;
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
