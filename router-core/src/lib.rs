@@ -8,7 +8,8 @@
 //! - [`connection`]: frames over a byte stream, buffered;
 //! - [`router`]: frames routed between streams by context id, as
 //!   [`proto::route_table`] decides;
-//! - [`pump`]: bulk data onto the router under credit, taking turns;
+//! - [`pump`]: bulk data onto the router, taking turns;
+//! - [`client_end`]: the one async driver of a session's client end;
 //! - [`unix_listener`]: Unix socket listeners that only their owner can
 //!   connect to, with no window after the bind.
 //!
@@ -16,6 +17,7 @@
 //! (`router_core::frame`, `router_core::session`, ...), so drivers name one
 //! crate.
 
+pub mod client_end;
 pub mod connection;
 pub mod pump;
 pub mod router;

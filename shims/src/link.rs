@@ -1,5 +1,6 @@
 //! The session's link to the host, shared by its threads: the socket
-//! frames go out on, the client end's state machine, and the stdin credit.
+//! frames go out on, and the client end's state machine, which holds the
+//! stdin credit the stdin thread waits for.
 
 use std::io::{IoSlice, Write};
 use std::os::unix::net::UnixStream;
@@ -7,7 +8,7 @@ use std::sync::{Condvar, Mutex, MutexGuard};
 
 use router_core::frame::{Encoding, Frame, Header};
 use router_core::message::{HOST_ID, handle};
-use router_core::session::{self, ClientSession, SESSION_WINDOW, SendCredit, SessionControl};
+use router_core::session::{self, ClientSession, SessionControl};
 
 /// Frames to the host, from any thread.
 pub struct Outbox {
@@ -56,9 +57,8 @@ impl Outbox {
 pub struct Shared {
     pub outbox: Outbox,
     machine: Mutex<ClientSession>,
-    /// Credit for our stdin, and its waiter.
-    stdin_credit: Mutex<SendCredit>,
-    credit_granted: Condvar,
+    /// Wakes the stdin thread when the machine changed (credit came).
+    machine_changed: Condvar,
 }
 
 impl Shared {
@@ -69,35 +69,32 @@ impl Shared {
                 sock: Mutex::new(sock),
             },
             machine: Mutex::new(ClientSession::local(pty)),
-            stdin_credit: Mutex::new(SendCredit::new(SESSION_WINDOW)),
-            credit_granted: Condvar::new(),
+            machine_changed: Condvar::new(),
         }
     }
 
-    /// Wake the stdin pump: credit was granted.
-    pub fn credit_granted(&self) {
-        self.credit_granted.notify_all();
+    /// Wake the stdin thread: the machine took a message (credit, or the
+    /// session's end).
+    pub fn machine_changed(&self) {
+        self.machine_changed.notify_all();
     }
 
     pub fn machine(&self) -> MutexGuard<'_, ClientSession> {
         self.machine.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    pub fn stdin_credit(&self) -> MutexGuard<'_, SendCredit> {
-        self.stdin_credit.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    /// Block until stdin may be sent; the most that may be read now.
+    /// Block until stdin may be sent; the most that may be read now, or 0
+    /// once stdin will never be sendable again.
     pub fn wait_for_credit(&self, max: usize) -> usize {
-        let mut credit = self.stdin_credit();
+        let mut machine = self.machine();
         loop {
-            let room = credit.sendable(max);
-            if room > 0 {
+            let room = machine.stdin_sendable(max);
+            if room > 0 || machine.stdin_over() {
                 return room;
             }
-            credit = self
-                .credit_granted
-                .wait(credit)
+            machine = self
+                .machine_changed
+                .wait(machine)
                 .unwrap_or_else(|p| p.into_inner());
         }
     }

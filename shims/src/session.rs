@@ -120,6 +120,7 @@ impl Session {
                     }
                 };
                 let taken = self.shared.machine().on_frame(&frame);
+                self.shared.machine_changed();
                 if let Err(e) = taken {
                     say!("ssh: the session broke its protocol: {e}");
                     return 255;
@@ -167,13 +168,6 @@ impl Session {
                 }
                 // Our stderr stays open for our own last words.
                 ClientAction::CloseOutput(OutputStream::Stderr) | ClientAction::Forward(_) => {}
-                ClientAction::GrantStdin(n) => {
-                    if let Err(e) = self.shared.stdin_credit().grant(n) {
-                        say!("ssh: the session broke its protocol: {e}");
-                        return Some(255);
-                    }
-                    self.shared.credit_granted();
-                }
                 ClientAction::Send(control) => {
                     let _ = self.shared.outbox.control(&control);
                 }
@@ -218,6 +212,9 @@ fn pump_stdin(shared: &Shared) {
     let mut stdin = std::io::stdin().lock();
     loop {
         let room = shared.wait_for_credit(DATA_CHUNK);
+        if room == 0 {
+            return;
+        }
         let n = match stdin.read(&mut buf[..room]) {
             Ok(0) => break,
             Ok(n) => n,
@@ -230,8 +227,11 @@ fn pump_stdin(shared: &Shared) {
             }
             Err(_) => break,
         };
-        // Fits: `room` is at least a frame's cost and `n` at most `room`.
-        shared.stdin_credit().take(n);
+        // Fits: `room` is at least a frame's cost and `n` at most `room`;
+        // false only if the session ended meanwhile.
+        if !shared.machine().stdin_sent(n) {
+            return;
+        }
         if shared
             .outbox
             .send_data(handle::SESSION_STDIN, &buf[..n])

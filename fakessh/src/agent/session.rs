@@ -166,19 +166,16 @@ impl Driver {
         let mut exited_at: Option<tokio::time::Instant> = None;
         while !self.machine.is_done() {
             let step = sender.next(self.next_step(exited_at)).await;
-            let actions = match step {
+            match step {
                 Step::Message(None) => break,
-                Step::Message(Some(msg)) => match self.machine.on_message(msg) {
-                    Ok(actions) => actions,
-                    Err(e) => {
+                Step::Message(Some(msg)) => {
+                    if let Err(e) = self.machine.on_message(msg) {
                         warn!("session {}: {e}", self.peer);
                         self.kill();
                         self.machine
-                            .fail(format!("the session broke its protocol: {e}"))
-                            .into_iter()
-                            .collect()
+                            .fail(format!("the session broke its protocol: {e}"));
                     }
-                },
+                }
                 Step::Read(stream, Ok(n)) if n > 0 => {
                     let data = self.bufs[stream.index()].split().freeze();
                     if self.machine.sent(stream, n) {
@@ -187,18 +184,16 @@ impl Driver {
                             ToClient::Output(stream, data).to_frame(self.peer, self.router.my_id());
                         sender.send(&self.router, frame).await;
                     }
-                    Vec::new()
                 }
                 // End of file; a pty master reads EIO once the command's
                 // side is closed.
                 Step::Read(stream, _) => {
                     self.outputs[stream.index()] = None;
-                    let mut actions = self.machine.output_ended(stream);
+                    self.machine.output_ended(stream);
                     if self.child.is_none() && stream == OutputStream::Stdout {
                         // A TCP connection ends with its stream.
-                        actions.extend(self.machine.exited(ExitStatus::Code(0)));
+                        self.machine.exited(ExitStatus::Code(0));
                     }
-                    actions
                 }
                 Step::Written(result) => self.stdin_written(result),
                 Step::Exited(status) => {
@@ -206,8 +201,8 @@ impl Driver {
                     self.exited(status)
                 }
                 Step::Linger => self.machine.abandon_outputs(),
-            };
-            for action in actions {
+            }
+            while let Some(action) = self.machine.next_action() {
                 self.act(action).await;
             }
         }
@@ -251,8 +246,7 @@ impl Driver {
         }
     }
 
-    fn stdin_written(&mut self, result: std::io::Result<usize>) -> Vec<CommandAction> {
-        let mut actions = Vec::new();
+    fn stdin_written(&mut self, result: std::io::Result<usize>) {
         let result = match result {
             Ok(0) => Err(std::io::ErrorKind::WriteZero.into()),
             other => other,
@@ -269,7 +263,7 @@ impl Driver {
                     if front.is_empty() {
                         let cost = *cost;
                         self.stdin_queue.pop_front();
-                        actions.push(self.machine.stdin_written(cost));
+                        self.machine.stdin_written(cost);
                     }
                 }
             }
@@ -279,14 +273,13 @@ impl Driver {
                 debug!("session {}: stdin: {e}", self.peer);
                 self.stdin = None;
                 for (_, cost) in std::mem::take(&mut self.stdin_queue) {
-                    actions.push(self.machine.stdin_written(cost));
+                    self.machine.stdin_written(cost);
                 }
             }
         }
-        actions
     }
 
-    fn exited(&mut self, status: std::io::Result<std::process::ExitStatus>) -> Vec<CommandAction> {
+    fn exited(&mut self, status: std::io::Result<std::process::ExitStatus>) {
         match status {
             Ok(st) => {
                 let status = match (st.code(), st.signal()) {
@@ -302,9 +295,7 @@ impl Driver {
             }
             Err(e) => self
                 .machine
-                .fail(format!("waiting for the command failed: {e}"))
-                .into_iter()
-                .collect(),
+                .fail(format!("waiting for the command failed: {e}")),
         }
     }
 
@@ -315,14 +306,19 @@ impl Driver {
                     self.stdin_queue.push_back((data, cost));
                 } else {
                     // Nobody reads stdin any more: credit it at once.
-                    let credit = self.machine.stdin_written(cost);
-                    Box::pin(self.act(credit)).await;
+                    self.machine.stdin_written(cost);
                 }
             }
             CommandAction::CloseStdin => {
                 self.close_stdin = true;
             }
-            CommandAction::CloseOutput(stream) => self.outputs[stream.index()] = None,
+            CommandAction::CloseOutput(stream) => {
+                self.outputs[stream.index()] = None;
+                if self.child.is_none() && stream == OutputStream::Stdout {
+                    // A TCP connection nobody reads any more is over.
+                    self.machine.exited(ExitStatus::Code(0));
+                }
+            }
             CommandAction::Signal(n) => match Signal::try_from(n) {
                 Ok(sig) => signal_group(self.pgid, sig),
                 Err(_) => warn!("session {}: unknown signal {n}", self.peer),

@@ -7,26 +7,23 @@
 //! socket fewer. With 64 sessions at once that copy, and the shim's
 //! wake-ups, were most of what many sessions cost beyond one.
 //!
-//! [`Delivery`] drives the client end's state machine
-//! ([`ClientSession`](router_core::session::ClientSession)) for the streams
-//! served here and forwards the rest to the shim.
+//! [`Delivery`] is what the one client-end driver
+//! ([`ClientEnd`](router_core::client_end::ClientEnd)) writes to: the
+//! streams served here, and the shim for the rest.
 
 use std::os::fd::OwnedFd;
 use std::sync::Arc;
 
-use super::stats::SessionBytes;
+use bytes::Bytes;
 use router_core::Router;
+use router_core::client_end::{ClientEnd, ClientSink};
 use router_core::connection::FrameWriter;
-use router_core::message::{ContextId, HOST_ID, handle};
-use router_core::pump::{SendWindow, pump_to_frames};
-use router_core::router::FrameInbox;
-use router_core::session::{
-    self, ClientAction, ClientSession, Ending, OutputStream, SESSION_WINDOW, SessionControl,
-    SessionEvent, Side, ToClient, ToCommand,
-};
+use router_core::message::{ContextId, HOST_ID};
+use router_core::session::{ClientSession, Ending, OutputStream, Side, ToClient};
 use tokio::io::{AsyncWrite, AsyncWriteExt};
-use tokio::sync::mpsc;
 use tracing::debug;
+
+use super::stats::SessionBytes;
 
 use crate::fdstream::FdStream;
 
@@ -75,142 +72,84 @@ impl Output {
     }
 }
 
-/// What the relay tells the delivery.
-#[derive(Debug)]
-pub enum FromRelay {
-    /// The context asked to run the session, before it was asked: the
-    /// router takes this session's frames from it alone.
-    Target(ContextId),
-    /// The shim's credit for the streams it kept.
-    ShimCredit(SessionControl),
-}
-
-/// A handed-over stdin and the credit window the host reads it under.
-pub type ServedStdin = (FdStream, SendWindow);
-
-/// Serves everything addressed to one shim session.
+/// The client end of a shim's session on the host: the streams served
+/// here, and the shim for the rest (and for the ending).
 pub struct Delivery<W> {
-    router: Arc<Router>,
     id: ContextId,
-    /// The agent running the command, once the relay has asked it.
+    /// The agent running the command, once the relay has named it.
     agent: Option<ContextId>,
     shim: Option<FrameWriter<W>>,
     outputs: [Output; 2],
-    stdin_window: Option<SendWindow>,
-    session: ClientSession,
     bytes: Arc<SessionBytes>,
 }
 
-impl<W: AsyncWrite + Unpin> Delivery<W> {
-    /// The delivery, and the handed-over stdin (with its window) for the
-    /// session's stdin pump.
-    pub fn new(
+/// The session's client end, delivering to a shim: `run` it with the
+/// session's frames and the relay's [`News`].
+pub type DeliveryEnd<W> = ClientEnd<Delivery<W>>;
+
+impl<W: AsyncWrite + Send + Unpin> Delivery<W> {
+    /// The client end for session `id`: it serves what the shim handed
+    /// over (`stdio`) and forwards the rest to `shim`.
+    pub fn start(
         router: Arc<Router>,
         id: ContextId,
         shim: FrameWriter<W>,
         stdio: PassedStdio,
         bytes: Arc<SessionBytes>,
-    ) -> std::io::Result<(Delivery<W>, Option<ServedStdin>)> {
+    ) -> std::io::Result<DeliveryEnd<W>> {
         let outputs = [Output::new(stdio.stdout)?, Output::new(stdio.stderr)?];
-        let stdin = match stdio.stdin {
-            Some(fd) => Some((FdStream::shared(fd)?, SendWindow::new(SESSION_WINDOW))),
-            None => None,
-        };
-        let stdin_side = if stdin.is_some() {
-            Side::Local
-        } else {
-            Side::Forwarded
+        let stdin = stdio.stdin.map(FdStream::shared).transpose()?;
+        let stdin_side = match stdin {
+            Some(_) => Side::Local,
+            None => Side::Forwarded,
         };
         let session = ClientSession::split(stdin_side, outputs[0].side(), outputs[1].side(), false);
         let delivery = Delivery {
-            router,
             id,
             agent: None,
             shim: Some(shim),
             outputs,
-            stdin_window: stdin.as_ref().map(|(_, w)| w.clone()),
-            session,
             bytes,
         };
-        Ok((delivery, stdin))
+        let end = ClientEnd::new(router, id, session, delivery);
+        Ok(match stdin {
+            Some(stdin) => end.stdin(stdin),
+            None => end,
+        })
     }
+}
 
-    /// Deliver until the session ends or its stream is removed. `relay`
-    /// names the target and carries the shim's credit for the streams it
-    /// kept.
-    pub async fn run(mut self, mut frames: FrameInbox, mut relay: mpsc::Receiver<FromRelay>) {
-        loop {
-            tokio::select! {
-                // The relay first: it names the target before asking it, and
-                // queues the shim's credit here before it passes it on to
-                // the agent, so the agent's answer to it can never be
-                // counted against a window not yet released.
-                biased;
-                Some(news) = relay.recv() => match news {
-                    FromRelay::Target(agent) => self.agent = Some(agent),
-                    FromRelay::ShimCredit(control) => self.session.on_shim_control(&control),
-                },
-                frame = frames.recv() => {
-                    let Some(frame) = frame else { break };
-                    if matches!(frame.header.handle, handle::SESSION_STDOUT | handle::SESSION_STDERR) {
-                        self.bytes.add_output(frame.payload.len());
-                    }
-                    let taken = self.session.on_frame(&frame);
-                    if let Err(e) = taken {
-                        let why = format!("the agent broke the session protocol: {e}");
-                        self.send_control(SessionControl::Close).await;
-                        self.forward(&ToClient::Event(SessionEvent::Error(why))).await;
-                        break;
-                    }
+impl<W: AsyncWrite + Send + Unpin> ClientSink for Delivery<W> {
+    async fn write(&mut self, stream: OutputStream, data: Bytes) -> bool {
+        match &mut self.outputs[stream.index()] {
+            Output::Served(fd) => match fd.write_all(&data).await {
+                Ok(()) => true,
+                Err(e) => {
+                    debug!("session {}: writing {stream:?}: {e}", self.id);
+                    self.outputs[stream.index()] = Output::Closed;
+                    false
                 }
-            }
-            while let Some(action) = self.session.next_action() {
-                self.act(action).await;
-            }
-            if self.session.is_finished() {
-                break;
-            }
-        }
-        if let Some(shim) = &mut self.shim {
-            let _ = shim.shutdown().await;
+            },
+            _ => false,
         }
     }
 
-    async fn act(&mut self, action: ClientAction) {
-        match action {
-            ClientAction::Write { stream, data, cost } => {
-                let ok = match &mut self.outputs[stream.index()] {
-                    Output::Served(fd) => match fd.write_all(&data).await {
-                        Ok(()) => true,
-                        Err(e) => {
-                            debug!("session {}: writing {stream:?}: {e}", self.id);
-                            self.outputs[stream.index()] = Output::Closed;
-                            false
-                        }
-                    },
-                    _ => false,
-                };
-                self.session.written(stream, cost, ok);
-            }
-            ClientAction::CloseOutput(stream) => {
-                let closed = std::mem::replace(&mut self.outputs[stream.index()], Output::Closed);
-                if let (OutputStream::Stdout, Output::Served(mut out)) = (stream, closed) {
-                    // A half-close for a socket (scp and sftp read and write
-                    // one), a close for a pipe.
-                    let _ = out.shutdown().await;
-                }
-            }
-            ClientAction::GrantStdin(n) => {
-                if let Some(window) = &self.stdin_window
-                    && let Err(e) = window.grant(n)
-                {
-                    debug!("session {}: {e}", self.id);
-                    window.close();
-                }
-            }
-            ClientAction::Forward(msg) => self.forward(&msg).await,
-            ClientAction::Send(control) => self.send_control(control).await,
-            ClientAction::Finish(ending) => self.finish(ending).await,
+    async fn close(&mut self, stream: OutputStream) {
+        let closed = std::mem::replace(&mut self.outputs[stream.index()], Output::Closed);
+        if let (OutputStream::Stdout, Output::Served(mut out)) = (stream, closed) {
+            // A half-close for a socket (scp and sftp read and write one),
+            // a close for a pipe.
+            let _ = out.shutdown().await;
+        }
+    }
+
+    async fn forward(&mut self, msg: ToClient) {
+        let frame = msg.to_frame(self.id, self.agent.unwrap_or(HOST_ID));
+        if let Some(shim) = &mut self.shim
+            && let Err(e) = shim.write_frame(&frame).await
+        {
+            debug!("session {}: shim gone: {e}", self.id);
+            self.shim = None;
         }
     }
 
@@ -222,52 +161,26 @@ impl<W: AsyncWrite + Unpin> Delivery<W> {
                 *output = Output::Closed;
             }
         }
-        if let Some(window) = &self.stdin_window {
-            window.close();
-        }
-        self.forward(&ending.to_message()).await;
+        self.forward(ending.to_message()).await;
     }
 
-    async fn forward(&mut self, msg: &ToClient) {
-        let frame = msg.to_frame(self.id, self.agent.unwrap_or(HOST_ID));
-        if let Some(shim) = &mut self.shim
-            && let Err(e) = shim.write_frame(&frame).await
-        {
-            debug!("session {}: shim gone: {e}", self.id);
-            self.shim = None;
+    fn target(&mut self, agent: ContextId) {
+        self.agent = Some(agent);
+    }
+
+    async fn stopped(&mut self) {
+        if let Some(shim) = &mut self.shim {
+            let _ = shim.shutdown().await;
         }
     }
 
-    async fn send_control(&self, control: SessionControl) {
-        if let Some(agent) = self.agent {
-            let frame = ToCommand::Control(control).to_frame(agent, self.id);
-            self.router.send(frame).await;
-        }
+    fn output_arrived(&mut self, len: usize) {
+        self.bytes.add_output(len);
     }
-}
 
-/// Read a handed-over stdin into the session under the agent's credit; EOF
-/// (or a read error, as in OpenSSH) half-closes the command's stdin.
-pub async fn pump_stdin(
-    stdin: FdStream,
-    window: SendWindow,
-    router: Arc<Router>,
-    agent: ContextId,
-    id: ContextId,
-    bytes: Arc<SessionBytes>,
-) {
-    let header = session::header(agent, id, handle::SESSION_STDIN);
-    match pump_to_frames(stdin, &window, &router, header).await {
-        Ok(n) => bytes
+    fn stdin_sent(&mut self, len: usize) {
+        self.bytes
             .input
-            .fetch_add(n, std::sync::atomic::Ordering::Relaxed),
-        Err(e) => {
-            debug!("session {id}: reading stdin: {e}");
-            0
-        }
-    };
-    if !window.is_closed() {
-        let eof = ToCommand::Control(SessionControl::Eof);
-        router.send(eof.to_frame(agent, id)).await;
+            .fetch_add(len as u64, std::sync::atomic::Ordering::Relaxed);
     }
 }

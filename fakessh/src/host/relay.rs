@@ -32,8 +32,9 @@ use tokio::task::JoinSet;
 use tracing::{debug, info, warn};
 
 use super::connector::Connector;
-use super::delivery::{Delivery, FromRelay, PassedStdio, ServedStdin, pump_stdin};
+use super::delivery::{Delivery, PassedStdio};
 use super::stats::SessionGuard;
+use router_core::client_end::News;
 
 /// How long a session that ended on our side may take to tell the shim why.
 const LAST_WORDS: Duration = Duration::from_secs(5);
@@ -70,13 +71,12 @@ struct Relay {
     sid: StreamId,
     reader: FrameReader<OwnedReadHalf>,
     events: broadcast::Receiver<RouterEvent>,
-    /// The delivery and the stdin pump: stopped when the relay is dropped.
+    /// The delivery (the session's client end): stopped when the relay is
+    /// dropped.
     tasks: JoinSet<()>,
-    /// The handed-over stdin, until the target is known.
-    stdin: Option<ServedStdin>,
     /// The target, and the shim's credit for the streams it kept, for the
     /// delivery.
-    to_delivery: mpsc::Sender<FromRelay>,
+    to_delivery: mpsc::Sender<News>,
     target: Option<(ContextId, Chain)>,
     /// The hostname the session asked for, once it has a target.
     host: String,
@@ -110,19 +110,21 @@ impl Relay {
         let events = router.subscribe();
         let (sid, frames) = router.add_session_stream(&name, id).await;
         let bytes = guard.bytes.clone();
-        let (delivery, stdin) =
-            match Delivery::new(router.clone(), id, FrameWriter::new(w), stdio, bytes) {
-                Ok(d) => d,
-                Err(e) => {
-                    // The shim sees its socket close and exits 255.
-                    warn!("{name}: cannot serve the shim's stdio: {e}");
-                    router.remove_stream(sid, "unusable stdio").await;
-                    return None;
-                }
-            };
+        let delivery = match Delivery::start(router.clone(), id, FrameWriter::new(w), stdio, bytes)
+        {
+            Ok(d) => d,
+            Err(e) => {
+                // The shim sees its socket close and exits 255.
+                warn!("{name}: cannot serve the shim's stdio: {e}");
+                router.remove_stream(sid, "unusable stdio").await;
+                return None;
+            }
+        };
         let (to_delivery, relay_rx) = mpsc::channel(SESSION_QUEUE);
         let mut tasks = JoinSet::new();
-        tasks.spawn(delivery.run(frames, relay_rx));
+        tasks.spawn(async move {
+            delivery.run(frames, relay_rx).await;
+        });
         Some(Relay {
             id,
             reader: FrameReader::new(r, router.max_payload()),
@@ -132,7 +134,6 @@ impl Relay {
             sid,
             events,
             tasks,
-            stdin,
             to_delivery,
             target: None,
             host: String::new(),
@@ -202,7 +203,7 @@ impl Relay {
         // The session's two ends are bound before the agent hears of it:
         // the router takes this session's frames from `target` alone.
         self.router.bind_session(self.sid, target);
-        let _ = self.to_delivery.send(FromRelay::Target(target)).await;
+        let _ = self.to_delivery.send(News::Target(target)).await;
         self.router
             .send(Frame::cbor(
                 self.router.header(target, handle::SPAWN),
@@ -215,11 +216,8 @@ impl Relay {
                 },
             ))
             .await;
-        if let Some((stdin, window)) = self.stdin.take() {
-            let bytes = self.guard.bytes.clone();
-            let pump = pump_stdin(stdin, window, self.router.clone(), target, self.id, bytes);
-            self.tasks.spawn(pump);
-        }
+        // A handed-over stdin may follow the SPAWN now.
+        let _ = self.to_delivery.send(News::Spawned).await;
         self.forward(target).await
     }
 
@@ -269,7 +267,7 @@ impl Relay {
                 }
                 ToCommand::Control(ref control) => {
                     if let SessionControl::Credit { .. } = control {
-                        let credit = FromRelay::ShimCredit(control.clone());
+                        let credit = News::ShimControl(control.clone());
                         let _ = self.to_delivery.send(credit).await;
                     }
                     self.router.send(msg.to_frame(target, self.id)).await;
@@ -302,7 +300,7 @@ impl Relay {
             if let Ok(ToCommand::Control(control @ SessionControl::Credit { .. })) =
                 ToCommand::from_frame(&frame)
             {
-                let _ = self.to_delivery.send(FromRelay::ShimCredit(control)).await;
+                let _ = self.to_delivery.send(News::ShimControl(control)).await;
             }
         }
     }

@@ -18,7 +18,7 @@ use std::collections::VecDeque;
 use bytes::Bytes;
 
 use super::credit::SESSION_WINDOW;
-use super::credit::{RecvCredit, frame_cost};
+use super::credit::{RecvCredit, SendCredit, frame_cost};
 use super::error::ProtocolError;
 use super::message::{
     ExitStatus, OutputStream, PtyRequest, SessionControl, SessionEvent, ToClient,
@@ -76,8 +76,6 @@ pub enum ClientAction {
     },
     /// `stream` ended: half-close a socket, close a pipe.
     CloseOutput(OutputStream),
-    /// The command end took this much more stdin credit.
-    GrantStdin(u32),
     /// Pass this on to the shim (host only).
     Forward(ToClient),
     /// Send this to the command end.
@@ -101,6 +99,8 @@ struct ClientOutput {
 #[derive(Clone, Debug)]
 pub struct ClientSession {
     stdin: Side,
+    /// Credit for stdin we read and send ourselves ([`Side::Local`]).
+    stdin_credit: SendCredit,
     outputs: [ClientOutput; 2],
     pty: bool,
     /// Credit and control messages: never held back.
@@ -132,6 +132,7 @@ impl ClientSession {
         };
         ClientSession {
             stdin,
+            stdin_credit: SendCredit::new(SESSION_WINDOW),
             outputs: [output(stdout), output(stderr)],
             pty,
             controls: VecDeque::new(),
@@ -160,7 +161,7 @@ impl ClientSession {
         match msg {
             ToClient::Output(stream, data) => self.on_output(stream, data)?,
             ToClient::Event(SessionEvent::StdinCredit(n)) => match self.stdin {
-                Side::Local => self.controls.push_back(ClientAction::GrantStdin(n)),
+                Side::Local => self.stdin_credit.grant(n)?,
                 Side::Forwarded => self
                     .controls
                     .push_back(ClientAction::Forward(ToClient::Event(
@@ -283,10 +284,36 @@ impl ClientSession {
         }
     }
 
-    /// Our stdin reached end of file (or failed): what closes the
-    /// command's stdin, the first time only.
+    /// The longest chunk of stdin we may read and send now: 0 while the
+    /// command end has not given credit back, and for good once stdin
+    /// ended, the session is ending or stdin is not ours to read
+    /// ([`Side::Forwarded`]).
+    pub fn stdin_sendable(&self, max: usize) -> usize {
+        if self.stdin_over() {
+            return 0;
+        }
+        self.stdin_credit.sendable(max)
+    }
+
+    /// Stdin will never be sendable again: it ended, the session is
+    /// ending, or stdin is not ours to read.
+    pub fn stdin_over(&self) -> bool {
+        self.stdin != Side::Local || self.stdin_eof_sent || self.ending
+    }
+
+    /// Charge `len` bytes of stdin about to be sent; false if they do not
+    /// fit the credit (the driver read more than
+    /// [`stdin_sendable`](Self::stdin_sendable)) or stdin is over.
+    pub fn stdin_sent(&mut self, len: usize) -> bool {
+        !self.stdin_eof_sent && !self.ending && self.stdin_credit.take(len)
+    }
+
+    /// Our stdin reached end of file (or failed to read): what closes the
+    /// command's stdin, the first time only, and not once the session is
+    /// ending (the command is gone).
     pub fn stdin_eof(&mut self) -> Option<SessionControl> {
-        (!std::mem::replace(&mut self.stdin_eof_sent, true)).then_some(SessionControl::Eof)
+        let first = !std::mem::replace(&mut self.stdin_eof_sent, true);
+        (first && !self.ending).then_some(SessionControl::Eof)
     }
 
     /// A signal for the command's process group.
@@ -299,8 +326,8 @@ impl ClientSession {
         self.pty.then_some(SessionControl::WindowChange(size))
     }
 
-    /// The ending has been handed out.
-    pub fn is_finished(&self) -> bool {
+    /// The ending has been handed out: nothing more will happen.
+    pub fn is_done(&self) -> bool {
         self.finished
     }
 

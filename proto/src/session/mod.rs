@@ -30,6 +30,55 @@ pub mod credit;
 pub mod error;
 pub mod message;
 
+/// The one contract of both ends' machines. A driver feeds in what
+/// arrived from the other end ([`on_message`](Machine::on_message)) and
+/// what its own I/O did (each machine's own methods: a write done, an
+/// output ended, stdin read), then carries out
+/// [`next_action`](Machine::next_action) until it returns `None`, and stops
+/// once [`is_done`](Machine::is_done). Nothing else happens in between: a
+/// machine never waits, reads or writes.
+pub trait Machine {
+    /// What the other end sends this one.
+    type Incoming;
+    /// What this end's driver is told to do.
+    type Action;
+    /// A message from the other end; an error is a peer that broke the
+    /// protocol.
+    fn on_message(&mut self, msg: Self::Incoming) -> Result<(), ProtocolError>;
+    /// The next thing to do, or `None` until more happens.
+    fn next_action(&mut self) -> Option<Self::Action>;
+    /// Nothing more will happen.
+    fn is_done(&self) -> bool;
+}
+
+impl Machine for ClientSession {
+    type Incoming = ToClient;
+    type Action = ClientAction;
+    fn on_message(&mut self, msg: ToClient) -> Result<(), ProtocolError> {
+        ClientSession::on_message(self, msg)
+    }
+    fn next_action(&mut self) -> Option<ClientAction> {
+        ClientSession::next_action(self)
+    }
+    fn is_done(&self) -> bool {
+        ClientSession::is_done(self)
+    }
+}
+
+impl Machine for CommandSession {
+    type Incoming = ToCommand;
+    type Action = CommandAction;
+    fn on_message(&mut self, msg: ToCommand) -> Result<(), ProtocolError> {
+        CommandSession::on_message(self, msg)
+    }
+    fn next_action(&mut self) -> Option<CommandAction> {
+        CommandSession::next_action(self)
+    }
+    fn is_done(&self) -> bool {
+        CommandSession::is_done(self)
+    }
+}
+
 pub use client::{ClientAction, ClientSession, Ending, Side};
 pub use command::{CommandAction, CommandSession};
 pub use credit::{

@@ -62,7 +62,7 @@ fn output_is_written_in_order_and_credited_and_the_exit_comes_last() {
             "exit 7".into(),
         ]
     );
-    assert!(s.is_finished());
+    assert!(s.is_done());
 }
 
 #[test]
@@ -174,10 +174,21 @@ fn served_stdout_waits_for_the_shims_stderr_to_be_written() {
 #[test]
 fn stdin_credit_goes_where_stdin_is_read() {
     let mut local = ClientSession::local(false);
+    let window = local.stdin_sendable(usize::MAX);
+    assert_eq!(window, SESSION_WINDOW as usize);
+    assert!(local.stdin_sent(window));
+    assert_eq!(local.stdin_sendable(usize::MAX), 0, "the window is spent");
+    assert!(!local.stdin_sent(1));
     local
         .on_message(event(SessionEvent::StdinCredit(900)))
         .unwrap();
-    assert_eq!(local.next_action(), Some(ClientAction::GrantStdin(900)));
+    assert_eq!(local.next_action(), None);
+    assert_eq!(local.stdin_sendable(usize::MAX), 900);
+    // Credit for more than was sent is a lie.
+    assert!(matches!(
+        local.on_message(event(SessionEvent::StdinCredit(SESSION_WINDOW))),
+        Err(ProtocolError::CreditBeyondSent { .. })
+    ));
     let mut split = ClientSession::split(Side::Forwarded, Side::Local, Side::Local, false);
     split
         .on_message(event(SessionEvent::StdinCredit(900)))
@@ -193,6 +204,13 @@ fn eof_once_signals_and_window_changes_only_for_a_pty() {
     let mut s = ClientSession::local(false);
     assert_eq!(s.stdin_eof(), Some(SessionControl::Eof));
     assert_eq!(s.stdin_eof(), None);
+    assert_eq!(s.stdin_sendable(4096), 0, "no stdin after its end of file");
+    let mut ended = ClientSession::local(false);
+    ended
+        .on_message(event(SessionEvent::Exit(ExitStatus::Code(0))))
+        .unwrap();
+    assert_eq!(ended.stdin_eof(), None, "no EOF for a command that is gone");
+    assert_eq!(ended.stdin_sendable(4096), 0);
     assert_eq!(s.signal(15), SessionControl::Signal(15));
     let size = PtyRequest { cols: 1, rows: 1 };
     assert_eq!(s.resize(size), None);

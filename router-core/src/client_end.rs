@@ -1,0 +1,298 @@
+//! The client end of a session, driven: the one async driver of
+//! [`ClientSession`] on the router, which the host's delivery to a shim
+//! and the host's tunnels (an ssh hop's TCP connection through another
+//! context) both configure. (The shim is the other driver: synchronous,
+//! over the same machine.)
+//!
+//! It owns the machine and does what it says: writes the output this end
+//! serves, passes the rest on ([`ClientSink`]), sends credit and controls
+//! to the agent, and reads stdin (if this end serves it) into data frames
+//! as the machine's stdin credit allows, taking turns with the other bulk
+//! senders on the way ([`BulkSender`]). Stdin's end of file, credit and
+//! the session's ending are the machine's decisions, made once in
+//! [`proto::session`].
+
+use std::sync::Arc;
+
+use bytes::{BufMut, Bytes, BytesMut};
+use tokio::io::{AsyncRead, AsyncReadExt};
+use tokio::sync::{broadcast, mpsc};
+
+use crate::pump::BulkSender;
+use crate::router::{FrameInbox, Router, RouterEvent};
+use proto::frame::Frame;
+use proto::message::{ContextId, handle};
+use proto::session::{
+    self, ClientAction, ClientSession, DATA_CHUNK, Ending, OutputStream, SessionControl, ToClient,
+    ToCommand,
+};
+
+/// Where a client end's output and news go.
+pub trait ClientSink: Send {
+    /// Write `data` to `stream`, which this end serves; false when nobody
+    /// reads it any more.
+    fn write(&mut self, stream: OutputStream, data: Bytes) -> impl Future<Output = bool> + Send;
+    /// `stream` ended: half-close a socket, close a pipe.
+    fn close(&mut self, stream: OutputStream) -> impl Future<Output = ()> + Send;
+    /// A message for whoever serves the streams this end does not (the
+    /// shim).
+    fn forward(&mut self, msg: ToClient) -> impl Future<Output = ()> + Send;
+    /// The session is over, after all its output was written.
+    fn finish(&mut self, ending: Ending) -> impl Future<Output = ()> + Send;
+    /// The context that runs the command (it is named before it is asked).
+    fn target(&mut self, _agent: ContextId) {}
+    /// The driver stopped, for whatever reason: nothing more comes.
+    fn stopped(&mut self) -> impl Future<Output = ()> + Send {
+        async {}
+    }
+    /// `len` bytes of output arrived (for accounting).
+    fn output_arrived(&mut self, _len: usize) {}
+    /// `len` bytes of stdin went out (for accounting).
+    fn stdin_sent(&mut self, _len: usize) {}
+}
+
+/// What the driver hears besides the session's frames.
+#[derive(Debug)]
+pub enum News {
+    /// The context that runs the command, before it is asked: credit and
+    /// controls go to it from now on.
+    Target(ContextId),
+    /// The command was asked for (its SPAWN is on its way): stdin may
+    /// follow it.
+    Spawned,
+    /// The shim's credit for the streams it serves itself.
+    ShimControl(SessionControl),
+}
+
+/// How the driver stopped.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Stopped {
+    /// The ending was handed to the sink.
+    Finished,
+    /// The session's frames stopped coming (its stream was removed).
+    Closed,
+    /// The agent was lost before the session ended (see
+    /// [`ClientEnd::watch_agent`]).
+    Lost(String),
+}
+
+/// One client end on the router.
+pub struct ClientEnd<S> {
+    router: Arc<Router>,
+    /// The session's id: the `src` of what it sends.
+    id: ContextId,
+    agent: Option<ContextId>,
+    /// The command was asked for: stdin may be sent.
+    spawned: bool,
+    session: ClientSession,
+    stdin: Option<Box<dyn AsyncRead + Send + Sync + Unpin>>,
+    events: Option<broadcast::Receiver<RouterEvent>>,
+    sink: S,
+}
+
+/// One thing that happened.
+enum Step {
+    News(News),
+    NewsClosed,
+    Frame(Option<Frame>),
+    Stdin(std::io::Result<usize>),
+    Lost(String),
+}
+
+impl<S: ClientSink> ClientEnd<S> {
+    /// A client end for session `id` whose streams `session` says who
+    /// serves; `sink` takes what this end serves or passes on.
+    pub fn new(router: Arc<Router>, id: ContextId, session: ClientSession, sink: S) -> Self {
+        ClientEnd {
+            router,
+            id,
+            agent: None,
+            spawned: false,
+            session,
+            stdin: None,
+            events: None,
+            sink,
+        }
+    }
+
+    /// The context that runs the command, already asked for it.
+    pub fn spawned_on(mut self, agent: ContextId) -> Self {
+        self.agent = Some(agent);
+        self.spawned = true;
+        self
+    }
+
+    /// Read stdin from `reader` (the session's stdin is served here).
+    pub fn stdin(mut self, reader: impl AsyncRead + Send + Sync + Unpin + 'static) -> Self {
+        self.stdin = Some(Box::new(reader));
+        self
+    }
+
+    /// Stop with [`Stopped::Lost`] when the agent's context is lost.
+    pub fn watch_agent(mut self) -> Self {
+        self.events = Some(self.router.subscribe());
+        self
+    }
+
+    /// Drive the session until it ends or its frames stop.
+    pub async fn run(mut self, frames: FrameInbox, news: mpsc::Receiver<News>) -> Stopped {
+        let stopped = self.drive(frames, news).await;
+        self.sink.stopped().await;
+        stopped
+    }
+
+    async fn drive(&mut self, mut frames: FrameInbox, mut news: mpsc::Receiver<News>) -> Stopped {
+        let mut sender = BulkSender::new();
+        let mut buf = BytesMut::new();
+        let mut news_open = true;
+        loop {
+            let step = sender
+                .next(self.next_step(&mut frames, &mut news, news_open, &mut buf))
+                .await;
+            match step {
+                Step::News(News::Target(agent)) => {
+                    self.agent = Some(agent);
+                    self.sink.target(agent);
+                }
+                Step::News(News::Spawned) => self.spawned = true,
+                Step::NewsClosed => news_open = false,
+                Step::News(News::ShimControl(control)) => self.session.on_shim_control(&control),
+                Step::Frame(None) => return Stopped::Closed,
+                Step::Frame(Some(frame)) => {
+                    if matches!(
+                        frame.header.handle,
+                        handle::SESSION_STDOUT | handle::SESSION_STDERR
+                    ) {
+                        self.sink.output_arrived(frame.payload.len());
+                    }
+                    if let Err(e) = self.session.on_frame(&frame) {
+                        let why = format!("the agent broke the session protocol: {e}");
+                        self.send_control(SessionControl::Close).await;
+                        self.sink.finish(Ending::Error(why)).await;
+                        return Stopped::Finished;
+                    }
+                }
+                Step::Stdin(Ok(n)) if n > 0 => {
+                    // `n` is at most what the machine allowed.
+                    if self.session.stdin_sent(n)
+                        && let Some(agent) = self.agent
+                    {
+                        self.sink.stdin_sent(n);
+                        let header = session::header(agent, self.id, handle::SESSION_STDIN);
+                        let frame = Frame::data(header, buf.split().freeze());
+                        sender.send(&self.router, frame).await;
+                    }
+                }
+                // End of file, or a read error (as OpenSSH: the command's
+                // stdin closes either way).
+                Step::Stdin(_) => {
+                    self.stdin = None;
+                    if let Some(eof) = self.session.stdin_eof() {
+                        self.send_control(eof).await;
+                    }
+                }
+                Step::Lost(why) => return Stopped::Lost(why),
+            }
+            while let Some(action) = self.session.next_action() {
+                self.act(action).await;
+            }
+            if self.session.is_done() {
+                return Stopped::Finished;
+            }
+        }
+    }
+
+    /// Wait for the next thing: news first (the target before the frames
+    /// it answers), then the session's frames, then stdin if the machine
+    /// allows some, and the agent's loss if watched.
+    async fn next_step(
+        &mut self,
+        frames: &mut FrameInbox,
+        news: &mut mpsc::Receiver<News>,
+        news_open: bool,
+        buf: &mut BytesMut,
+    ) -> Step {
+        let room = match (&self.stdin, self.spawned) {
+            (Some(_), true) => self.session.stdin_sendable(DATA_CHUNK),
+            _ => 0,
+        };
+        if self.stdin.is_some() && self.session.stdin_over() {
+            // The session is ending: stdin is not read any more.
+            self.stdin = None;
+        }
+        let agent = self.agent;
+        tokio::select! {
+            biased;
+            n = news.recv(), if news_open => match n {
+                Some(n) => Step::News(n),
+                None => Step::NewsClosed,
+            },
+            frame = frames.recv() => Step::Frame(frame),
+            read = read_some(&mut self.stdin, buf, room), if room > 0 => Step::Stdin(read),
+            why = agent_lost(&mut self.events, agent, &self.router), if self.events.is_some() => {
+                Step::Lost(why)
+            }
+        }
+    }
+
+    async fn act(&mut self, action: ClientAction) {
+        match action {
+            ClientAction::Write { stream, data, cost } => {
+                let ok = self.sink.write(stream, data).await;
+                self.session.written(stream, cost, ok);
+            }
+            ClientAction::CloseOutput(stream) => self.sink.close(stream).await,
+            ClientAction::Forward(msg) => self.sink.forward(msg).await,
+            ClientAction::Send(control) => self.send_control(control).await,
+            ClientAction::Finish(ending) => {
+                self.stdin = None;
+                self.sink.finish(ending).await;
+            }
+        }
+    }
+
+    async fn send_control(&self, control: SessionControl) {
+        if let Some(agent) = self.agent {
+            let frame = ToCommand::Control(control).to_frame(agent, self.id);
+            self.router.send(frame).await;
+        }
+    }
+}
+
+/// Read at most `room` bytes of stdin into `buf` (cancel-safe).
+async fn read_some(
+    stdin: &mut Option<Box<dyn AsyncRead + Send + Sync + Unpin>>,
+    buf: &mut BytesMut,
+    room: usize,
+) -> std::io::Result<usize> {
+    let Some(stdin) = stdin else {
+        return std::future::pending().await;
+    };
+    buf.reserve(room);
+    stdin.read_buf(&mut (&mut *buf).limit(room)).await
+}
+
+/// Wait until `agent`'s context is lost; the reason.
+async fn agent_lost(
+    events: &mut Option<broadcast::Receiver<RouterEvent>>,
+    agent: Option<ContextId>,
+    router: &Router,
+) -> String {
+    let Some(events) = events else {
+        return std::future::pending().await;
+    };
+    loop {
+        match events.recv().await {
+            Ok(RouterEvent::ContextLost { context, reason }) if Some(context) == agent => {
+                return reason;
+            }
+            Err(broadcast::error::RecvError::Lagged(_))
+                if agent.is_some_and(|a| !router.has_route(a)) =>
+            {
+                return "no route".into();
+            }
+            Err(broadcast::error::RecvError::Closed) => return std::future::pending().await,
+            _ => {}
+        }
+    }
+}
