@@ -1,7 +1,8 @@
 //! The wire, the routing layer and the session protocol of mitogen-fakessh.
 //!
 //! Everything that crosses a process boundary between the host, the agents and
-//! the shims is a [`Frame`]: a fixed big-endian header (as in Mitogen) and a
+//! the shims is a [`Frame`]: a fixed big-endian header (as in Mitogen:
+//! `Message.HEADER_FMT = '>hLLLLLL'` in its `mitogen/core.py`) and a
 //! payload that is either CBOR or raw bytes. This crate knows nothing about
 //! processes or ssh. Read it in this order:
 //!
