@@ -5,6 +5,8 @@
 //!
 //! Run as root (sshd needs it): `cargo build --release && ./build-agents && ./target/release/fakessh-bench`.
 //! Options: `--quick` (fewer repetitions, smaller transfers), `--out FILE`.
+//! `fakessh-bench fleet|bootstrap|persist|forward|soak [--quick]` runs one
+//! part and prints its rows instead.
 
 mod bootstrap;
 mod fleet;

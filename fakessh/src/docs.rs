@@ -195,7 +195,8 @@ socket. For callers that close inherited descriptors the host also listens
 in a 0700 directory and accepts only its own uid and root there. A shim holds no authority of its own; the
 host decides where each session runs and spawns it as the ancestor of every
 agent. Agents accept spawn and connect requests only from an ancestor, and
-drop frames whose claimed authority does not match the stream they came on.
+a stream that sends a frame whose claimed authority or source it does not
+lead to is cut off.
 Passwords are never put on any command line or in COMMAND's environment.
 "#;
 
@@ -330,8 +331,9 @@ is left alone.
 A context with no session for the idle timeout is ended (default 10
 minutes: long enough to span the steps of a work session or a pipeline,
 short enough that a remote agent, and a root shell behind sudo, does not
-outlive its use by hours; sudo's own credential cache lasts 5 to 15
-minutes); its next session reconnects, as does one whose link died.
+outlive its use by hours; sudo's own credential cache lasts 15 minutes
+by default, sudoers(5) \fBtimestamp_timeout\fR); its next session
+reconnects, as does one whose link died.
 \fBstop\fR ends the remote agents and their commands, then removes the
 socket, the shims and the directory it made, and prints the shell code
 that undoes \fBstart\fR's, as \fBssh\-agent \-k\fR does:

@@ -8,7 +8,8 @@
 //! Read it in this order:
 //!
 //! - [`frame`]: one frame, parsed and written: a fixed big-endian header (as
-//!   in Mitogen) and a payload that is either CBOR or raw bytes;
+//!   in Mitogen: `Message.HEADER_FMT = '>hLLLLLL'` in its `mitogen/core.py`)
+//!   and a payload that is either CBOR or raw bytes;
 //! - [`message`]: context ids, handles and the control payloads;
 //! - [`hop`]: the chain grammar, and the hop a parent asks an agent to start;
 //! - [`handshake`]: a new agent's first frames, both halves;

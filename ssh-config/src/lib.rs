@@ -1,4 +1,6 @@
-//! ssh_config(5), read as OpenSSH 10.2 reads it.
+//! ssh_config(5), read as OpenSSH 10.2 reads it: every keyword of its
+//! `readconf.c` is known (`tests/openssh_10.rs` holds them all, and the
+//! end-to-end `config_keywords` tests run them against a real sshd).
 //!
 //! - [`algorithms`]: the crypto policy (KexAlgorithms, Ciphers, MACs...);
 //! - [`split`]: a line into its keyword and words (quotes, escapes, comments);

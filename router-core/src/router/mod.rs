@@ -7,14 +7,15 @@
 //! goes up to the parent. Frames that cannot be delivered produce a dead
 //! message (with the reason as text) to the sender's `reply_to`.
 //!
-//! Source verification follows Mitogen: a frame is accepted from a stream only
-//! if that stream is the one this router would use to reach the frame's
-//! `auth` context *and* its `src`, so a child can never speak with its
-//! parent's authority or as anybody else. A child's frames go up or to this
-//! context, never across to a sibling, except to a session stream bound to
-//! that child's context; a route is claimed only for a CONNECT this router
-//! passed down. The rules are written once, in [`table`], as decisions
-//! without I/O. A stream that breaks one is cut off.
+//! Source verification follows Mitogen (`Router._async_route` in its
+//! `mitogen/core.py`, "bad auth_id" and "bad src_id"): a frame is accepted
+//! from a stream only if that stream is the one this router would use to
+//! reach the frame's `auth` context *and* its `src`, so a child can never
+//! speak with its parent's authority or as anybody else. A child's frames
+//! go up or to this context, never across to a sibling, except to a
+//! session stream bound to that child's context; a route is claimed only
+//! for a CONNECT this router passed down. The rules are written once, in
+//! [`table`], as decisions without I/O. A stream that breaks one is cut off.
 //!
 //! Every queue is bounded in bytes ([`stream`] says how much): sending waits
 //! for room, so a peer that does not read slows its senders down instead of
