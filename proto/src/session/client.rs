@@ -331,6 +331,15 @@ impl ClientSession {
         self.finished
     }
 
+    /// Credit this end holds: stdin credit spent and not granted back, and
+    /// output received and not yet credited (the pair harness's check that
+    /// every byte's credit comes home).
+    #[cfg(test)]
+    pub(crate) fn credit_held(&self) -> (u64, [u64; 2]) {
+        let outputs = [&self.outputs[0], &self.outputs[1]].map(|o| o.credit.outstanding());
+        (self.stdin_credit.in_flight(), outputs)
+    }
+
     fn stderr_unsettled(&self) -> bool {
         self.stderr_acked < self.stderr_forwarded
     }

@@ -103,6 +103,11 @@ impl CommandSession {
     /// protocol: the driver ends the command and [`fail`](Self::fail)s.
     pub fn on_message(&mut self, msg: ToCommand) -> Result<(), ProtocolError> {
         if self.done {
+            // Credit is still counted (and checked): it came for output
+            // that was sent.
+            if let ToCommand::Control(SessionControl::Credit { stream, bytes }) = msg {
+                self.outputs[stream.index()].credit.grant(bytes)?;
+            }
             return Ok(());
         }
         match msg {
@@ -231,6 +236,14 @@ impl CommandSession {
     /// Whether the command's exit status is known.
     pub fn has_exited(&self) -> bool {
         self.exit.is_some()
+    }
+
+    /// Credit this end holds: stdin received and not credited back, and
+    /// output credit spent and not granted back (for the pair harness).
+    #[cfg(test)]
+    pub(crate) fn credit_held(&self) -> (u64, [u64; 2]) {
+        let outputs = [&self.outputs[0], &self.outputs[1]].map(|o| o.credit.in_flight());
+        (self.stdin.outstanding(), outputs)
     }
 
     fn exit_if_settled(&mut self) {

@@ -51,6 +51,11 @@ impl SendCredit {
         }
     }
 
+    /// Credit spent and not yet granted back.
+    pub fn in_flight(&self) -> u64 {
+        self.in_flight
+    }
+
     /// Credit available now.
     pub fn available(&self) -> u64 {
         self.available

@@ -29,6 +29,8 @@ pub mod command;
 pub mod credit;
 pub mod error;
 pub mod message;
+#[cfg(test)]
+mod pair;
 
 /// The one contract of both ends' machines. A driver feeds in what
 /// arrived from the other end ([`on_message`](Machine::on_message)) and
