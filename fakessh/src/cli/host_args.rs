@@ -4,7 +4,9 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::ArgAction;
+use clap::{ArgAction, ValueHint};
+
+use crate::hop::agents::AgentFlag;
 
 /// Run COMMAND so that every ssh, scp and sftp it starts goes through
 /// connections mitogen-fakessh holds: ssh to a host, through bastions, then
@@ -29,24 +31,24 @@ pub struct HostArgs {
     /// Team config file (TOML: host patterns, chains and defaults for these
     /// flags); default ${XDG_CONFIG_HOME:-~/.config}/mitogen-fakessh/config,
     /// `none` for no file. The command line wins over it.
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", value_hint = ValueHint::FilePath)]
     pub config: Option<PathBuf>,
 
     /// ssh_config to read instead of ~/.ssh/config (like ssh -F).
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", value_hint = ValueHint::FilePath)]
     pub ssh_config: Option<PathBuf>,
 
     /// Password for sudo/su/doas hops (the file's first line; refused if the
     /// group or others may access the file); without it, mitogen-fakessh
     /// prompts on the controlling terminal. Never on argv, and never sent to
     /// an sshd: an ssh password is asked for naming user@host, as by ssh.
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", value_hint = ValueHint::FilePath)]
     pub password_file: Option<PathBuf>,
 
     /// Upload this agent executable to remote hosts whose `uname -sm` is
     /// PLATFORM (repeatable), e.g. --agent "Linux aarch64=/path/to/mitogen-fakessh".
     #[arg(long = "agent", value_name = "PLATFORM=PATH")]
-    pub agents: Vec<String>,
+    pub agents: Vec<AgentFlag>,
 
     /// Keep the agent in DIR on remote hosts, instead of the first of the
     /// cache, $XDG_RUNTIME_DIR, /dev/shm, /tmp and /var/tmp where it executes.
@@ -78,6 +80,31 @@ pub struct HostArgs {
     /// Print nothing but errors.
     #[arg(short, long, conflicts_with = "verbose")]
     pub quiet: bool,
+
+    /// Which of `hosts` and `to` the config file gave, and where.
+    #[arg(skip)]
+    pub from_file: Option<Box<FileOrigins>>,
+}
+
+/// Where the config file's rules were written, once they are combined
+/// with the command line's: the last `hosts.len()` values of `--host` are
+/// the file's, and `--to` is the file's if `to` is set.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FileOrigins {
+    pub path: PathBuf,
+    pub hosts: Vec<FileRule>,
+    pub to: Option<usize>,
+}
+
+/// One `[[host]]` table.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FileRule {
+    /// The line of its pattern.
+    pub line: usize,
+    /// The line of its chain, for an error in it.
+    pub chain_line: usize,
+    /// Where the agents of this rule's chains are kept.
+    pub agent_dir: Option<String>,
 }
 
 /// A duration: `30s`, `10m`, `1h30m`, or plain seconds.

@@ -4,9 +4,11 @@
 //! `ssh:[USER@]HOST[:PORT]` on demand.
 
 use std::fmt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use router_core::hop::{Chain, Hop};
+
+use crate::cli::FileRule;
 
 use super::template::{ChainTemplate, ExpandError, Target, TemplateError};
 
@@ -50,6 +52,13 @@ pub enum MappingError {
     },
     #[error("--to {text}: {source}")]
     To { text: String, source: TemplateError },
+    /// A rule of the config file: its `[[host]]` table's chain, or `to`.
+    #[error("{} line {line}: {message}", .path.display())]
+    File {
+        path: PathBuf,
+        line: usize,
+        message: String,
+    },
 }
 
 /// The routing table, in the order rules are tried.
@@ -82,6 +91,57 @@ impl Rule {
             patterns: patterns.to_string(),
             template,
             origin: Origin::CommandLine,
+            agent_dir: None,
+        })
+    }
+
+    /// A config file's `[[host]]` table: `text` is the `PATTERN=CHAIN` it
+    /// stands for.
+    pub fn from_file_host(
+        text: &str,
+        path: &Path,
+        written: &FileRule,
+    ) -> Result<Rule, MappingError> {
+        let bad = |line: usize, message: String| MappingError::File {
+            path: path.to_path_buf(),
+            line,
+            message,
+        };
+        let (patterns, chain) = text.split_once('=').ok_or_else(|| {
+            bad(
+                written.line,
+                format!("expected PATTERN=CHAIN, not {text:?}"),
+            )
+        })?;
+        let template = ChainTemplate::parse(chain)
+            .map_err(|e| bad(written.chain_line, format!("chain: {e}")))?;
+        Ok(Rule {
+            kind: RuleKind::Host,
+            patterns: patterns.to_string(),
+            template,
+            origin: Origin::File {
+                path: path.to_path_buf(),
+                line: written.line,
+            },
+            agent_dir: written.agent_dir.clone(),
+        })
+    }
+
+    /// A config file's `to`, written at `line`.
+    pub fn from_file_to(text: &str, path: &Path, line: usize) -> Result<Rule, MappingError> {
+        let template = ChainTemplate::parse(text).map_err(|e| MappingError::File {
+            path: path.to_path_buf(),
+            line,
+            message: format!("to: {e}"),
+        })?;
+        Ok(Rule {
+            kind: RuleKind::To,
+            patterns: "*".into(),
+            template,
+            origin: Origin::File {
+                path: path.to_path_buf(),
+                line,
+            },
             agent_dir: None,
         })
     }
@@ -280,6 +340,35 @@ mod tests {
         assert_eq!(
             file.to_string(),
             "host \"web*\" = \"ssh:%h\" (/etc/x line 4)"
+        );
+    }
+
+    #[test]
+    fn a_file_rule_names_its_file_and_line() {
+        let path = Path::new("/etc/team/config");
+        let written = FileRule {
+            line: 4,
+            chain_line: 5,
+            agent_dir: Some("/dev/shm/mfs".into()),
+        };
+        let rule = Rule::from_file_host("w*=ssh:%h", path, &written).unwrap();
+        assert_eq!(
+            rule.to_string(),
+            "host \"w*\" = \"ssh:%h\" (/etc/team/config line 4)"
+        );
+        assert_eq!(rule.agent_dir.as_deref(), Some("/dev/shm/mfs"));
+        let e = Rule::from_file_host("w*=ssh:%q", path, &written).unwrap_err();
+        assert!(
+            e.to_string()
+                .starts_with("/etc/team/config line 5: chain: unknown token %q"),
+            "{e}"
+        );
+        let to = Rule::from_file_to("ssh:%h", path, 1).unwrap();
+        assert_eq!(to.to_string(), "to = \"ssh:%h\" (/etc/team/config line 1)");
+        let e = Rule::from_file_to("ssh:%", path, 2).unwrap_err();
+        assert!(
+            e.to_string().starts_with("/etc/team/config line 2: to: "),
+            "{e}"
         );
     }
 }
