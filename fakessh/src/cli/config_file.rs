@@ -292,6 +292,7 @@ fn relative_to(dir: &Path, path: &str) -> PathBuf {
 mod tests {
     use super::*;
     use crate::cli::HostArgs;
+    use crate::cli::host_args::texts;
     use clap::FromArgMatches;
 
     fn parse(text: &str) -> Result<ConfigFile, ConfigFileError> {
@@ -335,7 +336,7 @@ agent-dir = "/dev/shm/mfs"
         assert_eq!(file.hosts[1].agent_dir.as_deref(), Some("/dev/shm/mfs"));
         let args = HostArgs::from_arg_matches(&file.matches).unwrap();
         assert_eq!(
-            args.hosts,
+            texts(&args.hosts),
             ["web*=ssh:deploy@%h,sudo:root", "db?=ssh:bastion,ssh:%h"]
         );
         assert_eq!(args.to.as_deref(), Some("ssh:%h"));

@@ -26,7 +26,7 @@ pub struct HostArgs {
     /// (repeatable; the first match wins, e.g. --host 'web*=ssh:deploy@%h,sudo:root').
     /// Other names fall back to --to, then to the config file, else to ssh:NAME.
     #[arg(long = "host", value_name = "PATTERN=CHAIN")]
-    pub hosts: Vec<String>,
+    pub hosts: Vec<HostFlag>,
 
     /// Team config file (TOML: host patterns, chains and defaults for these
     /// flags); default ${XDG_CONFIG_HOME:-~/.config}/mitogen-fakessh/config,
@@ -107,6 +107,38 @@ pub struct FileRule {
     pub agent_dir: Option<String>,
 }
 
+/// One `--host PATTERN=CHAIN`, parsed by clap with [`str::parse`]; the
+/// chain is checked when the routing table is built.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HostFlag {
+    /// ssh_config patterns: `*`, `?`, `!` negation, comma lists.
+    pub patterns: String,
+    pub chain: String,
+}
+
+impl std::str::FromStr for HostFlag {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<HostFlag, String> {
+        let (patterns, chain) = text.split_once('=').ok_or_else(|| {
+            "expected PATTERN=CHAIN, e.g. --host 'web*=ssh:deploy@%h,sudo:root'".to_string()
+        })?;
+        if patterns.trim().is_empty() {
+            return Err("empty pattern".to_string());
+        }
+        Ok(HostFlag {
+            patterns: patterns.to_string(),
+            chain: chain.to_string(),
+        })
+    }
+}
+
+impl std::fmt::Display for HostFlag {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}={}", self.patterns, self.chain)
+    }
+}
+
 /// A duration: `30s`, `10m`, `1h30m`, or plain seconds.
 pub fn duration(text: &str) -> Result<Duration, humantime::DurationError> {
     match text.parse::<u64>() {
@@ -124,4 +156,10 @@ impl HostArgs {
             1 + self.verbose.min(3)
         }
     }
+}
+
+/// `--host` values as written, for tests.
+#[cfg(test)]
+pub fn texts(flags: &[HostFlag]) -> Vec<String> {
+    flags.iter().map(ToString::to_string).collect()
 }

@@ -180,6 +180,7 @@ fn nothing_to_run(command: &mut clap::Command) -> clap::Error {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cli::host_args::texts;
 
     /// `args` parsed; without `--config`, with `--config none`, so that
     /// no config file of this machine's is read.
@@ -220,7 +221,7 @@ mod tests {
             panic!("not a run")
         };
         let host = &cli.host;
-        assert_eq!(host.hosts, ["x=local", "w*=local"]);
+        assert_eq!(texts(&host.hosts), ["x=local", "w*=local"]);
         assert_eq!(host.to.as_deref(), Some("local"));
         assert_eq!(host.ssh_config, Some(dir.path().join("fleet")));
         assert_eq!((host.quiet, host.verbose), (true, 0));
@@ -234,7 +235,7 @@ mod tests {
         else {
             panic!("not start")
         };
-        assert_eq!(start.host.hosts, ["y=local", "w*=local"]);
+        assert_eq!(texts(&start.host.hosts), ["y=local", "w*=local"]);
         assert_eq!(start.host.to.as_deref(), Some("ssh:%h"));
         assert_eq!(start.host.verbose, 2);
         assert_eq!(start.host.from_file.unwrap().to, Some(1));
@@ -263,7 +264,7 @@ mod tests {
         ]) else {
             panic!("not start")
         };
-        assert_eq!(start.host.hosts, ["p*=ssh:lab", "q*=local"]);
+        assert_eq!(texts(&start.host.hosts), ["p*=ssh:lab", "q*=local"]);
         assert_eq!(start.host.ssh_config.as_deref(), Some("cfg".as_ref()));
         assert_eq!(start.host.verbose, 2);
         assert!(start.sh);

@@ -169,6 +169,7 @@ pub fn combined(places: &[&ArgMatches], precedence: Precedence) -> Result<Combin
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cli::host_args::texts;
 
     fn place(args: &[&str]) -> ArgMatches {
         parse(args.iter().map(OsString::from).collect()).unwrap().1
@@ -179,7 +180,7 @@ mod tests {
         let before = place(&["--host", "a=local", "-v", "--ssh-config", "x"]);
         let after = place(&["--host", "b=local", "-v", "--remote-gateway-ports"]);
         let both = combined(&[&before, &after], Precedence::Joined).unwrap();
-        assert_eq!(both.args.hosts, ["a=local", "b=local"]);
+        assert_eq!(texts(&both.args.hosts), ["a=local", "b=local"]);
         assert_eq!(both.args.verbose, 2);
         assert!(both.args.remote_gateway_ports);
         assert_eq!(both.args.ssh_config.as_deref(), Some("x".as_ref()));
@@ -209,7 +210,7 @@ mod tests {
         assert_eq!(both.args.agent_dir.as_deref(), Some("/d"));
         let platforms: Vec<&str> = both.args.agents.iter().map(|a| &*a.platform).collect();
         assert_eq!(platforms, ["A b", "C d"]);
-        assert_eq!(both.args.hosts, ["w*=local"]);
+        assert_eq!(texts(&both.args.hosts), ["w*=local"]);
         assert_eq!(both.places["hosts"], [1]);
         // The file's verbosity stands when the command line says none.
         let quiet_file = place(&["--verbose", "--verbose"]);

@@ -18,7 +18,7 @@ mod subcommands;
 
 pub use command_line::Cli;
 pub use config_file::keys as config_keys;
-pub use host_args::{FileOrigins, FileRule, HostArgs, duration};
+pub use host_args::{FileOrigins, FileRule, HostArgs, HostFlag, duration};
 pub use invocation::{CliError, DaemonClient, Invocation, parse};
 pub use layers::host_command;
 pub use subcommands::{

@@ -167,7 +167,7 @@ fn routing_from(args: &HostArgs) -> Result<Routing, StartError> {
     let (ours, theirs) = args.hosts.split_at(args.hosts.len() - file_hosts);
     let mut rules = ours
         .iter()
-        .map(|h| Rule::from_host_flag(h))
+        .map(Rule::from_host_flag)
         .collect::<Result<Vec<_>, _>>()?;
     let to = args.to.as_deref();
     let file_to = file.and_then(|f| f.to.map(|line| (&f.path, line)));
@@ -175,8 +175,8 @@ fn routing_from(args: &HostArgs) -> Result<Routing, StartError> {
         rules.push(Rule::from_to_flag(to)?);
     }
     if let Some(file) = file {
-        for (text, written) in theirs.iter().zip(&file.hosts) {
-            rules.push(Rule::from_file_host(text, &file.path, written)?);
+        for (flag, written) in theirs.iter().zip(&file.hosts) {
+            rules.push(Rule::from_file_host(flag, &file.path, written)?);
         }
     }
     if let (Some(to), Some((path, line))) = (to, file_to) {

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use router_core::hop::{Chain, Hop};
 
-use crate::cli::FileRule;
+use crate::cli::{FileRule, HostFlag};
 
 use super::template::{ChainTemplate, ExpandError, Target, TemplateError};
 
@@ -38,13 +38,9 @@ pub struct Rule {
     pub agent_dir: Option<String>,
 }
 
-/// A `--host` argument that does not parse.
+/// A rule whose chain does not parse.
 #[derive(Debug, thiserror::Error)]
 pub enum MappingError {
-    #[error("--host {0:?}: expected PATTERN=CHAIN, e.g. --host 'web*=ssh:deploy@%h,sudo:root'")]
-    NoEquals(String),
-    #[error("--host {0:?}: empty pattern")]
-    EmptyPattern(String),
     #[error("--host {pattern}: {source}")]
     Template {
         pattern: String,
@@ -75,49 +71,35 @@ pub struct Route<'a> {
 
 impl Rule {
     /// `--host PATTERN=CHAIN`.
-    pub fn from_host_flag(s: &str) -> Result<Rule, MappingError> {
-        let (patterns, chain) = s
-            .split_once('=')
-            .ok_or_else(|| MappingError::NoEquals(s.to_string()))?;
-        if patterns.trim().is_empty() {
-            return Err(MappingError::EmptyPattern(s.to_string()));
-        }
-        let template = ChainTemplate::parse(chain).map_err(|source| MappingError::Template {
-            pattern: patterns.to_string(),
-            source,
-        })?;
+    pub fn from_host_flag(flag: &HostFlag) -> Result<Rule, MappingError> {
+        let template =
+            ChainTemplate::parse(&flag.chain).map_err(|source| MappingError::Template {
+                pattern: flag.patterns.clone(),
+                source,
+            })?;
         Ok(Rule {
             kind: RuleKind::Host,
-            patterns: patterns.to_string(),
+            patterns: flag.patterns.clone(),
             template,
             origin: Origin::CommandLine,
             agent_dir: None,
         })
     }
 
-    /// A config file's `[[host]]` table: `text` is the `PATTERN=CHAIN` it
-    /// stands for.
+    /// A config file's `[[host]]` table, as the `--host` it stands for.
     pub fn from_file_host(
-        text: &str,
+        flag: &HostFlag,
         path: &Path,
         written: &FileRule,
     ) -> Result<Rule, MappingError> {
-        let bad = |line: usize, message: String| MappingError::File {
+        let template = ChainTemplate::parse(&flag.chain).map_err(|e| MappingError::File {
             path: path.to_path_buf(),
-            line,
-            message,
-        };
-        let (patterns, chain) = text.split_once('=').ok_or_else(|| {
-            bad(
-                written.line,
-                format!("expected PATTERN=CHAIN, not {text:?}"),
-            )
+            line: written.chain_line,
+            message: format!("chain: {e}"),
         })?;
-        let template = ChainTemplate::parse(chain)
-            .map_err(|e| bad(written.chain_line, format!("chain: {e}")))?;
         Ok(Rule {
             kind: RuleKind::Host,
-            patterns: patterns.to_string(),
+            patterns: flag.patterns.clone(),
             template,
             origin: Origin::File {
                 path: path.to_path_buf(),
@@ -271,7 +253,7 @@ mod tests {
     fn routing(flags: &[&str], to: Option<&str>) -> Routing {
         let mut rules: Vec<Rule> = flags
             .iter()
-            .map(|f| Rule::from_host_flag(f).unwrap())
+            .map(|f| Rule::from_host_flag(&f.parse().unwrap()).unwrap())
             .collect();
         rules.extend(to.map(|t| Rule::from_to_flag(t).unwrap()));
         Routing { rules }
@@ -318,9 +300,11 @@ mod tests {
 
     #[test]
     fn bad_flags() {
-        assert!(Rule::from_host_flag("web").is_err());
-        assert!(Rule::from_host_flag("=local").is_err());
-        let e = Rule::from_host_flag("web=bogus").unwrap_err().to_string();
+        assert!("web".parse::<HostFlag>().is_err());
+        assert!("=local".parse::<HostFlag>().is_err());
+        let e = Rule::from_host_flag(&"web=bogus".parse().unwrap())
+            .unwrap_err()
+            .to_string();
         assert!(e.starts_with("--host web: invalid chain"), "{e}");
         let e = Rule::from_to_flag("ssh:%q").unwrap_err().to_string();
         assert!(e.contains("unknown token %q"), "{e}");
@@ -328,7 +312,7 @@ mod tests {
 
     #[test]
     fn rules_say_where_they_come_from() {
-        let rule = Rule::from_host_flag("web*=ssh:%h").unwrap();
+        let rule = Rule::from_host_flag(&"web*=ssh:%h".parse().unwrap()).unwrap();
         assert_eq!(rule.to_string(), "--host 'web*=ssh:%h' (command line)");
         let file = Rule {
             origin: Origin::File {
@@ -351,13 +335,13 @@ mod tests {
             chain_line: 5,
             agent_dir: Some("/dev/shm/mfs".into()),
         };
-        let rule = Rule::from_file_host("w*=ssh:%h", path, &written).unwrap();
+        let rule = Rule::from_file_host(&"w*=ssh:%h".parse().unwrap(), path, &written).unwrap();
         assert_eq!(
             rule.to_string(),
             "host \"w*\" = \"ssh:%h\" (/etc/team/config line 4)"
         );
         assert_eq!(rule.agent_dir.as_deref(), Some("/dev/shm/mfs"));
-        let e = Rule::from_file_host("w*=ssh:%q", path, &written).unwrap_err();
+        let e = Rule::from_file_host(&"w*=ssh:%q".parse().unwrap(), path, &written).unwrap_err();
         assert!(
             e.to_string()
                 .starts_with("/etc/team/config line 5: chain: unknown token %q"),
