@@ -108,9 +108,9 @@ pub fn combined(places: &[&ArgMatches], precedence: Precedence) -> Result<Combin
     let mut sources: HashMap<String, Vec<usize>> = HashMap::new();
     for arg in command.get_arguments() {
         let id = arg.get_id().as_str();
-        let Some(long) = arg.get_long() else {
-            continue;
-        };
+        // Every shared option has a long name: the config file's keys are
+        // those names (its unit tests check both).
+        let long = arg.get_long().expect("a shared option without a long name");
         let flag = format!("--{long}");
         let hidden = |at: usize| {
             precedence == Precedence::FirstWins
