@@ -224,6 +224,41 @@ fn bad_templates_and_config_files_fail_at_start() {
         );
     fakessh(&["--config", "/nonexistent/team.toml", "--", "true"])
         .expect_error(255, "/nonexistent/team.toml: No such file");
+    // A key's bad value: one line, naming the file, the line and the key.
+    std::fs::write(&bad, "to = \"local\"\n\nagent = [\"no-platform\"]\n").unwrap();
+    let out = fakessh(&["--config", &bad.display().to_string(), "--", "true"]);
+    out.assert_no_panic().expect_error(
+        255,
+        &format!(
+            "{} line 3: agent: invalid value 'no-platform'",
+            bad.display()
+        ),
+    );
+    assert_eq!(
+        out.stderr_text().lines().count(),
+        1,
+        "{}",
+        out.stderr_text()
+    );
+    // A key is its flag: the same chain, told apart only by where it was written.
+    std::fs::write(&bad, "to = \"ssh:deploy@%h,sudo:root\"\n").unwrap();
+    let by_key = fakessh(&["--config", &bad.display().to_string(), "--explain", "db1"]);
+    let by_flag = fakessh(&[
+        "--config",
+        "none",
+        "--to",
+        "ssh:deploy@%h,sudo:root",
+        "--explain",
+        "db1",
+    ]);
+    assert_eq!(
+        by_key.stdout_text().lines().next(),
+        by_flag.stdout_text().lines().next()
+    );
+    assert_eq!(
+        by_key.stdout_text().lines().next(),
+        Some("db1: ssh:deploy@db1,sudo:root")
+    );
     // A pattern that matches nothing falls through to ssh:NAME.
     let out = fakessh(&[
         "--config",

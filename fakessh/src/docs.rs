@@ -117,8 +117,7 @@ writable by nobody else and not reached through a symbolic link.
 .TP
 \fB${XDG_CONFIG_HOME:\-~/.config}/mitogen\-fakessh/config\fR
 The team config file (or \fB\-\-config FILE\fR; \fBnone\fR for none), in
-TOML: \fBto\fR, \fBssh\-config\fR, \fBpassword\-file\fR,
-\fBagent\-dir\fR, \fBagent\fR (a list), \fBverbose\fR, \fBquiet\fR as
+TOML: @CONFIG_KEYS@ as
 the flags of those names, and \fB[[host]]\fR tables with \fBpattern\fR,
 \fBchain\fR and an optional \fBagent\-dir\fR for that rule's chains.
 Relative paths are relative to the file, \fB~/\fR to the home directory.
@@ -213,6 +212,29 @@ fn ignored_keywords() -> String {
         .join("; ")
 }
 
+/// The config file's keys but `host` (its tables are described apart),
+/// from the flags they stand for: a list for a repeatable flag.
+fn config_keys() -> String {
+    let mut command = crate::cli::host_command();
+    command.build();
+    crate::cli::config_keys(&command)
+        .iter()
+        .filter(|key| key.as_str() != "host")
+        .map(|key| {
+            let list = command
+                .get_arguments()
+                .find(|arg| arg.get_long() == Some(key.as_str()))
+                .is_some_and(|arg| matches!(arg.get_action(), clap::ArgAction::Append));
+            let key = format!("\\fB{}\\fR", roff_text(key));
+            match list {
+                true => format!("{key} (a list)"),
+                false => key,
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// The complete man page in roff.
 pub fn man_page() -> String {
     let man = clap_mangen::Man::new(Cli::command()).date("2026-11-27");
@@ -227,6 +249,7 @@ pub fn man_page() -> String {
             out.extend_from_slice(subcommands(&Cli::command()).as_bytes());
             let extra = EXTRA_SECTIONS
                 .replace("@IGNORED@", &ignored_keywords())
+                .replace("@CONFIG_KEYS@", &config_keys())
                 .replace("@VERSION@", ssh_config::OPENSSH_VERSION);
             out.extend_from_slice(extra.as_bytes());
             out.extend_from_slice(PERSISTENT.as_bytes());
@@ -346,20 +369,9 @@ refused, if it is the one \fBMITOGEN_FAKESSH_SOCK\fR names.
 /// One daemon command's synopsis and its own flags (the shared ones are
 /// documented once, above).
 fn sub_command(title: &str, mut cmd: clap::Command) -> String {
-    for shared in [
-        "to",
-        "hosts",
-        "config",
-        "ssh_config",
-        "password_file",
-        "agents",
-        "agent_dir",
-        "forward_agent_across_users",
-        "remote_gateway_ports",
-        "verbose",
-        "quiet",
-    ] {
-        if cmd.get_arguments().any(|a| a.get_id() == shared) {
+    for shared in crate::cli::host_command().get_arguments() {
+        let shared = shared.get_id().clone();
+        if cmd.get_arguments().any(|a| *a.get_id() == shared) {
             cmd = cmd.mut_arg(shared, |a| a.hide(true));
         }
     }

@@ -70,6 +70,8 @@ fn host_roles(argv0: &str, args: Vec<OsString>) -> i32 {
         _ => {}
     }
     // The man page, for packagers: `mitogen-fakessh __man > mitogen-fakessh.1`.
+    // A hidden role word, as `__agent` is, and not a subcommand: clap's
+    // completions would offer a hidden subcommand.
     if args.len() == 2 && args[1] == "__man" {
         print!("{}", docs::man_page());
         return 0;
@@ -78,7 +80,11 @@ fn host_roles(argv0: &str, args: Vec<OsString>) -> i32 {
     // `--` makes the next word COMMAND (`mitogen-fakessh -- start`).
     let invocation = match cli::parse(args) {
         Ok(invocation) => invocation,
-        Err(e) => return host::usage_error(e),
+        Err(cli::CliError::Usage(e)) => return host::usage_error(e),
+        Err(e) => {
+            logging::stderr_line(&format!("mitogen-fakessh: {e}"));
+            return host::EXIT_FAILURE;
+        }
     };
     match invocation {
         Invocation::Run(cli) => host::main(*cli),
@@ -95,13 +101,10 @@ fn host_roles(argv0: &str, args: Vec<OsString>) -> i32 {
             daemon_client_logging(&global, "stop");
             daemon::stop(stop)
         }
-        Invocation::Agents(global) => match host::agent_flags(global) {
-            Ok(flags) => hop::agents::print_list(&flags),
-            Err(e) => {
-                logging::stderr_line(&format!("mitogen-fakessh: {e}"));
-                host::EXIT_FAILURE
-            }
-        },
+        Invocation::Agents(global) => {
+            logging::init(global.log_level(), None);
+            hop::agents::print_list(&global.agents)
+        }
         Invocation::Completions(shell) => match docs::print_completions(&shell) {
             Ok(()) => 0,
             Err(e) => {
@@ -115,9 +118,9 @@ fn host_roles(argv0: &str, args: Vec<OsString>) -> i32 {
 /// `exec`, `status` and `stop` take the global options' log level; their
 /// chain flags are the daemon's business (set by `start`): said once.
 #[cfg(feature = "host")]
-fn daemon_client_logging(global: &cli::HostArgs, subcommand: &str) {
-    logging::init(global.log_level(), None);
-    for flag in global.chain_flags() {
+fn daemon_client_logging(global: &cli::DaemonClient, subcommand: &str) {
+    logging::init(global.log_level, None);
+    for flag in &global.ignored {
         tracing::warn!(
             "{flag} has no effect on {subcommand}: the daemon's chains were set by start"
         );

@@ -4,7 +4,9 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::ArgAction;
+use clap::{ArgAction, ValueHint};
+
+use crate::hop::agents::AgentFlag;
 
 /// Run COMMAND so that every ssh, scp and sftp it starts goes through
 /// connections mitogen-fakessh holds: ssh to a host, through bastions, then
@@ -24,29 +26,29 @@ pub struct HostArgs {
     /// (repeatable; the first match wins, e.g. --host 'web*=ssh:deploy@%h,sudo:root').
     /// Other names fall back to --to, then to the config file, else to ssh:NAME.
     #[arg(long = "host", value_name = "PATTERN=CHAIN")]
-    pub hosts: Vec<String>,
+    pub hosts: Vec<HostFlag>,
 
     /// Team config file (TOML: host patterns, chains and defaults for these
     /// flags); default ${XDG_CONFIG_HOME:-~/.config}/mitogen-fakessh/config,
     /// `none` for no file. The command line wins over it.
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", value_hint = ValueHint::FilePath)]
     pub config: Option<PathBuf>,
 
     /// ssh_config to read instead of ~/.ssh/config (like ssh -F).
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", value_hint = ValueHint::FilePath)]
     pub ssh_config: Option<PathBuf>,
 
     /// Password for sudo/su/doas hops (the file's first line; refused if the
     /// group or others may access the file); without it, mitogen-fakessh
     /// prompts on the controlling terminal. Never on argv, and never sent to
     /// an sshd: an ssh password is asked for naming user@host, as by ssh.
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", value_hint = ValueHint::FilePath)]
     pub password_file: Option<PathBuf>,
 
     /// Upload this agent executable to remote hosts whose `uname -sm` is
     /// PLATFORM (repeatable), e.g. --agent "Linux aarch64=/path/to/mitogen-fakessh".
     #[arg(long = "agent", value_name = "PLATFORM=PATH")]
-    pub agents: Vec<String>,
+    pub agents: Vec<AgentFlag>,
 
     /// Keep the agent in DIR on remote hosts, instead of the first of the
     /// cache, $XDG_RUNTIME_DIR, /dev/shm, /tmp and /var/tmp where it executes.
@@ -78,6 +80,63 @@ pub struct HostArgs {
     /// Print nothing but errors.
     #[arg(short, long, conflicts_with = "verbose")]
     pub quiet: bool,
+
+    /// Which of `hosts` and `to` the config file gave, and where.
+    #[arg(skip)]
+    pub from_file: Option<Box<FileOrigins>>,
+}
+
+/// Where the config file's rules were written, once they are combined
+/// with the command line's: the last `hosts.len()` values of `--host` are
+/// the file's, and `--to` is the file's if `to` is set.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FileOrigins {
+    pub path: PathBuf,
+    pub hosts: Vec<FileRule>,
+    pub to: Option<usize>,
+}
+
+/// One `[[host]]` table.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FileRule {
+    /// The line of its pattern.
+    pub line: usize,
+    /// The line of its chain, for an error in it.
+    pub chain_line: usize,
+    /// Where the agents of this rule's chains are kept.
+    pub agent_dir: Option<String>,
+}
+
+/// One `--host PATTERN=CHAIN`, parsed by clap with [`str::parse`]; the
+/// chain is checked when the routing table is built.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HostFlag {
+    /// ssh_config patterns: `*`, `?`, `!` negation, comma lists.
+    pub patterns: String,
+    pub chain: String,
+}
+
+impl std::str::FromStr for HostFlag {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<HostFlag, String> {
+        let (patterns, chain) = text.split_once('=').ok_or_else(|| {
+            "expected PATTERN=CHAIN, e.g. --host 'web*=ssh:deploy@%h,sudo:root'".to_string()
+        })?;
+        if patterns.trim().is_empty() {
+            return Err("empty pattern".to_string());
+        }
+        Ok(HostFlag {
+            patterns: patterns.to_string(),
+            chain: chain.to_string(),
+        })
+    }
+}
+
+impl std::fmt::Display for HostFlag {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}={}", self.patterns, self.chain)
+    }
 }
 
 /// A duration: `30s`, `10m`, `1h30m`, or plain seconds.
@@ -97,4 +156,10 @@ impl HostArgs {
             1 + self.verbose.min(3)
         }
     }
+}
+
+/// `--host` values as written, for tests.
+#[cfg(test)]
+pub fn texts(flags: &[HostFlag]) -> Vec<String> {
+    flags.iter().map(ToString::to_string).collect()
 }

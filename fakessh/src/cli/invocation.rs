@@ -1,19 +1,24 @@
 //! What a command line asks for. Global options may come before a
 //! subcommand, as in `git -C dir status`, and apply to it where they mean
-//! something: `start` takes them all (merged with its own), `agents` its
+//! something: `start` takes them all (joined with its own), `agents` its
 //! `--agent` flags, `--config` and the log level; `exec`, `status` and
 //! `stop` talk to a daemon whose chains `start` set, and use the log level
 //! alone. A word that names a subcommand is the subcommand; after `--` it
 //! is COMMAND (`mitogen-fakessh -- start` runs a program named start).
+//!
+//! A run, `start` and `agents` read the config file: more arguments, under
+//! the command line's ([`super::config_file`], [`super::layers`]).
 
 use std::ffi::OsString;
 
 use clap::error::ErrorKind;
 use clap::parser::ValueSource;
-use clap::{CommandFactory, FromArgMatches};
+use clap::{ArgMatches, CommandFactory, FromArgMatches};
 
 use super::command_line::Cli;
-use super::host_args::HostArgs;
+use super::config_file::{ConfigFile, ConfigFileError};
+use super::host_args::{FileOrigins, HostArgs};
+use super::layers::{self, Combined, LayerError, Precedence};
 use super::subcommands::{ExecCli, StartCli, StatusCli, StopCli, Subcommand};
 
 /// A parsed command line.
@@ -21,60 +26,139 @@ use super::subcommands::{ExecCli, StartCli, StatusCli, StopCli, Subcommand};
 pub enum Invocation {
     /// Run COMMAND, or answer `--explain`.
     Run(Box<Cli>),
-    /// `start`, the global options merged into its own.
+    /// `start`, the global options joined with its own.
     Start(StartCli),
-    /// `exec`, with the global options (for the log level).
-    Exec(ExecCli, HostArgs),
-    /// `status`, with the global options (for the log level).
-    Status(StatusCli, HostArgs),
-    /// `stop`, with the global options (for the log level).
-    Stop(StopCli, HostArgs),
+    /// `exec`, and what the global options say to a daemon client.
+    Exec(ExecCli, DaemonClient),
+    /// `status`, and what the global options say to a daemon client.
+    Status(StatusCli, DaemonClient),
+    /// `stop`, and what the global options say to a daemon client.
+    Stop(StopCli, DaemonClient),
     /// `agents`: the global options, its own `--agent` flags after theirs.
     Agents(HostArgs),
     /// `completions SHELL`.
     Completions(String),
 }
 
-/// Parse the command line of the host role (`args[0]` is the program).
-pub fn parse(args: Vec<OsString>) -> Result<Invocation, clap::Error> {
+/// What `exec`, `status` and `stop` take of the global options.
+#[derive(Debug)]
+pub struct DaemonClient {
+    /// As [`HostArgs::log_level`].
+    pub log_level: u8,
+    /// The flags given that choose or start chains, without effect here:
+    /// the daemon's chains were set by `start`.
+    pub ignored: Vec<String>,
+}
+
+/// A command line that cannot be run.
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    /// Bad usage, or help and version (clap prints them).
+    #[error(transparent)]
+    Usage(#[from] clap::Error),
+    #[error(transparent)]
+    ConfigFile(#[from] ConfigFileError),
+    /// The config file's options and the command line's do not combine.
+    #[error("{}: {source}", .path.display())]
+    Combine {
+        path: std::path::PathBuf,
+        source: LayerError,
+    },
+}
+
+/// The global options that mean something to a daemon client.
+const DAEMON_CLIENT_FLAGS: &[&str] = &["config", "verbose", "quiet"];
+
+/// Parse the command line of the host role (`args[0]` is the program),
+/// and read the config file where it applies.
+pub fn parse(args: Vec<OsString>) -> Result<Invocation, CliError> {
     let mut command = Cli::command();
     let matches = command.try_get_matches_from_mut(args)?;
     let mut cli = Cli::from_arg_matches(&matches).map_err(|e| e.format(&mut command))?;
     let Some(subcommand) = cli.subcommand.take() else {
         if cli.command.is_empty() && cli.explain.is_none() {
-            return Err(nothing_to_run(&mut command));
+            return Err(nothing_to_run(&mut command).into());
         }
+        cli.host = with_config_file(&matches)?;
         return Ok(Invocation::Run(Box::new(cli)));
     };
-    let name = matches.subcommand_name().unwrap_or_default().to_string();
+    let (name, own) = matches.subcommand().expect("a subcommand was parsed");
+    let name = name.to_string();
     for (id, flag) in [("explain", "--explain"), ("grace", "--grace")] {
         if matches.value_source(id) == Some(ValueSource::CommandLine) {
-            return Err(command.error(
-                ErrorKind::ArgumentConflict,
-                format!("{flag} is for a run (mitogen-fakessh [OPTIONS] COMMAND), not for {name}"),
-            ));
+            return Err(command
+                .error(
+                    ErrorKind::ArgumentConflict,
+                    format!(
+                        "{flag} is for a run (mitogen-fakessh [OPTIONS] COMMAND), not for {name}"
+                    ),
+                )
+                .into());
         }
     }
-    let global = cli.host;
-    let conflict = |message: String| {
+    let conflict = |e: LayerError| {
+        let message = match e {
+            LayerError::Twice(flag) => {
+                format!("{flag} given both before and after {name}; give it once")
+            }
+            LayerError::Refused(message) => message,
+        };
         let mut sub = command.find_subcommand(&name).cloned().unwrap_or_default();
-        sub.error(ErrorKind::ArgumentConflict, message)
+        CliError::Usage(sub.error(ErrorKind::ArgumentConflict, message))
     };
+    let joined = || layers::combined(&[&matches, own], Precedence::Joined).map_err(conflict);
     Ok(match subcommand {
         Subcommand::Start(mut start) => {
-            start.host = merged(global, start.host, &name).map_err(conflict)?;
+            start.host = with_config_file(&joined()?.matches)?;
             Invocation::Start(start)
         }
-        Subcommand::Exec(exec) => Invocation::Exec(exec, global),
-        Subcommand::Status(status) => Invocation::Status(status, global),
-        Subcommand::Stop(stop) => Invocation::Stop(stop, global),
-        Subcommand::Agents(own) => {
-            let mut global = global;
-            global.agents.extend(own.agents);
-            Invocation::Agents(global)
+        Subcommand::Exec(exec) => Invocation::Exec(exec, daemon_client(&matches, &cli.host)),
+        Subcommand::Status(status) => {
+            Invocation::Status(status, daemon_client(&matches, &cli.host))
         }
+        Subcommand::Stop(stop) => Invocation::Stop(stop, daemon_client(&matches, &cli.host)),
+        Subcommand::Agents(_) => Invocation::Agents(with_config_file(&joined()?.matches)?),
         Subcommand::Completions(completions) => Invocation::Completions(completions.shell),
     })
+}
+
+/// The options `given` (the matches of the whole command line, or of its
+/// parts joined), under which the config file they name is read.
+fn with_config_file(given: &ArgMatches) -> Result<HostArgs, CliError> {
+    let own = HostArgs::from_arg_matches(given)?;
+    let Some(file) = ConfigFile::load(own.config.as_deref())? else {
+        return Ok(own);
+    };
+    let Combined {
+        mut args, places, ..
+    } = layers::combined(&[given, &file.matches], Precedence::FirstWins).map_err(|source| {
+        CliError::Combine {
+            path: file.path.clone(),
+            source,
+        }
+    })?;
+    let from_file = |id: &str| places.get(id).is_some_and(|p| p.contains(&1));
+    args.from_file = Some(Box::new(FileOrigins {
+        path: file.path,
+        hosts: file.hosts,
+        to: file.to.filter(|_| from_file("to")),
+    }));
+    Ok(args)
+}
+
+/// What a daemon client takes of the global options: the log level, and
+/// the flags it ignores, to say so.
+fn daemon_client(matches: &ArgMatches, global: &HostArgs) -> DaemonClient {
+    let ignored = layers::host_command()
+        .get_arguments()
+        .filter(|arg| !DAEMON_CLIENT_FLAGS.contains(&arg.get_id().as_str()))
+        .filter(|arg| matches.value_source(arg.get_id().as_str()) == Some(ValueSource::CommandLine))
+        .filter_map(|arg| arg.get_long().map(|long| format!("--{long}")))
+        .collect();
+    DaemonClient {
+        log_level: global.log_level(),
+        ignored,
+    }
 }
 
 /// Neither COMMAND nor a subcommand (nor --explain): say what may come.
@@ -93,104 +177,75 @@ fn nothing_to_run(command: &mut clap::Command) -> clap::Error {
     )
 }
 
-/// The global options (`before`) and a subcommand's own (`after`): lists
-/// in command-line order, counts added, and a value given on both sides
-/// refused, as clap refuses a flag given twice.
-fn merged(before: HostArgs, after: HostArgs, name: &str) -> Result<HostArgs, String> {
-    // Every field named, so that a new flag must be placed here.
-    let HostArgs {
-        to,
-        mut hosts,
-        config,
-        ssh_config,
-        password_file,
-        mut agents,
-        agent_dir,
-        forward_agent_across_users,
-        remote_gateway_ports,
-        verbose,
-        quiet,
-    } = before;
-    hosts.extend(after.hosts);
-    agents.extend(after.agents);
-    let verbose = verbose.saturating_add(after.verbose);
-    let quiet = quiet || after.quiet;
-    if quiet && verbose > 0 {
-        return Err("--quiet cannot be used with --verbose".to_string());
-    }
-    Ok(HostArgs {
-        to: once("--to", to, after.to, name)?,
-        hosts,
-        config: once("--config", config, after.config, name)?,
-        ssh_config: once("--ssh-config", ssh_config, after.ssh_config, name)?,
-        password_file: once("--password-file", password_file, after.password_file, name)?,
-        agents,
-        agent_dir: once("--agent-dir", agent_dir, after.agent_dir, name)?,
-        forward_agent_across_users: forward_agent_across_users || after.forward_agent_across_users,
-        remote_gateway_ports: remote_gateway_ports || after.remote_gateway_ports,
-        verbose,
-        quiet,
-    })
-}
-
-/// A flag that takes one value, given before or after subcommand `name`.
-fn once<T>(
-    flag: &str,
-    before: Option<T>,
-    after: Option<T>,
-    name: &str,
-) -> Result<Option<T>, String> {
-    match (before, after) {
-        (Some(_), Some(_)) => Err(format!(
-            "{flag} given both before and after {name}; give it once"
-        )),
-        (before, after) => Ok(before.or(after)),
-    }
-}
-
-impl HostArgs {
-    /// The flags given that choose or start chains (all but `--config`,
-    /// `-v` and `-q`): without effect on `exec`, `status` and `stop`,
-    /// whose daemon's chains `start` set.
-    pub fn chain_flags(&self) -> Vec<&'static str> {
-        let HostArgs {
-            to,
-            hosts,
-            config: _,
-            ssh_config,
-            password_file,
-            agents,
-            agent_dir,
-            forward_agent_across_users,
-            remote_gateway_ports,
-            verbose: _,
-            quiet: _,
-        } = self;
-        [
-            ("--to", to.is_some()),
-            ("--host", !hosts.is_empty()),
-            ("--ssh-config", ssh_config.is_some()),
-            ("--password-file", password_file.is_some()),
-            ("--agent", !agents.is_empty()),
-            ("--agent-dir", agent_dir.is_some()),
-            ("--forward-agent-across-users", *forward_agent_across_users),
-            ("--remote-gateway-ports", *remote_gateway_ports),
-        ]
-        .into_iter()
-        .filter(|(_, given)| *given)
-        .map(|(flag, _)| flag)
-        .collect()
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cli::host_args::texts;
 
+    /// `args` parsed; without `--config`, with `--config none`, so that
+    /// no config file of this machine's is read.
     fn parsed(args: &[&str]) -> Invocation {
         let mut argv = vec![OsString::from("mitogen-fakessh")];
+        if !args.contains(&"--config") {
+            argv.extend(["--config", "none"].map(OsString::from));
+        }
         argv.extend(args.iter().map(OsString::from));
         parse(argv).unwrap()
+    }
+
+    #[test]
+    fn the_config_file_is_more_arguments_under_the_command_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("team.toml");
+        std::fs::write(
+            &file,
+            "to = \"ssh:%h\"\nssh-config = \"fleet\"\nverbose = 2\n\
+             agent = [\"Linux b=/b\"]\nremote-gateway-ports = true\n\
+             [[host]]\npattern = \"w*\"\nchain = \"local\"\n",
+        )
+        .unwrap();
+        let file = file.to_str().unwrap();
+        let Invocation::Run(cli) = parsed(&[
+            "--config",
+            file,
+            "--host",
+            "x=local",
+            "--to",
+            "local",
+            "-q",
+            "--agent",
+            "Linux a=/a",
+            "--",
+            "true",
+        ]) else {
+            panic!("not a run")
+        };
+        let host = &cli.host;
+        assert_eq!(texts(&host.hosts), ["x=local", "w*=local"]);
+        assert_eq!(host.to.as_deref(), Some("local"));
+        assert_eq!(host.ssh_config, Some(dir.path().join("fleet")));
+        assert_eq!((host.quiet, host.verbose), (true, 0));
+        assert!(host.remote_gateway_ports);
+        let platforms: Vec<&str> = host.agents.iter().map(|a| &*a.platform).collect();
+        assert_eq!(platforms, ["Linux a", "Linux b"]);
+        let origins = host.from_file.as_ref().unwrap();
+        assert_eq!((origins.hosts.len(), origins.to), (1, None));
+        // Before and after start alike; the file's `to` stands alone.
+        let Invocation::Start(start) = parsed(&["--config", file, "start", "--host", "y=local"])
+        else {
+            panic!("not start")
+        };
+        assert_eq!(texts(&start.host.hosts), ["y=local", "w*=local"]);
+        assert_eq!(start.host.to.as_deref(), Some("ssh:%h"));
+        assert_eq!(start.host.verbose, 2);
+        assert_eq!(start.host.from_file.unwrap().to, Some(1));
+        // `agents` lists the file's agents after its own.
+        let Invocation::Agents(agents) = parsed(&["--config", file, "agents", "--agent", "C c=/c"])
+        else {
+            panic!("not agents")
+        };
+        let platforms: Vec<&str> = agents.agents.iter().map(|a| &*a.platform).collect();
+        assert_eq!(platforms, ["C c", "Linux b"]);
     }
 
     #[test]
@@ -209,7 +264,7 @@ mod tests {
         ]) else {
             panic!("not start")
         };
-        assert_eq!(start.host.hosts, ["p*=ssh:lab", "q*=local"]);
+        assert_eq!(texts(&start.host.hosts), ["p*=ssh:lab", "q*=local"]);
         assert_eq!(start.host.ssh_config.as_deref(), Some("cfg".as_ref()));
         assert_eq!(start.host.verbose, 2);
         assert!(start.sh);
@@ -219,10 +274,10 @@ mod tests {
             panic!("not status")
         };
         assert!(status.json);
-        assert!(global.chain_flags().is_empty());
+        assert!(global.ignored.is_empty());
         assert!(matches!(
             parsed(&["--to", "local", "exec", "--", "make"]),
-            Invocation::Exec(exec, global) if exec.command == ["make"] && global.chain_flags() == ["--to"]
+            Invocation::Exec(exec, global) if exec.command == ["make"] && global.ignored == ["--to"]
         ));
     }
 

@@ -4,16 +4,23 @@
 //! - [`subcommands`]: `start`, `exec`, `status`, `stop`, `agents`,
 //!   `completions`;
 //! - [`invocation`]: what a command line asks for, the global options
-//!   merged into the subcommand they come before.
+//!   joined with the subcommand they come before;
+//! - [`config_file`]: the team config file, as more arguments;
+//! - [`layers`]: options given in several places as one set, each flag
+//!   combined as its clap action says.
 
 mod command_line;
+mod config_file;
 mod host_args;
 mod invocation;
+mod layers;
 mod subcommands;
 
 pub use command_line::Cli;
-pub use host_args::{HostArgs, duration};
-pub use invocation::{Invocation, parse};
+pub use config_file::keys as config_keys;
+pub use host_args::{FileOrigins, FileRule, HostArgs, HostFlag, duration};
+pub use invocation::{CliError, DaemonClient, Invocation, parse};
+pub use layers::host_command;
 pub use subcommands::{
     AgentsCli, CompletionsCli, DaemonSocket, ExecCli, StartCli, StatusCli, StopCli, Subcommand,
 };

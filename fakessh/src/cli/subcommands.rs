@@ -9,6 +9,7 @@ use std::time::Duration;
 use clap::Args;
 
 use super::host_args::{HostArgs, duration};
+use crate::hop::agents::AgentFlag;
 
 /// The words that are subcommands. A program of the same name runs after
 /// `--`: `mitogen-fakessh -- start`.
@@ -130,7 +131,7 @@ pub struct AgentsCli {
     /// Also this agent executable, for remote hosts whose `uname -sm` is
     /// PLATFORM (repeatable), as for a run.
     #[arg(long = "agent", value_name = "PLATFORM=PATH")]
-    pub agents: Vec<String>,
+    pub agents: Vec<AgentFlag>,
 }
 
 // `mitogen-fakessh completions SHELL`.

@@ -11,7 +11,6 @@
 
 pub mod accept;
 mod client_options;
-mod config_file;
 mod connector;
 mod delivery;
 mod explain;
@@ -34,7 +33,6 @@ use std::sync::Arc;
 
 use crate::cli::{Cli, HostArgs};
 use crate::hop::ssh::SshSettings;
-pub use config_file::{ConfigFile, ConfigFileError};
 pub use connector::Connector;
 pub use launcher::EXIT_FAILURE;
 use routing::{MappingError, Routing, Rule};
@@ -45,8 +43,6 @@ use ssh_config::{ConfigError, SshConfig};
 pub enum StartError {
     #[error(transparent)]
     Mapping(#[from] MappingError),
-    #[error(transparent)]
-    ConfigFile(#[from] ConfigFileError),
     #[error("--ssh-config {}: no such file", .0.display())]
     NoSshConfig(PathBuf),
     #[error(transparent)]
@@ -92,13 +88,11 @@ pub struct Prepared {
     pub agents: crate::hop::agents::Agents,
 }
 
-/// Read the config file, fill in what the flags left out, start logging,
-/// and build the routing table, the ssh settings and the agent list.
+/// Start logging, and build the routing table, the ssh settings and the
+/// agent list from the options (the config file's among them).
 pub fn prepare(args: HostArgs) -> Result<Prepared, StartError> {
-    let file = ConfigFile::load(args.config.as_deref())?;
-    let args = with_defaults(args, &file);
     crate::logging::init(args.log_level(), None);
-    let routing = routing_from(&args, file)?;
+    let routing = routing_from(&args)?;
     let ssh = ssh_settings(&args)?;
     let privilege_password = match &args.password_file {
         Some(path) => Some(password_file::read(path)?),
@@ -112,34 +106,6 @@ pub fn prepare(args: HostArgs) -> Result<Prepared, StartError> {
         privilege_password,
         agents,
     })
-}
-
-/// `mitogen-fakessh agents`: the `--agent` flags, then the config file's
-/// agents; starts logging at the level they say.
-pub fn agent_flags(args: HostArgs) -> Result<Vec<String>, StartError> {
-    let file = ConfigFile::load(args.config.as_deref())?;
-    let args = with_defaults(args, &file);
-    crate::logging::init(args.log_level(), None);
-    Ok(args.agents)
-}
-
-/// Fill in what the command line left out from the config file.
-fn with_defaults(mut args: HostArgs, file: &ConfigFile) -> HostArgs {
-    if args.ssh_config.is_none() {
-        args.ssh_config = file.ssh_config.clone();
-    }
-    if args.password_file.is_none() {
-        args.password_file = file.password_file.clone();
-    }
-    if args.agent_dir.is_none() {
-        args.agent_dir = file.agent_dir.clone();
-    }
-    args.agents.extend(file.agents.iter().cloned());
-    if args.verbose == 0 && !args.quiet {
-        args.verbose = file.verbose.unwrap_or(0);
-        args.quiet = file.quiet.unwrap_or(false) && args.verbose == 0;
-    }
-    args
 }
 
 impl Prepared {
@@ -194,17 +160,28 @@ fn run(cli: &Cli, prepared: Prepared) -> Result<i32, StartError> {
 }
 
 /// The command line's rules (`--host` in order, then `--to`), then the
-/// config file's.
-fn routing_from(args: &HostArgs, file: ConfigFile) -> Result<Routing, StartError> {
-    let mut rules = args
-        .hosts
+/// config file's (its `[[host]]` tables in order, then its `to`).
+fn routing_from(args: &HostArgs) -> Result<Routing, StartError> {
+    let file = args.from_file.as_ref();
+    let file_hosts = file.map_or(0, |f| f.hosts.len());
+    let (ours, theirs) = args.hosts.split_at(args.hosts.len() - file_hosts);
+    let mut rules = ours
         .iter()
-        .map(|h| Rule::from_host_flag(h))
+        .map(Rule::from_host_flag)
         .collect::<Result<Vec<_>, _>>()?;
-    if let Some(to) = &args.to {
+    let to = args.to.as_deref();
+    let file_to = file.and_then(|f| f.to.map(|line| (&f.path, line)));
+    if let (Some(to), None) = (to, file_to) {
         rules.push(Rule::from_to_flag(to)?);
     }
-    rules.extend(file.rules);
+    if let Some(file) = file {
+        for (flag, written) in theirs.iter().zip(&file.hosts) {
+            rules.push(Rule::from_file_host(flag, &file.path, written)?);
+        }
+    }
+    if let (Some(to), Some((path, line))) = (to, file_to) {
+        rules.push(Rule::from_file_to(to, path, line)?);
+    }
     Ok(Routing { rules })
 }
 

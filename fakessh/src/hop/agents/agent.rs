@@ -33,10 +33,6 @@ pub enum AgentError {
     OtherBuild(PathBuf),
     #[error("{} is not used: {why} (another user could replace it)", .path.display())]
     Distrusted { path: PathBuf, why: String },
-    #[error(
-        "--agent {0:?}: expected PLATFORM=PATH, e.g. --agent \"Linux aarch64=/path/to/mitogen-fakessh\""
-    )]
-    BadFlag(String),
 }
 
 /// An agent executable, hashed and compressed when first needed.

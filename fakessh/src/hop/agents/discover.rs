@@ -5,19 +5,40 @@ use std::path::{Path, PathBuf};
 
 use super::agent::{AGENTS_ENV, Agent, AgentError, Agents, Source};
 
-/// Everything this host can upload: `flags` (`PLATFORM=PATH`) first, then
-/// the agents directories, then this executable.
-pub fn discover(flags: &[String]) -> Result<Agents, AgentError> {
+/// One `--agent PLATFORM=PATH`: clap parses it with [`str::parse`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AgentFlag {
+    /// `uname -sm` of the remote hosts it is for.
+    pub platform: String,
+    pub path: PathBuf,
+}
+
+impl std::str::FromStr for AgentFlag {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<AgentFlag, String> {
+        text.split_once('=')
+            .filter(|(platform, path)| !platform.trim().is_empty() && !path.is_empty())
+            .map(|(platform, path)| AgentFlag {
+                platform: platform.trim().to_string(),
+                path: PathBuf::from(path),
+            })
+            .ok_or_else(|| {
+                "expected PLATFORM=PATH, e.g. --agent \"Linux aarch64=/path/to/mitogen-fakessh\""
+                    .to_string()
+            })
+    }
+}
+
+/// Everything this host can upload: `flags` first, then the agents
+/// directories, then this executable.
+pub fn discover(flags: &[AgentFlag]) -> Result<Agents, AgentError> {
     let mut agents = Agents::default();
     for flag in flags {
-        let (platform, path) = flag
-            .split_once('=')
-            .filter(|(p, path)| !p.trim().is_empty() && !path.is_empty())
-            .ok_or_else(|| AgentError::BadFlag(flag.clone()))?;
         agents.add(Agent::new(
-            platform.trim().to_string(),
+            flag.platform.clone(),
             Source::Flag,
-            PathBuf::from(path),
+            flag.path.clone(),
         ));
     }
     for dir in directories() {
@@ -122,7 +143,7 @@ fn directories() -> Vec<PathBuf> {
 /// over the wire), SHA-256 and where it comes from; one a platform already
 /// has is marked `(fallback)`. An agent that cannot be used is named on
 /// stderr with the reason, and the status is then 1.
-pub fn print_list(flags: &[String]) -> i32 {
+pub fn print_list(flags: &[AgentFlag]) -> i32 {
     let agents = match discover(flags) {
         Ok(agents) => agents,
         Err(e) => {
@@ -183,14 +204,16 @@ mod tests {
 
     #[test]
     fn flags_come_first_and_this_executable_last() {
-        let agents = discover(&["Linux riscv64=/nonexistent".into()]).unwrap();
+        let flag: AgentFlag = "Linux riscv64=/nonexistent".parse().unwrap();
+        let agents = discover(&[flag]).unwrap();
         assert_eq!(agents.all()[0].source, Source::Flag);
         assert_eq!(agents.all().last().unwrap().source, Source::ThisExecutable);
         assert!(agents.for_platform(&this_platform()).is_some());
         // Unreadable: never offered.
         assert!(agents.for_platform("Linux riscv64").is_none());
-        assert!(discover(&["no-equals".into()]).is_err());
-        assert!(discover(&["=/x".into()]).is_err());
+        assert!("no-equals".parse::<AgentFlag>().is_err());
+        assert!("=/x".parse::<AgentFlag>().is_err());
+        assert!("Linux x=".parse::<AgentFlag>().is_err());
     }
 
     #[test]

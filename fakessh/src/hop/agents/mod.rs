@@ -32,4 +32,4 @@ mod discover;
 
 pub use agent::{AGENTS_ENV, Agent, AgentError, Agents, Image, Source, this_platform};
 #[cfg(feature = "host")]
-pub use discover::{discover, print_list};
+pub use discover::{AgentFlag, discover, print_list};

@@ -6,5 +6,5 @@ mod names;
 mod rules;
 mod template;
 
-pub use rules::{MappingError, Origin, Routing, Rule, RuleKind};
-pub use template::{ChainTemplate, ExpandError};
+pub use rules::{MappingError, Routing, Rule};
+pub use template::ExpandError;

@@ -4,9 +4,11 @@
 //! `ssh:[USER@]HOST[:PORT]` on demand.
 
 use std::fmt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use router_core::hop::{Chain, Hop};
+
+use crate::cli::{FileRule, HostFlag};
 
 use super::template::{ChainTemplate, ExpandError, Target, TemplateError};
 
@@ -36,13 +38,9 @@ pub struct Rule {
     pub agent_dir: Option<String>,
 }
 
-/// A `--host` argument that does not parse.
+/// A rule whose chain does not parse.
 #[derive(Debug, thiserror::Error)]
 pub enum MappingError {
-    #[error("--host {0:?}: expected PATTERN=CHAIN, e.g. --host 'web*=ssh:deploy@%h,sudo:root'")]
-    NoEquals(String),
-    #[error("--host {0:?}: empty pattern")]
-    EmptyPattern(String),
     #[error("--host {pattern}: {source}")]
     Template {
         pattern: String,
@@ -50,6 +48,13 @@ pub enum MappingError {
     },
     #[error("--to {text}: {source}")]
     To { text: String, source: TemplateError },
+    /// A rule of the config file: its `[[host]]` table's chain, or `to`.
+    #[error("{} line {line}: {message}", .path.display())]
+    File {
+        path: PathBuf,
+        line: usize,
+        message: String,
+    },
 }
 
 /// The routing table, in the order rules are tried.
@@ -66,22 +71,59 @@ pub struct Route<'a> {
 
 impl Rule {
     /// `--host PATTERN=CHAIN`.
-    pub fn from_host_flag(s: &str) -> Result<Rule, MappingError> {
-        let (patterns, chain) = s
-            .split_once('=')
-            .ok_or_else(|| MappingError::NoEquals(s.to_string()))?;
-        if patterns.trim().is_empty() {
-            return Err(MappingError::EmptyPattern(s.to_string()));
-        }
-        let template = ChainTemplate::parse(chain).map_err(|source| MappingError::Template {
-            pattern: patterns.to_string(),
-            source,
+    pub fn from_host_flag(flag: &HostFlag) -> Result<Rule, MappingError> {
+        let template =
+            ChainTemplate::parse(&flag.chain).map_err(|source| MappingError::Template {
+                pattern: flag.patterns.clone(),
+                source,
+            })?;
+        Ok(Rule {
+            kind: RuleKind::Host,
+            patterns: flag.patterns.clone(),
+            template,
+            origin: Origin::CommandLine,
+            agent_dir: None,
+        })
+    }
+
+    /// A config file's `[[host]]` table, as the `--host` it stands for.
+    pub fn from_file_host(
+        flag: &HostFlag,
+        path: &Path,
+        written: &FileRule,
+    ) -> Result<Rule, MappingError> {
+        let template = ChainTemplate::parse(&flag.chain).map_err(|e| MappingError::File {
+            path: path.to_path_buf(),
+            line: written.chain_line,
+            message: format!("chain: {e}"),
         })?;
         Ok(Rule {
             kind: RuleKind::Host,
-            patterns: patterns.to_string(),
+            patterns: flag.patterns.clone(),
             template,
-            origin: Origin::CommandLine,
+            origin: Origin::File {
+                path: path.to_path_buf(),
+                line: written.line,
+            },
+            agent_dir: written.agent_dir.clone(),
+        })
+    }
+
+    /// A config file's `to`, written at `line`.
+    pub fn from_file_to(text: &str, path: &Path, line: usize) -> Result<Rule, MappingError> {
+        let template = ChainTemplate::parse(text).map_err(|e| MappingError::File {
+            path: path.to_path_buf(),
+            line,
+            message: format!("to: {e}"),
+        })?;
+        Ok(Rule {
+            kind: RuleKind::To,
+            patterns: "*".into(),
+            template,
+            origin: Origin::File {
+                path: path.to_path_buf(),
+                line,
+            },
             agent_dir: None,
         })
     }
@@ -211,7 +253,7 @@ mod tests {
     fn routing(flags: &[&str], to: Option<&str>) -> Routing {
         let mut rules: Vec<Rule> = flags
             .iter()
-            .map(|f| Rule::from_host_flag(f).unwrap())
+            .map(|f| Rule::from_host_flag(&f.parse().unwrap()).unwrap())
             .collect();
         rules.extend(to.map(|t| Rule::from_to_flag(t).unwrap()));
         Routing { rules }
@@ -258,9 +300,11 @@ mod tests {
 
     #[test]
     fn bad_flags() {
-        assert!(Rule::from_host_flag("web").is_err());
-        assert!(Rule::from_host_flag("=local").is_err());
-        let e = Rule::from_host_flag("web=bogus").unwrap_err().to_string();
+        assert!("web".parse::<HostFlag>().is_err());
+        assert!("=local".parse::<HostFlag>().is_err());
+        let e = Rule::from_host_flag(&"web=bogus".parse().unwrap())
+            .unwrap_err()
+            .to_string();
         assert!(e.starts_with("--host web: invalid chain"), "{e}");
         let e = Rule::from_to_flag("ssh:%q").unwrap_err().to_string();
         assert!(e.contains("unknown token %q"), "{e}");
@@ -268,7 +312,7 @@ mod tests {
 
     #[test]
     fn rules_say_where_they_come_from() {
-        let rule = Rule::from_host_flag("web*=ssh:%h").unwrap();
+        let rule = Rule::from_host_flag(&"web*=ssh:%h".parse().unwrap()).unwrap();
         assert_eq!(rule.to_string(), "--host 'web*=ssh:%h' (command line)");
         let file = Rule {
             origin: Origin::File {
@@ -280,6 +324,35 @@ mod tests {
         assert_eq!(
             file.to_string(),
             "host \"web*\" = \"ssh:%h\" (/etc/x line 4)"
+        );
+    }
+
+    #[test]
+    fn a_file_rule_names_its_file_and_line() {
+        let path = Path::new("/etc/team/config");
+        let written = FileRule {
+            line: 4,
+            chain_line: 5,
+            agent_dir: Some("/dev/shm/mfs".into()),
+        };
+        let rule = Rule::from_file_host(&"w*=ssh:%h".parse().unwrap(), path, &written).unwrap();
+        assert_eq!(
+            rule.to_string(),
+            "host \"w*\" = \"ssh:%h\" (/etc/team/config line 4)"
+        );
+        assert_eq!(rule.agent_dir.as_deref(), Some("/dev/shm/mfs"));
+        let e = Rule::from_file_host(&"w*=ssh:%q".parse().unwrap(), path, &written).unwrap_err();
+        assert!(
+            e.to_string()
+                .starts_with("/etc/team/config line 5: chain: unknown token %q"),
+            "{e}"
+        );
+        let to = Rule::from_file_to("ssh:%h", path, 1).unwrap();
+        assert_eq!(to.to_string(), "to = \"ssh:%h\" (/etc/team/config line 1)");
+        let e = Rule::from_file_to("ssh:%", path, 2).unwrap_err();
+        assert!(
+            e.to_string().starts_with("/etc/team/config line 2: to: "),
+            "{e}"
         );
     }
 }
