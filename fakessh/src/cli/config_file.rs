@@ -36,8 +36,15 @@ use super::host_args::FileRule;
 use super::layers::{host_command, one_line, parse as parse_words};
 
 /// The flags that no config file gives: `--config` (a file names no
-/// other).
-pub const NOT_IN_FILE: &[&str] = &["config"];
+/// other), and the two that loosen a trust boundary, which must be asked
+/// for on the command line of the run that wants them (a team file shared
+/// by many must not open a remote listener to the network, or hand one
+/// account's ssh-agent to another, for everyone).
+pub const NOT_IN_FILE: &[&str] = &[
+    "config",
+    "forward_agent_across_users",
+    "remote_gateway_ports",
+];
 
 /// The key of the `[[host]]` tables, which stand for `--host`.
 const HOST_TABLES: &str = "host";
@@ -369,6 +376,15 @@ agent-dir = "/dev/shm/mfs"
             e.starts_with("/etc/team/config line 2: empty pattern"),
             "{e}"
         );
+        for loosening in ["remote-gateway-ports", "forward-agent-across-users"] {
+            let e = error(&format!("{loosening} = true\n"));
+            assert!(
+                e.starts_with(&format!(
+                    "/etc/team/config line 1: unknown field `{loosening}`"
+                )),
+                "{e}"
+            );
+        }
         let e = error("verbose = 9\n");
         assert!(
             e.starts_with("/etc/team/config line 1: verbose: 0 to 3"),

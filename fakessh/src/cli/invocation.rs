@@ -200,7 +200,7 @@ mod tests {
         std::fs::write(
             &file,
             "to = \"ssh:%h\"\nssh-config = \"fleet\"\nverbose = 2\n\
-             agent = [\"Linux b=/b\"]\nremote-gateway-ports = true\n\
+             agent = [\"Linux b=/b\"]\n\
              [[host]]\npattern = \"w*\"\nchain = \"local\"\n",
         )
         .unwrap();
@@ -213,6 +213,7 @@ mod tests {
             "--to",
             "local",
             "-q",
+            "--remote-gateway-ports",
             "--agent",
             "Linux a=/a",
             "--",
