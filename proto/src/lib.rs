@@ -13,6 +13,7 @@
 //! - [`message`]: context ids, handles and the control payloads;
 //! - [`hop`]: the chain grammar, and the hop a parent asks an agent to start;
 //! - [`handshake`]: a new agent's first frames, both halves;
+//! - [`agent_request`]: what an agent is asked, typed, and who may ask it;
 //! - [`control`]: the control socket's messages between the host and its
 //!   clients (shims, `status`, `stop`, `exec`);
 //! - [`route_table`]: where a frame may go and who may send it (the trust
@@ -21,6 +22,7 @@
 //!   machines (flow control, EOF, exit ordering, signals);
 //! - [`text`]: remote text made safe to print in our own diagnostics.
 
+pub mod agent_request;
 pub mod control;
 pub mod frame;
 #[doc(hidden)]

@@ -25,7 +25,7 @@ pub mod unix_listener;
 
 #[doc(hidden)]
 pub use proto::fuzzing;
-pub use proto::{control, frame, handshake, hop, message, session, text};
+pub use proto::{agent_request, control, frame, handshake, hop, message, session, text};
 
 pub use frame::{Encoding, Frame, FrameError, Header};
 pub use message::{ContextId, Handle};

@@ -21,9 +21,10 @@ use std::time::Duration;
 
 use nix::sys::signal::Signal;
 use router_core::Router;
+use router_core::agent_request::{AGENT_HANDLES, AgentRequest, RequestError};
 use router_core::connection::{FrameReader, FrameWriter, ReadError};
 use router_core::frame::{DEFAULT_MAX_PAYLOAD, Frame};
-use router_core::message::{AgentHello, ConnectFailure, ConnectRequest, ContextId, handle};
+use router_core::message::{AgentHello, ConnectFailure, ConnectRequest, ContextId, Handle};
 use router_core::router::{RouterEvent, StreamRole};
 use router_core::session::{CommandSession, SpawnRequest, ToCommand};
 use tokio::process::Child;
@@ -33,7 +34,6 @@ use tokio::task::JoinSet;
 use tracing::{debug, info, warn};
 
 use crate::fdstream::FdStream;
-use crate::hop::error::HopFailure;
 use crate::hop::remote;
 use login::{Login, LoginError};
 use router_core::handshake;
@@ -171,16 +171,7 @@ async fn run() -> Result<(), AgentError> {
     let mut events = router.subscribe();
     // One inbox, so frames are handled in the order they arrived: a spawn
     // before its session's stdin, stdin before its EOF.
-    let mut inbox = router.register_inbox(
-        &[
-            handle::SPAWN,
-            handle::CONNECT,
-            handle::SESSION_STDIN,
-            handle::SESSION_CONTROL,
-            handle::SHUTDOWN,
-        ],
-        INBOX,
-    );
+    let mut inbox = router.register_inbox(&AGENT_HANDLES, INBOX);
     router
         .attach(
             &format!("parent of {}", config.name),
@@ -198,14 +189,16 @@ async fn run() -> Result<(), AgentError> {
     let reason = loop {
         tokio::select! {
             _ = trim.tick() => crate::sys::release_free_memory(),
-            Some(f) = inbox.recv() => match f.header.handle {
-                handle::SPAWN => agent.on_spawn(f).await,
-                handle::CONNECT => agent.on_connect(f).await,
-                handle::SESSION_STDIN | handle::SESSION_CONTROL => agent.on_session_frame(f).await,
-                _ => {
-                    if agent.commanded_by_ancestor(&f, "shutdown").await {
-                        break "shutdown requested".to_string();
+            Some(f) = inbox.recv() => {
+                let ancestors = router.parent_ids();
+                match AgentRequest::from_frame(&f, router.my_id(), ancestors) {
+                    Ok(AgentRequest::Spawn(req)) => agent.on_spawn(req).await,
+                    Ok(AgentRequest::Connect { request, from, reply_to }) => {
+                        agent.on_connect(request, from, reply_to)
                     }
+                    Ok(AgentRequest::Session { peer, msg }) => agent.on_session_message(peer, msg).await,
+                    Ok(AgentRequest::Shutdown) => break "shutdown requested".to_string(),
+                    Err(e) => agent.refuse(&f, e).await,
                 }
             },
             Some(done) = agent.session_tasks.join_next(), if !agent.session_tasks.is_empty() => {
@@ -254,38 +247,27 @@ struct Agent {
 }
 
 impl Agent {
-    /// Commands are honoured only from an ancestor (Mitogen's
-    /// has_parent_authority); anything else is logged and answered dead.
-    async fn commanded_by_ancestor(&self, f: &Frame, what: &str) -> bool {
-        let auth = f.header.auth;
-        if auth != self.router.my_id() && self.router.is_ancestor_or_self(auth) {
-            return true;
-        }
-        warn!(
-            "{}: refused {what} from context {auth}: not an ancestor",
-            self.name
-        );
-        if f.header.reply_to != 0 && !f.is_dead() {
+    /// A frame that is not a request we take: logged, and answered dead
+    /// where its sender waits (a command from a context that may not
+    /// command us).
+    async fn refuse(&self, f: &Frame, e: RequestError) {
+        warn!("{}: {e}", self.name);
+        if let Some(why) = e.answer()
+            && f.header.reply_to != 0
+            && !f.is_dead()
+        {
             self.router
                 .send(Frame::dead(
                     self.router.my_id(),
                     f.header.src,
                     f.header.reply_to,
-                    &format!("{what} refused by policy"),
+                    &why,
                 ))
                 .await;
         }
-        false
     }
 
-    async fn on_spawn(&mut self, f: Frame) {
-        if !self.commanded_by_ancestor(&f, "spawn").await {
-            return;
-        }
-        let req: SpawnRequest = match f.decode_cbor("spawn request") {
-            Ok(r) => r,
-            Err(e) => return warn!("{}: {e}", self.name),
-        };
+    async fn on_spawn(&mut self, req: SpawnRequest) {
         let peer = req.peer;
         if self.sessions.contains_key(&peer) {
             return warn!("{}: duplicate session {peer}", self.name);
@@ -325,21 +307,7 @@ impl Agent {
     }
 
     /// Stdin or a control message for a session, passed to its task.
-    async fn on_session_frame(&mut self, f: Frame) {
-        let peer = f.header.src;
-        // A session's frames come from the session itself (the router has
-        // checked that its id is reached through our parent, as the SPAWN
-        // that opened it was), never under another context's authority.
-        if f.header.auth != peer {
-            return warn!(
-                "{}: refused a frame for session {peer} under the authority of context {}",
-                self.name, f.header.auth
-            );
-        }
-        let msg = match ToCommand::from_frame(&f) {
-            Ok(msg) => msg,
-            Err(e) => return warn!("{}: session {peer}: {e}", self.name),
-        };
+    async fn on_session_message(&mut self, peer: ContextId, msg: ToCommand) {
         let Some(session) = self.sessions.get(&peer) else {
             return debug!("{msg:?} for unknown session {peer}");
         };
@@ -360,26 +328,17 @@ impl Agent {
 
     /// Start another hop from here, in the background so sessions keep
     /// flowing, and answer on the request's reply handle.
-    async fn on_connect(&mut self, f: Frame) {
-        if !self.commanded_by_ancestor(&f, "connect").await {
-            return;
-        }
+    fn on_connect(&mut self, request: ConnectRequest, from: ContextId, reply_to: Handle) {
         let router = self.router.clone();
         self.connects.spawn(async move {
-            let result = match f.decode_cbor::<ConnectRequest>("connect request") {
-                Ok(req) => remote::serve(&router, req).await,
-                Err(e) => Err(HopFailure::from(e)),
-            };
+            let result = remote::serve(&router, request).await;
             let (child, reply): (Option<Child>, Result<(), ConnectFailure>) = match result {
                 Ok(child) => (Some(child), Ok(())),
                 Err(e) => (None, Err(e.to_wire())),
             };
-            if f.header.reply_to != 0 {
+            if reply_to != 0 {
                 router
-                    .send(Frame::cbor(
-                        router.header(f.header.src, f.header.reply_to),
-                        &reply,
-                    ))
+                    .send(Frame::cbor(router.header(from, reply_to), &reply))
                     .await;
             }
             child
