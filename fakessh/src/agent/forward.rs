@@ -11,8 +11,8 @@ use std::time::{Duration, Instant};
 use router_core::Router;
 use router_core::message::ContextId;
 use router_core::session::{
-    CommandSession, ExitStatus, ListenAddress, RemoteCommand, SESSION_QUEUE, SessionControl,
-    SessionEvent, ToClient, ToCommand,
+    CommandSession, ListenAddress, ListenerAction, ListenerSession, RemoteCommand, SESSION_QUEUE,
+    SessionEvent, ToClient, ToCommand, WAITING_MAX,
 };
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
 use tokio::sync::mpsc;
@@ -126,7 +126,7 @@ impl Forwards {
     }
 
     /// A `-R` listener as a session: `Listening`, then `Accepted` for each
-    /// connection, until the client ends it.
+    /// connection, until the client ends it ([`ListenerSession`] decides).
     fn listen(
         &mut self,
         router: Arc<Router>,
@@ -136,42 +136,55 @@ impl Forwards {
         let (inbox, mut messages) = mpsc::channel::<ToCommand>(SESSION_QUEUE);
         let waiting = self.waiting.clone();
         let task = async move {
-            let send = |event: SessionEvent| {
-                let router = router.clone();
-                async move {
-                    let frame = ToClient::Event(event).to_frame(peer, router.my_id());
-                    router.send(frame).await
-                }
-            };
+            let mut machine = ListenerSession::new();
             let mut listener = match Listener::bind(&address).await {
-                Ok(l) => l,
+                Ok(l) => {
+                    info!("session {peer}: listening on {}", l.describe());
+                    machine.bound(l.port());
+                    Some(l)
+                }
                 Err(why) => {
-                    session::refuse(&router, peer, why.to_string()).await;
-                    return peer;
+                    machine.bind_failed(why.to_string());
+                    None
                 }
             };
-            info!("session {peer}: listening on {}", listener.describe());
-            send(SessionEvent::Listening {
-                port: listener.port(),
-            })
-            .await;
-            loop {
-                tokio::select! {
-                    accepted = listener.accept() => match accepted {
-                        Ok((read, write)) => {
-                            let token = keep(&waiting, read, write);
-                            send(SessionEvent::Accepted { token }).await;
+            while !machine.is_done() {
+                while let Some(action) = machine.next_action() {
+                    match action {
+                        ListenerAction::Send(event) => {
+                            let frame = ToClient::Event(event).to_frame(peer, router.my_id());
+                            router.send(frame).await;
                         }
+                        ListenerAction::Stop => {
+                            if let Some(l) = listener.take() {
+                                l.remove();
+                            }
+                        }
+                    }
+                }
+                if machine.is_done() {
+                    break;
+                }
+                let Some(l) = listener.as_mut() else { break };
+                tokio::select! {
+                    accepted = l.accept() => match accepted {
+                        Ok((read, write)) => match keep(&waiting, read, write) {
+                            Some(token) => machine.accepted(token),
+                            None => debug!("session {peer}: {WAITING_MAX} connections wait already: refused one"),
+                        },
                         Err(e) => debug!("session {peer}: accept: {e}"),
                     },
                     msg = messages.recv() => match msg {
-                        None | Some(ToCommand::Control(SessionControl::Close)) => break,
-                        Some(_) => {}
+                        Some(msg) => {
+                            if let Err(e) = machine.on_message(msg) {
+                                debug!("session {peer}: {e}");
+                                machine.close();
+                            }
+                        }
+                        None => machine.close(),
                     },
                 }
             }
-            listener.remove();
-            send(SessionEvent::Exit(ExitStatus::Code(0))).await;
             peer
         };
         (SessionHandle { inbox, pgid: None }, Box::pin(task))
@@ -199,7 +212,10 @@ impl Forwards {
         let task = tokio::spawn(async move {
             while let Ok((sock, _)) = listener.accept().await {
                 let (read, write) = sock.into_split();
-                let token = keep(&waiting, read, write);
+                let Some(token) = keep(&waiting, read, write) else {
+                    debug!("session {peer}: {WAITING_MAX} connections wait already: refused one");
+                    continue;
+                };
                 let frame = ToClient::Event(SessionEvent::Accepted { token })
                     .to_frame(peer, router.my_id());
                 router.send(frame).await;
@@ -227,14 +243,20 @@ impl Drop for Forwards {
     }
 }
 
-/// Keep an accepted connection for its client, forgetting ones never taken.
+/// Keep an accepted connection for its client, forgetting ones never
+/// taken; `None` (the connection is dropped: closed) when
+/// [`WAITING_MAX`] already wait, so a flood of connections from whoever
+/// can reach the listener costs a bounded amount of memory.
 fn keep(
     waiting: &Mutex<HashMap<u64, Waiting>>,
     read: impl AsyncRead + Send + Unpin + 'static,
     write: impl AsyncWrite + Send + Unpin + 'static,
-) -> u64 {
+) -> Option<u64> {
     let mut waiting = waiting.lock().unwrap_or_else(|p| p.into_inner());
     waiting.retain(|_, w| w.since.elapsed() < TAKE_WITHIN);
+    if waiting.len() >= WAITING_MAX {
+        return None;
+    }
     let token = token();
     waiting.insert(
         token,
@@ -244,7 +266,7 @@ fn keep(
             since: Instant::now(),
         },
     );
-    token
+    Some(token)
 }
 
 /// The two halves of an accepted connection.
@@ -395,5 +417,22 @@ impl Listener {
         if let Some(path) = &self.unix_path {
             let _ = std::fs::remove_file(path);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_flood_of_accepted_connections_waits_within_its_bound() {
+        let waiting = Mutex::new(HashMap::new());
+        let kept = (0..WAITING_MAX + 10)
+            .filter(|_| keep(&waiting, tokio::io::empty(), tokio::io::sink()).is_some())
+            .count();
+        assert_eq!(kept, WAITING_MAX);
+        let token = *waiting.lock().unwrap().keys().next().unwrap();
+        waiting.lock().unwrap().remove(&token);
+        assert!(keep(&waiting, tokio::io::empty(), tokio::io::sink()).is_some());
     }
 }

@@ -17,6 +17,8 @@ pub enum ProtocolError {
     DataAfterEof(OutputStream),
     #[error("stdin data after its end of file")]
     StdinAfterEof,
+    #[error("stdin data for a listener, which takes none")]
+    StdinToListener,
     #[error("the session queue overflowed: the peer ignores flow control")]
     QueueFull,
     #[error(transparent)]

@@ -28,6 +28,7 @@ pub mod client;
 pub mod command;
 pub mod credit;
 pub mod error;
+pub mod listener;
 pub mod message;
 #[cfg(test)]
 mod pair;
@@ -67,6 +68,20 @@ impl Machine for ClientSession {
     }
 }
 
+impl Machine for ListenerSession {
+    type Incoming = ToCommand;
+    type Action = ListenerAction;
+    fn on_message(&mut self, msg: ToCommand) -> Result<(), ProtocolError> {
+        ListenerSession::on_message(self, msg)
+    }
+    fn next_action(&mut self) -> Option<ListenerAction> {
+        ListenerSession::next_action(self)
+    }
+    fn is_done(&self) -> bool {
+        ListenerSession::is_done(self)
+    }
+}
+
 impl Machine for CommandSession {
     type Incoming = ToCommand;
     type Action = CommandAction;
@@ -87,6 +102,7 @@ pub use credit::{
     DATA_CHUNK, MIN_FRAME_COST, RecvCredit, SESSION_QUEUE, SESSION_WINDOW, SendCredit, frame_cost,
 };
 pub use error::ProtocolError;
+pub use listener::{ListenerAction, ListenerSession, WAITING_MAX};
 pub use message::{
     ExitStatus, ListenAddress, MasterCommand, OutputStream, PtyRequest, RemoteCommand,
     SessionControl, SessionEvent, SessionRequest, SpawnRequest, ToClient, ToCommand, header,
