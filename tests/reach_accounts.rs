@@ -306,6 +306,6 @@ fn corrupted_and_truncated_uploads_are_caught_by_the_checksum() {
     // Cut short: the upload fails, the remote cleans up.
     run("truncate")
         .assert_no_panic()
-        .expect_error(255, "ssh:target: agent upload failed");
+        .expect_error(255, "ssh:target: agent image upload failed");
     assert_eq!(leftovers(&sshd.cache_dir()), Vec::<String>::new());
 }

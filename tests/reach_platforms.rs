@@ -144,7 +144,7 @@ fn an_unknown_platform_and_a_failing_uname_are_named() {
         .assert_no_panic()
         .expect_error(
             255,
-            "ssh:target: no agent for the remote platform \"Linux sparc64\" (uname -sm): build one with ./build-agents sparc64",
+            "ssh:target: no agent image for the remote platform \"Linux sparc64\" (uname -sm): build one with ./build-agents sparc64",
         );
     lie("echo 'uname: cannot tell' >&2; exit 3");
     via(&cfg, "ssh:target", "ssh h true")
@@ -237,7 +237,7 @@ fn an_aarch64_host_gets_the_aarch64_agent() {
     );
     out.assert_no_panic().expect_error(
         255,
-        "ssh:h: no agent for the remote platform \"Linux aarch64\" (uname -sm): build one with ./build-agents aarch64",
+        "ssh:h: no agent image for the remote platform \"Linux aarch64\" (uname -sm): build one with ./build-agents aarch64",
     );
     let first = via(&cfg, "ssh:h", "ssh h uname -m");
     first.assert_no_panic().expect_code(0);

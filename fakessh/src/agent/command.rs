@@ -46,7 +46,7 @@ pub enum SpawnError {
     ConnectPath { path: String, reason: String },
     #[error("no accepted connection waits under that token (taken, or too late)")]
     NotAccepted,
-    #[error("cannot make the forwarded agent's socket: {0}")]
+    #[error("cannot make the forwarded ssh-agent socket: {0}")]
     AgentSocket(String),
     #[error("a connection or a listener is not a command")]
     NotACommand,

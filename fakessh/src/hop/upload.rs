@@ -16,9 +16,9 @@ use super::agents::{Agent, AgentError};
 pub enum UploadError {
     #[error(transparent)]
     Agent(#[from] AgentError),
-    #[error("agent upload failed: {0}")]
+    #[error("agent image upload failed: {0}")]
     Send(std::io::Error),
-    #[error("agent upload stalled: the remote read nothing for {}s", STALL_TIMEOUT.as_secs())]
+    #[error("agent image upload stalled: the remote read nothing for {}s", STALL_TIMEOUT.as_secs())]
     Stalled,
 }
 

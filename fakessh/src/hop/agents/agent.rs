@@ -24,7 +24,7 @@ pub enum Source {
 /// Why an agent cannot be used.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum AgentError {
-    #[error("cannot read the agent {}: {reason}", .path.display())]
+    #[error("cannot read the agent image {}: {reason}", .path.display())]
     Read { path: PathBuf, reason: String },
     #[error(
         "{} was built from other sources than this mitogen-fakessh (it may speak another protocol): rebuild it with ./build-agents",

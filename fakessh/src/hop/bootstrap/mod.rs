@@ -28,7 +28,7 @@ pub enum BootstrapError {
     /// The script said why (`MFS-ERROR ...`).
     #[error("{0}")]
     Remote(String),
-    #[error("no agent for the remote platform {platform:?} (uname -sm): {why}")]
+    #[error("no agent image for the remote platform {platform:?} (uname -sm): {why}")]
     NoAgent { platform: String, why: String },
     #[error("the bootstrap did not answer within {}s", MARKER_TIMEOUT.as_secs())]
     Timeout,
@@ -48,7 +48,7 @@ pub enum BootstrapError {
     Unexpected(String),
     #[error(transparent)]
     Upload(#[from] upload::UploadError),
-    #[error("cannot read the agents: {0}")]
+    #[error("cannot read the agent images: {0}")]
     Join(std::io::Error),
     #[error(transparent)]
     AgentDir(#[from] AgentDirError),
