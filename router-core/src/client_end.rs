@@ -20,10 +20,11 @@ use tokio::sync::{broadcast, mpsc};
 
 use crate::pump::BulkSender;
 use crate::router::{FrameInbox, Router, RouterEvent};
+use crate::session_link::SessionLink;
 use proto::frame::Frame;
 use proto::message::{ContextId, handle};
 use proto::session::{
-    self, ClientAction, ClientSession, DATA_CHUNK, Ending, OutputStream, SessionControl, ToClient,
+    ClientAction, ClientSession, DATA_CHUNK, Ending, OutputStream, SessionControl, ToClient,
     ToCommand,
 };
 
@@ -175,12 +176,12 @@ impl<S: ClientSink> ClientEnd<S> {
                 Step::Stdin(Ok(n)) if n > 0 => {
                     // `n` is at most what the machine allowed.
                     if self.session.stdin_sent(n)
-                        && let Some(agent) = self.agent
+                        && let Some(link) = self.link()
                     {
                         self.sink.stdin_sent(n);
-                        let header = session::header(agent, self.id, handle::SESSION_STDIN);
-                        let frame = Frame::data(header, buf.split().freeze());
-                        sender.send(&self.router, frame).await;
+                        let stdin = ToCommand::Stdin(buf.split().freeze());
+                        link.send_bulk(&mut sender, link.command_frame(&stdin))
+                            .await;
                     }
                 }
                 // End of file, or a read error (as OpenSSH: the command's
@@ -251,10 +252,15 @@ impl<S: ClientSink> ClientEnd<S> {
         }
     }
 
+    /// The link to the agent, once it is known.
+    fn link(&self) -> Option<SessionLink> {
+        let agent = self.agent?;
+        Some(SessionLink::client_end(self.router.clone(), self.id, agent))
+    }
+
     async fn send_control(&self, control: SessionControl) {
-        if let Some(agent) = self.agent {
-            let frame = ToCommand::Control(control).to_frame(agent, self.id);
-            self.router.send(frame).await;
+        if let Some(link) = self.link() {
+            link.to_command(&ToCommand::Control(control)).await;
         }
     }
 }

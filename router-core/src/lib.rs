@@ -9,6 +9,8 @@
 //! - [`router`]: frames routed between streams by context id, as
 //!   [`proto::route_table`] decides;
 //! - [`pump`]: bulk data onto the router, taking turns;
+//! - [`session_link`]: one session's two ends, as every driver addresses
+//!   its frames;
 //! - [`client_end`]: the one async driver of a session's client end;
 //! - [`unix_listener`]: Unix socket listeners that only their owner can
 //!   connect to, with no window after the bind.
@@ -21,6 +23,7 @@ pub mod client_end;
 pub mod connection;
 pub mod pump;
 pub mod router;
+pub mod session_link;
 pub mod unix_listener;
 
 #[doc(hidden)]

@@ -14,6 +14,7 @@ use router_core::session::{
     CommandSession, ListenAddress, ListenerAction, ListenerSession, RemoteCommand, SESSION_QUEUE,
     SessionEvent, ToClient, ToCommand, WAITING_MAX,
 };
+use router_core::session_link::SessionLink;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
 use tokio::sync::mpsc;
 use tracing::{debug, info};
@@ -136,6 +137,7 @@ impl Forwards {
         let (inbox, mut messages) = mpsc::channel::<ToCommand>(SESSION_QUEUE);
         let waiting = self.waiting.clone();
         let task = async move {
+            let link = SessionLink::command_end(router, peer);
             let mut machine = ListenerSession::new();
             let mut listener = match Listener::bind(&address).await {
                 Ok(l) => {
@@ -152,8 +154,7 @@ impl Forwards {
                 while let Some(action) = machine.next_action() {
                     match action {
                         ListenerAction::Send(event) => {
-                            let frame = ToClient::Event(event).to_frame(peer, router.my_id());
-                            router.send(frame).await;
+                            link.to_client(&ToClient::Event(event)).await;
                         }
                         ListenerAction::Stop => {
                             if let Some(l) = listener.take() {
@@ -209,6 +210,7 @@ impl Forwards {
             })
             .map_err(|e| SpawnError::AgentSocket(e.to_string()))?;
         let waiting = self.waiting.clone();
+        let link = SessionLink::command_end(router, peer);
         let task = tokio::spawn(async move {
             while let Ok((sock, _)) = listener.accept().await {
                 let (read, write) = sock.into_split();
@@ -216,9 +218,8 @@ impl Forwards {
                     debug!("session {peer}: {WAITING_MAX} connections wait already: refused one");
                     continue;
                 };
-                let frame = ToClient::Event(SessionEvent::Accepted { token })
-                    .to_frame(peer, router.my_id());
-                router.send(frame).await;
+                link.to_client(&ToClient::Event(SessionEvent::Accepted { token }))
+                    .await;
             }
         });
         self.agent_sockets.insert(peer, (dir, task.abort_handle()));

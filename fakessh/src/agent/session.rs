@@ -25,6 +25,7 @@ use router_core::session::{
     CommandAction, CommandSession, DATA_CHUNK, ExitStatus, OutputStream, SESSION_QUEUE,
     SessionEvent, ToClient, ToCommand,
 };
+use router_core::session_link::SessionLink;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::process::Child;
 use tokio::sync::mpsc;
@@ -110,7 +111,7 @@ impl Driver {
         started: Started,
     ) -> Driver {
         Driver {
-            router,
+            link: SessionLink::command_end(router, peer),
             peer,
             machine,
             inbox,
@@ -128,9 +129,11 @@ impl Driver {
 }
 
 /// Tell a client its session could not start.
-pub async fn refuse(router: &Router, peer: ContextId, why: String) {
+pub async fn refuse(router: &Arc<Router>, peer: ContextId, why: String) {
     let event = ToClient::Event(SessionEvent::Error(why));
-    router.send(event.to_frame(peer, router.my_id())).await;
+    SessionLink::command_end(router.clone(), peer)
+        .to_client(&event)
+        .await;
 }
 
 /// What happened next.
@@ -143,7 +146,7 @@ enum Step {
 }
 
 struct Driver {
-    router: Arc<Router>,
+    link: SessionLink,
     peer: ContextId,
     machine: CommandSession,
     inbox: mpsc::Receiver<ToCommand>,
@@ -180,9 +183,8 @@ impl Driver {
                     let data = self.bufs[stream.index()].split().freeze();
                     if self.machine.sent(stream, n) {
                         self.sent[stream.index()] += n as u64;
-                        let frame =
-                            ToClient::Output(stream, data).to_frame(self.peer, self.router.my_id());
-                        sender.send(&self.router, frame).await;
+                        let frame = self.link.client_frame(&ToClient::Output(stream, data));
+                        self.link.send_bulk(&mut sender, frame).await;
                     }
                 }
                 // End of file; a pty master reads EIO once the command's
@@ -330,8 +332,7 @@ impl Driver {
             }
             CommandAction::Kill => self.kill(),
             CommandAction::Send(event) => {
-                let frame = ToClient::Event(event).to_frame(self.peer, self.router.my_id());
-                self.router.send(frame).await;
+                self.link.to_client(&ToClient::Event(event)).await;
             }
         }
         if self.close_stdin && self.stdin_queue.is_empty() {

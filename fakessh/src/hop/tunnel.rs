@@ -14,6 +14,7 @@ use router_core::session::{
     ClientSession, Ending, OutputStream, RemoteCommand, SessionControl, SpawnRequest, ToClient,
     ToCommand,
 };
+use router_core::session_link::SessionLink;
 use tokio::io::{AsyncWriteExt, DuplexStream, WriteHalf};
 use tracing::debug;
 
@@ -72,7 +73,9 @@ pub async fn open(
             );
         }
         let close = ToCommand::Control(SessionControl::Close);
-        router.send(close.to_frame(via, id)).await;
+        SessionLink::client_end(router.clone(), id, via)
+            .to_command(&close)
+            .await;
         router.remove_stream(sid, "tunnel closed").await;
         debug!("{name} closed ({stopped:?})");
     });

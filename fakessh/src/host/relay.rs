@@ -35,6 +35,7 @@ use super::connector::Connector;
 use super::delivery::{Delivery, PassedStdio};
 use super::stats::SessionGuard;
 use router_core::client_end::News;
+use router_core::session_link::SessionLink;
 
 /// How long a session that ended on our side may take to tell the shim why.
 const LAST_WORDS: Duration = Duration::from_secs(5);
@@ -258,19 +259,18 @@ impl Relay {
                     continue;
                 }
             };
+            let link = SessionLink::client_end(self.router.clone(), self.id, target);
             match msg {
                 ToCommand::Stdin(ref data) => {
                     self.guard.bytes.add_input(data.len());
-                    sender
-                        .send(&self.router, msg.to_frame(target, self.id))
-                        .await
+                    link.send_bulk(&mut sender, link.command_frame(&msg)).await
                 }
                 ToCommand::Control(ref control) => {
                     if let SessionControl::Credit { .. } = control {
                         let credit = News::ShimControl(control.clone());
                         let _ = self.to_delivery.send(credit).await;
                     }
-                    self.router.send(msg.to_frame(target, self.id)).await;
+                    link.to_command(&msg).await;
                 }
             }
         }
@@ -326,7 +326,9 @@ impl Relay {
                 self.tasks.abort_all();
                 if let Some((target, _)) = &self.target {
                     let close = ToCommand::Control(SessionControl::Close);
-                    self.router.send(close.to_frame(*target, self.id)).await;
+                    SessionLink::client_end(self.router.clone(), self.id, *target)
+                        .to_command(&close)
+                        .await;
                 }
                 self.router.remove_stream(self.sid, "session ended").await;
             }
