@@ -29,3 +29,7 @@ pub mod wrap;
 
 pub use error::ShimError;
 pub use ssh::run_ssh;
+
+/// For the host's own sockets on macOS (see `sys`).
+#[cfg(not(target_os = "linux"))]
+pub use sys::no_sigpipe;

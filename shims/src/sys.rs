@@ -221,7 +221,7 @@ pub fn send_without_sigpipe(
 
 /// Sends on `fd` fail with EPIPE instead of raising SIGPIPE (SO_NOSIGPIPE).
 #[cfg(not(target_os = "linux"))]
-fn no_sigpipe(fd: BorrowedFd<'_>) -> nix::Result<()> {
+pub fn no_sigpipe(fd: BorrowedFd<'_>) -> nix::Result<()> {
     use nix::libc;
     use std::os::fd::AsRawFd;
     let on: libc::c_int = 1;

@@ -177,21 +177,6 @@ pub fn send_greeting(fd: BorrowedFd<'_>, message: &[u8]) -> nix::Result<()> {
 }
 
 /// Sends on `fd` fail with EPIPE instead of raising SIGPIPE (SO_NOSIGPIPE:
-/// macOS has no MSG_NOSIGNAL).
+/// macOS has no MSG_NOSIGNAL); the shims' call, which the host shares.
 #[cfg(not(target_os = "linux"))]
-fn no_sigpipe(fd: BorrowedFd<'_>) -> nix::Result<()> {
-    let on: libc::c_int = 1;
-    // SAFETY: setsockopt(2) reads `size_of::<c_int>()` bytes through the
-    // pointer, which points at a live local `c_int`; the fd is borrowed, so
-    // it stays open for the call.
-    let rc = unsafe {
-        libc::setsockopt(
-            fd.as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_NOSIGPIPE,
-            (&on as *const libc::c_int).cast(),
-            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-        )
-    };
-    nix::errno::Errno::result(rc).map(|_| ())
-}
+use shims::no_sigpipe;
