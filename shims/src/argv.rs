@@ -127,7 +127,7 @@ pub struct SshInvocation {
     pub cipher_spec: Option<String>,
     pub mac_spec: Option<String>,
     /// `-O check|exit|stop`: answered by the host about its context.
-    pub master: Option<router_core::session::MasterCommand>,
+    pub master: Option<proto::session::MasterCommand>,
 }
 
 impl SshInvocation {
@@ -378,7 +378,7 @@ fn apply_value(
         }
         'w' => refuse(inv, "-w (tunnel forwarding)"),
         'O' => {
-            use router_core::session::MasterCommand;
+            use proto::session::MasterCommand;
             inv.master = Some(match value.as_str() {
                 "check" => MasterCommand::Check,
                 "exit" => MasterCommand::Exit,

@@ -6,7 +6,7 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use nix::sys::socket::{ControlMessage, MsgFlags};
-use router_core::control::{GREETING_MAX, Greeting, Request};
+use proto::control::{GREETING_MAX, Greeting, Request};
 
 use crate::error::{ShimError, WelcomeError};
 use crate::stdio::Handover;

@@ -53,5 +53,5 @@ pub enum WelcomeError {
     #[error("refused this session: {0}")]
     Refused(String),
     #[error(transparent)]
-    NotAGreeting(#[from] router_core::control::ControlError),
+    NotAGreeting(#[from] proto::control::ControlError),
 }

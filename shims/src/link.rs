@@ -6,9 +6,9 @@ use std::io::{IoSlice, Write};
 use std::os::unix::net::UnixStream;
 use std::sync::{Condvar, Mutex, MutexGuard};
 
-use router_core::frame::{Encoding, Frame, Header};
-use router_core::message::{HOST_ID, handle};
-use router_core::session::{self, ClientSession, SessionControl};
+use proto::frame::{Encoding, Frame, Header};
+use proto::message::{HOST_ID, handle};
+use proto::session::{self, ClientSession, SessionControl};
 
 /// Frames to the host, from any thread.
 pub struct Outbox {

@@ -4,7 +4,7 @@
 
 use std::os::fd::AsFd;
 
-use router_core::session::{PtyRequest, RemoteCommand, SessionRequest};
+use proto::session::{PtyRequest, RemoteCommand, SessionRequest};
 use ssh_config::HostConfig;
 
 use crate::argv::SshInvocation;

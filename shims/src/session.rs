@@ -14,13 +14,13 @@ use std::sync::Arc;
 
 use bytes::BytesMut;
 use nix::poll::PollFlags;
-use router_core::frame::{DEFAULT_MAX_PAYLOAD, Frame};
-use router_core::message::handle;
-use router_core::session::{
+use proto::frame::{DEFAULT_MAX_PAYLOAD, Frame};
+use proto::message::handle;
+use proto::session::{
     ClientAction, DATA_CHUNK, Ending, ExitStatus, OutputStream, SessionEvent, SessionRequest,
     ToClient,
 };
-use router_core::text::{sanitize, sanitize_line};
+use proto::text::{sanitize, sanitize_line};
 
 use crate::control::Control;
 use crate::error::ShimError;

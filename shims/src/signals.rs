@@ -8,7 +8,7 @@ use std::os::fd::AsFd;
 use std::sync::Arc;
 
 use nix::sys::signal::{SigSet, SigmaskHow, Signal, pthread_sigmask, raise};
-use router_core::session::PtyRequest;
+use proto::session::PtyRequest;
 
 use crate::link::Shared;
 use crate::{sys, terminal};

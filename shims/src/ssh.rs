@@ -9,7 +9,7 @@ use crate::out::say;
 use crate::stdio::{Handover, StdinSource};
 use std::sync::Arc;
 
-use router_core::session::RemoteCommand;
+use proto::session::RemoteCommand;
 
 use crate::{config, control, forward, request, session, sys, terminal};
 
@@ -155,8 +155,8 @@ pub fn run_ssh(args: &[OsString]) -> i32 {
 /// `ssh -O check|exit|stop`: the host answers, as a ControlMaster would,
 /// about its context for the destination (its words on our stderr).
 fn master_request(
-    mut request: router_core::session::SessionRequest,
-    command: router_core::session::MasterCommand,
+    mut request: proto::session::SessionRequest,
+    command: proto::session::MasterCommand,
     quiet: bool,
     log: &Log,
 ) -> i32 {

@@ -6,7 +6,7 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use nix::sys::socket::{Shutdown, shutdown};
 use nix::sys::stat::{SFlag, fstat};
-use router_core::control;
+use proto::control;
 
 /// Which of our standard descriptors the host serves itself. Pipes and
 /// sockets go over with the session socket, so their data never passes

@@ -199,7 +199,7 @@ fn cipher_and_mac_specs_beat_every_option() {
     assert_eq!(err(&["-c", "foo", "h"]), "Unknown cipher type 'foo'");
     assert_eq!(
         p(&["-O", "check", "h"]).unwrap().master,
-        Some(router_core::session::MasterCommand::Check)
+        Some(proto::session::MasterCommand::Check)
     );
     assert_eq!(
         p(&["-O", "forward", "-L", "1:a:2", "h"])

@@ -5,7 +5,7 @@
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::sync::Arc;
 
-use router_core::session::{RemoteCommand, SessionRequest};
+use proto::session::{RemoteCommand, SessionRequest};
 
 use crate::log::Log;
 use crate::session::Session;

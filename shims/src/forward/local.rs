@@ -6,7 +6,7 @@ use std::net::TcpListener;
 use std::os::fd::OwnedFd;
 use std::os::unix::net::UnixListener;
 
-use router_core::session::RemoteCommand;
+use proto::session::RemoteCommand;
 use router_core::unix_listener::bind_owner_only;
 
 use super::connection::Template;

@@ -5,7 +5,7 @@
 use std::os::fd::OwnedFd;
 use std::sync::mpsc;
 
-use router_core::session::{ListenAddress, RemoteCommand, SessionEvent};
+use proto::session::{ListenAddress, RemoteCommand, SessionEvent};
 
 use super::connection::Template;
 use super::spec::{Connect, Forward, Listen};
