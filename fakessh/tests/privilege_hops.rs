@@ -1,0 +1,344 @@
+//! sudo, su and doas hops under sudo's `requiretty`, with passwords, through
+//! a real sshd and locally. The accounts come from `.ci/accounts.sh`.
+#![cfg(feature = "host")]
+
+mod common;
+
+use std::os::unix::fs::MetadataExt;
+use std::process::Command;
+use std::time::Duration;
+
+use common::sshd::{Sshd, require_sshd};
+use common::*;
+
+const DEPLOY_PASSWORD: &str = "deploy-pw-4711";
+const SU_PASSWORD: &str = "su-pw-0815";
+
+fn uid_of(user: &str) -> u32 {
+    let out = Command::new("id").args(["-u", user]).output().unwrap();
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+fn password_file(dir: &std::path::Path, text: &str) -> String {
+    let p = dir.join(format!("pw-{}", text.len()));
+    std::fs::write(&p, format!("{text}\n")).unwrap();
+    // Only its owner may read it: mitogen-fakessh refuses it otherwise.
+    let private = std::os::unix::fs::PermissionsExt::from_mode(0o600);
+    std::fs::set_permissions(&p, private).unwrap();
+    p.display().to_string()
+}
+
+/// A directory only root may write into.
+fn root_only_dir(parent: &std::path::Path) -> std::path::PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let d = parent.join("root-only");
+    std::fs::create_dir(&d).unwrap();
+    std::fs::set_permissions(&d, std::fs::Permissions::from_mode(0o700)).unwrap();
+    std::fs::set_permissions(parent, std::fs::Permissions::from_mode(0o755)).unwrap();
+    d
+}
+
+fn deploy_sshd() -> Sshd {
+    let sshd = Sshd::start();
+    std::fs::write(
+        sshd.path("ssh_config"),
+        sshd.config_block_for("target", "mfs-deploy", ""),
+    )
+    .unwrap();
+    sshd
+}
+
+#[test]
+#[ignore = "needs root, sshd and the test accounts (run ./tests/run)"]
+fn requiretty_defeats_openssh_but_not_us() {
+    require_sshd();
+    require_accounts();
+    require("rsync");
+    require("scp");
+    require("sftp");
+    let sshd = deploy_sshd();
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("src");
+    make_tree(&src, 8 << 20);
+    let dst = root_only_dir(tmp.path());
+    let cfg = sshd.ssh_config();
+
+    // Plain OpenSSH with --rsync-path="sudo rsync": sudo wants a tty.
+    let mut plain = Command::new("rsync");
+    plain
+        .args([
+            "-a",
+            "-e",
+            &format!("ssh -F {cfg}"),
+            "--rsync-path=sudo rsync",
+        ])
+        .arg(format!("{}/", src.display()))
+        .arg(format!("target:{}/plain/", dst.display()));
+    let out = run_with(plain, b"", Duration::from_secs(60));
+    assert_ne!(
+        out.code(),
+        0,
+        "plain rsync through sudo should fail under requiretty"
+    );
+    assert!(
+        out.stderr_text().contains("must have a tty"),
+        "{}",
+        out.stderr_text()
+    );
+    assert!(!dst.join("plain").exists());
+
+    // Through ssh:mfs-deploy,sudo:root: rsync, scp (SFTP and -O) and sftp.
+    let pw = password_file(tmp.path(), DEPLOY_PASSWORD);
+    let big = src.join("a/big.bin");
+    std::fs::write(
+        tmp.path().join("batch"),
+        format!("put {} {}/via-sftp.bin\n", big.display(), dst.display()),
+    )
+    .unwrap();
+    let script = format!(
+        "set -e; rsync -a '{src}/' target:'{dst}/tree/'; scp '{big}' target:'{dst}/via scp.bin'; \
+         scp -O '{big}' target:'{dst}/via-scp-O.bin'; sftp -q -b '{batch}' target; ssh target id -un",
+        src = src.display(),
+        dst = dst.display(),
+        big = big.display(),
+        batch = tmp.path().join("batch").display()
+    );
+    let out = fakessh(&[
+        "--ssh-config",
+        &cfg,
+        "--password-file",
+        &pw,
+        "--to",
+        "ssh:target,sudo:root",
+        "--",
+        "sh",
+        "-c",
+        &script,
+    ]);
+    out.assert_no_panic().expect_code(0);
+    assert!(
+        out.stdout_text().ends_with("root\n"),
+        "{}",
+        out.stdout_text()
+    );
+    assert_same_tree(&src, &dst.join("tree"));
+    for name in ["via scp.bin", "via-scp-O.bin", "via-sftp.bin"] {
+        let copied = dst.join(name);
+        assert_eq!(
+            std::fs::read(&copied).unwrap(),
+            std::fs::read(&big).unwrap(),
+            "{name}"
+        );
+        assert_eq!(
+            std::fs::metadata(&copied).unwrap().uid(),
+            0,
+            "{name} should be root's"
+        );
+    }
+    assert_eq!(std::fs::metadata(dst.join("tree/a")).unwrap().uid(), 0);
+}
+
+#[test]
+#[ignore = "needs root, sshd and the test accounts (run ./tests/run)"]
+fn non_root_target_owns_what_it_writes() {
+    require_sshd();
+    require_accounts();
+    require("rsync");
+    let sshd = deploy_sshd();
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("src");
+    make_tree(&src, 0);
+    let pw = password_file(tmp.path(), DEPLOY_PASSWORD);
+    let dst = format!("/home/mfs-webapp/mfs-test-{}", std::process::id());
+    let script = format!("ssh h id -un && rsync -a '{}/' h:'{dst}/'", src.display());
+    let out = fakessh(&[
+        "--ssh-config",
+        &sshd.ssh_config(),
+        "--password-file",
+        &pw,
+        "--to",
+        "ssh:target,sudo:mfs-webapp",
+        "--",
+        "sh",
+        "-c",
+        &script,
+    ]);
+    out.expect_code(0);
+    assert_eq!(out.stdout_text(), "mfs-webapp\n");
+    let owner = std::fs::metadata(format!("{dst}/a/b/c/empty"))
+        .unwrap()
+        .uid();
+    let _ = std::fs::remove_dir_all(&dst);
+    assert_eq!(owner, uid_of("mfs-webapp"));
+}
+
+#[test]
+#[ignore = "needs root and the test accounts (run ./tests/run)"]
+fn local_sudo_needs_no_sshd() {
+    require_accounts();
+    let out = fakessh(&[
+        "--to",
+        "local,sudo:mfs-webapp",
+        "--",
+        "ssh",
+        "h",
+        "id -un; pwd",
+    ]);
+    out.expect_code(0);
+    assert_eq!(out.stdout_text(), "mfs-webapp\n/home/mfs-webapp\n");
+}
+
+#[test]
+#[ignore = "needs root and the test accounts (run ./tests/run)"]
+fn su_with_a_password() {
+    require_accounts();
+    let tmp = tempfile::tempdir().unwrap();
+    let pw = password_file(tmp.path(), SU_PASSWORD);
+    let out = fakessh(&[
+        "--password-file",
+        &pw,
+        "--to",
+        "local,sudo:mfs-deploy,su:mfs-su",
+        "--",
+        "ssh",
+        "h",
+        "id -un",
+    ]);
+    out.expect_code(0);
+    assert_eq!(out.stdout_text(), "mfs-su\n");
+    let bad = password_file(tmp.path(), "not-the-password");
+    let out = fakessh(&[
+        "--password-file",
+        &bad,
+        "--to",
+        "local,sudo:mfs-deploy,su:mfs-su",
+        "--",
+        "true",
+    ]);
+    out.expect_code(255);
+    assert!(
+        out.stderr_text()
+            .contains("su:mfs-su on local,sudo:mfs-deploy: incorrect password"),
+        "{}",
+        out.stderr_text()
+    );
+    assert!(!out.stderr_text().contains("not-the-password"));
+}
+
+#[test]
+#[ignore = "needs root and the test accounts (run ./tests/run)"]
+fn doas_with_a_password() {
+    require_accounts();
+    require("doas");
+    let tmp = tempfile::tempdir().unwrap();
+    let pw = password_file(tmp.path(), DEPLOY_PASSWORD);
+    let out = fakessh(&[
+        "--password-file",
+        &pw,
+        "--to",
+        "local,sudo:mfs-deploy,doas:root",
+        "--",
+        "ssh",
+        "h",
+        "id -un",
+    ]);
+    out.expect_code(0);
+    assert_eq!(out.stdout_text(), "root\n");
+}
+
+#[test]
+#[ignore = "needs root, sshd and the test accounts (run ./tests/run)"]
+fn wrong_or_missing_password_fails_fast_and_clearly() {
+    require_sshd();
+    require_accounts();
+    let sshd = deploy_sshd();
+    let tmp = tempfile::tempdir().unwrap();
+    let bad = password_file(tmp.path(), "definitely-wrong");
+    let out = fakessh(&[
+        "--ssh-config",
+        &sshd.ssh_config(),
+        "--password-file",
+        &bad,
+        "--to",
+        "ssh:target,sudo:root",
+        "--",
+        "touch",
+        "/nonexistent/should-not-run",
+    ]);
+    out.expect_code(255);
+    assert!(
+        out.stderr_text()
+            .contains("sudo:root on ssh:target: incorrect password"),
+        "{}",
+        out.stderr_text()
+    );
+    // Not a stall either: a hop that waited on would have ended with
+    // "... within 30s; last seen on its terminal: ..." instead.
+    assert!(!out.stderr_text().contains("definitely-wrong"));
+
+    // No password file and no terminal (setsid detaches it): a clear message.
+    require("setsid");
+    let mut cmd = Command::new("setsid");
+    cmd.args([
+        "-w",
+        bin(),
+        "--ssh-config",
+        &sshd.ssh_config(),
+        "--to",
+        "ssh:target,sudo:root",
+        "--",
+        "true",
+    ])
+    .env_remove("SSH_AUTH_SOCK");
+    let out = run_with(cmd, b"", Duration::from_secs(60));
+    out.expect_code(255);
+    assert!(
+        out.stderr_text().contains("a password is required"),
+        "{}",
+        out.stderr_text()
+    );
+    assert!(
+        out.stderr_text().contains("--password-file"),
+        "{}",
+        out.stderr_text()
+    );
+}
+
+#[test]
+#[ignore = "needs root, sshd and the test accounts (run ./tests/run)"]
+fn the_password_never_leaks() {
+    require_sshd();
+    require_accounts();
+    let sshd = deploy_sshd();
+    let tmp = tempfile::tempdir().unwrap();
+    let pw = password_file(tmp.path(), DEPLOY_PASSWORD);
+    let out = fakessh(&[
+        "-vvv",
+        "--ssh-config",
+        &sshd.ssh_config(),
+        "--password-file",
+        &pw,
+        "--to",
+        "ssh:target,sudo:root",
+        "--",
+        "sh",
+        "-c",
+        "env; ssh h env; ssh h 'cat /proc/$PPID/environ | tr \"\\0\" \"\\n\"; ps -eo args'",
+    ]);
+    out.expect_code(0);
+    assert!(
+        out.stdout_text().contains("USER=root"),
+        "{}",
+        out.stdout_text()
+    );
+    for (what, text) in [("output", out.stdout_text()), ("log", out.stderr_text())] {
+        assert!(
+            !text.contains(DEPLOY_PASSWORD),
+            "the password appears in the {what}"
+        );
+    }
+}
