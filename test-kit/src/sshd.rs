@@ -1,7 +1,6 @@
 //! A real OpenSSH sshd on a loopback port (or inside a test network
 //! namespace), with generated host and user keys, its own agent cache
 //! directory and an ssh_config that names it.
-#![allow(dead_code)]
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -59,7 +58,6 @@ impl Sshd {
     }
 
     /// sshd on 127.0.0.1 with fresh keys and extra sshd options (`-o`).
-    #[allow(dead_code)]
     pub fn start_with(options: &[&str]) -> Sshd {
         Sshd::launch(&[], "127.0.0.1", free_port(), None, options)
     }
@@ -72,7 +70,6 @@ impl Sshd {
     }
 
     /// Another sshd on 127.0.0.1 with `other`'s keys and extra options.
-    #[allow(dead_code)]
     pub fn start_sharing(other: &Sshd, options: &[&str]) -> Sshd {
         Sshd::launch(&[], "127.0.0.1", free_port(), Some(other), options)
     }
@@ -241,13 +238,20 @@ impl Sshd {
         self.log().matches("Accepted publickey").count()
     }
 
+    /// Our host key as a known_hosts line for our address and port.
     pub fn host_key_line(&self) -> String {
+        self.known_hosts_line(self.port)
+    }
+
+    /// Our host key as a known_hosts line for our address and `port` (a
+    /// proxy's, say).
+    pub fn known_hosts_line(&self, port: u16) -> String {
         let pubkey = std::fs::read_to_string(self.path("host_key.pub")).unwrap();
         let mut words = pubkey.split_whitespace();
-        let host = if self.port == 22 {
+        let host = if port == 22 {
             self.addr.clone()
         } else {
-            format!("[{}]:{}", self.addr, self.port)
+            format!("[{}]:{}", self.addr, port)
         };
         format!(
             "{host} {} {}\n",
@@ -279,7 +283,6 @@ impl Sshd {
     }
 
     /// The same with `keys` as the only identity files (IdentitiesOnly).
-    #[allow(dead_code)]
     pub fn config_block_with_keys(
         &self,
         alias: &str,

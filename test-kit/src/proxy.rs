@@ -1,6 +1,5 @@
 //! A loopback TCP forwarder that can stop forwarding (without closing
 //! anything), to make a link go silently dead.
-#![allow(dead_code)]
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};

@@ -3,7 +3,6 @@
 //! machine does not use itself, and an `unreachable` route on the host so
 //! its direct attempt at the target fails locally, without a packet
 //! leaving the machine.
-#![allow(dead_code)]
 
 use std::process::Command;
 use std::sync::{Mutex, MutexGuard};

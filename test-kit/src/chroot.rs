@@ -3,7 +3,6 @@
 //! account files and `/dev/null`: a host with no C library at all. The
 //! busybox may be another architecture's, run by qemu-user through
 //! binfmt_misc.
-#![allow(dead_code)]
 
 use std::os::unix::fs::{PermissionsExt, symlink};
 use std::path::{Path, PathBuf};
