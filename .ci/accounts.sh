@@ -15,7 +15,7 @@
 #               busybox chroot of fakessh/tests/reach_platforms.rs
 #   mfs-attacker  an unprivileged local user, no sudo target, no login:
 #               the attacker of fakessh/tests/trust_cache.rs
-# The passwords are test fixtures, also known to fakessh/tests/privilege_hops.rs.
+# The passwords are test fixtures, also known to test-kit/src/accounts.rs.
 set -euo pipefail
 make_user() { id "$1" >/dev/null 2>&1 || useradd -m -s /bin/bash "$1"; }
 make_user mfs-deploy

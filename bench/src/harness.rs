@@ -33,12 +33,7 @@ pub fn time_loop(args: &[String]) -> i32 {
     i32::from(failed > 0)
 }
 
-pub fn workspace() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_path_buf()
-}
+pub use test_kit::workspace;
 
 pub fn fakessh_bin() -> PathBuf {
     let release = workspace().join("target/release/mitogen-fakessh");
@@ -50,15 +45,7 @@ pub fn fakessh_bin() -> PathBuf {
 /// The static agent the host uploads (`./build-agents`); without it the
 /// host would upload itself and the numbers would not be the users'.
 pub fn static_agent() -> PathBuf {
-    let agent = workspace().join(format!(
-        "target/agents/linux-{}/mitogen-fakessh",
-        std::env::consts::ARCH
-    ));
-    assert!(
-        agent.exists(),
-        "build the static agent first: ./build-agents"
-    );
-    agent
+    test_kit::static_agent(std::env::consts::ARCH)
 }
 
 pub fn me() -> PathBuf {

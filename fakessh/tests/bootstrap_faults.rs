@@ -117,23 +117,8 @@ fn sshd_with(faults: &Faults) -> Sshd {
         "SetEnv=PATH={}:/usr/bin:/bin",
         faults.bin().display()
     )]);
-    std::fs::write(
-        sshd.path("ssh_config"),
-        sshd.config_block_for("target", USER, ""),
-    )
-    .unwrap();
+    sshd.write_config_for("target", USER);
     sshd
-}
-
-/// The agent of this build for this machine (uploaded over ssh).
-fn require_agent() {
-    let agent =
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/agents/linux-x86_64/mitogen-fakessh");
-    assert!(
-        agent.is_file(),
-        "{} is missing: run ./build-agents x86_64 (./tests/run does)",
-        agent.display()
-    );
 }
 
 fn connect(sshd: &Sshd, agent_dir: &Path) -> (Outcome, Duration) {
@@ -161,7 +146,7 @@ fn connect(sshd: &Sshd, agent_dir: &Path) -> (Outcome, Duration) {
 #[test]
 #[ignore = "needs root, sshd, the mfs-dash account and ./build-agents x86_64 (run ./tests/run)"]
 fn the_remote_shell_dying_at_any_step_ends_the_hop_at_once() {
-    require_agent();
+    static_agent("x86_64");
     let faults = Faults::new();
     let sshd = sshd_with(&faults);
     // Before any answer; as the upload starts (nothing of it read); in
@@ -212,7 +197,7 @@ fn the_remote_shell_dying_at_any_step_ends_the_hop_at_once() {
 #[test]
 #[ignore = "needs root, sshd, the mfs-dash account and ./build-agents x86_64 (run ./tests/run)"]
 fn a_remote_that_cannot_receive_the_upload_fails_clearly() {
-    require_agent();
+    static_agent("x86_64");
     let faults = Faults::new();
     let sshd = sshd_with(&faults);
     faults.set("broken-head 0");

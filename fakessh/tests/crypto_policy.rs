@@ -31,8 +31,15 @@ fn client_config(sshd: &Sshd, extra: &str) -> String {
     path.display().to_string()
 }
 
+/// `mitogen-fakessh --to ssh:target -- ssh h 'echo ran-remotely'`.
 fn run_on_target(config: &str) -> Outcome {
-    let out = fakessh(&[
+    run_on_target_with(&[], config)
+}
+
+/// The same with `flags` first (`-v`); what ran is checked if it succeeded.
+fn run_on_target_with(flags: &[&str], config: &str) -> Outcome {
+    let mut args = flags.to_vec();
+    args.extend([
         "--ssh-config",
         config,
         "--to",
@@ -42,6 +49,7 @@ fn run_on_target(config: &str) -> Outcome {
         "h",
         "echo ran-remotely",
     ]);
+    let out = fakessh(&args);
     out.assert_no_panic();
     if out.code() == 0 {
         assert_eq!(out.stdout_text(), "ran-remotely\n");

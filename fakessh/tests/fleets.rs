@@ -6,13 +6,8 @@
 
 mod common;
 
-use std::path::Path;
-
 use common::sshd::{Sshd, require_sshd};
 use common::*;
-
-/// mfs-deploy's password (`.ci/accounts.sh`).
-const DEPLOY_PASSWORD: &str = "deploy-pw-4711";
 
 /// sshd taking many handshakes at once (its default MaxStartups drops
 /// concurrent ones beyond 10; real fleets have one sshd per host), and an
@@ -31,15 +26,6 @@ fn fleet_sshd(extra: &str) -> (Sshd, String) {
     )
     .unwrap();
     (sshd, cfg.display().to_string())
-}
-
-fn password_file(dir: &Path) -> String {
-    let path = dir.join("password");
-    std::fs::write(&path, format!("{DEPLOY_PASSWORD}\n")).unwrap();
-    // Only its owner may read it: mitogen-fakessh refuses it otherwise.
-    let private = std::os::unix::fs::PermissionsExt::from_mode(0o600);
-    std::fs::set_permissions(&path, private).unwrap();
-    path.display().to_string()
 }
 
 #[test]
@@ -71,7 +57,7 @@ fn twenty_hosts_through_one_pattern_with_make() {
         "--ssh-config",
         &cfg,
         "--password-file",
-        &password_file(tmp.path()),
+        &password_file(tmp.path(), DEPLOY_PASSWORD),
         "--host",
         "h*=ssh:%h,sudo:root",
         "--",
@@ -116,7 +102,7 @@ fn a_config_file_with_patterns_and_a_default_overridden_on_the_command_line() {
              [[host]]\n\
              pattern = \"db*\"\n\
              chain = \"ssh:%h,sudo:root\"\n",
-            password_file(tmp.path())
+            password_file(tmp.path(), DEPLOY_PASSWORD)
         ),
     )
     .unwrap();
@@ -174,7 +160,7 @@ fn one_broken_host_fails_alone() {
         "--ssh-config",
         &cfg,
         "--password-file",
-        &password_file(tmp.path()),
+        &password_file(tmp.path(), DEPLOY_PASSWORD),
         "--host",
         "h*=ssh:%h,sudo:root",
         "--",

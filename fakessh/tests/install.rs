@@ -23,20 +23,6 @@ use common::*;
 /// Where the installed copy believes it lives (it runs from DESTDIR).
 const PREFIX: &str = "/opt/mitogen-fakessh";
 
-fn workspace() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
-/// The static agent for `machine`, from `./build-agents`.
-fn require_agent(machine: &str) {
-    let agent = workspace().join(format!("target/agents/linux-{machine}/mitogen-fakessh"));
-    assert!(
-        agent.is_file(),
-        "{} is missing: run ./build-agents {machine} (./tests/run does)",
-        agent.display()
-    );
-}
-
 /// A build tree of our own: this build's executable as
 /// `release/mitogen-fakessh`, and every agent of `target/agents`.
 fn copy_of_the_build() -> tempfile::TempDir {
@@ -104,7 +90,7 @@ struct Installed {
 }
 
 fn install() -> Installed {
-    require_agent("x86_64");
+    static_agent("x86_64");
     let build = copy_of_the_build();
     let mut built = Vec::new();
     for entry in std::fs::read_dir(build.path().join("agents")).unwrap() {
@@ -295,7 +281,7 @@ fn the_install_holds_the_executable_every_agent_the_man_page_and_completions() {
 #[test]
 #[ignore = "needs the static agents of ./build-agents (run ./tests/run)"]
 fn an_agent_from_other_sources_stops_the_install_before_anything_is_written() {
-    require_agent("x86_64");
+    static_agent("x86_64");
     let build = copy_of_the_build();
     // An executable without this build's id, where an agent would be.
     let other = build.path().join("agents/linux-riscv64/mitogen-fakessh");
@@ -324,7 +310,7 @@ fn an_agent_from_other_sources_stops_the_install_before_anything_is_written() {
 #[test]
 #[ignore = "needs the static agents of ./build-agents x86_64 aarch64 (run ./tests/run)"]
 fn a_later_install_keeps_agents_of_these_sources_and_uninstall_removes_every_file() {
-    require_agent("aarch64");
+    static_agent("aarch64");
     let installed = install();
     let aarch64 = installed.agent("aarch64");
     let riscv64 = installed.agent("riscv64");
@@ -463,7 +449,7 @@ fn the_installed_copy_reaches_a_host_with_no_libc() {
 fn the_installed_copy_reaches_an_aarch64_host() {
     require_sshd();
     require_qemu_aarch64();
-    require_agent("aarch64");
+    static_agent("aarch64");
     let installed = install();
     // root logs in; its login shell (from this machine's passwd) is a
     // script that runs busybox's sh.

@@ -14,9 +14,6 @@ use std::time::{Duration, Instant};
 use common::sshd::{Sshd, require_sshd};
 use common::*;
 
-/// mfs-deploy's password (`.ci/accounts.sh`).
-const DEPLOY_PASSWORD: &str = "deploy-pw-4711";
-
 /// A daemon's socket in a private temporary directory.
 struct Place {
     dir: tempfile::TempDir,
@@ -63,22 +60,9 @@ fn deploy_sshd() -> (Sshd, String) {
     require_sshd();
     require_accounts();
     let sshd = Sshd::start();
-    std::fs::write(
-        sshd.path("ssh_config"),
-        sshd.config_block_for("h", "mfs-deploy", ""),
-    )
-    .unwrap();
+    sshd.write_config_for("h", "mfs-deploy");
     let cfg = sshd.ssh_config();
     (sshd, cfg)
-}
-
-fn password_file(dir: &Path) -> String {
-    let path = dir.join("password");
-    std::fs::write(&path, format!("{DEPLOY_PASSWORD}\n")).unwrap();
-    // Only its owner may read it: mitogen-fakessh refuses it otherwise.
-    let private = std::os::unix::fs::PermissionsExt::from_mode(0o600);
-    std::fs::set_permissions(&path, private).unwrap();
-    path.display().to_string()
 }
 
 /// Poll `what` for up to 20 s.
@@ -98,7 +82,7 @@ fn eventually(what: impl Fn() -> bool) -> bool {
 fn exec_runs_and_an_evaluated_shell_share_one_ssh_and_one_sudo() {
     let (sshd, cfg) = deploy_sshd();
     let place = Place::new();
-    let pw = password_file(place.dir.path());
+    let pw = password_file(place.dir.path(), DEPLOY_PASSWORD);
     // Each session prints the pid of the agent that ran it: the same pid is
     // the same sudo.
     let out = sh(&format!(
@@ -191,7 +175,7 @@ fn another_user_gets_no_session() {
 fn stop_leaves_no_remote_agent_or_command() {
     let (sshd, cfg) = deploy_sshd();
     let place = Place::new();
-    let pw = password_file(place.dir.path());
+    let pw = password_file(place.dir.path(), DEPLOY_PASSWORD);
     run(&[
         "start",
         "-s",

@@ -11,9 +11,6 @@ use std::time::Duration;
 use common::sshd::{Sshd, require_sshd};
 use common::*;
 
-const DEPLOY_PASSWORD: &str = "deploy-pw-4711";
-const SU_PASSWORD: &str = "su-pw-0815";
-
 fn uid_of(user: &str) -> u32 {
     let out = Command::new("id").args(["-u", user]).output().unwrap();
     String::from_utf8(out.stdout)
@@ -21,15 +18,6 @@ fn uid_of(user: &str) -> u32 {
         .trim()
         .parse()
         .unwrap()
-}
-
-fn password_file(dir: &std::path::Path, text: &str) -> String {
-    let p = dir.join(format!("pw-{}", text.len()));
-    std::fs::write(&p, format!("{text}\n")).unwrap();
-    // Only its owner may read it: mitogen-fakessh refuses it otherwise.
-    let private = std::os::unix::fs::PermissionsExt::from_mode(0o600);
-    std::fs::set_permissions(&p, private).unwrap();
-    p.display().to_string()
 }
 
 /// A directory only root may write into.
@@ -44,11 +32,7 @@ fn root_only_dir(parent: &std::path::Path) -> std::path::PathBuf {
 
 fn deploy_sshd() -> Sshd {
     let sshd = Sshd::start();
-    std::fs::write(
-        sshd.path("ssh_config"),
-        sshd.config_block_for("target", "mfs-deploy", ""),
-    )
-    .unwrap();
+    sshd.write_config_for("target", "mfs-deploy");
     sshd
 }
 

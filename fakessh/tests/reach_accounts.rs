@@ -146,25 +146,8 @@ fn service_accounts_behind_sudo() {
 /// mounted what the test needs before sshd started; logins as
 /// mfs-deploy, named `h`.
 fn sshd_with_mounts(script: &str) -> Sshd {
-    let wrapped = format!("set -e; {script}; exec \"$@\"");
-    let sshd = Sshd::start_wrapped(
-        &[
-            "unshare",
-            "--mount",
-            "--propagation",
-            "private",
-            "sh",
-            "-c",
-            &wrapped,
-            "sh",
-        ],
-        &[],
-    );
-    std::fs::write(
-        sshd.path("ssh_config"),
-        sshd.config_block_for("h", "mfs-deploy", ""),
-    )
-    .unwrap();
+    let sshd = Sshd::start_with_mounts(script);
+    sshd.write_config_for("h", "mfs-deploy");
     sshd
 }
 

@@ -16,18 +16,6 @@ use common::chroot::{
 use common::sshd::{Sshd, require_sshd};
 use common::*;
 
-/// The static agent for `machine`, from `./build-agents`.
-fn require_agent(machine: &str) {
-    let agent = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../target/agents")
-        .join(format!("linux-{machine}/mitogen-fakessh"));
-    assert!(
-        agent.is_file(),
-        "{} is missing: run ./build-agents {machine} (./tests/run does)",
-        agent.display()
-    );
-}
-
 /// `mitogen-fakessh -v --ssh-config CFG --to CHAIN -- sh -c SCRIPT`.
 fn via(cfg: &str, chain: &str, script: &str) -> Outcome {
     fakessh(&[
@@ -69,7 +57,7 @@ fn same_file(a: &Path, b: &Path) -> bool {
 fn busybox_host(applets: &[&str]) -> (Chroot, Sshd) {
     require_sshd();
     require_account("mfs-chroot");
-    require_agent("x86_64");
+    static_agent("x86_64");
     let chroot = Chroot::busybox(
         Path::new("/bin/busybox"),
         applets,
@@ -134,11 +122,7 @@ fn an_unknown_platform_and_a_failing_uname_are_named() {
         "SetEnv=PATH={}:/usr/bin:/bin",
         fake.path().display()
     )]);
-    std::fs::write(
-        sshd.path("ssh_config"),
-        sshd.config_block_for("target", "mfs-dash", ""),
-    )
-    .unwrap();
+    sshd.write_config_for("target", "mfs-dash");
     let cfg = sshd.ssh_config();
     lie("echo Linux sparc64");
     via(&cfg, "ssh:target", "ssh h true")
@@ -162,7 +146,7 @@ fn an_unknown_platform_and_a_failing_uname_are_named() {
 fn aarch64_host() -> (Chroot, Sshd) {
     require_sshd();
     require_qemu_aarch64();
-    require_agent("aarch64");
+    static_agent("aarch64");
     let root_shell = String::from_utf8(
         std::process::Command::new("getent")
             .args(["passwd", "root"])
@@ -257,7 +241,7 @@ fn an_aarch64_host_gets_the_aarch64_agent() {
 fn an_x86_64_bastion_then_an_aarch64_host_then_su() {
     let (_chroot, arm) = aarch64_host();
     let bastion = Sshd::start();
-    require_agent("x86_64");
+    static_agent("x86_64");
     let cfg = bastion.path("chain_config");
     std::fs::write(
         &cfg,
@@ -298,7 +282,7 @@ fn an_x86_64_bastion_then_an_aarch64_host_then_su() {
 fn an_i686_host_gets_the_i686_agent() {
     require_sshd();
     require("setarch");
-    require_agent("i686");
+    static_agent("i686");
     // sshd and its sessions under the 32-bit personality: uname says i686,
     // as on a 32-bit x86 system.
     let sshd = Sshd::start_wrapped(&["setarch", "i686"], &[]);

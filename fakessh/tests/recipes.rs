@@ -17,9 +17,6 @@ use std::time::Duration;
 use common::sshd::{Sshd, require_sshd};
 use common::*;
 
-/// mfs-deploy's password (`.ci/accounts.sh`).
-const DEPLOY_PASSWORD: &str = "deploy-pw-4711";
-
 /// The chain every recipe goes through.
 const CHAIN: &str = "ssh:mfs-deploy@target,sudo:root";
 
@@ -42,11 +39,7 @@ impl Recipe {
         require_sshd();
         require_accounts();
         let sshd = Sshd::start();
-        std::fs::write(
-            sshd.path("ssh_config"),
-            sshd.config_block_for("target", "mfs-deploy", ""),
-        )
-        .unwrap();
+        sshd.write_config_for("target", "mfs-deploy");
         let tmp = tempfile::tempdir().unwrap();
         let password = tmp.path().join("password");
         std::fs::write(&password, format!("{DEPLOY_PASSWORD}\n")).unwrap();

@@ -34,7 +34,6 @@ const GIB: u64 = 1 << 30;
 const FLOOD_END: &str = " end of the flood";
 /// The lecture of `mfs-lectured` (`.ci/accounts.sh`).
 const LECTURE: &str = "/var/lib/mitogen-fakessh-tests/lecture-128MiB";
-const LECTURED_PASSWORD: &str = "lectured-pw-2718";
 /// Where Debian's sudo notes that it lectured a user.
 const LECTURED_MARK: &str = "/var/lib/sudo/lectured/mfs-lectured";
 
@@ -203,11 +202,7 @@ fn a_bashrc_flooding_stderr_during_the_bootstrap_costs_the_host_little() {
     require_sshd();
     require_account("mfs-flood");
     let sshd = Sshd::start();
-    std::fs::write(
-        sshd.path("ssh_config"),
-        sshd.config_block_for("target", "mfs-flood", ""),
-    )
-    .unwrap();
+    sshd.write_config_for("target", "mfs-flood");
     let cfg = sshd.ssh_config();
     let run = measure(
         None,

@@ -22,7 +22,6 @@ use common::sshd::{Sshd, require_sshd};
 use common::*;
 
 const SUDO_RS: &str = "/opt/sudo-rs/bin/sudo";
-const DEPLOY_PASSWORD: &str = "deploy-pw-4711";
 
 /// mfs-deploy's rules as .ci/accounts.sh writes them for sudo 1.9
 /// (requiretty, which sudo-rs warns it does not know), with no cached
@@ -80,29 +79,12 @@ impl Remote {
         let sudoers = files.path().join("sudoers");
         std::fs::write(&sudoers, rules).unwrap();
         std::fs::set_permissions(&sudoers, PermissionsExt::from_mode(0o440)).unwrap();
-        let binds = format!(
-            "mount --bind '{}' /usr/bin/sudo && mount --bind '{}' /etc/sudoers && exec \"$@\"",
+        let sshd = Sshd::start_with_mounts(&format!(
+            "mount --bind '{}' /usr/bin/sudo; mount --bind '{}' /etc/sudoers",
             program.display(),
             sudoers.display()
-        );
-        let sshd = Sshd::start_wrapped(
-            &[
-                "unshare",
-                "--mount",
-                "--propagation",
-                "private",
-                "sh",
-                "-c",
-                &binds,
-                "sh",
-            ],
-            &[],
-        );
-        std::fs::write(
-            sshd.path("ssh_config"),
-            sshd.config_block_for("target", "mfs-deploy", ""),
-        )
-        .unwrap();
+        ));
+        sshd.write_config_for("target", "mfs-deploy");
         Remote {
             sshd,
             _files: files,
@@ -112,13 +94,6 @@ impl Remote {
     fn ssh_config(&self) -> String {
         self.sshd.ssh_config()
     }
-}
-
-fn password_file(dir: &Path, text: &str) -> String {
-    let p = dir.join(format!("pw-{}", text.len()));
-    std::fs::write(&p, format!("{text}\n")).unwrap();
-    std::fs::set_permissions(&p, PermissionsExt::from_mode(0o600)).unwrap();
-    p.display().to_string()
 }
 
 /// A directory root owns, others may only read and search (the remote's

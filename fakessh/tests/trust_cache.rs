@@ -384,19 +384,9 @@ fn a_swap_between_hash_and_exec_runs_nothing_of_the_attackers() {
 #[ignore = "needs root, sshd, sudo, python3, the test accounts and ./build-agents x86_64 (run ./tests/run)"]
 fn a_swap_race_behind_ssh_and_sudo_runs_nothing_of_the_attackers() {
     common::sshd::require_sshd();
-    let agent =
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/agents/linux-x86_64/mitogen-fakessh");
-    assert!(
-        agent.is_file(),
-        "{} is missing: run ./build-agents x86_64 (./tests/run does)",
-        agent.display()
-    );
+    let agent = common::static_agent("x86_64");
     let sshd = common::sshd::Sshd::start();
-    std::fs::write(
-        sshd.path("ssh_config"),
-        sshd.config_block_for("target", "mfs-deploy", ""),
-    )
-    .unwrap();
+    sshd.write_config_for("target", "mfs-deploy");
     let password = sshd.path("password");
     std::fs::write(&password, "deploy-pw-4711\n").unwrap();
     std::fs::set_permissions(&password, std::fs::Permissions::from_mode(0o600)).unwrap();

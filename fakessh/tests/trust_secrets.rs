@@ -21,9 +21,6 @@ use std::time::Duration;
 use common::sshd::{Sshd, require_sshd};
 use common::*;
 
-/// mfs-deploy's login password (`.ci/accounts.sh`), also its sudo password.
-const DEPLOY_PASSWORD: &str = "deploy-pw-4711";
-
 /// An account whose rc file the test writes (`.ci/accounts.sh`).
 const HOSTILE: &str = "mfs-hostile";
 
@@ -56,11 +53,7 @@ fn password_only_sshd() -> Sshd {
         "PasswordAuthentication=yes",
         "KbdInteractiveAuthentication=yes",
     ]);
-    std::fs::write(
-        sshd.path("ssh_config"),
-        sshd.config_block_for("target", "mfs-deploy", ""),
-    )
-    .unwrap();
+    sshd.write_config_for("target", "mfs-deploy");
     sshd
 }
 

@@ -7,6 +7,7 @@
 //! Dev-only (`publish = false`): it panics with a message where a test
 //! should fail.
 
+pub mod accounts;
 pub mod chroot;
 pub mod netns;
 mod outcome;
@@ -14,11 +15,34 @@ pub mod proxy;
 pub mod sshd;
 mod tree;
 
+pub use accounts::{
+    DEPLOY_PASSWORD, LECTURED_PASSWORD, SU_PASSWORD, password_file, require_account,
+    require_accounts,
+};
 pub use outcome::{Outcome, fakessh_command, run_fakessh, run_with};
 pub use tree::{AWKWARD_NAMES, assert_same_tree, make_tree, write_random_file};
 
-use std::path::PathBuf;
-use std::process::Command;
+use std::path::{Path, PathBuf};
+
+/// The workspace the kit belongs to: where the tests and the bench find
+/// the build (`target/`) and the scripts (`./install`).
+pub fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("test-kit sits in the workspace")
+        .to_path_buf()
+}
+
+/// The static agent `./build-agents MACHINE` built; it must be there.
+pub fn static_agent(machine: &str) -> PathBuf {
+    let agent = workspace().join(format!("target/agents/linux-{machine}/mitogen-fakessh"));
+    assert!(
+        agent.is_file(),
+        "{} is missing: run ./build-agents {machine} (./tests/run does)",
+        agent.display()
+    );
+    agent
+}
 
 /// `tool` must be on PATH: a test never passes without the program it runs.
 /// `./tests/run` installs every tool the tests use.
@@ -36,27 +60,6 @@ pub fn require_root() {
         sshd::is_root(),
         "this test needs root: run ./tests/run as root"
     );
-}
-
-/// Local account `user` must exist (`.ci/accounts.sh` creates the test
-/// accounts), and we must be root to use it.
-pub fn require_account(user: &str) {
-    require_root();
-    let exists = Command::new("id")
-        .arg(user)
-        .output()
-        .is_ok_and(|o| o.status.success());
-    assert!(
-        exists,
-        "account {user} is missing: run ./tests/run as root (it runs .ci/accounts.sh)"
-    );
-}
-
-/// The accounts of `.ci/accounts.sh`.
-pub fn require_accounts() {
-    for user in ["mfs-deploy", "mfs-webapp", "mfs-su"] {
-        require_account(user);
-    }
 }
 
 pub fn which(tool: &str) -> Option<PathBuf> {

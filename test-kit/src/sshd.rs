@@ -69,6 +69,24 @@ impl Sshd {
         Sshd::launch(wrapper, "127.0.0.1", free_port(), None, options)
     }
 
+    /// sshd on 127.0.0.1 in a mount namespace of its own (private
+    /// propagation), where `script` (sh as root, under `set -e`) first
+    /// mounted what the test needs.
+    pub fn start_with_mounts(script: &str) -> Sshd {
+        let wrapped = format!("set -e; {script}; exec \"$@\"");
+        let wrapper = [
+            "unshare",
+            "--mount",
+            "--propagation",
+            "private",
+            "sh",
+            "-c",
+            &wrapped,
+            "sh",
+        ];
+        Sshd::start_wrapped(&wrapper, &[])
+    }
+
     /// Another sshd on 127.0.0.1 with `other`'s keys and extra options.
     pub fn start_sharing(other: &Sshd, options: &[&str]) -> Sshd {
         Sshd::launch(&[], "127.0.0.1", free_port(), Some(other), options)
@@ -264,6 +282,15 @@ impl Sshd {
     pub fn write_client_files(&self, alias: &str) {
         std::fs::write(self.path("known_hosts"), self.host_key_line()).unwrap();
         std::fs::write(self.path("ssh_config"), self.config_block(alias, "")).unwrap();
+    }
+
+    /// Our ssh_config, naming us `alias` and logging in as `user`.
+    pub fn write_config_for(&self, alias: &str, user: &str) {
+        std::fs::write(
+            self.path("ssh_config"),
+            self.config_block_for(alias, user, ""),
+        )
+        .unwrap();
     }
 
     /// An ssh_config `Host` block for this server; `extra` adds lines.

@@ -57,22 +57,7 @@ fn config_with_keys(sshd: &Sshd, keys: &[&std::path::Path], extra: &str) -> Stri
 
 /// `mitogen-fakessh -v --to ssh:target -- ssh h 'echo ran-remotely'`.
 fn run_verbose_on_target(config: &str) -> Outcome {
-    let out = fakessh(&[
-        "-v",
-        "--ssh-config",
-        config,
-        "--to",
-        "ssh:target",
-        "--",
-        "ssh",
-        "h",
-        "echo ran-remotely",
-    ]);
-    out.assert_no_panic();
-    if out.code() == 0 {
-        assert_eq!(out.stdout_text(), "ran-remotely\n");
-    }
-    out
+    run_on_target_with(&["-v"], config)
 }
 
 /// A user with an ed25519 and an RSA key, both authorized:
