@@ -5,7 +5,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::Command;
 
-use crate::require_root;
+use crate::needs::require_root;
 
 /// mfs-deploy's login and sudo password.
 pub const DEPLOY_PASSWORD: &str = "deploy-pw-4711";

@@ -215,9 +215,9 @@ pub const APPLETS: &[&str] = &[
 ];
 
 /// sshd chrooting every login into `chroot`; the config names it `h`.
-pub fn chrooted_sshd(chroot: &Chroot, user: &str) -> super::sshd::Sshd {
+pub fn chrooted_sshd(chroot: &Chroot, user: &str) -> crate::sshd::Sshd {
     let sshd =
-        super::sshd::Sshd::start_with(&[&format!("ChrootDirectory={}", chroot.dir.display())]);
+        crate::sshd::Sshd::start_with(&[&format!("ChrootDirectory={}", chroot.dir.display())]);
     std::fs::write(
         sshd.path("ssh_config"),
         sshd.config_block_for("h", user, ""),

@@ -179,8 +179,8 @@ pub fn spawn_in(ns: &str, args: &[&str]) -> std::process::Child {
 /// A bastion and a target sshd in a fresh topology, and an ssh config that
 /// names them `bastion` and `target` (root, with the bastion's test key).
 pub struct TwoHops {
-    pub bastion: super::sshd::Sshd,
-    pub target: super::sshd::Sshd,
+    pub bastion: crate::sshd::Sshd,
+    pub target: crate::sshd::Sshd,
     pub dir: tempfile::TempDir,
     /// The ssh config's path.
     pub cfg: String,
@@ -190,7 +190,7 @@ pub struct TwoHops {
 
 impl TwoHops {
     pub fn start() -> TwoHops {
-        use super::sshd::Sshd;
+        use crate::sshd::Sshd;
         let topo = Topology::create();
         let bastion = Sshd::start_in(Some(&topo.bastion_ns), &topo.bastion_ip, 22, None);
         let target = Sshd::start_in(Some(&topo.target_ns), &topo.target_ip, 22, Some(&bastion));

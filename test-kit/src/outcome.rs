@@ -5,7 +5,7 @@ use std::path::Path;
 use std::process::{Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::which;
+use crate::needs::which;
 
 pub struct Outcome {
     pub status: ExitStatus,

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use super::require;
+use crate::needs::{require, require_root};
 
 pub struct Sshd {
     pub dir: tempfile::TempDir,
@@ -23,15 +23,7 @@ pub fn require_sshd() {
         Path::new("/usr/sbin/sshd").exists(),
         "/usr/sbin/sshd is not installed: run ./tests/run as root, which installs openssh-server"
     );
-    super::require_root();
-}
-
-pub fn is_root() -> bool {
-    Command::new("id")
-        .arg("-u")
-        .output()
-        .map(|o| o.stdout.trim_ascii() == b"0")
-        .unwrap_or(false)
+    require_root();
 }
 
 fn keygen(path: &Path) {
