@@ -103,7 +103,7 @@ impl Faults {
     fn agent_dir(&self, run: &str) -> PathBuf {
         let dir = self.dir.path().join(format!("agents-{run}"));
         std::fs::create_dir(&dir).unwrap();
-        let uid = common::chroot::uid_of(USER);
+        let uid = uid_of(USER);
         std::os::unix::fs::chown(&dir, Some(uid), Some(uid)).unwrap();
         std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)).unwrap();
         dir

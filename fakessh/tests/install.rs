@@ -15,7 +15,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use common::chroot::{
-    APPLETS, ARM64_BUSYBOX, Account, Chroot, chrooted_sshd, require_qemu_aarch64, uid_of,
+    APPLETS, ARM64_BUSYBOX, Account, Chroot, chrooted_sshd, require_qemu_aarch64,
 };
 use common::sshd::{Sshd, require_sshd};
 use common::*;

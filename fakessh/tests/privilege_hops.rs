@@ -11,25 +11,6 @@ use std::time::Duration;
 use common::sshd::{Sshd, require_sshd};
 use common::*;
 
-fn uid_of(user: &str) -> u32 {
-    let out = Command::new("id").args(["-u", user]).output().unwrap();
-    String::from_utf8(out.stdout)
-        .unwrap()
-        .trim()
-        .parse()
-        .unwrap()
-}
-
-/// A directory only root may write into.
-fn root_only_dir(parent: &std::path::Path) -> std::path::PathBuf {
-    use std::os::unix::fs::PermissionsExt;
-    let d = parent.join("root-only");
-    std::fs::create_dir(&d).unwrap();
-    std::fs::set_permissions(&d, std::fs::Permissions::from_mode(0o700)).unwrap();
-    std::fs::set_permissions(parent, std::fs::Permissions::from_mode(0o755)).unwrap();
-    d
-}
-
 fn deploy_sshd() -> Sshd {
     let sshd = Sshd::start();
     sshd.write_config_for("target", "mfs-deploy");
@@ -77,20 +58,7 @@ fn requiretty_defeats_openssh_but_not_us() {
 
     // Through ssh:mfs-deploy,sudo:root: rsync, scp (SFTP and -O) and sftp.
     let pw = password_file(tmp.path(), DEPLOY_PASSWORD);
-    let big = src.join("a/big.bin");
-    std::fs::write(
-        tmp.path().join("batch"),
-        format!("put {} {}/via-sftp.bin\n", big.display(), dst.display()),
-    )
-    .unwrap();
-    let script = format!(
-        "set -e; rsync -a '{src}/' target:'{dst}/tree/'; scp '{big}' target:'{dst}/via scp.bin'; \
-         scp -O '{big}' target:'{dst}/via-scp-O.bin'; sftp -q -b '{batch}' target; ssh target id -un",
-        src = src.display(),
-        dst = dst.display(),
-        big = big.display(),
-        batch = tmp.path().join("batch").display()
-    );
+    let copies = ClientCopies::new(&src, &dst, tmp.path(), "");
     let out = fakessh(&[
         "--ssh-config",
         &cfg,
@@ -101,7 +69,7 @@ fn requiretty_defeats_openssh_but_not_us() {
         "--",
         "sh",
         "-c",
-        &script,
+        &copies.script,
     ]);
     out.assert_no_panic().expect_code(0);
     assert!(
@@ -109,20 +77,7 @@ fn requiretty_defeats_openssh_but_not_us() {
         "{}",
         out.stdout_text()
     );
-    assert_same_tree(&src, &dst.join("tree"));
-    for name in ["via scp.bin", "via-scp-O.bin", "via-sftp.bin"] {
-        let copied = dst.join(name);
-        assert_eq!(
-            std::fs::read(&copied).unwrap(),
-            std::fs::read(&big).unwrap(),
-            "{name}"
-        );
-        assert_eq!(
-            std::fs::metadata(&copied).unwrap().uid(),
-            0,
-            "{name} should be root's"
-        );
-    }
+    copies.assert_arrived_as(0);
     assert_eq!(std::fs::metadata(dst.join("tree/a")).unwrap().uid(), 0);
 }
 

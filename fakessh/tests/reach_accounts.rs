@@ -11,7 +11,6 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::chroot::uid_of;
 use common::sshd::{Sshd, require_sshd};
 use common::*;
 

@@ -14,7 +14,7 @@
 mod common;
 
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
@@ -104,15 +104,6 @@ fn private_dir() -> tempfile::TempDir {
     dir
 }
 
-/// A directory only root may write into.
-fn root_only_dir(parent: &Path) -> PathBuf {
-    let d = parent.join("root-only");
-    std::fs::create_dir(&d).unwrap();
-    std::fs::set_permissions(&d, PermissionsExt::from_mode(0o700)).unwrap();
-    std::fs::set_permissions(parent, PermissionsExt::from_mode(0o755)).unwrap();
-    d
-}
-
 /// mitogen-fakessh with no terminal (setsid), so a password it was not
 /// given cannot be asked for.
 fn fakessh_without_terminal(args: &[&str]) -> Outcome {
@@ -140,22 +131,13 @@ fn sudo_rs_with_a_password_carries_rsync_scp_and_sftp_as_root() {
     make_tree(&src, 4 << 20);
     let dst = root_only_dir(tmp.path());
     let pw = password_file(tmp.path(), DEPLOY_PASSWORD);
-    let big = src.join("a/big.bin");
-    std::fs::write(
-        tmp.path().join("batch"),
-        format!("put {} {}/via-sftp.bin\n", big.display(), dst.display()),
-    )
-    .unwrap();
     // The remote's sudo is sudo-rs (asked through the hop itself), then
     // rsync, scp (SFTP and -O) and sftp as root.
-    let script = format!(
-        "set -e; ssh target 'sudo --version' | head -n 1; rsync -a '{src}/' target:'{dst}/tree/'; \
-         scp '{big}' target:'{dst}/via scp.bin'; scp -O '{big}' target:'{dst}/via-scp-O.bin'; \
-         sftp -q -b '{batch}' target; ssh target id -un",
-        src = src.display(),
-        dst = dst.display(),
-        big = big.display(),
-        batch = tmp.path().join("batch").display()
+    let copies = ClientCopies::new(
+        &src,
+        &dst,
+        tmp.path(),
+        "ssh target 'sudo --version' | head -n 1; ",
     );
     let out = fakessh_without_terminal(&[
         "--ssh-config",
@@ -167,7 +149,7 @@ fn sudo_rs_with_a_password_carries_rsync_scp_and_sftp_as_root() {
         "--",
         "sh",
         "-c",
-        &script,
+        &copies.script,
     ]);
     out.assert_no_panic().expect_code(0);
     assert!(
@@ -181,17 +163,8 @@ fn sudo_rs_with_a_password_carries_rsync_scp_and_sftp_as_root() {
         out.stdout_text()
     );
     assert!(!out.stderr_text().contains(DEPLOY_PASSWORD));
-    assert_same_tree(&src, &dst.join("tree"));
     assert_eq!(std::fs::metadata(dst.join("tree/a")).unwrap().uid(), 0);
-    for name in ["via scp.bin", "via-scp-O.bin", "via-sftp.bin"] {
-        let copied = dst.join(name);
-        assert_eq!(
-            std::fs::read(&copied).unwrap(),
-            std::fs::read(&big).unwrap(),
-            "{name}"
-        );
-        assert_eq!(std::fs::metadata(&copied).unwrap().uid(), 0, "{name}");
-    }
+    copies.assert_arrived_as(0);
 }
 
 #[test]

@@ -18,10 +18,6 @@ use common::*;
 
 const ATTACKER: &str = "mfs-attacker";
 
-fn uid_of(user: &str) -> u32 {
-    common::chroot::uid_of(user)
-}
-
 fn home_of(user: &str) -> PathBuf {
     let out = Command::new("getent")
         .args(["passwd", user])

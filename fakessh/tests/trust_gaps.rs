@@ -204,7 +204,7 @@ fn as_intruder(program: &str, args: &[&str]) -> Outcome {
 /// `path` with `text`, owned by the intruder, with `mode`.
 fn intruder_file(path: &Path, text: &str, mode: u32) {
     std::fs::write(path, text).unwrap();
-    let uid = common::chroot::uid_of(INTRUDER);
+    let uid = uid_of(INTRUDER);
     std::os::unix::fs::chown(path, Some(uid), None).unwrap();
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
 }
@@ -233,7 +233,7 @@ fn a_writable_ssh_config_or_include_is_refused_as_openssh_refuses_it() {
     let ssh_dir = intruder_home().join(".ssh");
     let _cleanup = SshDir(ssh_dir.clone());
     std::fs::create_dir_all(&ssh_dir).unwrap();
-    let uid = common::chroot::uid_of(INTRUDER);
+    let uid = uid_of(INTRUDER);
     std::os::unix::fs::chown(&ssh_dir, Some(uid), None).unwrap();
     let config = ssh_dir.join("config");
     let extra = ssh_dir.join("extra.conf");

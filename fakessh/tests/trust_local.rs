@@ -156,11 +156,6 @@ impl Drop for Intruder {
     }
 }
 
-fn uid_of(user: &str) -> u32 {
-    let out = Command::new("id").args(["-u", user]).output().unwrap();
-    String::from_utf8_lossy(&out.stdout).trim().parse().unwrap()
-}
-
 fn require_intruder() -> u32 {
     require_root();
     require("runuser");

@@ -35,6 +35,13 @@ pub fn require_accounts() {
     }
 }
 
+/// The uid of a local account.
+pub fn uid_of(user: &str) -> u32 {
+    let out = Command::new("id").args(["-u", user]).output().unwrap();
+    assert!(out.status.success(), "no account {user}");
+    String::from_utf8_lossy(&out.stdout).trim().parse().unwrap()
+}
+
 /// A file in `dir` holding `text` and a newline, readable by its owner only
 /// (mitogen-fakessh refuses a password file others can read); its path.
 pub fn password_file(dir: &Path, text: &str) -> String {

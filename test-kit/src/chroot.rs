@@ -38,13 +38,6 @@ fn run(program: &str, args: &[&str]) {
     );
 }
 
-/// The uid of a local account.
-pub fn uid_of(user: &str) -> u32 {
-    let out = Command::new("id").args(["-u", user]).output().unwrap();
-    assert!(out.status.success(), "no account {user}");
-    String::from_utf8_lossy(&out.stdout).trim().parse().unwrap()
-}
-
 impl Chroot {
     /// `busybox` (a static executable) as `/bin/busybox`, `/bin/sh` and
     /// each of `applets`; `accounts` in `/etc/passwd` with their homes;

@@ -9,6 +9,7 @@
 
 pub mod accounts;
 pub mod chroot;
+mod copies;
 mod needs;
 pub mod netns;
 mod outcome;
@@ -18,8 +19,9 @@ mod tree;
 
 pub use accounts::{
     DEPLOY_PASSWORD, LECTURED_PASSWORD, SU_PASSWORD, password_file, require_account,
-    require_accounts,
+    require_accounts, uid_of,
 };
+pub use copies::ClientCopies;
 pub use needs::{is_root, require, require_root, static_agent, which, workspace};
 pub use outcome::{Outcome, fakessh_command, run_fakessh, run_with};
-pub use tree::{AWKWARD_NAMES, assert_same_tree, make_tree, write_random_file};
+pub use tree::{AWKWARD_NAMES, assert_same_tree, make_tree, root_only_dir, write_random_file};

@@ -1,6 +1,7 @@
 //! File trees with awkward names, random files, and tree comparison.
 
 use std::io::Read;
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 /// Deterministic pseudo-random bytes (xorshift), fast enough for 200 MiB.
@@ -38,6 +39,16 @@ pub const AWKWARD_NAMES: &[&str] = &[
     "semi;colon&amp|pipe",
     "star*glob?",
 ];
+
+/// `parent/root-only`, a directory only root may write into (and
+/// `parent` made 0755, so others may reach it).
+pub fn root_only_dir(parent: &Path) -> PathBuf {
+    let dir = parent.join("root-only");
+    std::fs::create_dir(&dir).unwrap();
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)).unwrap();
+    std::fs::set_permissions(parent, std::fs::Permissions::from_mode(0o755)).unwrap();
+    dir
+}
 
 /// A tree with nested directories, awkward names and a file of `big` bytes.
 pub fn make_tree(root: &Path, big: usize) {
