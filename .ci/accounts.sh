@@ -5,17 +5,17 @@
 #   mfs-webapp  a non-root sudo target
 #   mfs-su      a su target with its own password
 #   mfs-intruder  another local user, no sudo: squats the daemon's and the
-#               shims' sockets in tests/trust_local.rs, knocks on forward
-#               listeners in tests/trust_gaps.rs
+#               shims' sockets in fakessh/tests/trust_local.rs, knocks on forward
+#               listeners in fakessh/tests/trust_gaps.rs
 #   mfs-tcsh, mfs-fish, mfs-zsh, mfs-ksh, mfs-dash
 #               ssh logins whose login shell is that shell
-#   mfs-hostile an ssh login (bash) whose rc file tests/trust_secrets.rs
+#   mfs-hostile an ssh login (bash) whose rc file fakessh/tests/trust_secrets.rs
 #               writes, to play a remote that prints escape sequences
 #   mfs-chroot  an ssh login whose home and /bin/sh exist only inside the
-#               busybox chroot of tests/reach_platforms.rs
+#               busybox chroot of fakessh/tests/reach_platforms.rs
 #   mfs-attacker  an unprivileged local user, no sudo target, no login:
-#               the attacker of tests/trust_cache.rs
-# The passwords are test fixtures, also known to tests/privilege_hops.rs.
+#               the attacker of fakessh/tests/trust_cache.rs
+# The passwords are test fixtures, also known to test-kit/src/accounts.rs.
 set -euo pipefail
 make_user() { id "$1" >/dev/null 2>&1 || useradd -m -s /bin/bash "$1"; }
 make_user mfs-deploy
@@ -56,7 +56,7 @@ shell_user mfs-hostile /bin/bash
 id mfs-chroot >/dev/null 2>&1 || useradd -M -d /home/mfs-chroot -s /bin/sh mfs-chroot
 usermod -p '*' mfs-chroot
 
-# Hostile remotes of tests/remote_floods.rs: 1 GiB without a newline where
+# Hostile remotes of fakessh/tests/remote_floods.rs: 1 GiB without a newline where
 # our host reads lines.
 #   mfs-flood     an ssh login whose ~/.bashrc (which bash runs for sshd's
 #                 `bash -c COMMAND`) writes it to stderr before any command

@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 /// `time-loop N WARMUP CMD...`: run CMD WARMUP times untimed, then N times,
 /// printing each run's seconds; exits non-zero if any timed run failed.
@@ -33,12 +33,7 @@ pub fn time_loop(args: &[String]) -> i32 {
     i32::from(failed > 0)
 }
 
-pub fn workspace() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_path_buf()
-}
+pub use test_kit::workspace;
 
 pub fn fakessh_bin() -> PathBuf {
     let release = workspace().join("target/release/mitogen-fakessh");
@@ -50,116 +45,47 @@ pub fn fakessh_bin() -> PathBuf {
 /// The static agent the host uploads (`./build-agents`); without it the
 /// host would upload itself and the numbers would not be the users'.
 pub fn static_agent() -> PathBuf {
-    let agent = workspace().join(format!(
-        "target/agents/linux-{}/mitogen-fakessh",
-        std::env::consts::ARCH
-    ));
-    assert!(
-        agent.exists(),
-        "build the static agent first: ./build-agents"
-    );
-    agent
+    test_kit::static_agent(std::env::consts::ARCH)
 }
 
 pub fn me() -> PathBuf {
     std::env::current_exe().unwrap()
 }
 
-/// Our own sshd on loopback.
-pub struct Sshd {
-    pub dir: tempfile::TempDir,
-    pub port: u16,
-    pub child: std::process::Child,
+/// Our own sshd on loopback (the tests' own, from test-kit).
+pub use test_kit::sshd::Sshd;
+
+/// The bench's sshd: the tests' one, taking up to 300 connections at once
+/// (the fleet rows open many).
+pub fn start_sshd() -> Sshd {
+    Sshd::start_with(&["MaxStartups 300"])
 }
 
-impl Sshd {
-    pub fn start() -> Sshd {
-        std::fs::create_dir_all("/run/sshd").unwrap();
-        let dir = tempfile::Builder::new()
-            .prefix("mfs-bench.")
-            .tempdir()
-            .unwrap();
-        let d = dir.path();
-        for k in ["host_key", "user_key"] {
-            let st = Command::new("ssh-keygen")
-                .args(["-q", "-t", "ed25519", "-N", "", "-f"])
-                .arg(d.join(k))
-                .status()
-                .unwrap();
-            assert!(st.success());
-        }
-        std::fs::copy(d.join("user_key.pub"), d.join("authorized_keys")).unwrap();
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        std::fs::write(
-            d.join("sshd_config"),
-            format!(
-                "Port {port}\nListenAddress 127.0.0.1\nHostKey {d}/host_key\nAuthorizedKeysFile {d}/authorized_keys\n\
-                 StrictModes no\nPidFile {d}/sshd.pid\nUsePAM no\nPermitRootLogin prohibit-password\n\
-                 Subsystem sftp /usr/lib/openssh/sftp-server\nSetEnv XDG_CACHE_HOME={d}/cache\nMaxStartups 300\n",
-                d = d.display()
-            ),
-        )
-        .unwrap();
-        let child = Command::new("/usr/sbin/sshd")
-            .arg("-D")
-            .arg("-f")
-            .arg(d.join("sshd_config"))
-            .arg("-E")
-            .arg(d.join("sshd.log"))
-            .spawn()
-            .expect("sshd (run as root, with openssh-server installed)");
-        let start = Instant::now();
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                start.elapsed() < Duration::from_secs(10),
-                "sshd did not start"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        Sshd { dir, port, child }
-    }
-
-    pub fn path(&self, p: &str) -> PathBuf {
-        self.dir.path().join(p)
-    }
-
-    /// ssh_config with `direct` (loopback) and `wan` (through the proxy).
-    pub fn write_config(&self, proxy_port: u16) -> String {
-        let key = std::fs::read_to_string(self.path("host_key.pub")).unwrap();
-        let key: Vec<&str> = key.split_whitespace().take(2).collect();
-        std::fs::write(
-            self.path("known_hosts"),
-            format!(
-                "[127.0.0.1]:{} {} {}\n[127.0.0.1]:{proxy_port} {} {}\n",
-                self.port, key[0], key[1], key[0], key[1]
-            ),
-        )
-        .unwrap();
-        let cfg = self.path("ssh_config");
-        std::fs::write(
-            &cfg,
-            format!(
-                "Host direct\n  Port {}\nHost wan\n  Port {proxy_port}\nHost *\n  HostName 127.0.0.1\n  User root\n  \
-                 IdentityFile {}\n  UserKnownHostsFile {}\n  GlobalKnownHostsFile /dev/null\n  IdentitiesOnly yes\n",
-                self.port,
-                self.path("user_key").display(),
-                self.path("known_hosts").display()
-            ),
-        )
-        .unwrap();
-        cfg.display().to_string()
-    }
-}
-
-impl Drop for Sshd {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// An ssh_config for the bench's sshd with `direct` (loopback) and `wan`
+/// (through the proxy on `proxy_port`); its path.
+pub fn write_config(sshd: &Sshd, proxy_port: u16) -> String {
+    std::fs::write(
+        sshd.path("known_hosts"),
+        format!(
+            "{}{}",
+            sshd.known_hosts_line(sshd.port),
+            sshd.known_hosts_line(proxy_port)
+        ),
+    )
+    .unwrap();
+    let cfg = sshd.path("ssh_config");
+    std::fs::write(
+        &cfg,
+        format!(
+            "Host direct\n  Port {}\nHost wan\n  Port {proxy_port}\nHost *\n  HostName 127.0.0.1\n  User root\n  \
+             IdentityFile {}\n  UserKnownHostsFile {}\n  GlobalKnownHostsFile /dev/null\n  IdentitiesOnly yes\n",
+            sshd.port,
+            sshd.path("user_key").display(),
+            sshd.path("known_hosts").display()
+        ),
+    )
+    .unwrap();
+    cfg.display().to_string()
 }
 
 /// Median and range of samples, in the unit given by `scale`.
@@ -338,22 +264,8 @@ pub fn ratio(ours: f64, theirs: f64) -> String {
 
 /// Incompressible data, fast to generate.
 pub fn write_random(path: &Path, len: u64) {
-    use std::io::Write;
-    let mut f = std::io::BufWriter::with_capacity(1 << 20, std::fs::File::create(path).unwrap());
-    let mut x: u64 = 0x2545F4914F6CDD1D;
-    let mut block = vec![0u8; 1 << 16];
-    let mut left = len;
-    while left > 0 {
-        for c in block.chunks_mut(8) {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            c.copy_from_slice(&x.to_le_bytes());
-        }
-        let n = left.min(block.len() as u64) as usize;
-        f.write_all(&block[..n]).unwrap();
-        left -= n as u64;
-    }
+    let len = usize::try_from(len).expect("a file this machine can address");
+    test_kit::write_random_file(path, len, 0x2545F4914F6CDD1D);
 }
 
 /// Every program the rows compare with or drive, found before anything
@@ -370,10 +282,7 @@ pub fn require_tools() {
         ("parallel-rsync", "pssh"),
     ];
     let found = |tool: &str| {
-        tool.starts_with('/') && std::path::Path::new(tool).exists()
-            || std::env::var_os("PATH").is_some_and(|path| {
-                std::env::split_paths(&path).any(|dir| dir.join(tool).is_file())
-            })
+        tool.starts_with('/') && Path::new(tool).exists() || test_kit::which(tool).is_some()
     };
     let missing: Vec<&str> = tools
         .iter()

@@ -33,8 +33,8 @@ fn main() {
     harness::require_tools();
     // `fakessh-bench soak [--quick]`: only the soak, printed.
     if args.first().map(String::as_str) == Some("soak") {
-        let sshd = Sshd::start();
-        let cfg = sshd.write_config(1);
+        let sshd = start_sshd();
+        let cfg = write_config(&sshd, 1);
         let (rows, notes) = soak::run(&sshd, &cfg, args.iter().any(|a| a == "--quick"));
         println!("{}\n\n{}", rows.join("\n"), notes.join("\n"));
         return;
@@ -43,9 +43,9 @@ fn main() {
     if args.first().map(String::as_str) == Some("fleet") {
         let rt = tokio::runtime::Runtime::new().expect("runtime");
         let (rows, notes) = rt.block_on(async {
-            let sshd = Sshd::start();
+            let sshd = start_sshd();
             let proxy_port = proxy::start(sshd.port, Duration::from_millis(50)).await;
-            let _cfg = sshd.write_config(proxy_port);
+            let _cfg = write_config(&sshd, proxy_port);
             let quick = args.iter().any(|a| a == "--quick");
             tokio::task::block_in_place(|| fleet::run(&sshd, proxy_port, quick))
         });
@@ -56,9 +56,9 @@ fn main() {
     if args.first().map(String::as_str) == Some("forward") {
         let rt = tokio::runtime::Runtime::new().expect("runtime");
         let (rows, notes) = rt.block_on(async {
-            let sshd = Sshd::start();
+            let sshd = start_sshd();
             let proxy_port = proxy::start(sshd.port, Duration::from_millis(50)).await;
-            let cfg = sshd.write_config(proxy_port);
+            let cfg = write_config(&sshd, proxy_port);
             let quick = args.iter().any(|a| a == "--quick");
             tokio::task::block_in_place(|| forward::run(&cfg, quick))
         });
@@ -69,9 +69,9 @@ fn main() {
     if args.first().map(String::as_str) == Some("persist") {
         let rt = tokio::runtime::Runtime::new().expect("runtime");
         let rows = rt.block_on(async {
-            let sshd = Sshd::start();
+            let sshd = start_sshd();
             let proxy_port = proxy::start(sshd.port, Duration::from_millis(50)).await;
-            let cfg = sshd.write_config(proxy_port);
+            let cfg = write_config(&sshd, proxy_port);
             tokio::task::block_in_place(|| persist::run(&cfg, 20))
         });
         println!("{}", rows.join("\n"));
@@ -81,9 +81,9 @@ fn main() {
     if args.first().map(String::as_str) == Some("bootstrap") {
         let rt = tokio::runtime::Runtime::new().expect("runtime");
         let (rows, notes) = rt.block_on(async {
-            let sshd = Sshd::start();
+            let sshd = start_sshd();
             let proxy_port = proxy::start(sshd.port, Duration::from_millis(50)).await;
-            let cfg = sshd.write_config(proxy_port);
+            let cfg = write_config(&sshd, proxy_port);
             tokio::task::block_in_place(|| bootstrap::run(&sshd, &cfg, 5))
         });
         println!("{}\n\n{}", rows.join("\n"), notes.join("\n"));
@@ -127,9 +127,9 @@ fn main() {
 
 async fn run(quick: bool) -> String {
     let rtt = Duration::from_millis(50);
-    let sshd = Sshd::start();
+    let sshd = start_sshd();
     let proxy_port = proxy::start(sshd.port, rtt).await;
-    let cfg = sshd.write_config(proxy_port);
+    let cfg = write_config(&sshd, proxy_port);
     let tmp = tempfile::tempdir().unwrap();
     let calls = if quick { 10 } else { 40 };
     let scps = if quick { 20 } else { 100 };

@@ -4,7 +4,9 @@
 //! It is a single line free of quotes, `!` and backslashes inside
 //! `exec /bin/sh -c '...'`, so it reaches `/bin/sh` unchanged through every
 //! common login shell (sh, bash, dash, zsh, ksh, fish, tcsh/csh, busybox
-//! ash). It:
+//! ash). It is written in `bootstrap.sh`, beside this file, a template
+//! the host fills in and joins into that line (`.ci/run` checks it with
+//! shellcheck). It:
 //!
 //! 1. asks `uname -sm` which platform this is, and knows the checksum of
 //!    the agent for each platform the host can upload;
@@ -92,155 +94,103 @@ pub struct Placement {
     pub compress: bool,
 }
 
-/// The functions the lookup and the store share: `info PATH` (mode `m`
-/// and owner `o` of what PATH resolves to), `wr MODE` (writable by group
-/// or others), `place DIR` (safe, as the module says: `p` is its physical
-/// path, or `r` says why not), `opened FILE` (fd 3 holds FILE, a file of
-/// ours whose checksum is `$s`; `e` is the name that execs fd 3).
-const CHECKS: &str = r#"wr() { case "$1" in ?????w*|????????w*) return 0 ;; esac ; return 1 ; }
-info() { m="" ; o="" ; set -- $(ls -ldnL "$1" 2>/dev/null) ; m="$1" ; o="$3" ; }
-place() {
-p=""
-test -L "$1" && { r="a symbolic link" ; return 1 ; }
-[ -d "$1" ] || { r="missing" ; return 1 ; }
-p="$(cd -P "$1" 2>/dev/null && pwd -P)" || { r="cannot enter it" ; return 1 ; }
-info "$p"
-case "$m" in d*) ;; *) r="not a directory" ; return 1 ;; esac
-[ "$o" = "$i" ] || { r="not owned by uid $i" ; return 1 ; }
-wr "$m" && { r="writable by group or others" ; return 1 ; }
-q="$p"
-while [ -n "$q" ] ; do
-q="${q%/*}"
-info "${q:-/}"
-case "$o" in 0|"$i") ;; *) r="${q:-/} is owned by another user" ; return 1 ;; esac
-wr "$m" || continue
-[ "$o" = 0 ] && case "$m" in ?????????[tT]*) continue ;; esac
-r="${q:-/} is writable by others" ; return 1
-done
-return 0
+/// The script, as a template: `bootstrap.sh` says at its head what the
+/// host fills in, and the rules that let it travel as one line.
+const TEMPLATE: &str = include_str!("bootstrap.sh");
+
+/// The places to try without `--agent-dir`, as shell words.
+const DEFAULT_PLACES: &str = concat!(
+    r#""${XDG_CACHE_HOME:-${HOME:-/nonexistent}/.cache}/mitogen-fakessh" "#,
+    r#"${XDG_RUNTIME_DIR:+"$XDG_RUNTIME_DIR/mitogen-fakessh"} "#,
+    r#""/dev/shm/mitogen-fakessh-$i" "/tmp/mitogen-fakessh-$i" "/var/tmp/mitogen-fakessh-$i""#
+);
+
+/// Whether the template's block `name` (`# @begin name` .. `# @end name`)
+/// is part of this script.
+fn keeps_block(name: &str, placement: &Placement) -> bool {
+    match name {
+        "privileged" => placement.privileged,
+        "compress" => placement.compress,
+        "checks" => true,
+        _ => unreachable!("bootstrap.sh has a block the host does not know: {name}"),
+    }
 }
-opened() {
-[ -f "$1" ] && [ -r "$1" ] || return 1
-exec 3< "$1"
-e=/proc/self/fd/3
-info "$e"
-[ -n "$m" ] || { e=/dev/fd/3 ; info "$e" ; }
-[ -n "$m" ] || { e="$1" ; info "$e" ; }
-if [ "$o" = "$i" ] && case "$m" in -*) true ;; *) false ;; esac ; then
-wr "$m" || { [ "$(sumin <&3 | cut -c1-64)" = "$s" ] && return 0 ; }
-fi
-exec 3<&-
-return 1
-}"#;
+
+/// `line` with each `@NAME@` replaced by its value in `values`, in one
+/// pass: a value is never read again for names.
+fn fill(line: &str, values: &[(&str, &str)]) -> String {
+    let mut out = String::with_capacity(line.len());
+    let mut rest = line;
+    while let Some(at) = rest.find('@') {
+        out.push_str(&rest[..at]);
+        let after = &rest[at + 1..];
+        let name = after.find('@').map(|end| &after[..end]);
+        match name.and_then(|n| values.iter().find(|(k, _)| *k == n)) {
+            Some((name, value)) => {
+                out.push_str(value);
+                rest = &after[name.len() + 1..];
+            }
+            None => {
+                out.push('@');
+                rest = after;
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+/// The template's lines without comments, blank lines and indentation,
+/// and without the blocks `keep` refuses.
+fn template_lines(keep: impl Fn(&str) -> bool) -> impl Iterator<Item = &'static str> {
+    let mut dropping: Option<&str> = None;
+    TEMPLATE.lines().map(str::trim).filter(move |line| {
+        if let Some(name) = line.strip_prefix("# @begin ") {
+            if dropping.is_none() && !keep(name) {
+                dropping = Some(name);
+            }
+            return false;
+        }
+        if let Some(name) = line.strip_prefix("# @end ") {
+            if dropping == Some(name) {
+                dropping = None;
+            }
+            return false;
+        }
+        dropping.is_none() && !line.is_empty() && !line.starts_with('#')
+    })
+}
 
 /// The script as `sh` reads it: one command a line, so it can be read.
-/// The upload runs under umask 077; the agent it stores starts with the
-/// session's own umask again (`um`: the one sshd gave, its inherited 022 on
-/// Debian, or pam_umask's), so commands get the same umask whether this
-/// run uploaded the agent or found it cached.
 fn script(images: &[Arc<Image>], placement: &Placement) -> String {
-    let prelude = if placement.privileged {
-        r#"unset XDG_CACHE_HOME XDG_RUNTIME_DIR
-i="$(id -u)"
-h="$(getent passwd "$i" 2>/dev/null | cut -d: -f6)"
-[ -n "$h" ] || while IFS=: read -r a b c e f g k ; do [ "$c" = "$i" ] && h="$g" && break ; done < /etc/passwd
-HOME="$h"
-export HOME"#
-    } else {
-        ""
-    };
-    let cases: String = images
-        .iter()
-        .map(|i| format!("\"{}\") s={} l={} ;;\n", i.platform, i.sha256, i.size))
-        .collect();
     let places = match &placement.agent_dir {
         Some(dir) => format!("\"{dir}\""),
-        None => concat!(
-            r#""${XDG_CACHE_HOME:-${HOME:-/nonexistent}/.cache}/mitogen-fakessh" "#,
-            r#"${XDG_RUNTIME_DIR:+"$XDG_RUNTIME_DIR/mitogen-fakessh"} "#,
-            r#""/dev/shm/mitogen-fakessh-$i" "/tmp/mitogen-fakessh-$i" "/var/tmp/mitogen-fakessh-$i""#
-        )
-        .to_string(),
+        None => DEFAULT_PLACES.to_string(),
     };
-    let compress = match placement.compress {
-        // Tried, not looked up: busybox's `command -v` names applets
-        // that are not there.
-        true => r#"[ "$(printf x | gzip -c 2>/dev/null | gzip -dc 2>/dev/null)" = x ] && z=gz"#,
-        false => "",
-    };
-    format!(
-        r#"{prelude}
-set -f
-unset CDPATH
-u="$(uname -sm 2>&1)" || {{ echo "MFS-ERROR uname -sm failed: $u" ; exit 1 ; }}
-case "$u" in
-{cases}*) echo "MFS-NOAGENT $u" ; exit 1 ;;
-esac
-sumin() {{ sha256sum 2>/dev/null || shasum -a 256 2>/dev/null || openssl dgst -sha256 -r 2>/dev/null ; }}
-i="$(id -u)"
-{CHECKS}
-for d in {places} ; do
-if place "$d" && [ -f "$p/.ok-$s" ] && opened "$p/$s" ; then
-echo "MFS-CACHED $p"
-echo MFS-EXEC
-exec "$e" {agent}
-fi
-done
-um="$(umask)"
-umask 077
-z=raw
-{compress}
-t=""
-f=""
-why=""
-gone() {{ rm -f "$f" ; }}
-trap gone EXIT HUP INT PIPE TERM
-for d in {places} ; do
-mkdir -p "$d" 2>/dev/null || test -L "$d" || {{ why="$why $d (cannot create it);" ; continue ; }}
-place "$d" || {{ why="$why $d ($r);" ; continue ; }}
-chmod 700 "$p"
-f="$p/.$s.$$"
-if opened "$p/$s" ; then
-:
-elif [ -z "$t" ] ; then
-n=0
-while : ; do
-n=$((n+1))
-echo "MFS-UPLOAD $z $u"
-read len || exit 1
-[ "$len" -gt 0 ] 2>/dev/null || {{ echo "MFS-ERROR the agent upload lost its framing (a failing head, gzip, tee or cat here?)" ; exit 1 ; }}
-if [ "$z" = gz ] ; then
-r="$(head -c "$len" | {{ gzip -dc 2>/dev/null ; cat >/dev/null ; }} | tee "$f" 2>/dev/null | sumin | cut -c1-64)"
-else
-r="$(head -c "$len" | {{ tee "$f" 2>/dev/null ; cat >/dev/null ; }} | sumin | cut -c1-64)"
-fi
-[ "$r" = "$s" ] && break
-[ -s "$f" ] || {{ echo "MFS-ERROR nothing of the agent upload arrived (a failing head, gzip, tee or sha256sum here?)" ; exit 1 ; }}
-rm -f "$f"
-[ "$n" -lt 2 ] || {{ echo "MFS-ERROR the agent arrived corrupted twice (checksum mismatch)" ; exit 1 ; }}
-done
-w="$(wc -c < "$f" 2>/dev/null)"
-[ "$((w+0))" = "$l" ] && chmod 700 "$f" && mv -f "$f" "$p/$s" || {{ rm -f "$f" ; why="$why $d (cannot store it);" ; continue ; }}
-opened "$p/$s" || {{ why="$why $d (the agent stored there does not check out);" ; continue ; }}
-else
-cp "$t" "$f" && chmod 700 "$f" && mv -f "$f" "$p/$s" && opened "$p/$s" || {{ rm -f "$f" ; why="$why $d (cannot copy it there);" ; continue ; }}
-fi
-t="$p/$s"
-if [ "$("$e" {probe} 2>/dev/null)" = MFS-OK ] ; then
-: > "$p/.ok-$s"
-echo "MFS-STORED $p"
-echo MFS-EXEC
-umask "$um"
-exec "$e" {agent}
-fi
-exec 3<&-
-why="$why $d (cannot execute there);"
-done
-echo "MFS-ERROR the agent cannot run in any place tried:$why set one with --agent-dir DIR"
-exit 1"#,
-        agent = crate::roles::AGENT_ARG,
-        probe = crate::roles::PROBE_ARG,
-    )
+    let values = [
+        ("PLACES", places.as_str()),
+        ("AGENT_ARG", crate::roles::AGENT_ARG),
+        ("PROBE_ARG", crate::roles::PROBE_ARG),
+    ];
+    let mut out = String::with_capacity(TEMPLATE.len() + places.len() * 2);
+    for line in template_lines(|name| keeps_block(name, placement)) {
+        if line.contains("@PLATFORM@") {
+            for image in images {
+                let size = image.size.to_string();
+                let arm = [
+                    ("PLATFORM", image.platform.as_str()),
+                    ("SHA256", image.sha256.as_str()),
+                    ("SIZE", size.as_str()),
+                ];
+                out.push_str(&fill(line, &arm));
+                out.push('\n');
+            }
+        } else {
+            out.push_str(&fill(line, &values));
+            out.push('\n');
+        }
+    }
+    out
 }
 
 /// Join the script's lines into one: `;` between commands, a blank after
@@ -280,6 +230,26 @@ mod tests {
 
     use super::*;
 
+    /// The functions the lookup and the store share (the block `checks`),
+    /// alone.
+    fn checks() -> String {
+        let mut inside = false;
+        let mut out = String::new();
+        for line in TEMPLATE.lines().map(str::trim) {
+            match line {
+                "# @begin checks" => inside = true,
+                "# @end checks" => inside = false,
+                _ if inside && !line.is_empty() && !line.starts_with('#') => {
+                    out.push_str(line);
+                    out.push('\n');
+                }
+                _ => {}
+            }
+        }
+        assert!(!out.is_empty(), "bootstrap.sh has no block `checks`");
+        out
+    }
+
     /// The shells a remote `/bin/sh` may be, that this machine has.
     fn shells() -> Vec<Vec<&'static str>> {
         let mut shells = vec![vec!["sh"]];
@@ -299,7 +269,7 @@ mod tests {
     fn place(dir: &std::path::Path) -> Vec<String> {
         let script = format!(
             "i=\"$(id -u)\" ; {} ; if place \"$1\" ; then echo \"ok $p\" ; else echo \"no $r\" ; fi",
-            one_line(CHECKS)
+            one_line(&checks())
         );
         shells()
             .into_iter()
@@ -313,6 +283,47 @@ mod tests {
                 String::from_utf8_lossy(&out.stdout).trim().to_string()
             })
             .collect()
+    }
+
+    /// Every script the host can make: all of the template's names filled
+    /// in, nothing that a login shell would read (the assertion in
+    /// `command`), and no comment left on a line of code.
+    #[test]
+    fn every_script_fills_the_template_and_keeps_to_one_line() {
+        let image = |platform: &str, size: u64| {
+            Arc::new(Image {
+                platform: platform.into(),
+                path: "/nonexistent".into(),
+                size,
+                sha256: format!("{size:064x}"),
+            })
+        };
+        let images = [image("Linux x86_64", 123), image("Linux aarch64", 4567)];
+        for line in template_lines(|_| true) {
+            assert!(!line.contains(" #"), "a comment after code: {line}");
+        }
+        for agent_dir in [None, Some("/srv/my agents@PLACES@".to_string())] {
+            for privileged in [false, true] {
+                for compress in [false, true] {
+                    let placement = Placement {
+                        agent_dir: agent_dir.clone(),
+                        privileged,
+                        compress,
+                    };
+                    let line = command(&images, &placement);
+                    for name in ["PLATFORM", "SHA256", "SIZE", "AGENT_ARG", "PROBE_ARG"] {
+                        assert!(!line.contains(&format!("@{name}@")), "{line}");
+                    }
+                    assert_eq!(
+                        line.matches("@PLACES@").count(),
+                        2 * usize::from(agent_dir.is_some())
+                    );
+                    assert_eq!(line.contains("getent passwd"), privileged);
+                    assert_eq!(line.contains("z=gz"), compress);
+                    assert!(line.contains(r#""Linux aarch64") s="#), "{line}");
+                }
+            }
+        }
     }
 
     fn mkdir(path: &std::path::Path, mode: u32) {
@@ -406,7 +417,7 @@ mod tests {
         let s = String::from_utf8_lossy(&sum.stdout)[..64].to_string();
         let script = format!(
             "sumin() {{ {real} ; mv -f {d}/evil {d}/agent ; }} ; i=\"$(id -u)\" ; s={s} ; {} ; opened \"$1\" || exit 9 ; \"$e\"",
-            one_line(CHECKS),
+            one_line(&checks()),
             d = dir.path().display()
         );
         for shell in shells() {
