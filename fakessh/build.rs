@@ -17,7 +17,7 @@ fn main() {
     for dir in [
         "fakessh/src",
         "proto/src",
-        "router-core/src",
+        "router/src",
         "shims/src",
         "ssh-config/src",
     ] {
