@@ -1,9 +1,10 @@
-//! `MFS_BUILD_ID`: a hash of the sources an agent is built from (router-core
-//! and fakessh's own, without the parts only the host has: `host/`,
-//! `hop/ssh/`, the CLI and its documentation). Agents built by
-//! `./build-agents` carry it too, so the host can tell an agent built from
-//! other sources (which may speak another protocol) and refuse to upload
-//! it, while a change to the host alone leaves the agents usable.
+//! `MFS_BUILD_ID`: a hash of the workspace's sources (the protocol, its
+//! drivers, the shims, the ssh config reader and fakessh's own, all of
+//! `src/` of each) and of `Cargo.lock`. Agents built by `./build-agents`
+//! carry it too, so the host can tell an agent built from other sources
+//! (which may speak another protocol) and refuse to upload it. Any change
+//! to these sources, the host's alone included, asks for the agents to be
+//! built again.
 
 use std::path::{Path, PathBuf};
 
@@ -15,7 +16,8 @@ fn main() {
     let mut files = Vec::new();
     for dir in [
         "fakessh/src",
-        "router-core/src",
+        "proto/src",
+        "router/src",
         "shims/src",
         "ssh-config/src",
     ] {

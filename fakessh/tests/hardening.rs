@@ -11,9 +11,9 @@ use std::path::Path;
 use std::process::Command;
 
 use common::*;
-use router_core::frame::{Frame, Header};
-use router_core::message::handle;
-use router_core::session::{RemoteCommand, SessionRequest};
+use router::frame::{Frame, Header};
+use router::message::handle;
+use router::session::{RemoteCommand, SessionRequest};
 
 fn write(path: &Path, text: &str) -> String {
     std::fs::write(path, text).unwrap();

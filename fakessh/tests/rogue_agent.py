@@ -2,10 +2,10 @@
 controls our agent there, so this plays it. It completes the handshake as a
 real agent would, answers its first session with the bytes in ROGUE_ANSWER,
 then (once the file ROGUE_GO exists, if set) writes the frames in
-ROGUE_FRAMES, which the test encoded with router-core's own codec, and
+ROGUE_FRAMES, which the test encoded with router's own codec, and
 then as many raw frames as ROGUE_FLOOD asks for. It
 records every frame the host sends it, and the end of its stream, in
-ROGUE_REPORT. Speaks the wire format of router-core/src/frame.rs."""
+ROGUE_REPORT. Speaks the wire format of router/src/frame.rs."""
 import os, struct, sys, threading, time
 
 fin, fout = sys.stdin.buffer, sys.stdout.buffer

@@ -3,7 +3,7 @@
 //! agent is `fakessh/tests/rogue_agent.py`, context 1 of a real host process; its
 //! sibling is a real chain `sudo:root,local` (contexts 2 and 3) running a
 //! root shell. Each test sends one attack the old router let through, with
-//! frames encoded by router-core's own codec, and checks that nothing of
+//! frames encoded by router's own codec, and checks that nothing of
 //! the attacker's reached the root shell or the user, that the attacker
 //! was cut off with a message naming what it did, and that the legitimate
 //! session completed.
@@ -17,9 +17,9 @@ use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use common::{bin, require, require_root, run_with};
-use router_core::frame::{Frame, Header};
-use router_core::message::{ContextId, FIRST_SESSION_ID, RouteUpdate, handle};
-use router_core::session::{
+use router::frame::{Frame, Header};
+use router::message::{ContextId, FIRST_SESSION_ID, RouteUpdate, handle};
+use router::session::{
     ExitStatus, OutputStream, RemoteCommand, SessionEvent, SpawnRequest, ToClient, ToCommand,
 };
 
@@ -306,7 +306,7 @@ fn a_hostile_agent_cannot_bounce_frames_off_the_host() {
     let frames: Vec<Frame> = (0..4)
         .map(|_| {
             Frame::data(
-                router_core::session::header(ROGUE, ROGUE, handle::SESSION_STDIN),
+                router::session::header(ROGUE, ROGUE, handle::SESSION_STDIN),
                 Bytes::from(vec![b'x'; 1 << 20]),
             )
         })

@@ -1,2 +1,2 @@
 #![no_main]
-libfuzzer_sys::fuzz_target!(|data: &[u8]| router_core::fuzzing::payloads(data));
+libfuzzer_sys::fuzz_target!(|data: &[u8]| router::fuzzing::payloads(data));

@@ -1,7 +1,7 @@
 //! The protocol of mitogen-fakessh, with no I/O: what crosses a process
 //! boundary between the host, the agents and the shims, and the rules that
 //! decide what each side does with it. Nothing here reads a socket, spawns a
-//! task or waits; the drivers do (`router-core`'s tokio router and pump, the
+//! task or waits; the drivers do (the `router` crate's tokio router and pump, the
 //! shims' blocking loop), and they all follow these decisions. The manifest
 //! makes that a compiler fact: no async runtime is among the dependencies.
 //!

@@ -5,7 +5,7 @@ use std::os::fd::OwnedFd;
 use std::process::Stdio;
 use std::time::Duration;
 
-use router_core::session::{PtyRequest, RemoteCommand, SpawnRequest};
+use router::session::{PtyRequest, RemoteCommand, SpawnRequest};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::process::{Child, Command};
 

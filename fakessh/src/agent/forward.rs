@@ -8,13 +8,13 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use router_core::Router;
-use router_core::message::ContextId;
-use router_core::session::{
+use router::Router;
+use router::message::ContextId;
+use router::session::{
     CommandSession, ListenAddress, ListenerAction, ListenerSession, RemoteCommand, SESSION_QUEUE,
     SessionEvent, ToClient, ToCommand, WAITING_MAX,
 };
-use router_core::session_link::SessionLink;
+use router::session_link::SessionLink;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
 use tokio::sync::mpsc;
 use tracing::{debug, info};
@@ -203,7 +203,7 @@ impl Forwards {
         let dir =
             nix::unistd::mkdtemp(&template).map_err(|e| SpawnError::AgentSocket(e.to_string()))?;
         let path = dir.join(format!("agent.{}", std::process::id()));
-        let listener = router_core::unix_listener::bind_owner_only(&path)
+        let listener = router::unix_listener::bind_owner_only(&path)
             .and_then(|l| {
                 l.set_nonblocking(true)?;
                 tokio::net::UnixListener::from_std(l)
@@ -363,7 +363,7 @@ impl Listener {
             ListenAddress::Unix(path) => {
                 // Mode 0600 from the moment the path exists (OpenSSH's
                 // StreamLocalBindMask 0177), not chmod'ed after the bind.
-                let l = router_core::unix_listener::bind_owner_only(path.as_ref())
+                let l = router::unix_listener::bind_owner_only(path.as_ref())
                     .and_then(|l| {
                         l.set_nonblocking(true)?;
                         tokio::net::UnixListener::from_std(l)

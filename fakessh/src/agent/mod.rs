@@ -20,13 +20,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use nix::sys::signal::Signal;
-use router_core::Router;
-use router_core::agent_request::{AGENT_HANDLES, AgentRequest, RequestError};
-use router_core::connection::{FrameReader, FrameWriter, ReadError};
-use router_core::frame::{DEFAULT_MAX_PAYLOAD, Frame};
-use router_core::message::{AgentHello, ConnectFailure, ConnectRequest, ContextId, Handle};
-use router_core::router::{RouterEvent, StreamRole};
-use router_core::session::{CommandSession, SpawnRequest, ToCommand};
+use router::Router;
+use router::agent_request::{AGENT_HANDLES, AgentRequest, RequestError};
+use router::connection::{FrameReader, FrameWriter, ReadError};
+use router::frame::{DEFAULT_MAX_PAYLOAD, Frame};
+use router::message::{AgentHello, ConnectFailure, ConnectRequest, ContextId, Handle};
+use router::router::{RouterEvent, StreamRole};
+use router::session::{CommandSession, SpawnRequest, ToCommand};
 use tokio::process::Child;
 use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::mpsc::error::TrySendError;
@@ -36,7 +36,7 @@ use tracing::{debug, info, warn};
 use crate::fdstream::FdStream;
 use crate::hop::remote;
 use login::{Login, LoginError};
-use router_core::handshake;
+use router::handshake;
 use session::SessionHandle;
 
 /// Frames for this agent that may wait for its main loop.
@@ -63,7 +63,7 @@ enum AgentError {
     #[error("the parent closed the connection before configuring us")]
     ParentClosed,
     #[error(transparent)]
-    Config(#[from] router_core::handshake::HandshakeError),
+    Config(#[from] router::handshake::HandshakeError),
     #[error(transparent)]
     Login(#[from] LoginError),
     #[error("sending hello: {0}")]
@@ -320,7 +320,7 @@ impl Agent {
                 if let Some(session) = self.sessions.remove(&peer) {
                     session.signal(Signal::SIGKILL);
                 }
-                let why = router_core::session::ProtocolError::QueueFull.to_string();
+                let why = router::session::ProtocolError::QueueFull.to_string();
                 session::refuse(&self.router, peer, why).await;
             }
         }

@@ -18,14 +18,14 @@ use std::time::Duration;
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
-use router_core::Router;
-use router_core::message::ContextId;
-use router_core::pump::BulkSender;
-use router_core::session::{
+use router::Router;
+use router::message::ContextId;
+use router::pump::BulkSender;
+use router::session::{
     CommandAction, CommandSession, DATA_CHUNK, ExitStatus, OutputStream, SESSION_QUEUE,
     SessionEvent, ToClient, ToCommand,
 };
-use router_core::session_link::SessionLink;
+use router::session_link::SessionLink;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::process::Child;
 use tokio::sync::mpsc;

@@ -8,7 +8,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
-use router_core::control::{REPLY_MAX, Reply, Request};
+use router::control::{REPLY_MAX, Reply, Request};
 use shims::trust::ReachError;
 
 use super::report::DaemonStatus;

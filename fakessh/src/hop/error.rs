@@ -1,7 +1,7 @@
 //! Why a hop could not be started, and the hop it happened at.
 
-use router_core::message::{ConnectFailure, PayloadError};
-use router_core::text::sanitize_line;
+use router::message::{ConnectFailure, PayloadError};
+use router::text::sanitize_line;
 
 use super::bootstrap::BootstrapError;
 use super::handshake::HandshakeError;

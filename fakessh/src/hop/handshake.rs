@@ -1,14 +1,14 @@
 //! The parent's half of a new agent's handshake, over its transport: the
-//! frames and their checks are [`router_core::handshake`]'s; this sends,
+//! frames and their checks are [`router::handshake`]'s; this sends,
 //! waits (at most [`CONNECT_TIMEOUT`]) and says what went wrong.
 
-use router_core::connection::{FrameReader, FrameWriter, ReadError};
-use router_core::handshake::{self, check_hello, config_frame};
-use router_core::message::{AgentConfig, AgentHello};
+use router::connection::{FrameReader, FrameWriter, ReadError};
+use router::handshake::{self, check_hello, config_frame};
+use router::message::{AgentConfig, AgentHello};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::process::Child;
 
-pub use router_core::handshake::CONNECT_TIMEOUT;
+pub use router::handshake::CONNECT_TIMEOUT;
 
 /// A started, handshaken agent, ready to attach to the router.
 pub struct StartedAgent<R, W> {
@@ -42,7 +42,7 @@ pub enum HandshakeError {
 }
 
 /// The parent's half, over a transport: send the config, wait for the
-/// hello ([`router_core::handshake`] says what each frame must be).
+/// hello ([`router::handshake`] says what each frame must be).
 pub async fn run<R, W>(
     mut reader: FrameReader<R>,
     mut writer: FrameWriter<W>,

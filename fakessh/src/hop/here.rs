@@ -2,8 +2,8 @@
 //! agent for later ones. ssh hops never start here: the host makes them
 //! itself, through the hop before if there is one.
 
-use router_core::hop::Hop;
-use router_core::message::{AgentConfig, Secret};
+use router::hop::Hop;
+use router::message::{AgentConfig, Secret};
 
 use super::error::HopFailure;
 use super::handshake::LocalAgent;

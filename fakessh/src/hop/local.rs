@@ -4,9 +4,9 @@
 use std::os::fd::OwnedFd;
 use std::process::Stdio;
 
-use router_core::connection::{FrameReader, FrameWriter};
-use router_core::frame::DEFAULT_MAX_PAYLOAD;
-use router_core::message::{AgentConfig, HOST_ID};
+use router::connection::{FrameReader, FrameWriter};
+use router::frame::DEFAULT_MAX_PAYLOAD;
+use router::message::{AgentConfig, HOST_ID};
 use tokio::process::Command;
 
 use super::error::HopFailure;

@@ -14,7 +14,7 @@
 //! - [`tunnel`]: a TCP connection made by an agent, carrying the next ssh hop;
 //! - [`error`]: why a hop failed, named once.
 //!
-//! The hop itself is [`router_core::hop::Hop`], the same type from the
+//! The hop itself is [`router::hop::Hop`], the same type from the
 //! chain grammar to the wire.
 
 pub mod agents;

@@ -4,10 +4,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use router_core::Router;
-use router_core::frame::Frame;
-use router_core::message::{AgentConfig, ConnectFailure, ConnectRequest, ContextId, handle};
-use router_core::router::StreamRole;
+use router::Router;
+use router::frame::Frame;
+use router::message::{AgentConfig, ConnectFailure, ConnectRequest, ContextId, handle};
+use router::router::StreamRole;
 use tokio::process::Child;
 use tracing::info;
 

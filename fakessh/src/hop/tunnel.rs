@@ -6,15 +6,15 @@
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
-use router_core::Router;
-use router_core::client_end::{ClientEnd, ClientSink, Stopped};
-use router_core::frame::Frame;
-use router_core::message::{ContextId, handle};
-use router_core::session::{
+use router::Router;
+use router::client_end::{ClientEnd, ClientSink, Stopped};
+use router::frame::Frame;
+use router::message::{ContextId, handle};
+use router::session::{
     ClientSession, Ending, OutputStream, RemoteCommand, SessionControl, SpawnRequest, ToClient,
     ToCommand,
 };
-use router_core::session_link::SessionLink;
+use router::session_link::SessionLink;
 use tokio::io::{AsyncWriteExt, DuplexStream, WriteHalf};
 use tracing::debug;
 

@@ -9,8 +9,8 @@
 use std::os::fd::{AsFd, OwnedFd};
 use std::sync::Arc;
 
-use router_core::Router;
-use router_core::control::{Greeting, Reply, Request};
+use router::Router;
+use router::control::{Greeting, Reply, Request};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinSet;
 use tracing::{debug, warn};

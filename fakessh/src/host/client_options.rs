@@ -2,7 +2,7 @@
 //! opens for it (on-demand chains): its `-o`, `-i`, `-J` and `-F`, and the
 //! session that asked first, for `Match command` and `Match sessiontype`.
 
-use router_core::session::RemoteCommand;
+use router::session::RemoteCommand;
 use ssh_config::SessionAsked;
 
 /// ssh `-o` options as (keyword, value), in order.

@@ -9,14 +9,12 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
-use router_core::Router;
-use router_core::frame::DEFAULT_MAX_PAYLOAD;
-use router_core::hop::{Chain, Hop};
-use router_core::message::{
-    AgentConfig, ConnectRequest, ContextId, FIRST_SESSION_ID, HOST_ID, Secret,
-};
-use router_core::router::StreamRole;
-use router_core::session::SessionRequest;
+use router::Router;
+use router::frame::DEFAULT_MAX_PAYLOAD;
+use router::hop::{Chain, Hop};
+use router::message::{AgentConfig, ConnectRequest, ContextId, FIRST_SESSION_ID, HOST_ID, Secret};
+use router::router::StreamRole;
+use router::session::SessionRequest;
 use tokio::process::Child;
 use tokio::sync::{Mutex, OnceCell};
 use tracing::info;

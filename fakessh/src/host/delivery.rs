@@ -8,18 +8,18 @@
 //! wake-ups, were most of what many sessions cost beyond one.
 //!
 //! [`Delivery`] is what the one client-end driver
-//! ([`ClientEnd`](router_core::client_end::ClientEnd)) writes to: the
+//! ([`ClientEnd`](router::client_end::ClientEnd)) writes to: the
 //! streams served here, and the shim for the rest.
 
 use std::os::fd::OwnedFd;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use router_core::Router;
-use router_core::client_end::{ClientEnd, ClientSink};
-use router_core::connection::FrameWriter;
-use router_core::message::{ContextId, HOST_ID};
-use router_core::session::{ClientSession, Ending, OutputStream, Side, ToClient};
+use router::Router;
+use router::client_end::{ClientEnd, ClientSink};
+use router::connection::FrameWriter;
+use router::message::{ContextId, HOST_ID};
+use router::session::{ClientSession, Ending, OutputStream, Side, ToClient};
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tracing::debug;
 
@@ -31,7 +31,7 @@ use crate::fdstream::FdStream;
 #[derive(Debug, thiserror::Error)]
 pub enum HelloError {
     #[error("ignored a control message: {0}")]
-    Malformed(#[from] router_core::control::ControlError),
+    Malformed(#[from] router::control::ControlError),
     #[error("ignored a request that is not a session here")]
     NotASession,
     #[error("a session hello without its session socket")]

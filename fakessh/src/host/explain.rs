@@ -23,7 +23,7 @@ pub enum ExplainError {
 
 /// What `--explain` prints.
 pub fn explain(routing: &Routing, config: &SshConfig, text: &str) -> Result<String, ExplainError> {
-    let (user, host, port) = router_core::hop::parse_destination(text)
+    let (user, host, port) = router::hop::parse_destination(text)
         .map_err(|_| ExplainError::Destination(text.to_string()))?;
     if !ssh_config::valid_hostname(&host) {
         return Err(ExplainError::Hostname(text.to_string()));

@@ -13,8 +13,8 @@
 //!   `--remote-gateway-ports`, on the address asked for (`*` or empty:
 //!   every interface), as `GatewayPorts clientspecified`.
 
-use router_core::hop::{Chain, Hop};
-use router_core::session::{ListenAddress, RemoteCommand, SessionRequest};
+use router::hop::{Chain, Hop};
+use router::session::{ListenAddress, RemoteCommand, SessionRequest};
 use tracing::warn;
 
 /// The host's forwarding rules (`--forward-agent-across-users`,

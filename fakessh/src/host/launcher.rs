@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
-use router_core::Router;
+use router::Router;
 use shims::env;
 use tokio::signal::unix::{SignalKind, signal};
 use tracing::{debug, error};

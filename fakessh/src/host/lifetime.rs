@@ -6,16 +6,16 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use router_core::frame::Frame;
-use router_core::message::handle;
-use router_core::router::RouterEvent;
+use router::frame::Frame;
+use router::message::handle;
+use router::router::RouterEvent;
 use tokio::sync::broadcast::error::RecvError;
 use tracing::info;
 
 use super::connector::Connector;
 
 /// Forget every context the router reports lost, until the router goes.
-pub async fn forget_lost(connector: std::sync::Weak<Connector>, router: Arc<router_core::Router>) {
+pub async fn forget_lost(connector: std::sync::Weak<Connector>, router: Arc<router::Router>) {
     let mut events = router.subscribe();
     drop(router);
     loop {
@@ -72,7 +72,7 @@ pub async fn end_all(connector: &Connector) {
 }
 
 /// Ask one context's agent to end (its commands with it), and forget it.
-pub(super) async fn end(connector: &Connector, context: router_core::message::ContextId) {
+pub(super) async fn end(connector: &Connector, context: router::message::ContextId) {
     let router = &connector.router;
     router
         .send(Frame::data(

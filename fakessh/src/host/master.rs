@@ -4,8 +4,8 @@
 //! connection), `exit` and `stop` end it (its agents and their commands,
 //! and every longer chain through it); the next session reconnects.
 
-use router_core::hop::Chain;
-use router_core::session::{MasterCommand, SessionRequest};
+use router::hop::Chain;
+use router::session::{MasterCommand, SessionRequest};
 use tracing::info;
 
 use super::connector::Connector;

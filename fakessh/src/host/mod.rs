@@ -25,9 +25,9 @@ pub mod stats;
 
 use std::path::PathBuf;
 
-use router_core::Router;
-use router_core::frame::DEFAULT_MAX_PAYLOAD;
-use router_core::message::{HOST_ID, Secret};
+use router::Router;
+use router::frame::DEFAULT_MAX_PAYLOAD;
+use router::message::{HOST_ID, Secret};
 
 use std::sync::Arc;
 

@@ -11,7 +11,7 @@ use std::io::Read;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
 
-use router_core::message::Secret;
+use router::message::Secret;
 use zeroize::Zeroizing;
 
 /// Why the password file cannot be used.

@@ -13,15 +13,15 @@ use std::os::fd::OwnedFd;
 use std::sync::Arc;
 use std::time::Duration;
 
-use router_core::Router;
-use router_core::connection::{FrameReader, FrameWriter, ReadError};
-use router_core::frame::Frame;
-use router_core::hop::{Chain, Hop};
-use router_core::message::{ContextId, HOST_ID, handle};
-use router_core::pump::BulkSender;
-use router_core::router::{RouterEvent, StreamId};
-use router_core::session::message::DecodeError;
-use router_core::session::{
+use router::Router;
+use router::connection::{FrameReader, FrameWriter, ReadError};
+use router::frame::Frame;
+use router::hop::{Chain, Hop};
+use router::message::{ContextId, HOST_ID, handle};
+use router::pump::BulkSender;
+use router::router::{RouterEvent, StreamId};
+use router::session::message::DecodeError;
+use router::session::{
     ExitStatus, OutputStream, RemoteCommand, SESSION_QUEUE, SessionControl, SessionEvent,
     SessionRequest, SpawnRequest, ToClient, ToCommand,
 };
@@ -34,8 +34,8 @@ use tracing::{debug, info, warn};
 use super::connector::Connector;
 use super::delivery::{Delivery, PassedStdio};
 use super::stats::SessionGuard;
-use router_core::client_end::News;
-use router_core::session_link::SessionLink;
+use router::client_end::News;
+use router::session_link::SessionLink;
 
 /// How long a session that ended on our side may take to tell the shim why.
 const LAST_WORDS: Duration = Duration::from_secs(5);

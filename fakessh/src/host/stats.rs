@@ -9,8 +9,8 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
-use router_core::hop::Chain;
-use router_core::message::ContextId;
+use router::hop::Chain;
+use router::message::ContextId;
 use serde::{Deserialize, Serialize};
 use tokio::sync::Notify;
 

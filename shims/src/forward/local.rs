@@ -7,7 +7,7 @@ use std::os::fd::OwnedFd;
 use std::os::unix::net::UnixListener;
 
 use proto::session::RemoteCommand;
-use router_core::unix_listener::bind_owner_only;
+use router::unix_listener::bind_owner_only;
 
 use super::connection::Template;
 use super::socks;

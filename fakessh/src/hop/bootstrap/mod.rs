@@ -12,7 +12,7 @@ pub mod script;
 use std::sync::Arc;
 use std::time::Duration;
 
-use router_core::text::sanitize_line;
+use router::text::sanitize_line;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
 use tracing::{debug, info};
 
@@ -87,7 +87,7 @@ impl Reply {
         // The text a line carries is escaped (`\033` for ESC...): anything
         // on the remote, an rc file included, can print such a line, and it
         // ends up in our messages.
-        let text = |s: &str| router_core::text::sanitize_line(s.as_bytes());
+        let text = |s: &str| router::text::sanitize_line(s.as_bytes());
         match word {
             "MFS-EXEC" if rest.is_empty() => Reply::Exec,
             "MFS-CACHED" => Reply::Cached(text(rest)),

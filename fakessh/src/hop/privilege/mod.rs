@@ -20,10 +20,10 @@ use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use router_core::connection::{FrameReader, FrameWriter};
-use router_core::frame::DEFAULT_MAX_PAYLOAD;
-use router_core::hop::Hop;
-use router_core::message::{AgentConfig, Secret};
+use router::connection::{FrameReader, FrameWriter};
+use router::frame::DEFAULT_MAX_PAYLOAD;
+use router::hop::Hop;
+use router::message::{AgentConfig, Secret};
 use tokio::process::Command;
 use tokio::sync::watch;
 

@@ -3,8 +3,8 @@
 
 use std::sync::{Arc, Mutex};
 
-use router_core::message::Secret;
-use router_core::text::sanitize_line;
+use router::message::Secret;
+use router::text::sanitize_line;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::watch;
 use tracing::{debug, warn};
@@ -88,7 +88,7 @@ impl Watch {
         for line in lines {
             let line = line.trim().replace(&self.prompt, "");
             // Kept for our error messages: remote text, made safe to print.
-            let line = cut_line(router_core::text::sanitize_line(line.as_bytes()));
+            let line = cut_line(router::text::sanitize_line(line.as_bytes()));
             if line.is_empty() {
                 continue;
             }

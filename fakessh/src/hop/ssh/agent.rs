@@ -1,8 +1,8 @@
 //! Our agent, started over a new session channel on an ssh connection.
 
-use router_core::connection::{FrameReader, FrameWriter};
-use router_core::frame::DEFAULT_MAX_PAYLOAD;
-use router_core::message::AgentConfig;
+use router::connection::{FrameReader, FrameWriter};
+use router::frame::DEFAULT_MAX_PAYLOAD;
+use router::message::AgentConfig;
 
 use super::connect::Connection;
 use super::error::SshError;

@@ -5,7 +5,7 @@
 
 use std::borrow::Cow;
 
-use router_core::text::sanitize_line;
+use router::text::sanitize_line;
 use russh::keys::Algorithm;
 use russh::{AlgorithmKind, Preferred, cipher, kex, mac};
 use ssh_config::algorithms::Algorithms;

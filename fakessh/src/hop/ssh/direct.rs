@@ -3,7 +3,7 @@
 //! direct-tcpip channel to the target (like OpenSSH's `-J`). The jump
 //! connections must live as long as the target's, so they are kept here.
 
-use router_core::hop::parse_destination;
+use router::hop::parse_destination;
 use tokio::sync::Mutex;
 
 use super::connect::{Connection, SshStream, connect_tcp, open_session};

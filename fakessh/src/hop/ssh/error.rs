@@ -52,7 +52,7 @@ pub enum SshError {
     #[error("empty ProxyJump")]
     EmptyJump,
     #[error("ProxyJump {0:?}: {1}")]
-    JumpSyntax(String, router_core::hop::HopSyntax),
+    JumpSyntax(String, router::hop::HopSyntax),
     #[error("the jump host could not connect to {host}:{port}: {source}")]
     JumpChannel {
         host: String,

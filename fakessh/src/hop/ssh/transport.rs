@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, ready};
 
 use bytes::{Buf, Bytes};
-use router_core::text::sanitize_line;
+use router::text::sanitize_line;
 use russh::ChannelMsg;
 use russh::client::{Handle, Msg};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};

@@ -1,7 +1,7 @@
 //! Host and user names in chains, checked as OpenSSH checks its command
 //! line, so that none can inject a command through `%h` or `%r`.
 
-use router_core::hop::{Chain, Hop};
+use router::hop::{Chain, Hop};
 
 /// A chain whose ssh hop names a host or user OpenSSH would refuse.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

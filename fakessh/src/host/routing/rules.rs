@@ -6,7 +6,7 @@
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-use router_core::hop::{Chain, Hop};
+use router::hop::{Chain, Hop};
 
 use crate::cli::{FileRule, HostFlag};
 

@@ -5,7 +5,7 @@
 
 use std::fmt;
 
-use router_core::hop::{Chain, ChainError};
+use router::hop::{Chain, ChainError};
 
 use super::names::{InvalidName, check_names};
 

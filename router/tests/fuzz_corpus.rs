@@ -4,11 +4,11 @@
 use std::path::{Path, PathBuf};
 
 use bytes::{Bytes, BytesMut};
-use router_core::frame::{Frame, Header};
-use router_core::fuzzing;
-use router_core::hop::Hop;
-use router_core::message::{ConnectRequest, Secret};
-use router_core::session::{PtyRequest, RemoteCommand, SessionControl, SessionRequest};
+use router::frame::{Frame, Header};
+use router::fuzzing;
+use router::hop::Hop;
+use router::message::{ConnectRequest, Secret};
+use router::session::{PtyRequest, RemoteCommand, SessionControl, SessionRequest};
 
 fn corpus(target: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -104,7 +104,7 @@ fn seeds() -> Vec<(&'static str, &'static str, Vec<u8>)> {
             frame(Frame::cbor(
                 h,
                 &SessionControl::Credit {
-                    stream: router_core::session::OutputStream::Stdout,
+                    stream: router::session::OutputStream::Stdout,
                     bytes: 65536,
                 },
             ))[26..]
@@ -124,7 +124,7 @@ fn corpus_is_seeded() {
         }
         assert!(
             path.exists(),
-            "seed {} missing; regenerate with MITOGEN_FAKESSH_UPDATE_CORPUS=1 cargo test -p router-core --test fuzz_corpus",
+            "seed {} missing; regenerate with MITOGEN_FAKESSH_UPDATE_CORPUS=1 cargo test -p router --test fuzz_corpus",
             path.display()
         );
     }

@@ -16,7 +16,7 @@
 //!   connect to, with no window after the bind.
 //!
 //! The protocol's modules are re-exported under their old paths
-//! (`router_core::frame`, `router_core::session`, ...), so drivers name one
+//! (`router::frame`, `router::session`, ...), so drivers name one
 //! crate.
 
 pub mod client_end;
