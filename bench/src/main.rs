@@ -440,7 +440,7 @@ async fn run(quick: bool) -> String {
     let mux_ok = oks[2];
     if mux_ok < 64 {
         notes.push(format!(
-            "ControlMaster: {} of 64 concurrent sessions were refused (sshd's MaxSessions, default 10; OpenSSH does not fall back).",
+            "ControlMaster: {} of 64 concurrent sessions failed. Past sshd's MaxSessions (default 10), OpenSSH's client logs in anew (mux.c; docs/PEERS.md), so the sessions that succeeded may include fresh logins.",
             64 - mux_ok
         ));
     }
