@@ -13,17 +13,19 @@
 
 use std::os::fd::OwnedFd;
 use std::sync::Arc;
+use std::time::Instant;
 
 use super::stats::SessionBytes;
 use router_core::Router;
 use router_core::connection::FrameWriter;
+use router_core::frame::Frame;
 use router_core::message::{ContextId, HOST_ID, handle};
 use router_core::pump::{SendWindow, pump_to_frames};
 use router_core::router::FrameInbox;
 use router_core::session::message::handover;
 use router_core::session::{
     self, ClientAction, ClientSession, Ending, OutputStream, SESSION_WINDOW, SessionControl,
-    SessionEvent, Side, ToClient, ToCommand,
+    SessionEvent, Side, ToClient, ToCommand, WindowTuner,
 };
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::sync::mpsc;
@@ -120,6 +122,8 @@ pub struct Delivery<W> {
     outputs: [Output; 2],
     stdin_window: Option<SendWindow>,
     session: ClientSession,
+    /// Grow stdout's and stderr's windows with the path (served ones only).
+    tuners: [WindowTuner; 2],
     bytes: Arc<SessionBytes>,
 }
 
@@ -152,6 +156,7 @@ impl<W: AsyncWrite + Unpin> Delivery<W> {
             outputs,
             stdin_window: stdin.as_ref().map(|(_, w)| w.clone()),
             session,
+            tuners: Default::default(),
             bytes,
         };
         Ok((delivery, stdin))
@@ -169,7 +174,11 @@ impl<W: AsyncWrite + Unpin> Delivery<W> {
                 // counted against a window not yet released.
                 biased;
                 Some(news) = relay.recv() => match news {
-                    FromRelay::Target(agent) => self.agent = Some(agent),
+                    FromRelay::Target(agent) => {
+                        self.agent = Some(agent);
+                        let now = Instant::now();
+                        self.tuners.iter_mut().for_each(|t| t.asked(now));
+                    }
                     FromRelay::ShimCredit(control) => self.session.on_shim_control(&control),
                 },
                 frame = frames.recv() => {
@@ -184,6 +193,7 @@ impl<W: AsyncWrite + Unpin> Delivery<W> {
                         self.forward(&ToClient::Event(SessionEvent::Error(why))).await;
                         break;
                     }
+                    self.tune(&frame);
                 }
             }
             while let Some(action) = self.session.next_action() {
@@ -195,6 +205,30 @@ impl<W: AsyncWrite + Unpin> Delivery<W> {
         }
         if let Some(shim) = &mut self.shim {
             let _ = shim.shutdown().await;
+        }
+    }
+
+    /// A frame from the command end arrived: measure, and grow an output's
+    /// window when the path holds more than it (see `session::autotune`).
+    fn tune(&mut self, frame: &Frame) {
+        let now = Instant::now();
+        let stream = match frame.header.handle {
+            handle::SESSION_STDOUT => OutputStream::Stdout,
+            handle::SESSION_STDERR => OutputStream::Stderr,
+            _ => {
+                self.tuners.iter_mut().for_each(|t| t.heard(now));
+                return;
+            }
+        };
+        let (window, waiting) = self.session.output_window(stream);
+        let tuner = &mut self.tuners[stream.index()];
+        if let Some(to) = tuner.on_output(now, frame.payload.len(), window, waiting) {
+            debug!(
+                "session {}: {stream:?} window {window} -> {to} bytes (round trip {:?})",
+                self.id,
+                tuner.rtt()
+            );
+            self.session.grow_output(stream, to);
         }
     }
 

@@ -121,6 +121,10 @@ impl CommandSession {
                 self.outputs[stream.index()].credit.grant(bytes)?;
                 vec![]
             }
+            SessionControl::GrowWindow { stream, bytes } => {
+                self.outputs[stream.index()].credit.grow(bytes)?;
+                vec![]
+            }
             SessionControl::OutputClosed(stream) => {
                 let output = &mut self.outputs[stream.index()];
                 if output.state != OutputState::Open {
