@@ -100,11 +100,12 @@ fn row(
 }
 
 /// What one host process measured for one chain: rsync push and pull,
-/// `ssh h true` during the push, and the peak RSS of host and agent.
+/// `ssh h true` during each, and the peak RSS of host and agent.
 struct Ours {
     push: Option<f64>,
     pull: Option<f64>,
-    during: Option<Stats>,
+    during_push: Option<Stats>,
+    during_pull: Option<Stats>,
     host_kib: Option<u64>,
     agent_kib: Option<u64>,
 }
@@ -119,39 +120,68 @@ fn read_kib(path: &Path) -> Option<u64> {
     text.split_whitespace().nth(1)?.parse().ok()
 }
 
+/// The probes of `name` (seconds each), if the bulk transfer was still
+/// running when they ended: others were not taken during a bulk stream.
+fn probes_during(dir: &Path, name: &str) -> Option<Stats> {
+    if !dir.join(format!("{name}.still")).exists() {
+        return None;
+    }
+    let samples: Vec<f64> = std::fs::read_to_string(dir.join(format!("{name}.t")))
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| l.trim().parse().ok())
+        .collect();
+    (!samples.is_empty()).then(|| Stats::of(samples))
+}
+
 /// Push then pull under one host through `chain`, probing `ssh h true`
-/// while the push streams.
+/// while each streams.
 fn ours_rsync(cfg: &str, chain: &str, src: &Path, dir: &Path, probes: usize) -> Ours {
     let out = |name: &str| dir.join(name).display().to_string();
     let me = me().display().to_string();
     let push_dst = out("push-dst");
     let pull_dst = out("pull-dst");
+    // One bulk transfer timed in the background, `ssh h true` probed
+    // meanwhile (after a second, when it streams), then waited for.
+    let timed_with_probes = |rsync: &str, times: &str, name: &str| {
+        format!(
+            "'{me}' time-loop 1 0 {rsync} > '{times}' &\n\
+             bulk=$!\n\
+             sleep 1\n\
+             '{me}' time-loop {probes} 0 ssh h true > '{probe}.t'\n\
+             kill -0 $bulk 2>/dev/null && echo yes > '{probe}.still'\n\
+             wait $bulk\n",
+            probe = out(name),
+        )
+    };
     let script = format!(
         "ssh h true || exit 1\n\
          rm -rf '{push_dst}' '{pull_dst}'\n\
-         '{me}' time-loop 1 0 rsync -a --whole-file '{src}' h:'{push_dst}/' > '{push}' &\n\
-         bulk=$!\n\
-         sleep 1\n\
-         '{me}' time-loop {probes} 0 ssh h true > '{during}'\n\
-         kill -0 $bulk 2>/dev/null && echo yes > '{still}'\n\
-         wait $bulk\n\
-         '{me}' time-loop 1 0 rsync -a --whole-file h:'{src}' '{pull_dst}/' > '{pull}'\n\
+         {push}\
+         {pull}\
          grep VmHWM /proc/$PPID/status > '{host}'\n\
          ssh h 'grep VmHWM /proc/$PPID/status' > '{agent}'\n\
          rm -rf '{push_dst}' '{pull_dst}'\n",
-        src = src.display(),
-        push = out("push.t"),
-        during = out("during.t"),
-        still = out("still.t"),
-        pull = out("pull.t"),
+        push = timed_with_probes(
+            &format!("rsync -a --whole-file '{}' h:'{push_dst}/'", src.display()),
+            &out("push.t"),
+            "during-push"
+        ),
+        pull = timed_with_probes(
+            &format!("rsync -a --whole-file h:'{}' '{pull_dst}/'", src.display()),
+            &out("pull.t"),
+            "during-pull"
+        ),
         host = out("host.rss"),
         agent = out("agent.rss"),
     );
     for f in [
         "push.t",
-        "during.t",
-        "still.t",
+        "during-push.t",
+        "during-push.still",
         "pull.t",
+        "during-pull.t",
+        "during-pull.still",
         "host.rss",
         "agent.rss",
     ] {
@@ -171,21 +201,11 @@ fn ours_rsync(cfg: &str, chain: &str, src: &Path, dir: &Path, probes: usize) -> 
             ])
             .args(["sh", "-c", &script]),
     );
-    let during: Vec<f64> = std::fs::read_to_string(dir.join("during.t"))
-        .unwrap_or_default()
-        .lines()
-        .filter_map(|l| l.trim().parse().ok())
-        .collect();
-    // Probes that outlived the push were not taken during a bulk stream.
-    let during = if dir.join("still.t").exists() {
-        during
-    } else {
-        Vec::new()
-    };
     Ours {
         push: read_first(&dir.join("push.t")),
         pull: read_first(&dir.join("pull.t")),
-        during: (!during.is_empty()).then(|| Stats::of(during)),
+        during_push: probes_during(dir, "during-push"),
+        during_pull: probes_during(dir, "during-pull"),
         host_kib: read_kib(&dir.join("host.rss")),
         agent_kib: read_kib(&dir.join("agent.rss")),
     }
@@ -354,16 +374,22 @@ fn link_rows(
             r(mux.1),
             cap,
         ));
-        let during = ours
-            .during
-            .map(|s| s.ms())
-            .unwrap_or_else(|| "– (the push ended before the probes did)".into());
+        let during = |probe: Option<Stats>| {
+            probe
+                .map(|s| s.ms())
+                .unwrap_or_else(|| "– (the transfer ended before the probes did)".into())
+        };
         let kib = |k: Option<u64>| {
             k.map(|k| format!("{:.1} MiB", k as f64 / 1024.0))
                 .unwrap_or_else(|| "–".into())
         };
         rows.push(format!(
-            "| `ssh h true` during that push, {label}{via}; peak RSS over push and pull: host, {} | {during}; host {}, agent {} | – | – | – | target ≤ RTT + 20 ms; < 64 MiB each |",
+            "| `ssh h true` during that push / pull, {label}{via} | {} / {} | – | – | – | target ≤ RTT + 20 ms |",
+            during(ours.during_push),
+            during(ours.during_pull),
+        ));
+        rows.push(format!(
+            "| peak RSS over that push and pull, {label}{via}: host, {} | host {}, agent {} | – | – | – | target < 64 MiB each |",
             if sudo { "sudo agent" } else { "ssh agent" },
             kib(ours.host_kib),
             kib(ours.agent_kib),
