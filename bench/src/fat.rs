@@ -108,6 +108,30 @@ struct Ours {
     during_pull: Option<Stats>,
     host_kib: Option<u64>,
     agent_kib: Option<u64>,
+    /// CPU seconds of (host, agent) over the push and over the pull.
+    push_cpu: Option<(f64, f64)>,
+    pull_cpu: Option<(f64, f64)>,
+}
+
+/// CPU seconds (user and system) of host and agent, each, between two
+/// readings of `utime stime` lines (host first).
+fn cpu_between(before: &Path, after: &Path) -> Option<(f64, f64)> {
+    let ticks = |p: &Path| -> Option<Vec<u64>> {
+        let text = std::fs::read_to_string(p).ok()?;
+        let lines: Vec<u64> = text
+            .lines()
+            .map(|l| {
+                l.split_whitespace()
+                    .filter_map(|v| v.parse::<u64>().ok())
+                    .sum()
+            })
+            .collect();
+        (lines.len() == 2).then_some(lines)
+    };
+    let (a, b) = (ticks(before)?, ticks(after)?);
+    // Clock ticks are 1/100 s on Linux (USER_HZ).
+    let secs = |i: usize| b[i].saturating_sub(a[i]) as f64 / 100.0;
+    Some((secs(0), secs(1)))
 }
 
 fn read_first(path: &Path) -> Option<f64> {
@@ -157,8 +181,11 @@ fn ours_rsync(cfg: &str, chain: &str, src: &Path, dir: &Path, probes: usize) -> 
     let script = format!(
         "ssh h true || exit 1\n\
          rm -rf '{push_dst}' '{pull_dst}'\n\
+         {cpu} > '{cpu0}'\n\
          {push}\
+         {cpu} > '{cpu1}'\n\
          {pull}\
+         {cpu} > '{cpu2}'\n\
          grep VmHWM /proc/$PPID/status > '{host}'\n\
          ssh h 'grep VmHWM /proc/$PPID/status' > '{agent}'\n\
          rm -rf '{push_dst}' '{pull_dst}'\n",
@@ -174,6 +201,12 @@ fn ours_rsync(cfg: &str, chain: &str, src: &Path, dir: &Path, probes: usize) -> 
         ),
         host = out("host.rss"),
         agent = out("agent.rss"),
+        // utime and stime (clock ticks) of the host, then of the agent.
+        cpu =
+            "{ cut -d' ' -f14,15 /proc/$PPID/stat; ssh h 'cut -d\" \" -f14,15 /proc/$PPID/stat'; }",
+        cpu0 = out("cpu0"),
+        cpu1 = out("cpu1"),
+        cpu2 = out("cpu2"),
     );
     for f in [
         "push.t",
@@ -184,6 +217,9 @@ fn ours_rsync(cfg: &str, chain: &str, src: &Path, dir: &Path, probes: usize) -> 
         "during-pull.still",
         "host.rss",
         "agent.rss",
+        "cpu0",
+        "cpu1",
+        "cpu2",
     ] {
         let _ = std::fs::remove_file(dir.join(f));
     }
@@ -208,6 +244,8 @@ fn ours_rsync(cfg: &str, chain: &str, src: &Path, dir: &Path, probes: usize) -> 
         during_pull: probes_during(dir, "during-pull"),
         host_kib: read_kib(&dir.join("host.rss")),
         agent_kib: read_kib(&dir.join("agent.rss")),
+        push_cpu: cpu_between(&dir.join("cpu0"), &dir.join("cpu1")),
+        pull_cpu: cpu_between(&dir.join("cpu1"), &dir.join("cpu2")),
     }
 }
 
@@ -387,6 +425,15 @@ fn link_rows(
             "| `ssh h true` during that push / pull, {label}{via} | {} / {} | – | – | – | target ≤ RTT + 20 ms |",
             during(ours.during_push),
             during(ours.during_pull),
+        ));
+        let cpu = |c: Option<(f64, f64)>, wall: Option<f64>| match (c, wall) {
+            (Some((h, a)), Some(w)) => format!("host {h:.1} s, agent {a:.1} s of {w:.1} s"),
+            _ => "–".into(),
+        };
+        rows.push(format!(
+            "| CPU time during that push / pull, {label}{via} | {} / {} | – | – | – | where the time went |",
+            cpu(ours.push_cpu, ours.push),
+            cpu(ours.pull_cpu, ours.pull),
         ));
         rows.push(format!(
             "| peak RSS over that push and pull, {label}{via}: host, {} | host {}, agent {} | – | – | – | target < 64 MiB each |",
