@@ -223,12 +223,13 @@ impl<W: AsyncWrite + Unpin> Delivery<W> {
         let (window, waiting) = self.session.output_window(stream);
         let tuner = &mut self.tuners[stream.index()];
         if let Some(to) = tuner.on_output(now, frame.payload.len(), window, waiting) {
-            debug!(
-                "session {}: {stream:?} window {window} -> {to} bytes (round trip {:?})",
-                self.id,
-                tuner.rtt()
-            );
-            self.session.grow_output(stream, to);
+            let rtt = tuner.rtt();
+            if self.session.grow_output(stream, to) {
+                debug!(
+                    "session {}: {stream:?} window {window} -> {to} bytes (round trip {rtt:?})",
+                    self.id
+                );
+            }
         }
     }
 

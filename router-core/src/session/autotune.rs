@@ -179,7 +179,7 @@ mod tests {
         let window = SESSION_WINDOW as usize;
         assert!(command.sent(stdout, window));
         assert_eq!(command.sendable(stdout, window), 0);
-        client.grow_output(stdout, 3 * INITIAL_WINDOW);
+        assert!(client.grow_output(stdout, 3 * INITIAL_WINDOW));
         assert_eq!(client.output_window(stdout), (3 * INITIAL_WINDOW, 0));
         let Some(ClientAction::Send(control)) = client.next_action() else {
             panic!("the growth is announced");
@@ -196,7 +196,7 @@ mod tests {
         assert!(command.on_message(ToCommand::Control(lie)).is_err());
         // A forwarded stream keeps the shim's window.
         let mut host = ClientSession::split(Side::Local, Side::Forwarded, Side::Local, false);
-        host.grow_output(stdout, 3 * INITIAL_WINDOW);
+        assert!(!host.grow_output(stdout, 3 * INITIAL_WINDOW));
         assert_eq!(host.output_window(stdout), (INITIAL_WINDOW, 0));
         assert_eq!(host.next_action(), None);
     }

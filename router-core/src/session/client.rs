@@ -277,19 +277,18 @@ impl ClientSession {
 
     /// Raise the window of `stream` to `to`, if it is written here (a
     /// forwarded stream keeps the shim's window), and tell the command end.
-    pub fn grow_output(&mut self, stream: OutputStream, to: u64) {
+    /// Whether it grew.
+    pub fn grow_output(&mut self, stream: OutputStream, to: u64) -> bool {
         let output = &mut self.outputs[stream.index()];
         if output.side != Side::Local || output.eof || self.ending {
-            return;
+            return false;
         }
         let bytes = output.credit.grow_to(to);
         if bytes > 0 {
-            self.controls
-                .push_back(ClientAction::Send(SessionControl::GrowWindow {
-                    stream,
-                    bytes,
-                }));
+            let grow = SessionControl::GrowWindow { stream, bytes };
+            self.controls.push_back(ClientAction::Send(grow));
         }
+        bytes > 0
     }
 
     /// The shim sent this control (host only): its credit for a forwarded
