@@ -24,10 +24,12 @@ pub struct Plan {
     pub rtts_ms: Vec<u64>,
     pub caps_mbit: Vec<u64>,
     pub probes: usize,
+    /// Also through `sudo:root` (`--no-sudo`: the plain chain only).
+    pub sudo: bool,
 }
 
 impl Plan {
-    /// `[--quick] [--rsync-mib N] [--forward-mib N] [--rtt MS,...] [--cap MBIT,...]`
+    /// `[--quick] [--no-sudo] [--rsync-mib N] [--forward-mib N] [--rtt MS,...] [--cap MBIT,...]`
     /// (cap 0: none). Defaults: the rows.
     pub fn parse(args: &[String]) -> Result<Plan, String> {
         let quick = args.iter().any(|a| a == "--quick");
@@ -37,6 +39,7 @@ impl Plan {
             rtts_ms: vec![50, 150],
             caps_mbit: vec![1000, 0],
             probes: 10,
+            sudo: true,
         };
         let list = |v: &str| -> Result<Vec<u64>, String> {
             v.split(',')
@@ -48,6 +51,7 @@ impl Plan {
             let mut value = || rest.next().ok_or(format!("{arg} needs a value"));
             match arg.as_str() {
                 "--quick" => {}
+                "--no-sudo" => plan.sudo = false,
                 "--rsync-mib" => plan.rsync_mib = list(value()?)?.first().copied().unwrap_or(0),
                 "--forward-mib" => plan.forward_mib = list(value()?)?.first().copied().unwrap_or(0),
                 "--rtt" => plan.rtts_ms = list(value()?)?,
@@ -392,7 +396,10 @@ fn link_rows(
     for (chain, sudo, via) in [
         ("ssh:wan", false, ""),
         ("ssh:wan,sudo:root", true, " through `sudo:root`"),
-    ] {
+    ]
+    .into_iter()
+    .filter(|(_, sudo, _)| plan.sudo || !sudo)
+    {
         eprintln!("fat: {label}{via}: rsync");
         let ours = ours_rsync(&cfg, chain, src, dir, plan.probes);
         let fresh = openssh_rsync(&fresh_ssh, sudo, src, dir);

@@ -64,7 +64,7 @@ fn main() {
         println!("{}\n\n{}", rows.join("\n"), notes.join("\n"));
         return;
     }
-    // `fakessh-bench fat [--quick] [--rsync-mib N] [--forward-mib N]
+    // `fakessh-bench fat [--quick] [--no-sudo] [--rsync-mib N] [--forward-mib N]
     // [--rtt MS,...] [--cap MBIT,...]`: only the long-fat-link rows, printed.
     if args.first().map(String::as_str) == Some("fat") {
         let plan = match fat::Plan::parse(&args[1..]) {
