@@ -12,7 +12,7 @@ use crate::harness::{Stats, fakessh_bin};
 
 /// A service on this machine's loopback: `sink` reads a length and that
 /// many bytes, then answers one byte; anything else echoes one byte.
-fn service() -> u16 {
+pub fn service() -> u16 {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
     std::thread::spawn(move || {
@@ -47,7 +47,7 @@ fn serve(mut conn: TcpStream) {
 }
 
 /// Seconds to push `len` bytes through `port` and hear they all arrived.
-fn throughput(port: u16, len: u64) -> Option<f64> {
+pub fn throughput(port: u16, len: u64) -> Option<f64> {
     let start = Instant::now();
     let mut conn = TcpStream::connect(("127.0.0.1", port)).ok()?;
     conn.write_all(b"s").ok()?;
@@ -76,7 +76,7 @@ fn first_round_trip(port: u16) -> Option<f64> {
 }
 
 /// Wait until `port` accepts connections (the forward is up).
-fn wait_for(port: u16) -> bool {
+pub fn wait_for(port: u16) -> bool {
     let start = Instant::now();
     while start.elapsed() < Duration::from_secs(30) {
         if first_round_trip(port).is_some() {
@@ -87,7 +87,7 @@ fn wait_for(port: u16) -> bool {
     false
 }
 
-fn free_port() -> u16 {
+pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()

@@ -9,6 +9,7 @@
 //! part and prints its rows instead.
 
 mod bootstrap;
+mod fat;
 mod fleet;
 mod forward;
 mod harness;
@@ -65,6 +66,25 @@ fn main() {
         println!("{}\n\n{}", rows.join("\n"), notes.join("\n"));
         return;
     }
+    // `fakessh-bench fat [--quick] [--no-sudo] [--rsync-mib N] [--forward-mib N]
+    // [--rtt MS,...] [--cap MBIT,...]`: only the long-fat-link rows, printed.
+    if args.first().map(String::as_str) == Some("fat") {
+        let plan = match fat::Plan::parse(&args[1..]) {
+            Ok(plan) => plan,
+            Err(e) => {
+                eprintln!("fakessh-bench fat: {e}");
+                std::process::exit(2);
+            }
+        };
+        let rt = tokio::runtime::Runtime::new().expect("runtime");
+        let rows = rt.block_on(async {
+            let sshd = Sshd::start();
+            let links = fat::start_links(sshd.port, &plan).await;
+            tokio::task::block_in_place(|| fat::run(&sshd, &links, &plan))
+        });
+        println!("{}", rows.join("\n"));
+        return;
+    }
     // `fakessh-bench persist`: only the persistent-context rows, printed.
     if args.first().map(String::as_str) == Some("persist") {
         let rt = tokio::runtime::Runtime::new().expect("runtime");
@@ -98,7 +118,7 @@ fn main() {
                 eprintln!(
                     "fakessh-bench: unknown argument {arg:?}\n\
                      usage: fakessh-bench [--quick] [--out FILE]\n       \
-                     fakessh-bench fleet|bootstrap|persist|forward|soak [--quick]"
+                     fakessh-bench fleet|bootstrap|persist|forward|soak|fat [--quick]"
                 );
                 std::process::exit(2);
             }

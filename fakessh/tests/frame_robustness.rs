@@ -91,7 +91,8 @@ os.execvp("ssh", ["ssh", "h", "echo still-alive"])
     out.assert_no_panic().expect_code(0);
     assert_eq!(out.stdout_text(), "closed\nclosed\nrefused\nstill-alive\n");
     assert!(
-        out.stderr_text().contains("announces 3 descriptors but carries 0"),
+        out.stderr_text()
+            .contains("announces 3 descriptors but carries 0"),
         "{}",
         out.stderr_text()
     );

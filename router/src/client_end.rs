@@ -13,6 +13,7 @@
 //! [`proto::session`].
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use bytes::{BufMut, Bytes, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt};
@@ -25,7 +26,7 @@ use proto::frame::Frame;
 use proto::message::{ContextId, handle};
 use proto::session::{
     ClientAction, ClientSession, DATA_CHUNK, Ending, OutputStream, SessionControl, ToClient,
-    ToCommand,
+    ToCommand, WindowTuner,
 };
 
 /// Where a client end's output and news go.
@@ -88,6 +89,10 @@ pub struct ClientEnd<S> {
     session: ClientSession,
     stdin: Option<Box<dyn AsyncRead + Send + Sync + Unpin>>,
     events: Option<broadcast::Receiver<RouterEvent>>,
+    /// Grow stdout's and stderr's windows with the path
+    /// ([`proto::session::autotune`]; the machine grows only the outputs
+    /// this end writes itself).
+    tuners: [WindowTuner; 2],
     sink: S,
 }
 
@@ -112,6 +117,7 @@ impl<S: ClientSink> ClientEnd<S> {
             session,
             stdin: None,
             events: None,
+            tuners: Default::default(),
             sink,
         }
     }
@@ -120,7 +126,13 @@ impl<S: ClientSink> ClientEnd<S> {
     pub fn spawned_on(mut self, agent: ContextId) -> Self {
         self.agent = Some(agent);
         self.spawned = true;
+        self.asked(Instant::now());
         self
+    }
+
+    /// The command end was asked now: the round trip is timed from here.
+    fn asked(&mut self, now: Instant) {
+        self.tuners.iter_mut().for_each(|t| t.asked(now));
     }
 
     /// Read stdin from `reader` (the session's stdin is served here).
@@ -154,6 +166,7 @@ impl<S: ClientSink> ClientEnd<S> {
                 Step::News(News::Target(agent)) => {
                     self.agent = Some(agent);
                     self.sink.target(agent);
+                    self.asked(Instant::now());
                 }
                 Step::News(News::Spawned) => self.spawned = true,
                 Step::NewsClosed => news_open = false,
@@ -172,6 +185,7 @@ impl<S: ClientSink> ClientEnd<S> {
                         self.sink.finish(Ending::Error(why)).await;
                         return Stopped::Finished;
                     }
+                    self.tune(&frame);
                 }
                 Step::Stdin(Ok(n)) if n > 0 => {
                     // `n` is at most what the machine allowed.
@@ -232,6 +246,28 @@ impl<S: ClientSink> ClientEnd<S> {
             read = read_some(&mut self.stdin, buf, room), if room > 0 => Step::Stdin(read),
             why = agent_lost(&mut self.events, agent, &self.router), if self.events.is_some() => {
                 Step::Lost(why)
+            }
+        }
+    }
+
+    /// A frame from the command end arrived: measure, and grow an output's
+    /// window when the path holds more than it.
+    fn tune(&mut self, frame: &Frame) {
+        let now = Instant::now();
+        let stream = match frame.header.handle {
+            handle::SESSION_STDOUT => OutputStream::Stdout,
+            handle::SESSION_STDERR => OutputStream::Stderr,
+            _ => return self.tuners.iter_mut().for_each(|t| t.heard(now)),
+        };
+        let (window, waiting) = self.session.output_window(stream);
+        let tuner = &mut self.tuners[stream.index()];
+        if let Some(to) = tuner.on_output(now, frame.payload.len(), window, waiting) {
+            let rtt = tuner.rtt();
+            if self.session.grow_output(stream, to) {
+                tracing::debug!(
+                    "session {}: {stream:?} window {window} -> {to} bytes (round trip {rtt:?})",
+                    self.id
+                );
             }
         }
     }

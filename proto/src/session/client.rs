@@ -270,6 +270,28 @@ impl ClientSession {
             .push_back(ClientAction::Send(SessionControl::Credit { stream, bytes }));
     }
 
+    /// `stream`'s window, and what of it was received and not yet written.
+    pub fn output_window(&self, stream: OutputStream) -> (u64, u64) {
+        let credit = &self.outputs[stream.index()].credit;
+        (credit.window(), credit.outstanding())
+    }
+
+    /// Raise the window of `stream` to `to`, if it is written here (a
+    /// forwarded stream keeps the shim's window), and tell the command end.
+    /// Whether it grew.
+    pub fn grow_output(&mut self, stream: OutputStream, to: u64) -> bool {
+        let output = &mut self.outputs[stream.index()];
+        if output.side != Side::Local || output.eof || self.ending {
+            return false;
+        }
+        let bytes = output.credit.grow_to(to);
+        if bytes > 0 {
+            let grow = SessionControl::GrowWindow { stream, bytes };
+            self.controls.push_back(ClientAction::Send(grow));
+        }
+        bytes > 0
+    }
+
     /// The shim sent this control (host only): its credit for a forwarded
     /// stream frees the window here too, and acknowledges forwarded stderr.
     pub fn on_shim_control(&mut self, control: &SessionControl) {

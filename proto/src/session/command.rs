@@ -134,6 +134,9 @@ impl CommandSession {
             SessionControl::Credit { stream, bytes } => {
                 return self.outputs[stream.index()].credit.grant(bytes);
             }
+            SessionControl::GrowWindow { stream, bytes } => {
+                return self.outputs[stream.index()].credit.grow(bytes);
+            }
             SessionControl::OutputClosed(stream) => {
                 let output = &mut self.outputs[stream.index()];
                 if output.state != OutputState::Open {

@@ -21,11 +21,20 @@ use super::error::ProtocolError;
 /// stream's top speed: 2 MiB, OpenSSH's channel window, keeps up with
 /// OpenSSH at 50 ms RTT (1 MiB capped a stream at ~20 MiB/s there).
 pub const SESSION_WINDOW: u32 = 2 << 20;
+/// The most an output stream's window may grow to (see
+/// [`super::autotune`]): what one stream may hold in flight on a long fat
+/// link, and so the most the receiving end buffers for it. 16 MiB is 1
+/// Gbit/s at 134 ms, and keeps host and agent under 64 MiB with one such
+/// stream running.
+pub const MAX_SESSION_WINDOW: u32 = 16 << 20;
 /// Largest data chunk put in one frame.
 pub const DATA_CHUNK: usize = 128 << 10;
 /// Frames one session may have queued at a receiver: a full window of the
-/// smallest frames on each of three streams, and room for control frames.
-pub const SESSION_QUEUE: usize = 3 * (SESSION_WINDOW / MIN_FRAME_COST) as usize + 256;
+/// smallest frames on each of three streams (two outputs that may have
+/// grown to [`MAX_SESSION_WINDOW`], stdin at [`SESSION_WINDOW`]), and room
+/// for control frames.
+pub const SESSION_QUEUE: usize =
+    ((2 * MAX_SESSION_WINDOW + SESSION_WINDOW) / MIN_FRAME_COST) as usize + 256;
 
 /// The least credit a data frame costs, however short it is.
 pub const MIN_FRAME_COST: u32 = 512;
@@ -94,6 +103,20 @@ impl SendCredit {
         self.available += n;
         Ok(())
     }
+
+    /// The receiver raised the window by `n`: that much more may be in
+    /// flight. Beyond [`MAX_SESSION_WINDOW`] it is refused.
+    pub fn grow(&mut self, n: u32) -> Result<(), ProtocolError> {
+        let window = self.available + self.in_flight + u64::from(n);
+        if window > u64::from(MAX_SESSION_WINDOW) {
+            return Err(ProtocolError::WindowBeyondMax {
+                window,
+                max: MAX_SESSION_WINDOW,
+            });
+        }
+        self.available += u64::from(n);
+        Ok(())
+    }
 }
 
 /// The receiving end of one stream: how much the sender may still send.
@@ -139,6 +162,20 @@ impl RecvCredit {
     pub fn outstanding(&self) -> u64 {
         self.outstanding
     }
+
+    /// What the sender may have in flight.
+    pub fn window(&self) -> u64 {
+        self.window
+    }
+
+    /// Raise the window to `to` (at most [`MAX_SESSION_WINDOW`]; never
+    /// lowered): the credit to announce, 0 if none.
+    pub fn grow_to(&mut self, to: u64) -> u32 {
+        let to = to.min(u64::from(MAX_SESSION_WINDOW));
+        let by = to.saturating_sub(self.window);
+        self.window += by;
+        by as u32
+    }
 }
 
 #[cfg(test)]
@@ -182,6 +219,29 @@ mod tests {
         assert!(matches!(err, ProtocolError::Overrun { .. }), "{err}");
         assert_eq!(recv.release(cost), 4000);
         recv.receive(4096).unwrap();
+    }
+
+    #[test]
+    fn a_window_grows_at_both_ends_up_to_the_max_and_no_further() {
+        let mut recv = RecvCredit::new(SESSION_WINDOW);
+        let mut send = SendCredit::new(SESSION_WINDOW);
+        assert!(send.take(SESSION_WINDOW as usize));
+        recv.receive(SESSION_WINDOW as usize).unwrap();
+        assert!(recv.receive(1).is_err(), "the window is full");
+        let by = recv.grow_to(u64::from(SESSION_WINDOW) * 3);
+        assert_eq!(by, 2 * SESSION_WINDOW);
+        send.grow(by).unwrap();
+        assert_eq!(send.available(), u64::from(by));
+        recv.receive(by as usize).unwrap();
+        assert_eq!(recv.grow_to(1), 0, "a window is never lowered");
+        let by = recv.grow_to(u64::MAX);
+        assert_eq!(recv.window(), u64::from(MAX_SESSION_WINDOW));
+        send.grow(by).unwrap();
+        let err = send.grow(1).unwrap_err();
+        assert!(
+            matches!(err, ProtocolError::WindowBeyondMax { .. }),
+            "{err}"
+        );
     }
 
     #[test]

@@ -13,6 +13,8 @@ pub enum ProtocolError {
     },
     #[error("the peer granted {granted} bytes of credit with only {in_flight} in flight")]
     CreditBeyondSent { granted: u64, in_flight: u64 },
+    #[error("the peer raised a window to {window} bytes, beyond the {max} allowed")]
+    WindowBeyondMax { window: u64, max: u32 },
     #[error("{0:?} data after its end of file")]
     DataAfterEof(OutputStream),
     #[error("stdin data after its end of file")]

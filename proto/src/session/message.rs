@@ -215,6 +215,9 @@ pub enum SessionControl {
     WindowChange(PtyRequest),
     /// The client went away: kill the command.
     Close,
+    /// The client raised `stream`'s window by `bytes`: the command end may
+    /// have that much more in flight (up to `MAX_SESSION_WINDOW` in all).
+    GrowWindow { stream: OutputStream, bytes: u32 },
 }
 
 /// How the remote command ended.

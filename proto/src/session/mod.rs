@@ -17,13 +17,15 @@
 //! thin drivers: they feed in what arrived or what their I/O did, and carry
 //! out the actions the state machine hands back. The rules live here once:
 //!
-//! - credit windows in both directions, checked on both sides;
+//! - credit windows in both directions, checked on both sides; output
+//!   windows grow with the measured bandwidth-delay product ([`autotune`]);
 //! - stdin EOF closes only the command's stdin;
 //! - output is written in the order it came, and the exit status is handed
 //!   out only after all output has been written;
 //! - a reader that went away closes that stream only (the command gets EPIPE);
 //! - signals go to the command, window changes only to a pty session.
 
+pub mod autotune;
 pub mod client;
 pub mod command;
 pub mod credit;
@@ -96,10 +98,12 @@ impl Machine for CommandSession {
     }
 }
 
+pub use autotune::WindowTuner;
 pub use client::{ClientAction, ClientSession, Ending, Side};
 pub use command::{CommandAction, CommandSession};
 pub use credit::{
-    DATA_CHUNK, MIN_FRAME_COST, RecvCredit, SESSION_QUEUE, SESSION_WINDOW, SendCredit, frame_cost,
+    DATA_CHUNK, MAX_SESSION_WINDOW, MIN_FRAME_COST, RecvCredit, SESSION_QUEUE, SESSION_WINDOW,
+    SendCredit, frame_cost,
 };
 pub use error::ProtocolError;
 pub use listener::{ListenerAction, ListenerSession, WAITING_MAX};

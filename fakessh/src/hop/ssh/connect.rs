@@ -75,7 +75,13 @@ pub async fn open_session<S: SshStream>(
         nodelay: true,
         ..Default::default()
     };
-    config.window_size = 8 << 20;
+    // The window sshd may fill towards us, for every session of the hop
+    // together: twice what one session's output window grows to
+    // (MAX_SESSION_WINDOW), so that one stream pulling at the path's
+    // bandwidth-delay product never waits for it. It costs no memory:
+    // russh re-opens it as data arrives, and what waits for us is bounded
+    // by the reader's queue and each session's own window.
+    config.window_size = 2 * router::session::MAX_SESSION_WINDOW;
     // The user's crypto policy (ssh_config and -o, -c, -m), else ours.
     if let Some(why) = cfg.unimplemented_policy() {
         return Err(SshError::Policy(why));
