@@ -13,6 +13,7 @@ mod fat;
 mod fleet;
 mod forward;
 mod harness;
+mod parts;
 mod persist;
 mod proxy;
 mod soak;
@@ -32,81 +33,7 @@ fn main() {
         std::process::exit(time_loop(&args[1..]));
     }
     harness::require_tools();
-    // `fakessh-bench soak [--quick]`: only the soak, printed.
-    if args.first().map(String::as_str) == Some("soak") {
-        let sshd = start_sshd();
-        let cfg = write_config(&sshd, 1);
-        let (rows, notes) = soak::run(&sshd, &cfg, args.iter().any(|a| a == "--quick"));
-        println!("{}\n\n{}", rows.join("\n"), notes.join("\n"));
-        return;
-    }
-    // `fakessh-bench fleet [--quick]`: only the fleet rows, printed.
-    if args.first().map(String::as_str) == Some("fleet") {
-        let rt = tokio::runtime::Runtime::new().expect("runtime");
-        let (rows, notes) = rt.block_on(async {
-            let sshd = start_sshd();
-            let proxy_port = proxy::start(sshd.port, Duration::from_millis(50)).await;
-            let _cfg = write_config(&sshd, proxy_port);
-            let quick = args.iter().any(|a| a == "--quick");
-            tokio::task::block_in_place(|| fleet::run(&sshd, proxy_port, quick))
-        });
-        println!("{}\n\n{}", rows.join("\n"), notes.join("\n"));
-        return;
-    }
-    // `fakessh-bench forward [--quick]`: only the forwarding rows, printed.
-    if args.first().map(String::as_str) == Some("forward") {
-        let rt = tokio::runtime::Runtime::new().expect("runtime");
-        let (rows, notes) = rt.block_on(async {
-            let sshd = start_sshd();
-            let proxy_port = proxy::start(sshd.port, Duration::from_millis(50)).await;
-            let cfg = write_config(&sshd, proxy_port);
-            let quick = args.iter().any(|a| a == "--quick");
-            tokio::task::block_in_place(|| forward::run(&cfg, quick))
-        });
-        println!("{}\n\n{}", rows.join("\n"), notes.join("\n"));
-        return;
-    }
-    // `fakessh-bench fat [--quick] [--no-sudo] [--rsync-mib N] [--forward-mib N]
-    // [--rtt MS,...] [--cap MBIT,...]`: only the long-fat-link rows, printed.
-    if args.first().map(String::as_str) == Some("fat") {
-        let plan = match fat::Plan::parse(&args[1..]) {
-            Ok(plan) => plan,
-            Err(e) => {
-                eprintln!("fakessh-bench fat: {e}");
-                std::process::exit(2);
-            }
-        };
-        let rt = tokio::runtime::Runtime::new().expect("runtime");
-        let rows = rt.block_on(async {
-            let sshd = Sshd::start();
-            let links = fat::start_links(sshd.port, &plan).await;
-            tokio::task::block_in_place(|| fat::run(&sshd, &links, &plan))
-        });
-        println!("{}", rows.join("\n"));
-        return;
-    }
-    // `fakessh-bench persist`: only the persistent-context rows, printed.
-    if args.first().map(String::as_str) == Some("persist") {
-        let rt = tokio::runtime::Runtime::new().expect("runtime");
-        let rows = rt.block_on(async {
-            let sshd = start_sshd();
-            let proxy_port = proxy::start(sshd.port, Duration::from_millis(50)).await;
-            let cfg = write_config(&sshd, proxy_port);
-            tokio::task::block_in_place(|| persist::run(&cfg, 20))
-        });
-        println!("{}", rows.join("\n"));
-        return;
-    }
-    // `fakessh-bench bootstrap`: only the bootstrap rows, printed.
-    if args.first().map(String::as_str) == Some("bootstrap") {
-        let rt = tokio::runtime::Runtime::new().expect("runtime");
-        let (rows, notes) = rt.block_on(async {
-            let sshd = start_sshd();
-            let proxy_port = proxy::start(sshd.port, Duration::from_millis(50)).await;
-            let cfg = write_config(&sshd, proxy_port);
-            tokio::task::block_in_place(|| bootstrap::run(&sshd, &cfg, 5))
-        });
-        println!("{}\n\n{}", rows.join("\n"), notes.join("\n"));
+    if parts::run_one(&args) {
         return;
     }
     let mut rest = args.iter();
