@@ -5,19 +5,24 @@
 //! over the same machine.)
 //!
 //! It owns the machine and does what it says: writes the output this end
-//! serves, passes the rest on ([`ClientSink`]), sends credit and controls
-//! to the agent, and reads stdin (if this end serves it) into data frames
-//! as the machine's stdin credit allows, taking turns with the other bulk
-//! senders on the way ([`BulkSender`]). Stdin's end of file, credit and
-//! the session's ending are the machine's decisions, made once in
-//! [`proto::session`].
+//! serves, passes the rest on ([`ClientSink`]), and sends credit and
+//! controls to the agent. If this end serves stdin, a second task reads it
+//! into data frames as the machine's stdin credit allows, taking turns with
+//! the other bulk senders on the way ([`BulkSender`]): a write of output
+//! that waits for its reader never stops stdin, and stdin that waits for
+//! credit never stops output, as in OpenSSH's client (a tunnel carries an
+//! ssh connection whose two directions depend on each other). Stdin's end
+//! of file, credit and the session's ending are the machine's decisions,
+//! made once in [`proto::session`]; both tasks ask it, under its lock,
+//! which is never held across a wait.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 
 use bytes::{BufMut, Bytes, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt};
-use tokio::sync::{broadcast, mpsc};
+use tokio::sync::{Notify, broadcast, mpsc};
+use tokio::task::JoinHandle;
 
 use crate::pump::BulkSender;
 use crate::router::{FrameInbox, Router, RouterEvent};
@@ -49,8 +54,34 @@ pub trait ClientSink: Send {
     }
     /// `len` bytes of output arrived (for accounting).
     fn output_arrived(&mut self, _len: usize) {}
-    /// `len` bytes of stdin went out (for accounting).
-    fn stdin_sent(&mut self, _len: usize) {}
+}
+
+/// A task aborted when this is dropped.
+struct AbortOnDrop(JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// Told how many bytes of stdin went out (for accounting).
+pub type StdinCounter = Arc<dyn Fn(usize) + Send + Sync>;
+
+/// A stdin this end reads.
+type Stdin = Box<dyn AsyncRead + Send + Sync + Unpin>;
+
+/// The machine, shared by the driver and its stdin task.
+struct Shared {
+    session: Mutex<ClientSession>,
+    /// The machine took a message (credit, or the session's end).
+    changed: Notify,
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, ClientSession> {
+        self.session.lock().unwrap_or_else(|p| p.into_inner())
+    }
 }
 
 /// What the driver hears besides the session's frames.
@@ -86,8 +117,12 @@ pub struct ClientEnd<S> {
     agent: Option<ContextId>,
     /// The command was asked for: stdin may be sent.
     spawned: bool,
-    session: ClientSession,
-    stdin: Option<Box<dyn AsyncRead + Send + Sync + Unpin>>,
+    shared: Arc<Shared>,
+    /// The stdin to read, until its task starts.
+    stdin: Option<(Stdin, Option<StdinCounter>)>,
+    /// Stopped when the driver is dropped (a relay whose shim died drops
+    /// it mid-session): its stdin must not stay open behind it.
+    stdin_task: Option<AbortOnDrop>,
     events: Option<broadcast::Receiver<RouterEvent>>,
     /// Grow stdout's and stderr's windows with the path
     /// ([`proto::session::autotune`]; the machine grows only the outputs
@@ -101,7 +136,6 @@ enum Step {
     News(News),
     NewsClosed,
     Frame(Option<Frame>),
-    Stdin(std::io::Result<usize>),
     Lost(String),
 }
 
@@ -114,8 +148,12 @@ impl<S: ClientSink> ClientEnd<S> {
             id,
             agent: None,
             spawned: false,
-            session,
+            shared: Arc::new(Shared {
+                session: Mutex::new(session),
+                changed: Notify::new(),
+            }),
             stdin: None,
+            stdin_task: None,
             events: None,
             tuners: Default::default(),
             sink,
@@ -135,9 +173,14 @@ impl<S: ClientSink> ClientEnd<S> {
         self.tuners.iter_mut().for_each(|t| t.asked(now));
     }
 
-    /// Read stdin from `reader` (the session's stdin is served here).
-    pub fn stdin(mut self, reader: impl AsyncRead + Send + Sync + Unpin + 'static) -> Self {
-        self.stdin = Some(Box::new(reader));
+    /// Read stdin from `reader` (the session's stdin is served here),
+    /// telling `counter` what went out.
+    pub fn stdin(
+        mut self,
+        reader: impl AsyncRead + Send + Sync + Unpin + 'static,
+        counter: Option<StdinCounter>,
+    ) -> Self {
+        self.stdin = Some((Box::new(reader), counter));
         self
     }
 
@@ -150,18 +193,16 @@ impl<S: ClientSink> ClientEnd<S> {
     /// Drive the session until it ends or its frames stop.
     pub async fn run(mut self, frames: FrameInbox, news: mpsc::Receiver<News>) -> Stopped {
         let stopped = self.drive(frames, news).await;
+        self.stdin_task = None;
         self.sink.stopped().await;
         stopped
     }
 
     async fn drive(&mut self, mut frames: FrameInbox, mut news: mpsc::Receiver<News>) -> Stopped {
-        let mut sender = BulkSender::new();
-        let mut buf = BytesMut::new();
         let mut news_open = true;
         loop {
-            let step = sender
-                .next(self.next_step(&mut frames, &mut news, news_open, &mut buf))
-                .await;
+            self.start_stdin();
+            let step = self.next_step(&mut frames, &mut news, news_open).await;
             match step {
                 Step::News(News::Target(agent)) => {
                     self.agent = Some(agent);
@@ -170,7 +211,9 @@ impl<S: ClientSink> ClientEnd<S> {
                 }
                 Step::News(News::Spawned) => self.spawned = true,
                 Step::NewsClosed => news_open = false,
-                Step::News(News::ShimControl(control)) => self.session.on_shim_control(&control),
+                Step::News(News::ShimControl(control)) => {
+                    self.shared.lock().on_shim_control(&control)
+                }
                 Step::Frame(None) => return Stopped::Closed,
                 Step::Frame(Some(frame)) => {
                     if matches!(
@@ -179,7 +222,9 @@ impl<S: ClientSink> ClientEnd<S> {
                     ) {
                         self.sink.output_arrived(frame.payload.len());
                     }
-                    if let Err(e) = self.session.on_frame(&frame) {
+                    let taken = self.shared.lock().on_frame(&frame);
+                    self.shared.changed.notify_waiters();
+                    if let Err(e) = taken {
                         let why = format!("the agent broke the session protocol: {e}");
                         self.send_control(SessionControl::Close).await;
                         self.sink.finish(Ending::Error(why)).await;
@@ -187,54 +232,41 @@ impl<S: ClientSink> ClientEnd<S> {
                     }
                     self.tune(&frame);
                 }
-                Step::Stdin(Ok(n)) if n > 0 => {
-                    // `n` is at most what the machine allowed.
-                    if self.session.stdin_sent(n)
-                        && let Some(link) = self.link()
-                    {
-                        self.sink.stdin_sent(n);
-                        let stdin = ToCommand::Stdin(buf.split().freeze());
-                        link.send_bulk(&mut sender, link.command_frame(&stdin))
-                            .await;
-                    }
-                }
-                // End of file, or a read error (as OpenSSH: the command's
-                // stdin closes either way).
-                Step::Stdin(_) => {
-                    self.stdin = None;
-                    if let Some(eof) = self.session.stdin_eof() {
-                        self.send_control(eof).await;
-                    }
-                }
                 Step::Lost(why) => return Stopped::Lost(why),
             }
-            while let Some(action) = self.session.next_action() {
+            loop {
+                let action = self.shared.lock().next_action();
+                let Some(action) = action else { break };
                 self.act(action).await;
             }
-            if self.session.is_done() {
+            if self.shared.lock().is_done() {
                 return Stopped::Finished;
             }
         }
     }
 
+    /// Start reading stdin once the command was asked for.
+    fn start_stdin(&mut self) {
+        if !self.spawned || self.stdin_task.is_some() {
+            return;
+        }
+        let (Some(link), Some((reader, counter))) = (self.link(), self.stdin.take()) else {
+            return;
+        };
+        let shared = self.shared.clone();
+        let task = tokio::spawn(pump_stdin(shared, link, reader, counter));
+        self.stdin_task = Some(AbortOnDrop(task));
+    }
+
     /// Wait for the next thing: news first (the target before the frames
-    /// it answers), then the session's frames, then stdin if the machine
-    /// allows some, and the agent's loss if watched.
+    /// it answers), then the session's frames, and the agent's loss if
+    /// watched.
     async fn next_step(
         &mut self,
         frames: &mut FrameInbox,
         news: &mut mpsc::Receiver<News>,
         news_open: bool,
-        buf: &mut BytesMut,
     ) -> Step {
-        let room = match (&self.stdin, self.spawned) {
-            (Some(_), true) => self.session.stdin_sendable(DATA_CHUNK),
-            _ => 0,
-        };
-        if self.stdin.is_some() && self.session.stdin_over() {
-            // The session is ending: stdin is not read any more.
-            self.stdin = None;
-        }
         let agent = self.agent;
         tokio::select! {
             biased;
@@ -243,7 +275,6 @@ impl<S: ClientSink> ClientEnd<S> {
                 None => Step::NewsClosed,
             },
             frame = frames.recv() => Step::Frame(frame),
-            read = read_some(&mut self.stdin, buf, room), if room > 0 => Step::Stdin(read),
             why = agent_lost(&mut self.events, agent, &self.router), if self.events.is_some() => {
                 Step::Lost(why)
             }
@@ -259,11 +290,12 @@ impl<S: ClientSink> ClientEnd<S> {
             handle::SESSION_STDERR => OutputStream::Stderr,
             _ => return self.tuners.iter_mut().for_each(|t| t.heard(now)),
         };
-        let (window, waiting) = self.session.output_window(stream);
+        let mut session = self.shared.lock();
+        let (window, waiting) = session.output_window(stream);
         let tuner = &mut self.tuners[stream.index()];
         if let Some(to) = tuner.on_output(now, frame.payload.len(), window, waiting) {
             let rtt = tuner.rtt();
-            if self.session.grow_output(stream, to) {
+            if session.grow_output(stream, to) {
                 tracing::debug!(
                     "session {}: {stream:?} window {window} -> {to} bytes (round trip {rtt:?})",
                     self.id
@@ -276,13 +308,15 @@ impl<S: ClientSink> ClientEnd<S> {
         match action {
             ClientAction::Write { stream, data, cost } => {
                 let ok = self.sink.write(stream, data).await;
-                self.session.written(stream, cost, ok);
+                self.shared.lock().written(stream, cost, ok);
             }
             ClientAction::CloseOutput(stream) => self.sink.close(stream).await,
             ClientAction::Forward(msg) => self.sink.forward(msg).await,
             ClientAction::Send(control) => self.send_control(control).await,
             ClientAction::Finish(ending) => {
                 self.stdin = None;
+                // The machine says stdin is over now: its task ends.
+                self.shared.changed.notify_waiters();
                 self.sink.finish(ending).await;
             }
         }
@@ -301,17 +335,59 @@ impl<S: ClientSink> ClientEnd<S> {
     }
 }
 
-/// Read at most `room` bytes of stdin into `buf` (cancel-safe).
-async fn read_some(
-    stdin: &mut Option<Box<dyn AsyncRead + Send + Sync + Unpin>>,
-    buf: &mut BytesMut,
-    room: usize,
-) -> std::io::Result<usize> {
-    let Some(stdin) = stdin else {
-        return std::future::pending().await;
-    };
-    buf.reserve(room);
-    stdin.read_buf(&mut (&mut *buf).limit(room)).await
+/// Read `reader` into data frames on `link` as the machine's stdin credit
+/// allows; its end of file (or a read error, as in OpenSSH) closes the
+/// command's stdin, once, if the session is not over.
+async fn pump_stdin(
+    shared: Arc<Shared>,
+    link: SessionLink,
+    mut reader: Stdin,
+    counter: Option<StdinCounter>,
+) {
+    let mut sender = BulkSender::new();
+    let mut buf = BytesMut::new();
+    loop {
+        let room = loop {
+            let changed = shared.changed.notified();
+            let mut changed = std::pin::pin!(changed);
+            changed.as_mut().enable();
+            {
+                let session = shared.lock();
+                if session.stdin_over() {
+                    return;
+                }
+                let room = session.stdin_sendable(DATA_CHUNK);
+                if room > 0 {
+                    break room;
+                }
+            }
+            sender.release();
+            changed.await;
+        };
+        buf.reserve(room);
+        let read = sender
+            .next(reader.read_buf(&mut (&mut buf).limit(room)))
+            .await;
+        let n = match read {
+            Ok(0) | Err(_) => break,
+            Ok(n) => n,
+        };
+        // At most what the machine allowed; false once the session ended.
+        if !shared.lock().stdin_sent(n) {
+            return;
+        }
+        if let Some(counter) = &counter {
+            counter(n);
+        }
+        let stdin = ToCommand::Stdin(buf.split().freeze());
+        link.send_bulk(&mut sender, link.command_frame(&stdin))
+            .await;
+    }
+    sender.release();
+    let eof = shared.lock().stdin_eof();
+    if let Some(eof) = eof {
+        link.to_command(&ToCommand::Control(eof)).await;
+    }
 }
 
 /// Wait until `agent`'s context is lost; the reason.

@@ -59,7 +59,7 @@ pub async fn open(
             },
         ))
         .await;
-    let end = end.spawned_on(via).stdin(far_read);
+    let end = end.spawned_on(via).stdin(far_read, None);
     let router = router.clone();
     let failed = error.clone();
     tokio::spawn(async move {

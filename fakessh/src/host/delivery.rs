@@ -16,7 +16,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use router::Router;
-use router::client_end::{ClientEnd, ClientSink};
+use router::client_end::{ClientEnd, ClientSink, StdinCounter};
 use router::connection::FrameWriter;
 use router::message::{ContextId, HOST_ID};
 use router::session::{ClientSession, Ending, OutputStream, Side, ToClient};
@@ -104,6 +104,12 @@ impl<W: AsyncWrite + Send + Unpin> Delivery<W> {
             None => Side::Forwarded,
         };
         let session = ClientSession::split(stdin_side, outputs[0].side(), outputs[1].side(), false);
+        let counted = bytes.clone();
+        let counter: StdinCounter = Arc::new(move |n| {
+            counted
+                .input
+                .fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
+        });
         let delivery = Delivery {
             id,
             agent: None,
@@ -113,7 +119,7 @@ impl<W: AsyncWrite + Send + Unpin> Delivery<W> {
         };
         let end = ClientEnd::new(router, id, session, delivery);
         Ok(match stdin {
-            Some(stdin) => end.stdin(stdin),
+            Some(stdin) => end.stdin(stdin, Some(counter)),
             None => end,
         })
     }
@@ -176,11 +182,5 @@ impl<W: AsyncWrite + Send + Unpin> ClientSink for Delivery<W> {
 
     fn output_arrived(&mut self, len: usize) {
         self.bytes.add_output(len);
-    }
-
-    fn stdin_sent(&mut self, len: usize) {
-        self.bytes
-            .input
-            .fetch_add(len as u64, std::sync::atomic::Ordering::Relaxed);
     }
 }
