@@ -14,7 +14,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::forward::{free_port, service, throughput, wait_for};
-use crate::harness::{Master, Sshd, Stats, fakessh_bin, me, run_cmd, write_random};
+use crate::harness::{Master, Sshd, Stats, fakessh_through, me, run_cmd, write_random};
 use crate::proxy::{self, Link};
 
 /// What `fakessh-bench fat` measures, from its command line.
@@ -227,20 +227,7 @@ fn ours_rsync(cfg: &str, chain: &str, src: &Path, dir: &Path, probes: usize) -> 
     ] {
         let _ = std::fs::remove_file(dir.join(f));
     }
-    run_cmd(
-        Command::new(fakessh_bin())
-            .args([
-                "-q",
-                "--config",
-                "none",
-                "--ssh-config",
-                cfg,
-                "--to",
-                chain,
-                "--",
-            ])
-            .args(["sh", "-c", &script]),
-    );
+    run_cmd(fakessh_through(cfg, chain).args(["sh", "-c", &script]));
     Ours {
         push: read_first(&dir.join("push.t")),
         pull: read_first(&dir.join("pull.t")),
@@ -299,17 +286,7 @@ fn forward_rates(cfg: &str, chain: &str, sudo: bool, mib: u64, ctl: &str) -> [Op
     let target = service();
     let spec = |port: u16| format!("{port}:127.0.0.1:{target}");
     let port = free_port();
-    let ours = Command::new(fakessh_bin())
-        .args([
-            "-q",
-            "--config",
-            "none",
-            "--ssh-config",
-            cfg,
-            "--to",
-            chain,
-            "--",
-        ])
+    let ours = fakessh_through(cfg, chain)
         .args(["ssh", "-N", "-L", &spec(port), "h"])
         .stdin(Stdio::null())
         .spawn()

@@ -8,7 +8,7 @@ use std::net::{TcpListener, TcpStream};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::harness::{Stats, fakessh_bin};
+use crate::harness::{Stats, fakessh_through};
 
 /// A service on this machine's loopback: `sink` reads a length and that
 /// many bytes, then answers one byte; anything else echoes one byte.
@@ -107,17 +107,7 @@ pub fn run(cfg: &str, quick: bool) -> (Vec<String>, Vec<String>) {
         let ours_port = free_port();
         let theirs_port = free_port();
         let spec = |port: u16| format!("{port}:127.0.0.1:{target}");
-        let mut ours: Child = Command::new(fakessh_bin())
-            .args([
-                "-q",
-                "--config",
-                "none",
-                "--ssh-config",
-                cfg,
-                "--to",
-                &format!("ssh:{alias}"),
-                "--",
-            ])
+        let mut ours: Child = fakessh_through(cfg, &format!("ssh:{alias}"))
             .args(["ssh", "-N", "-L", &spec(ours_port), "h"])
             .stdin(Stdio::null())
             .spawn()

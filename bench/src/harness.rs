@@ -35,6 +35,23 @@ pub fn time_loop(args: &[String]) -> i32 {
 
 pub use test_kit::workspace;
 
+/// `mitogen-fakessh -q --config none --ssh-config CFG --to CHAIN --`, to
+/// which the command is added.
+pub fn fakessh_through(cfg: &str, chain: &str) -> Command {
+    let mut cmd = Command::new(fakessh_bin());
+    cmd.args([
+        "-q",
+        "--config",
+        "none",
+        "--ssh-config",
+        cfg,
+        "--to",
+        chain,
+        "--",
+    ]);
+    cmd
+}
+
 pub fn fakessh_bin() -> PathBuf {
     let release = workspace().join("target/release/mitogen-fakessh");
     assert!(release.exists(), "build first: cargo build --release");
