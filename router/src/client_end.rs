@@ -250,7 +250,8 @@ impl<S: ClientSink> ClientEnd<S> {
         if !self.spawned || self.stdin_task.is_some() {
             return;
         }
-        let (Some(link), Some((reader, counter))) = (self.link(), self.stdin.take()) else {
+        let Some(link) = self.link() else { return };
+        let Some((reader, counter)) = self.stdin.take() else {
             return;
         };
         let shared = self.shared.clone();
