@@ -25,7 +25,7 @@ use tokio::sync::{Notify, broadcast, mpsc};
 use tokio::task::JoinHandle;
 
 use crate::pump::BulkSender;
-use crate::router::{FrameInbox, Router, RouterEvent};
+use crate::router::{FrameInbox, Router, RouterEvent, StreamId};
 use crate::session_link::SessionLink;
 use proto::frame::Frame;
 use proto::message::{ContextId, handle};
@@ -124,6 +124,8 @@ pub struct ClientEnd<S> {
     /// it mid-session): its stdin must not stay open behind it.
     stdin_task: Option<AbortOnDrop>,
     events: Option<broadcast::Receiver<RouterEvent>>,
+    /// The session stream whose inbox widens with the windows.
+    inbox: Option<StreamId>,
     /// Grow stdout's and stderr's windows with the path
     /// ([`proto::session::autotune`]; the machine grows only the outputs
     /// this end writes itself).
@@ -155,6 +157,7 @@ impl<S: ClientSink> ClientEnd<S> {
             stdin: None,
             stdin_task: None,
             events: None,
+            inbox: None,
             tuners: Default::default(),
             sink,
         }
@@ -181,6 +184,13 @@ impl<S: ClientSink> ClientEnd<S> {
         counter: Option<StdinCounter>,
     ) -> Self {
         self.stdin = Some((Box::new(reader), counter));
+        self
+    }
+
+    /// The session stream `sid` the frames come in on: its inbox widens as
+    /// the windows grow (without it, no window grows).
+    pub fn inbox(mut self, sid: StreamId) -> Self {
+        self.inbox = Some(sid);
         self
     }
 
@@ -291,12 +301,16 @@ impl<S: ClientSink> ClientEnd<S> {
             handle::SESSION_STDERR => OutputStream::Stderr,
             _ => return self.tuners.iter_mut().for_each(|t| t.heard(now)),
         };
+        let Some(sid) = self.inbox else { return };
         let mut session = self.shared.lock();
         let (window, waiting) = session.output_window(stream);
         let tuner = &mut self.tuners[stream.index()];
         if let Some(to) = tuner.on_output(now, frame.payload.len(), window, waiting) {
             let rtt = tuner.rtt();
             if session.grow_output(stream, to) {
+                // Room for the grown window before the agent hears of it.
+                let grown = session.output_window(stream).0 - window;
+                self.router.widen_session_inbox(sid, grown as usize);
                 tracing::debug!(
                     "session {}: {stream:?} window {window} -> {to} bytes (round trip {rtt:?})",
                     self.id

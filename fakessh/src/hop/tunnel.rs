@@ -42,7 +42,9 @@ pub async fn open(
         far_write,
         error: error.clone(),
     };
-    let end = ClientEnd::new(router.clone(), id, ClientSession::local(false), sink).watch_agent();
+    let end = ClientEnd::new(router.clone(), id, ClientSession::local(false), sink)
+        .inbox(sid)
+        .watch_agent();
     router
         .send(Frame::cbor(
             router.header(via, handle::SPAWN),

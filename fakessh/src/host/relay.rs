@@ -113,7 +113,7 @@ impl Relay {
         let bytes = guard.bytes.clone();
         let delivery = match Delivery::start(router.clone(), id, FrameWriter::new(w), stdio, bytes)
         {
-            Ok(d) => d,
+            Ok(d) => d.inbox(sid),
             Err(e) => {
                 // The shim sees its socket close and exits 255.
                 warn!("{name}: cannot serve the shim's stdio: {e}");

@@ -8,9 +8,7 @@ use tokio::sync::mpsc;
 use tracing::{debug, warn};
 
 use super::routes::Router;
-#[cfg(doc)]
-use super::stream::SESSION_QUEUE_BYTES;
-use super::stream::{FrameInbox, Outlet, Queued};
+use super::stream::{FrameInbox, Outlet, Queued, SESSION_QUEUE_BYTES};
 use super::table::{StreamId, StreamRole};
 use crate::connection::{FrameReader, FrameWriter, ReadError};
 use proto::message::ContextId;
@@ -83,7 +81,7 @@ impl Router {
     /// only once [`Router::bind_session`] has named the context that runs
     /// the session, and from nobody else.
     pub async fn add_session_stream(&self, name: &str, id: ContextId) -> (StreamId, FrameInbox) {
-        let (outlet, inbox) = Outlet::inbox(SESSION_QUEUE);
+        let (outlet, inbox) = Outlet::inbox_of(SESSION_QUEUE, SESSION_QUEUE_BYTES);
         let sid = self
             .register_stream(name, id, StreamRole::Child, true, outlet)
             .await;

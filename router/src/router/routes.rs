@@ -96,6 +96,14 @@ impl Router {
 
     /// Whether `id` is this context or one of its ancestors: only those may
     /// command it (spawn, connect, shutdown).
+    /// Let `bytes` more wait in session stream `sid`'s inbox: its client
+    /// end grew an output's window by that much, before telling the agent.
+    pub fn widen_session_inbox(&self, sid: StreamId, bytes: usize) {
+        if let Some(entry) = self.lock().streams.get(&sid) {
+            entry.outlet.widen(bytes);
+        }
+    }
+
     pub fn is_ancestor_or_self(&self, id: ContextId) -> bool {
         id == self.my_id || self.parent_ids.contains(&id)
     }

@@ -26,7 +26,9 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 
 use proto::frame::Frame;
 use proto::message::ContextId;
-use proto::session::{MIN_FRAME_COST, SESSION_QUEUE};
+#[cfg(doc)]
+use proto::session::SESSION_QUEUE;
+use proto::session::{MIN_FRAME_COST, SESSION_WINDOW};
 
 /// Frames that may wait in one byte stream's write queue (the bytes are
 /// bounded by [`STREAM_QUEUE_BYTES`]; this bounds the bookkeeping).
@@ -35,8 +37,13 @@ pub const STREAM_QUEUE: usize = 8192;
 /// Bytes that may wait in one byte stream's write queue.
 pub const STREAM_QUEUE_BYTES: usize = 8 << 20;
 
-/// Bytes that may wait in a session's inbox (see the module documentation).
-pub const SESSION_QUEUE_BYTES: usize = SESSION_QUEUE * MIN_FRAME_COST as usize;
+/// Bytes that may wait in a session's inbox at first: a full initial window
+/// of the smallest frames on each of its three streams, and control
+/// frames. The inbox widens by exactly what an output's window grows
+/// ([`Outlet::widen`], on the client end's own decision), so it never holds
+/// more than the session's windows allow; at most [`SESSION_QUEUE`] frames.
+pub const SESSION_QUEUE_BYTES: usize =
+    (3 * (SESSION_WINDOW / MIN_FRAME_COST) as usize + 256) * MIN_FRAME_COST as usize;
 
 /// What a frame counts against a byte bound.
 fn cost(frame: &Frame) -> usize {
@@ -91,13 +98,23 @@ impl Outlet {
     /// An in-process inbox holding at most `frames` frames, and as many
     /// times [`MIN_FRAME_COST`] bytes.
     pub fn inbox(frames: usize) -> (Outlet, FrameInbox) {
-        let frames = frames.max(1);
-        let (tx, rx) = mpsc::channel(frames);
+        Outlet::inbox_of(frames, frames.max(1) * MIN_FRAME_COST as usize)
+    }
+
+    /// An in-process inbox holding at most `frames` frames and `bytes`
+    /// bytes (until [`widen`](Outlet::widen)ed).
+    pub fn inbox_of(frames: usize, bytes: usize) -> (Outlet, FrameInbox) {
+        let (tx, rx) = mpsc::channel(frames.max(1));
         let outlet = Outlet {
             kind: OutletKind::Channel(tx),
-            bytes: Arc::new(Semaphore::new(frames * MIN_FRAME_COST as usize)),
+            bytes: Arc::new(Semaphore::new(bytes)),
         };
         (outlet, FrameInbox { rx })
+    }
+
+    /// Let `bytes` more wait here (a session whose window grew).
+    pub fn widen(&self, bytes: usize) {
+        self.bytes.add_permits(bytes);
     }
 
     /// Queue `frame`. A byte stream's queue makes any sender wait for room;
