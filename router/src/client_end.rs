@@ -16,8 +16,8 @@
 //! made once in [`proto::session`]; both tasks ask it, under its lock,
 //! which is never held across a wait.
 
-use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Instant;
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::time::{Duration, Instant};
 
 use bytes::{BufMut, Bytes, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt};
@@ -76,6 +76,9 @@ struct Shared {
     session: Mutex<ClientSession>,
     /// The machine took a message (credit, or the session's end).
     changed: Notify,
+    /// The round trip to the command end, once the output tuners timed it:
+    /// stdin's window grows with it too.
+    rtt: OnceLock<Duration>,
 }
 
 impl Shared {
@@ -153,6 +156,7 @@ impl<S: ClientSink> ClientEnd<S> {
             shared: Arc::new(Shared {
                 session: Mutex::new(session),
                 changed: Notify::new(),
+                rtt: OnceLock::new(),
             }),
             stdin: None,
             stdin_task: None,
@@ -292,14 +296,19 @@ impl<S: ClientSink> ClientEnd<S> {
         }
     }
 
-    /// A frame from the command end arrived: measure, and grow an output's
-    /// window when the path holds more than it.
+    /// A frame from the command end arrived: measure (the round trip, for
+    /// stdin's window too), and grow an output's window when the path
+    /// holds more than it.
     fn tune(&mut self, frame: &Frame) {
         let now = Instant::now();
+        self.tuners.iter_mut().for_each(|t| t.heard(now));
+        if let Some(rtt) = self.tuners.iter().find_map(|t| t.rtt()) {
+            let _ = self.shared.rtt.set(rtt);
+        }
         let stream = match frame.header.handle {
             handle::SESSION_STDOUT => OutputStream::Stdout,
             handle::SESSION_STDERR => OutputStream::Stderr,
-            _ => return self.tuners.iter_mut().for_each(|t| t.heard(now)),
+            _ => return,
         };
         let Some(sid) = self.inbox else { return };
         let mut session = self.shared.lock();
@@ -361,6 +370,7 @@ async fn pump_stdin(
 ) {
     let mut sender = BulkSender::new();
     let mut buf = BytesMut::new();
+    let mut tuner = WindowTuner::new();
     loop {
         let room = loop {
             let changed = shared.changed.notified();
@@ -397,12 +407,28 @@ async fn pump_stdin(
         let stdin = ToCommand::Stdin(buf.split().freeze());
         link.send_bulk(&mut sender, link.command_frame(&stdin))
             .await;
+        if let Some(ask) = grow_stdin(&shared, &mut tuner, n) {
+            link.to_command(&ToCommand::Control(ask)).await;
+        }
     }
     sender.release();
     let eof = shared.lock().stdin_eof();
     if let Some(eof) = eof {
         link.to_command(&ToCommand::Control(eof)).await;
     }
+}
+
+/// `sent` bytes of stdin went out: the request for a wider stdin window
+/// when a round trip carried most of it ([`WindowTuner`], timed by the
+/// round trip the output tuners measured).
+fn grow_stdin(shared: &Shared, tuner: &mut WindowTuner, sent: usize) -> Option<SessionControl> {
+    tuner.measured(*shared.rtt.get()?);
+    let mut session = shared.lock();
+    let (window, _) = session.stdin_window();
+    let to = tuner.on_output(Instant::now(), sent, window, 0)?;
+    let ask = session.ask_stdin_window(to)?;
+    tracing::debug!("stdin window {window} -> {to} bytes asked");
+    Some(ask)
 }
 
 /// Wait until `agent`'s context is lost; the reason.

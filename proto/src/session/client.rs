@@ -17,7 +17,7 @@ use std::collections::VecDeque;
 
 use bytes::Bytes;
 
-use super::credit::SESSION_WINDOW;
+use super::credit::{MAX_SESSION_WINDOW, SESSION_WINDOW};
 use super::credit::{RecvCredit, SendCredit, frame_cost};
 use super::error::ProtocolError;
 use super::message::{
@@ -112,6 +112,8 @@ pub struct ClientSession {
     stderr_forwarded: u64,
     stderr_acked: u64,
     stdin_eof_sent: bool,
+    /// The stdin window last asked for ([`ClientSession::ask_stdin_window`]).
+    stdin_asked: u64,
     ending: bool,
     finished: bool,
 }
@@ -141,6 +143,7 @@ impl ClientSession {
             stderr_forwarded: 0,
             stderr_acked: 0,
             stdin_eof_sent: false,
+            stdin_asked: 0,
             ending: false,
             finished: false,
         }
@@ -166,6 +169,14 @@ impl ClientSession {
                     .controls
                     .push_back(ClientAction::Forward(ToClient::Event(
                         SessionEvent::StdinCredit(n),
+                    ))),
+            },
+            ToClient::Event(SessionEvent::StdinWindow(n)) => match self.stdin {
+                Side::Local => self.stdin_credit.grow(n)?,
+                Side::Forwarded => self
+                    .controls
+                    .push_back(ClientAction::Forward(ToClient::Event(
+                        SessionEvent::StdinWindow(n),
                     ))),
             },
             ToClient::Event(SessionEvent::Eof(stream)) => {
@@ -290,6 +301,27 @@ impl ClientSession {
             self.controls.push_back(ClientAction::Send(grow));
         }
         bytes > 0
+    }
+
+    /// Stdin's window (granted credit in all) and what of it is in flight.
+    pub fn stdin_window(&self) -> (u64, u64) {
+        let credit = &self.stdin_credit;
+        (credit.available() + credit.in_flight(), credit.in_flight())
+    }
+
+    /// Ask the command end to raise stdin's window to `to` (at most
+    /// [`MAX_SESSION_WINDOW`]; the grant comes as
+    /// [`SessionEvent::StdinWindow`]): the request, unless stdin is over
+    /// or that much was already asked for.
+    pub fn ask_stdin_window(&mut self, to: u64) -> Option<SessionControl> {
+        let to = to.min(u64::from(MAX_SESSION_WINDOW));
+        let (window, _) = self.stdin_window();
+        let asked = self.stdin_asked.max(window);
+        if self.stdin_over() || to <= asked {
+            return None;
+        }
+        self.stdin_asked = to;
+        Some(SessionControl::GrowStdin { window: to as u32 })
     }
 
     /// The shim sent this control (host only): its credit for a forwarded

@@ -137,6 +137,13 @@ impl CommandSession {
             SessionControl::GrowWindow { stream, bytes } => {
                 return self.outputs[stream.index()].credit.grow(bytes);
             }
+            // Granted up to the most a stream may hold, never asked twice
+            // for the same bytes: the window only grows.
+            SessionControl::GrowStdin { .. } if self.stdin_eof => return Ok(()),
+            SessionControl::GrowStdin { window } => match self.stdin.grow_to(u64::from(window)) {
+                0 => return Ok(()),
+                grown => CommandAction::Send(SessionEvent::StdinWindow(grown)),
+            },
             SessionControl::OutputClosed(stream) => {
                 let output = &mut self.outputs[stream.index()];
                 if output.state != OutputState::Open {

@@ -21,20 +21,18 @@ use super::error::ProtocolError;
 /// stream's top speed: 2 MiB, OpenSSH's channel window, keeps up with
 /// OpenSSH at 50 ms RTT (1 MiB capped a stream at ~20 MiB/s there).
 pub const SESSION_WINDOW: u32 = 2 << 20;
-/// The most an output stream's window may grow to (see
-/// [`super::autotune`]): what one stream may hold in flight on a long fat
-/// link, and so the most the receiving end buffers for it. 16 MiB is 1
+/// The most a stream's window may grow to (see [`super::autotune`]): what
+/// one stream may hold in flight on a long fat link, and so the most the
+/// receiving end buffers for it. 16 MiB is 1
 /// Gbit/s at 134 ms, and keeps host and agent under 64 MiB with one such
 /// stream running.
 pub const MAX_SESSION_WINDOW: u32 = 16 << 20;
 /// Largest data chunk put in one frame.
 pub const DATA_CHUNK: usize = 128 << 10;
 /// Frames one session may have queued at a receiver: a full window of the
-/// smallest frames on each of three streams (two outputs that may have
-/// grown to [`MAX_SESSION_WINDOW`], stdin at [`SESSION_WINDOW`]), and room
-/// for control frames.
-pub const SESSION_QUEUE: usize =
-    ((2 * MAX_SESSION_WINDOW + SESSION_WINDOW) / MIN_FRAME_COST) as usize + 256;
+/// smallest frames on each of three streams (each may have grown to
+/// [`MAX_SESSION_WINDOW`]), and room for control frames.
+pub const SESSION_QUEUE: usize = (3 * MAX_SESSION_WINDOW / MIN_FRAME_COST) as usize + 256;
 
 /// The least credit a data frame costs, however short it is.
 pub const MIN_FRAME_COST: u32 = 512;

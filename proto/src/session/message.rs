@@ -218,6 +218,11 @@ pub enum SessionControl {
     /// The client raised `stream`'s window by `bytes`: the command end may
     /// have that much more in flight (up to `MAX_SESSION_WINDOW` in all).
     GrowWindow { stream: OutputStream, bytes: u32 },
+    /// The client asks for stdin's window to be `window` bytes: its stdin
+    /// is window-bound on a long path. The command end decides (at most
+    /// `MAX_SESSION_WINDOW`, never lowered) and answers what it grew with
+    /// [`SessionEvent::StdinWindow`].
+    GrowStdin { window: u32 },
 }
 
 /// How the remote command ended.
@@ -232,6 +237,9 @@ pub enum ExitStatus {
 pub enum SessionEvent {
     /// The command end wrote `bytes` of stdin out; send that much more.
     StdinCredit(u32),
+    /// The command end raised stdin's window by this much (an answer to
+    /// [`SessionControl::GrowStdin`]): that much more may be in flight.
+    StdinWindow(u32),
     /// No more data will come on this stream.
     Eof(OutputStream),
     /// The command ended; always the last event.

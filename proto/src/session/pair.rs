@@ -8,7 +8,8 @@
 //! Property tests run thousands of such sessions in milliseconds and check
 //! the rules both machines share: every byte arrives once and in order, the
 //! exit comes after all output, no direction ever has more in flight than
-//! its window, credit comes home to zero, and nothing deadlocks (also when
+//! its window (also while the windows grow, at moments the seed picks),
+//! credit comes home to zero, and nothing deadlocks (also when
 //! the client's reader goes away mid-stream).
 
 use std::collections::VecDeque;
@@ -16,7 +17,7 @@ use std::collections::VecDeque;
 use bytes::Bytes;
 use proptest::prelude::*;
 
-use super::credit::{SESSION_QUEUE, SESSION_WINDOW, frame_cost};
+use super::credit::{MAX_SESSION_WINDOW, SESSION_QUEUE, SESSION_WINDOW, frame_cost};
 use super::{
     ClientAction, ClientSession, CommandAction, CommandSession, Ending, ExitStatus, Machine,
     OutputStream, SessionControl, ToClient, ToCommand,
@@ -43,6 +44,9 @@ struct Script {
     chunk: usize,
     /// The client's stdout reader goes away after this many writes.
     reader_gone_after: Option<usize>,
+    /// How many times the client widens windows (asks for stdin's, grows
+    /// an output's) at a moment the schedule picks.
+    grows: usize,
     seed: u64,
 }
 
@@ -56,6 +60,7 @@ enum Step {
     FinishClientWrite,
     FinishStdinWrite,
     Exit,
+    Grow,
 }
 
 #[derive(Default)]
@@ -82,6 +87,7 @@ struct Pair {
     outputs_left: [Bytes; 2],
     outputs_read: [bool; 2],
     exited: bool,
+    grows_left: usize,
     /// Data frame cost queued each way: stdin, stdout, stderr.
     queued_cost: [u64; 3],
     seen: Seen,
@@ -101,6 +107,7 @@ impl Pair {
             outputs_left: script.outputs.clone().map(Bytes::from),
             outputs_read: [true, true],
             exited: false,
+            grows_left: script.grows,
             queued_cost: [0; 3],
             seen: Seen::default(),
             script,
@@ -139,6 +146,9 @@ impl Pair {
         // output possibly still in the pipes.
         if !self.exited && self.seen.stdin_closed && self.stdin_writes.is_empty() {
             steps.push(Step::Exit);
+        }
+        if self.grows_left > 0 {
+            steps.push(Step::Grow);
         }
         steps
     }
@@ -239,6 +249,17 @@ impl Pair {
                 self.exited = true;
                 self.command.exited(ExitStatus::Code(7));
             }
+            Step::Grow => {
+                self.grows_left -= 1;
+                let by = 64 * size as u64;
+                let to = self.client.stdin_window().0 + by;
+                if let Some(ask) = self.client.ask_stdin_window(to) {
+                    self.to_command.push_back(ToCommand::Control(ask));
+                }
+                let stream = [OutputStream::Stdout, OutputStream::Stderr][size % 2];
+                let to = self.client.output_window(stream).0 + by;
+                self.client.grow_output(stream, to);
+            }
         }
     }
 
@@ -283,11 +304,19 @@ impl Pair {
     /// No direction has more data in flight than its window, and no more
     /// messages queued than a session may have.
     fn check_bounds(&self) {
-        for (cost, what) in self.queued_cost.iter().zip(["stdin", "stdout", "stderr"]) {
-            assert!(
-                *cost <= u64::from(SESSION_WINDOW),
-                "{what} in flight: {cost}"
-            );
+        let windows = [
+            self.client.stdin_window().0,
+            self.client.output_window(OutputStream::Stdout).0,
+            self.client.output_window(OutputStream::Stderr).0,
+        ];
+        for ((cost, window), what) in self
+            .queued_cost
+            .iter()
+            .zip(windows)
+            .zip(["stdin", "stdout", "stderr"])
+        {
+            assert!(*cost <= window, "{what} in flight: {cost} of {window}");
+            assert!(window <= u64::from(MAX_SESSION_WINDOW));
         }
         assert!(self.to_client.len() <= SESSION_QUEUE);
         assert!(self.to_command.len() <= SESSION_QUEUE);
@@ -302,13 +331,15 @@ fn script() -> impl Strategy<Value = Script> {
         bytes(2000),
         prop::sample::select(vec![1usize, 7, 512, 4096, 1 << 20]),
         prop::option::of(0usize..8),
+        0usize..4,
         any::<u64>(),
     )
-        .prop_map(|(stdin, stdout, stderr, chunk, gone, seed)| Script {
+        .prop_map(|(stdin, stdout, stderr, chunk, gone, grows, seed)| Script {
             stdin,
             outputs: [stdout, stderr],
             chunk,
             reader_gone_after: gone,
+            grows,
             seed,
         })
 }
@@ -347,6 +378,7 @@ fn a_full_window_each_way_fits_exactly() {
             outputs: [big.clone(), big[..SESSION_WINDOW as usize].to_vec()],
             chunk: 1 << 20,
             reader_gone_after: None,
+            grows: 0,
             seed,
         };
         let seen = Pair::new(script).run();

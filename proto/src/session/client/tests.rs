@@ -1,5 +1,5 @@
 use super::*;
-use crate::session::MIN_FRAME_COST;
+use crate::session::{DATA_CHUNK, MIN_FRAME_COST};
 
 fn out(stream: OutputStream, text: &'static str) -> ToClient {
     ToClient::Output(stream, Bytes::from_static(text.as_bytes()))
@@ -234,5 +234,52 @@ fn endings_give_openssh_exit_codes() {
     assert_eq!(
         drain(&mut s),
         vec![ClientAction::Finish(Ending::Dead("no route".into()))]
+    );
+}
+
+#[test]
+fn stdin_asks_once_for_a_wider_window_and_sends_into_what_was_granted() {
+    let mut s = ClientSession::local(false);
+    assert_eq!(s.stdin_window(), (u64::from(SESSION_WINDOW), 0));
+    assert_eq!(
+        s.ask_stdin_window(3 << 20),
+        Some(SessionControl::GrowStdin { window: 3 << 20 })
+    );
+    // Not again before the answer, nor for less.
+    assert_eq!(s.ask_stdin_window(3 << 20), None);
+    assert_eq!(s.ask_stdin_window(1 << 20), None);
+    // Until granted, the old window.
+    assert!(s.stdin_sent(SESSION_WINDOW as usize));
+    assert_eq!(s.stdin_sendable(DATA_CHUNK), 0);
+    s.on_message(event(SessionEvent::StdinWindow(1 << 20)))
+        .unwrap();
+    assert_eq!(s.stdin_sendable(usize::MAX), 1 << 20);
+    assert_eq!(s.stdin_window(), (3 << 20, u64::from(SESSION_WINDOW)));
+    // A grant beyond the most a stream may hold is a broken command end.
+    assert!(
+        s.on_message(event(SessionEvent::StdinWindow(MAX_SESSION_WINDOW)))
+            .is_err()
+    );
+    // Asking stops at the most, and once stdin is over.
+    let mut s = ClientSession::local(false);
+    assert_eq!(
+        s.ask_stdin_window(u64::MAX),
+        Some(SessionControl::GrowStdin {
+            window: MAX_SESSION_WINDOW
+        })
+    );
+    let mut s = ClientSession::local(false);
+    s.stdin_eof();
+    assert_eq!(s.ask_stdin_window(4 << 20), None);
+    // A stdin the shim reads: its grant is the shim's.
+    let mut s = ClientSession::split(Side::Forwarded, Side::Local, Side::Local, false);
+    assert_eq!(s.ask_stdin_window(4 << 20), None);
+    s.on_message(event(SessionEvent::StdinWindow(1 << 20)))
+        .unwrap();
+    assert_eq!(
+        drain(&mut s),
+        vec![ClientAction::Forward(event(SessionEvent::StdinWindow(
+            1 << 20
+        )))]
     );
 }

@@ -179,3 +179,43 @@ fn a_pty_whose_output_never_ends_is_abandoned_after_the_exit() {
         ]
     );
 }
+
+#[test]
+fn stdin_grows_as_asked_up_to_the_most_a_stream_may_hold_and_never_shrinks() {
+    use crate::session::credit::MAX_SESSION_WINDOW;
+    let grow = |window| ToCommand::Control(SessionControl::GrowStdin { window });
+    let mut s = CommandSession::new(false);
+    s.on_message(grow(3 << 20)).unwrap();
+    assert_eq!(
+        drain(&mut s),
+        vec![CommandAction::Send(SessionEvent::StdinWindow(1 << 20))]
+    );
+    // Asked again, or for less: nothing more.
+    s.on_message(grow(3 << 20)).unwrap();
+    s.on_message(grow(1 << 20)).unwrap();
+    assert_eq!(drain(&mut s), vec![]);
+    // Beyond the most: up to it.
+    s.on_message(grow(u32::MAX)).unwrap();
+    assert_eq!(
+        drain(&mut s),
+        vec![CommandAction::Send(SessionEvent::StdinWindow(
+            MAX_SESSION_WINDOW - (3 << 20)
+        ))]
+    );
+    // The grown window is what stdin may now hold, and no more.
+    let chunk = Bytes::from(vec![0; 1 << 20]);
+    for _ in 0..16 {
+        s.on_message(ToCommand::Stdin(chunk.clone())).unwrap();
+    }
+    assert!(matches!(
+        s.on_message(ToCommand::Stdin(Bytes::from_static(b"x"))),
+        Err(ProtocolError::Overrun { .. })
+    ));
+    // After stdin's end, no growth.
+    let mut s = CommandSession::new(false);
+    s.on_message(ToCommand::Control(SessionControl::Eof))
+        .unwrap();
+    drain(&mut s);
+    s.on_message(grow(4 << 20)).unwrap();
+    assert_eq!(drain(&mut s), vec![]);
+}
