@@ -324,3 +324,14 @@ pub fn set_pipe_size(fd: BorrowedFd<'_>, bytes: i32) -> nix::Result<()> {
         Err(nix::errno::Errno::ENOTSUP)
     }
 }
+
+/// Give a lane's FIFO a 1 MiB buffer (64 KiB by default), so a lane's
+/// writer and reader wait on each other less; where the system refuses
+/// (an unprivileged account past `/proc/sys/fs/pipe-max-size`), it keeps
+/// its size.
+pub fn widen_pipe(fd: &impl std::os::fd::AsFd) {
+    #[cfg(target_os = "linux")]
+    let _ = fcntl(fd.as_fd(), FcntlArg::F_SETPIPE_SZ(1 << 20));
+    #[cfg(not(target_os = "linux"))]
+    let _ = fd;
+}

@@ -1,7 +1,10 @@
 //! Long fat links (issue 28), through a real sshd behind a delay line:
 //! output windows grow with the path, and what arrives is byte-exact, also
 //! when the consumer stalls once the window has grown, and through
-//! `sudo:root`. No timing is asserted: a round trip of 40 ms only makes the
+//! `sudo:root`; pushes go round several SSH channels (lanes) with stdin's
+//! window grown, byte-exact there and back, and a lane killed mid-stream
+//! fails the session with a message and leaves a prefix, never a
+//! corruption. No timing is asserted: a round trip of 40 ms only makes the
 //! window the limit, which is what lets it grow.
 
 #![cfg(feature = "host")]
@@ -88,7 +91,10 @@ fn run(sshd: &Sshd, chain: &str, script: &str) -> Outcome {
     let mut cmd = std::process::Command::new(bin());
     cmd.args(["--ssh-config", &sshd.ssh_config(), "--to", chain, "--"])
         .args(["sh", "-c", script])
-        .env("MITOGEN_FAKESSH_LOG", "warn,router::client_end=debug")
+        .env(
+            "MITOGEN_FAKESSH_LOG",
+            "warn,router::client_end=debug,fakessh::hop::ssh::lanes=info",
+        )
         .env_remove("SSH_AUTH_SOCK");
     run_with(cmd, b"", Duration::from_secs(300))
 }
@@ -111,6 +117,7 @@ const MIB: usize = 1 << 20;
 #[ignore = "needs root and sshd (run ./tests/run)"]
 fn a_pull_over_a_long_link_grows_its_window_and_arrives_byte_exact() {
     require_sshd();
+    let _alone = lanes_alone();
     let sshd = far_sshd();
     let src = sshd.path("src.bin");
     write_random_file(&src, 96 * MIB, 28);
@@ -137,6 +144,7 @@ fn a_pull_over_a_long_link_grows_its_window_and_arrives_byte_exact() {
 #[ignore = "needs root and sshd (run ./tests/run)"]
 fn a_consumer_that_stalls_after_the_window_grew_loses_nothing() {
     require_sshd();
+    let _alone = lanes_alone();
     let sshd = far_sshd();
     let src = sshd.path("src.bin");
     write_random_file(&src, 128 * MIB, 29);
@@ -175,6 +183,7 @@ fn a_consumer_that_stalls_after_the_window_grew_loses_nothing() {
 #[ignore = "needs root, sshd and sudo (run ./tests/run)"]
 fn a_pull_through_sudo_over_a_long_link_arrives_byte_exact() {
     require_sshd();
+    let _alone = lanes_alone();
     require("sudo");
     let sshd = far_sshd();
     let src = sshd.path("src.bin");
@@ -192,4 +201,158 @@ fn a_pull_through_sudo_over_a_long_link_arrives_byte_exact() {
     out.expect_code(0);
     assert_eq!(out.stdout_text(), "root\n");
     assert_eq!(sha256(&copy), sha256(&src), "the pulled copy differs");
+}
+
+/// Held by each test that makes lanes: the lane killer below must find
+/// only its own test's lanes among the machine's processes.
+static LANES: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn lanes_alone() -> std::sync::MutexGuard<'static, ()> {
+    LANES.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// The remote `cat`s that carry lanes: their stdout is one of the agent's
+/// FIFOs.
+fn lane_cats() -> Vec<i32> {
+    let mut pids = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        let out = std::fs::read_link(format!("/proc/{pid}/fd/1")).unwrap_or_default();
+        if out.to_string_lossy().contains("mitogen-fakessh-lanes-") {
+            pids.push(pid);
+        }
+    }
+    pids
+}
+
+#[test]
+#[ignore = "needs root and sshd (run ./tests/run)"]
+fn a_gibibyte_pushed_round_the_lanes_and_pulled_back_is_byte_exact() {
+    require_sshd();
+    let _alone = lanes_alone();
+    let sshd = far_sshd();
+    let src = sshd.path("src.bin");
+    write_random_file(&src, 1024 * MIB, 31);
+    let (there, back) = (sshd.path("there.bin"), sshd.path("back.bin"));
+    let out = run(
+        &sshd,
+        "ssh:far",
+        // From a pipe, which the shim hands over: the host reads stdin
+        // itself and grows its window. (Back into a file: a pipeline's
+        // status would be the last command's, not ssh's.)
+        &format!(
+            "cat '{src}' | ssh h 'cat > {there}' && ssh h cat '{there}' > '{back}'",
+            src = src.display(),
+            there = there.display(),
+            back = back.display(),
+        ),
+    );
+    out.expect_code(0);
+    let log = out.stderr_text();
+    assert!(
+        log.contains("8 lanes toward the agent"),
+        "no lanes joined: {log}"
+    );
+    assert!(
+        log.contains("stdin window"),
+        "stdin's window never grew: {log}"
+    );
+    let want = sha256(&src);
+    assert_eq!(sha256(&there), want, "the pushed copy differs");
+    assert_eq!(sha256(&back), want, "the copy pulled back differs");
+    // The lanes' FIFOs and their directory are gone once joined.
+    let left: Vec<_> = std::fs::read_dir(std::env::temp_dir())
+        .unwrap()
+        .flatten()
+        .filter(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .starts_with("mitogen-fakessh-lanes-")
+        })
+        .collect();
+    assert!(left.is_empty(), "lane directories left: {left:?}");
+}
+
+#[test]
+#[ignore = "needs root, sshd and sudo (run ./tests/run)"]
+fn an_rsync_push_through_sudo_round_the_lanes_arrives_byte_exact() {
+    require_sshd();
+    require("sudo");
+    let _alone = lanes_alone();
+    let sshd = far_sshd();
+    let src = sshd.path("src.bin");
+    write_random_file(&src, 256 * MIB, 32);
+    let copy = sshd.path("copy.bin");
+    let out = run(
+        &sshd,
+        "ssh:far,sudo:root",
+        &format!(
+            "rsync --whole-file '{}' h:'{}' && ssh h stat -c %U '{}'",
+            src.display(),
+            copy.display(),
+            copy.display()
+        ),
+    );
+    out.expect_code(0);
+    assert_eq!(out.stdout_text(), "root\n");
+    assert!(
+        out.stderr_text().contains("lanes toward the agent"),
+        "no lanes joined: {}",
+        out.stderr_text()
+    );
+    assert_eq!(sha256(&copy), sha256(&src), "the pushed copy differs");
+}
+
+#[test]
+#[ignore = "needs root and sshd (run ./tests/run)"]
+fn a_lane_killed_mid_push_fails_the_session_and_leaves_only_a_prefix() {
+    require_sshd();
+    let _alone = lanes_alone();
+    let sshd = far_sshd();
+    let src = sshd.path("src.bin");
+    write_random_file(&src, 1024 * MIB, 33);
+    let copy = sshd.path("copy.bin");
+    // Once the lanes are up and the push has run a while, kill one lane's
+    // `cat` on the far side.
+    let killer = std::thread::spawn(|| {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while lane_cats().len() < 7 && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        std::thread::sleep(Duration::from_millis(1500));
+        let cats = lane_cats();
+        let Some(victim) = cats.get(3) else {
+            return false;
+        };
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(*victim),
+            nix::sys::signal::SIGKILL,
+        )
+        .is_ok()
+    });
+    let out = run(
+        &sshd,
+        "ssh:far",
+        &format!("cat '{}' | ssh h 'cat > {}'", src.display(), copy.display()),
+    );
+    assert!(killer.join().unwrap(), "no lane was running to kill");
+    assert_ne!(out.status.code(), Some(0), "the session hid the lost lane");
+    let log = out.stderr_text();
+    assert!(
+        log.lines().any(|l| l.starts_with("ssh: ")),
+        "no message for the lost lane: {log}"
+    );
+    let (got, want) = (std::fs::read(&copy).unwrap(), std::fs::read(&src).unwrap());
+    assert!(got.len() < want.len(), "all of it arrived before the kill");
+    assert!(
+        want.starts_with(&got),
+        "the copy is not a prefix of the source"
+    );
+    eprintln!(
+        "lost lane: {} of {} bytes arrived; {log}",
+        got.len(),
+        want.len()
+    );
 }

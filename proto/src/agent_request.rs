@@ -3,7 +3,7 @@
 //! (`AgentRequest::from_frame`, as mini-redis's `Command::from_frame`).
 //!
 //! Who may ask what:
-//! - a command (SPAWN, CONNECT, SHUTDOWN) only under an ancestor's
+//! - a command (SPAWN, CONNECT, LANES, SHUTDOWN) only under an ancestor's
 //!   authority, never the agent's own (Mitogen's `has_parent_authority`);
 //! - a session's stdin and controls only under the session's own
 //!   authority (`auth` is its `src`): the router has already checked that
@@ -11,6 +11,7 @@
 //!   SPAWN that opened it did.
 
 use crate::frame::Frame;
+use crate::lanes::{JoinLanes, LanesRequest};
 use crate::message::{ConnectRequest, ContextId, Handle, handle};
 use crate::session::message::DecodeError;
 use crate::session::{SpawnRequest, ToCommand};
@@ -26,6 +27,19 @@ pub enum AgentRequest {
         from: ContextId,
         reply_to: Handle,
     },
+    /// Time the round trip, or make lanes ([`crate::lanes`]); answer on
+    /// `reply_to` to `from`.
+    Lanes {
+        request: LanesRequest,
+        from: ContextId,
+        reply_to: Handle,
+    },
+    /// Join the lanes made; answer on `reply_to` to `from`.
+    JoinLanes {
+        request: JoinLanes,
+        from: ContextId,
+        reply_to: Handle,
+    },
     /// Stdin or a control for session `peer`.
     Session { peer: ContextId, msg: ToCommand },
     /// End everything and exit.
@@ -33,9 +47,11 @@ pub enum AgentRequest {
 }
 
 /// The handles an agent takes requests on.
-pub const AGENT_HANDLES: [Handle; 5] = [
+pub const AGENT_HANDLES: [Handle; 7] = [
     handle::SPAWN,
     handle::CONNECT,
+    handle::LANES,
+    handle::LANES_JOIN,
     handle::SESSION_STDIN,
     handle::SESSION_CONTROL,
     handle::SHUTDOWN,
@@ -97,6 +113,26 @@ impl AgentRequest {
                     .decode_cbor("connect request")
                     .map_err(|e| malformed(&e))?;
                 Ok(AgentRequest::Connect {
+                    request,
+                    from: h.src,
+                    reply_to: h.reply_to,
+                })
+            }
+            handle::LANES => {
+                command("lanes")?;
+                let request = frame
+                    .decode_cbor("lanes request")
+                    .map_err(|e| malformed(&e))?;
+                Ok(AgentRequest::Lanes {
+                    request,
+                    from: h.src,
+                    reply_to: h.reply_to,
+                })
+            }
+            handle::LANES_JOIN => {
+                command("lanes")?;
+                let request = frame.decode_cbor("join lanes").map_err(|e| malformed(&e))?;
+                Ok(AgentRequest::JoinLanes {
                     request,
                     from: h.src,
                     reply_to: h.reply_to,
@@ -167,6 +203,21 @@ mod tests {
         }
         let shutdown = Frame::cbor(header(handle::SHUTDOWN, 5, 5), &());
         assert!(AgentRequest::from_frame(&shutdown, ME, &ANCESTORS).is_err());
+        // Lanes are commands too: a descendant cannot make FIFOs here.
+        let lanes = LanesRequest { lanes: 3 };
+        let join = JoinLanes { lanes: 3 };
+        for auth in [ME, 4, 1 << 24] {
+            let ask = Frame::cbor(header(handle::LANES, auth, auth), &lanes);
+            let e = AgentRequest::from_frame(&ask, ME, &ANCESTORS).unwrap_err();
+            assert!(matches!(e, RequestError::NotAnAncestor { .. }), "{e}");
+            let ask = Frame::cbor(header(handle::LANES_JOIN, auth, auth), &join);
+            assert!(AgentRequest::from_frame(&ask, ME, &ANCESTORS).is_err());
+        }
+        let ask = Frame::cbor(header(handle::LANES, 0, 0), &lanes);
+        assert!(matches!(
+            AgentRequest::from_frame(&ask, ME, &ANCESTORS),
+            Ok(AgentRequest::Lanes { .. })
+        ));
         let connect = Frame::cbor(
             header(handle::CONNECT, 0, 0),
             &ConnectRequest {

@@ -14,6 +14,8 @@
 //! - [`hop`]: the chain grammar, and the hop a parent asks an agent to start;
 //! - [`handshake`]: a new agent's first frames, both halves;
 //! - [`agent_request`]: what an agent is asked, typed, and who may ask it;
+//! - [`lanes`]: more SSH channels for one stream where one channel's
+//!   window is the limit, and the turn the frames take round them;
 //! - [`control`]: the control socket's messages between the host and its
 //!   clients (shims, `status`, `stop`, `exec`);
 //! - [`route_table`]: where a frame may go and who may send it (the trust
@@ -29,6 +31,7 @@ pub mod frame;
 pub mod fuzzing;
 pub mod handshake;
 pub mod hop;
+pub mod lanes;
 pub mod message;
 pub mod route_table;
 pub mod session;

@@ -35,6 +35,15 @@ pub mod handle {
     pub const CONNECT: Handle = 110;
     /// Host to agent: run a session's command; payload [`super::SpawnRequest`].
     pub const SPAWN: Handle = 111;
+    /// Host to an ssh hop's agent: time the round trip, or make lanes;
+    /// payload [`crate::lanes::LanesRequest`].
+    pub const LANES: Handle = 112;
+    /// Host to an ssh hop's agent: join the lanes; payload
+    /// [`crate::lanes::JoinLanes`].
+    pub const LANES_JOIN: Handle = 113;
+    /// Host to an ssh hop's agent, read by the stream itself: the frames
+    /// after this one go round the lanes ([`crate::lanes::switch_frame`]).
+    pub const LANES_SWITCH: Handle = 114;
     /// Shim to host: open a session; payload [`super::SessionRequest`].
     pub const SESSION_OPEN: Handle = 120;
     /// Shim to agent (via the host): stdin bytes.

@@ -19,6 +19,8 @@ pub enum ReadError {
     Frame(#[from] FrameError),
     #[error("stream ended in the middle of a frame ({0} bytes pending)")]
     Truncated(usize),
+    #[error(transparent)]
+    Lanes(#[from] proto::lanes::LanesError),
 }
 
 /// Reads frames from an `AsyncRead`.

@@ -6,6 +6,7 @@
 //! moving. It knows nothing about processes or ssh. Read it in this order:
 //!
 //! - [`connection`]: frames over a byte stream, buffered;
+//! - [`lanes`]: a stream's frames round several byte streams;
 //! - [`router`]: frames routed between streams by context id, as
 //!   [`proto::route_table`] decides;
 //! - [`pump`]: bulk data onto the router, taking turns;
@@ -21,6 +22,7 @@
 
 pub mod client_end;
 pub mod connection;
+pub mod lanes;
 pub mod pump;
 pub mod router;
 pub mod session_link;
@@ -28,6 +30,7 @@ pub mod unix_listener;
 
 #[doc(hidden)]
 pub use proto::fuzzing;
+pub use proto::lanes as lane_rules;
 pub use proto::{agent_request, control, frame, handshake, hop, message, session, text};
 
 pub use frame::{Encoding, Frame, FrameError, Header};

@@ -11,6 +11,7 @@
 
 mod command;
 mod forward;
+mod lanes;
 mod login;
 mod session;
 
@@ -158,6 +159,8 @@ async fn run() -> Result<(), AgentError> {
         "{}: agent up as context {} (user {})",
         config.name, config.context_id, login.name
     );
+    // Lanes the host may add to our parent stream (an ssh hop's channel).
+    let staged = router::lanes::Staged::default();
     let mut agent = Agent {
         router: router.clone(),
         login,
@@ -167,18 +170,20 @@ async fn run() -> Result<(), AgentError> {
         connects: JoinSet::new(),
         children: Vec::new(),
         forwards: Default::default(),
+        lanes: lanes::Lanes::new(router.clone(), staged.clone()),
     };
     let mut events = router.subscribe();
     // One inbox, so frames are handled in the order they arrived: a spawn
     // before its session's stdin, stdin before its EOF.
     let mut inbox = router.register_inbox(&AGENT_HANDLES, INBOX);
     router
-        .attach(
+        .attach_with_lanes(
             &format!("parent of {}", config.name),
             config.parent_ids[0],
             StreamRole::Parent,
             reader,
             writer,
+            staged,
         )
         .await;
 
@@ -197,6 +202,12 @@ async fn run() -> Result<(), AgentError> {
                         agent.on_connect(request, from, reply_to)
                     }
                     Ok(AgentRequest::Session { peer, msg }) => agent.on_session_message(peer, msg).await,
+                    Ok(AgentRequest::Lanes { request, from, reply_to }) => {
+                        agent.lanes.on_request(request, from, reply_to).await
+                    }
+                    Ok(AgentRequest::JoinLanes { request, from, reply_to }) => {
+                        agent.lanes.on_join(request, from, reply_to)
+                    }
                     Ok(AgentRequest::Shutdown) => break "shutdown requested".to_string(),
                     Err(e) => agent.refuse(&f, e).await,
                 }
@@ -244,6 +255,8 @@ struct Agent {
     children: Vec<Child>,
     /// Listeners held for clients, and what they accepted.
     forwards: forward::Forwards,
+    /// Lanes of the parent stream: made, and staged once joined.
+    lanes: lanes::Lanes,
 }
 
 impl Agent {

@@ -12,6 +12,7 @@ use std::time::Duration;
 use router::Router;
 use router::frame::DEFAULT_MAX_PAYLOAD;
 use router::hop::{Chain, Hop};
+use router::lanes::Staged;
 use router::message::{AgentConfig, ConnectRequest, ContextId, FIRST_SESSION_ID, HOST_ID, Secret};
 use router::router::StreamRole;
 use router::session::SessionRequest;
@@ -432,8 +433,9 @@ impl Connector {
             agent_dir: self.agent_dir_for(chain),
             ..self.placement.clone()
         };
+        let connection = Arc::new(connection);
         let agent = ssh::agent::start(
-            connection,
+            connection.clone(),
             config,
             &self.agents,
             &placement,
@@ -450,9 +452,21 @@ impl Connector {
                 " (cached)"
             }
         );
+        let staged = Staged::default();
         self.router
-            .attach(&name, id, StreamRole::Child, agent.reader, agent.writer)
+            .attach_with_lanes(
+                &name,
+                id,
+                StreamRole::Child,
+                agent.reader,
+                agent.writer,
+                staged.clone(),
+            )
             .await;
+        // More channels toward the agent, if the path is long enough for
+        // one channel's window to be the limit; in the background.
+        let router = self.router.clone();
+        tokio::spawn(ssh::lanes::widen(router, id, name, connection, staged));
         Ok(())
     }
 

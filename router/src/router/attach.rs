@@ -11,6 +11,7 @@ use super::routes::Router;
 use super::stream::{FrameInbox, Outlet, Queued, SESSION_QUEUE_BYTES};
 use super::table::{StreamId, StreamRole};
 use crate::connection::{FrameReader, FrameWriter, ReadError};
+use crate::lanes::{LaneReader, LaneWriter, Staged};
 use proto::message::ContextId;
 use proto::session::SESSION_QUEUE;
 
@@ -30,7 +31,38 @@ impl Router {
         R: AsyncRead + Unpin + Send + 'static,
         W: AsyncWrite + Unpin + Send + 'static,
     {
-        let sid = self.attach_writer(name, remote_id, role, writer).await;
+        let staged = Staged::default();
+        self.attach_with_lanes(name, remote_id, role, reader, writer, staged)
+            .await
+    }
+
+    /// [`attach`](Router::attach) a stream that may go round more lanes
+    /// ([`crate::lanes`]): its writer takes the lanes `staged` holds at a
+    /// switch frame it writes, and, for our parent stream, its reader
+    /// those it holds at a switch frame it reads.
+    pub async fn attach_with_lanes<R, W>(
+        self: &Arc<Self>,
+        name: &str,
+        remote_id: ContextId,
+        role: StreamRole,
+        reader: FrameReader<R>,
+        writer: FrameWriter<W>,
+        staged: Staged,
+    ) -> StreamId
+    where
+        R: AsyncRead + Unpin + Send + 'static,
+        W: AsyncWrite + Unpin + Send + 'static,
+    {
+        let writer = LaneWriter::new(writer, staged.clone());
+        let (outlet, rx) = Outlet::writer();
+        let sid = self
+            .register_stream(name, remote_id, role, false, outlet)
+            .await;
+        tokio::spawn(write_loop(self.clone(), sid, name.to_string(), writer, rx));
+        let mut reader = LaneReader::new(reader, self.max_payload());
+        if role == StreamRole::Parent {
+            reader = reader.switchable(self.my_id(), staged);
+        }
         let task = tokio::spawn(read_loop(self.clone(), sid, name.to_string(), reader));
         self.set_reader(sid, task.abort_handle());
         sid
@@ -49,6 +81,7 @@ impl Router {
     where
         W: AsyncWrite + Unpin + Send + 'static,
     {
+        let writer = LaneWriter::new(writer, Staged::default());
         let (outlet, rx) = Outlet::writer();
         let sid = self
             .register_stream(name, remote_id, role, false, outlet)
@@ -93,7 +126,7 @@ async fn read_loop<R: AsyncRead + Unpin>(
     router: Arc<Router>,
     sid: StreamId,
     name: String,
-    mut reader: FrameReader<R>,
+    mut reader: LaneReader<R>,
 ) {
     let reason = loop {
         match reader.read_frame().await {
@@ -118,7 +151,7 @@ async fn write_loop<W: AsyncWrite + Unpin>(
     router: Arc<Router>,
     sid: StreamId,
     name: String,
-    mut writer: FrameWriter<W>,
+    mut writer: LaneWriter<W>,
     mut rx: mpsc::Receiver<Queued>,
 ) {
     while let Some(queued) = rx.recv().await {

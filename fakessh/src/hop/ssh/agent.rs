@@ -1,5 +1,7 @@
 //! Our agent, started over a new session channel on an ssh connection.
 
+use std::sync::Arc;
+
 use router::connection::{FrameReader, FrameWriter};
 use router::frame::DEFAULT_MAX_PAYLOAD;
 use router::message::AgentConfig;
@@ -14,9 +16,11 @@ use crate::hop::handshake::{self, StartedAgent};
 /// An agent behind an ssh channel.
 pub type SshAgent = StartedAgent<ChannelReader, ChannelWriter>;
 
-/// Start our agent over a new session channel on `connection`.
+/// Start our agent over a new session channel on `connection` (which
+/// lives as long as the agent's channel, or longer if it is held on to:
+/// [`super::lanes`] opens more channels on it).
 pub async fn start(
-    connection: Connection,
+    connection: Arc<Connection>,
     agent_config: AgentConfig,
     agents: &Agents,
     placement: &Placement,

@@ -13,6 +13,8 @@
 //!   authentication ([`auth`], [`identity`], [`key_policy`]);
 //! - [`agent`]: the agent started over a session channel ([`transport`],
 //!   [`packets`]);
+//! - [`lanes`]: more channels toward the agent where one channel's
+//!   window limits a long path;
 //! - [`algorithms`]: the user's crypto policy as what russh offers;
 //! - [`error`]: why an ssh hop failed.
 
@@ -26,6 +28,7 @@ mod hostkey;
 mod identity;
 mod key_policy;
 pub mod known_hosts;
+pub mod lanes;
 mod packets;
 mod proxy;
 mod transport;

@@ -108,7 +108,7 @@ fn stderr_line(name: &str, line: &Line<'_>, tail: &StderrTail) {
 pub fn split(
     name: &str,
     channel: russh::Channel<Msg>,
-    handle: Handle<HostKeyCheck>,
+    handle: Arc<Handle<HostKeyCheck>>,
 ) -> (ChannelReader, ChannelWriter, StderrTail) {
     let (mut read_half, write_half) = channel.split();
     let writer: ChannelWriter = Box::pin(PacketWriter::new(write_half.make_writer()));

@@ -1,0 +1,215 @@
+//! An ssh hop's agent's end of lanes ([`router::lane_rules`]): FIFOs in a
+//! directory only this account can enter, which the host's extra channels
+//! write into with `cat`; once each has delivered the token, they are
+//! staged for the parent stream's reader, which goes round them from the
+//! switch frame on.
+//!
+//! The directory is made by `mkdtemp` (mode 0700, a fresh name) under
+//! `$TMPDIR` or `/tmp`, and removed as soon as the lanes joined or failed
+//! to: another account never gets to open a FIFO, and nothing is left
+//! behind.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use router::frame::Frame;
+use router::lane_rules::{JoinLanes, LanesReply, LanesRequest, MAX_EXTRA_LANES, TOKEN_LEN};
+use router::lanes::{LaneRead, Staged};
+use router::message::{ContextId, Handle};
+use tokio::io::AsyncReadExt;
+use tokio::net::unix::pipe;
+use tracing::{info, warn};
+
+/// How long the lanes may take to deliver their token after the host
+/// asked to join them (it opened their channels and wrote the token
+/// first, so this is a round trip and a process start).
+const JOIN_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// FIFOs made and waiting for their lanes.
+pub struct Prepared {
+    dir: PathBuf,
+    fifos: Vec<PathBuf>,
+    token: [u8; TOKEN_LEN],
+}
+
+impl Drop for Prepared {
+    fn drop(&mut self) {
+        for fifo in &self.fifos {
+            let _ = std::fs::remove_file(fifo);
+        }
+        let _ = std::fs::remove_dir(&self.dir);
+    }
+}
+
+/// Why lanes could not be made or joined (the host goes on with one
+/// channel).
+#[derive(Debug, thiserror::Error)]
+pub enum LanesFailure {
+    #[error("making the lanes' directory: {0}")]
+    Dir(nix::Error),
+    #[error("making a lane's FIFO: {0}")]
+    Fifo(nix::Error),
+    #[error("reading a random token: {0}")]
+    Token(std::io::Error),
+    #[error("opening lane {lane}: {error}")]
+    Open { lane: usize, error: std::io::Error },
+    #[error("lane {0} did not deliver its token within {JOIN_TIMEOUT:?}")]
+    NoToken(usize),
+    #[error("lane {0} delivered a wrong token")]
+    WrongToken(usize),
+    #[error("{joined} lanes to join, {made} made")]
+    TooMany { joined: usize, made: usize },
+}
+
+/// Make `lanes` FIFOs (at most [`MAX_EXTRA_LANES`]).
+pub fn prepare(lanes: u8) -> Result<Prepared, LanesFailure> {
+    let base = std::env::var_os("TMPDIR")
+        .map(PathBuf::from)
+        .filter(|p| p.is_absolute())
+        .unwrap_or_else(|| PathBuf::from("/tmp"));
+    let dir = nix::unistd::mkdtemp(&base.join("mitogen-fakessh-lanes-XXXXXX"))
+        .map_err(LanesFailure::Dir)?;
+    let mut prepared = Prepared {
+        dir,
+        fifos: Vec::new(),
+        token: [0; TOKEN_LEN],
+    };
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut prepared.token))
+        .map_err(LanesFailure::Token)?;
+    for k in 1..=lanes.min(MAX_EXTRA_LANES) {
+        let fifo = prepared.dir.join(k.to_string());
+        nix::unistd::mkfifo(
+            &fifo,
+            nix::sys::stat::Mode::S_IRUSR | nix::sys::stat::Mode::S_IWUSR,
+        )
+        .map_err(LanesFailure::Fifo)?;
+        prepared.fifos.push(fifo);
+    }
+    Ok(prepared)
+}
+
+impl Prepared {
+    /// What the host is told.
+    pub fn reply(&self) -> LanesReply {
+        LanesReply::Prepared {
+            dir: self.dir.to_string_lossy().into_owned(),
+            token: self.token.to_vec(),
+        }
+    }
+
+    /// Open the first `lanes` FIFOs, read each one's token, and stage them
+    /// for the parent stream's reader.
+    pub async fn join(self, lanes: usize, staged: &Staged) -> Result<(), LanesFailure> {
+        if lanes > self.fifos.len() {
+            return Err(LanesFailure::TooMany {
+                joined: lanes,
+                made: self.fifos.len(),
+            });
+        }
+        let mut readers: Vec<LaneRead> = Vec::new();
+        for (i, fifo) in self.fifos[..lanes].iter().enumerate() {
+            let lane = i + 1;
+            let mut rx = open(fifo).map_err(|error| LanesFailure::Open { lane, error })?;
+            tokio::time::timeout(JOIN_TIMEOUT, read_token(&mut rx, &self.token, lane))
+                .await
+                .map_err(|_| LanesFailure::NoToken(lane))??;
+            readers.push(Box::new(rx));
+        }
+        // The FIFOs are open: their names and the directory go now.
+        drop(self);
+        staged.stage_readers(readers);
+        Ok(())
+    }
+}
+
+fn open(fifo: &Path) -> std::io::Result<pipe::Receiver> {
+    let rx = pipe::OpenOptions::new().open_receiver(fifo)?;
+    crate::sys::widen_pipe(&rx);
+    Ok(rx)
+}
+
+/// Read the token from a lane whose writer may not have opened it yet (a
+/// FIFO without a writer reads as its end: try again shortly).
+async fn read_token(
+    rx: &mut pipe::Receiver,
+    token: &[u8; TOKEN_LEN],
+    lane: usize,
+) -> Result<(), LanesFailure> {
+    let mut got = Vec::with_capacity(TOKEN_LEN);
+    while got.len() < TOKEN_LEN {
+        let mut buf = [0u8; TOKEN_LEN];
+        let want = TOKEN_LEN - got.len();
+        match rx.read(&mut buf[..want]).await {
+            Ok(0) => tokio::time::sleep(Duration::from_millis(5)).await,
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+            Err(error) => return Err(LanesFailure::Open { lane, error }),
+        }
+    }
+    match got == token[..] {
+        true => Ok(()),
+        false => Err(LanesFailure::WrongToken(lane)),
+    }
+}
+
+/// This agent's lanes: the requests, and their answers.
+pub struct Lanes {
+    router: std::sync::Arc<router::Router>,
+    staged: Staged,
+    prepared: Option<Prepared>,
+}
+
+impl Lanes {
+    pub fn new(router: std::sync::Arc<router::Router>, staged: Staged) -> Lanes {
+        Lanes {
+            router,
+            staged,
+            prepared: None,
+        }
+    }
+
+    /// Time the round trip (no lanes asked), or make the FIFOs.
+    pub async fn on_request(&mut self, request: LanesRequest, from: ContextId, reply_to: Handle) {
+        let reply = match request.lanes {
+            0 => LanesReply::Here,
+            n => match prepare(n) {
+                Ok(prepared) => {
+                    let reply = prepared.reply();
+                    self.prepared = Some(prepared);
+                    reply
+                }
+                Err(e) => {
+                    warn!("lanes: {e}");
+                    LanesReply::Refused(e.to_string())
+                }
+            },
+        };
+        let header = self.router.header(from, reply_to);
+        self.router.send(Frame::cbor(header, &reply)).await;
+    }
+
+    /// Join the lanes the host opened, in the background (reading their
+    /// tokens waits for their channels), and answer.
+    pub fn on_join(&mut self, request: JoinLanes, from: ContextId, reply_to: Handle) {
+        let prepared = self.prepared.take();
+        let (router, staged) = (self.router.clone(), self.staged.clone());
+        tokio::spawn(async move {
+            let lanes = usize::from(request.lanes);
+            let result = match prepared {
+                None if lanes == 0 => Ok(()),
+                None => Err("no lanes were made".to_string()),
+                Some(prepared) => prepared
+                    .join(lanes, &staged)
+                    .await
+                    .map_err(|e| e.to_string()),
+            };
+            match &result {
+                Ok(()) if lanes > 0 => info!("lanes: {lanes} joined"),
+                Ok(()) => {}
+                Err(e) => warn!("lanes: {e}"),
+            }
+            let header = router.header(from, reply_to);
+            router.send(Frame::cbor(header, &result)).await;
+        });
+    }
+}

@@ -1,0 +1,177 @@
+//! The host's end of lanes ([`router::lane_rules`]): once an ssh hop's
+//! agent is up, and if the round trip to it is long enough for one SSH
+//! channel's window to be the limit, open more session channels on the same
+//! connection, each running `cat` into one of the agent's FIFOs, and switch
+//! the stream to go round them.
+//!
+//! It runs in the background: sessions flow on the first channel meanwhile,
+//! and a step that fails (a server that allows fewer sessions, no `cat`, a
+//! lane that never delivers its token) leaves the stream as it was, with a
+//! line at `-v`.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use router::Router;
+use router::frame::Frame;
+use router::lane_rules::{
+    JoinLanes, LanesReply, LanesRequest, MAX_EXTRA_LANES, MIN_LANES_RTT, lane_command, switch_frame,
+};
+use router::lanes::{LaneWrite, Staged};
+use router::message::{ContextId, Handle, handle};
+use router::text::sanitize_line;
+use russh::ChannelMsg;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use tokio::io::AsyncWriteExt;
+use tracing::{debug, info};
+
+use super::connect::Connection;
+use super::packets::PacketWriter;
+
+/// How long each step may take: an answer from the agent, a channel's
+/// opening and its command's start.
+const STEP_TIMEOUT: Duration = Duration::from_secs(20);
+/// How long the agent may take to join the lanes: longer than it gives
+/// them to deliver their token, so its own reason comes back.
+const JOIN_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Add lanes to the stream to `agent` (context `agent`, reached over
+/// `connection`) if its round trip calls for them; `staged` is the
+/// stream's. Anything that fails leaves one channel, said at `-v`.
+pub async fn widen(
+    router: Arc<Router>,
+    agent: ContextId,
+    name: String,
+    connection: Arc<Connection>,
+    staged: Staged,
+) {
+    match add(&router, agent, &connection, &staged).await {
+        Ok(0) => {}
+        Ok(n) => info!("{name}: {} lanes toward the agent", n + 1),
+        Err(why) => info!("{name}: one lane toward the agent: {why}"),
+    }
+}
+
+async fn add(
+    router: &Router,
+    agent: ContextId,
+    connection: &Connection,
+    staged: &Staged,
+) -> Result<u8, String> {
+    let asked = Instant::now();
+    let probe = LanesRequest { lanes: 0 };
+    ask::<_, LanesReply>(router, agent, handle::LANES, &probe, STEP_TIMEOUT).await?;
+    let rtt = asked.elapsed();
+    if rtt < MIN_LANES_RTT {
+        debug!("round trip {rtt:?}: no lanes");
+        return Ok(0);
+    }
+    let request = LanesRequest {
+        lanes: MAX_EXTRA_LANES,
+    };
+    let (dir, token) = match ask(router, agent, handle::LANES, &request, STEP_TIMEOUT).await? {
+        LanesReply::Prepared { dir, token } => (dir, token),
+        LanesReply::Refused(why) => return Err(sanitize_line(why.as_bytes())),
+        LanesReply::Here => return Err("the agent made no lanes".into()),
+    };
+    let mut writers: Vec<LaneWrite> = Vec::new();
+    let mut stopped = None;
+    for k in 1..=MAX_EXTRA_LANES {
+        let command = lane_command(&dir, k).map_err(|e| e.to_string())?;
+        match open_lane(connection, command, &token).await {
+            Ok(writer) => writers.push(writer),
+            Err(why) => {
+                stopped = Some(format!("lane {k}: {why}"));
+                break;
+            }
+        }
+    }
+    if let Some(why) = &stopped {
+        debug!("{why}; {} extra lanes", writers.len());
+    }
+    let lanes = writers.len() as u8;
+    let join = JoinLanes { lanes };
+    let joined: Result<(), String> =
+        ask(router, agent, handle::LANES_JOIN, &join, JOIN_TIMEOUT).await?;
+    joined.map_err(|why| sanitize_line(why.as_bytes()))?;
+    if lanes == 0 {
+        return Err(stopped.unwrap_or_default());
+    }
+    staged.stage_writers(writers);
+    router.send(switch_frame(agent, lanes)).await;
+    Ok(lanes)
+}
+
+/// Open one lane: a session channel running `command`, with `token`
+/// written first; its stderr and ending are logged.
+async fn open_lane(
+    connection: &Connection,
+    command: String,
+    token: &[u8],
+) -> Result<LaneWrite, String> {
+    let mut channel = tokio::time::timeout(STEP_TIMEOUT, connection.channel_open_session())
+        .await
+        .map_err(|_| "no channel in time".to_string())?
+        .map_err(|e| e.to_string())?;
+    channel
+        .exec(true, command)
+        .await
+        .map_err(|e| e.to_string())?;
+    let started = tokio::time::timeout(STEP_TIMEOUT, async {
+        loop {
+            match channel.wait().await {
+                Some(ChannelMsg::Success) => return Ok(()),
+                Some(ChannelMsg::Failure) => return Err("the server refused the command".into()),
+                Some(ChannelMsg::WindowAdjusted { .. }) => {}
+                Some(other) => return Err(format!("the channel answered {other:?}")),
+                None => return Err("the channel closed".to_string()),
+            }
+        }
+    })
+    .await
+    .map_err(|_| "the command did not start in time".to_string())?;
+    started?;
+    let (mut read_half, write_half) = channel.split();
+    let mut writer = PacketWriter::new(write_half.make_writer());
+    // Staged until a flush (a whole packet goes at once otherwise).
+    writer.write_all(token).await.map_err(|e| e.to_string())?;
+    writer.flush().await.map_err(|e| e.to_string())?;
+    tokio::spawn(async move {
+        let _keep_writer_half = write_half;
+        while let Some(message) = read_half.wait().await {
+            match message {
+                ChannelMsg::ExtendedData { data, .. } => {
+                    debug!("lane: remote: {}", sanitize_line(&data));
+                }
+                ChannelMsg::ExitStatus { exit_status } => debug!("lane: exited {exit_status}"),
+                ChannelMsg::Eof | ChannelMsg::Close => break,
+                _ => {}
+            }
+        }
+    });
+    Ok(Box::new(writer))
+}
+
+/// Ask `agent` on `handle` and wait for its answer.
+async fn ask<Q: Serialize, A: DeserializeOwned>(
+    router: &Router,
+    agent: ContextId,
+    handle: Handle,
+    request: &Q,
+    timeout: Duration,
+) -> Result<A, String> {
+    let (reply, mut rx) = router.alloc_reply_handle(agent);
+    let mut header = router.header(agent, handle);
+    header.reply_to = reply;
+    router.send(Frame::cbor(header, request)).await;
+    let answer = tokio::time::timeout(timeout, rx.recv()).await;
+    router.remove_handler(reply);
+    let frame = answer
+        .map_err(|_| "no answer from the agent".to_string())?
+        .ok_or("the agent went away")?;
+    if frame.is_dead() {
+        return Err(sanitize_line(frame.dead_reason().as_bytes()));
+    }
+    frame.decode_cbor("lanes answer").map_err(|e| e.to_string())
+}

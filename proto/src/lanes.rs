@@ -1,0 +1,241 @@
+//! Lanes: more SSH channels carrying one stream's frames toward an agent,
+//! for a path where one channel's window is the limit.
+//!
+//! A stock sshd gives each channel a 2 MiB window (OpenSSH's
+//! `CHAN_SES_WINDOW_DEFAULT`), so one channel moves at most 2 MiB per round
+//! trip toward the server: 13 MiB/s at 150 ms, whatever the link. Every
+//! frame the host sends an ssh hop's agent crosses that window. With lanes,
+//! the host opens more session channels on the same connection, each
+//! running `cat` into a FIFO that the agent made in a directory only it
+//! can enter; the frames then go round the lanes in turn, one frame per
+//! lane, and the agent reads them in the same turn. Order is the turn's:
+//! no sequence numbers, no reordering buffer, and a lane that lags holds
+//! the others back instead of overtaking them.
+//!
+//! How lanes join, in order:
+//!
+//! 1. the host asks the agent [`LanesRequest`] with no lanes: the answer's
+//!    round trip decides (no lanes below [`MIN_LANES_RTT`], where one
+//!    window already covers the path);
+//! 2. it asks for `n` lanes; the agent makes a private directory with `n`
+//!    FIFOs and answers where, with a random token ([`LanesReply`]);
+//! 3. the host opens a channel per lane running [`lane_command`] and
+//!    writes the token on each; it stops at the first channel the server
+//!    refuses (`MaxSessions`), and asks the agent to join as many as it
+//!    opened ([`JoinLanes`]);
+//! 4. the agent reads the token from each FIFO (a lane that does not
+//!    deliver it in time fails the join), removes the directory, and
+//!    answers;
+//! 5. the host sends the [`switch_frame`] on the stream as it is; the
+//!    frame after it goes on lane 0 (the first channel), the next on lane
+//!    1, and so on round all of them ([`Turn`]).
+//!
+//! Only the stream's two ends act on the switch: the host's writer, which
+//! holds the lanes' channels, and the agent's reader of its parent stream,
+//! which holds the FIFOs. A switch anywhere else (for another context, or
+//! without lanes joined) is a broken stream ([`LanesError`]). A lane that
+//! ends ends the whole stream, as the first channel's end does: its
+//! frames are never skipped.
+
+use serde::{Deserialize, Serialize};
+
+use crate::frame::{Encoding, Frame, Header};
+use crate::message::{ContextId, HOST_ID, handle};
+
+/// The most lanes besides the first channel: OpenSSH's sshd allows 10
+/// sessions on a connection (`MaxSessions`), and 8 channels of 2 MiB cover
+/// 1 Gbit/s at 134 ms.
+pub const MAX_EXTRA_LANES: u8 = 7;
+
+/// Round trips shorter than this get no lanes: one 2 MiB window per 5 ms
+/// is 400 MiB/s.
+pub const MIN_LANES_RTT: std::time::Duration = std::time::Duration::from_millis(5);
+
+/// Bytes of the token each lane carries first.
+pub const TOKEN_LEN: usize = 16;
+
+/// Host to agent on [`handle::LANES`]: make `lanes` FIFOs (0: only
+/// answer, to time the round trip).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct LanesRequest {
+    pub lanes: u8,
+}
+
+/// The agent's answer to a [`LanesRequest`].
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub enum LanesReply {
+    /// The round trip is timed (no lanes were asked for).
+    Here,
+    /// The FIFOs are `dir/1` to `dir/n`; each lane writes `token` first.
+    Prepared { dir: String, token: Vec<u8> },
+    /// No lanes: why (the host goes on with one channel).
+    Refused(String),
+}
+
+/// Host to agent on [`handle::LANES_JOIN`]: the first `lanes` FIFOs have
+/// a channel writing to them (0: none; the agent drops what it made).
+/// Answered `Result<(), String>`.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct JoinLanes {
+    pub lanes: u8,
+}
+
+/// A switch or a lane that breaks the rules.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum LanesError {
+    #[error("the agent named an unsafe lane directory ({0:?})")]
+    UnsafeDir(String),
+    #[error("a lane switch for {lanes} lanes came with {joined} lanes joined")]
+    SwitchWithoutLanes { lanes: u8, joined: usize },
+    #[error("a lane switch from context {src} for context {dst}")]
+    ForeignSwitch { src: ContextId, dst: ContextId },
+    #[error("a lane switch after lanes were already switched on")]
+    SwitchedTwice,
+}
+
+/// The command a lane's channel runs: `cat` from the channel into FIFO
+/// `k` of `dir`. `dir` came from the agent: only an absolute path of
+/// letters, digits and `/._-` is put in a command line.
+pub fn lane_command(dir: &str, k: u8) -> Result<String, LanesError> {
+    let safe = dir.starts_with('/')
+        && dir.len() <= 256
+        && !dir.split('/').any(|part| part == "..")
+        && dir
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"/._-".contains(&b));
+    if !safe {
+        return Err(LanesError::UnsafeDir(dir.to_string()));
+    }
+    Ok(format!("exec cat >'{dir}/{k}'"))
+}
+
+/// The frame after which the stream to `agent` goes round `lanes` extra
+/// lanes (and the first channel).
+pub fn switch_frame(agent: ContextId, lanes: u8) -> Frame {
+    Frame {
+        header: Header {
+            dst: agent,
+            src: HOST_ID,
+            auth: HOST_ID,
+            handle: handle::LANES_SWITCH,
+            reply_to: 0,
+        },
+        encoding: Encoding::Bytes,
+        payload: bytes::Bytes::copy_from_slice(&[lanes]),
+    }
+}
+
+/// Whether `frame` is a lane switch: how many extra lanes it announces.
+pub fn switch_lanes(frame: &Frame) -> Option<u8> {
+    (frame.header.handle == handle::LANES_SWITCH)
+        .then(|| frame.payload.first().copied().unwrap_or(0))
+}
+
+/// The agent `me`'s reader of its parent stream got a switch for `lanes`
+/// with `joined` lanes waiting: whether to switch.
+pub fn check_switch(frame: &Frame, me: ContextId, joined: usize) -> Result<u8, LanesError> {
+    let lanes = switch_lanes(frame).unwrap_or(0);
+    let h = &frame.header;
+    if h.dst != me || h.src != HOST_ID || h.auth != HOST_ID {
+        return Err(LanesError::ForeignSwitch {
+            src: h.src,
+            dst: h.dst,
+        });
+    }
+    if lanes == 0 || usize::from(lanes) != joined {
+        return Err(LanesError::SwitchWithoutLanes { lanes, joined });
+    }
+    Ok(lanes)
+}
+
+/// Whose turn it is: the lane of the next frame, round all of them.
+#[derive(Clone, Debug)]
+pub struct Turn {
+    lanes: usize,
+    next: usize,
+}
+
+impl Default for Turn {
+    fn default() -> Self {
+        Turn { lanes: 1, next: 0 }
+    }
+}
+
+impl Turn {
+    /// The lane for the next frame.
+    pub fn take(&mut self) -> usize {
+        let lane = self.next;
+        self.next = (self.next + 1) % self.lanes;
+        lane
+    }
+
+    /// `extra` lanes joined the first: the next frame goes on lane 0.
+    pub fn switch(&mut self, extra: usize) -> Result<(), LanesError> {
+        if self.lanes > 1 {
+            return Err(LanesError::SwitchedTwice);
+        }
+        self.lanes = 1 + extra;
+        self.next = 0;
+        Ok(())
+    }
+
+    pub fn lanes(&self) -> usize {
+        self.lanes
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_lane_command_takes_only_a_plain_absolute_directory() {
+        assert_eq!(
+            lane_command("/tmp/mitogen-fakessh-lanes-Ab3_x.9", 3).unwrap(),
+            "exec cat >'/tmp/mitogen-fakessh-lanes-Ab3_x.9/3'"
+        );
+        for bad in [
+            "tmp/x",
+            "/tmp/x'; rm -rf ~; '",
+            "/tmp/$(id)",
+            "/tmp/a b",
+            "/tmp/../etc",
+            "/tmp/\u{1b}[2J",
+            "",
+        ] {
+            assert!(lane_command(bad, 1).is_err(), "{bad:?}");
+        }
+        assert!(lane_command(&format!("/{}", "a".repeat(300)), 1).is_err());
+    }
+
+    #[test]
+    fn a_switch_counts_only_from_the_host_for_this_agent_with_its_lanes_joined() {
+        let f = switch_frame(7, 3);
+        assert_eq!(switch_lanes(&f), Some(3));
+        assert_eq!(check_switch(&f, 7, 3), Ok(3));
+        assert!(matches!(
+            check_switch(&f, 8, 3),
+            Err(LanesError::ForeignSwitch { .. })
+        ));
+        assert!(matches!(
+            check_switch(&f, 7, 2),
+            Err(LanesError::SwitchWithoutLanes { .. })
+        ));
+        let mut forged = switch_frame(7, 3);
+        forged.header.src = 9;
+        assert!(check_switch(&forged, 7, 3).is_err());
+        let mut empty = switch_frame(7, 0);
+        empty.payload = bytes::Bytes::new();
+        assert!(check_switch(&empty, 7, 0).is_err());
+    }
+
+    #[test]
+    fn the_turn_goes_round_every_lane_from_the_first_after_a_switch_once() {
+        let mut turn = Turn::default();
+        assert_eq!((turn.take(), turn.take()), (0, 0));
+        turn.switch(2).unwrap();
+        let order: Vec<usize> = (0..7).map(|_| turn.take()).collect();
+        assert_eq!(order, [0, 1, 2, 0, 1, 2, 0]);
+        assert_eq!(turn.switch(1), Err(LanesError::SwitchedTwice));
+    }
+}
