@@ -72,14 +72,19 @@ fn delay(mut from: TcpStream, mut to: TcpStream, one_way: Duration) {
 
 /// sshd behind a 40 ms round trip, named `far` in its ssh_config.
 fn far_sshd() -> Sshd {
-    let sshd = Sshd::start();
+    far_sshd_with("root", &[])
+}
+
+/// [`far_sshd`] with extra sshd options, logging in as `user`.
+fn far_sshd_with(user: &str, options: &[&str]) -> Sshd {
+    let sshd = Sshd::start_with(options);
     let port = delay_line(sshd.port, Duration::from_millis(20));
     let key_line = sshd
         .host_key_line()
         .replace(&format!(":{} ", sshd.port), &format!(":{port} "));
     std::fs::write(sshd.path("known_hosts"), key_line).unwrap();
     let cfg = sshd
-        .config_block("far", "")
+        .config_block_for("far", user, "")
         .replace(&format!("Port {}", sshd.port), &format!("Port {port}"));
     std::fs::write(sshd.path("ssh_config"), cfg).unwrap();
     sshd
@@ -355,4 +360,63 @@ fn a_lane_killed_mid_push_fails_the_session_and_leaves_only_a_prefix() {
         got.len(),
         want.len()
     );
+}
+
+#[test]
+#[ignore = "needs root, sshd and the test accounts (run ./tests/run)"]
+fn lanes_are_refused_where_another_account_could_swap_their_fifos() {
+    require_sshd();
+    let _alone = lanes_alone();
+    // A TMPDIR that another account owns and anyone may write to, without
+    // the sticky bit: that account could move our FIFOs' directory away
+    // and put its own in its place.
+    let shared = tempfile::Builder::new()
+        .prefix("mfs-shared-tmp-")
+        .tempdir_in("/tmp")
+        .unwrap();
+    let attacker = uid_of("mfs-attacker");
+    std::os::unix::fs::chown(shared.path(), Some(attacker), Some(attacker)).unwrap();
+    std::fs::set_permissions(
+        shared.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o777),
+    )
+    .unwrap();
+    // For another account than root: sshd's `Match User root` has a SetEnv
+    // of its own, which would win.
+    let setenv = format!("SetEnv=TMPDIR={}", shared.path().display());
+    let sshd = far_sshd_with("mfs-deploy", &[&setenv]);
+    let src = sshd.path("src.bin");
+    write_random_file(&src, 32 * MIB, 34);
+    let drop_box = tempfile::Builder::new()
+        .prefix("mfs-lanes-copy-")
+        .tempdir()
+        .unwrap();
+    let deploy = uid_of("mfs-deploy");
+    std::os::unix::fs::chown(drop_box.path(), Some(deploy), Some(deploy)).unwrap();
+    let copy = drop_box.path().join("copy.bin");
+    let out = run(
+        &sshd,
+        "ssh:far",
+        &format!(
+            // Lanes are set up in the background once the hop is up.
+            "ssh h true && sleep 2 && cat '{}' | ssh h 'cat > {}'",
+            src.display(),
+            copy.display()
+        ),
+    );
+    out.expect_code(0);
+    let log = out.stderr_text();
+    assert!(
+        log.contains("one lane toward the agent") && log.contains("not a safe place"),
+        "lanes were not refused: {log}"
+    );
+    let made: Vec<_> = std::fs::read_dir(shared.path())
+        .unwrap()
+        .flatten()
+        .collect();
+    assert!(
+        made.is_empty(),
+        "something was made in the shared place: {made:?}"
+    );
+    assert_eq!(sha256(&copy), sha256(&src), "the pushed copy differs");
 }

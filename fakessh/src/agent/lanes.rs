@@ -7,7 +7,13 @@
 //! The directory is made by `mkdtemp` (mode 0700, a fresh name) under
 //! `$TMPDIR` or `/tmp`, and removed as soon as the lanes joined or failed
 //! to: another account never gets to open a FIFO, and nothing is left
-//! behind.
+//! behind. That place must be safe as the agent cache's are: it and
+//! every directory above it belong to root or to this account, and one
+//! that others may write to is sticky (else another account could move
+//! our directory away and put its own FIFOs in its place). The FIFOs are
+//! opened before the host hears where they are, so the ones read are ours
+//! whatever happens to the names afterwards; a lane that writes elsewhere
+//! never delivers the token, and the join fails.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -25,10 +31,11 @@ use tracing::{info, warn};
 /// first, so this is a round trip and a process start).
 const JOIN_TIMEOUT: Duration = Duration::from_secs(20);
 
-/// FIFOs made and waiting for their lanes.
+/// FIFOs made, opened, and waiting for their lanes.
 pub struct Prepared {
     dir: PathBuf,
     fifos: Vec<PathBuf>,
+    opened: Vec<pipe::Receiver>,
     token: [u8; TOKEN_LEN],
 }
 
@@ -47,6 +54,8 @@ impl Drop for Prepared {
 pub enum LanesFailure {
     #[error("making the lanes' directory: {0}")]
     Dir(nix::Error),
+    #[error("{0} is not a safe place for the lanes' FIFOs: {1}")]
+    UnsafePlace(String, &'static str),
     #[error("making a lane's FIFO: {0}")]
     Fifo(nix::Error),
     #[error("reading a random token: {0}")]
@@ -67,11 +76,13 @@ pub fn prepare(lanes: u8) -> Result<Prepared, LanesFailure> {
         .map(PathBuf::from)
         .filter(|p| p.is_absolute())
         .unwrap_or_else(|| PathBuf::from("/tmp"));
+    let base = safe_place(&base)?;
     let dir = nix::unistd::mkdtemp(&base.join("mitogen-fakessh-lanes-XXXXXX"))
         .map_err(LanesFailure::Dir)?;
     let mut prepared = Prepared {
         dir,
         fifos: Vec::new(),
+        opened: Vec::new(),
         token: [0; TOKEN_LEN],
     };
     std::fs::File::open("/dev/urandom")
@@ -84,9 +95,42 @@ pub fn prepare(lanes: u8) -> Result<Prepared, LanesFailure> {
             nix::sys::stat::Mode::S_IRUSR | nix::sys::stat::Mode::S_IWUSR,
         )
         .map_err(LanesFailure::Fifo)?;
-        prepared.fifos.push(fifo);
+        prepared.fifos.push(fifo.clone());
+        let lane = usize::from(k);
+        let rx = open(&fifo).map_err(|error| LanesFailure::Open { lane, error })?;
+        prepared.opened.push(rx);
     }
     Ok(prepared)
+}
+
+/// `base`, resolved, if it and every directory above it belong to root or
+/// to us, and those others may write to are sticky.
+fn safe_place(base: &Path) -> Result<PathBuf, LanesFailure> {
+    use std::os::unix::fs::MetadataExt;
+    let unsafe_place = |why| LanesFailure::UnsafePlace(base.display().to_string(), why);
+    let resolved = base
+        .canonicalize()
+        .map_err(|_| unsafe_place("it does not exist"))?;
+    let me = nix::unistd::geteuid().as_raw();
+    for dir in resolved.ancestors() {
+        let meta = std::fs::metadata(dir).map_err(|_| unsafe_place("unreadable"))?;
+        if !meta.is_dir() {
+            return Err(unsafe_place("not a directory"));
+        }
+        if meta.uid() != 0 && meta.uid() != me {
+            return Err(unsafe_place(
+                "another account owns it or a directory above it",
+            ));
+        }
+        let others_write = meta.mode() & 0o022 != 0;
+        let sticky = meta.mode() & 0o1000 != 0;
+        if others_write && !sticky {
+            return Err(unsafe_place(
+                "others may write to it or a directory above it, and it is not sticky",
+            ));
+        }
+    }
+    Ok(resolved)
 }
 
 impl Prepared {
@@ -107,17 +151,18 @@ impl Prepared {
                 made: self.fifos.len(),
             });
         }
+        let mut this = self;
+        let token = this.token;
         let mut readers: Vec<LaneRead> = Vec::new();
-        for (i, fifo) in self.fifos[..lanes].iter().enumerate() {
+        for (i, mut rx) in this.opened.drain(..lanes).enumerate() {
             let lane = i + 1;
-            let mut rx = open(fifo).map_err(|error| LanesFailure::Open { lane, error })?;
-            tokio::time::timeout(JOIN_TIMEOUT, read_token(&mut rx, &self.token, lane))
+            tokio::time::timeout(JOIN_TIMEOUT, read_token(&mut rx, &token, lane))
                 .await
                 .map_err(|_| LanesFailure::NoToken(lane))??;
             readers.push(Box::new(rx));
         }
-        // The FIFOs are open: their names and the directory go now.
-        drop(self);
+        // Their names and the directory go now; the rest are closed.
+        drop(this);
         staged.stage_readers(readers);
         Ok(())
     }
