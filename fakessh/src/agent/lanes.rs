@@ -202,6 +202,19 @@ pub struct Lanes {
     router: std::sync::Arc<router::Router>,
     staged: Staged,
     prepared: Option<Prepared>,
+    /// The FIFOs' names and directory made last, removed when the agent
+    /// ends (also while a join still waits: the process exits without
+    /// dropping its tasks), so that a lane's shell that has not opened its
+    /// FIFO yet finds no name instead of waiting for a reader forever.
+    names: Vec<PathBuf>,
+}
+
+impl Drop for Lanes {
+    fn drop(&mut self) {
+        for name in &self.names {
+            let _ = std::fs::remove_file(name).or_else(|_| std::fs::remove_dir(name));
+        }
+    }
 }
 
 impl Lanes {
@@ -210,6 +223,7 @@ impl Lanes {
             router,
             staged,
             prepared: None,
+            names: Vec::new(),
         }
     }
 
@@ -219,6 +233,8 @@ impl Lanes {
             0 => LanesReply::Here,
             n => match prepare(n) {
                 Ok(prepared) => {
+                    self.names = prepared.fifos.clone();
+                    self.names.push(prepared.dir.clone());
                     let reply = prepared.reply();
                     self.prepared = Some(prepared);
                     reply
