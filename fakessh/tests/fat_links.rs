@@ -93,8 +93,15 @@ fn far_sshd_with(user: &str, options: &[&str]) -> Sshd {
 /// `sh -c SCRIPT` under a host reaching everything through `chain`, with
 /// the delivery's window decisions logged.
 fn run(sshd: &Sshd, chain: &str, script: &str) -> Outcome {
+    run_with_flags(sshd, &[], chain, script)
+}
+
+/// [`run`] with more flags for the host.
+fn run_with_flags(sshd: &Sshd, flags: &[&str], chain: &str, script: &str) -> Outcome {
     let mut cmd = std::process::Command::new(bin());
-    cmd.args(["--ssh-config", &sshd.ssh_config(), "--to", chain, "--"])
+    cmd.args(["--ssh-config", &sshd.ssh_config(), "--to", chain])
+        .args(flags)
+        .arg("--")
         .args(["sh", "-c", script])
         .env(
             "MITOGEN_FAKESSH_LOG",
@@ -419,4 +426,55 @@ fn lanes_are_refused_where_another_account_could_swap_their_fifos() {
         "something was made in the shared place: {made:?}"
     );
     assert_eq!(sha256(&copy), sha256(&src), "the pushed copy differs");
+}
+
+#[test]
+#[ignore = "needs root and sshd (run ./tests/run)"]
+fn lanes_take_the_number_asked_for_and_one_means_one_channel() {
+    require_sshd();
+    let _alone = lanes_alone();
+    let sshd = far_sshd();
+    let src = sshd.path("src.bin");
+    write_random_file(&src, 32 * MIB, 35);
+    for (flag, lanes) in [("3", 3), ("1", 1)] {
+        let copy = sshd.path(&format!("copy-{flag}.bin"));
+        // While the hop is up and lanes have had time to join, count the
+        // lanes' `cat`s on the far side.
+        let script = format!(
+            "ssh h true && sleep 2 && ls -l /proc/[0-9]*/fd/1 2>/dev/null | grep -c mitogen-fakessh-lanes- > '{count}'; \
+             cat '{src}' | ssh h 'cat > {copy}'",
+            count = sshd.path("count").display(),
+            src = src.display(),
+            copy = copy.display(),
+        );
+        let out = run_with_flags(&sshd, &["--lanes", flag], "ssh:far", &script);
+        out.expect_code(0);
+        let log = out.stderr_text();
+        let cats: usize = std::fs::read_to_string(sshd.path("count"))
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        assert_eq!(cats, lanes - 1, "--lanes {flag}: {log}");
+        match lanes {
+            1 => assert!(!log.contains("lanes toward"), "{log}"),
+            n => assert!(
+                log.contains(&format!("{n} lanes toward the agent")),
+                "{log}"
+            ),
+        }
+        assert_eq!(
+            sha256(&copy),
+            sha256(&src),
+            "--lanes {flag}: the copy differs"
+        );
+    }
+    let out = run_with_flags(&sshd, &["--lanes", "9"], "ssh:far", "true");
+    // A usage error, as ssh's: 255.
+    assert_eq!(out.status.code(), Some(255), "{}", out.stderr_text());
+    assert!(
+        out.stderr_text().contains("--lanes"),
+        "{}",
+        out.stderr_text()
+    );
 }

@@ -1,8 +1,8 @@
 //! The team config file: more arguments, written in TOML. Read from
 //! `--config FILE`, else from `${XDG_CONFIG_HOME:-~/.config}/mitogen-fakessh/config`
 //! if it exists. A key is the long name of a flag of [`HostArgs`] (all but
-//! `--config`), and stands for that flag: a string for a flag that takes a
-//! value, a list of them for a repeatable one, a boolean for a switch, a
+//! `--config`), and stands for that flag: a string (or a number) for a
+//! flag that takes a value, a list of them for a repeatable one, a boolean for a switch, a
 //! number for a count. `[[host]]` tables stand for `--host PATTERN=CHAIN`.
 //! The words are read by the same clap definition as the command line's,
 //! and the command line wins over them ([`super::layers`]).
@@ -12,6 +12,7 @@
 //! ssh-config = "fleet_ssh_config"   # --ssh-config (relative to this file)
 //! password-file = "~/.fleet-pw"     # --password-file
 //! agent-dir = "/opt/mitogen-fakessh" # --agent-dir
+//! lanes = 1                         # --lanes: one SSH channel per hop
 //! agent = ["Linux aarch64=/opt/agents/aarch64/mitogen-fakessh"]
 //! verbose = 1                       # -v (0: default, 1..3)
 //! quiet = false                     # -q
@@ -264,6 +265,7 @@ fn words_for(arg: &Arg, value: &toml::Value, dir: &Path) -> Result<Vec<OsString>
     };
     match (arg.get_action(), value) {
         (ArgAction::Set, toml::Value::String(text)) => Ok(vec![word(text)]),
+        (ArgAction::Set, toml::Value::Integer(n)) => Ok(vec![word(&n.to_string())]),
         (ArgAction::Append, toml::Value::String(text)) => Ok(vec![word(text)]),
         (ArgAction::Append, toml::Value::Array(items)) => items
             .iter()
@@ -356,6 +358,17 @@ agent-dir = "/dev/shm/mfs"
     }
 
     #[test]
+    fn lanes_are_a_number_from_one_to_eight() {
+        assert_eq!(args("lanes = 1\n").lanes, Some(1));
+        assert_eq!(args("lanes = \"3\"\n").lanes, Some(3));
+        assert_eq!(args("").lanes, None);
+        for bad in ["lanes = 0\n", "lanes = 9\n", "lanes = \"many\"\n"] {
+            let e = error(bad);
+            assert!(e.starts_with("/etc/team/config line 1: lanes"), "{e}");
+        }
+    }
+
+    #[test]
     fn errors_name_the_file_and_line() {
         let e = error("to = \"local\"\nbogus = 1\n");
         assert!(
@@ -425,6 +438,7 @@ agent-dir = "/dev/shm/mfs"
             "hosts" => "web*=ssh:deploy@%h,sudo:root",
             "to" => "ssh:%h,sudo:root",
             "agent_dir" => "/opt/mfs",
+            "lanes" => "3",
             _ => "/etc/team/somewhere",
         };
         match (arg.get_action(), arg.get_id().as_str()) {

@@ -63,6 +63,8 @@ pub struct Connector {
     /// At most this many agents are uploaded at once: 200 cold hosts must
     /// not each get a 200th of the link.
     upload_slots: Arc<tokio::sync::Semaphore>,
+    /// Lanes beyond an ssh hop's first channel (`--lanes` less one).
+    extra_lanes: u8,
     /// What sessions may forward (the agent across users, `-R` addresses).
     pub forwarding: ForwardPolicy,
 }
@@ -84,6 +86,8 @@ pub struct ConnectorOptions {
     pub log_level: u8,
     /// `--agent-dir`: the only place to keep the agent on the far side.
     pub agent_dir: Option<String>,
+    /// `--lanes`: SSH channels toward an ssh hop's agent, the first included.
+    pub lanes: u8,
     pub forwarding: ForwardPolicy,
 }
 
@@ -99,6 +103,7 @@ impl Connector {
         let ConnectorOptions {
             log_level,
             agent_dir,
+            lanes,
             forwarding,
         } = options;
         Arc::new(Connector {
@@ -122,6 +127,7 @@ impl Connector {
             agent_dirs: Default::default(),
             stats: Default::default(),
             upload_slots: Arc::new(tokio::sync::Semaphore::new(UPLOADS_AT_ONCE)),
+            extra_lanes: lanes.saturating_sub(1),
             forwarding,
         })
     }
@@ -466,7 +472,10 @@ impl Connector {
         // More channels toward the agent, if the path is long enough for
         // one channel's window to be the limit; in the background.
         let router = self.router.clone();
-        tokio::spawn(ssh::lanes::widen(router, id, name, connection, staged));
+        let extra = self.extra_lanes;
+        tokio::spawn(ssh::lanes::widen(
+            router, id, name, connection, staged, extra,
+        ));
         Ok(())
     }
 

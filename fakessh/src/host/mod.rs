@@ -117,6 +117,10 @@ impl Prepared {
         let options = connector::ConnectorOptions {
             log_level: self.args.log_level(),
             agent_dir: self.args.agent_dir.clone(),
+            lanes: self
+                .args
+                .lanes
+                .unwrap_or(1 + router::lane_rules::MAX_EXTRA_LANES),
             forwarding: forward_policy::ForwardPolicy {
                 agent_across_users: self.args.forward_agent_across_users,
                 remote_gateway_ports: self.args.remote_gateway_ports,

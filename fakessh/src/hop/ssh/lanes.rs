@@ -36,17 +36,19 @@ const STEP_TIMEOUT: Duration = Duration::from_secs(20);
 /// them to deliver their token, so its own reason comes back.
 const JOIN_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// Add lanes to the stream to `agent` (context `agent`, reached over
-/// `connection`) if its round trip calls for them; `staged` is the
-/// stream's. Anything that fails leaves one channel, said at `-v`.
+/// Add up to `extra` lanes (at most [`MAX_EXTRA_LANES`]) to the stream to
+/// `agent` (reached over `connection`) if its round trip calls for them;
+/// `staged` is the stream's. Anything that fails leaves one channel, said
+/// at `-v`.
 pub async fn widen(
     router: Arc<Router>,
     agent: ContextId,
     name: String,
     connection: Arc<Connection>,
     staged: Staged,
+    extra: u8,
 ) {
-    match add(&router, agent, &connection, &staged).await {
+    match add(&router, agent, &connection, &staged, extra).await {
         Ok(0) => {}
         Ok(n) => info!("{name}: {} lanes toward the agent", n + 1),
         Err(why) => info!("{name}: one lane toward the agent: {why}"),
@@ -56,9 +58,13 @@ pub async fn widen(
 async fn add(
     router: &Router,
     agent: ContextId,
-    connection: &Connection,
+    connection: &Arc<Connection>,
     staged: &Staged,
+    extra: u8,
 ) -> Result<u8, String> {
+    if extra == 0 {
+        return Ok(0);
+    }
     let asked = Instant::now();
     let probe = LanesRequest { lanes: 0 };
     ask::<_, LanesReply>(router, agent, handle::LANES, &probe, STEP_TIMEOUT).await?;
@@ -67,26 +73,13 @@ async fn add(
         debug!("round trip {rtt:?}: no lanes");
         return Ok(0);
     }
-    let request = LanesRequest {
-        lanes: MAX_EXTRA_LANES,
-    };
+    let request = LanesRequest { lanes: extra };
     let (dir, token) = match ask(router, agent, handle::LANES, &request, STEP_TIMEOUT).await? {
         LanesReply::Prepared { dir, token } => (dir, token),
         LanesReply::Refused(why) => return Err(sanitize_line(why.as_bytes())),
         LanesReply::Here => return Err("the agent made no lanes".into()),
     };
-    let mut writers: Vec<LaneWrite> = Vec::new();
-    let mut stopped = None;
-    for k in 1..=MAX_EXTRA_LANES {
-        let command = lane_command(&dir, k).map_err(|e| e.to_string())?;
-        match open_lane(connection, command, &token).await {
-            Ok(writer) => writers.push(writer),
-            Err(why) => {
-                stopped = Some(format!("lane {k}: {why}"));
-                break;
-            }
-        }
-    }
+    let (writers, stopped) = open_lanes(connection, &dir, &token, extra).await?;
     if let Some(why) = &stopped {
         debug!("{why}; {} extra lanes", writers.len());
     }
@@ -101,6 +94,39 @@ async fn add(
     staged.stage_writers(writers);
     router.send(switch_frame(agent, lanes)).await;
     Ok(lanes)
+}
+
+/// Open `extra` lanes at once (each takes two round trips: the channel,
+/// then its command): the writers of the first ones that opened, in order,
+/// up to the first that did not (the FIFOs join as `1..=n`), and why that
+/// one did not. A server's `MaxSessions` refuses the channels past it, in
+/// the order it got them.
+async fn open_lanes(
+    connection: &Arc<Connection>,
+    dir: &str,
+    token: &[u8],
+    extra: u8,
+) -> Result<(Vec<LaneWrite>, Option<String>), String> {
+    let mut opening = tokio::task::JoinSet::new();
+    for k in 1..=extra.min(MAX_EXTRA_LANES) {
+        let command = lane_command(dir, k).map_err(|e| e.to_string())?;
+        let (connection, token) = (connection.clone(), token.to_vec());
+        opening.spawn(async move { (k, open_lane(&connection, command, &token).await) });
+    }
+    let mut opened: Vec<(u8, Result<LaneWrite, String>)> = Vec::new();
+    while let Some(done) = opening.join_next().await {
+        opened.push(done.map_err(|e| format!("opening a lane: {e}"))?);
+    }
+    opened.sort_by_key(|(k, _)| *k);
+    let mut writers = Vec::new();
+    for (k, result) in opened {
+        match result {
+            Ok(writer) => writers.push(writer),
+            // The ones after it are closed as they are dropped.
+            Err(why) => return Ok((writers, Some(format!("lane {k}: {why}")))),
+        }
+    }
+    Ok((writers, None))
 }
 
 /// Open one lane: a session channel running `command`, with `token`
