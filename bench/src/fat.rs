@@ -14,7 +14,9 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::forward::{free_port, service, throughput, wait_for};
-use crate::harness::{Master, Sshd, Stats, fakessh_through, me, run_cmd, write_random};
+use crate::harness::{
+    Master, Sshd, Stats, fakessh_through, fakessh_through_with, me, run_cmd, write_random,
+};
 use crate::proxy::{self, Link};
 
 /// What `fakessh-bench fat` measures, from its command line.
@@ -26,10 +28,13 @@ pub struct Plan {
     pub probes: usize,
     /// Also through `sudo:root` (`--no-sudo`: the plain chain only).
     pub sudo: bool,
+    /// Also ours with one SSH channel (`--one-lane`: `--lanes 1`), to see
+    /// what lanes change.
+    pub one_lane: bool,
 }
 
 impl Plan {
-    /// `[--quick] [--no-sudo] [--rsync-mib N] [--forward-mib N] [--rtt MS,...] [--cap MBIT,...]`
+    /// `[--quick] [--no-sudo] [--one-lane] [--rsync-mib N] [--forward-mib N] [--rtt MS,...] [--cap MBIT,...]`
     /// (cap 0: none). Defaults: the rows.
     pub fn parse(args: &[String]) -> Result<Plan, String> {
         let quick = args.iter().any(|a| a == "--quick");
@@ -40,6 +45,7 @@ impl Plan {
             caps_mbit: vec![1000, 0],
             probes: 10,
             sudo: true,
+            one_lane: false,
         };
         let list = |v: &str| -> Result<Vec<u64>, String> {
             v.split(',')
@@ -52,6 +58,7 @@ impl Plan {
             match arg.as_str() {
                 "--quick" => {}
                 "--no-sudo" => plan.sudo = false,
+                "--one-lane" => plan.one_lane = true,
                 "--rsync-mib" => plan.rsync_mib = list(value()?)?.first().copied().unwrap_or(0),
                 "--forward-mib" => plan.forward_mib = list(value()?)?.first().copied().unwrap_or(0),
                 "--rtt" => plan.rtts_ms = list(value()?)?,
@@ -164,7 +171,14 @@ fn probes_during(dir: &Path, name: &str) -> Option<Stats> {
 
 /// Push then pull under one host through `chain`, probing `ssh h true`
 /// while each streams.
-fn ours_rsync(cfg: &str, chain: &str, src: &Path, dir: &Path, probes: usize) -> Ours {
+fn ours_rsync(
+    cfg: &str,
+    chain: &str,
+    flags: &[&str],
+    src: &Path,
+    dir: &Path,
+    probes: usize,
+) -> Ours {
     let out = |name: &str| dir.join(name).display().to_string();
     let me = me().display().to_string();
     let push_dst = out("push-dst");
@@ -227,7 +241,7 @@ fn ours_rsync(cfg: &str, chain: &str, src: &Path, dir: &Path, probes: usize) -> 
     ] {
         let _ = std::fs::remove_file(dir.join(f));
     }
-    run_cmd(fakessh_through(cfg, chain).args(["sh", "-c", &script]));
+    run_cmd(fakessh_through_with(cfg, chain, flags).args(["sh", "-c", &script]));
     Ours {
         push: read_first(&dir.join("push.t")),
         pull: read_first(&dir.join("pull.t")),
@@ -378,10 +392,23 @@ fn link_rows(
     .filter(|(_, sudo, _)| plan.sudo || !sudo)
     {
         eprintln!("fat: {label}{via}: rsync");
-        let ours = ours_rsync(&cfg, chain, src, dir, plan.probes);
+        let ours = ours_rsync(&cfg, chain, &[], src, dir, plan.probes);
         let fresh = openssh_rsync(&fresh_ssh, sudo, src, dir);
         let mux = openssh_rsync(&mux_ssh, sudo, src, dir);
         let r = |t: Option<f64>| t.map(|t| rate(mib, t));
+        if plan.one_lane {
+            eprintln!("fat: {label}{via}: rsync, one lane");
+            let one = ours_rsync(&cfg, chain, &["--lanes", "1"], src, dir, plan.probes);
+            for (what, ours, theirs) in [("push", one.push, fresh.0), ("pull", one.pull, fresh.1)] {
+                rows.push(row(
+                    &format!("rsync {mib} MiB {what} with one lane (`--lanes 1`), {label}{via}"),
+                    r(ours),
+                    r(theirs),
+                    None,
+                    cap,
+                ));
+            }
+        }
         rows.push(row(
             &format!("rsync {mib} MiB push, {label}{via}"),
             r(ours.push),

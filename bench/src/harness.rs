@@ -38,17 +38,15 @@ pub use test_kit::workspace;
 /// `mitogen-fakessh -q --config none --ssh-config CFG --to CHAIN --`, to
 /// which the command is added.
 pub fn fakessh_through(cfg: &str, chain: &str) -> Command {
+    fakessh_through_with(cfg, chain, &[])
+}
+
+/// [`fakessh_through`] with more of the host's flags.
+pub fn fakessh_through_with(cfg: &str, chain: &str, flags: &[&str]) -> Command {
     let mut cmd = Command::new(fakessh_bin());
-    cmd.args([
-        "-q",
-        "--config",
-        "none",
-        "--ssh-config",
-        cfg,
-        "--to",
-        chain,
-        "--",
-    ]);
+    cmd.args(["-q", "--config", "none", "--ssh-config", cfg, "--to", chain])
+        .args(flags)
+        .arg("--");
     cmd
 }
 
