@@ -32,8 +32,11 @@
 //!
 //! Only the stream's two ends act on the switch: the host's writer, which
 //! holds the lanes' channels, and the agent's reader of its parent stream,
-//! which holds the FIFOs. A switch anywhere else (for another context, or
-//! without lanes joined) is a broken stream ([`LanesError`]). A lane that
+//! which holds the FIFOs, and only on the switch frame for that agent
+//! ([`is_switch_for`]); any other frame with its handle (a dead reply that
+//! a remote asked for on it) passes on as any frame does. A switch from
+//! anyone but the host, or without its lanes joined, is a broken stream
+//! ([`LanesError`]). A lane that
 //! ends ends the whole stream, as the first channel's end does: its
 //! frames are never skipped.
 
@@ -125,18 +128,27 @@ pub fn switch_frame(agent: ContextId, lanes: u8) -> Frame {
     }
 }
 
-/// Whether `frame` is a lane switch: how many extra lanes it announces.
-pub fn switch_lanes(frame: &Frame) -> Option<u8> {
-    (frame.header.handle == handle::LANES_SWITCH)
-        .then(|| frame.payload.first().copied().unwrap_or(0))
+/// Whether `frame` is the switch of the stream to `agent`: the host's
+/// switch frame for that agent, and nothing else that carries its handle
+/// (a dead reply to a context that named [`handle::LANES_SWITCH`] as its
+/// reply handle carries it too, and passes on as any frame: a switch is
+/// never taken from what a remote can make the host send).
+pub fn is_switch_for(frame: &Frame, agent: ContextId) -> bool {
+    let h = &frame.header;
+    h.handle == handle::LANES_SWITCH && h.dst == agent && h.reply_to == 0
 }
 
-/// The agent `me`'s reader of its parent stream got a switch for `lanes`
-/// with `joined` lanes waiting: whether to switch.
+/// The extra lanes a switch frame announces.
+pub fn switch_lanes(frame: &Frame) -> u8 {
+    frame.payload.first().copied().unwrap_or(0)
+}
+
+/// The agent `me`'s reader of its parent stream got the switch for it
+/// ([`is_switch_for`]) with `joined` lanes waiting: whether to switch.
 pub fn check_switch(frame: &Frame, me: ContextId, joined: usize) -> Result<u8, LanesError> {
-    let lanes = switch_lanes(frame).unwrap_or(0);
+    let lanes = switch_lanes(frame);
     let h = &frame.header;
-    if h.dst != me || h.src != HOST_ID || h.auth != HOST_ID {
+    if h.dst != me || h.src != HOST_ID || h.auth != HOST_ID || frame.payload.len() != 1 {
         return Err(LanesError::ForeignSwitch {
             src: h.src,
             dst: h.dst,
@@ -211,12 +223,21 @@ mod tests {
     #[test]
     fn a_switch_counts_only_from_the_host_for_this_agent_with_its_lanes_joined() {
         let f = switch_frame(7, 3);
-        assert_eq!(switch_lanes(&f), Some(3));
+        assert!(is_switch_for(&f, 7));
+        assert!(!is_switch_for(&f, 8));
+        assert_eq!(switch_lanes(&f), 3);
         assert_eq!(check_switch(&f, 7, 3), Ok(3));
         assert!(matches!(
             check_switch(&f, 8, 3),
             Err(LanesError::ForeignSwitch { .. })
         ));
+        // A dead reply on the switch's handle, which a remote context can
+        // make the host send by naming that handle as its reply handle, is
+        // no switch, for it or for anyone on the way.
+        let dead = Frame::dead(HOST_ID, 7, handle::LANES_SWITCH, "no such handle");
+        assert!(!is_switch_for(&dead, 7));
+        let dead = Frame::dead(HOST_ID, 9, handle::LANES_SWITCH, "no such handle");
+        assert!(!is_switch_for(&dead, 7) && !is_switch_for(&dead, 9));
         assert!(matches!(
             check_switch(&f, 7, 2),
             Err(LanesError::SwitchWithoutLanes { .. })

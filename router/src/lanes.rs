@@ -13,7 +13,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 
 use crate::connection::{FrameReader, FrameWriter, ReadError};
 use proto::frame::Frame;
-use proto::lanes::{Turn, check_switch, switch_lanes};
+use proto::lanes::{Turn, check_switch, is_switch_for};
 use proto::message::ContextId;
 
 /// An extra lane's reading half.
@@ -81,13 +81,14 @@ impl<R: AsyncRead + Unpin> LaneReader<R> {
                 lane => self.extra[lane - 1].read_frame().await?,
             };
             let Some(frame) = frame else { return Ok(None) };
-            if switch_lanes(&frame).is_none() {
-                return Ok(Some(frame));
-            }
-            // A switch on any other stream is the router's to refuse.
+            // Only this agent's own switch, on its parent stream; anything
+            // else with the handle is the router's, as any frame.
             let Some((me, staged)) = &self.switchable else {
                 return Ok(Some(frame));
             };
+            if !is_switch_for(&frame, *me) {
+                return Ok(Some(frame));
+            }
             let readers = std::mem::take(&mut *lock(&staged.readers));
             check_switch(&frame, *me, readers.len())?;
             self.turn.switch(readers.len())?;
@@ -102,6 +103,8 @@ impl<R: AsyncRead + Unpin> LaneReader<R> {
 
 /// Writes a stream's frames to its lanes in turn.
 pub struct LaneWriter<W> {
+    /// The context at the stream's other end: the switch is the one for it.
+    peer: ContextId,
     first: FrameWriter<W>,
     extra: Vec<FrameWriter<LaneWrite>>,
     turn: Turn,
@@ -111,8 +114,9 @@ pub struct LaneWriter<W> {
 }
 
 impl<W: AsyncWrite + Unpin> LaneWriter<W> {
-    pub fn new(first: FrameWriter<W>, staged: Staged) -> Self {
+    pub fn new(first: FrameWriter<W>, peer: ContextId, staged: Staged) -> Self {
         LaneWriter {
+            peer,
             first,
             extra: Vec::new(),
             turn: Turn::default(),
@@ -121,8 +125,11 @@ impl<W: AsyncWrite + Unpin> LaneWriter<W> {
         }
     }
 
-    /// Write one frame on the lane whose turn it is; after a switch frame,
-    /// go round the lanes staged by then.
+    /// Write one frame on the lane whose turn it is; after the switch frame
+    /// for the peer, go round the lanes staged by then. With several lanes
+    /// each frame is flushed as the turn leaves its lane: the reader waits
+    /// on that lane for it, and a part of a packet held back there while
+    /// the other lanes fill would stop both ends.
     pub async fn write_frame(&mut self, frame: &Frame) -> std::io::Result<()> {
         let lane = self.turn.take();
         match lane {
@@ -130,7 +137,14 @@ impl<W: AsyncWrite + Unpin> LaneWriter<W> {
             lane => self.extra[lane - 1].write_frame(frame).await?,
         }
         self.dirty[lane] = true;
-        if switch_lanes(frame).is_some() && self.turn.lanes() == 1 {
+        if self.turn.lanes() > 1 {
+            self.dirty[lane] = false;
+            match lane {
+                0 => self.first.flush().await?,
+                lane => self.extra[lane - 1].flush().await?,
+            }
+        }
+        if is_switch_for(frame, self.peer) && self.turn.lanes() == 1 {
             let writers = std::mem::take(&mut *lock(&self.staged.writers));
             if !writers.is_empty() {
                 self.turn
@@ -204,7 +218,7 @@ mod tests {
         let (ws, rs) = lanes(3, 1 << 20);
         let staged = Staged::default();
         staged.stage_writers(ws);
-        let mut writer = LaneWriter::new(FrameWriter::new(w0), staged);
+        let mut writer = LaneWriter::new(FrameWriter::new(w0), 5, staged);
         for n in 0..3 {
             writer.write_frame(&data(n)).await.unwrap();
         }
@@ -271,7 +285,7 @@ mod tests {
         let into = Staged::default();
         into.stage_readers(rs);
         let writer = tokio::spawn(async move {
-            let mut writer = LaneWriter::new(FrameWriter::new(w0), out);
+            let mut writer = LaneWriter::new(FrameWriter::new(w0), 5, out);
             for n in 0..5 {
                 writer.write_frame(&data(n)).await.unwrap();
             }
@@ -309,7 +323,7 @@ mod tests {
         ws.push(Box::new(w_dead));
         let out = Staged::default();
         out.stage_writers(ws);
-        let mut writer = LaneWriter::new(FrameWriter::new(w0), out);
+        let mut writer = LaneWriter::new(FrameWriter::new(w0), 5, out);
         writer.write_frame(&switch_frame(5, 2)).await.unwrap();
         writer.write_frame(&data(0)).await.unwrap();
         writer.write_frame(&data(1)).await.unwrap();
@@ -329,9 +343,9 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_switch_without_staged_lanes_or_for_another_agent_breaks_the_stream() {
+    async fn a_switch_without_staged_lanes_or_not_from_the_host_breaks_the_stream() {
         let (w, r) = tokio::io::duplex(1 << 16);
-        let mut writer = LaneWriter::new(FrameWriter::new(w), Staged::default());
+        let mut writer = LaneWriter::new(FrameWriter::new(w), 5, Staged::default());
         writer.write_frame(&data(1)).await.unwrap();
         writer.write_frame(&switch_frame(5, 2)).await.unwrap();
         writer.write_frame(&switch_frame(6, 1)).await.unwrap();
@@ -343,19 +357,55 @@ mod tests {
             reader.read_frame().await,
             Err(ReadError::Lanes(_))
         ));
-        // For another agent, with lanes staged: refused all the same.
+        // Not from the host, with lanes staged: refused all the same.
         let (ws, rs) = lanes(1, 1 << 16);
         drop(ws);
         let staged = Staged::default();
         staged.stage_readers(rs);
         let (w, r) = tokio::io::duplex(1 << 16);
         let mut writer = FrameWriter::new(w);
-        writer.write_frame(&switch_frame(6, 1)).await.unwrap();
+        let mut forged = switch_frame(5, 1);
+        forged.header.src = 3;
+        writer.write_frame(&forged).await.unwrap();
         let mut reader =
             LaneReader::new(FrameReader::new(r, 1 << 20), 1 << 20).switchable(5, staged);
         assert!(matches!(
             reader.read_frame().await,
             Err(ReadError::Lanes(_))
         ));
+    }
+
+    /// A context below the agent can make the host answer it dead on the
+    /// switch's handle (by naming that handle as its reply handle): that
+    /// frame passes the host's writer, which holds staged lanes, and the
+    /// agent's reader as any frame, and switches nothing.
+    #[tokio::test]
+    async fn a_dead_reply_on_the_switch_handle_is_an_ordinary_frame_at_both_ends() {
+        let (w0, r0) = tokio::io::duplex(1 << 20);
+        let (ws, rs) = lanes(2, 1 << 20);
+        let out = Staged::default();
+        out.stage_writers(ws);
+        let mut writer = LaneWriter::new(FrameWriter::new(w0), 5, out);
+        let into = Staged::default();
+        into.stage_readers(rs);
+        let mut reader =
+            LaneReader::new(FrameReader::new(r0, 1 << 20), 1 << 20).switchable(5, into);
+        // For the agent's child (9), and for the agent itself.
+        for dst in [9, 5] {
+            let dead = Frame::dead(0, dst, proto::message::handle::LANES_SWITCH, "no handle");
+            writer.write_frame(&dead).await.unwrap();
+            writer.write_frame(&data(1)).await.unwrap();
+            writer.flush().await.unwrap();
+            assert_eq!(reader.read_frame().await.unwrap(), Some(dead));
+            assert_eq!(reader.read_frame().await.unwrap(), Some(data(1)));
+        }
+        // The real switch still finds its lanes at both ends.
+        writer.write_frame(&switch_frame(5, 2)).await.unwrap();
+        for n in 0..6 {
+            writer.write_frame(&data(n)).await.unwrap();
+        }
+        for n in 0..6 {
+            assert_eq!(reader.read_frame().await.unwrap(), Some(data(n)));
+        }
     }
 }

@@ -26,9 +26,9 @@ use tokio::io::AsyncReadExt;
 use tokio::net::unix::pipe;
 use tracing::{info, warn};
 
-/// How long the lanes may take to deliver their token after the host
-/// asked to join them (it opened their channels and wrote the token
-/// first, so this is a round trip and a process start).
+/// How long the lanes may take, all of them, to deliver their token after
+/// the host asked to join them (it opened their channels and wrote the
+/// token first, so this is a round trip and a process start).
 const JOIN_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// FIFOs made, opened, and waiting for their lanes.
@@ -62,7 +62,7 @@ pub enum LanesFailure {
     Token(std::io::Error),
     #[error("opening lane {lane}: {error}")]
     Open { lane: usize, error: std::io::Error },
-    #[error("lane {0} did not deliver its token within {JOIN_TIMEOUT:?}")]
+    #[error("lane {0} did not deliver its token in time ({JOIN_TIMEOUT:?} for all)")]
     NoToken(usize),
     #[error("lane {0} delivered a wrong token")]
     WrongToken(usize),
@@ -154,9 +154,11 @@ impl Prepared {
         let mut this = self;
         let token = this.token;
         let mut readers: Vec<LaneRead> = Vec::new();
+        // One deadline for all of them (the host waits a little longer).
+        let deadline = tokio::time::Instant::now() + JOIN_TIMEOUT;
         for (i, mut rx) in this.opened.drain(..lanes).enumerate() {
             let lane = i + 1;
-            tokio::time::timeout(JOIN_TIMEOUT, read_token(&mut rx, &token, lane))
+            tokio::time::timeout_at(deadline, read_token(&mut rx, &token, lane))
                 .await
                 .map_err(|_| LanesFailure::NoToken(lane))??;
             readers.push(Box::new(rx));

@@ -16,6 +16,10 @@ use super::handshake::{self, LocalAgent, StartedAgent};
 /// first context the host starts) when that is a `local` hop; for the
 /// trust and reliability tests only.
 pub const AGENT_PROGRAM_ENV: &str = "MITOGEN_FAKESSH_TEST_AGENT_PROGRAM";
+/// With [`AGENT_PROGRAM_ENV`]: the context it replaces instead of 1, when
+/// that is a `local` hop started by an agent that inherited the variable
+/// (a hostile context below a real agent).
+pub const AGENT_CONTEXT_ENV: &str = "MITOGEN_FAKESSH_TEST_AGENT_CONTEXT";
 
 /// Start our own executable in agent mode.
 pub async fn start(config: AgentConfig) -> Result<LocalAgent, HopFailure> {
@@ -23,10 +27,12 @@ pub async fn start(config: AgentConfig) -> Result<LocalAgent, HopFailure> {
         std::os::unix::net::UnixStream::pair().map_err(HopFailure::io("socketpair"))?;
     // Testing hook: the reliability tests put a deliberately misbehaving
     // agent here to prove the host and its other agents withstand it.
+    let replaced = match std::env::var(AGENT_CONTEXT_ENV) {
+        Ok(id) => id.parse().ok() == Some(config.context_id),
+        Err(_) => config.parent_ids == [HOST_ID] && config.context_id == 1,
+    };
     let exe = match std::env::var_os(AGENT_PROGRAM_ENV) {
-        Some(p) if config.parent_ids == [HOST_ID] && config.context_id == 1 => {
-            std::path::PathBuf::from(p)
-        }
+        Some(p) if replaced => std::path::PathBuf::from(p),
         _ => std::env::current_exe().map_err(HopFailure::io("cannot find our own executable"))?,
     };
     let theirs_out: OwnedFd = theirs.try_clone().map_err(HopFailure::io("dup"))?.into();

@@ -53,7 +53,7 @@ impl Router {
         R: AsyncRead + Unpin + Send + 'static,
         W: AsyncWrite + Unpin + Send + 'static,
     {
-        let writer = LaneWriter::new(writer, staged.clone());
+        let writer = LaneWriter::new(writer, remote_id, staged.clone());
         let (outlet, rx) = Outlet::writer();
         let sid = self
             .register_stream(name, remote_id, role, false, outlet)
@@ -81,7 +81,7 @@ impl Router {
     where
         W: AsyncWrite + Unpin + Send + 'static,
     {
-        let writer = LaneWriter::new(writer, Staged::default());
+        let writer = LaneWriter::new(writer, remote_id, Staged::default());
         let (outlet, rx) = Outlet::writer();
         let sid = self
             .register_stream(name, remote_id, role, false, outlet)

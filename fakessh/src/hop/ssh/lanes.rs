@@ -15,7 +15,8 @@ use std::time::{Duration, Instant};
 use router::Router;
 use router::frame::Frame;
 use router::lane_rules::{
-    JoinLanes, LanesReply, LanesRequest, MAX_EXTRA_LANES, MIN_LANES_RTT, lane_command, switch_frame,
+    JoinLanes, LanesReply, LanesRequest, MAX_EXTRA_LANES, MIN_LANES_RTT, TOKEN_LEN, lane_command,
+    switch_frame,
 };
 use router::lanes::{LaneWrite, Staged};
 use router::message::{ContextId, Handle, handle};
@@ -23,7 +24,8 @@ use router::text::sanitize_line;
 use russh::ChannelMsg;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncWrite, AsyncWriteExt};
+use tokio::sync::oneshot;
 use tracing::{debug, info};
 
 use super::connect::Connection;
@@ -79,7 +81,20 @@ async fn add(
         LanesReply::Refused(why) => return Err(sanitize_line(why.as_bytes())),
         LanesReply::Here => return Err("the agent made no lanes".into()),
     };
-    let (writers, stopped) = open_lanes(connection, &dir, &token, extra).await?;
+    let opened = match token.len() {
+        TOKEN_LEN => open_lanes(connection, &dir, &token, extra).await,
+        n => Err(format!("the agent gave a token of {n} bytes")),
+    };
+    let (writers, stopped) = match opened {
+        Ok(opened) => opened,
+        Err(why) => {
+            // The agent drops its FIFOs when it hears none joined.
+            let none = JoinLanes { lanes: 0 };
+            let _: Result<Result<(), String>, String> =
+                ask(router, agent, handle::LANES_JOIN, &none, STEP_TIMEOUT).await;
+            return Err(why);
+        }
+    };
     if let Some(why) = &stopped {
         debug!("{why}; {} extra lanes", writers.len());
     }
@@ -129,8 +144,49 @@ async fn open_lanes(
     Ok((writers, None))
 }
 
+/// A lane's writing half. Dropping it closes the channel: russh sends
+/// nothing when a channel's writer goes, and the remote `cat` (with the
+/// sshd session and the connection itself) would wait for ever.
+struct LaneChannel {
+    writer: std::pin::Pin<Box<dyn AsyncWrite + Send>>,
+    closed: Option<oneshot::Sender<()>>,
+}
+
+impl Drop for LaneChannel {
+    fn drop(&mut self) {
+        if let Some(closed) = self.closed.take() {
+            let _ = closed.send(());
+        }
+    }
+}
+
+impl AsyncWrite for LaneChannel {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        self.writer.as_mut().poll_write(cx, buf)
+    }
+
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        self.writer.as_mut().poll_flush(cx)
+    }
+
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        self.writer.as_mut().poll_shutdown(cx)
+    }
+}
+
 /// Open one lane: a session channel running `command`, with `token`
-/// written first; its stderr and ending are logged.
+/// written first; its stderr and ending are logged. Whatever fails closes
+/// the channel.
 async fn open_lane(
     connection: &Connection,
     command: String,
@@ -140,11 +196,59 @@ async fn open_lane(
         .await
         .map_err(|_| "no channel in time".to_string())?
         .map_err(|e| e.to_string())?;
+    if let Err(why) = start_lane(&mut channel, command).await {
+        let _ = channel.close().await;
+        return Err(why);
+    }
+    let (mut read_half, write_half) = channel.split();
+    let (closed, mut dropped) = oneshot::channel();
+    let mut lane = LaneChannel {
+        writer: Box::pin(PacketWriter::new(write_half.make_writer())),
+        closed: Some(closed),
+    };
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                _ = &mut dropped => {
+                    let _ = write_half.eof().await;
+                    let _ = write_half.close().await;
+                    break;
+                }
+                message = read_half.wait() => match message {
+                    Some(ChannelMsg::ExtendedData { data, .. }) => {
+                        debug!("lane: remote: {}", sanitize_line(&data));
+                    }
+                    Some(ChannelMsg::ExitStatus { exit_status }) => {
+                        debug!("lane: exited {exit_status}")
+                    }
+                    Some(ChannelMsg::Eof | ChannelMsg::Close) | None => break,
+                    Some(_) => {}
+                },
+            }
+        }
+    });
+    // Staged until a flush (a whole packet goes at once otherwise); a
+    // server that opens no window for it holds it back: not for ever.
+    tokio::time::timeout(STEP_TIMEOUT, async {
+        lane.write_all(token).await?;
+        lane.flush().await
+    })
+    .await
+    .map_err(|_| "the token did not go out in time".to_string())?
+    .map_err(|e| e.to_string())?;
+    Ok(Box::new(lane))
+}
+
+/// Run `command` on the lane's channel and wait until it started.
+async fn start_lane(
+    channel: &mut russh::Channel<russh::client::Msg>,
+    command: String,
+) -> Result<(), String> {
     channel
         .exec(true, command)
         .await
         .map_err(|e| e.to_string())?;
-    let started = tokio::time::timeout(STEP_TIMEOUT, async {
+    tokio::time::timeout(STEP_TIMEOUT, async {
         loop {
             match channel.wait().await {
                 Some(ChannelMsg::Success) => return Ok(()),
@@ -156,27 +260,7 @@ async fn open_lane(
         }
     })
     .await
-    .map_err(|_| "the command did not start in time".to_string())?;
-    started?;
-    let (mut read_half, write_half) = channel.split();
-    let mut writer = PacketWriter::new(write_half.make_writer());
-    // Staged until a flush (a whole packet goes at once otherwise).
-    writer.write_all(token).await.map_err(|e| e.to_string())?;
-    writer.flush().await.map_err(|e| e.to_string())?;
-    tokio::spawn(async move {
-        let _keep_writer_half = write_half;
-        while let Some(message) = read_half.wait().await {
-            match message {
-                ChannelMsg::ExtendedData { data, .. } => {
-                    debug!("lane: remote: {}", sanitize_line(&data));
-                }
-                ChannelMsg::ExitStatus { exit_status } => debug!("lane: exited {exit_status}"),
-                ChannelMsg::Eof | ChannelMsg::Close => break,
-                _ => {}
-            }
-        }
-    });
-    Ok(Box::new(writer))
+    .map_err(|_| "the command did not start in time".to_string())?
 }
 
 /// Ask `agent` on `handle` and wait for its answer.
