@@ -11,11 +11,10 @@
 
 mod common;
 
-use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use bytes::BytesMut;
+use common::rogue::{encode, rogue_program};
 use common::{bin, require, require_root, run_with};
 use router::frame::{Frame, Header};
 use router::message::{ContextId, FIRST_SESSION_ID, handle};
@@ -25,14 +24,6 @@ const ROGUE: ContextId = 3;
 /// The good session is the first, the rogue's own the second.
 const ROGUE_SESSION: ContextId = FIRST_SESSION_ID + 1;
 
-fn encode(frames: &[Frame]) -> Vec<u8> {
-    let mut out = BytesMut::new();
-    for f in frames {
-        f.encode_into(&mut out);
-    }
-    out.to_vec()
-}
-
 #[test]
 #[ignore = "needs root, sudo and python3 (run ./tests/run)"]
 fn a_dead_reply_on_the_switch_handle_does_not_break_the_agent_above_the_asker() {
@@ -41,15 +32,7 @@ fn a_dead_reply_on_the_switch_handle_does_not_break_the_agent_above_the_asker() 
     require_root();
     let dir = tempfile::tempdir().unwrap();
     let path = |name: &str| dir.path().join(name);
-    let rogue = path("rogue");
-    let program = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/rogue_agent.py");
-    std::fs::write(
-        &rogue,
-        format!("#!/bin/sh\nexec python3 {} \"$@\"\n", program.display()),
-    )
-    .unwrap();
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(&rogue, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let rogue = rogue_program(dir.path());
     let answer = encode(&[
         ToClient::Event(SessionEvent::Exit(ExitStatus::Code(0))).to_frame(ROGUE_SESSION, ROGUE)
     ]);

@@ -15,7 +15,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
+use common::rogue::{encode, rogue_program};
 use common::{bin, require, require_root, run_with};
 use router::frame::{Frame, Header};
 use router::message::{ContextId, FIRST_SESSION_ID, RouteUpdate, handle};
@@ -30,14 +31,6 @@ const GOOD: ContextId = 3;
 /// `ssh rogue true` is the first session, the good one the second.
 const ROGUE_SESSION: ContextId = FIRST_SESSION_ID;
 const GOOD_SESSION: ContextId = FIRST_SESSION_ID + 1;
-
-fn encode(frames: &[Frame]) -> Vec<u8> {
-    let mut out = BytesMut::new();
-    for f in frames {
-        f.encode_into(&mut out);
-    }
-    out.to_vec()
-}
 
 /// The rogue's answer to its own session: a clean exit, so the run goes on.
 fn answer() -> Vec<u8> {
@@ -94,15 +87,7 @@ impl Attack {
         require("python3");
         require("sudo");
         require_root();
-        let rogue = self.path("rogue");
-        let program = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/rogue_agent.py");
-        std::fs::write(
-            &rogue,
-            format!("#!/bin/sh\nexec python3 {} \"$@\"\n", program.display()),
-        )
-        .unwrap();
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&rogue, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let rogue = rogue_program(self.dir.path());
         std::fs::write(self.path("answer"), answer).unwrap();
         std::fs::write(self.path("frames"), encode(frames)).unwrap();
         let report = self.path("report");

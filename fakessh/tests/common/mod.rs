@@ -3,6 +3,8 @@
 
 use std::path::Path;
 
+pub mod rogue;
+
 pub use test_kit::*;
 
 pub fn bin() -> &'static str {

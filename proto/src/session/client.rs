@@ -163,21 +163,16 @@ impl ClientSession {
         }
         match msg {
             ToClient::Output(stream, data) => self.on_output(stream, data)?,
-            ToClient::Event(SessionEvent::StdinCredit(n)) => match self.stdin {
-                Side::Local => self.stdin_credit.grant(n)?,
-                Side::Forwarded => self
+            // Stdin's credit and window: ours if we read stdin, else the
+            // shim's.
+            ToClient::Event(
+                event @ (SessionEvent::StdinCredit(_) | SessionEvent::StdinWindow(_)),
+            ) => match (self.stdin, event) {
+                (Side::Local, SessionEvent::StdinCredit(n)) => self.stdin_credit.grant(n)?,
+                (Side::Local, SessionEvent::StdinWindow(n)) => self.stdin_credit.grow(n)?,
+                (_, event) => self
                     .controls
-                    .push_back(ClientAction::Forward(ToClient::Event(
-                        SessionEvent::StdinCredit(n),
-                    ))),
-            },
-            ToClient::Event(SessionEvent::StdinWindow(n)) => match self.stdin {
-                Side::Local => self.stdin_credit.grow(n)?,
-                Side::Forwarded => self
-                    .controls
-                    .push_back(ClientAction::Forward(ToClient::Event(
-                        SessionEvent::StdinWindow(n),
-                    ))),
+                    .push_back(ClientAction::Forward(ToClient::Event(event))),
             },
             ToClient::Event(SessionEvent::Eof(stream)) => {
                 let output = &mut self.outputs[stream.index()];

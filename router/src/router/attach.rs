@@ -53,12 +53,9 @@ impl Router {
         R: AsyncRead + Unpin + Send + 'static,
         W: AsyncWrite + Unpin + Send + 'static,
     {
-        let writer = LaneWriter::new(writer, remote_id, staged.clone());
-        let (outlet, rx) = Outlet::writer();
         let sid = self
-            .register_stream(name, remote_id, role, false, outlet)
+            .spawn_writer(name, remote_id, role, writer, staged.clone())
             .await;
-        tokio::spawn(write_loop(self.clone(), sid, name.to_string(), writer, rx));
         let mut reader = LaneReader::new(reader, self.max_payload());
         if role == StreamRole::Parent {
             reader = reader.switchable(self.my_id(), staged);
@@ -81,7 +78,24 @@ impl Router {
     where
         W: AsyncWrite + Unpin + Send + 'static,
     {
-        let writer = LaneWriter::new(writer, remote_id, Staged::default());
+        self.spawn_writer(name, remote_id, role, writer, Staged::default())
+            .await
+    }
+
+    /// Register a byte stream and spawn the task that writes its queue out,
+    /// round the lanes `staged` will hold at the switch.
+    async fn spawn_writer<W>(
+        self: &Arc<Self>,
+        name: &str,
+        remote_id: ContextId,
+        role: StreamRole,
+        writer: FrameWriter<W>,
+        staged: Staged,
+    ) -> StreamId
+    where
+        W: AsyncWrite + Unpin + Send + 'static,
+    {
+        let writer = LaneWriter::new(writer, remote_id, staged);
         let (outlet, rx) = Outlet::writer();
         let sid = self
             .register_stream(name, remote_id, role, false, outlet)
