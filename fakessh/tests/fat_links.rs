@@ -1,8 +1,9 @@
 //! Long fat links (issue 28), through a real sshd behind a delay line:
 //! output windows grow with the path, and what arrives is byte-exact, also
 //! when the consumer stalls once the window has grown, and through
-//! `sudo:root`; pushes go round several SSH channels (lanes) with stdin's
-//! window grown, byte-exact there and back, and a lane killed mid-stream
+//! `sudo:root`; pushes go round several SSH channels (lanes, asked for once
+//! a push is held back by its window) with stdin's window grown,
+//! byte-exact there and back, and a lane killed mid-stream
 //! fails the session with a message and leaves a prefix, never a
 //! corruption. No timing is asserted: a round trip of 40 ms only makes the
 //! window the limit, which is what lets it grow.
@@ -127,7 +128,7 @@ const MIB: usize = 1 << 20;
 
 #[test]
 #[ignore = "needs root and sshd (run ./tests/run)"]
-fn a_pull_over_a_long_link_grows_its_window_and_arrives_byte_exact() {
+fn a_pull_over_a_long_link_grows_its_window_and_arrives_byte_exact_without_lanes() {
     require_sshd();
     let _alone = lanes_alone();
     let sshd = far_sshd();
@@ -148,6 +149,12 @@ fn a_pull_over_a_long_link_grows_its_window_and_arrives_byte_exact() {
     assert!(
         out.stderr_text().contains(&grown),
         "the window never grew from 2 MiB: {}",
+        out.stderr_text()
+    );
+    // A pull never asks for lanes: no push was held back.
+    assert!(
+        !out.stderr_text().contains("lane"),
+        "a pull got lanes: {}",
         out.stderr_text()
     );
 }
@@ -405,10 +412,11 @@ fn lanes_are_refused_where_another_account_could_swap_their_fifos() {
         &sshd,
         "ssh:far",
         &format!(
-            // Lanes are set up in the background once the hop is up.
-            "ssh h true && sleep 2 && cat '{}' | ssh h 'cat > {}'",
-            src.display(),
-            copy.display()
+            // Lanes are asked for once the push is held back by its
+            // window; the pause lets their set-up finish before the end.
+            "{{ head -c 8M '{src}'; sleep 2; tail -c +8388609 '{src}'; }} | ssh h 'cat > {copy}'",
+            src = src.display(),
+            copy = copy.display()
         ),
     );
     out.expect_code(0);
@@ -438,11 +446,12 @@ fn lanes_take_the_number_asked_for_and_one_means_one_channel() {
     write_random_file(&src, 32 * MIB, 35);
     for (flag, lanes) in [("3", 3), ("1", 1)] {
         let copy = sshd.path(&format!("copy-{flag}.bin"));
-        // While the hop is up and lanes have had time to join, count the
-        // lanes' `cat`s on the far side.
+        // A push that pauses after its first 8 MiB (lanes are asked for
+        // once it is held back by its window): count the lanes' `cat`s on
+        // the far side during the pause.
         let script = format!(
-            "ssh h true && sleep 2 && ls -l /proc/[0-9]*/fd/1 2>/dev/null | grep -c mitogen-fakessh-lanes- > '{count}'; \
-             cat '{src}' | ssh h 'cat > {copy}'",
+            "{{ head -c 8M '{src}'; sleep 2; ls -l /proc/[0-9]*/fd/1 2>/dev/null | grep -c mitogen-fakessh-lanes- > '{count}'; \
+             tail -c +8388609 '{src}'; }} | ssh h 'cat > {copy}'",
             count = sshd.path("count").display(),
             src = src.display(),
             copy = copy.display(),

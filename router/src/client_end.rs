@@ -409,6 +409,8 @@ async fn pump_stdin(
             .await;
         if let Some(ask) = grow_stdin(&shared, &mut tuner, n) {
             link.to_command(&ToCommand::Control(ask)).await;
+            // The SSH channel on the way may be the limit too.
+            link.router().want_lanes(link.remote());
         }
     }
     sender.release();

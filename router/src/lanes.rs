@@ -21,11 +21,13 @@ pub type LaneRead = Box<dyn AsyncRead + Send + Unpin>;
 /// An extra lane's writing half.
 pub type LaneWrite = Box<dyn AsyncWrite + Send + Unpin>;
 
-/// Lanes opened and waiting for the switch frame.
+/// Lanes opened and waiting for the switch frame, and whether a push
+/// wants them.
 #[derive(Clone, Default)]
 pub struct Staged {
     writers: Arc<Mutex<Vec<LaneWrite>>>,
     readers: Arc<Mutex<Vec<LaneRead>>>,
+    wanted: Arc<tokio::sync::Notify>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -41,6 +43,17 @@ impl Staged {
     /// The reading halves the stream's reader takes at the switch.
     pub fn stage_readers(&self, lanes: Vec<LaneRead>) {
         *lock(&self.readers) = lanes;
+    }
+
+    /// A session's stdin through this stream is held back by its window on
+    /// a long path ([`crate::Router::want_lanes`]).
+    pub fn want(&self) {
+        self.wanted.notify_one();
+    }
+
+    /// Until a push wants lanes (at once if one already did).
+    pub async fn wanted(&self) {
+        self.wanted.notified().await
     }
 }
 

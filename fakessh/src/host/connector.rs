@@ -469,10 +469,12 @@ impl Connector {
                 staged.clone(),
             )
             .await;
-        // More channels toward the agent, if the path is long enough for
-        // one channel's window to be the limit; in the background.
+        // More channels toward the agent once a push wants them, if the
+        // path is long enough for one channel's window to be the limit; in
+        // the background, holding the connection only weakly until then.
         let router = self.router.clone();
         let extra = self.extra_lanes;
+        let connection = Arc::downgrade(&connection);
         tokio::spawn(ssh::lanes::widen(
             router, id, name, connection, staged, extra,
         ));

@@ -95,11 +95,12 @@ impl Router {
     where
         W: AsyncWrite + Unpin + Send + 'static,
     {
-        let writer = LaneWriter::new(writer, remote_id, staged);
+        let writer = LaneWriter::new(writer, remote_id, staged.clone());
         let (outlet, rx) = Outlet::writer();
         let sid = self
             .register_stream(name, remote_id, role, false, outlet)
             .await;
+        self.set_staged(sid, staged);
         tokio::spawn(write_loop(self.clone(), sid, name.to_string(), writer, rx));
         sid
     }

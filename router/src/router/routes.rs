@@ -188,6 +188,7 @@ impl Router {
                     budget: Arc::new(Semaphore::new(STREAM_QUEUE_BUDGET)),
                     turn: Arc::new(tokio::sync::Mutex::new(())),
                     reader: None,
+                    staged: None,
                 },
             );
             // A new child is a new route: tell our parent, so frames for it
@@ -212,6 +213,26 @@ impl Router {
             .streams
             .get(&sid)
             .map_or_else(|| format!("stream {sid}"), |s| s.name.clone())
+    }
+
+    pub(super) fn set_staged(&self, sid: StreamId, staged: crate::lanes::Staged) {
+        if let Some(entry) = self.lock().streams.get_mut(&sid) {
+            entry.staged = Some(staged);
+        }
+    }
+
+    /// A session's stdin toward `ctx` is held back by its window on a long
+    /// path: the stream that leads there may add lanes
+    /// ([`crate::lanes::Staged::wanted`]).
+    pub fn want_lanes(&self, ctx: ContextId) {
+        let inner = self.lock();
+        let stream = inner
+            .table
+            .toward(ctx)
+            .and_then(|sid| inner.streams.get(&sid));
+        if let Some(staged) = stream.and_then(|s| s.staged.as_ref()) {
+            staged.want();
+        }
     }
 
     pub(super) fn set_reader(&self, sid: StreamId, reader: tokio::task::AbortHandle) {

@@ -194,4 +194,6 @@ pub struct StreamEntry {
     /// Bulk senders sharing this stream take turns ([`super::turn::Turn`]).
     pub turn: Arc<tokio::sync::Mutex<()>>,
     pub reader: Option<tokio::task::AbortHandle>,
+    /// Its lanes ([`crate::lanes`]), for a byte stream that may have them.
+    pub staged: Option<crate::lanes::Staged>,
 }

@@ -1,15 +1,17 @@
-//! The host's end of lanes ([`router::lane_rules`]): once an ssh hop's
-//! agent is up, and if the round trip to it is long enough for one SSH
-//! channel's window to be the limit, open more session channels on the same
-//! connection, each running `cat` into one of the agent's FIFOs, and switch
-//! the stream to go round them.
+//! The host's end of lanes ([`router::lane_rules`]): once a push through
+//! an ssh hop is held back by its window (a session's stdin asked for a
+//! wider one), and if the round trip to the agent is long enough for one
+//! SSH channel's window to be the limit, open more session channels on the
+//! same connection, each running `cat` into one of the agent's FIFOs, and
+//! switch the stream to go round them. A hop that only pulls, or runs
+//! short commands, never gets lanes.
 //!
 //! It runs in the background: sessions flow on the first channel meanwhile,
 //! and a step that fails (a server that allows fewer sessions, no `cat`, a
 //! lane that never delivers its token) leaves the stream as it was, with a
 //! line at `-v`.
 
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
 use router::Router;
@@ -20,12 +22,13 @@ use router::lane_rules::{
 };
 use router::lanes::{LaneWrite, Staged};
 use router::message::{ContextId, Handle, handle};
+use router::router::RouterEvent;
 use router::text::sanitize_line;
 use russh::ChannelMsg;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tokio::io::{AsyncWrite, AsyncWriteExt};
-use tokio::sync::oneshot;
+use tokio::sync::{broadcast, oneshot};
 use tracing::{debug, info};
 
 use super::connect::Connection;
@@ -38,18 +41,40 @@ const STEP_TIMEOUT: Duration = Duration::from_secs(20);
 /// them to deliver their token, so its own reason comes back.
 const JOIN_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// Add up to `extra` lanes (at most [`MAX_EXTRA_LANES`]) to the stream to
-/// `agent` (reached over `connection`) if its round trip calls for them;
-/// `staged` is the stream's. Anything that fails leaves one channel, said
-/// at `-v`.
+/// Once a push through the stream to `agent` is held back by its window
+/// (`staged` is the stream's: [`Staged::wanted`]), add up to `extra` lanes
+/// (at most [`MAX_EXTRA_LANES`]) if the round trip calls for them. Until
+/// then only a weak hold on `connection` is kept, and the agent's loss
+/// ends the wait. Anything that fails leaves one channel, said at `-v`.
 pub async fn widen(
     router: Arc<Router>,
     agent: ContextId,
     name: String,
-    connection: Arc<Connection>,
+    connection: Weak<Connection>,
     staged: Staged,
     extra: u8,
 ) {
+    if extra == 0 {
+        return;
+    }
+    let mut events = router.subscribe();
+    let lost = async {
+        loop {
+            match events.recv().await {
+                Ok(RouterEvent::ContextLost { context, .. }) if context == agent => return,
+                Err(broadcast::error::RecvError::Closed) => return,
+                _ if !router.has_route(agent) => return,
+                _ => {}
+            }
+        }
+    };
+    tokio::select! {
+        _ = staged.wanted() => {}
+        _ = lost => return,
+    }
+    let Some(connection) = connection.upgrade() else {
+        return;
+    };
     match add(&router, agent, &connection, &staged, extra).await {
         Ok(0) => {}
         Ok(n) => info!("{name}: {} lanes toward the agent", n + 1),
@@ -64,9 +89,6 @@ async fn add(
     staged: &Staged,
     extra: u8,
 ) -> Result<u8, String> {
-    if extra == 0 {
-        return Ok(0);
-    }
     let asked = Instant::now();
     let probe = LanesRequest { lanes: 0 };
     ask::<_, LanesReply>(router, agent, handle::LANES, &probe, STEP_TIMEOUT).await?;
