@@ -105,6 +105,26 @@ impl Router {
         sid
     }
 
+    pub(super) fn set_staged(&self, sid: StreamId, staged: crate::lanes::Staged) {
+        if let Some(entry) = self.lock().streams.get_mut(&sid) {
+            entry.staged = Some(staged);
+        }
+    }
+
+    /// A session's stdin toward `ctx` is held back by its window on a long
+    /// path: the stream that leads there may add lanes
+    /// ([`crate::lanes::Staged::wanted`]).
+    pub fn want_lanes(&self, ctx: ContextId) {
+        let inner = self.lock();
+        let stream = inner
+            .table
+            .toward(ctx)
+            .and_then(|sid| inner.streams.get(&sid));
+        if let Some(staged) = stream.and_then(|s| s.staged.as_ref()) {
+            staged.want();
+        }
+    }
+
     /// Register a stream whose frames the caller consumes from the returned
     /// inbox (at most `capacity` frames waiting, see [`super::stream`]). A
     /// child's `remote_id` becomes routable at once.

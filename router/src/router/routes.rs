@@ -30,9 +30,9 @@ pub enum RouterEvent {
     ParentLost { reason: String },
 }
 
-struct Inner {
-    table: RouteTable,
-    streams: HashMap<StreamId, StreamEntry>,
+pub(super) struct Inner {
+    pub(super) table: RouteTable,
+    pub(super) streams: HashMap<StreamId, StreamEntry>,
     handlers: HashMap<Handle, mpsc::Sender<Frame>>,
     next_stream: StreamId,
     next_handle: Handle,
@@ -113,7 +113,7 @@ impl Router {
         proto::session::header(dst, self.my_id, handle)
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+    pub(super) fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }
 
@@ -213,26 +213,6 @@ impl Router {
             .streams
             .get(&sid)
             .map_or_else(|| format!("stream {sid}"), |s| s.name.clone())
-    }
-
-    pub(super) fn set_staged(&self, sid: StreamId, staged: crate::lanes::Staged) {
-        if let Some(entry) = self.lock().streams.get_mut(&sid) {
-            entry.staged = Some(staged);
-        }
-    }
-
-    /// A session's stdin toward `ctx` is held back by its window on a long
-    /// path: the stream that leads there may add lanes
-    /// ([`crate::lanes::Staged::wanted`]).
-    pub fn want_lanes(&self, ctx: ContextId) {
-        let inner = self.lock();
-        let stream = inner
-            .table
-            .toward(ctx)
-            .and_then(|sid| inner.streams.get(&sid));
-        if let Some(staged) = stream.and_then(|s| s.staged.as_ref()) {
-            staged.want();
-        }
     }
 
     pub(super) fn set_reader(&self, sid: StreamId, reader: tokio::task::AbortHandle) {
