@@ -487,3 +487,26 @@ fn lanes_take_the_number_asked_for_and_one_means_one_channel() {
         out.stderr_text()
     );
 }
+
+#[test]
+#[ignore = "needs root and sshd (run ./tests/run)"]
+fn a_server_allowing_fewer_sessions_gets_fewer_lanes_and_the_push_is_byte_exact() {
+    require_sshd();
+    let _alone = lanes_alone();
+    // sshd refuses sessions past 4 on a connection: the first channel and
+    // three lanes.
+    let sshd = far_sshd_with("root", &["MaxSessions=4"]);
+    let src = sshd.path("src.bin");
+    write_random_file(&src, 128 * MIB, 36);
+    let copy = sshd.path("copy.bin");
+    let script = format!(
+        "{{ head -c 8M '{src}'; sleep 2; tail -c +8388609 '{src}'; }} | ssh h 'cat > {copy}'",
+        src = src.display(),
+        copy = copy.display(),
+    );
+    let out = run(&sshd, "ssh:far", &script);
+    out.expect_code(0);
+    let log = out.stderr_text();
+    assert!(log.contains("4 lanes toward the agent"), "{log}");
+    assert_eq!(sha256(&copy), sha256(&src), "the pushed copy differs");
+}

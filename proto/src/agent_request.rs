@@ -205,7 +205,9 @@ mod tests {
         assert!(AgentRequest::from_frame(&shutdown, ME, &ANCESTORS).is_err());
         // Lanes are commands too: a descendant cannot make FIFOs here.
         let lanes = LanesRequest { lanes: 3 };
-        let join = JoinLanes { lanes: 3 };
+        let join = JoinLanes {
+            lanes: vec![1, 2, 3],
+        };
         for auth in [ME, 4, 1 << 24] {
             let ask = Frame::cbor(header(handle::LANES, auth, auth), &lanes);
             let e = AgentRequest::from_frame(&ask, ME, &ANCESTORS).unwrap_err();

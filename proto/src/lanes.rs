@@ -20,8 +20,8 @@
 //! 2. it asks for `n` lanes; the agent makes a private directory with `n`
 //!    FIFOs and answers where, with a random token ([`LanesReply`]);
 //! 3. the host opens a channel per lane running [`lane_command`] and
-//!    writes the token on each; it stops at the first channel the server
-//!    refuses (`MaxSessions`), and asks the agent to join as many as it
+//!    writes the token on each; the server may refuse some
+//!    (`MaxSessions`), and the host asks the agent to join those that
 //!    opened ([`JoinLanes`]);
 //! 4. the agent reads the token from each FIFO (a lane that does not
 //!    deliver it in time fails the join), removes the directory, and
@@ -75,12 +75,26 @@ pub enum LanesReply {
     Refused(String),
 }
 
-/// Host to agent on [`handle::LANES_JOIN`]: the first `lanes` FIFOs have
-/// a channel writing to them (0: none; the agent drops what it made).
-/// Answered `Result<(), String>`.
+/// Host to agent on [`handle::LANES_JOIN`]: the FIFOs (by number, from 1)
+/// that have a channel writing to them, in the turn's order (none: the
+/// agent drops what it made). A server that allows fewer sessions refuses
+/// some channels, not always the last ones. Answered `Result<(), String>`.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 pub struct JoinLanes {
-    pub lanes: u8,
+    pub lanes: Vec<u8>,
+}
+
+impl JoinLanes {
+    /// Whether the lanes named are FIFOs that were made (`1..=made`), each
+    /// once, in increasing order.
+    pub fn check(&self, made: usize) -> Result<(), LanesError> {
+        let in_range = self.lanes.iter().all(|&k| k >= 1 && usize::from(k) <= made);
+        let increasing = self.lanes.windows(2).all(|w| w[0] < w[1]);
+        match in_range && increasing {
+            true => Ok(()),
+            false => Err(LanesError::BadJoin(self.lanes.clone(), made)),
+        }
+    }
 }
 
 /// A switch or a lane that breaks the rules.
@@ -94,6 +108,8 @@ pub enum LanesError {
     ForeignSwitch { src: ContextId, dst: ContextId },
     #[error("a lane switch after lanes were already switched on")]
     SwitchedTwice,
+    #[error("asked to join lanes {0:?} of {1} made")]
+    BadJoin(Vec<u8>, usize),
 }
 
 /// The command a lane's channel runs: `cat` from the channel into FIFO
@@ -248,6 +264,19 @@ mod tests {
         let mut empty = switch_frame(7, 0);
         empty.payload = bytes::Bytes::new();
         assert!(check_switch(&empty, 7, 0).is_err());
+    }
+
+    #[test]
+    fn a_join_names_only_lanes_that_were_made_once_each_in_order() {
+        let join = |lanes: &[u8]| JoinLanes {
+            lanes: lanes.to_vec(),
+        };
+        assert!(join(&[]).check(7).is_ok());
+        assert!(join(&[1, 2, 5, 7]).check(7).is_ok());
+        for bad in [&[0u8][..], &[8], &[2, 2], &[3, 1], &[1, 9]] {
+            assert!(join(bad).check(7).is_err(), "{bad:?}");
+        }
+        assert!(join(&[1]).check(0).is_err());
     }
 
     #[test]

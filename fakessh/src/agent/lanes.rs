@@ -19,7 +19,9 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use router::frame::Frame;
-use router::lane_rules::{JoinLanes, LanesReply, LanesRequest, MAX_EXTRA_LANES, TOKEN_LEN};
+use router::lane_rules::{
+    JoinLanes, LanesError, LanesReply, LanesRequest, MAX_EXTRA_LANES, TOKEN_LEN,
+};
 use router::lanes::{LaneRead, Staged};
 use router::message::{ContextId, Handle};
 use tokio::io::AsyncReadExt;
@@ -66,8 +68,8 @@ pub enum LanesFailure {
     NoToken(usize),
     #[error("lane {0} delivered a wrong token")]
     WrongToken(usize),
-    #[error("{joined} lanes to join, {made} made")]
-    TooMany { joined: usize, made: usize },
+    #[error(transparent)]
+    Join(LanesError),
 }
 
 /// Make `lanes` FIFOs (at most [`MAX_EXTRA_LANES`]).
@@ -142,28 +144,31 @@ impl Prepared {
         }
     }
 
-    /// Open the first `lanes` FIFOs, read each one's token, and stage them
-    /// for the parent stream's reader.
-    pub async fn join(self, lanes: usize, staged: &Staged) -> Result<(), LanesFailure> {
-        if lanes > self.fifos.len() {
-            return Err(LanesFailure::TooMany {
-                joined: lanes,
-                made: self.fifos.len(),
-            });
-        }
+    /// Read the token of each FIFO `join` names, and stage them, in that
+    /// order, for the parent stream's reader.
+    pub async fn join(self, join: &JoinLanes, staged: &Staged) -> Result<(), LanesFailure> {
+        join.check(self.fifos.len()).map_err(LanesFailure::Join)?;
         let mut this = self;
         let token = this.token;
+        let mut opened: Vec<Option<pipe::Receiver>> = this.opened.drain(..).map(Some).collect();
         let mut readers: Vec<LaneRead> = Vec::new();
         // One deadline for all of them (the host waits a little longer).
         let deadline = tokio::time::Instant::now() + JOIN_TIMEOUT;
-        for (i, mut rx) in this.opened.drain(..lanes).enumerate() {
-            let lane = i + 1;
+        for &k in &join.lanes {
+            let lane = usize::from(k);
+            let Some(mut rx) = opened[lane - 1].take() else {
+                return Err(LanesFailure::Join(LanesError::BadJoin(
+                    join.lanes.clone(),
+                    lane,
+                )));
+            };
             tokio::time::timeout_at(deadline, read_token(&mut rx, &token, lane))
                 .await
                 .map_err(|_| LanesFailure::NoToken(lane))??;
             readers.push(Box::new(rx));
         }
         // Their names and the directory go now; the rest are closed.
+        drop(opened);
         drop(this);
         staged.stage_readers(readers);
         Ok(())
@@ -257,12 +262,12 @@ impl Lanes {
         let prepared = self.prepared.take();
         let (router, staged) = (self.router.clone(), self.staged.clone());
         tokio::spawn(async move {
-            let lanes = usize::from(request.lanes);
+            let lanes = request.lanes.len();
             let result = match prepared {
                 None if lanes == 0 => Ok(()),
                 None => Err("no lanes were made".to_string()),
                 Some(prepared) => prepared
-                    .join(lanes, &staged)
+                    .join(&request, &staged)
                     .await
                     .map_err(|e| e.to_string()),
             };

@@ -111,7 +111,7 @@ async fn add(
         Ok(opened) => opened,
         Err(why) => {
             // The agent drops its FIFOs when it hears none joined.
-            let none = JoinLanes { lanes: 0 };
+            let none = JoinLanes { lanes: Vec::new() };
             let _: Result<Result<(), String>, String> =
                 ask(router, agent, handle::LANES_JOIN, &none, STEP_TIMEOUT).await;
             return Err(why);
@@ -120,8 +120,9 @@ async fn add(
     if let Some(why) = &stopped {
         debug!("{why}; {} extra lanes", writers.len());
     }
-    let lanes = writers.len() as u8;
-    let join = JoinLanes { lanes };
+    let (numbers, writers): (Vec<u8>, Vec<LaneWrite>) = writers.into_iter().unzip();
+    let lanes = numbers.len() as u8;
+    let join = JoinLanes { lanes: numbers };
     let joined: Result<(), String> =
         ask(router, agent, handle::LANES_JOIN, &join, JOIN_TIMEOUT).await?;
     joined.map_err(|why| sanitize_line(why.as_bytes()))?;
@@ -134,16 +135,15 @@ async fn add(
 }
 
 /// Open `extra` lanes at once (each takes two round trips: the channel,
-/// then its command): the writers of the first ones that opened, in order,
-/// up to the first that did not (the FIFOs join as `1..=n`), and why that
-/// one did not. A server's `MaxSessions` refuses the channels past it, in
-/// the order it got them.
+/// then its command): the number and writer of each that opened, in
+/// order, and why the first that did not failed. A server's `MaxSessions`
+/// refuses the channels past it, whichever they are.
 async fn open_lanes(
     connection: &Arc<Connection>,
     dir: &str,
     token: &[u8],
     extra: u8,
-) -> Result<(Vec<LaneWrite>, Option<String>), String> {
+) -> Result<(Vec<(u8, LaneWrite)>, Option<String>), String> {
     let mut opening = tokio::task::JoinSet::new();
     for k in 1..=extra.min(MAX_EXTRA_LANES) {
         let command = lane_command(dir, k).map_err(|e| e.to_string())?;
@@ -156,14 +156,16 @@ async fn open_lanes(
     }
     opened.sort_by_key(|(k, _)| *k);
     let mut writers = Vec::new();
+    let mut stopped = None;
     for (k, result) in opened {
         match result {
-            Ok(writer) => writers.push(writer),
-            // The ones after it are closed as they are dropped.
-            Err(why) => return Ok((writers, Some(format!("lane {k}: {why}")))),
+            Ok(writer) => writers.push((k, writer)),
+            Err(why) => {
+                stopped.get_or_insert(format!("lane {k}: {why}"));
+            }
         }
     }
-    Ok((writers, None))
+    Ok((writers, stopped))
 }
 
 /// A lane's writing half. Dropping it closes the channel: russh sends
