@@ -222,6 +222,19 @@ fn a_pull_through_sudo_over_a_long_link_arrives_byte_exact() {
     assert_eq!(sha256(&copy), sha256(&src), "the pulled copy differs");
 }
 
+/// A push of `src` into `copy` on the far side that pauses for 2 s after
+/// its first 8 MiB, running `during` in the pause: lanes are asked for once
+/// a push is held back by its window, and the pause lets them join (and be
+/// seen) before the push ends.
+fn paused_push(src: &std::path::Path, copy: &std::path::Path, during: &str) -> String {
+    format!(
+        "{{ head -c 8M '{src}'; sleep 2; {during}
+           tail -c +8388609 '{src}'; }} | ssh h 'cat > {copy}'",
+        src = src.display(),
+        copy = copy.display(),
+    )
+}
+
 /// Held by each test that makes lanes: the lane killer below must find
 /// only its own test's lanes among the machine's processes.
 static LANES: std::sync::Mutex<()> = std::sync::Mutex::new(());
@@ -408,17 +421,7 @@ fn lanes_are_refused_where_another_account_could_swap_their_fifos() {
     let deploy = uid_of("mfs-deploy");
     std::os::unix::fs::chown(drop_box.path(), Some(deploy), Some(deploy)).unwrap();
     let copy = drop_box.path().join("copy.bin");
-    let out = run(
-        &sshd,
-        "ssh:far",
-        &format!(
-            // Lanes are asked for once the push is held back by its
-            // window; the pause lets their set-up finish before the end.
-            "{{ head -c 8M '{src}'; sleep 2; tail -c +8388609 '{src}'; }} | ssh h 'cat > {copy}'",
-            src = src.display(),
-            copy = copy.display()
-        ),
-    );
+    let out = run(&sshd, "ssh:far", &paused_push(&src, &copy, ""));
     out.expect_code(0);
     let log = out.stderr_text();
     assert!(
@@ -446,16 +449,12 @@ fn lanes_take_the_number_asked_for_and_one_means_one_channel() {
     write_random_file(&src, 32 * MIB, 35);
     for (flag, lanes) in [("3", 3), ("1", 1)] {
         let copy = sshd.path(&format!("copy-{flag}.bin"));
-        // A push that pauses after its first 8 MiB (lanes are asked for
-        // once it is held back by its window): count the lanes' `cat`s on
-        // the far side during the pause.
-        let script = format!(
-            "{{ head -c 8M '{src}'; sleep 2; ls -l /proc/[0-9]*/fd/1 2>/dev/null | grep -c mitogen-fakessh-lanes- > '{count}'; \
-             tail -c +8388609 '{src}'; }} | ssh h 'cat > {copy}'",
-            count = sshd.path("count").display(),
-            src = src.display(),
-            copy = copy.display(),
+        // Count the lanes' `cat`s on the far side during the pause.
+        let count = format!(
+            "ls -l /proc/[0-9]*/fd/1 2>/dev/null | grep -c mitogen-fakessh-lanes- > '{}'",
+            sshd.path("count").display()
         );
+        let script = paused_push(&src, &copy, &count);
         let out = run_with_flags(&sshd, &["--lanes", flag], "ssh:far", &script);
         out.expect_code(0);
         let log = out.stderr_text();
@@ -499,12 +498,7 @@ fn a_server_allowing_fewer_sessions_gets_fewer_lanes_and_the_push_is_byte_exact(
     let src = sshd.path("src.bin");
     write_random_file(&src, 128 * MIB, 36);
     let copy = sshd.path("copy.bin");
-    let script = format!(
-        "{{ head -c 8M '{src}'; sleep 2; tail -c +8388609 '{src}'; }} | ssh h 'cat > {copy}'",
-        src = src.display(),
-        copy = copy.display(),
-    );
-    let out = run(&sshd, "ssh:far", &script);
+    let out = run(&sshd, "ssh:far", &paused_push(&src, &copy, ""));
     out.expect_code(0);
     let log = out.stderr_text();
     assert!(log.contains("4 lanes toward the agent"), "{log}");
