@@ -30,8 +30,8 @@ use crate::session_link::SessionLink;
 use proto::frame::Frame;
 use proto::message::{ContextId, handle};
 use proto::session::{
-    ClientAction, ClientSession, DATA_CHUNK, Ending, OutputStream, SessionControl, ToClient,
-    ToCommand, WindowTuner,
+    ClientAction, ClientSession, DATA_CHUNK, Ending, MAX_SESSION_WINDOW, MIN_FRAME_COST,
+    OutputStream, SessionControl, StdinPacer, ToClient, ToCommand, WindowTuner, frame_cost,
 };
 
 /// Where a client end's output and news go.
@@ -77,13 +77,20 @@ struct Shared {
     /// The machine took a message (credit, or the session's end).
     changed: Notify,
     /// The round trip to the command end, once the output tuners timed it:
-    /// stdin's window grows with it too.
+    /// stdin's pacer starts from it.
     rtt: OnceLock<Duration>,
+    /// How much of stdin to put in flight. Locked after `session`, never
+    /// before it.
+    pacer: Mutex<StdinPacer>,
 }
 
 impl Shared {
     fn lock(&self) -> MutexGuard<'_, ClientSession> {
         self.session.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn pacer(&self) -> MutexGuard<'_, StdinPacer> {
+        self.pacer.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
 
@@ -157,6 +164,7 @@ impl<S: ClientSink> ClientEnd<S> {
                 session: Mutex::new(session),
                 changed: Notify::new(),
                 rtt: OnceLock::new(),
+                pacer: Mutex::new(StdinPacer::new()),
             }),
             stdin: None,
             stdin_task: None,
@@ -236,7 +244,13 @@ impl<S: ClientSink> ClientEnd<S> {
                     ) {
                         self.sink.output_arrived(frame.payload.len());
                     }
-                    let taken = self.shared.lock().on_frame(&frame);
+                    let taken = {
+                        let mut session = self.shared.lock();
+                        let taken = session.on_frame(&frame);
+                        let (_, in_flight) = session.stdin_window();
+                        self.shared.pacer().credited(in_flight, Instant::now());
+                        taken
+                    };
                     self.shared.changed.notify_waiters();
                     if let Err(e) = taken {
                         let why = format!("the agent broke the session protocol: {e}");
@@ -360,8 +374,8 @@ impl<S: ClientSink> ClientEnd<S> {
 }
 
 /// Read `reader` into data frames on `link` as the machine's stdin credit
-/// allows; its end of file (or a read error, as in OpenSSH) closes the
-/// command's stdin, once, if the session is not over.
+/// and the pacer allow; its end of file (or a read error, as in OpenSSH)
+/// closes the command's stdin, once, if the session is not over.
 async fn pump_stdin(
     shared: Arc<Shared>,
     link: SessionLink,
@@ -370,7 +384,7 @@ async fn pump_stdin(
 ) {
     let mut sender = BulkSender::new();
     let mut buf = BytesMut::new();
-    let mut tuner = WindowTuner::new();
+    let mut lanes = link.router().lanes_toward(link.remote());
     loop {
         let room = loop {
             let changed = shared.changed.notified();
@@ -381,11 +395,16 @@ async fn pump_stdin(
                 if session.stdin_over() {
                     return;
                 }
-                let room = session.stdin_sendable(DATA_CHUNK);
-                if room > 0 {
+                let granted = session.stdin_sendable(DATA_CHUNK);
+                let (_, in_flight) = session.stdin_window();
+                let mut pacer = shared.pacer();
+                let room = pacer.sendable(granted, in_flight);
+                if room >= MIN_FRAME_COST as usize {
                     break room;
                 }
+                pacer.held_back();
             }
+            widen_stdin(&shared, &link, &mut lanes).await;
             sender.release();
             changed.await;
         };
@@ -397,9 +416,14 @@ async fn pump_stdin(
             Ok(0) | Err(_) => break,
             Ok(n) => n,
         };
-        // At most what the machine allowed; false once the session ended.
-        if !shared.lock().stdin_sent(n) {
-            return;
+        {
+            // At most what the machine allowed; false once the session ended.
+            let mut session = shared.lock();
+            if !session.stdin_sent(n) {
+                return;
+            }
+            let cost = frame_cost(n);
+            shared.pacer().sent(u64::from(cost), Instant::now());
         }
         if let Some(counter) = &counter {
             counter(n);
@@ -407,11 +431,6 @@ async fn pump_stdin(
         let stdin = ToCommand::Stdin(buf.split().freeze());
         link.send_bulk(&mut sender, link.command_frame(&stdin))
             .await;
-        if let Some(ask) = grow_stdin(&shared, &mut tuner, n) {
-            link.to_command(&ToCommand::Control(ask)).await;
-            // The SSH channel on the way may be the limit too.
-            link.router().want_lanes(link.remote());
-        }
     }
     sender.release();
     let eof = shared.lock().stdin_eof();
@@ -420,17 +439,42 @@ async fn pump_stdin(
     }
 }
 
-/// `sent` bytes of stdin went out: the request for a wider stdin window
-/// when a round trip carried most of it ([`WindowTuner`], timed by the
-/// round trip the output tuners measured).
-fn grow_stdin(shared: &Shared, tuner: &mut WindowTuner, sent: usize) -> Option<SessionControl> {
-    tuner.measured(*shared.rtt.get()?);
-    let mut session = shared.lock();
-    let (window, _) = session.stdin_window();
-    let to = tuner.on_output(Instant::now(), sent, window, 0)?;
-    let ask = session.ask_stdin_window(to)?;
-    tracing::debug!("stdin window {window} -> {to} bytes asked");
-    Some(ask)
+/// Stdin waits for its window: tell the pacer of a round trip timed and of
+/// lanes that joined, and ask the command end for room to grow into
+/// (twice the pacer's window: slow start doubles it in a round trip, and
+/// the grant takes one). The first ask also says the SSH channel on the way
+/// may be the limit too ([`Router::want_lanes`]).
+async fn widen_stdin(shared: &Shared, link: &SessionLink, lanes: &mut usize) {
+    let router = link.router();
+    let now_lanes = router.lanes_toward(link.remote());
+    let ask = {
+        let mut session = shared.lock();
+        let mut pacer = shared.pacer();
+        if let Some(rtt) = shared.rtt.get() {
+            pacer.measured(*rtt);
+        }
+        if now_lanes != std::mem::replace(lanes, now_lanes) {
+            pacer.path_changed();
+        }
+        tracing::trace!(
+            "stdin pacer: window {} slow start {} base {:?}",
+            pacer.window(),
+            pacer.in_slow_start(),
+            pacer.base_rtt()
+        );
+        if !pacer.wants_room() {
+            return;
+        }
+        let (window, _) = session.stdin_window();
+        let to = u64::from(MAX_SESSION_WINDOW);
+        session
+            .ask_stdin_window(to)
+            .inspect(|_| tracing::debug!("stdin window {window} -> {to} bytes asked"))
+    };
+    if let Some(ask) = ask {
+        link.to_command(&ToCommand::Control(ask)).await;
+        router.want_lanes(link.remote());
+    }
 }
 
 /// Wait until `agent`'s context is lost; the reason.

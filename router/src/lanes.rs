@@ -7,6 +7,7 @@
 //! switch frame, in the stream's order: the writer right after writing
 //! it, the reader right after reading it.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -28,6 +29,8 @@ pub struct Staged {
     writers: Arc<Mutex<Vec<LaneWrite>>>,
     readers: Arc<Mutex<Vec<LaneRead>>>,
     wanted: Arc<tokio::sync::Notify>,
+    /// Extra lanes the writer goes round since the switch.
+    joined: Arc<AtomicUsize>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -49,6 +52,11 @@ impl Staged {
     /// a long path ([`crate::Router::want_lanes`]).
     pub fn want(&self) {
         self.wanted.notify_one();
+    }
+
+    /// The lanes frames go round now: 1 until the switch.
+    pub fn lanes(&self) -> usize {
+        1 + self.joined.load(Ordering::Relaxed)
     }
 
     /// Until a push wants lanes (at once if one already did).
@@ -164,6 +172,7 @@ impl<W: AsyncWrite + Unpin> LaneWriter<W> {
                     .switch(writers.len())
                     .map_err(std::io::Error::other)?;
                 self.dirty.resize(1 + writers.len(), false);
+                self.staged.joined.store(writers.len(), Ordering::Relaxed);
                 self.extra = writers.into_iter().map(FrameWriter::new).collect();
             }
         }

@@ -24,10 +24,10 @@
 //! LANs the first window already covers the product), never beyond
 //! [`MAX_SESSION_WINDOW`] (memory), and never shrinks.
 //!
-//! Stdin grows the same way, from the sending side: what went out in a
-//! round trip against the window, the round trip being the one the output
-//! tuners measured ([`WindowTuner::measured`]). The sender asks, and the
-//! command end, which buffers it, grants (`SessionControl::GrowStdin`).
+//! Stdin's window is the sending end's to find ([`super::pacer`]): it
+//! sees both when a byte left and when its credit came back, so it can
+//! ramp faster and see a queue build. It asks, and the command end, which
+//! buffers stdin, grants (`SessionControl::GrowStdin`).
 //!
 //! No clock is read here: the driver passes the time in.
 
@@ -58,12 +58,6 @@ impl WindowTuner {
         if self.asked_at.is_none() {
             self.asked_at = Some(now);
         }
-    }
-
-    /// The round trip as another tuner of the same session measured it (a
-    /// stdin sender hears nothing of its own to time).
-    pub fn measured(&mut self, rtt: Duration) {
-        self.rtt.get_or_insert(rtt);
     }
 
     /// The round trip measured, if any.

@@ -32,6 +32,7 @@ pub mod credit;
 pub mod error;
 pub mod listener;
 pub mod message;
+pub mod pacer;
 #[cfg(test)]
 mod pair;
 
@@ -111,3 +112,4 @@ pub use message::{
     ExitStatus, ListenAddress, MasterCommand, OutputStream, PtyRequest, RemoteCommand,
     SessionControl, SessionEvent, SessionRequest, SpawnRequest, ToClient, ToCommand, header,
 };
+pub use pacer::StdinPacer;

@@ -125,6 +125,19 @@ impl Router {
         }
     }
 
+    /// The lanes the stream toward `ctx` goes round (1 without lanes): a
+    /// push through it may carry more once they join.
+    pub fn lanes_toward(&self, ctx: ContextId) -> usize {
+        let inner = self.lock();
+        let stream = inner
+            .table
+            .toward(ctx)
+            .and_then(|sid| inner.streams.get(&sid));
+        stream
+            .and_then(|s| s.staged.as_ref())
+            .map_or(1, |staged| staged.lanes())
+    }
+
     /// Register a stream whose frames the caller consumes from the returned
     /// inbox (at most `capacity` frames waiting, see [`super::stream`]). A
     /// child's `remote_id` becomes routable at once.

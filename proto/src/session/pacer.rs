@@ -1,0 +1,275 @@
+//! How much of a session's stdin the sending end puts in flight: its own
+//! window, within the credit the command end granted.
+//!
+//! The granted window bounds memory at the command end; this one finds the
+//! path's bandwidth-delay product, from the only end that sees both when a
+//! byte left and when its credit came back. It works like TCP's slow start
+//! with HyStart's delay check (RFC 9406), and drains as BBR does:
+//!
+//! - **Slow start.** While the window holds the stream back, every byte
+//!   credited back adds a byte to it: it doubles per round trip.
+//! - **Round trips are timed**, about eight per window: from sending a
+//!   marked byte to its credit. The least time seen is the path's own round
+//!   trip. When the least of a round's timings (four at least) exceeds it by
+//!   the threshold ([`queue_threshold`], an eighth of it, 4 to 16 ms), a
+//!   queue is building on the way: at the bottleneck, in the SSH channels,
+//!   or ours.
+//! - **On a queue, the window drains**: down to what the path delivered in
+//!   its own round trip (measured as credit came back during the round),
+//!   plus half the threshold's worth of queue, never below the first
+//!   window. Slow start is over.
+//! - **After slow start** it grows by a 32nd per round trip while it holds
+//!   the stream back and the queue stays within half the threshold, and
+//!   drains again on a queue. A window that did not hold the stream back
+//!   (the reader had nothing to send) judges nothing.
+//! - **When the path changes** (a hop's lanes joined: more SSH channels)
+//!   slow start begins again, with no timing from the old path.
+//!
+//! It grows only on round trips of at least [`MIN_TUNED_RTT`] (on loopback
+//! the first window covers the product) and never beyond
+//! [`MAX_SESSION_WINDOW`]. What it counts is credit ([`super::frame_cost`]),
+//! as the granted window does.
+//!
+//! No clock is read here: the driver passes the time in.
+
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+use super::autotune::MIN_TUNED_RTT;
+use super::credit::{MAX_SESSION_WINDOW, SESSION_WINDOW};
+
+const INITIAL: u64 = SESSION_WINDOW as u64;
+const MAX: u64 = MAX_SESSION_WINDOW as u64;
+
+/// How much longer than the path's round trip a round trip may take before
+/// a queue is said to build: an eighth of it, 4 to 16 ms.
+pub fn queue_threshold(base: Duration) -> Duration {
+    (base / 8).clamp(Duration::from_millis(4), Duration::from_millis(16))
+}
+
+/// Marks timed at once at most: about eight per window.
+const MARKS: usize = 16;
+
+/// One round trip of the stream: from when the credit for what was in
+/// flight at its start began to come back until all of it came back.
+#[derive(Clone, Copy, Debug)]
+struct Round {
+    /// Credit sent by the start: the round ends once this much came back.
+    end: u64,
+    started_at: Instant,
+    acked_at_start: u64,
+    /// The least round trip timed during it, and how many were.
+    min_rtt: Option<Duration>,
+    samples: u32,
+}
+
+/// The sending end's window for one stream.
+#[derive(Clone, Debug)]
+pub struct StdinPacer {
+    window: u64,
+    slow_start: bool,
+    /// The least round trip seen: the path's own.
+    base_rtt: Option<Duration>,
+    /// Credit sent in all, and credited back.
+    sent: u64,
+    acked: u64,
+    round: Option<Round>,
+    /// Bytes being timed: the credit total once each is back, and when it
+    /// left. At most [`MARKS`].
+    marks: VecDeque<(u64, Instant)>,
+    /// The window held the stream back during this round trip.
+    limited: bool,
+}
+
+impl Default for StdinPacer {
+    fn default() -> Self {
+        StdinPacer::new()
+    }
+}
+
+impl StdinPacer {
+    pub fn new() -> StdinPacer {
+        StdinPacer {
+            window: INITIAL,
+            slow_start: true,
+            base_rtt: None,
+            sent: 0,
+            acked: 0,
+            round: None,
+            marks: VecDeque::with_capacity(MARKS),
+            limited: false,
+        }
+    }
+
+    /// What may be in flight now.
+    pub fn window(&self) -> u64 {
+        self.window
+    }
+
+    /// Still in slow start.
+    pub fn in_slow_start(&self) -> bool {
+        self.slow_start
+    }
+
+    /// The path's round trip as far as measured.
+    pub fn base_rtt(&self) -> Option<Duration> {
+        self.base_rtt
+    }
+
+    /// A round trip another part of the session measured (the output
+    /// streams time the start): an upper bound of the path's.
+    pub fn measured(&mut self, rtt: Duration) {
+        self.base_rtt = Some(self.base_rtt.map_or(rtt, |b| b.min(rtt)));
+    }
+
+    /// The most to send now, with `granted` bytes of credit available and
+    /// `in_flight` in flight.
+    pub fn sendable(&self, granted: usize, in_flight: u64) -> usize {
+        let room = self.window.saturating_sub(in_flight);
+        granted.min(room.min(usize::MAX as u64) as usize)
+    }
+
+    /// The stream waits for the window (or the grant): it is the limit.
+    pub fn held_back(&mut self) {
+        self.limited = true;
+    }
+
+    /// Held back on a path long enough to tune for: the window may grow,
+    /// so the grant should have room for it.
+    pub fn wants_room(&self) -> bool {
+        self.limited && self.tuned()
+    }
+
+    /// `cost` more credit went out now.
+    pub fn sent(&mut self, cost: u64, now: Instant) {
+        self.sent += cost;
+        let spacing = self.window / 8;
+        let due = self
+            .marks
+            .back()
+            .is_none_or(|(mark, _)| self.sent >= mark + spacing);
+        if due && self.marks.len() < MARKS {
+            self.marks.push_back((self.sent, now));
+        }
+        if self.round.is_none() {
+            self.round = Some(self.new_round(now));
+        }
+    }
+
+    fn new_round(&self, now: Instant) -> Round {
+        Round {
+            end: self.sent,
+            started_at: now,
+            acked_at_start: self.acked,
+            min_rtt: None,
+            samples: 0,
+        }
+    }
+
+    /// The lanes toward the command end changed: the path may carry more.
+    /// What was timed on the old path no longer counts.
+    pub fn path_changed(&mut self) {
+        self.slow_start = true;
+        self.marks.clear();
+        self.round = None;
+    }
+
+    /// Credit came back: `in_flight` is what remains in flight now. The
+    /// window after it.
+    pub fn credited(&mut self, in_flight: u64, now: Instant) -> u64 {
+        let acked = self.sent.saturating_sub(in_flight);
+        let newly = acked.saturating_sub(self.acked);
+        self.acked = self.acked.max(acked);
+        if newly > 0 && self.slow_start && self.limited && self.tuned() {
+            self.window = (self.window + newly).min(MAX);
+        }
+        while let Some(&(mark, sent_at)) = self.marks.front() {
+            if mark > self.acked {
+                break;
+            }
+            self.marks.pop_front();
+            self.timed(now.saturating_duration_since(sent_at), now);
+        }
+        if let Some(round) = self.round.filter(|r| self.acked >= r.end) {
+            self.end_round(round, now);
+        }
+        self.window
+    }
+
+    fn tuned(&self) -> bool {
+        self.base_rtt.is_some_and(|b| b >= MIN_TUNED_RTT)
+    }
+
+    /// One round trip timed: in slow start, four of a round above the
+    /// path's by the threshold end it.
+    fn timed(&mut self, rtt: Duration, now: Instant) {
+        if rtt.is_zero() {
+            return;
+        }
+        self.measured(rtt);
+        let Some(round) = self.round.as_mut() else {
+            return;
+        };
+        round.min_rtt = Some(round.min_rtt.map_or(rtt, |m| m.min(rtt)));
+        round.samples += 1;
+        let round = *round;
+        if self.slow_start && self.limited && round.samples >= 4 && self.queue_builds(round) {
+            self.drain(round, now);
+            self.slow_start = false;
+        }
+    }
+
+    /// The least round trip of `round` shows a queue on the way.
+    fn queue_builds(&self, round: Round) -> bool {
+        match (self.base_rtt, round.min_rtt) {
+            (Some(base), Some(min)) if base >= MIN_TUNED_RTT => min > base + queue_threshold(base),
+            _ => false,
+        }
+    }
+
+    /// Down to what the path delivers in its own round trip (as the credit
+    /// came back during `round`) and half the threshold's worth of queue,
+    /// never below the first window.
+    fn drain(&mut self, round: Round, now: Instant) {
+        let (Some(base), elapsed) = (
+            self.base_rtt,
+            now.saturating_duration_since(round.started_at),
+        ) else {
+            return;
+        };
+        if elapsed.is_zero() {
+            return;
+        }
+        let delivered = self.acked - round.acked_at_start;
+        let product = delivered as f64 * base.as_secs_f64() / elapsed.as_secs_f64();
+        let queue = product * queue_threshold(base).as_secs_f64() / 2.0 / base.as_secs_f64();
+        let drained = (product + queue) as u64;
+        self.window = self.window.min(drained).max(INITIAL);
+    }
+
+    fn end_round(&mut self, round: Round, now: Instant) {
+        let limited = std::mem::take(&mut self.limited);
+        self.round = (self.sent > self.acked).then(|| self.new_round(now));
+        if self.slow_start || !self.tuned() {
+            return;
+        }
+        if limited && self.queue_builds(round) {
+            self.drain(round, now);
+        } else if limited && self.queue_short(round) {
+            self.window = (self.window + self.window / 32).min(MAX);
+        }
+    }
+
+    /// The least round trip of `round` is within half the threshold of the
+    /// path's: room to grow.
+    fn queue_short(&self, round: Round) -> bool {
+        match (self.base_rtt, round.min_rtt) {
+            (Some(base), Some(min)) => min <= base + queue_threshold(base) / 2,
+            (Some(_), None) => true,
+            _ => false,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;
