@@ -284,7 +284,7 @@ fn a_gibibyte_pushed_round_the_lanes_and_pulled_back_is_byte_exact() {
     out.expect_code(0);
     let log = out.stderr_text();
     assert!(
-        log.contains("8 lanes toward the agent"),
+        log.contains("8 lanes toward the agent, through its socket"),
         "no lanes joined: {log}"
     );
     assert!(
@@ -342,7 +342,9 @@ fn an_rsync_push_through_sudo_round_the_lanes_arrives_byte_exact() {
 fn a_lane_killed_mid_push_fails_the_session_and_leaves_only_a_prefix() {
     require_sshd();
     let _alone = lanes_alone();
-    let sshd = far_sshd();
+    // Lanes through `cat`, which the test can kill: a server that forbids
+    // connections to Unix sockets.
+    let sshd = far_sshd_with("root", &["AllowStreamLocalForwarding=no"]);
     let src = sshd.path("src.bin");
     write_random_file(&src, 1024 * MIB, 33);
     let copy = sshd.path("copy.bin");
@@ -449,21 +451,22 @@ fn lanes_take_the_number_asked_for_and_one_means_one_channel() {
     write_random_file(&src, 32 * MIB, 35);
     for (flag, lanes) in [("3", 3), ("1", 1)] {
         let copy = sshd.path(&format!("copy-{flag}.bin"));
-        // Count the lanes' `cat`s on the far side during the pause.
+        // Count the connections to the agent's lanes socket on the far
+        // side during the pause (the name stays on them once removed).
         let count = format!(
-            "ls -l /proc/[0-9]*/fd/1 2>/dev/null | grep -c mitogen-fakessh-lanes- > '{}'",
+            "ss -xH state established | grep -c 'mitogen-fakessh-lanes-.*/lanes.sock' > '{}'",
             sshd.path("count").display()
         );
         let script = paused_push(&src, &copy, &count);
         let out = run_with_flags(&sshd, &["--lanes", flag], "ssh:far", &script);
         out.expect_code(0);
         let log = out.stderr_text();
-        let cats: usize = std::fs::read_to_string(sshd.path("count"))
+        let connected: usize = std::fs::read_to_string(sshd.path("count"))
             .unwrap()
             .trim()
             .parse()
             .unwrap();
-        assert_eq!(cats, lanes - 1, "--lanes {flag}: {log}");
+        assert_eq!(connected, lanes - 1, "--lanes {flag}: {log}");
         match lanes {
             1 => assert!(!log.contains("lanes toward"), "{log}"),
             n => assert!(
@@ -492,15 +495,19 @@ fn lanes_take_the_number_asked_for_and_one_means_one_channel() {
 fn a_server_allowing_fewer_sessions_gets_fewer_lanes_and_the_push_is_byte_exact() {
     require_sshd();
     let _alone = lanes_alone();
-    // sshd refuses sessions past 4 on a connection: the first channel and
-    // three lanes.
-    let sshd = far_sshd_with("root", &["MaxSessions=4"]);
+    // sshd refuses sessions past 4 on a connection (the first channel and
+    // three lanes through `cat`), and connections to Unix sockets: a
+    // connection is no session, and would not be limited.
+    let sshd = far_sshd_with("root", &["MaxSessions=4", "AllowStreamLocalForwarding=no"]);
     let src = sshd.path("src.bin");
     write_random_file(&src, 128 * MIB, 36);
     let copy = sshd.path("copy.bin");
     let out = run(&sshd, "ssh:far", &paused_push(&src, &copy, ""));
     out.expect_code(0);
     let log = out.stderr_text();
-    assert!(log.contains("4 lanes toward the agent"), "{log}");
+    assert!(
+        log.contains("4 lanes toward the agent, through cat"),
+        "{log}"
+    );
     assert_eq!(sha256(&copy), sha256(&src), "the pushed copy differs");
 }

@@ -207,6 +207,7 @@ mod tests {
         let lanes = LanesRequest { lanes: 3 };
         let join = JoinLanes {
             lanes: vec![1, 2, 3],
+            socket: true,
         };
         for auth in [ME, 4, 1 << 24] {
             let ask = Frame::cbor(header(handle::LANES, auth, auth), &lanes);

@@ -5,34 +5,37 @@
 //! `CHAN_SES_WINDOW_DEFAULT`), so one channel moves at most 2 MiB per round
 //! trip toward the server: 13 MiB/s at 150 ms, whatever the link. Every
 //! frame the host sends an ssh hop's agent crosses that window. With lanes,
-//! the host opens more session channels on the same connection, each
-//! running `cat` into a FIFO that the agent made in a directory only it
-//! can enter; the frames then go round the lanes in turn, one frame per
-//! lane, and the agent reads them in the same turn. Order is the turn's:
-//! no sequence numbers, no reordering buffer, and a lane that lags holds
-//! the others back instead of overtaking them.
+//! the host opens more channels on the same connection into a directory
+//! that only the agent's account can enter: each a connection to the
+//! agent's Unix socket there (`direct-streamlocal`, no process on the
+//! server), or where the server forbids that, a session running `cat` into
+//! one of the agent's FIFOs there. The frames then go round the lanes in
+//! turn, one frame per lane, and the agent reads them in the same turn.
+//! Order is the turn's: no sequence numbers, no reordering buffer, and a
+//! lane that lags holds the others back instead of overtaking them.
 //!
 //! How lanes join, in order:
 //!
-//! 1. the host asks the agent [`LanesRequest`] with no lanes: the answer's
-//!    round trip decides (no lanes below [`MIN_LANES_RTT`], where one
-//!    window already covers the path);
-//! 2. it asks for `n` lanes; the agent makes a private directory with `n`
-//!    FIFOs and answers where, with a random token ([`LanesReply`]);
-//! 3. the host opens a channel per lane running [`lane_command`] and
-//!    writes the token on each; the server may refuse some
-//!    (`MaxSessions`), and the host asks the agent to join those that
-//!    opened ([`JoinLanes`]);
-//! 4. the agent reads the token from each FIFO (a lane that does not
-//!    deliver it in time fails the join), removes the directory, and
-//!    answers;
-//! 5. the host sends the [`switch_frame`] on the stream as it is; the
+//! 1. the host asks the agent for `n` lanes ([`LanesRequest`]); the agent
+//!    makes a private directory with a socket ([`SOCKET_NAME`]) and `n`
+//!    FIFOs, and answers where, with a random token ([`LanesReply`]). The
+//!    answer's round trip decides: below [`MIN_LANES_RTT`] one window
+//!    already covers the path, and the host joins none;
+//! 2. the host opens a channel per lane to the socket ([`lane_socket`]),
+//!    each sending [`socket_hello`] first; if the server opens none of
+//!    them, a session channel per lane running [`lane_command`], each
+//!    writing the token first. The server may refuse some (`MaxSessions`),
+//!    and the host asks the agent to join those that opened ([`JoinLanes`]);
+//! 3. the agent takes the token from each (a lane that does not deliver it
+//!    in time fails the join; a socket's peer must be its own account),
+//!    removes the directory, and answers;
+//! 4. the host sends the [`switch_frame`] on the stream as it is; the
 //!    frame after it goes on lane 0 (the first channel), the next on lane
 //!    1, and so on round all of them ([`Turn`]).
 //!
 //! Only the stream's two ends act on the switch: the host's writer, which
 //! holds the lanes' channels, and the agent's reader of its parent stream,
-//! which holds the FIFOs, and only on the switch frame for that agent
+//! which holds the lanes' ends, and only on the switch frame for that agent
 //! ([`is_switch_for`]); any other frame with its handle (a dead reply that
 //! a remote asked for on it) passes on as any frame does. A switch from
 //! anyone but the host, or without its lanes joined, is a broken stream
@@ -57,8 +60,11 @@ pub const MIN_LANES_RTT: std::time::Duration = std::time::Duration::from_millis(
 /// Bytes of the token each lane carries first.
 pub const TOKEN_LEN: usize = 16;
 
-/// Host to agent on [`handle::LANES`]: make `lanes` FIFOs (0: only
-/// answer, to time the round trip).
+/// The agent's socket for lanes, in the directory it answers with.
+pub const SOCKET_NAME: &str = "lanes.sock";
+
+/// Host to agent on [`handle::LANES`]: make the socket and `lanes` FIFOs
+/// (1 to [`MAX_EXTRA_LANES`]).
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 pub struct LanesRequest {
     pub lanes: u8,
@@ -67,21 +73,22 @@ pub struct LanesRequest {
 /// The agent's answer to a [`LanesRequest`].
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 pub enum LanesReply {
-    /// The round trip is timed (no lanes were asked for).
-    Here,
-    /// The FIFOs are `dir/1` to `dir/n`; each lane writes `token` first.
+    /// The socket is `dir/`[`SOCKET_NAME`], the FIFOs `dir/1` to `dir/n`;
+    /// each lane sends `token` first.
     Prepared { dir: String, token: Vec<u8> },
     /// No lanes: why (the host goes on with one channel).
     Refused(String),
 }
 
-/// Host to agent on [`handle::LANES_JOIN`]: the FIFOs (by number, from 1)
-/// that have a channel writing to them, in the turn's order (none: the
-/// agent drops what it made). A server that allows fewer sessions refuses
-/// some channels, not always the last ones. Answered `Result<(), String>`.
+/// Host to agent on [`handle::LANES_JOIN`]: the lanes (by number, from 1)
+/// that have a channel, in the turn's order (none: the agent drops what it
+/// made), and whether they are connections to the socket (else the FIFOs
+/// of those numbers). A server that allows fewer channels refuses some,
+/// not always the last ones. Answered `Result<(), String>`.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 pub struct JoinLanes {
     pub lanes: Vec<u8>,
+    pub socket: bool,
 }
 
 impl JoinLanes {
@@ -112,20 +119,38 @@ pub enum LanesError {
     BadJoin(Vec<u8>, usize),
 }
 
-/// The command a lane's channel runs: `cat` from the channel into FIFO
-/// `k` of `dir`. `dir` came from the agent: only an absolute path of
-/// letters, digits and `/._-` is put in a command line.
-pub fn lane_command(dir: &str, k: u8) -> Result<String, LanesError> {
+/// `dir` came from the agent: only an absolute path of letters, digits
+/// and `/._-` is used.
+fn checked_dir(dir: &str) -> Result<&str, LanesError> {
     let safe = dir.starts_with('/')
         && dir.len() <= 256
         && !dir.split('/').any(|part| part == "..")
         && dir
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b"/._-".contains(&b));
-    if !safe {
-        return Err(LanesError::UnsafeDir(dir.to_string()));
+    match safe {
+        true => Ok(dir),
+        false => Err(LanesError::UnsafeDir(dir.to_string())),
     }
-    Ok(format!("exec cat >'{dir}/{k}'"))
+}
+
+/// The command a lane's session channel runs: `cat` from the channel into
+/// FIFO `k` of `dir` (a checked path goes in the command line).
+pub fn lane_command(dir: &str, k: u8) -> Result<String, LanesError> {
+    Ok(format!("exec cat >'{}/{k}'", checked_dir(dir)?))
+}
+
+/// The socket a lane's `direct-streamlocal` channel connects to.
+pub fn lane_socket(dir: &str) -> Result<String, LanesError> {
+    Ok(format!("{}/{SOCKET_NAME}", checked_dir(dir)?))
+}
+
+/// What a lane to the socket sends first: its number, then the token.
+pub fn socket_hello(k: u8, token: &[u8]) -> Vec<u8> {
+    let mut hello = Vec::with_capacity(1 + token.len());
+    hello.push(k);
+    hello.extend_from_slice(token);
+    hello
 }
 
 /// The frame after which the stream to `agent` goes round `lanes` extra
@@ -234,6 +259,13 @@ mod tests {
             assert!(lane_command(bad, 1).is_err(), "{bad:?}");
         }
         assert!(lane_command(&format!("/{}", "a".repeat(300)), 1).is_err());
+        assert_eq!(
+            lane_socket("/tmp/mitogen-fakessh-lanes-Ab3_x.9").unwrap(),
+            "/tmp/mitogen-fakessh-lanes-Ab3_x.9/lanes.sock"
+        );
+        assert!(lane_socket("/tmp/../etc").is_err());
+        assert!(lane_socket("/tmp/a b").is_err());
+        assert_eq!(socket_hello(3, &[9, 9]), [3, 9, 9]);
     }
 
     #[test]
@@ -270,6 +302,7 @@ mod tests {
     fn a_join_names_only_lanes_that_were_made_once_each_in_order() {
         let join = |lanes: &[u8]| JoinLanes {
             lanes: lanes.to_vec(),
+            socket: false,
         };
         assert!(join(&[]).check(7).is_ok());
         assert!(join(&[1, 2, 5, 7]).check(7).is_ok());

@@ -1,30 +1,35 @@
-//! An ssh hop's agent's end of lanes ([`router::lane_rules`]): FIFOs in a
-//! directory only this account can enter, which the host's extra channels
-//! write into with `cat`; once each has delivered the token, they are
+//! An ssh hop's agent's end of lanes ([`router::lane_rules`]): a Unix
+//! socket and FIFOs in a directory only this account can enter. The host's
+//! extra channels connect to the socket (`direct-streamlocal`, sshd itself
+//! connects, as this account), or where the server forbids that, write
+//! into the FIFOs with `cat`; once each has delivered the token, they are
 //! staged for the parent stream's reader, which goes round them from the
 //! switch frame on.
 //!
 //! The directory is made by `mkdtemp` (mode 0700, a fresh name) under
 //! `$TMPDIR` or `/tmp`, and removed as soon as the lanes joined or failed
-//! to: another account never gets to open a FIFO, and nothing is left
-//! behind. That place must be safe as the agent cache's are: it and
-//! every directory above it belong to root or to this account, and one
-//! that others may write to is sticky (else another account could move
-//! our directory away and put its own FIFOs in its place). The FIFOs are
-//! opened before the host hears where they are, so the ones read are ours
-//! whatever happens to the names afterwards; a lane that writes elsewhere
-//! never delivers the token, and the join fails.
+//! to: another account never gets to open a FIFO or connect to the socket,
+//! and nothing is left behind. That place must be safe as the agent
+//! cache's are: it and every directory above it belong to root or to this
+//! account, and one that others may write to is sticky (else another
+//! account could move our directory away and put its own FIFOs in its
+//! place). The FIFOs are opened and the socket bound before the host hears
+//! where they are, so the ones read are ours whatever happens to the names
+//! afterwards; a lane that writes elsewhere never delivers the token, and
+//! the join fails. A connection to the socket from another account fails
+//! the join too.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use router::frame::Frame;
 use router::lane_rules::{
-    JoinLanes, LanesError, LanesReply, LanesRequest, MAX_EXTRA_LANES, TOKEN_LEN,
+    JoinLanes, LanesError, LanesReply, LanesRequest, MAX_EXTRA_LANES, SOCKET_NAME, TOKEN_LEN,
 };
 use router::lanes::{LaneRead, Staged};
 use router::message::{ContextId, Handle};
 use tokio::io::AsyncReadExt;
+use tokio::net::UnixListener;
 use tokio::net::unix::pipe;
 use tracing::{info, warn};
 
@@ -33,9 +38,10 @@ use tracing::{info, warn};
 /// token first, so this is a round trip and a process start).
 const JOIN_TIMEOUT: Duration = Duration::from_secs(20);
 
-/// FIFOs made, opened, and waiting for their lanes.
+/// The socket and FIFOs made, open, and waiting for their lanes.
 pub struct Prepared {
     dir: PathBuf,
+    socket: UnixListener,
     fifos: Vec<PathBuf>,
     opened: Vec<pipe::Receiver>,
     token: [u8; TOKEN_LEN],
@@ -43,6 +49,7 @@ pub struct Prepared {
 
 impl Drop for Prepared {
     fn drop(&mut self) {
+        let _ = std::fs::remove_file(self.dir.join(SOCKET_NAME));
         for fifo in &self.fifos {
             let _ = std::fs::remove_file(fifo);
         }
@@ -60,6 +67,16 @@ pub enum LanesFailure {
     UnsafePlace(String, &'static str),
     #[error("making a lane's FIFO: {0}")]
     Fifo(nix::Error),
+    #[error("making the lanes' socket: {0}")]
+    Socket(std::io::Error),
+    #[error("taking a lane on the socket: {0}")]
+    Accept(std::io::Error),
+    #[error("a connection to the lanes' socket from account {0}, not this one")]
+    Stranger(u32),
+    #[error("a lane on the socket named lane {0}, not one asked to join or twice")]
+    UnaskedLane(u8),
+    #[error("the lanes did not all connect to the socket in time ({JOIN_TIMEOUT:?})")]
+    NoConnection,
     #[error("reading a random token: {0}")]
     Token(std::io::Error),
     #[error("opening lane {lane}: {error}")]
@@ -81,8 +98,17 @@ pub fn prepare(lanes: u8) -> Result<Prepared, LanesFailure> {
     let base = safe_place(&base)?;
     let dir = nix::unistd::mkdtemp(&base.join("mitogen-fakessh-lanes-XXXXXX"))
         .map_err(LanesFailure::Dir)?;
+    let socket = match UnixListener::bind(dir.join(SOCKET_NAME)) {
+        Ok(socket) => socket,
+        Err(e) => {
+            let _ = std::fs::remove_file(dir.join(SOCKET_NAME));
+            let _ = std::fs::remove_dir(&dir);
+            return Err(LanesFailure::Socket(e));
+        }
+    };
     let mut prepared = Prepared {
         dir,
+        socket,
         fifos: Vec::new(),
         opened: Vec::new(),
         token: [0; TOKEN_LEN],
@@ -148,6 +174,15 @@ impl Prepared {
     /// order, for the parent stream's reader.
     pub async fn join(self, join: &JoinLanes, staged: &Staged) -> Result<(), LanesFailure> {
         join.check(self.fifos.len()).map_err(LanesFailure::Join)?;
+        if join.socket {
+            let deadline = tokio::time::Instant::now() + JOIN_TIMEOUT;
+            let readers = tokio::time::timeout_at(deadline, self.accept(&join.lanes))
+                .await
+                .map_err(|_| LanesFailure::NoConnection)??;
+            drop(self);
+            staged.stage_readers(readers);
+            return Ok(());
+        }
         let mut this = self;
         let token = this.token;
         let mut opened: Vec<Option<pipe::Receiver>> = this.opened.drain(..).map(Some).collect();
@@ -172,6 +207,40 @@ impl Prepared {
         drop(this);
         staged.stage_readers(readers);
         Ok(())
+    }
+}
+
+impl Prepared {
+    /// Take a connection on the socket for each of `lanes`, from this
+    /// account, each saying its number and the token first: their reading
+    /// halves, in the order of `lanes`.
+    async fn accept(&self, lanes: &[u8]) -> Result<Vec<LaneRead>, LanesFailure> {
+        let me = nix::unistd::geteuid().as_raw();
+        let mut taken: Vec<Option<LaneRead>> = lanes.iter().map(|_| None).collect();
+        for _ in lanes {
+            let (mut stream, _) = self.socket.accept().await.map_err(LanesFailure::Accept)?;
+            let peer = stream.peer_cred().map_err(LanesFailure::Accept)?;
+            if peer.uid() != me {
+                return Err(LanesFailure::Stranger(peer.uid()));
+            }
+            let mut hello = [0u8; 1 + TOKEN_LEN];
+            stream
+                .read_exact(&mut hello)
+                .await
+                .map_err(LanesFailure::Accept)?;
+            let k = hello[0];
+            if hello[1..] != self.token[..] {
+                return Err(LanesFailure::WrongToken(usize::from(k)));
+            }
+            let slot = lanes
+                .iter()
+                .position(|&lane| lane == k)
+                .and_then(|i| taken.get_mut(i))
+                .filter(|slot| slot.is_none())
+                .ok_or(LanesFailure::UnaskedLane(k))?;
+            *slot = Some(Box::new(stream));
+        }
+        Ok(taken.into_iter().flatten().collect())
     }
 }
 
@@ -234,13 +303,14 @@ impl Lanes {
         }
     }
 
-    /// Time the round trip (no lanes asked), or make the FIFOs.
+    /// Make the socket and the FIFOs.
     pub async fn on_request(&mut self, request: LanesRequest, from: ContextId, reply_to: Handle) {
         let reply = match request.lanes {
-            0 => LanesReply::Here,
+            0 => LanesReply::Refused("no lanes asked for".into()),
             n => match prepare(n) {
                 Ok(prepared) => {
                     self.names = prepared.fifos.clone();
+                    self.names.push(prepared.dir.join(SOCKET_NAME));
                     self.names.push(prepared.dir.clone());
                     let reply = prepared.reply();
                     self.prepared = Some(prepared);

@@ -1,9 +1,10 @@
 //! The host's end of lanes ([`router::lane_rules`]): once a push through
 //! an ssh hop is held back by its window (a session's stdin asked for a
 //! wider one), and if the round trip to the agent is long enough for one
-//! SSH channel's window to be the limit, open more session channels on the
-//! same connection, each running `cat` into one of the agent's FIFOs, and
-//! switch the stream to go round them. A hop that only pulls, or runs
+//! SSH channel's window to be the limit, open more channels on the same
+//! connection to the agent's socket (or, where the server forbids that,
+//! session channels each running `cat` into one of the agent's FIFOs),
+//! and switch the stream to go round them. A hop that only pulls, or runs
 //! short commands, never gets lanes.
 //!
 //! It runs in the background: sessions flow on the first channel meanwhile,
@@ -18,7 +19,7 @@ use router::Router;
 use router::frame::Frame;
 use router::lane_rules::{
     JoinLanes, LanesReply, LanesRequest, MAX_EXTRA_LANES, MIN_LANES_RTT, TOKEN_LEN, lane_command,
-    switch_frame,
+    lane_socket, socket_hello, switch_frame,
 };
 use router::lanes::{LaneWrite, Staged};
 use router::message::{ContextId, Handle, handle};
@@ -76,8 +77,15 @@ pub async fn widen(
         return;
     };
     match add(&router, agent, &connection, &staged, extra).await {
-        Ok(0) => {}
-        Ok(n) => info!("{name}: {} lanes toward the agent", n + 1),
+        Ok((0, _)) => {}
+        Ok((n, socket)) => info!(
+            "{name}: {} lanes toward the agent, through {}",
+            n + 1,
+            match socket {
+                true => "its socket",
+                false => "cat",
+            }
+        ),
         Err(why) => info!("{name}: one lane toward the agent: {why}"),
     }
 }
@@ -88,84 +96,140 @@ async fn add(
     connection: &Arc<Connection>,
     staged: &Staged,
     extra: u8,
-) -> Result<u8, String> {
+) -> Result<(u8, bool), String> {
     let asked = Instant::now();
-    let probe = LanesRequest { lanes: 0 };
-    ask::<_, LanesReply>(router, agent, handle::LANES, &probe, STEP_TIMEOUT).await?;
-    let rtt = asked.elapsed();
-    if rtt < MIN_LANES_RTT {
-        debug!("round trip {rtt:?}: no lanes");
-        return Ok(0);
-    }
     let request = LanesRequest { lanes: extra };
-    let (dir, token) = match ask(router, agent, handle::LANES, &request, STEP_TIMEOUT).await? {
+    let answer = ask(router, agent, handle::LANES, &request, STEP_TIMEOUT).await?;
+    let rtt = asked.elapsed();
+    let (dir, token) = match answer {
         LanesReply::Prepared { dir, token } => (dir, token),
         LanesReply::Refused(why) => return Err(sanitize_line(why.as_bytes())),
-        LanesReply::Here => return Err("the agent made no lanes".into()),
     };
     let opened = match token.len() {
+        _ if rtt < MIN_LANES_RTT => {
+            debug!("round trip {rtt:?}: no lanes");
+            Ok(Opened::default())
+        }
         TOKEN_LEN => open_lanes(connection, &dir, &token, extra).await,
         n => Err(format!("the agent gave a token of {n} bytes")),
     };
-    let (writers, stopped) = match opened {
-        Ok(opened) => opened,
-        Err(why) => {
-            // The agent drops its FIFOs when it hears none joined.
-            let none = JoinLanes { lanes: Vec::new() };
+    let opened = match opened {
+        Ok(opened) if !opened.writers.is_empty() => opened,
+        failed => {
+            // The agent drops what it made when it hears none joined.
+            let none = JoinLanes {
+                lanes: Vec::new(),
+                socket: false,
+            };
             let _: Result<Result<(), String>, String> =
                 ask(router, agent, handle::LANES_JOIN, &none, STEP_TIMEOUT).await;
-            return Err(why);
+            return match failed {
+                Ok(Opened { stopped: None, .. }) => Ok((0, false)),
+                Ok(Opened { stopped, .. }) => Err(stopped.unwrap_or_default()),
+                Err(why) => Err(why),
+            };
         }
     };
-    if let Some(why) = &stopped {
-        debug!("{why}; {} extra lanes", writers.len());
+    if let Some(why) = &opened.stopped {
+        debug!("{why}; {} extra lanes", opened.writers.len());
     }
-    let (numbers, writers): (Vec<u8>, Vec<LaneWrite>) = writers.into_iter().unzip();
+    let (numbers, writers): (Vec<u8>, Vec<LaneWrite>) = opened.writers.into_iter().unzip();
     let lanes = numbers.len() as u8;
-    let join = JoinLanes { lanes: numbers };
+    let join = JoinLanes {
+        lanes: numbers,
+        socket: opened.socket,
+    };
     let joined: Result<(), String> =
         ask(router, agent, handle::LANES_JOIN, &join, JOIN_TIMEOUT).await?;
     joined.map_err(|why| sanitize_line(why.as_bytes()))?;
-    if lanes == 0 {
-        return Err(stopped.unwrap_or_default());
-    }
     staged.stage_writers(writers);
     router.send(switch_frame(agent, lanes)).await;
-    Ok(lanes)
+    Ok((lanes, join.socket))
 }
 
-/// Open `extra` lanes at once (each takes two round trips: the channel,
-/// then its command): the number and writer of each that opened, in
-/// order, and why the first that did not failed. A server's `MaxSessions`
-/// refuses the channels past it, whichever they are.
+/// The lanes that opened: each one's number and writer, in order, whether
+/// they go to the socket, and why the first that did not open failed.
+#[derive(Default)]
+struct Opened {
+    writers: Vec<(u8, LaneWrite)>,
+    socket: bool,
+    stopped: Option<String>,
+}
+
+/// Open `extra` lanes at once to the agent's socket (a round trip); if the
+/// server opens none, session channels running `cat` instead (two: the
+/// channel, then its command). A server's `MaxSessions` refuses the session
+/// channels past it, whichever they are.
 async fn open_lanes(
     connection: &Arc<Connection>,
     dir: &str,
     token: &[u8],
     extra: u8,
-) -> Result<(Vec<(u8, LaneWrite)>, Option<String>), String> {
+) -> Result<Opened, String> {
+    let socket = lane_socket(dir).map_err(|e| e.to_string())?;
+    let opened = open_each(extra, |k| {
+        let (connection, socket) = (connection.clone(), socket.clone());
+        let hello = socket_hello(k, token);
+        async move {
+            let channel = tokio::time::timeout(
+                STEP_TIMEOUT,
+                connection.channel_open_direct_streamlocal(socket),
+            )
+            .await
+            .map_err(|_| "no channel in time".to_string())?
+            .map_err(|e| e.to_string())?;
+            finish_lane(channel, &hello).await
+        }
+    })
+    .await?;
+    if !opened.writers.is_empty() {
+        return Ok(Opened {
+            socket: true,
+            ..opened
+        });
+    }
+    debug!(
+        "no lane to the agent's socket ({}): lanes through cat",
+        opened.stopped.unwrap_or_default()
+    );
+    open_each(extra, |k| {
+        let connection = connection.clone();
+        let (command, token) = (lane_command(dir, k), token.to_vec());
+        async move {
+            let command = command.map_err(|e| e.to_string())?;
+            open_cat_lane(&connection, command, &token).await
+        }
+    })
+    .await
+}
+
+/// Open lanes 1 to `extra` (at most [`MAX_EXTRA_LANES`]) at once with
+/// `open`.
+async fn open_each<F, Fut>(extra: u8, open: F) -> Result<Opened, String>
+where
+    F: Fn(u8) -> Fut,
+    Fut: std::future::Future<Output = Result<LaneWrite, String>> + Send + 'static,
+{
     let mut opening = tokio::task::JoinSet::new();
     for k in 1..=extra.min(MAX_EXTRA_LANES) {
-        let command = lane_command(dir, k).map_err(|e| e.to_string())?;
-        let (connection, token) = (connection.clone(), token.to_vec());
-        opening.spawn(async move { (k, open_lane(&connection, command, &token).await) });
+        let lane = open(k);
+        opening.spawn(async move { (k, lane.await) });
     }
-    let mut opened: Vec<(u8, Result<LaneWrite, String>)> = Vec::new();
+    let mut results: Vec<(u8, Result<LaneWrite, String>)> = Vec::new();
     while let Some(done) = opening.join_next().await {
-        opened.push(done.map_err(|e| format!("opening a lane: {e}"))?);
+        results.push(done.map_err(|e| format!("opening a lane: {e}"))?);
     }
-    opened.sort_by_key(|(k, _)| *k);
-    let mut writers = Vec::new();
-    let mut stopped = None;
-    for (k, result) in opened {
+    results.sort_by_key(|(k, _)| *k);
+    let mut opened = Opened::default();
+    for (k, result) in results {
         match result {
-            Ok(writer) => writers.push((k, writer)),
+            Ok(writer) => opened.writers.push((k, writer)),
             Err(why) => {
-                stopped.get_or_insert(format!("lane {k}: {why}"));
+                opened.stopped.get_or_insert(format!("lane {k}: {why}"));
             }
         }
     }
-    Ok((writers, stopped))
+    Ok(opened)
 }
 
 /// A lane's writing half. Dropping it closes the channel: russh sends
@@ -208,10 +272,9 @@ impl AsyncWrite for LaneChannel {
     }
 }
 
-/// Open one lane: a session channel running `command`, with `token`
-/// written first; its stderr and ending are logged. Whatever fails closes
-/// the channel.
-async fn open_lane(
+/// Open one lane through `cat`: a session channel running `command`, with
+/// `token` written first. Whatever fails closes the channel.
+async fn open_cat_lane(
     connection: &Connection,
     command: String,
     token: &[u8],
@@ -224,6 +287,15 @@ async fn open_lane(
         let _ = channel.close().await;
         return Err(why);
     }
+    finish_lane(channel, token).await
+}
+
+/// An open lane's channel, `first` written on it: its writer. Its stderr
+/// and ending are logged; dropping the writer closes it.
+async fn finish_lane(
+    channel: russh::Channel<russh::client::Msg>,
+    first: &[u8],
+) -> Result<LaneWrite, String> {
     let (mut read_half, write_half) = channel.split();
     let (closed, mut dropped) = oneshot::channel();
     let mut lane = LaneChannel {
@@ -254,7 +326,7 @@ async fn open_lane(
     // Staged until a flush (a whole packet goes at once otherwise); a
     // server that opens no window for it holds it back: not for ever.
     tokio::time::timeout(STEP_TIMEOUT, async {
-        lane.write_all(token).await?;
+        lane.write_all(first).await?;
         lane.flush().await
     })
     .await
