@@ -84,7 +84,13 @@ impl Forwards {
         let stream = move |starting: std::pin::Pin<
             Box<dyn std::future::Future<Output = Result<Started, SpawnError>> + Send>,
         >| {
-            session::start(r.clone(), peer, CommandSession::stream(), None, starting)
+            session::start(
+                r.clone(),
+                peer,
+                CommandSession::stream().sharing_stdin_growth(&super::STDIN_GROWTH),
+                None,
+                starting,
+            )
         };
         Some(match command.clone() {
             RemoteCommand::TcpConnect {

@@ -11,7 +11,9 @@ use std::collections::VecDeque;
 
 use bytes::Bytes;
 
-use super::credit::SESSION_WINDOW;
+use std::sync::Arc;
+
+use super::credit::{GrowthBudget, GrowthHold, MAX_SESSION_WINDOW, SESSION_WINDOW};
 use super::credit::{RecvCredit, SendCredit};
 use super::error::ProtocolError;
 use super::message::{
@@ -65,6 +67,9 @@ pub struct CommandSession {
     exit: Option<ExitStatus>,
     done: bool,
     pty: bool,
+    /// Where stdin's growth comes from, if it is shared with other
+    /// sessions (the agent's: [`super::credit::STDIN_GROWTH_BUDGET`]).
+    stdin_budget: Option<Arc<GrowthHold>>,
     /// What the driver is to do, in order.
     actions: VecDeque<CommandAction>,
 }
@@ -88,8 +93,17 @@ impl CommandSession {
             exit: None,
             done: false,
             pty,
+            stdin_budget: None,
             actions: VecDeque::new(),
         }
+    }
+
+    /// Grow stdin's window only as far as `budget`, shared with the other
+    /// sessions of this process, allows; this session's share goes back
+    /// when it is dropped.
+    pub fn sharing_stdin_growth(mut self, budget: &'static GrowthBudget) -> CommandSession {
+        self.stdin_budget = Some(GrowthHold::new(budget));
+        self
     }
 
     /// A relayed byte stream (a TCP connection): stdout only.
@@ -140,10 +154,19 @@ impl CommandSession {
             // Granted up to the most a stream may hold, never asked twice
             // for the same bytes: the window only grows.
             SessionControl::GrowStdin { .. } if self.stdin_eof => return Ok(()),
-            SessionControl::GrowStdin { window } => match self.stdin.grow_to(u64::from(window)) {
-                0 => return Ok(()),
-                grown => CommandAction::Send(SessionEvent::StdinWindow(grown)),
-            },
+            SessionControl::GrowStdin { window } => {
+                let current = self.stdin.window();
+                let max = u64::from(MAX_SESSION_WINDOW);
+                let want = u64::from(window).min(max).saturating_sub(current);
+                let got = match &self.stdin_budget {
+                    Some(budget) => budget.take(want),
+                    None => want,
+                };
+                match self.stdin.grow_to(current + got) {
+                    0 => return Ok(()),
+                    grown => CommandAction::Send(SessionEvent::StdinWindow(grown)),
+                }
+            }
             SessionControl::OutputClosed(stream) => {
                 let output = &mut self.outputs[stream.index()];
                 if output.state != OutputState::Open {

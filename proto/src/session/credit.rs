@@ -13,6 +13,9 @@
 //! Both sides check the other: a receiver refuses data beyond the credit it
 //! granted, a sender refuses credit for more than it has in flight.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
 use super::error::ProtocolError;
 
 /// Credit each end of a session starts with, per direction and stream. It
@@ -33,6 +36,78 @@ pub const DATA_CHUNK: usize = 128 << 10;
 /// smallest frames on each of three streams (each may have grown to
 /// [`MAX_SESSION_WINDOW`]), and room for control frames.
 pub const SESSION_QUEUE: usize = (3 * MAX_SESSION_WINDOW / MIN_FRAME_COST) as usize + 256;
+
+/// What the command ends of one agent may grant their stdin, all together,
+/// beyond their first windows: two streams grown to the max. Each
+/// session's stdin is bounded by its window; this bounds the sum, so that
+/// many sessions pushing at once through a slow consumer hold at most this
+/// much more at the agent ([`GrowthBudget`]).
+pub const STDIN_GROWTH_BUDGET: u64 = 2 * (MAX_SESSION_WINDOW - SESSION_WINDOW) as u64;
+
+/// Bytes of window growth shared by the sessions of one process.
+#[derive(Debug)]
+pub struct GrowthBudget {
+    left: AtomicU64,
+}
+
+impl GrowthBudget {
+    pub const fn new(bytes: u64) -> GrowthBudget {
+        GrowthBudget {
+            left: AtomicU64::new(bytes),
+        }
+    }
+
+    /// Take up to `want`: what was taken.
+    fn take(&self, want: u64) -> u64 {
+        let mut got = 0;
+        let _ = self
+            .left
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |left| {
+                got = want.min(left);
+                Some(left - got)
+            });
+        got
+    }
+
+    fn give_back(&self, bytes: u64) {
+        self.left.fetch_add(bytes, Ordering::AcqRel);
+    }
+
+    /// What is left to take.
+    pub fn left(&self) -> u64 {
+        self.left.load(Ordering::Acquire)
+    }
+}
+
+/// One session's share of a [`GrowthBudget`], given back when the last
+/// holder (the session, and its clones) is dropped.
+#[derive(Debug)]
+pub struct GrowthHold {
+    budget: &'static GrowthBudget,
+    held: AtomicU64,
+}
+
+impl GrowthHold {
+    pub fn new(budget: &'static GrowthBudget) -> Arc<GrowthHold> {
+        Arc::new(GrowthHold {
+            budget,
+            held: AtomicU64::new(0),
+        })
+    }
+
+    /// Up to `want` more: what was granted.
+    pub fn take(&self, want: u64) -> u64 {
+        let got = self.budget.take(want);
+        self.held.fetch_add(got, Ordering::AcqRel);
+        got
+    }
+}
+
+impl Drop for GrowthHold {
+    fn drop(&mut self) {
+        self.budget.give_back(*self.held.get_mut());
+    }
+}
 
 /// The least credit a data frame costs, however short it is.
 pub const MIN_FRAME_COST: u32 = 512;
@@ -240,6 +315,23 @@ mod tests {
             matches!(err, ProtocolError::WindowBeyondMax { .. }),
             "{err}"
         );
+    }
+
+    #[test]
+    fn sessions_share_the_growth_budget_and_give_it_back_when_dropped() {
+        static BUDGET: GrowthBudget = GrowthBudget::new(10);
+        let first = GrowthHold::new(&BUDGET);
+        assert_eq!(first.take(7), 7);
+        let second = GrowthHold::new(&BUDGET);
+        assert_eq!(second.take(7), 3, "only what is left");
+        assert_eq!(second.take(1), 0);
+        let clone = first.clone();
+        drop(first);
+        assert_eq!(BUDGET.left(), 0, "a clone still holds it");
+        drop(clone);
+        assert_eq!(BUDGET.left(), 7);
+        drop(second);
+        assert_eq!(BUDGET.left(), 10);
     }
 
     #[test]

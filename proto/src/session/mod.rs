@@ -103,8 +103,8 @@ pub use autotune::WindowTuner;
 pub use client::{ClientAction, ClientSession, Ending, Side};
 pub use command::{CommandAction, CommandSession};
 pub use credit::{
-    DATA_CHUNK, MAX_SESSION_WINDOW, MIN_FRAME_COST, RecvCredit, SESSION_QUEUE, SESSION_WINDOW,
-    SendCredit, frame_cost,
+    DATA_CHUNK, GrowthBudget, GrowthHold, MAX_SESSION_WINDOW, MIN_FRAME_COST, RecvCredit,
+    SESSION_QUEUE, SESSION_WINDOW, STDIN_GROWTH_BUDGET, SendCredit, frame_cost,
 };
 pub use error::ProtocolError;
 pub use listener::{ListenerAction, ListenerSession, WAITING_MAX};

@@ -219,3 +219,39 @@ fn stdin_grows_as_asked_up_to_the_most_a_stream_may_hold_and_never_shrinks() {
     s.on_message(grow(4 << 20)).unwrap();
     assert_eq!(drain(&mut s), vec![]);
 }
+
+#[test]
+fn the_sessions_of_an_agent_grow_their_stdin_within_one_budget_and_give_it_back() {
+    use crate::session::credit::{GrowthBudget, MAX_SESSION_WINDOW, SESSION_WINDOW};
+    static BUDGET: GrowthBudget = GrowthBudget::new(20 << 20);
+    let grow = ToCommand::Control(SessionControl::GrowStdin {
+        window: MAX_SESSION_WINDOW,
+    });
+    let most = MAX_SESSION_WINDOW - SESSION_WINDOW;
+    let mut first = CommandSession::new(false).sharing_stdin_growth(&BUDGET);
+    first.on_message(grow.clone()).unwrap();
+    assert_eq!(
+        drain(&mut first),
+        vec![CommandAction::Send(SessionEvent::StdinWindow(most))]
+    );
+    // The second gets what is left, and then nothing until more is given
+    // back.
+    let mut second = CommandSession::new(false).sharing_stdin_growth(&BUDGET);
+    second.on_message(grow.clone()).unwrap();
+    assert_eq!(
+        drain(&mut second),
+        vec![CommandAction::Send(SessionEvent::StdinWindow(
+            (20 << 20) - most
+        ))]
+    );
+    let mut third = CommandSession::new(false).sharing_stdin_growth(&BUDGET);
+    third.on_message(grow.clone()).unwrap();
+    assert_eq!(drain(&mut third), vec![], "no room left");
+    drop(first);
+    third.on_message(grow).unwrap();
+    assert_eq!(
+        drain(&mut third),
+        vec![CommandAction::Send(SessionEvent::StdinWindow(most))],
+        "the first's share came back"
+    );
+}
