@@ -17,8 +17,9 @@
 //! How lanes join, in order:
 //!
 //! 1. the host asks the agent for `n` lanes ([`LanesRequest`]); the agent
-//!    makes a private directory with a socket ([`SOCKET_NAME`]) and `n`
-//!    FIFOs, and answers where, with a random token ([`LanesReply`]). The
+//!    makes a private directory with a socket ([`SOCKET_NAME`], unless its
+//!    path is too long) and `n` FIFOs, and answers where, with a random
+//!    token ([`LanesReply`]). The
 //!    answer's round trip decides: below [`MIN_LANES_RTT`] one window
 //!    already covers the path, and the host joins none;
 //! 2. the host opens a channel per lane to the socket ([`lane_socket`]),
@@ -73,9 +74,14 @@ pub struct LanesRequest {
 /// The agent's answer to a [`LanesRequest`].
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 pub enum LanesReply {
-    /// The socket is `dir/`[`SOCKET_NAME`], the FIFOs `dir/1` to `dir/n`;
-    /// each lane sends `token` first.
-    Prepared { dir: String, token: Vec<u8> },
+    /// The FIFOs are `dir/1` to `dir/n`, and the socket `dir/`[`SOCKET_NAME`]
+    /// if `socket` (its path may be too long to bind); each lane sends
+    /// `token` first.
+    Prepared {
+        dir: String,
+        token: Vec<u8>,
+        socket: bool,
+    },
     /// No lanes: why (the host goes on with one channel).
     Refused(String),
 }

@@ -402,7 +402,11 @@ async fn pump_stdin(
                 if room >= MIN_FRAME_COST as usize {
                     break room;
                 }
-                pacer.held_back();
+                // Only the pacer's own window being the limit tells it
+                // anything (the grant follows what it asks).
+                if pacer.window().saturating_sub(in_flight) <= granted as u64 {
+                    pacer.held_back();
+                }
             }
             widen_stdin(&shared, &link, &mut lanes).await;
             sender.release();
@@ -439,11 +443,13 @@ async fn pump_stdin(
     }
 }
 
-/// Stdin waits for its window: tell the pacer of a round trip timed and of
-/// lanes that joined, and ask the command end for room to grow into
-/// (twice the pacer's window: slow start doubles it in a round trip, and
-/// the grant takes one). The first ask also says the SSH channel on the way
-/// may be the limit too ([`Router::want_lanes`]).
+/// Stdin waits for its window: tell the pacer of the round trip measured
+/// and of lanes that joined, and once it is held back on a long path, ask
+/// the command end for all the room a stream may have
+/// ([`MAX_SESSION_WINDOW`]: slow start doubles the pacer's window per
+/// round trip, and a grant that followed it would lag by one; the pacer
+/// bounds what is in flight). The first ask also says the SSH channel on
+/// the way may be the limit too ([`Router::want_lanes`]).
 async fn widen_stdin(shared: &Shared, link: &SessionLink, lanes: &mut usize) {
     let router = link.router();
     let now_lanes = router.lanes_toward(link.remote());

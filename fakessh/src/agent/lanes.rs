@@ -20,6 +20,7 @@
 //! the join too.
 
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use router::frame::Frame;
@@ -31,29 +32,41 @@ use router::message::{ContextId, Handle};
 use tokio::io::AsyncReadExt;
 use tokio::net::UnixListener;
 use tokio::net::unix::pipe;
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 /// How long the lanes may take, all of them, to deliver their token after
 /// the host asked to join them (it opened their channels and wrote the
 /// token first, so this is a round trip and a process start).
 const JOIN_TIMEOUT: Duration = Duration::from_secs(20);
 
-/// The socket and FIFOs made, open, and waiting for their lanes.
+/// The socket (unless it could not be bound) and FIFOs made, open, and
+/// waiting for their lanes.
 pub struct Prepared {
     dir: PathBuf,
-    socket: UnixListener,
+    socket: Option<UnixListener>,
     fifos: Vec<PathBuf>,
     opened: Vec<pipe::Receiver>,
     token: [u8; TOKEN_LEN],
+    /// The names made, until they are removed: shared with [`Lanes`],
+    /// which removes them if the agent ends first.
+    names: Names,
+}
+
+/// Names made in the lanes' directory, the directory last.
+type Names = Arc<Mutex<Vec<PathBuf>>>;
+
+/// Remove `names` and forget them, at once for whoever shares them: once
+/// removed, the directory's name may be anyone's.
+fn remove_names(names: &Names) {
+    let mut names = names.lock().unwrap_or_else(|p| p.into_inner());
+    for name in names.drain(..) {
+        let _ = std::fs::remove_file(&name).or_else(|_| std::fs::remove_dir(&name));
+    }
 }
 
 impl Drop for Prepared {
     fn drop(&mut self) {
-        let _ = std::fs::remove_file(self.dir.join(SOCKET_NAME));
-        for fifo in &self.fifos {
-            let _ = std::fs::remove_file(fifo);
-        }
-        let _ = std::fs::remove_dir(&self.dir);
+        remove_names(&self.names);
     }
 }
 
@@ -67,11 +80,11 @@ pub enum LanesFailure {
     UnsafePlace(String, &'static str),
     #[error("making a lane's FIFO: {0}")]
     Fifo(nix::Error),
-    #[error("making the lanes' socket: {0}")]
-    Socket(std::io::Error),
     #[error("taking a lane on the socket: {0}")]
     Accept(std::io::Error),
-    #[error("a connection to the lanes' socket from account {0}, not this one")]
+    #[error("a lane came to a socket that was not made")]
+    NoSocket,
+    #[error("a connection to the lanes' socket from account {0}, not this one or root")]
     Stranger(u32),
     #[error("a lane on the socket named lane {0}, not one asked to join or twice")]
     UnaskedLane(u8),
@@ -98,21 +111,24 @@ pub fn prepare(lanes: u8) -> Result<Prepared, LanesFailure> {
     let base = safe_place(&base)?;
     let dir = nix::unistd::mkdtemp(&base.join("mitogen-fakessh-lanes-XXXXXX"))
         .map_err(LanesFailure::Dir)?;
-    let socket = match UnixListener::bind(dir.join(SOCKET_NAME)) {
-        Ok(socket) => socket,
-        Err(e) => {
-            let _ = std::fs::remove_file(dir.join(SOCKET_NAME));
-            let _ = std::fs::remove_dir(&dir);
-            return Err(LanesFailure::Socket(e));
-        }
-    };
+    let names: Names = Arc::new(Mutex::new(vec![dir.clone()]));
     let mut prepared = Prepared {
         dir,
-        socket,
+        socket: None,
         fifos: Vec::new(),
         opened: Vec::new(),
         token: [0; TOKEN_LEN],
+        names,
     };
+    // A socket's path has a limit (108 bytes on Linux): past it, FIFOs only.
+    let socket = prepared.dir.join(SOCKET_NAME);
+    match UnixListener::bind(&socket) {
+        Ok(listener) => {
+            prepared.socket = Some(listener);
+            prepared.made(socket);
+        }
+        Err(e) => debug!("lanes: no socket ({e}): FIFOs only"),
+    }
     std::fs::File::open("/dev/urandom")
         .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut prepared.token))
         .map_err(LanesFailure::Token)?;
@@ -123,6 +139,7 @@ pub fn prepare(lanes: u8) -> Result<Prepared, LanesFailure> {
             nix::sys::stat::Mode::S_IRUSR | nix::sys::stat::Mode::S_IWUSR,
         )
         .map_err(LanesFailure::Fifo)?;
+        prepared.made(fifo.clone());
         prepared.fifos.push(fifo.clone());
         let lane = usize::from(k);
         let rx = open(&fifo).map_err(|error| LanesFailure::Open { lane, error })?;
@@ -167,7 +184,15 @@ impl Prepared {
         LanesReply::Prepared {
             dir: self.dir.to_string_lossy().into_owned(),
             token: self.token.to_vec(),
+            socket: self.socket.is_some(),
         }
+    }
+
+    /// `name` was made in the directory.
+    fn made(&self, name: PathBuf) {
+        let mut names = self.names.lock().unwrap_or_else(|p| p.into_inner());
+        let at = names.len() - 1;
+        names.insert(at, name);
     }
 
     /// Read the token of each FIFO `join` names, and stage them, in that
@@ -176,9 +201,7 @@ impl Prepared {
         join.check(self.fifos.len()).map_err(LanesFailure::Join)?;
         if join.socket {
             let deadline = tokio::time::Instant::now() + JOIN_TIMEOUT;
-            let readers = tokio::time::timeout_at(deadline, self.accept(&join.lanes))
-                .await
-                .map_err(|_| LanesFailure::NoConnection)??;
+            let readers = self.accept(&join.lanes, deadline).await?;
             drop(self);
             staged.stage_readers(readers);
             return Ok(());
@@ -211,37 +234,80 @@ impl Prepared {
 }
 
 impl Prepared {
-    /// Take a connection on the socket for each of `lanes`, from this
-    /// account, each saying its number and the token first: their reading
-    /// halves, in the order of `lanes`.
-    async fn accept(&self, lanes: &[u8]) -> Result<Vec<LaneRead>, LanesFailure> {
-        let me = nix::unistd::geteuid().as_raw();
+    /// Take a connection on the socket for each of `lanes`, each saying its
+    /// number and the token first, by `deadline`: their reading halves, in
+    /// the order of `lanes`. A connection that says something else, says
+    /// nothing in time, or comes from another account than this one or
+    /// root (who may enter the directory anyway) is dropped, and the others
+    /// are waited for: a channel the host gave up on may still connect. If
+    /// the deadline passes first, the last such refusal is the reason.
+    async fn accept(
+        &self,
+        lanes: &[u8],
+        deadline: tokio::time::Instant,
+    ) -> Result<Vec<LaneRead>, LanesFailure> {
+        let socket = self.socket.as_ref().ok_or(LanesFailure::NoSocket)?;
         let mut taken: Vec<Option<LaneRead>> = lanes.iter().map(|_| None).collect();
-        for _ in lanes {
-            let (mut stream, _) = self.socket.accept().await.map_err(LanesFailure::Accept)?;
-            let peer = stream.peer_cred().map_err(LanesFailure::Accept)?;
-            if peer.uid() != me {
-                return Err(LanesFailure::Stranger(peer.uid()));
+        let mut left = lanes.len();
+        let mut hellos = tokio::task::JoinSet::new();
+        let mut refused = None;
+        let expired = tokio::time::sleep_until(deadline);
+        tokio::pin!(expired);
+        while left > 0 {
+            tokio::select! {
+                accepted = socket.accept() => {
+                    let (stream, _) = accepted.map_err(LanesFailure::Accept)?;
+                    hellos.spawn(hello(stream, deadline));
+                }
+                Some(Ok(said)) = hellos.join_next() => {
+                    let lane = said.and_then(|(k, token, stream)| {
+                        if token != self.token {
+                            return Err(LanesFailure::WrongToken(usize::from(k)));
+                        }
+                        let slot = lanes
+                            .iter()
+                            .position(|&lane| lane == k)
+                            .filter(|&i| taken[i].is_none())
+                            .ok_or(LanesFailure::UnaskedLane(k))?;
+                        Ok((slot, stream))
+                    });
+                    match lane {
+                        Ok((slot, stream)) => {
+                            taken[slot] = Some(Box::new(stream));
+                            left -= 1;
+                        }
+                        Err(why) => {
+                            warn!("lanes: {why}");
+                            refused = Some(why);
+                        }
+                    }
+                }
+                _ = &mut expired => return Err(refused.unwrap_or(LanesFailure::NoConnection)),
             }
-            let mut hello = [0u8; 1 + TOKEN_LEN];
-            stream
-                .read_exact(&mut hello)
-                .await
-                .map_err(LanesFailure::Accept)?;
-            let k = hello[0];
-            if hello[1..] != self.token[..] {
-                return Err(LanesFailure::WrongToken(usize::from(k)));
-            }
-            let slot = lanes
-                .iter()
-                .position(|&lane| lane == k)
-                .and_then(|i| taken.get_mut(i))
-                .filter(|slot| slot.is_none())
-                .ok_or(LanesFailure::UnaskedLane(k))?;
-            *slot = Some(Box::new(stream));
         }
         Ok(taken.into_iter().flatten().collect())
     }
+}
+
+/// What a connection to the lanes' socket says first: its lane's number
+/// and the token, if it comes from this account or root.
+async fn hello(
+    mut stream: tokio::net::UnixStream,
+    deadline: tokio::time::Instant,
+) -> Result<(u8, [u8; TOKEN_LEN], tokio::net::UnixStream), LanesFailure> {
+    let me = nix::unistd::geteuid().as_raw();
+    let peer = stream.peer_cred().map_err(LanesFailure::Accept)?;
+    if peer.uid() != me && peer.uid() != 0 {
+        return Err(LanesFailure::Stranger(peer.uid()));
+    }
+    let mut hello = [0u8; 1 + TOKEN_LEN];
+    tokio::time::timeout_at(deadline, stream.read_exact(&mut hello))
+        .await
+        .map_err(|_| LanesFailure::NoConnection)?
+        .map_err(LanesFailure::Accept)?;
+    let mut token = [0u8; TOKEN_LEN];
+    token.copy_from_slice(&hello[1..]);
+    Ok((hello[0], token, stream))
 }
 
 fn open(fifo: &Path) -> std::io::Result<pipe::Receiver> {
@@ -278,17 +344,19 @@ pub struct Lanes {
     router: std::sync::Arc<router::Router>,
     staged: Staged,
     prepared: Option<Prepared>,
-    /// The FIFOs' names and directory made last, removed when the agent
+    /// The names made last and not yet removed, removed when the agent
     /// ends (also while a join still waits: the process exits without
     /// dropping its tasks), so that a lane's shell that has not opened its
     /// FIFO yet finds no name instead of waiting for a reader forever.
-    names: Vec<PathBuf>,
+    /// Once the lanes' [`Prepared`] removed them, this is empty: the names
+    /// may be anyone's by then.
+    names: Option<Names>,
 }
 
 impl Drop for Lanes {
     fn drop(&mut self) {
-        for name in &self.names {
-            let _ = std::fs::remove_file(name).or_else(|_| std::fs::remove_dir(name));
+        if let Some(names) = &self.names {
+            remove_names(names);
         }
     }
 }
@@ -299,7 +367,7 @@ impl Lanes {
             router,
             staged,
             prepared: None,
-            names: Vec::new(),
+            names: None,
         }
     }
 
@@ -309,9 +377,7 @@ impl Lanes {
             0 => LanesReply::Refused("no lanes asked for".into()),
             n => match prepare(n) {
                 Ok(prepared) => {
-                    self.names = prepared.fifos.clone();
-                    self.names.push(prepared.dir.join(SOCKET_NAME));
-                    self.names.push(prepared.dir.clone());
+                    self.names = Some(prepared.names.clone());
                     let reply = prepared.reply();
                     self.prepared = Some(prepared);
                     reply
@@ -351,3 +417,6 @@ impl Lanes {
         });
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -101,8 +101,8 @@ async fn add(
     let request = LanesRequest { lanes: extra };
     let answer = ask(router, agent, handle::LANES, &request, STEP_TIMEOUT).await?;
     let rtt = asked.elapsed();
-    let (dir, token) = match answer {
-        LanesReply::Prepared { dir, token } => (dir, token),
+    let (dir, token, socket) = match answer {
+        LanesReply::Prepared { dir, token, socket } => (dir, token, socket),
         LanesReply::Refused(why) => return Err(sanitize_line(why.as_bytes())),
     };
     let opened = match token.len() {
@@ -110,7 +110,7 @@ async fn add(
             debug!("round trip {rtt:?}: no lanes");
             Ok(Opened::default())
         }
-        TOKEN_LEN => open_lanes(connection, &dir, &token, extra).await,
+        TOKEN_LEN => open_lanes(connection, &dir, &token, socket, extra).await,
         n => Err(format!("the agent gave a token of {n} bytes")),
     };
     let opened = match opened {
@@ -156,16 +156,20 @@ struct Opened {
     stopped: Option<String>,
 }
 
-/// Open `extra` lanes at once to the agent's socket (a round trip); if the
-/// server opens none, session channels running `cat` instead (two: the
-/// channel, then its command). A server's `MaxSessions` refuses the session
-/// channels past it, whichever they are.
+/// Open `extra` lanes at once to the agent's socket if it made one (a
+/// round trip); if the server opens none, session channels running `cat`
+/// instead (two: the channel, then its command). A server's `MaxSessions`
+/// refuses the session channels past it, whichever they are.
 async fn open_lanes(
     connection: &Arc<Connection>,
     dir: &str,
     token: &[u8],
+    socket: bool,
     extra: u8,
 ) -> Result<Opened, String> {
+    if !socket {
+        return open_cat_lanes(connection, dir, token, extra).await;
+    }
     let socket = lane_socket(dir).map_err(|e| e.to_string())?;
     let opened = open_each(extra, |k| {
         let (connection, socket) = (connection.clone(), socket.clone());
@@ -192,6 +196,16 @@ async fn open_lanes(
         "no lane to the agent's socket ({}): lanes through cat",
         opened.stopped.unwrap_or_default()
     );
+    open_cat_lanes(connection, dir, token, extra).await
+}
+
+/// Open `extra` session channels at once, each running `cat` into a FIFO.
+async fn open_cat_lanes(
+    connection: &Arc<Connection>,
+    dir: &str,
+    token: &[u8],
+    extra: u8,
+) -> Result<Opened, String> {
     open_each(extra, |k| {
         let connection = connection.clone();
         let (command, token) = (lane_command(dir, k), token.to_vec());
@@ -317,7 +331,15 @@ async fn finish_lane(
                     Some(ChannelMsg::ExitStatus { exit_status }) => {
                         debug!("lane: exited {exit_status}")
                     }
-                    Some(ChannelMsg::Eof | ChannelMsg::Close) | None => break,
+                    // The far end is done; the channel stays ours to
+                    // close when the writer goes.
+                    Some(ChannelMsg::Eof) => {
+                        let _ = (&mut dropped).await;
+                        let _ = write_half.eof().await;
+                        let _ = write_half.close().await;
+                        break;
+                    }
+                    Some(ChannelMsg::Close) | None => break,
                     Some(_) => {}
                 },
             }
