@@ -8,7 +8,7 @@
 //! serves, passes the rest on ([`ClientSink`]), and sends credit and
 //! controls to the agent. If this end serves stdin, a second task reads it
 //! into data frames as the machine's stdin credit allows, taking turns with
-//! the other bulk senders on the way ([`BulkSender`]): a write of output
+//! the other bulk senders on the way ([`crate::pump::BulkSender`]): a write of output
 //! that waits for its reader never stops stdin, and stdin that waits for
 //! credit never stops output, as in OpenSSH's client (a tunnel carries an
 //! ssh connection whose two directions depend on each other). Stdin's end
@@ -19,20 +19,22 @@
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 
-use bytes::{BufMut, Bytes, BytesMut};
-use tokio::io::{AsyncRead, AsyncReadExt};
+use bytes::Bytes;
+use tokio::io::AsyncRead;
 use tokio::sync::{Notify, broadcast, mpsc};
 use tokio::task::JoinHandle;
 
-use crate::pump::BulkSender;
 use crate::router::{FrameInbox, Router, RouterEvent, StreamId};
 use crate::session_link::SessionLink;
 use proto::frame::Frame;
 use proto::message::{ContextId, handle};
 use proto::session::{
-    ClientAction, ClientSession, DATA_CHUNK, Ending, MAX_SESSION_WINDOW, MIN_FRAME_COST,
-    OutputStream, SessionControl, StdinPacer, ToClient, ToCommand, WindowTuner, frame_cost,
+    ClientAction, ClientSession, Ending, OutputStream, SessionControl, StdinPacer, ToClient,
+    ToCommand, WindowTuner,
 };
+
+mod stdin;
+use stdin::pump_stdin;
 
 /// Where a client end's output and news go.
 pub trait ClientSink: Send {
@@ -370,116 +372,6 @@ impl<S: ClientSink> ClientEnd<S> {
         if let Some(link) = self.link() {
             link.to_command(&ToCommand::Control(control)).await;
         }
-    }
-}
-
-/// Read `reader` into data frames on `link` as the machine's stdin credit
-/// and the pacer allow; its end of file (or a read error, as in OpenSSH)
-/// closes the command's stdin, once, if the session is not over.
-async fn pump_stdin(
-    shared: Arc<Shared>,
-    link: SessionLink,
-    mut reader: Stdin,
-    counter: Option<StdinCounter>,
-) {
-    let mut sender = BulkSender::new();
-    let mut buf = BytesMut::new();
-    let mut lanes = link.router().lanes_toward(link.remote());
-    loop {
-        let room = loop {
-            let changed = shared.changed.notified();
-            let mut changed = std::pin::pin!(changed);
-            changed.as_mut().enable();
-            {
-                let session = shared.lock();
-                if session.stdin_over() {
-                    return;
-                }
-                let granted = session.stdin_sendable(DATA_CHUNK);
-                let (_, in_flight) = session.stdin_window();
-                let mut pacer = shared.pacer();
-                let room = pacer.sendable(granted, in_flight);
-                if room >= MIN_FRAME_COST as usize {
-                    break room;
-                }
-                // Only the pacer's own window being the limit tells it
-                // anything (the grant follows what it asks).
-                if pacer.window().saturating_sub(in_flight) <= granted as u64 {
-                    pacer.held_back();
-                }
-            }
-            widen_stdin(&shared, &link, &mut lanes).await;
-            sender.release();
-            changed.await;
-        };
-        buf.reserve(room);
-        let read = sender
-            .next(reader.read_buf(&mut (&mut buf).limit(room)))
-            .await;
-        let n = match read {
-            Ok(0) | Err(_) => break,
-            Ok(n) => n,
-        };
-        {
-            // At most what the machine allowed; false once the session ended.
-            let mut session = shared.lock();
-            if !session.stdin_sent(n) {
-                return;
-            }
-            let cost = frame_cost(n);
-            shared.pacer().sent(u64::from(cost), Instant::now());
-        }
-        if let Some(counter) = &counter {
-            counter(n);
-        }
-        let stdin = ToCommand::Stdin(buf.split().freeze());
-        link.send_bulk(&mut sender, link.command_frame(&stdin))
-            .await;
-    }
-    sender.release();
-    let eof = shared.lock().stdin_eof();
-    if let Some(eof) = eof {
-        link.to_command(&ToCommand::Control(eof)).await;
-    }
-}
-
-/// Stdin waits for its window: tell the pacer of the round trip measured
-/// and of lanes that joined, and once it is held back on a long path, ask
-/// the command end for all the room a stream may have
-/// ([`MAX_SESSION_WINDOW`]: slow start doubles the pacer's window per
-/// round trip, and a grant that followed it would lag by one; the pacer
-/// bounds what is in flight). The first ask also says the SSH channel on
-/// the way may be the limit too ([`Router::want_lanes`]).
-async fn widen_stdin(shared: &Shared, link: &SessionLink, lanes: &mut usize) {
-    let router = link.router();
-    let now_lanes = router.lanes_toward(link.remote());
-    let ask = {
-        let mut session = shared.lock();
-        let mut pacer = shared.pacer();
-        if let Some(rtt) = shared.rtt.get() {
-            pacer.measured(*rtt);
-        }
-        if now_lanes != std::mem::replace(lanes, now_lanes) {
-            pacer.path_changed();
-        }
-        tracing::trace!(
-            "stdin pacer: window {} slow start {} base {:?}",
-            pacer.window(),
-            pacer.in_slow_start(),
-            pacer.base_rtt()
-        );
-        if !pacer.wants_room() {
-            return;
-        }
-        let (window, _) = session.stdin_window();
-        let to = u64::from(MAX_SESSION_WINDOW);
-        session
-            .ask_stdin_window(to)
-            .inspect(|_| tracing::debug!("stdin window {window} -> {to} bytes asked"))
-    };
-    if let Some(ask) = ask {
-        link.to_command(&ToCommand::Control(ask)).await;
-        router.want_lanes(link.remote());
     }
 }
 

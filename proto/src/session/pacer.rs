@@ -200,7 +200,9 @@ impl StdinPacer {
         self.window
     }
 
-    fn tuned(&self) -> bool {
+    /// The path's round trip is long enough to tune for
+    /// ([`MIN_TUNED_RTT`]).
+    pub fn tuned(&self) -> bool {
         self.base_rtt.is_some_and(|b| b >= MIN_TUNED_RTT)
     }
 
@@ -235,15 +237,10 @@ impl StdinPacer {
     /// came back during `round`) and half the threshold's worth of queue,
     /// never below the first window.
     fn drain(&mut self, round: Round, now: Instant) {
-        let (Some(base), elapsed) = (
-            self.base_rtt,
-            now.saturating_duration_since(round.started_at),
-        ) else {
+        let elapsed = now.saturating_duration_since(round.started_at);
+        let Some(base) = self.base_rtt.filter(|_| !elapsed.is_zero()) else {
             return;
         };
-        if elapsed.is_zero() {
-            return;
-        }
         let delivered = self.acked - round.acked_at_start;
         let product = delivered as f64 * base.as_secs_f64() / elapsed.as_secs_f64();
         let queue = product * queue_threshold(base).as_secs_f64() / 2.0 / base.as_secs_f64();

@@ -115,12 +115,7 @@ impl Router {
     /// path: the stream that leads there may add lanes
     /// ([`crate::lanes::Staged::wanted`]).
     pub fn want_lanes(&self, ctx: ContextId) {
-        let inner = self.lock();
-        let stream = inner
-            .table
-            .toward(ctx)
-            .and_then(|sid| inner.streams.get(&sid));
-        if let Some(staged) = stream.and_then(|s| s.staged.as_ref()) {
+        if let Some(staged) = self.staged_toward(ctx) {
             staged.want();
         }
     }
@@ -128,14 +123,14 @@ impl Router {
     /// The lanes the stream toward `ctx` goes round (1 without lanes): a
     /// push through it may carry more once they join.
     pub fn lanes_toward(&self, ctx: ContextId) -> usize {
+        self.staged_toward(ctx).map_or(1, |staged| staged.lanes())
+    }
+
+    /// The lanes of the stream that leads to `ctx`, if it may have any.
+    fn staged_toward(&self, ctx: ContextId) -> Option<crate::lanes::Staged> {
         let inner = self.lock();
-        let stream = inner
-            .table
-            .toward(ctx)
-            .and_then(|sid| inner.streams.get(&sid));
-        stream
-            .and_then(|s| s.staged.as_ref())
-            .map_or(1, |staged| staged.lanes())
+        let sid = inner.table.toward(ctx)?;
+        inner.streams.get(&sid)?.staged.clone()
     }
 
     /// Register a stream whose frames the caller consumes from the returned
