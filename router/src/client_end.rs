@@ -16,8 +16,8 @@
 //! made once in [`proto::session`]; both tasks ask it, under its lock,
 //! which is never held across a wait.
 
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
-use std::time::{Duration, Instant};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Instant;
 
 use bytes::Bytes;
 use tokio::io::AsyncRead;
@@ -34,7 +34,8 @@ use proto::session::{
 };
 
 mod stdin;
-use stdin::pump_stdin;
+pub use stdin::StdinCounter;
+use stdin::{Shared, Stdin, pump_stdin};
 
 /// Where a client end's output and news go.
 pub trait ClientSink: Send {
@@ -64,35 +65,6 @@ struct AbortOnDrop(JoinHandle<()>);
 impl Drop for AbortOnDrop {
     fn drop(&mut self) {
         self.0.abort();
-    }
-}
-
-/// Told how many bytes of stdin went out (for accounting).
-pub type StdinCounter = Arc<dyn Fn(usize) + Send + Sync>;
-
-/// A stdin this end reads.
-type Stdin = Box<dyn AsyncRead + Send + Sync + Unpin>;
-
-/// The machine, shared by the driver and its stdin task.
-struct Shared {
-    session: Mutex<ClientSession>,
-    /// The machine took a message (credit, or the session's end).
-    changed: Notify,
-    /// The round trip to the command end, once the output tuners timed it:
-    /// stdin's pacer starts from it.
-    rtt: OnceLock<Duration>,
-    /// How much of stdin to put in flight. Locked after `session`, never
-    /// before it.
-    pacer: Mutex<StdinPacer>,
-}
-
-impl Shared {
-    fn lock(&self) -> MutexGuard<'_, ClientSession> {
-        self.session.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    fn pacer(&self) -> MutexGuard<'_, StdinPacer> {
-        self.pacer.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
 

@@ -87,7 +87,7 @@ impl Forwards {
             session::start(
                 r.clone(),
                 peer,
-                CommandSession::stream().sharing_stdin_growth(&super::STDIN_GROWTH),
+                CommandSession::stream().sharing_stdin_growth(&session::STDIN_GROWTH),
                 None,
                 starting,
             )

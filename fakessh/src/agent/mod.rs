@@ -27,7 +27,7 @@ use router::connection::{FrameReader, FrameWriter, ReadError};
 use router::frame::{DEFAULT_MAX_PAYLOAD, Frame};
 use router::message::{AgentHello, ConnectFailure, ConnectRequest, ContextId, Handle};
 use router::router::{RouterEvent, StreamRole};
-use router::session::{CommandSession, GrowthBudget, STDIN_GROWTH_BUDGET, SpawnRequest, ToCommand};
+use router::session::{CommandSession, SpawnRequest, ToCommand};
 use tokio::process::Child;
 use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::mpsc::error::TrySendError;
@@ -42,10 +42,6 @@ use session::SessionHandle;
 
 /// Frames for this agent that may wait for its main loop.
 const INBOX: usize = 1024;
-
-/// What this agent's sessions may grow their stdin windows by, all
-/// together.
-static STDIN_GROWTH: GrowthBudget = GrowthBudget::new(STDIN_GROWTH_BUDGET);
 
 /// How often an agent gives the memory its allocator holds free back to
 /// the system (see [`crate::sys::release_free_memory`]).
@@ -310,8 +306,8 @@ impl Agent {
             Ok(started) => {
                 info!("session {peer}: started {}", req.command);
                 let pgid = session::process_group(&started);
-                let machine =
-                    CommandSession::new(req.pty.is_some()).sharing_stdin_growth(&STDIN_GROWTH);
+                let machine = CommandSession::new(req.pty.is_some())
+                    .sharing_stdin_growth(&session::STDIN_GROWTH);
                 session::start(router, peer, machine, pgid, async { Ok(started) })
             }
             Err(e) => {

@@ -22,8 +22,8 @@ use router::Router;
 use router::message::ContextId;
 use router::pump::BulkSender;
 use router::session::{
-    CommandAction, CommandSession, DATA_CHUNK, ExitStatus, OutputStream, SESSION_QUEUE,
-    SessionEvent, ToClient, ToCommand,
+    CommandAction, CommandSession, DATA_CHUNK, ExitStatus, GrowthBudget, OutputStream,
+    SESSION_QUEUE, STDIN_GROWTH_BUDGET, SessionEvent, ToClient, ToCommand,
 };
 use router::session_link::SessionLink;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -37,6 +37,10 @@ use crate::sys;
 /// How long a pty's output may go on after its command exited (a
 /// background process may hold the terminal forever).
 const PTY_LINGER: Duration = Duration::from_secs(5);
+
+/// What this agent's sessions may grow their stdin windows by, all
+/// together ([`CommandSession::sharing_stdin_growth`]).
+pub static STDIN_GROWTH: GrowthBudget = GrowthBudget::new(STDIN_GROWTH_BUDGET);
 
 /// The agent's handle on a running session.
 pub struct SessionHandle {

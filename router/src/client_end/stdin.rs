@@ -2,16 +2,48 @@
 //! machine's credit and the pacer ([`StdinPacer`](proto::session::StdinPacer))
 //! allow, and widens the window as the pacer finds the path.
 
-use std::sync::Arc;
-use std::time::Instant;
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::time::{Duration, Instant};
 
 use bytes::{BufMut, BytesMut};
-use tokio::io::AsyncReadExt;
+use tokio::io::{AsyncRead, AsyncReadExt};
+use tokio::sync::Notify;
 
-use super::{Shared, Stdin, StdinCounter};
 use crate::pump::BulkSender;
 use crate::session_link::SessionLink;
-use proto::session::{DATA_CHUNK, MAX_SESSION_WINDOW, MIN_FRAME_COST, ToCommand, frame_cost};
+use proto::session::{
+    ClientSession, DATA_CHUNK, MAX_SESSION_WINDOW, MIN_FRAME_COST, StdinPacer, ToCommand,
+    frame_cost,
+};
+
+/// Told how many bytes of stdin went out (for accounting).
+pub type StdinCounter = Arc<dyn Fn(usize) + Send + Sync>;
+
+/// A stdin this end reads.
+pub(super) type Stdin = Box<dyn AsyncRead + Send + Sync + Unpin>;
+
+/// The machine, shared by the driver and its stdin task.
+pub(super) struct Shared {
+    pub(super) session: Mutex<ClientSession>,
+    /// The machine took a message (credit, or the session's end).
+    pub(super) changed: Notify,
+    /// The round trip to the command end, once the output tuners timed it:
+    /// stdin's pacer starts from it.
+    pub(super) rtt: OnceLock<Duration>,
+    /// How much of stdin to put in flight. Locked after `session`, never
+    /// before it.
+    pub(super) pacer: Mutex<StdinPacer>,
+}
+
+impl Shared {
+    pub(super) fn lock(&self) -> MutexGuard<'_, ClientSession> {
+        self.session.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub(super) fn pacer(&self) -> MutexGuard<'_, StdinPacer> {
+        self.pacer.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
 
 /// Read `reader` into data frames on `link` as the machine's stdin credit
 /// and the pacer allow; its end of file (or a read error, as in OpenSSH)
