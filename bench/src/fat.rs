@@ -18,6 +18,7 @@ use crate::harness::{
     Master, Sshd, Stats, fakessh_through, fakessh_through_with, me, run_cmd, write_random,
 };
 use crate::proxy::{self, Link};
+use crate::readings::{cpu_between, probes_during, read_first, read_kib};
 
 /// What `fakessh-bench fat` measures, from its command line.
 pub struct Plan {
@@ -117,56 +118,14 @@ struct Ours {
     pull: Option<f64>,
     during_push: Option<Stats>,
     during_pull: Option<Stats>,
+    /// A keystroke's echo through `ssh h cat`, during each.
+    echo_push: Option<Stats>,
+    echo_pull: Option<Stats>,
     host_kib: Option<u64>,
     agent_kib: Option<u64>,
     /// CPU seconds of (host, agent) over the push and over the pull.
     push_cpu: Option<(f64, f64)>,
     pull_cpu: Option<(f64, f64)>,
-}
-
-/// CPU seconds (user and system) of host and agent, each, between two
-/// readings of `utime stime` lines (host first).
-fn cpu_between(before: &Path, after: &Path) -> Option<(f64, f64)> {
-    let ticks = |p: &Path| -> Option<Vec<u64>> {
-        let text = std::fs::read_to_string(p).ok()?;
-        let lines: Vec<u64> = text
-            .lines()
-            .map(|l| {
-                l.split_whitespace()
-                    .filter_map(|v| v.parse::<u64>().ok())
-                    .sum()
-            })
-            .collect();
-        (lines.len() == 2).then_some(lines)
-    };
-    let (a, b) = (ticks(before)?, ticks(after)?);
-    // Clock ticks are 1/100 s on Linux (USER_HZ).
-    let secs = |i: usize| b[i].saturating_sub(a[i]) as f64 / 100.0;
-    Some((secs(0), secs(1)))
-}
-
-fn read_first(path: &Path) -> Option<f64> {
-    let text = std::fs::read_to_string(path).ok()?;
-    text.lines().find_map(|l| l.trim().parse().ok())
-}
-
-fn read_kib(path: &Path) -> Option<u64> {
-    let text = std::fs::read_to_string(path).ok()?;
-    text.split_whitespace().nth(1)?.parse().ok()
-}
-
-/// The probes of `name` (seconds each), if the bulk transfer was still
-/// running when they ended: others were not taken during a bulk stream.
-fn probes_during(dir: &Path, name: &str) -> Option<Stats> {
-    if !dir.join(format!("{name}.still")).exists() {
-        return None;
-    }
-    let samples: Vec<f64> = std::fs::read_to_string(dir.join(format!("{name}.t")))
-        .unwrap_or_default()
-        .lines()
-        .filter_map(|l| l.trim().parse().ok())
-        .collect();
-    (!samples.is_empty()).then(|| Stats::of(samples))
 }
 
 /// Push then pull under one host through `chain`, probing `ssh h true`
@@ -191,6 +150,7 @@ fn ours_rsync(
              bulk=$!\n\
              sleep 1\n\
              '{me}' time-loop {probes} 0 ssh h true > '{probe}.t'\n\
+             '{me}' echo-loop {probes} ssh h cat > '{probe}.echo'\n\
              kill -0 $bulk 2>/dev/null && echo yes > '{probe}.still'\n\
              wait $bulk\n",
             probe = out(name),
@@ -230,6 +190,8 @@ fn ours_rsync(
         "push.t",
         "during-push.t",
         "during-push.still",
+        "during-push.echo",
+        "during-pull.echo",
         "pull.t",
         "during-pull.t",
         "during-pull.still",
@@ -245,8 +207,10 @@ fn ours_rsync(
     Ours {
         push: read_first(&dir.join("push.t")),
         pull: read_first(&dir.join("pull.t")),
-        during_push: probes_during(dir, "during-push"),
-        during_pull: probes_during(dir, "during-pull"),
+        during_push: probes_during(dir, "during-push", "t"),
+        during_pull: probes_during(dir, "during-pull", "t"),
+        echo_push: probes_during(dir, "during-push", "echo"),
+        echo_pull: probes_during(dir, "during-pull", "echo"),
         host_kib: read_kib(&dir.join("host.rss")),
         agent_kib: read_kib(&dir.join("agent.rss")),
         push_cpu: cpu_between(&dir.join("cpu0"), &dir.join("cpu1")),
@@ -436,6 +400,11 @@ fn link_rows(
             "| `ssh h true` during that push / pull, {label}{via} | {} / {} | – | – | – | target ≤ RTT + 20 ms |",
             during(ours.during_push),
             during(ours.during_pull),
+        ));
+        rows.push(format!(
+            "| a keystroke's echo through `ssh h cat` during that push / pull, {label}{via} | {} / {} | – | – | – | target ≤ RTT + 20 ms |",
+            during(ours.echo_push),
+            during(ours.echo_pull),
         ));
         let cpu = |c: Option<(f64, f64)>, wall: Option<f64>| match (c, wall) {
             (Some((h, a)), Some(w)) => format!("host {h:.1} s, agent {a:.1} s of {w:.1} s"),

@@ -33,6 +33,48 @@ pub fn time_loop(args: &[String]) -> i32 {
     i32::from(failed > 0)
 }
 
+/// `echo-loop N CMD...`: start CMD (an echo on the far side, `ssh h cat`)
+/// once, then time N one-byte round trips through it, 50 ms apart: a
+/// keystroke and its echo. Prints each one's seconds; exits non-zero if an
+/// echo did not come back.
+pub fn echo_loop(args: &[String]) -> i32 {
+    use std::io::{Read, Write};
+    let n: usize = args[0].parse().unwrap();
+    let cmd = &args[1..];
+    let Ok(mut child) = Command::new(&cmd[0])
+        .args(&cmd[1..])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+    else {
+        return 1;
+    };
+    let (Some(mut keys), Some(mut echo)) = (child.stdin.take(), child.stdout.take()) else {
+        return 1;
+    };
+    let mut failed = false;
+    // The first goes with the session's start: not timed.
+    for i in 0..=n {
+        let start = Instant::now();
+        let mut byte = [b'k'];
+        let round = keys
+            .write_all(&byte)
+            .and_then(|_| keys.flush())
+            .and_then(|_| echo.read_exact(&mut byte));
+        if round.is_err() {
+            failed = true;
+            break;
+        }
+        if i > 0 {
+            println!("{:.6}", start.elapsed().as_secs_f64());
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    drop(keys);
+    let _ = child.wait();
+    i32::from(failed)
+}
+
 pub use test_kit::workspace;
 
 /// `mitogen-fakessh -q --config none --ssh-config CFG --to CHAIN --`, to

@@ -16,6 +16,7 @@ mod harness;
 mod parts;
 mod persist;
 mod proxy;
+mod readings;
 mod soak;
 
 use harness::*;
@@ -31,6 +32,9 @@ fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     if args.first().map(String::as_str) == Some("time-loop") {
         std::process::exit(time_loop(&args[1..]));
+    }
+    if args.first().map(String::as_str) == Some("echo-loop") {
+        std::process::exit(harness::echo_loop(&args[1..]));
     }
     harness::require_tools();
     if parts::run_one(&args) {

@@ -81,6 +81,9 @@ pub enum LanesReply {
         dir: String,
         token: Vec<u8>,
         socket: bool,
+        /// Microseconds the agent took to make them: not part of the round
+        /// trip that decides.
+        took_us: u32,
     },
     /// No lanes: why (the host goes on with one channel).
     Refused(String),

@@ -179,12 +179,13 @@ fn safe_place(base: &Path) -> Result<PathBuf, LanesFailure> {
 }
 
 impl Prepared {
-    /// What the host is told.
-    pub fn reply(&self) -> LanesReply {
+    /// What the host is told, `took` after the request came.
+    pub fn reply(&self, took: Duration) -> LanesReply {
         LanesReply::Prepared {
             dir: self.dir.to_string_lossy().into_owned(),
             token: self.token.to_vec(),
             socket: self.socket.is_some(),
+            took_us: took.as_micros().min(u128::from(u32::MAX)) as u32,
         }
     }
 
@@ -373,12 +374,13 @@ impl Lanes {
 
     /// Make the socket and the FIFOs.
     pub async fn on_request(&mut self, request: LanesRequest, from: ContextId, reply_to: Handle) {
+        let came = std::time::Instant::now();
         let reply = match request.lanes {
             0 => LanesReply::Refused("no lanes asked for".into()),
             n => match prepare(n) {
                 Ok(prepared) => {
                     self.names = Some(prepared.names.clone());
-                    let reply = prepared.reply();
+                    let reply = prepared.reply(came.elapsed());
                     self.prepared = Some(prepared);
                     reply
                 }

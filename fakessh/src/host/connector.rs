@@ -472,8 +472,16 @@ impl Connector {
         // More channels toward the agent once a push wants them, if the
         // path is long enough for one channel's window to be the limit; in
         // the background, holding the connection only weakly until then.
+        // Not on a hop reached through the one before it: its channels all
+        // go through that hop's one tunnel session (whose stream has lanes
+        // of its own if its path is long), and a forward through such a
+        // hop with lanes hung (`forwarding::local_forward_reaches_what_only_the_target_can`,
+        // one run in three; the cause is not found).
         let router = self.router.clone();
-        let extra = self.extra_lanes;
+        let extra = match parent {
+            None => self.extra_lanes,
+            Some(_) => 0,
+        };
         let connection = Arc::downgrade(&connection);
         tokio::spawn(ssh::lanes::widen(
             router, id, name, connection, staged, extra,

@@ -100,11 +100,23 @@ async fn add(
     let asked = Instant::now();
     let request = LanesRequest { lanes: extra };
     let answer = ask(router, agent, handle::LANES, &request, STEP_TIMEOUT).await?;
-    let rtt = asked.elapsed();
-    let (dir, token, socket) = match answer {
-        LanesReply::Prepared { dir, token, socket } => (dir, token, socket),
+    let elapsed = asked.elapsed();
+    let (dir, token, socket, took) = match answer {
+        LanesReply::Prepared {
+            dir,
+            token,
+            socket,
+            took_us,
+        } => (
+            dir,
+            token,
+            socket,
+            Duration::from_micros(u64::from(took_us)),
+        ),
         LanesReply::Refused(why) => return Err(sanitize_line(why.as_bytes())),
     };
+    // The round trip, without the agent's work on the FIFOs.
+    let rtt = elapsed.saturating_sub(took);
     let opened = match token.len() {
         _ if rtt < MIN_LANES_RTT => {
             debug!("round trip {rtt:?}: no lanes");
