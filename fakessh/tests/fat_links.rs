@@ -511,3 +511,75 @@ fn a_server_allowing_fewer_sessions_gets_fewer_lanes_and_the_push_is_byte_exact(
     );
     assert_eq!(sha256(&copy), sha256(&src), "the pushed copy differs");
 }
+
+#[test]
+#[ignore = "needs root and sshd (run ./tests/run)"]
+fn an_echo_both_ways_through_a_forward_round_the_lanes_comes_back_whole() {
+    require_sshd();
+    let _alone = lanes_alone();
+    let sshd = far_sshd();
+    // An echo server on the far side (this machine, past the delay line).
+    let echo = TcpListener::bind("127.0.0.1:0").unwrap();
+    let echo_port = echo.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for conn in echo.incoming().flatten() {
+            std::thread::spawn(move || {
+                let mut back = conn.try_clone().unwrap();
+                let mut conn = conn;
+                let _ = std::io::copy(&mut conn, &mut back);
+            });
+        }
+    });
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let (ready, done) = (sshd.path("ready"), sshd.path("done"));
+    let script = format!(
+        "ssh -f -N -L {port}:127.0.0.1:{echo_port} h && touch '{ready}' && \
+         while [ ! -e '{done}' ]; do sleep 0.1; done",
+        ready = ready.display(),
+        done = done.display(),
+    );
+    let host = {
+        let sshd_config = sshd.ssh_config();
+        std::thread::spawn(move || {
+            let mut cmd = std::process::Command::new(bin());
+            cmd.args(["--ssh-config", &sshd_config, "--to", "ssh:far", "--"])
+                .args(["sh", "-c", &script])
+                .env("MITOGEN_FAKESSH_LOG", "warn,fakessh::hop::ssh::lanes=info")
+                .env_remove("SSH_AUTH_SOCK");
+            run_with(cmd, b"", Duration::from_secs(300))
+        })
+    };
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !ready.exists() {
+        assert!(Instant::now() < deadline, "the forward never came up");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // 64 MiB written while it is read back: a push that wants lanes, with
+    // a pull of the same size at once.
+    let len = 64 * MIB;
+    let src = sshd.path("echo.bin");
+    write_random_file(&src, len, 37);
+    let data = std::fs::read(&src).unwrap();
+    let mut sock = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    sock.set_read_timeout(Some(Duration::from_secs(60)))
+        .unwrap();
+    let mut writer = sock.try_clone().unwrap();
+    let sent = data.clone();
+    let pump = std::thread::spawn(move || writer.write_all(&sent).is_ok());
+    let mut back = vec![0u8; len];
+    let got = sock.read_exact(&mut back);
+    std::fs::write(&done, "").unwrap();
+    let out = host.join().unwrap();
+    got.unwrap_or_else(|e| panic!("the echo stopped: {e}; {}", out.stderr_text()));
+    assert!(pump.join().unwrap(), "the writer failed");
+    assert!(back == data, "the echo came back different");
+    assert!(
+        out.stderr_text().contains("lanes toward the agent"),
+        "no lanes joined: {}",
+        out.stderr_text()
+    );
+}
