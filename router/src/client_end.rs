@@ -212,34 +212,19 @@ impl<S: ClientSink> ClientEnd<S> {
                 }
                 Step::Frame(None) => return Stopped::Closed,
                 Step::Frame(Some(frame)) => {
-                    if matches!(
-                        frame.header.handle,
-                        handle::SESSION_STDOUT | handle::SESSION_STDERR
-                    ) {
-                        self.sink.output_arrived(frame.payload.len());
+                    let taken = take_frame(&self.shared, &frame);
+                    if let Some(stopped) = self.taken(&frame, taken).await {
+                        return stopped;
                     }
-                    let taken = {
-                        let mut session = self.shared.lock();
-                        let taken = session.on_frame(&frame);
-                        let (_, in_flight) = session.stdin_window();
-                        self.shared.pacer().credited(in_flight, Instant::now());
-                        taken
-                    };
-                    self.shared.changed.notify_waiters();
-                    if let Err(e) = taken {
-                        let why = format!("the agent broke the session protocol: {e}");
-                        self.send_control(SessionControl::Close).await;
-                        self.sink.finish(Ending::Error(why)).await;
-                        return Stopped::Finished;
-                    }
-                    self.tune(&frame);
                 }
                 Step::Lost(why) => return Stopped::Lost(why),
             }
             loop {
                 let action = self.shared.lock().next_action();
                 let Some(action) = action else { break };
-                self.act(action).await;
+                if let Some(stopped) = self.act(action, &mut frames).await {
+                    return stopped;
+                }
             }
             if self.shared.lock().is_done() {
                 return Stopped::Finished;
@@ -316,11 +301,65 @@ impl<S: ClientSink> ClientEnd<S> {
         }
     }
 
-    async fn act(&mut self, action: ClientAction) {
+    /// What follows a frame the machine took (`taken`): the output counted,
+    /// the windows tuned, or the end if it broke the protocol.
+    async fn taken(
+        &mut self,
+        frame: &Frame,
+        taken: Result<(), proto::session::ProtocolError>,
+    ) -> Option<Stopped> {
+        if matches!(
+            frame.header.handle,
+            handle::SESSION_STDOUT | handle::SESSION_STDERR
+        ) {
+            self.sink.output_arrived(frame.payload.len());
+        }
+        if let Err(e) = taken {
+            let why = format!("the agent broke the session protocol: {e}");
+            self.send_control(SessionControl::Close).await;
+            self.sink.finish(Ending::Error(why)).await;
+            return Some(Stopped::Finished);
+        }
+        self.tune(frame);
+        None
+    }
+
+    /// Carry out `action`. While output waits for its reader, the frames
+    /// that come are still taken: stdin's credit among them, which the
+    /// stdin task waits for. (A tunnel's output is the transport that
+    /// writes its stdin: if neither moved until the other did, they would
+    /// wait for each other for ever.)
+    async fn act(&mut self, action: ClientAction, frames: &mut FrameInbox) -> Option<Stopped> {
         match action {
             ClientAction::Write { stream, data, cost } => {
-                let ok = self.sink.write(stream, data).await;
+                let mut came = Vec::new();
+                let mut closed = false;
+                let ok = {
+                    let write = self.sink.write(stream, data);
+                    tokio::pin!(write);
+                    loop {
+                        tokio::select! {
+                            biased;
+                            ok = &mut write => break ok,
+                            frame = frames.recv(), if !closed => match frame {
+                                Some(frame) => {
+                                    let taken = take_frame(&self.shared, &frame);
+                                    came.push((frame, taken));
+                                }
+                                None => closed = true,
+                            },
+                        }
+                    }
+                };
                 self.shared.lock().written(stream, cost, ok);
+                for (frame, taken) in came {
+                    if let Some(stopped) = self.taken(&frame, taken).await {
+                        return Some(stopped);
+                    }
+                }
+                if closed {
+                    return Some(Stopped::Closed);
+                }
             }
             ClientAction::CloseOutput(stream) => self.sink.close(stream).await,
             ClientAction::Forward(msg) => self.sink.forward(msg).await,
@@ -332,6 +371,7 @@ impl<S: ClientSink> ClientEnd<S> {
                 self.sink.finish(ending).await;
             }
         }
+        None
     }
 
     /// The link to the agent, once it is known.
@@ -345,6 +385,19 @@ impl<S: ClientSink> ClientEnd<S> {
             link.to_command(&ToCommand::Control(control)).await;
         }
     }
+}
+
+/// The machine takes `frame` (credit for the stdin task wakes it).
+fn take_frame(shared: &Shared, frame: &Frame) -> Result<(), proto::session::ProtocolError> {
+    let taken = {
+        let mut session = shared.lock();
+        let taken = session.on_frame(frame);
+        let (_, in_flight) = session.stdin_window();
+        shared.pacer().credited(in_flight, Instant::now());
+        taken
+    };
+    shared.changed.notify_waiters();
+    taken
 }
 
 /// Wait until `agent`'s context is lost; the reason.

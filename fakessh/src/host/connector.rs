@@ -474,9 +474,11 @@ impl Connector {
         // the background, holding the connection only weakly until then.
         // Not on a hop reached through the one before it: its channels all
         // go through that hop's one tunnel session (whose stream has lanes
-        // of its own if its path is long), and a forward through such a
-        // hop with lanes hung (`forwarding::local_forward_reaches_what_only_the_target_can`,
-        // one run in three; the cause is not found).
+        // of its own if its path is long). With lanes there, a forward
+        // through such a hop hung (`forwarding::local_forward_*`, forced
+        // lanes: 3 runs in 4): the tunnel's driver took no credit while its
+        // output waited for the transport (fixed in `client_end`: 0 in 5
+        // since); until a test shows lanes on such a hop, it has none.
         let router = self.router.clone();
         let extra = match parent {
             None => self.extra_lanes,
