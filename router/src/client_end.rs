@@ -9,9 +9,10 @@
 //! controls to the agent. If this end serves stdin, a second task reads it
 //! into data frames as the machine's stdin credit allows, taking turns with
 //! the other bulk senders on the way ([`crate::pump::BulkSender`]): a write of output
-//! that waits for its reader never stops stdin, and stdin that waits for
-//! credit never stops output, as in OpenSSH's client (a tunnel carries an
-//! ssh connection whose two directions depend on each other). Stdin's end
+//! that waits for its reader never stops stdin (the driver still takes the
+//! frames that come meanwhile, stdin's credit among them), and stdin that
+//! waits for credit never stops output, as in OpenSSH's client (a tunnel
+//! carries an ssh connection whose two directions depend on each other). Stdin's end
 //! of file, credit and the session's ending are the machine's decisions,
 //! made once in [`proto::session`]; both tasks ask it, under its lock,
 //! which is never held across a wait.
