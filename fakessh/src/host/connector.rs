@@ -472,13 +472,8 @@ impl Connector {
         // More channels toward the agent once a push wants them, if the
         // path is long enough for one channel's window to be the limit; in
         // the background, holding the connection only weakly until then.
-        // Not on a hop reached through the one before it: its channels all
-        // go through that hop's one tunnel session (whose stream has lanes
-        // of its own if its path is long). With lanes there, a forward
-        // through such a hop hung (`forwarding::local_forward_*`, forced
-        // lanes: 3 runs in 4): the tunnel's driver took no credit while its
-        // output waited for the transport (fixed in `client_end`: 0 in 5
-        // since); until a test shows lanes on such a hop, it has none.
+        // Not on a hop reached through the one before it (a deadlock there,
+        // since fixed in `client_end`): until a test shows lanes on one.
         let router = self.router.clone();
         let extra = match parent {
             None => self.extra_lanes,
