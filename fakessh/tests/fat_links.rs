@@ -91,6 +91,22 @@ fn far_sshd_with(user: &str, options: &[&str]) -> Sshd {
     sshd
 }
 
+/// [`far_sshd`], also named `near` in its ssh_config without the delay
+/// line: `ssh:near,ssh:far` reaches `far` through a tunnel from `near`'s
+/// agent, and only that second hop is long.
+fn near_and_far_sshd() -> Sshd {
+    let sshd = far_sshd();
+    let mut known = std::fs::read_to_string(sshd.path("known_hosts")).unwrap();
+    known.push('\n');
+    known.push_str(&sshd.host_key_line());
+    std::fs::write(sshd.path("known_hosts"), known).unwrap();
+    let mut cfg = std::fs::read_to_string(sshd.ssh_config()).unwrap();
+    cfg.push('\n');
+    cfg.push_str(&sshd.config_block_for("near", "root", ""));
+    std::fs::write(sshd.ssh_config(), cfg).unwrap();
+    sshd
+}
+
 /// `sh -c SCRIPT` under a host reaching everything through `chain`, with
 /// the delivery's window decisions logged.
 fn run(sshd: &Sshd, chain: &str, script: &str) -> Outcome {
@@ -335,6 +351,39 @@ fn an_rsync_push_through_sudo_round_the_lanes_arrives_byte_exact() {
         out.stderr_text()
     );
     assert_eq!(sha256(&copy), sha256(&src), "the pushed copy differs");
+}
+
+#[test]
+#[ignore = "needs root and sshd (run ./tests/run)"]
+fn a_long_hop_behind_a_short_one_gets_lanes_and_a_push_and_pull_through_it_are_byte_exact() {
+    require_sshd();
+    let _alone = lanes_alone();
+    let sshd = near_and_far_sshd();
+    let src = sshd.path("src.bin");
+    write_random_file(&src, 256 * MIB, 38);
+    let (there, back) = (sshd.path("there.bin"), sshd.path("back.bin"));
+    let out = run(
+        &sshd,
+        "ssh:near,ssh:far",
+        &format!(
+            "cat '{src}' | ssh h 'cat > {there}' && ssh h cat '{there}' > '{back}'",
+            src = src.display(),
+            there = there.display(),
+            back = back.display(),
+        ),
+    );
+    out.expect_code(0);
+    let log = out.stderr_text();
+    // The second hop's channels go inside the first hop's tunnel. (The
+    // first hop's round trip is loopback's: whether it gets lanes is a
+    // matter of timing, not asserted.)
+    assert!(
+        log.contains("ssh:near,ssh:far: 8 lanes toward the agent, through its socket"),
+        "the far hop got no lanes: {log}"
+    );
+    let want = sha256(&src);
+    assert_eq!(sha256(&there), want, "the pushed copy differs");
+    assert_eq!(sha256(&back), want, "the copy pulled back differs");
 }
 
 #[test]

@@ -16,12 +16,15 @@
 //!
 //! How lanes join, in order:
 //!
+//! 0. once the agent is attached, the host times a request for no lanes,
+//!    which the agent refuses at once: below [`MIN_LANES_RTT`] one window
+//!    already covers the path, and nothing more is asked. Otherwise the
+//!    first push held back by its window asks for lanes at once;
 //! 1. the host asks the agent for `n` lanes ([`LanesRequest`]); the agent
 //!    makes a private directory with a socket ([`SOCKET_NAME`], unless its
 //!    path is too long) and `n` FIFOs, and answers where, with a random
-//!    token ([`LanesReply`]). The
-//!    answer's round trip decides: below [`MIN_LANES_RTT`] one window
-//!    already covers the path, and the host joins none;
+//!    token ([`LanesReply`]). This round trip decides too (less the time
+//!    the agent says it took): below [`MIN_LANES_RTT`] the host joins none;
 //! 2. the host opens a channel per lane to the socket ([`lane_socket`]),
 //!    each sending [`socket_hello`] first; if the server opens none of
 //!    them, a session channel per lane running [`lane_command`], each
@@ -65,7 +68,8 @@ pub const TOKEN_LEN: usize = 16;
 pub const SOCKET_NAME: &str = "lanes.sock";
 
 /// Host to agent on [`handle::LANES`]: make the socket and `lanes` FIFOs
-/// (1 to [`MAX_EXTRA_LANES`]).
+/// (1 to [`MAX_EXTRA_LANES`]). A request for none is refused at once,
+/// with nothing made: the host times it as the round trip.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 pub struct LanesRequest {
     pub lanes: u8,

@@ -372,7 +372,8 @@ impl Lanes {
         }
     }
 
-    /// Make the socket and the FIFOs.
+    /// Make the socket and the FIFOs (none asked for: answered at once,
+    /// the host times it).
     pub async fn on_request(&mut self, request: LanesRequest, from: ContextId, reply_to: Handle) {
         let came = std::time::Instant::now();
         let reply = match request.lanes {

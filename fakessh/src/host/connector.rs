@@ -472,13 +472,10 @@ impl Connector {
         // More channels toward the agent once a push wants them, if the
         // path is long enough for one channel's window to be the limit; in
         // the background, holding the connection only weakly until then.
-        // Not on a hop reached through the one before it (a deadlock there,
-        // since fixed in `client_end`): until a test shows lanes on one.
+        // A hop reached through the one before it too: its round trip is
+        // the whole way's, and its channels go inside the tunnel.
         let router = self.router.clone();
-        let extra = match parent {
-            None => self.extra_lanes,
-            Some(_) => 0,
-        };
+        let extra = self.extra_lanes;
         let connection = Arc::downgrade(&connection);
         tokio::spawn(ssh::lanes::widen(
             router, id, name, connection, staged, extra,

@@ -57,6 +57,7 @@ pub(super) async fn pump_stdin(
     let mut sender = BulkSender::new();
     let mut buf = BytesMut::new();
     let mut lanes = link.router().lanes_toward(link.remote());
+    let mut wanted_lanes = false;
     loop {
         let room = loop {
             let changed = shared.changed.notified();
@@ -79,6 +80,11 @@ pub(super) async fn pump_stdin(
                 if pacer.window().saturating_sub(in_flight) <= granted as u64 {
                     pacer.held_back();
                 }
+            }
+            if !std::mem::replace(&mut wanted_lanes, true) {
+                // Held back once: the SSH channel on the way may be the
+                // limit too, if the path is long ([`crate::Router::want_lanes`]).
+                link.router().want_lanes(link.remote());
             }
             widen_stdin(&shared, &link, &mut lanes).await;
             sender.release();
@@ -120,8 +126,7 @@ pub(super) async fn pump_stdin(
 /// the command end for all the room a stream may have
 /// ([`MAX_SESSION_WINDOW`]: slow start doubles the pacer's window per
 /// round trip, and a grant that followed it would lag by one; the pacer
-/// bounds what is in flight). The first ask also says the SSH channel on
-/// the way may be the limit too ([`crate::Router::want_lanes`]).
+/// bounds what is in flight).
 async fn widen_stdin(shared: &Shared, link: &SessionLink, lanes: &mut usize) {
     {
         let mut pacer = shared.pacer();
@@ -158,6 +163,5 @@ async fn widen_stdin(shared: &Shared, link: &SessionLink, lanes: &mut usize) {
     };
     if let Some(ask) = ask {
         link.to_command(&ToCommand::Control(ask)).await;
-        router.want_lanes(link.remote());
     }
 }

@@ -1,7 +1,7 @@
-//! The host's end of lanes ([`router::lane_rules`]): once a push through
-//! an ssh hop is held back by its window (a session's stdin asked for a
-//! wider one), and if the round trip to the agent is long enough for one
-//! SSH channel's window to be the limit, open more channels on the same
+//! The host's end of lanes ([`router::lane_rules`]): if the round trip to
+//! an ssh hop's agent, timed once it is attached, is long enough for one
+//! SSH channel's window to be the limit, then once a push through it is
+//! held back by its window, open more channels on the same
 //! connection to the agent's socket (or, where the server forbids that,
 //! session channels each running `cat` into one of the agent's FIFOs),
 //! and switch the stream to go round them. A hop that only pulls, or runs
@@ -42,11 +42,13 @@ const STEP_TIMEOUT: Duration = Duration::from_secs(20);
 /// them to deliver their token, so its own reason comes back.
 const JOIN_TIMEOUT: Duration = Duration::from_secs(30);
 
-/// Once a push through the stream to `agent` is held back by its window
-/// (`staged` is the stream's: [`Staged::wanted`]), add up to `extra` lanes
-/// (at most [`MAX_EXTRA_LANES`]) if the round trip calls for them. Until
-/// then only a weak hold on `connection` is kept, and the agent's loss
-/// ends the wait. Anything that fails leaves one channel, said at `-v`.
+/// Time the round trip to `agent` at once; if it is long enough for one
+/// channel's window to be the limit, wait until a push through the stream
+/// to it is held back by its window (`staged` is the stream's:
+/// [`Staged::wanted`]), then add up to `extra` lanes (at most
+/// [`MAX_EXTRA_LANES`]). Until then only a weak hold on `connection` is
+/// kept, and the agent's loss ends the wait. Anything that fails leaves
+/// one channel, said at `-v`.
 pub async fn widen(
     router: Arc<Router>,
     agent: ContextId,
@@ -69,9 +71,26 @@ pub async fn widen(
             }
         }
     };
+    let mut lost = std::pin::pin!(lost);
+    // Timed before any push: the first one held back asks at once.
+    let timed = tokio::select! {
+        timed = round_trip(&router, agent) => timed,
+        _ = &mut lost => return,
+    };
+    match timed {
+        Ok(rtt) if rtt < MIN_LANES_RTT => {
+            debug!("{name}: round trip {rtt:?}: no lanes");
+            return;
+        }
+        Ok(_) => {}
+        Err(why) => {
+            info!("{name}: one lane toward the agent: {why}");
+            return;
+        }
+    }
     tokio::select! {
         _ = staged.wanted() => {}
-        _ = lost => return,
+        _ = &mut lost => return,
     }
     let Some(connection) = connection.upgrade() else {
         return;
@@ -88,6 +107,15 @@ pub async fn widen(
         ),
         Err(why) => info!("{name}: one lane toward the agent: {why}"),
     }
+}
+
+/// The round trip to `agent`: a request for no lanes, which it answers at
+/// once ([`LanesRequest`]).
+async fn round_trip(router: &Router, agent: ContextId) -> Result<Duration, String> {
+    let asked = Instant::now();
+    let request = LanesRequest { lanes: 0 };
+    let _: LanesReply = ask(router, agent, handle::LANES, &request, STEP_TIMEOUT).await?;
+    Ok(asked.elapsed())
 }
 
 async fn add(
