@@ -251,8 +251,10 @@ fn paused_push(src: &std::path::Path, copy: &std::path::Path, during: &str) -> S
     )
 }
 
-/// Held by each test that makes lanes: the lane killer below must find
-/// only its own test's lanes among the machine's processes.
+/// Held by each test that makes lanes, or reaches a long hop (whose agent
+/// makes the lanes' directory at once): the lane killer below must find
+/// only its own test's lanes among the machine's processes, and the
+/// gibibyte test only its own directory.
 static LANES: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 fn lanes_alone() -> std::sync::MutexGuard<'static, ()> {

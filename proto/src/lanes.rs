@@ -18,14 +18,15 @@
 //!
 //! 0. once the agent is attached, the host times a request for no lanes,
 //!    which the agent refuses at once: below [`MIN_LANES_RTT`] one window
-//!    already covers the path, and nothing more is asked. Otherwise the
-//!    first push held back by its window asks for lanes at once;
-//! 1. the host asks the agent for `n` lanes ([`LanesRequest`]); the agent
+//!    already covers the path, and nothing more is asked;
+//! 1. otherwise, at once, the host asks the agent for `n` lanes
+//!    ([`LanesRequest`]); the agent
 //!    makes a private directory with a socket ([`SOCKET_NAME`], unless its
 //!    path is too long) and `n` FIFOs, and answers where, with a random
 //!    token ([`LanesReply`]). This round trip decides too (less the time
 //!    the agent says it took): below [`MIN_LANES_RTT`] the host joins none;
-//! 2. the host opens a channel per lane to the socket ([`lane_socket`]),
+//! 2. once a push is held back by its window, the host opens a channel
+//!    per lane to the socket ([`lane_socket`]),
 //!    each sending [`socket_hello`] first; if the server opens none of
 //!    them, a session channel per lane running [`lane_command`], each
 //!    writing the token first. The server may refuse some (`MaxSessions`),

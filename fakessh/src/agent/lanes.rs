@@ -7,8 +7,9 @@
 //! switch frame on.
 //!
 //! The directory is made by `mkdtemp` (mode 0700, a fresh name) under
-//! `$TMPDIR` or `/tmp`, and removed as soon as the lanes joined or failed
-//! to: another account never gets to open a FIFO or connect to the socket,
+//! `$TMPDIR` or `/tmp` once the host found the round trip long, and removed
+//! as soon as the lanes joined or failed to, or when the agent ends:
+//! another account never gets to open a FIFO or connect to the socket,
 //! and nothing is left behind. That place must be safe as the agent
 //! cache's are: it and every directory above it belong to root or to this
 //! account, and one that others may write to is sticky (else another

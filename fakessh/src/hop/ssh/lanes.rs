@@ -1,7 +1,8 @@
 //! The host's end of lanes ([`router::lane_rules`]): if the round trip to
 //! an ssh hop's agent, timed once it is attached, is long enough for one
-//! SSH channel's window to be the limit, then once a push through it is
-//! held back by its window, open more channels on the same
+//! SSH channel's window to be the limit, the agent makes the lanes'
+//! socket and FIFOs at once; then once a push through it is held back by
+//! its window, open more channels on the same
 //! connection to the agent's socket (or, where the server forbids that,
 //! session channels each running `cat` into one of the agent's FIFOs),
 //! and switch the stream to go round them. A hop that only pulls, or runs
@@ -43,12 +44,12 @@ const STEP_TIMEOUT: Duration = Duration::from_secs(20);
 const JOIN_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Time the round trip to `agent` at once; if it is long enough for one
-/// channel's window to be the limit, wait until a push through the stream
-/// to it is held back by its window (`staged` is the stream's:
-/// [`Staged::wanted`]), then add up to `extra` lanes (at most
-/// [`MAX_EXTRA_LANES`]). Until then only a weak hold on `connection` is
-/// kept, and the agent's loss ends the wait. Anything that fails leaves
-/// one channel, said at `-v`.
+/// channel's window to be the limit, have the agent make the lanes' socket
+/// and FIFOs, wait until a push through the stream to it is held back by
+/// its window (`staged` is the stream's: [`Staged::wanted`]), then add up
+/// to `extra` lanes (at most [`MAX_EXTRA_LANES`]). Until then only a weak
+/// hold on `connection` is kept, and the agent's loss ends the wait.
+/// Anything that fails leaves one channel, said at `-v`.
 pub async fn widen(
     router: Arc<Router>,
     agent: ContextId,
@@ -72,22 +73,19 @@ pub async fn widen(
         }
     };
     let mut lost = std::pin::pin!(lost);
-    // Timed before any push: the first one held back asks at once.
-    let timed = tokio::select! {
-        timed = round_trip(&router, agent) => timed,
+    // Before any push: the first one held back only opens the channels.
+    let made = tokio::select! {
+        made = prepare(&router, agent, extra) => made,
         _ = &mut lost => return,
     };
-    match timed {
-        Ok(rtt) if rtt < MIN_LANES_RTT => {
-            debug!("{name}: round trip {rtt:?}: no lanes");
-            return;
-        }
-        Ok(_) => {}
+    let made = match made {
+        Ok(Some(made)) => made,
+        Ok(None) => return,
         Err(why) => {
             info!("{name}: one lane toward the agent: {why}");
             return;
         }
-    }
+    };
     tokio::select! {
         _ = staged.wanted() => {}
         _ = &mut lost => return,
@@ -95,7 +93,7 @@ pub async fn widen(
     let Some(connection) = connection.upgrade() else {
         return;
     };
-    match add(&router, agent, &connection, &staged, extra).await {
+    match add(&router, agent, &connection, &staged, made, extra).await {
         Ok((0, _)) => {}
         Ok((n, socket)) => info!(
             "{name}: {} lanes toward the agent, through {}",
@@ -109,60 +107,82 @@ pub async fn widen(
     }
 }
 
-/// The round trip to `agent`: a request for no lanes, which it answers at
-/// once ([`LanesRequest`]).
-async fn round_trip(router: &Router, agent: ContextId) -> Result<Duration, String> {
-    let asked = Instant::now();
-    let request = LanesRequest { lanes: 0 };
-    let _: LanesReply = ask(router, agent, handle::LANES, &request, STEP_TIMEOUT).await?;
-    Ok(asked.elapsed())
+/// Where the agent made the lanes' socket and FIFOs.
+struct Made {
+    dir: String,
+    token: Vec<u8>,
+    socket: bool,
 }
 
-async fn add(
-    router: &Router,
-    agent: ContextId,
-    connection: &Arc<Connection>,
-    staged: &Staged,
-    extra: u8,
-) -> Result<(u8, bool), String> {
+/// Time the round trip to `agent` (a request for no lanes, which it
+/// answers at once); if it is long, have the agent make the socket and
+/// the FIFOs (this round trip, less the agent's own work, must be long
+/// too). `None`: one window covers the path.
+async fn prepare(router: &Router, agent: ContextId, extra: u8) -> Result<Option<Made>, String> {
+    let asked = Instant::now();
+    let probe = LanesRequest { lanes: 0 };
+    let _: LanesReply = ask(router, agent, handle::LANES, &probe, STEP_TIMEOUT).await?;
+    let rtt = asked.elapsed();
+    if rtt < MIN_LANES_RTT {
+        debug!("round trip {rtt:?}: no lanes");
+        return Ok(None);
+    }
     let asked = Instant::now();
     let request = LanesRequest { lanes: extra };
     let answer = ask(router, agent, handle::LANES, &request, STEP_TIMEOUT).await?;
     let elapsed = asked.elapsed();
-    let (dir, token, socket, took) = match answer {
+    let (made, took) = match answer {
         LanesReply::Prepared {
             dir,
             token,
             socket,
             took_us,
         } => (
-            dir,
-            token,
-            socket,
+            Made { dir, token, socket },
             Duration::from_micros(u64::from(took_us)),
         ),
         LanesReply::Refused(why) => return Err(sanitize_line(why.as_bytes())),
     };
-    // The round trip, without the agent's work on the FIFOs.
     let rtt = elapsed.saturating_sub(took);
-    let opened = match token.len() {
+    match made.token.len() {
         _ if rtt < MIN_LANES_RTT => {
             debug!("round trip {rtt:?}: no lanes");
-            Ok(Opened::default())
+            drop_lanes(router, agent).await;
+            Ok(None)
         }
-        TOKEN_LEN => open_lanes(connection, &dir, &token, socket, extra).await,
-        n => Err(format!("the agent gave a token of {n} bytes")),
+        TOKEN_LEN => Ok(Some(made)),
+        n => {
+            drop_lanes(router, agent).await;
+            Err(format!("the agent gave a token of {n} bytes"))
+        }
+    }
+}
+
+/// Tell the agent that no lane joins: it removes what it made.
+async fn drop_lanes(router: &Router, agent: ContextId) {
+    let none = JoinLanes {
+        lanes: Vec::new(),
+        socket: false,
     };
+    let _: Result<Result<(), String>, String> =
+        ask(router, agent, handle::LANES_JOIN, &none, STEP_TIMEOUT).await;
+}
+
+/// Open the lanes `made` is for, have the agent join those that opened,
+/// and switch the stream to go round them.
+async fn add(
+    router: &Router,
+    agent: ContextId,
+    connection: &Arc<Connection>,
+    staged: &Staged,
+    made: Made,
+    extra: u8,
+) -> Result<(u8, bool), String> {
+    let opened = open_lanes(connection, &made.dir, &made.token, made.socket, extra).await;
     let opened = match opened {
         Ok(opened) if !opened.writers.is_empty() => opened,
         failed => {
-            // The agent drops what it made when it hears none joined.
-            let none = JoinLanes {
-                lanes: Vec::new(),
-                socket: false,
-            };
-            let _: Result<Result<(), String>, String> =
-                ask(router, agent, handle::LANES_JOIN, &none, STEP_TIMEOUT).await;
+            drop_lanes(router, agent).await;
             return match failed {
                 Ok(Opened { stopped: None, .. }) => Ok((0, false)),
                 Ok(Opened { stopped, .. }) => Err(stopped.unwrap_or_default()),
