@@ -160,7 +160,12 @@ fn a_pull_over_a_long_link_grows_its_window_and_arrives_byte_exact_without_lanes
         &format!("ssh h cat '{}' | cat > '{}'", src.display(), copy.display()),
     );
     out.expect_code(0);
-    assert_eq!(sha256(&copy), sha256(&src), "the pulled copy differs");
+    assert_eq!(
+        sha256(&copy),
+        sha256(&src),
+        "the pulled copy differs: {}",
+        out.stderr_text()
+    );
     let grown = format!("Stdout window {} -> ", 2 * MIB);
     assert!(
         out.stderr_text().contains(&grown),
@@ -235,7 +240,12 @@ fn a_pull_through_sudo_over_a_long_link_arrives_byte_exact() {
     );
     out.expect_code(0);
     assert_eq!(out.stdout_text(), "root\n");
-    assert_eq!(sha256(&copy), sha256(&src), "the pulled copy differs");
+    assert_eq!(
+        sha256(&copy),
+        sha256(&src),
+        "the pulled copy differs: {}",
+        out.stderr_text()
+    );
 }
 
 /// A push of `src` into `copy` on the far side that pauses for 2 s after
@@ -293,10 +303,13 @@ fn a_gibibyte_pushed_round_the_lanes_and_pulled_back_is_byte_exact() {
         // itself and grows its window. (Back into a file: a pipeline's
         // status would be the last command's, not ssh's.)
         &format!(
-            "cat '{src}' | ssh h 'cat > {there}' && ssh h cat '{there}' > '{back}'",
+            "cat '{src}' | ssh h 'cat > {there}' && {count} > '{joined}' && \
+             ssh h cat '{there}' > '{back}'",
             src = src.display(),
             there = there.display(),
             back = back.display(),
+            count = LANE_DIRS,
+            joined = sshd.path("joined").display(),
         ),
     );
     out.expect_code(0);
@@ -304,6 +317,13 @@ fn a_gibibyte_pushed_round_the_lanes_and_pulled_back_is_byte_exact() {
     assert!(
         log.contains("8 lanes toward the agent, through its socket"),
         "no lanes joined: {log}"
+    );
+    // Gone once joined, while the agent runs on.
+    let joined = std::fs::read_to_string(sshd.path("joined")).unwrap();
+    assert_eq!(
+        joined.trim(),
+        "0",
+        "a lanes directory is left after the join"
     );
     assert!(
         log.contains("stdin window"),
@@ -353,6 +373,42 @@ fn an_rsync_push_through_sudo_round_the_lanes_arrives_byte_exact() {
         out.stderr_text()
     );
     assert_eq!(sha256(&copy), sha256(&src), "the pushed copy differs");
+}
+
+/// A shell command: how many lanes' directories there are in `/tmp` (the
+/// agents' `TMPDIR`).
+const LANE_DIRS: &str = "ls -d /tmp/mitogen-fakessh-lanes-* 2>/dev/null | wc -l";
+
+#[test]
+#[ignore = "needs root and sshd (run ./tests/run)"]
+fn a_long_hop_that_never_pushes_keeps_its_lanes_directory_only_half_a_minute() {
+    require_sshd();
+    let _alone = lanes_alone();
+    let sshd = far_sshd();
+    let (early, late) = (sshd.path("early"), sshd.path("late"));
+    // Made once the round trip is timed (a moment after the first
+    // session: waited for, 10 s at most), gone 30 s later.
+    let script = format!(
+        "ssh h true || exit 1
+         i=0
+         while [ \"$({LANE_DIRS})\" = 0 ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i+1)); done
+         {LANE_DIRS} > '{early}'
+         sleep 35
+         {LANE_DIRS} > '{late}'",
+        early = early.display(),
+        late = late.display(),
+    );
+    let out = run(&sshd, "ssh:far", &script);
+    out.expect_code(0);
+    let read = |p: &std::path::Path| std::fs::read_to_string(p).unwrap().trim().to_string();
+    assert_eq!(read(&early), "1", "no lanes directory was made ahead");
+    assert_eq!(
+        read(&late),
+        "0",
+        "the lanes directory outlived its half minute: {}",
+        out.stderr_text()
+    );
+    assert!(!out.stderr_text().contains("lanes toward"));
 }
 
 #[test]

@@ -8,9 +8,10 @@
 //!
 //! The directory is made by `mkdtemp` (mode 0700, a fresh name) under
 //! `$TMPDIR` or `/tmp` once the host found the round trip long, and removed
-//! as soon as the lanes joined or failed to, or when the agent ends:
-//! another account never gets to open a FIFO or connect to the socket,
-//! and nothing is left behind. That place must be safe as the agent
+//! as soon as the lanes joined or failed to, when the host gave up waiting
+//! for a push to want them, or when the agent ends: another account never
+//! gets to open a FIFO or connect to the socket, and nothing is left
+//! behind (unless a signal kills the agent). That place must be safe as the agent
 //! cache's are: it and every directory above it belong to root or to this
 //! account, and one that others may write to is sticky (else another
 //! account could move our directory away and put its own FIFOs in its

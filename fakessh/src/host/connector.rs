@@ -470,8 +470,9 @@ impl Connector {
             )
             .await;
         // More channels toward the agent once a push wants them, if the
-        // path is long enough for one channel's window to be the limit; in
-        // the background, holding the connection only weakly until then.
+        // path is long enough for one channel's window to be the limit
+        // (timed now, the agent's ends made now); in the background,
+        // holding the connection only weakly until then.
         // A hop reached through the one before it too: its round trip is
         // the whole way's, and its channels go inside the tunnel.
         let router = self.router.clone();

@@ -101,3 +101,15 @@ async fn what_was_made_is_gone_once_dropped_and_forgotten_by_the_agent() {
     // may be anyone's now.
     assert!(names.lock().unwrap().is_empty());
 }
+
+/// Made ahead of a push that never came: an agent that ends removes it.
+#[tokio::test]
+async fn what_was_made_and_never_joined_is_gone_when_the_agent_ends() {
+    let router = router::Router::new(1, vec![0], 1 << 20);
+    let mut lanes = Lanes::new(router.clone(), Staged::default());
+    lanes.on_request(LanesRequest { lanes: 3 }, 0, 1000).await;
+    let dir = lanes.prepared.as_ref().unwrap().dir.clone();
+    assert!(dir.join(SOCKET_NAME).exists() && dir.join("3").exists());
+    drop(lanes);
+    assert!(!dir.exists(), "{dir:?} is left");
+}
