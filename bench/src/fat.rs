@@ -32,10 +32,13 @@ pub struct Plan {
     /// Also ours with one SSH channel (`--one-lane`: `--lanes 1`), to see
     /// what lanes change.
     pub one_lane: bool,
+    /// Also behind a bastion on loopback (`--bastion`: `ssh:direct,ssh:wan`
+    /// for us, `ProxyJump direct` for OpenSSH): only the second hop is long.
+    pub bastion: bool,
 }
 
 impl Plan {
-    /// `[--quick] [--no-sudo] [--one-lane] [--rsync-mib N] [--forward-mib N] [--rtt MS,...] [--cap MBIT,...]`
+    /// `[--quick] [--no-sudo] [--one-lane] [--bastion] [--rsync-mib N] [--forward-mib N] [--rtt MS,...] [--cap MBIT,...]`
     /// (cap 0: none). Defaults: the rows.
     pub fn parse(args: &[String]) -> Result<Plan, String> {
         let quick = args.iter().any(|a| a == "--quick");
@@ -47,6 +50,7 @@ impl Plan {
             probes: 10,
             sudo: true,
             one_lane: false,
+            bastion: false,
         };
         let list = |v: &str| -> Result<Vec<u64>, String> {
             v.split(',')
@@ -60,6 +64,7 @@ impl Plan {
                 "--quick" => {}
                 "--no-sudo" => plan.sudo = false,
                 "--one-lane" => plan.one_lane = true,
+                "--bastion" => plan.bastion = true,
                 "--rsync-mib" => plan.rsync_mib = list(value()?)?.first().copied().unwrap_or(0),
                 "--forward-mib" => plan.forward_mib = list(value()?)?.first().copied().unwrap_or(0),
                 "--rtt" => plan.rtts_ms = list(value()?)?,
@@ -258,9 +263,50 @@ fn forward_rate(port: u16, mib: u64) -> Option<f64> {
     throughput(port, mib << 20).map(|s| rate(mib, s))
 }
 
-/// `ssh -L` through `chain` (ours), and OpenSSH's fresh and through a
-/// ControlMaster (plain chains only: sudo has nothing to do with -L there).
-fn forward_rates(cfg: &str, chain: &str, sudo: bool, mib: u64, ctl: &str) -> [Option<f64>; 3] {
+/// One way to the far side: our chain, and OpenSSH's way there.
+#[derive(Clone, Copy)]
+struct Route {
+    chain: &'static str,
+    sudo: bool,
+    /// What the rows add to say which way.
+    via: &'static str,
+    /// OpenSSH's ProxyJump for the same way (its ControlMaster goes to
+    /// `wan` alone, and is not compared then).
+    jump: Option<&'static str>,
+}
+
+const ROUTES: [Route; 3] = [
+    Route {
+        chain: "ssh:wan",
+        sudo: false,
+        via: "",
+        jump: None,
+    },
+    Route {
+        chain: "ssh:wan,sudo:root",
+        sudo: true,
+        via: " through `sudo:root`",
+        jump: None,
+    },
+    Route {
+        chain: "ssh:direct,ssh:wan",
+        sudo: false,
+        via: " behind a loopback bastion (`ssh:direct,ssh:wan`; OpenSSH `-J direct`)",
+        jump: Some("direct"),
+    },
+];
+
+/// `ssh -L` through `chain` (ours), and OpenSSH's fresh (through `jump`
+/// if any) and through a ControlMaster (plain chains only: sudo has
+/// nothing to do with -L there).
+fn forward_rates(
+    cfg: &str,
+    chain: &str,
+    sudo: bool,
+    jump: Option<&str>,
+    mib: u64,
+    ctl: &str,
+) -> [Option<f64>; 3] {
     let target = service();
     let spec = |port: u16| format!("{port}:127.0.0.1:{target}");
     let port = free_port();
@@ -276,21 +322,17 @@ fn forward_rates(cfg: &str, chain: &str, sudo: bool, mib: u64, ctl: &str) -> [Op
     }
     let port = free_port();
     let fresh = Command::new("ssh")
-        .args([
-            "-F",
-            cfg,
-            "-N",
-            "-o",
-            "ControlMaster=no",
-            "-L",
-            &spec(port),
-            "wan",
-        ])
+        .args(["-F", cfg, "-N", "-o", "ControlMaster=no"])
+        .args(jump.map(|j| ["-J", j]).into_iter().flatten())
+        .args(["-L", &spec(port), "wan"])
         .stdin(Stdio::null())
         .spawn()
         .unwrap();
     let got_fresh = forward_rate(port, mib);
     stop(fresh);
+    if jump.is_some() {
+        return [got_ours, got_fresh, None];
+    }
     let port = free_port();
     let control = format!("ControlPath={ctl}");
     let forwarded = run_cmd(Command::new("ssh").args([
@@ -348,17 +390,25 @@ fn link_rows(
     let fresh_ssh = format!("ssh -F {cfg} -o ControlMaster=no");
     let mux_ssh = format!("ssh -F {cfg} -o ControlPath={}", master.ctl);
     let mib = plan.rsync_mib;
-    for (chain, sudo, via) in [
-        ("ssh:wan", false, ""),
-        ("ssh:wan,sudo:root", true, " through `sudo:root`"),
-    ]
-    .into_iter()
-    .filter(|(_, sudo, _)| plan.sudo || !sudo)
+    for Route {
+        chain,
+        sudo,
+        via,
+        jump,
+    } in ROUTES
+        .into_iter()
+        .filter(|r| (plan.sudo || !r.sudo) && (plan.bastion || r.jump.is_none()))
     {
         eprintln!("fat: {label}{via}: rsync");
         let ours = ours_rsync(&cfg, chain, &[], src, dir, plan.probes);
-        let fresh = openssh_rsync(&fresh_ssh, sudo, src, dir);
-        let mux = openssh_rsync(&mux_ssh, sudo, src, dir);
+        let fresh = match jump {
+            Some(jump) => openssh_rsync(&format!("{fresh_ssh} -J {jump}"), sudo, src, dir),
+            None => openssh_rsync(&fresh_ssh, sudo, src, dir),
+        };
+        let mux = match jump {
+            Some(_) => (None, None),
+            None => openssh_rsync(&mux_ssh, sudo, src, dir),
+        };
         let r = |t: Option<f64>| t.map(|t| rate(mib, t));
         if plan.one_lane {
             eprintln!("fat: {label}{via}: rsync, one lane");
@@ -422,7 +472,7 @@ fn link_rows(
             kib(ours.agent_kib),
         ));
         eprintln!("fat: {label}{via}: ssh -L");
-        let [o, f, m] = forward_rates(&cfg, chain, sudo, plan.forward_mib, &master.ctl);
+        let [o, f, m] = forward_rates(&cfg, chain, sudo, jump, plan.forward_mib, &master.ctl);
         rows.push(row(
             &format!(
                 "`ssh -L` one connection × {} MiB, {label}{via}",
