@@ -290,9 +290,15 @@ impl<S: ClientSink> ClientEnd<S> {
         let tuner = &mut self.tuners[stream.index()];
         if let Some(to) = tuner.on_output(now, frame.payload.len(), window, waiting) {
             let rtt = tuner.rtt();
-            if session.grow_output(stream, to) {
+            if to < window {
+                if session.shrink_output(stream, to) {
+                    tracing::debug!(
+                        "session {}: {stream:?} window {window} -> {to} bytes, the path full (round trip {rtt:?})",
+                        self.id
+                    );
+                }
+            } else if let Some(grown) = session.grow_output(stream, to) {
                 // Room for the grown window before the agent hears of it.
-                let grown = session.output_window(stream).0 - window;
                 self.router.widen_session_inbox(sid, grown as usize);
                 tracing::debug!(
                     "session {}: {stream:?} window {window} -> {to} bytes (round trip {rtt:?})",

@@ -9,10 +9,15 @@
 //!   upper bound: the command's own start is in it);
 //! - what arrived in each round trip since.
 //!
-//! When a round trip brought at least three quarters of the window, the
-//! window was the limit: it becomes 9/8 of what arrived, so it grows by an
-//! eighth per round trip while the window limits, and stops at about 9/8
-//! of the path's bandwidth-delay product once the link does. What a window
+//! It starts as TCP's slow start does: while what a round trip brought
+//! fills the window the sender had, the window grows by that much, until
+//! a round trip brings no more than the last one did: the path is full,
+//! and the window drops to 9/8 of what arrived (credit is kept back until
+//! the sender has only that much room). From then on, when a round trip
+//! brought at least three quarters of the window, the window was the
+//! limit: it becomes 9/8 of what arrived, so it grows by an eighth per
+//! round trip while the window limits, and stops at about 9/8 of the
+//! path's bandwidth-delay product once the link does. What a window
 //! holds beyond the product waits in the bottleneck's queue, in front of
 //! every other session's bytes: an eighth of the product is an eighth of
 //! a round trip (6 ms at 50 ms), which keeps a new session within a round
@@ -22,7 +27,7 @@
 //! window waits to be written: otherwise the writer, not the path, is the
 //! limit), on round trips of at least [`MIN_TUNED_RTT`] (on loopback and
 //! LANs the first window already covers the product), never beyond
-//! [`MAX_SESSION_WINDOW`] (memory), and never shrinks.
+//! [`MAX_SESSION_WINDOW`] (memory), and shrinks only as slow start ends.
 //!
 //! Stdin's window is the sending end's to find ([`super::pacer`]): it
 //! sees both when a byte left and when its credit came back, so it can
@@ -33,7 +38,7 @@
 
 use std::time::{Duration, Instant};
 
-use super::credit::MAX_SESSION_WINDOW;
+use super::credit::{MAX_SESSION_WINDOW, SESSION_WINDOW};
 
 /// Round trips shorter than this never grow a window: the initial one
 /// already covers 2 MiB per 5 ms, 400 MiB/s.
@@ -46,6 +51,12 @@ pub struct WindowTuner {
     rtt: Option<Duration>,
     epoch_start: Option<Instant>,
     epoch_bytes: u64,
+    /// Slow start is over: the path, not the window, limited once.
+    filled: bool,
+    /// What the last round trip brought, and the window at its end
+    /// (before it grew: what the sender had during the one after).
+    last_arrived: u64,
+    last_window: Option<u64>,
 }
 
 impl WindowTuner {
@@ -77,7 +88,7 @@ impl WindowTuner {
 
     /// `len` bytes of output arrived now, with `window` and `waiting` (bytes
     /// received and not yet written) as they are after it: the window to
-    /// grow to, if it should grow.
+    /// have, if it should change (lower only once, as slow start ends).
     pub fn on_output(
         &mut self,
         now: Instant,
@@ -87,7 +98,7 @@ impl WindowTuner {
     ) -> Option<u64> {
         self.heard(now);
         let rtt = self.rtt.filter(|rtt| *rtt >= MIN_TUNED_RTT)?;
-        if window >= u64::from(MAX_SESSION_WINDOW) {
+        if self.filled && window >= u64::from(MAX_SESSION_WINDOW) {
             return None;
         }
         let start = *self.epoch_start.get_or_insert(now);
@@ -97,10 +108,39 @@ impl WindowTuner {
         }
         let arrived = std::mem::take(&mut self.epoch_bytes);
         self.epoch_start = Some(now);
-        let window_limited = arrived * 4 >= window * 3;
         let consumer_keeps_up = waiting * 2 < window;
+        if !self.filled {
+            return self.slow_start(arrived, window, consumer_keeps_up);
+        }
+        let window_limited = arrived * 4 >= window * 3;
         let target = (arrived + arrived / 8).min(u64::from(MAX_SESSION_WINDOW));
         (window_limited && consumer_keeps_up && target > window).then_some(target)
+    }
+
+    /// A round trip in slow start brought `arrived`. A grant takes a round
+    /// trip to show in what arrives, so this round trip's bytes are
+    /// measured against the window at the end of the last one. While they
+    /// fill it, the window grows by what arrived (about 1.6 times per round
+    /// trip, with that lag); once they fill no more of it, but not
+    /// less than three quarters of what the last round trip brought (a
+    /// lull in the output, not the path), the path is full: the window
+    /// drops to 9/8 of what arrived, and grows by an eighth from then on.
+    fn slow_start(&mut self, arrived: u64, window: u64, consumer_keeps_up: bool) -> Option<u64> {
+        let then = self.last_window.replace(window).unwrap_or(window);
+        let last = std::mem::replace(&mut self.last_arrived, arrived);
+        if !consumer_keeps_up {
+            return None;
+        }
+        if arrived * 4 >= then * 3 {
+            let target = (window + arrived).min(u64::from(MAX_SESSION_WINDOW));
+            return (target > window).then_some(target);
+        }
+        if last > 0 && arrived * 4 >= last * 3 {
+            self.filled = true;
+            let target = (arrived + arrived / 8).max(u64::from(SESSION_WINDOW));
+            return (target < window).then_some(target);
+        }
+        None
     }
 }
 
@@ -128,13 +168,95 @@ mod tests {
             for i in 0..frames {
                 let at = now + rtt * (i as u32 + 1) / frames as u32;
                 if let Some(to) = tuner.on_output(at, (bytes / frames) as usize, window, waiting) {
-                    assert!(to > window, "it only grows");
                     window = to;
                 }
             }
             now += rtt;
         }
         window
+    }
+
+    /// A stream through a path of `rtt_ms` whose bottleneck moves
+    /// `rate` bytes per second (a queue in front of it), with grants and
+    /// data each taking half the round trip plus the queue, and a writer
+    /// that keeps up: the receiver's window at the end of each round trip,
+    /// for `trips` of them.
+    fn through_a_bottleneck(rtt_ms: u64, rate: u64, trips: u32) -> Vec<u64> {
+        use crate::session::RecvCredit;
+        use std::collections::VecDeque;
+        let rtt = Duration::from_millis(rtt_ms);
+        let step = rtt / 32;
+        let per_step = rate * step.as_micros() as u64 / 1_000_000;
+        let t0 = Instant::now();
+        let mut tuner = WindowTuner::new();
+        tuner.asked(t0);
+        tuner.heard(t0 + rtt);
+        let mut recv = RecvCredit::new(SESSION_WINDOW);
+        // The sender's room, the bottleneck's queue, and what is on the way
+        // each direction (when it arrives, how much).
+        let mut room = INITIAL_WINDOW;
+        let mut queue = 0u64;
+        // When each amount arrives at the far end.
+        type OnTheWay = VecDeque<(Instant, u64)>;
+        let (mut data, mut credit) = (OnTheWay::new(), OnTheWay::new());
+        let mut windows = Vec::new();
+        for n in 1..=trips * 32 {
+            let now = t0 + rtt + step * n;
+            while credit.front().is_some_and(|(at, _)| *at <= now) {
+                room += credit.pop_front().unwrap().1;
+            }
+            queue += std::mem::take(&mut room);
+            let sent = queue.min(per_step);
+            queue -= sent;
+            data.push_back((now + rtt / 2, sent));
+            while data.front().is_some_and(|(at, _)| *at <= now) {
+                let (_, len) = data.pop_front().unwrap();
+                if len == 0 {
+                    continue;
+                }
+                let cost = recv.receive(len as usize).expect("within the window");
+                let window = recv.window();
+                let mut back = u64::from(recv.release(cost));
+                match tuner.on_output(now, len as usize, window, 0) {
+                    Some(to) if to > window => {
+                        let raise = recv.grow_to(to);
+                        back += u64::from(raise.credit) + u64::from(raise.grow);
+                    }
+                    Some(to) => recv.shrink_to(to),
+                    None => {}
+                }
+                credit.push_back((now + rtt / 2, back));
+            }
+            if n % 32 == 0 {
+                windows.push(recv.window());
+            }
+        }
+        windows
+    }
+
+    #[test]
+    fn slow_start_fills_a_long_fat_path_within_a_few_round_trips() {
+        // 1 Gbit/s at 150 ms: 18.75 MB per round trip, more than the max.
+        let windows = through_a_bottleneck(150, 125_000_000, 40);
+        let full = windows
+            .iter()
+            .position(|w| *w >= u64::from(MAX_SESSION_WINDOW))
+            .expect("it reaches the max");
+        assert!(full <= 6, "the max after {full} round trips: {windows:?}");
+    }
+
+    #[test]
+    fn slow_start_ends_near_the_bandwidth_delay_product_and_stays_there() {
+        // 1 Gbit/s at 50 ms: 6.25 MB per round trip.
+        let bdp = 125_000_000 / 20;
+        let windows = through_a_bottleneck(50, 125_000_000, 60);
+        let reached = windows.iter().position(|w| *w >= bdp).expect("it fills");
+        assert!(reached <= 5, "the product after {reached}: {windows:?}");
+        let last = *windows.last().unwrap();
+        assert!(
+            last >= bdp && last <= bdp * 5 / 4,
+            "it settles near the product: {windows:?}"
+        );
     }
 
     #[test]
@@ -188,7 +310,7 @@ mod tests {
         let window = SESSION_WINDOW as usize;
         assert!(command.sent(stdout, window));
         assert_eq!(command.sendable(stdout, window), 0);
-        assert!(client.grow_output(stdout, 3 * INITIAL_WINDOW));
+        assert!(client.grow_output(stdout, 3 * INITIAL_WINDOW).is_some());
         assert_eq!(client.output_window(stdout), (3 * INITIAL_WINDOW, 0));
         let Some(ClientAction::Send(control)) = client.next_action() else {
             panic!("the growth is announced");
@@ -205,7 +327,7 @@ mod tests {
         assert!(command.on_message(ToCommand::Control(lie)).is_err());
         // A forwarded stream keeps the shim's window.
         let mut host = ClientSession::split(Side::Local, Side::Forwarded, Side::Local, false);
-        assert!(!host.grow_output(stdout, 3 * INITIAL_WINDOW));
+        assert!(host.grow_output(stdout, 3 * INITIAL_WINDOW).is_none());
         assert_eq!(host.output_window(stdout), (INITIAL_WINDOW, 0));
         assert_eq!(host.next_action(), None);
     }

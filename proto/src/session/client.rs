@@ -272,8 +272,10 @@ impl ClientSession {
                 .push_back(ClientAction::Send(SessionControl::OutputClosed(stream)));
         }
         let bytes = output.credit.release(cost);
-        self.controls
-            .push_back(ClientAction::Send(SessionControl::Credit { stream, bytes }));
+        if bytes > 0 {
+            self.controls
+                .push_back(ClientAction::Send(SessionControl::Credit { stream, bytes }));
+        }
     }
 
     /// `stream`'s window, and what of it was received and not yet written.
@@ -283,19 +285,43 @@ impl ClientSession {
     }
 
     /// Raise the window of `stream` to `to`, if it is written here (a
-    /// forwarded stream keeps the shim's window), and tell the command end.
-    /// Whether it grew.
-    pub fn grow_output(&mut self, stream: OutputStream, to: u64) -> bool {
+    /// forwarded stream keeps the shim's window), and tell the command end:
+    /// credit kept back while it was lowered goes back first. If it was
+    /// raised, by how much the command end's window grew (what this end
+    /// may have to hold more of).
+    pub fn grow_output(&mut self, stream: OutputStream, to: u64) -> Option<u32> {
+        let output = &mut self.outputs[stream.index()];
+        if output.side != Side::Local || output.eof || self.ending {
+            return None;
+        }
+        let raise = output.credit.grow_to(to);
+        if raise.credit > 0 {
+            let credit = SessionControl::Credit {
+                stream,
+                bytes: raise.credit,
+            };
+            self.controls.push_back(ClientAction::Send(credit));
+        }
+        if raise.grow > 0 {
+            let grow = SessionControl::GrowWindow {
+                stream,
+                bytes: raise.grow,
+            };
+            self.controls.push_back(ClientAction::Send(grow));
+        }
+        (raise.credit > 0 || raise.grow > 0).then_some(raise.grow)
+    }
+
+    /// Lower the window of `stream` to `to` (a local one: see
+    /// [`ClientSession::grow_output`]): credit is kept back until the
+    /// command end has only that much room. Whether it will be lowered.
+    pub fn shrink_output(&mut self, stream: OutputStream, to: u64) -> bool {
         let output = &mut self.outputs[stream.index()];
         if output.side != Side::Local || output.eof || self.ending {
             return false;
         }
-        let bytes = output.credit.grow_to(to);
-        if bytes > 0 {
-            let grow = SessionControl::GrowWindow { stream, bytes };
-            self.controls.push_back(ClientAction::Send(grow));
-        }
-        bytes > 0
+        output.credit.shrink_to(to);
+        true
     }
 
     /// Stdin's window (granted credit in all) and what of it is in flight.
@@ -387,6 +413,13 @@ impl ClientSession {
     pub(crate) fn credit_held(&self) -> (u64, [u64; 2]) {
         let outputs = [&self.outputs[0], &self.outputs[1]].map(|o| o.credit.outstanding());
         (self.stdin_credit.in_flight(), outputs)
+    }
+
+    /// Credit of each output kept back to lower its window: the command
+    /// end counts it in flight for ever.
+    #[cfg(test)]
+    pub(crate) fn credit_kept(&self) -> [u64; 2] {
+        [&self.outputs[0], &self.outputs[1]].map(|o| o.credit.kept())
     }
 
     fn stderr_unsettled(&self) -> bool {

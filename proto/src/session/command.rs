@@ -162,7 +162,8 @@ impl CommandSession {
                     Some(budget) => budget.take(want),
                     None => want,
                 };
-                match self.stdin.grow_to(current + got) {
+                // Stdin's window is never lowered: nothing is kept back.
+                match self.stdin.grow_to(current + got).grow {
                     0 => return Ok(()),
                     grown => CommandAction::Send(SessionEvent::StdinWindow(grown)),
                 }

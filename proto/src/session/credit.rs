@@ -198,6 +198,19 @@ pub struct RecvCredit {
     window: u64,
     /// Received and not yet credited back.
     outstanding: u64,
+    /// Credit still to keep back, once released, to lower the window.
+    withholding: u64,
+    /// Credit kept back so far: the sender still counts it in flight.
+    kept: u64,
+}
+
+/// How a receiver raises its window ([`RecvCredit::grow_to`]): credit it
+/// had kept back, given back first, then growth to announce. The sender's
+/// window (granted in all) never passes [`MAX_SESSION_WINDOW`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Raise {
+    pub credit: u32,
+    pub grow: u32,
 }
 
 impl RecvCredit {
@@ -205,6 +218,8 @@ impl RecvCredit {
         RecvCredit {
             window: u64::from(window),
             outstanding: 0,
+            withholding: 0,
+            kept: 0,
         }
     }
 
@@ -225,10 +240,16 @@ impl RecvCredit {
 
     /// A frame that cost `cost` was written out (or dropped): the credit to
     /// grant back.
+    /// While the window is being lowered ([`RecvCredit::shrink_to`]), that
+    /// credit is kept back instead, and the window is that much smaller.
     pub fn release(&mut self, cost: u32) -> u32 {
         let cost = u64::from(cost).min(self.outstanding);
         self.outstanding -= cost;
-        cost as u32
+        let kept = cost.min(self.withholding);
+        self.withholding -= kept;
+        self.kept += kept;
+        self.window -= kept;
+        (cost - kept) as u32
     }
 
     /// Credit received and not yet given back.
@@ -236,18 +257,43 @@ impl RecvCredit {
         self.outstanding
     }
 
+    /// Credit kept back, that the sender still counts in flight.
+    pub fn kept(&self) -> u64 {
+        self.kept
+    }
+
     /// What the sender may have in flight.
     pub fn window(&self) -> u64 {
         self.window
     }
 
-    /// Raise the window to `to` (at most [`MAX_SESSION_WINDOW`]; never
-    /// lowered): the credit to announce, 0 if none.
-    pub fn grow_to(&mut self, to: u64) -> u32 {
+    /// Raise the window to `to` (at most [`MAX_SESSION_WINDOW`]; not
+    /// lowered, though a lowering under way stops at `to`): what to give
+    /// back and announce, nothing if it does not grow.
+    pub fn grow_to(&mut self, to: u64) -> Raise {
         let to = to.min(u64::from(MAX_SESSION_WINDOW));
-        let by = to.saturating_sub(self.window);
-        self.window += by;
-        by as u32
+        if to <= self.window {
+            self.withholding = self.withholding.min(self.window - to);
+            return Raise::default();
+        }
+        self.withholding = 0;
+        let by = to - self.window;
+        self.window = to;
+        // The sender's window is this one and what was kept back: give
+        // that back first, so the sender's stays within the max.
+        let credit = by.min(self.kept);
+        self.kept -= credit;
+        Raise {
+            credit: credit as u32,
+            grow: (by - credit) as u32,
+        }
+    }
+
+    /// Lower the window to `to`: the credit of what is written next is
+    /// kept back until the sender may have only that much in flight.
+    /// Nothing is announced, and the sender cannot tell.
+    pub fn shrink_to(&mut self, to: u64) {
+        self.withholding = self.window.saturating_sub(to);
     }
 }
 
@@ -301,13 +347,17 @@ mod tests {
         assert!(send.take(SESSION_WINDOW as usize));
         recv.receive(SESSION_WINDOW as usize).unwrap();
         assert!(recv.receive(1).is_err(), "the window is full");
-        let by = recv.grow_to(u64::from(SESSION_WINDOW) * 3);
+        let by = recv.grow_to(u64::from(SESSION_WINDOW) * 3).grow;
         assert_eq!(by, 2 * SESSION_WINDOW);
         send.grow(by).unwrap();
         assert_eq!(send.available(), u64::from(by));
         recv.receive(by as usize).unwrap();
-        assert_eq!(recv.grow_to(1), 0, "a window is never lowered");
-        let by = recv.grow_to(u64::MAX);
+        assert_eq!(
+            recv.grow_to(1),
+            Raise::default(),
+            "a window is never lowered"
+        );
+        let by = recv.grow_to(u64::MAX).grow;
         assert_eq!(recv.window(), u64::from(MAX_SESSION_WINDOW));
         send.grow(by).unwrap();
         let err = send.grow(1).unwrap_err();
@@ -332,6 +382,57 @@ mod tests {
         assert_eq!(BUDGET.left(), 7);
         drop(second);
         assert_eq!(BUDGET.left(), 10);
+    }
+
+    #[test]
+    fn a_lowered_window_keeps_credit_back_until_the_sender_has_that_much_room() {
+        let mut send = SendCredit::new(8000);
+        let mut recv = RecvCredit::new(8000);
+        recv.shrink_to(5000);
+        let mut received = Vec::new();
+        for _ in 0..4 {
+            assert!(send.take(2000));
+            received.push(recv.receive(2000).unwrap());
+        }
+        assert_eq!(send.sendable(8000), 0);
+        // The first 3000 of credit are kept back; after that, all of it.
+        let back: Vec<u32> = received.iter().map(|c| recv.release(*c)).collect();
+        assert_eq!(back, vec![0, 1000, 2000, 2000]);
+        for b in back {
+            send.grant(b).unwrap();
+        }
+        assert_eq!(recv.window(), 5000);
+        // The sender has room for the lowered window, and no more.
+        assert_eq!(send.sendable(8000), 5000);
+        assert!(send.take(5000));
+        assert!(recv.receive(5000).is_ok());
+        assert!(recv.receive(MIN_FRAME_COST as usize).is_err());
+        // Raised again: what was kept back is given back first, and only
+        // then does the sender's window grow, never past the max.
+        let raise = recv.grow_to(9000);
+        assert_eq!(
+            raise,
+            Raise {
+                credit: 3000,
+                grow: 1000
+            }
+        );
+        send.grant(raise.credit).unwrap();
+        send.grow(raise.grow).unwrap();
+        assert_eq!(send.available() + send.in_flight(), 9000);
+        let mut recv = RecvCredit::new(MAX_SESSION_WINDOW);
+        recv.shrink_to(1000);
+        recv.receive(MAX_SESSION_WINDOW as usize).unwrap();
+        recv.release(MAX_SESSION_WINDOW);
+        let raise = recv.grow_to(u64::MAX);
+        assert_eq!(raise.grow, 0, "{raise:?}");
+        assert_eq!(recv.window(), u64::from(MAX_SESSION_WINDOW));
+        // Growing while still lowering stops the lowering.
+        let mut recv = RecvCredit::new(8000);
+        recv.shrink_to(2000);
+        assert_eq!(recv.grow_to(9000).grow, 1000);
+        recv.receive(4000).unwrap();
+        assert_eq!(recv.release(4000), 4000);
     }
 
     #[test]

@@ -103,7 +103,7 @@ pub use autotune::WindowTuner;
 pub use client::{ClientAction, ClientSession, Ending, Side};
 pub use command::{CommandAction, CommandSession};
 pub use credit::{
-    DATA_CHUNK, GrowthBudget, GrowthHold, MAX_SESSION_WINDOW, MIN_FRAME_COST, RecvCredit,
+    DATA_CHUNK, GrowthBudget, GrowthHold, MAX_SESSION_WINDOW, MIN_FRAME_COST, Raise, RecvCredit,
     SESSION_QUEUE, SESSION_WINDOW, STDIN_GROWTH_BUDGET, SendCredit, frame_cost,
 };
 pub use error::ProtocolError;

@@ -175,8 +175,8 @@ impl Pair {
         );
         assert_eq!(
             self.command.credit_held(),
-            (0, [0, 0]),
-            "command credit came home"
+            (0, self.client.credit_kept()),
+            "command credit came home, but for what the client kept back"
         );
         self.seen
     }
@@ -256,9 +256,24 @@ impl Pair {
                 if let Some(ask) = self.client.ask_stdin_window(to) {
                     self.to_command.push_back(ToCommand::Control(ask));
                 }
+                // An output's window grows, or grows to the max, or is
+                // lowered (as slow start ends): credit kept back while it
+                // was lowered must never let the command end's window pass
+                // the max.
                 let stream = [OutputStream::Stdout, OutputStream::Stderr][size % 2];
-                let to = self.client.output_window(stream).0 + by;
-                self.client.grow_output(stream, to);
+                let window = self.client.output_window(stream).0;
+                match size % 3 {
+                    0 => {
+                        self.client.shrink_output(stream, window.saturating_sub(by));
+                    }
+                    1 => {
+                        self.client
+                            .grow_output(stream, u64::from(super::MAX_SESSION_WINDOW));
+                    }
+                    _ => {
+                        self.client.grow_output(stream, window + by);
+                    }
+                }
             }
         }
     }
