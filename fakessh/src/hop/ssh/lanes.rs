@@ -32,13 +32,10 @@ use tokio::sync::broadcast;
 use tracing::{debug, info};
 
 use super::connect::Connection;
-use channels::{Opened, open_lanes};
+use channels::{Opened, STEP_TIMEOUT, open_lanes};
 
 mod channels;
 
-/// How long each step may take: an answer from the agent, a channel's
-/// opening and its command's start.
-const STEP_TIMEOUT: Duration = Duration::from_secs(20);
 /// How long the agent may take to join the lanes: longer than it gives
 /// them to deliver their token, so its own reason comes back.
 const JOIN_TIMEOUT: Duration = Duration::from_secs(30);

@@ -2,6 +2,7 @@
 //! (`direct-streamlocal`), or sessions running `cat` into its FIFOs.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use router::lane_rules::{MAX_EXTRA_LANES, lane_command, lane_socket, socket_hello};
 use router::lanes::LaneWrite;
@@ -11,9 +12,12 @@ use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::sync::oneshot;
 use tracing::debug;
 
-use super::STEP_TIMEOUT;
 use crate::hop::ssh::connect::Connection;
 use crate::hop::ssh::packets::PacketWriter;
+
+/// How long each step may take: an answer from the agent, a channel's
+/// opening and its command's start.
+pub(super) const STEP_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// The lanes that opened: each one's number and writer, in order, whether
 /// they go to the socket, and why the first that did not open failed.
