@@ -30,11 +30,17 @@ use crate::session_link::SessionLink;
 use proto::frame::Frame;
 use proto::message::{ContextId, handle};
 use proto::session::{
-    ClientAction, ClientSession, Ending, OutputStream, SessionControl, StdinPacer, ToClient,
-    ToCommand, WindowTuner,
+    ClientAction, ClientSession, Ending, MAX_SESSION_WINDOW, OutputStream, SESSION_WINDOW,
+    SessionControl, StdinPacer, ToClient, ToCommand, WindowTuner, frame_cost,
 };
 
 mod stdin;
+
+/// The most (in frame cost) the driver takes from the inbox while an
+/// output write waits for its reader: both outputs' windows at their
+/// largest, and a window's worth of events and credit besides. An agent
+/// within its windows never reaches it.
+const TAKEN_WHILE_WRITING: usize = (2 * MAX_SESSION_WINDOW + SESSION_WINDOW) as usize;
 pub use stdin::StdinCounter;
 use stdin::{Shared, Stdin, pump_stdin};
 
@@ -111,7 +117,7 @@ pub struct ClientEnd<S> {
     events: Option<broadcast::Receiver<RouterEvent>>,
     /// The session stream whose inbox widens with the windows.
     inbox: Option<StreamId>,
-    /// Grow stdout's and stderr's windows with the path
+    /// Fit stdout's and stderr's windows to the path
     /// ([`proto::session::autotune`]; the machine grows only the outputs
     /// this end writes itself).
     tuners: [WindowTuner; 2],
@@ -272,7 +278,7 @@ impl<S: ClientSink> ClientEnd<S> {
 
     /// A frame from the command end arrived: measure (the round trip, for
     /// stdin's window too), and grow an output's window when the path
-    /// holds more than it.
+    /// holds more than it (or lower it once, as its slow start ends).
     fn tune(&mut self, frame: &Frame) {
         let now = Instant::now();
         self.tuners.iter_mut().for_each(|t| t.heard(now));
@@ -340,17 +346,26 @@ impl<S: ClientSink> ClientEnd<S> {
         match action {
             ClientAction::Write { stream, data, cost } => {
                 let mut came = Vec::new();
+                let mut came_cost = 0;
                 let mut closed = false;
+                // Once the agent broke the protocol, or what was taken
+                // reached the bound (an agent within its windows never
+                // does), frames wait in the inbox, whose own bound cuts a
+                // flood off.
+                let mut broke = false;
                 let ok = {
                     let write = self.sink.write(stream, data);
                     tokio::pin!(write);
                     loop {
+                        let take = !closed && !broke && came_cost <= TAKEN_WHILE_WRITING;
                         tokio::select! {
                             biased;
                             ok = &mut write => break ok,
-                            frame = frames.recv(), if !closed => match frame {
+                            frame = frames.recv(), if take => match frame {
                                 Some(frame) => {
                                     let taken = take_frame(&self.shared, &frame);
+                                    came_cost += frame_cost(frame.payload.len()) as usize;
+                                    broke = taken.is_err();
                                     came.push((frame, taken));
                                 }
                                 None => closed = true,
