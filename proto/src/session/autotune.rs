@@ -11,7 +11,7 @@
 //!
 //! It starts as TCP's slow start does: while what a round trip brought
 //! fills the window the sender had, the window grows by that much, until
-//! a round trip brings no more than the last one did: the path is full,
+//! a round trip brings what the last one did: the path is full,
 //! and the window drops to 9/8 of what arrived (credit is kept back until
 //! the sender has only that much room). From then on, when a round trip
 //! brought at least three quarters of the window, the window was the
@@ -121,21 +121,24 @@ impl WindowTuner {
     /// trip to show in what arrives, so this round trip's bytes are
     /// measured against the window at the end of the last one. While they
     /// fill it, the window grows by what arrived (about 1.6 times per round
-    /// trip, with that lag); once they fill no more of it, but not
-    /// less than three quarters of what the last round trip brought (a
-    /// lull in the output, not the path), the path is full: the window
-    /// drops to 9/8 of what arrived, and grows by an eighth from then on.
+    /// trip, with that lag); once they fill no more of it, and brought
+    /// what the last round trip did, within an eighth (more is the window
+    /// still showing; less, a lull in the output, not the path), the path
+    /// is full: the window drops to 9/8 of what arrived, and grows by an
+    /// eighth from then on. A round trip the writer held back tells
+    /// nothing, and is not compared with.
     fn slow_start(&mut self, arrived: u64, window: u64, consumer_keeps_up: bool) -> Option<u64> {
         let then = self.last_window.replace(window).unwrap_or(window);
         let last = std::mem::replace(&mut self.last_arrived, arrived);
         if !consumer_keeps_up {
+            self.last_arrived = 0;
             return None;
         }
         if arrived * 4 >= then * 3 {
             let target = (window + arrived).min(u64::from(MAX_SESSION_WINDOW));
             return (target > window).then_some(target);
         }
-        if last > 0 && arrived * 4 >= last * 3 {
+        if last > 0 && arrived * 8 >= last * 7 && arrived * 8 <= last * 9 {
             self.filled = true;
             let target = (arrived + arrived / 8).max(u64::from(SESSION_WINDOW));
             return (target < window).then_some(target);
@@ -180,7 +183,8 @@ mod tests {
     /// `rate` bytes per second (a queue in front of it), with grants and
     /// data each taking half the round trip plus the queue, and a writer
     /// that keeps up: the receiver's window at the end of each round trip,
-    /// for `trips` of them.
+    /// for `trips` of them. The sender's window, all it was granted, never
+    /// passes the max.
     fn through_a_bottleneck(rtt_ms: u64, rate: u64, trips: u32) -> Vec<u64> {
         use crate::session::RecvCredit;
         use std::collections::VecDeque;
@@ -195,6 +199,7 @@ mod tests {
         // The sender's room, the bottleneck's queue, and what is on the way
         // each direction (when it arrives, how much).
         let mut room = INITIAL_WINDOW;
+        let mut granted = INITIAL_WINDOW;
         let mut queue = 0u64;
         // When each amount arrives at the far end.
         type OnTheWay = VecDeque<(Instant, u64)>;
@@ -221,6 +226,8 @@ mod tests {
                     Some(to) if to > window => {
                         let raise = recv.grow_to(to);
                         back += u64::from(raise.credit) + u64::from(raise.grow);
+                        granted += u64::from(raise.grow);
+                        assert!(granted <= u64::from(MAX_SESSION_WINDOW), "{granted}");
                     }
                     Some(to) => recv.shrink_to(to),
                     None => {}
@@ -252,6 +259,12 @@ mod tests {
         let windows = through_a_bottleneck(50, 125_000_000, 60);
         let reached = windows.iter().position(|w| *w >= bdp).expect("it fills");
         assert!(reached <= 5, "the product after {reached}: {windows:?}");
+        // It overshoots while a grant takes a round trip to show (a queue
+        // of up to about 1.7 products for two round trips), and never
+        // drops below the product after.
+        let peak = *windows.iter().max().unwrap();
+        assert!(peak <= bdp * 3, "{windows:?}");
+        assert!(windows[reached..].iter().all(|w| *w >= bdp), "{windows:?}");
         let last = *windows.last().unwrap();
         assert!(
             last >= bdp && last <= bdp * 5 / 4,
@@ -294,6 +307,64 @@ mod tests {
             let at = t0 + Duration::from_millis(u64::from(i));
             assert_eq!(tuner.on_output(at, 1 << 20, INITIAL_WINDOW, 0), None);
         }
+    }
+
+    /// Both ends: a lowered window holds the command end to it, and once
+    /// raised again, what was kept back comes back first and the stream
+    /// goes on; no credit is lost either way.
+    #[test]
+    fn a_lowered_window_holds_the_command_end_back_until_it_is_raised() {
+        use crate::session::{
+            ClientAction, ClientSession, CommandSession, OutputStream, ToClient, ToCommand,
+        };
+        let stdout = OutputStream::Stdout;
+        let mut client = ClientSession::local(false);
+        let mut command = CommandSession::new(false);
+        // Send `total` in 64 KiB frames, each written at once and its
+        // credit carried back; the most the command end could send at once.
+        let pump = |client: &mut ClientSession, command: &mut CommandSession, total: usize| {
+            let mut most = 0;
+            let mut left = total;
+            while left > 0 {
+                let n = command.sendable(stdout, left.min(64 << 10));
+                most = most.max(command.sendable(stdout, usize::MAX));
+                assert!(n > 0, "the command end is stuck with {left} left");
+                assert!(command.sent(stdout, n));
+                left -= n;
+                let data = bytes::Bytes::from(vec![0u8; n]);
+                client.on_message(ToClient::Output(stdout, data)).unwrap();
+                while let Some(action) = client.next_action() {
+                    match action {
+                        ClientAction::Write { stream, cost, .. } => {
+                            client.written(stream, cost, true)
+                        }
+                        ClientAction::Send(control) => {
+                            command.on_message(ToCommand::Control(control)).unwrap()
+                        }
+                        other => panic!("{other:?}"),
+                    }
+                }
+            }
+            most
+        };
+        let window = SESSION_WINDOW as usize;
+        assert!(client.shrink_output(stdout, INITIAL_WINDOW / 2));
+        pump(&mut client, &mut command, 2 * window);
+        // Lowered: the command end has half the window now.
+        let most = pump(&mut client, &mut command, 4 * window);
+        assert_eq!(most, window / 2);
+        assert_eq!(client.output_window(stdout), (INITIAL_WINDOW / 2, 0));
+        // Raised past where it was: the kept credit, then growth.
+        assert_eq!(
+            client.grow_output(stdout, 2 * INITIAL_WINDOW),
+            Some(SESSION_WINDOW)
+        );
+        while let Some(ClientAction::Send(control)) = client.next_action() {
+            command.on_message(ToCommand::Control(control)).unwrap();
+        }
+        assert_eq!(pump(&mut client, &mut command, 4 * window), 2 * window);
+        assert_eq!(command.credit_held(), (0, client.credit_kept()));
+        assert_eq!(client.credit_kept(), [0, 0]);
     }
 
     /// Both ends: the client raises stdout's window, the control crosses as

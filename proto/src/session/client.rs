@@ -216,8 +216,10 @@ impl ClientSession {
             }
             Side::Local if output.reader_gone => {
                 let bytes = output.credit.release(cost);
-                self.controls
-                    .push_back(ClientAction::Send(SessionControl::Credit { stream, bytes }));
+                if bytes > 0 {
+                    self.controls
+                        .push_back(ClientAction::Send(SessionControl::Credit { stream, bytes }));
+                }
             }
             Side::Local => self
                 .ordered
@@ -252,6 +254,10 @@ impl ClientSession {
                 // Its reader went away after this was queued: credit it.
                 let (stream, cost) = (*stream, *cost);
                 let bytes = self.outputs[stream.index()].credit.release(cost);
+                if bytes == 0 {
+                    // All of it kept back (a window being lowered).
+                    return self.next_action();
+                }
                 return Some(ClientAction::Send(SessionControl::Credit { stream, bytes }));
             }
             ClientAction::Write { .. } => self.writing = true,

@@ -355,7 +355,7 @@ mod tests {
         assert_eq!(
             recv.grow_to(1),
             Raise::default(),
-            "a window is never lowered"
+            "growing never lowers a window"
         );
         let by = recv.grow_to(u64::MAX).grow;
         assert_eq!(recv.window(), u64::from(MAX_SESSION_WINDOW));

@@ -205,7 +205,9 @@ impl OutputStream {
 pub enum SessionControl {
     /// The client's stdin reached EOF: close the command's stdin.
     Eof,
-    /// The client wrote `bytes` of `stream` out; the command end may send that much more.
+    /// The command end may send `bytes` more of `stream`: the client wrote
+    /// that much out (less what it keeps back to lower the window), or
+    /// gives back what it kept.
     Credit { stream: OutputStream, bytes: u32 },
     /// Nobody reads `stream` any more: close the command's end (it gets SIGPIPE).
     OutputClosed(OutputStream),

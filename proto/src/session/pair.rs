@@ -8,8 +8,9 @@
 //! Property tests run thousands of such sessions in milliseconds and check
 //! the rules both machines share: every byte arrives once and in order, the
 //! exit comes after all output, no direction ever has more in flight than
-//! its window (also while the windows grow, at moments the seed picks),
-//! credit comes home to zero, and nothing deadlocks (also when
+//! its window (also while the windows grow, or are lowered, at moments the
+//! seed picks), credit comes home to zero (but for what the client kept
+//! back to lower a window), and nothing deadlocks (also when
 //! the client's reader goes away mid-stream).
 
 use std::collections::VecDeque;
