@@ -10,13 +10,11 @@
 //! which is what "fresh" means (a few round trips against tens of seconds).
 
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-use crate::forward::{free_port, service, throughput, wait_for};
-use crate::harness::{
-    Master, Sshd, Stats, fakessh_through, fakessh_through_with, me, run_cmd, write_random,
-};
+use crate::forward::forward_rates;
+use crate::harness::{Master, Sshd, Stats, fakessh_through_with, me, run_cmd, write_random};
 use crate::proxy::{self, Link};
 use crate::readings::{cpu_between, probes_during, read_first, read_kib};
 
@@ -250,19 +248,6 @@ fn openssh_rsync(ssh: &str, sudo: bool, src: &Path, dir: &Path) -> (Option<f64>,
     (times[0], times[1])
 }
 
-fn stop(mut child: Child) {
-    let _ = child.kill();
-    let _ = child.wait();
-}
-
-/// MiB/s of one connection × `mib` through a forward on `port`.
-fn forward_rate(port: u16, mib: u64) -> Option<f64> {
-    if !wait_for(port) {
-        return None;
-    }
-    throughput(port, mib << 20).map(|s| rate(mib, s))
-}
-
 /// One way to the far side: our chain, and OpenSSH's way there.
 #[derive(Clone, Copy)]
 struct Route {
@@ -295,76 +280,6 @@ const ROUTES: [Route; 3] = [
         jump: Some("direct"),
     },
 ];
-
-/// `ssh -L` through `chain` (ours), and OpenSSH's fresh (through `jump`
-/// if any) and through a ControlMaster (plain chains only: sudo has
-/// nothing to do with -L there).
-fn forward_rates(
-    cfg: &str,
-    chain: &str,
-    sudo: bool,
-    jump: Option<&str>,
-    mib: u64,
-    ctl: &str,
-) -> [Option<f64>; 3] {
-    let target = service();
-    let spec = |port: u16| format!("{port}:127.0.0.1:{target}");
-    let port = free_port();
-    let ours = fakessh_through(cfg, chain)
-        .args(["ssh", "-N", "-L", &spec(port), "h"])
-        .stdin(Stdio::null())
-        .spawn()
-        .unwrap();
-    let got_ours = forward_rate(port, mib);
-    stop(ours);
-    if sudo {
-        return [got_ours, None, None];
-    }
-    let port = free_port();
-    let fresh = Command::new("ssh")
-        .args(["-F", cfg, "-N", "-o", "ControlMaster=no"])
-        .args(jump.map(|j| ["-J", j]).into_iter().flatten())
-        .args(["-L", &spec(port), "wan"])
-        .stdin(Stdio::null())
-        .spawn()
-        .unwrap();
-    let got_fresh = forward_rate(port, mib);
-    stop(fresh);
-    if jump.is_some() {
-        return [got_ours, got_fresh, None];
-    }
-    let port = free_port();
-    let control = format!("ControlPath={ctl}");
-    let forwarded = run_cmd(Command::new("ssh").args([
-        "-F",
-        cfg,
-        "-o",
-        &control,
-        "-O",
-        "forward",
-        "-L",
-        &spec(port),
-        "wan",
-    ]))
-    .status
-    .success();
-    let got_mux = forwarded.then(|| forward_rate(port, mib)).flatten();
-    let _ = Command::new("ssh")
-        .args([
-            "-F",
-            cfg,
-            "-o",
-            &control,
-            "-O",
-            "cancel",
-            "-L",
-            &spec(port),
-            "wan",
-        ])
-        .stderr(Stdio::null())
-        .status();
-    [got_ours, got_fresh, got_mux]
-}
 
 /// Every row of one link: plain chain, then through sudo:root.
 fn link_rows(

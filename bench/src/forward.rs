@@ -8,7 +8,7 @@ use std::net::{TcpListener, TcpStream};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::harness::{Stats, fakessh_through};
+use crate::harness::{Stats, fakessh_through, run_cmd};
 
 /// A service on this machine's loopback: `sink` reads a length and that
 /// many bytes, then answers one byte; anything else echoes one byte.
@@ -165,4 +165,87 @@ pub fn run(cfg: &str, quick: bool) -> (Vec<String>, Vec<String>) {
         }
     }
     (rows, notes)
+}
+
+fn stop(mut child: Child) {
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+/// MiB/s of one connection × `mib` through a forward on `port`.
+fn forward_rate(port: u16, mib: u64) -> Option<f64> {
+    if !wait_for(port) {
+        return None;
+    }
+    throughput(port, mib << 20).map(|s| mib as f64 / s)
+}
+
+/// `ssh -L` through `chain` (ours), and OpenSSH's fresh (through `jump`
+/// if any) and through a ControlMaster (plain chains only: sudo has
+/// nothing to do with -L there).
+pub fn forward_rates(
+    cfg: &str,
+    chain: &str,
+    sudo: bool,
+    jump: Option<&str>,
+    mib: u64,
+    ctl: &str,
+) -> [Option<f64>; 3] {
+    let target = service();
+    let spec = |port: u16| format!("{port}:127.0.0.1:{target}");
+    let port = free_port();
+    let ours = fakessh_through(cfg, chain)
+        .args(["ssh", "-N", "-L", &spec(port), "h"])
+        .stdin(Stdio::null())
+        .spawn()
+        .unwrap();
+    let got_ours = forward_rate(port, mib);
+    stop(ours);
+    if sudo {
+        return [got_ours, None, None];
+    }
+    let port = free_port();
+    let fresh = Command::new("ssh")
+        .args(["-F", cfg, "-N", "-o", "ControlMaster=no"])
+        .args(jump.map(|j| ["-J", j]).into_iter().flatten())
+        .args(["-L", &spec(port), "wan"])
+        .stdin(Stdio::null())
+        .spawn()
+        .unwrap();
+    let got_fresh = forward_rate(port, mib);
+    stop(fresh);
+    if jump.is_some() {
+        return [got_ours, got_fresh, None];
+    }
+    let port = free_port();
+    let control = format!("ControlPath={ctl}");
+    let forwarded = run_cmd(Command::new("ssh").args([
+        "-F",
+        cfg,
+        "-o",
+        &control,
+        "-O",
+        "forward",
+        "-L",
+        &spec(port),
+        "wan",
+    ]))
+    .status
+    .success();
+    let got_mux = forwarded.then(|| forward_rate(port, mib)).flatten();
+    let _ = Command::new("ssh")
+        .args([
+            "-F",
+            cfg,
+            "-o",
+            &control,
+            "-O",
+            "cancel",
+            "-L",
+            &spec(port),
+            "wan",
+        ])
+        .stderr(Stdio::null())
+        .status();
+    [got_ours, got_fresh, got_mux]
 }
