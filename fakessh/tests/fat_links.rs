@@ -315,7 +315,7 @@ fn a_gibibyte_pushed_round_the_lanes_and_pulled_back_is_byte_exact() {
     out.expect_code(0);
     let log = out.stderr_text();
     assert!(
-        log.contains("8 lanes toward the agent, through its socket"),
+        log.contains("12 lanes toward the agent, through its socket"),
         "no lanes joined: {log}"
     );
     // Gone once joined, while the agent runs on.
@@ -436,7 +436,7 @@ fn a_long_hop_behind_a_short_one_gets_lanes_and_a_push_and_pull_through_it_are_b
     // first hop's round trip is loopback's: whether it gets lanes is a
     // matter of timing, not asserted.)
     assert!(
-        log.contains("ssh:near,ssh:far: 8 lanes toward the agent, through its socket"),
+        log.contains("ssh:near,ssh:far: 12 lanes toward the agent, through its socket"),
         "the far hop got no lanes: {log}"
     );
     let want = sha256(&src);
@@ -587,7 +587,7 @@ fn lanes_take_the_number_asked_for_and_one_means_one_channel() {
             "--lanes {flag}: the copy differs"
         );
     }
-    let out = run_with_flags(&sshd, &["--lanes", "9"], "ssh:far", "true");
+    let out = run_with_flags(&sshd, &["--lanes", "13"], "ssh:far", "true");
     // A usage error, as ssh's: 255.
     assert_eq!(out.status.code(), Some(255), "{}", out.stderr_text());
     assert!(

@@ -358,11 +358,12 @@ agent-dir = "/dev/shm/mfs"
     }
 
     #[test]
-    fn lanes_are_a_number_from_one_to_eight() {
+    fn lanes_are_a_number_from_one_to_twelve() {
         assert_eq!(args("lanes = 1\n").lanes, Some(1));
         assert_eq!(args("lanes = \"3\"\n").lanes, Some(3));
         assert_eq!(args("").lanes, None);
-        for bad in ["lanes = 0\n", "lanes = 9\n", "lanes = \"many\"\n"] {
+        assert_eq!(args("lanes = 12\n").lanes, Some(12));
+        for bad in ["lanes = 0\n", "lanes = 13\n", "lanes = \"many\"\n"] {
             let e = error(bad);
             assert!(e.starts_with("/etc/team/config line 1: lanes"), "{e}");
         }

@@ -74,12 +74,12 @@ pub struct HostArgs {
     pub remote_gateway_ports: bool,
 
     /// SSH channels toward each ssh hop's agent where the round trip is 5 ms
-    /// or more (1 to 8; default 8). sshd lets each channel carry 2 MiB per
+    /// or more (1 to 12; default 12). sshd lets each channel carry 2 MiB per
     /// round trip toward it; each channel beyond the first connects to a
     /// Unix socket of the agent's (or where sshd forbids that, runs `cat`
     /// into it), and the frames go round them. 1 keeps to one channel, as
     /// ssh does.
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u8).range(1..=8))]
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u8).range(1..=12))]
     pub lanes: Option<u8>,
 
     /// More diagnostics on stderr (-v hops, -vv sessions, -vvv frames).
