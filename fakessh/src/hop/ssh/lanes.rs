@@ -50,9 +50,9 @@ const KEEP_MADE: Duration = Duration::from_secs(30);
 /// and FIFOs (for [`KEEP_MADE`]), wait until a push through the stream to
 /// it is held back by its window (`staged` is the stream's:
 /// [`Staged::wanted`]), then add up to `extra` lanes (at most
-/// [`MAX_EXTRA_LANES`](router::lane_rules::MAX_EXTRA_LANES)). Until then only a weak hold on `connection` is
-/// kept, and the agent's loss ends the wait. Anything that fails leaves
-/// one channel, said at `-v`.
+/// [`MAX_EXTRA_LANES`](router::lane_rules::MAX_EXTRA_LANES)). Until then
+/// only a weak hold on `connection` is kept, and the agent's loss ends the
+/// wait. Anything that fails leaves one channel, said at `-v`.
 pub async fn widen(
     router: Arc<Router>,
     agent: ContextId,
@@ -81,14 +81,10 @@ pub async fn widen(
         made = prepare(&router, agent, extra) => made,
         _ = &mut lost => return,
     };
-    let mut made = match made {
-        Ok(Some(made)) => Some(made),
-        Ok(None) => return,
-        Err(why) => {
-            info!("{name}: one lane toward the agent: {why}");
-            return;
-        }
+    let Some(made) = settled(&name, made) else {
+        return;
     };
+    let mut made = Some(made);
     let keep = tokio::time::sleep(KEEP_MADE);
     let mut keep = std::pin::pin!(keep);
     loop {
@@ -102,18 +98,16 @@ pub async fn widen(
         }
     }
     let made = match made {
-        Some(made) => Ok(Some(made)),
-        None => tokio::select! {
-            made = make(&router, agent, extra) => made,
-            _ = &mut lost => return,
-        },
-    };
-    let made = match made {
-        Ok(Some(made)) => made,
-        Ok(None) => return,
-        Err(why) => {
-            info!("{name}: one lane toward the agent: {why}");
-            return;
+        Some(made) => made,
+        None => {
+            let made = tokio::select! {
+                made = make(&router, agent, extra) => made,
+                _ = &mut lost => return,
+            };
+            let Some(made) = settled(&name, made) else {
+                return;
+            };
+            made
         }
     };
     let Some(connection) = connection.upgrade() else {
@@ -131,6 +125,14 @@ pub async fn widen(
         ),
         Err(why) => info!("{name}: one lane toward the agent: {why}"),
     }
+}
+
+/// What was made, if anything; why not said at `-v`.
+fn settled(name: &str, made: Result<Option<Made>, String>) -> Option<Made> {
+    made.unwrap_or_else(|why| {
+        info!("{name}: one lane toward the agent: {why}");
+        None
+    })
 }
 
 /// Where the agent made the lanes' socket and FIFOs.
