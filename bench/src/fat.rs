@@ -33,10 +33,12 @@ pub struct Plan {
     /// Also behind a bastion on loopback (`--bastion`: `ssh:direct,ssh:wan`
     /// for us, `ProxyJump direct` for OpenSSH): only the second hop is long.
     pub bastion: bool,
+    /// Only ours (`--ours-only`): no OpenSSH rows, for a quick look.
+    pub ours_only: bool,
 }
 
 impl Plan {
-    /// `[--quick] [--no-sudo] [--one-lane] [--bastion] [--rsync-mib N] [--forward-mib N] [--rtt MS,...] [--cap MBIT,...]`
+    /// `[--quick] [--no-sudo] [--one-lane] [--bastion] [--ours-only] [--rsync-mib N] [--forward-mib N] [--rtt MS,...] [--cap MBIT,...]`
     /// (cap 0: none). Defaults: the rows.
     pub fn parse(args: &[String]) -> Result<Plan, String> {
         let quick = args.iter().any(|a| a == "--quick");
@@ -49,6 +51,7 @@ impl Plan {
             sudo: true,
             one_lane: false,
             bastion: false,
+            ours_only: false,
         };
         let list = |v: &str| -> Result<Vec<u64>, String> {
             v.split(',')
@@ -63,6 +66,7 @@ impl Plan {
                 "--no-sudo" => plan.sudo = false,
                 "--one-lane" => plan.one_lane = true,
                 "--bastion" => plan.bastion = true,
+                "--ours-only" => plan.ours_only = true,
                 "--rsync-mib" => plan.rsync_mib = list(value()?)?.first().copied().unwrap_or(0),
                 "--forward-mib" => plan.forward_mib = list(value()?)?.first().copied().unwrap_or(0),
                 "--rtt" => plan.rtts_ms = list(value()?)?,
@@ -206,7 +210,7 @@ fn ours_rsync(
     ] {
         let _ = std::fs::remove_file(dir.join(f));
     }
-    run_cmd(fakessh_through_with(cfg, chain, flags).args(["sh", "-c", &script]));
+    crate::trace::run_cmd(fakessh_through_with(cfg, chain, flags).args(["sh", "-c", &script]));
     Ours {
         push: read_first(&dir.join("push.t")),
         pull: read_first(&dir.join("pull.t")),
@@ -317,11 +321,13 @@ fn link_rows(
         eprintln!("fat: {label}{via}: rsync");
         let ours = ours_rsync(&cfg, chain, &[], src, dir, plan.probes);
         let fresh = match jump {
+            _ if plan.ours_only => (None, None),
             Some(jump) => openssh_rsync(&format!("{fresh_ssh} -J {jump}"), sudo, src, dir),
             None => openssh_rsync(&fresh_ssh, sudo, src, dir),
         };
         let mux = match jump {
             Some(_) => (None, None),
+            _ if plan.ours_only => (None, None),
             None => openssh_rsync(&mux_ssh, sudo, src, dir),
         };
         let r = |t: Option<f64>| t.map(|t| rate(mib, t));
@@ -387,7 +393,14 @@ fn link_rows(
             kib(ours.agent_kib),
         ));
         eprintln!("fat: {label}{via}: ssh -L");
-        let [o, f, m] = forward_rates(&cfg, chain, sudo, jump, plan.forward_mib, &master.ctl);
+        let [o, f, m] = forward_rates(
+            &cfg,
+            chain,
+            sudo || plan.ours_only,
+            jump,
+            plan.forward_mib,
+            &master.ctl,
+        );
         rows.push(row(
             &format!(
                 "`ssh -L` one connection × {} MiB, {label}{via}",

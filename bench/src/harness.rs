@@ -23,12 +23,16 @@ pub fn time_loop(args: &[String]) -> i32 {
         run();
     }
     let mut failed = 0;
+    let what = cmd.join(" ");
     for _ in 0..n {
         let start = Instant::now();
+        crate::trace::line("call", &format!("start {what}"));
         if !run() {
             failed += 1;
         }
-        println!("{:.6}", start.elapsed().as_secs_f64());
+        let took = start.elapsed().as_secs_f64();
+        crate::trace::line("call", &format!("end {:.1} ms {what}", took * 1e3));
+        println!("{took:.6}");
     }
     i32::from(failed > 0)
 }

@@ -18,6 +18,7 @@ mod persist;
 mod proxy;
 mod readings;
 mod soak;
+mod trace;
 
 use harness::*;
 

@@ -20,7 +20,8 @@ pub fn run_one(args: &[String]) -> bool {
         Some("fleet") => behind_proxy(|sshd, port, _| fleet::run(sshd, port, quick)),
         // Only the forwarding rows.
         Some("forward") => behind_proxy(|_, _, cfg| forward::run(cfg, quick)),
-        // `fat [--quick] [--no-sudo] [--rsync-mib N] [--forward-mib N]
+        // `fat [--quick] [--no-sudo] [--one-lane] [--bastion] [--ours-only]
+        // [--rsync-mib N] [--forward-mib N]
         // [--rtt MS,...] [--cap MBIT,...]`: only the long-fat-link rows.
         Some("fat") => {
             let plan = match fat::Plan::parse(&args[1..]) {

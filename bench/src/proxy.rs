@@ -119,6 +119,10 @@ struct Bottleneck {
     queue: u64,
     /// When the last chunk accepted has left the bottleneck.
     free_at: Instant,
+    /// Which way, for the timeline ([`crate::trace`]), and when it was
+    /// last written to.
+    way: &'static str,
+    traced_at: Option<Instant>,
 }
 
 impl Bottleneck {
@@ -132,7 +136,20 @@ impl Bottleneck {
         {
             tokio::time::sleep_until(room_at).await;
         }
-        let start = self.free_at.max(Instant::now());
+        let now = Instant::now();
+        let queued = self.free_at.saturating_duration_since(now);
+        if queued > Duration::from_millis(5)
+            && self
+                .traced_at
+                .is_none_or(|t| now - t >= Duration::from_millis(10))
+        {
+            self.traced_at = Some(now);
+            crate::trace::line(
+                "proxy",
+                &format!("{} queue {:.1} ms", self.way, queued.as_secs_f64() * 1e3),
+            );
+        }
+        let start = self.free_at.max(now);
         self.free_at = start + Duration::from_secs_f64(len as f64 / self.rate as f64);
         self.free_at
     }
@@ -164,6 +181,8 @@ async fn delayed(
         rate,
         queue: link.bottleneck_queue(rate),
         free_at: Instant::now(),
+        way: if from_client { "up" } else { "down" },
+        traced_at: None,
     });
     let mut buf = vec![0u8; CHUNK];
     loop {
