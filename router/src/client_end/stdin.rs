@@ -63,7 +63,7 @@ pub(super) async fn pump_stdin(
             let changed = shared.changed.notified();
             let mut changed = std::pin::pin!(changed);
             changed.as_mut().enable();
-            {
+            let paced = {
                 let session = shared.lock();
                 if session.stdin_over() {
                     return;
@@ -73,13 +73,26 @@ pub(super) async fn pump_stdin(
                 let mut pacer = shared.pacer();
                 let room = pacer.sendable(granted, in_flight);
                 if room >= MIN_FRAME_COST as usize {
-                    break room;
+                    match pacer.ready_at(Instant::now()) {
+                        None => break room,
+                        Some(at) => Some(at),
+                    }
+                } else {
+                    // Only the pacer's own window being the limit tells it
+                    // anything (the grant follows what it asks).
+                    if pacer.window().saturating_sub(in_flight) <= granted as u64 {
+                        pacer.held_back();
+                    }
+                    None
                 }
-                // Only the pacer's own window being the limit tells it
-                // anything (the grant follows what it asks).
-                if pacer.window().saturating_sub(in_flight) <= granted as u64 {
-                    pacer.held_back();
-                }
+            };
+            if let Some(at) = paced {
+                // Ahead of the pace on a long path: spread over the round
+                // trip, not queued at its bottleneck in front of every
+                // other session of the hop.
+                sender.release();
+                tokio::time::sleep_until(at.into()).await;
+                continue;
             }
             if !std::mem::replace(&mut wanted_lanes, true) {
                 // Held back once: the SSH channel on the way may be the
@@ -152,10 +165,10 @@ async fn widen_stdin(shared: &Shared, link: &SessionLink, lanes: &mut usize) {
             pacer.in_slow_start(),
             pacer.base_rtt()
         );
-        if !pacer.wants_room() {
+        let (window, _) = session.stdin_window();
+        if !pacer.wants_room(window) {
             return;
         }
-        let (window, _) = session.stdin_window();
         let to = u64::from(MAX_SESSION_WINDOW);
         session
             .ask_stdin_window(to)
