@@ -13,7 +13,7 @@ use std::collections::VecDeque;
 use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::process::ExitStatusExt;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use nix::sys::signal::{Signal, killpg};
@@ -147,6 +147,8 @@ enum Step {
     Written(std::io::Result<usize>),
     Exited(std::io::Result<std::process::ExitStatus>),
     Linger,
+    /// An output's pace allows its next frame now.
+    Paced,
 }
 
 struct Driver {
@@ -185,7 +187,7 @@ impl Driver {
                 }
                 Step::Read(stream, Ok(n)) if n > 0 => {
                     let data = self.bufs[stream.index()].split().freeze();
-                    if self.machine.sent(stream, n) {
+                    if self.machine.sent(stream, n, Instant::now()) {
                         self.sent[stream.index()] += n as u64;
                         let frame = self.link.client_frame(&ToClient::Output(stream, data));
                         self.link.send_bulk(&mut sender, frame).await;
@@ -207,6 +209,7 @@ impl Driver {
                     self.exited(status)
                 }
                 Step::Linger => self.machine.abandon_outputs(),
+                Step::Paced => {}
             }
             while let Some(action) = self.machine.next_action() {
                 self.act(action).await;
@@ -220,13 +223,28 @@ impl Driver {
     }
 
     /// Wait for the next thing to do: a message, output that the credit
-    /// allows us to send (stderr first), room on stdin, the command's exit.
+    /// and the pace allow us to send (stderr first), room on stdin, the
+    /// command's exit.
     async fn next_step(&mut self, exited_at: Option<tokio::time::Instant>) -> Step {
-        let can_read = |s: OutputStream| self.machine.sendable(s, DATA_CHUNK);
+        let now = Instant::now();
+        let mut paced: Option<Instant> = None;
+        let mut can_read = |s: OutputStream| match self.machine.output_ready_at(s, now) {
+            Some(at) => {
+                paced = Some(paced.map_or(at, |p| p.min(at)));
+                0
+            }
+            None => self.machine.sendable(s, DATA_CHUNK),
+        };
         let (out_room, err_room) = (
             can_read(OutputStream::Stdout),
             can_read(OutputStream::Stderr),
         );
+        // Only a stream that has credit waits for its pace.
+        let paced = paced.filter(|_| {
+            [OutputStream::Stdout, OutputStream::Stderr]
+                .iter()
+                .any(|s| self.machine.sendable(*s, DATA_CHUNK) > 0)
+        });
         let [out, err] = &mut self.outputs;
         let [out_buf, err_buf] = &mut self.bufs;
         let stdin_ready = self.stdin.is_some() && !self.stdin_queue.is_empty();
@@ -249,6 +267,7 @@ impl Driver {
                 Step::Exited(status)
             }
             _ = tokio::time::sleep_until(linger.unwrap_or_else(tokio::time::Instant::now)), if linger.is_some() => Step::Linger,
+            _ = tokio::time::sleep_until(paced.unwrap_or(now).into()), if paced.is_some() => Step::Paced,
         }
     }
 

@@ -329,7 +329,7 @@ mod tests {
                 let n = command.sendable(stdout, left.min(64 << 10));
                 most = most.max(command.sendable(stdout, usize::MAX));
                 assert!(n > 0, "the command end is stuck with {left} left");
-                assert!(command.sent(stdout, n));
+                assert!(command.sent(stdout, n, Instant::now()));
                 left -= n;
                 let data = bytes::Bytes::from(vec![0u8; n]);
                 client.on_message(ToClient::Output(stdout, data)).unwrap();
@@ -379,7 +379,7 @@ mod tests {
         let mut client = ClientSession::local(false);
         let mut command = CommandSession::new(false);
         let window = SESSION_WINDOW as usize;
-        assert!(command.sent(stdout, window));
+        assert!(command.sent(stdout, window, Instant::now()));
         assert_eq!(command.sendable(stdout, window), 0);
         assert!(client.grow_output(stdout, 3 * INITIAL_WINDOW).is_some());
         assert_eq!(client.output_window(stdout), (3 * INITIAL_WINDOW, 0));

@@ -12,13 +12,15 @@ use std::collections::VecDeque;
 use bytes::Bytes;
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use super::credit::{GrowthBudget, GrowthHold, MAX_SESSION_WINDOW, SESSION_WINDOW};
-use super::credit::{RecvCredit, SendCredit};
+use super::credit::{RecvCredit, SendCredit, frame_cost};
 use super::error::ProtocolError;
 use super::message::{
     ExitStatus, OutputStream, PtyRequest, SessionControl, SessionEvent, ToCommand,
 };
+use super::pace::OutputPace;
 
 /// What the driver must do.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -56,6 +58,14 @@ enum OutputState {
 struct Output {
     credit: SendCredit,
     state: OutputState,
+    pace: OutputPace,
+}
+
+impl Output {
+    /// What the client granted in all: in flight and still to send.
+    fn window(&self) -> u64 {
+        self.credit.available() + self.credit.in_flight()
+    }
 }
 
 /// The command end's state.
@@ -81,6 +91,7 @@ impl CommandSession {
         let output = |state| Output {
             credit: SendCredit::new(SESSION_WINDOW),
             state,
+            pace: OutputPace::default(),
         };
         let stderr = match pty {
             true => OutputState::Ended,
@@ -217,10 +228,29 @@ impl CommandSession {
         }
     }
 
-    /// Charge `len` bytes of `stream` about to be sent; false if they do not
-    /// fit the credit (the driver read more than [`sendable`](Self::sendable)).
-    pub fn sent(&mut self, stream: OutputStream, len: usize) -> bool {
-        self.outputs[stream.index()].credit.take(len)
+    /// Charge `len` bytes of `stream` about to be sent now; false if they
+    /// do not fit the credit (the driver read more than
+    /// [`sendable`](Self::sendable)).
+    pub fn sent(&mut self, stream: OutputStream, len: usize, now: Instant) -> bool {
+        let output = &mut self.outputs[stream.index()];
+        if !output.credit.take(len) {
+            return false;
+        }
+        let window = output.window();
+        output.pace.sent(u64::from(frame_cost(len)), window, now);
+        true
+    }
+
+    /// When `stream` may send its next frame, if not now: on a long path
+    /// its window is spread over the round trip ([`OutputPace`]), so that a
+    /// window grown in one piece does not wait at the bottleneck in front
+    /// of every other session of the hop. The driver asks before reading,
+    /// after taking the client's messages: credit that came back by `now`
+    /// times the round trip.
+    pub fn output_ready_at(&mut self, stream: OutputStream, now: Instant) -> Option<Instant> {
+        let output = &mut self.outputs[stream.index()];
+        output.pace.credited(output.credit.in_flight(), now);
+        output.pace.ready_at(output.window(), now)
     }
 
     /// `stream` reached end of file (or failed to read).

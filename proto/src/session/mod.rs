@@ -32,6 +32,7 @@ pub mod credit;
 pub mod error;
 pub mod listener;
 pub mod message;
+pub mod pace;
 pub mod pacer;
 #[cfg(test)]
 mod pair;
@@ -112,4 +113,5 @@ pub use message::{
     ExitStatus, ListenAddress, MasterCommand, OutputStream, PtyRequest, RemoteCommand,
     SessionControl, SessionEvent, SessionRequest, SpawnRequest, ToClient, ToCommand, header,
 };
+pub use pace::{OutputPace, PACING_GAIN, Pace};
 pub use pacer::StdinPacer;

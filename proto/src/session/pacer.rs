@@ -26,9 +26,8 @@
 //!   (the reader had nothing to send) judges nothing.
 //! - **When the path changes** (a hop's lanes joined: more SSH channels)
 //!   slow start begins again, with no timing from the old path.
-//! - **What goes out is paced** ([`StdinPacer::ready_at`]): the window is
-//!   spread over the path's round trip, at [`PACING_GAIN`] times the
-//!   window per round trip. Without it, slow start sent two bytes for each
+//! - **What goes out is paced** ([`StdinPacer::ready_at`], [`super::pace`]):
+//!   the window is spread over the path's round trip. Without it, slow start sent two bytes for each
 //!   credited back at once: twice the link's rate for as long as the
 //!   credit of a window took to come back. That queued up to 55 ms at the
 //!   bottleneck in front of every other session of the hop (a new
@@ -50,6 +49,7 @@ use std::time::{Duration, Instant};
 
 use super::autotune::MIN_TUNED_RTT;
 use super::credit::{MAX_SESSION_WINDOW, SESSION_WINDOW};
+use super::pace::Pace;
 
 const INITIAL: u64 = SESSION_WINDOW as u64;
 const MAX: u64 = MAX_SESSION_WINDOW as u64;
@@ -62,16 +62,6 @@ const MAX: u64 = MAX_SESSION_WINDOW as u64;
 pub fn queue_threshold(base: Duration) -> Duration {
     (base / 8).clamp(Duration::from_millis(4), Duration::from_millis(8))
 }
-
-/// How much faster than a window per round trip stdin may go out: a
-/// little more, so the window, not the pacing, is what holds a stream
-/// back (slow start grows only then). A window at the path's product then
-/// queues at most a ninth of it.
-pub const PACING_GAIN: f64 = 1.125;
-
-/// How far ahead of its pace stdin may be: a burst this long at the pace
-/// (a timer wakes a task a millisecond late, or more on a busy machine).
-const PACING_SLACK: Duration = Duration::from_millis(2);
 
 /// Marks timed at once at most: about eight per window.
 const MARKS: usize = 16;
@@ -130,8 +120,7 @@ pub struct StdinPacer {
     /// the one before (the credit coming back now is for what left then).
     limited: bool,
     limited_before: bool,
-    /// When all sent so far has gone out at the pace.
-    paced_until: Option<Instant>,
+    pace: Pace,
 }
 
 impl Default for StdinPacer {
@@ -154,7 +143,7 @@ impl StdinPacer {
             delivery_rate: 0.0,
             limited: false,
             limited_before: false,
-            paced_until: None,
+            pace: Pace::default(),
         }
     }
 
@@ -199,27 +188,21 @@ impl StdinPacer {
         (self.limited || self.window > granted) && self.tuned()
     }
 
-    /// Bytes per second stdin goes out at, on a path long enough to tune
-    /// for: [`PACING_GAIN`] windows per round trip. `None`: no pacing.
-    pub fn pace(&self) -> Option<f64> {
-        let base = self.base_rtt.filter(|_| self.tuned())?;
-        Some(self.window as f64 * PACING_GAIN / base.as_secs_f64())
+    /// Bytes per second stdin goes out at ([`Pace::rate`]); `None`: no
+    /// pacing.
+    fn rate(&self) -> Option<f64> {
+        Pace::rate(self.window, self.base_rtt)
     }
 
     /// When the next frame may go out, if not now: what went out so far is
     /// ahead of the pace.
     pub fn ready_at(&self, now: Instant) -> Option<Instant> {
-        self.pace()?;
-        let at = self.paced_until?.checked_sub(PACING_SLACK)?;
-        (at > now).then_some(at)
+        self.pace.ready_at(self.rate(), now)
     }
 
     /// `cost` more credit went out now.
     pub fn sent(&mut self, cost: u64, now: Instant) {
-        if let Some(rate) = self.pace() {
-            let from = self.paced_until.map_or(now, |p| p.max(now));
-            self.paced_until = Some(from + Duration::from_secs_f64(cost as f64 / rate));
-        }
+        self.pace.sent(cost, self.rate(), now);
         self.sent += cost;
         let spacing = self.window / 8;
         let due = self
@@ -231,7 +214,7 @@ impl StdinPacer {
                 at: self.sent,
                 sent_at: now,
                 acked_then: self.acked,
-                paced: self.pace().is_some(),
+                paced: self.rate().is_some(),
             });
         }
         if self.round.is_none() {

@@ -222,7 +222,7 @@ impl Pair {
                         .command
                         .sendable(stream, size)
                         .min(self.outputs_left[i].len());
-                    assert!(self.command.sent(stream, n));
+                    assert!(self.command.sent(stream, n, std::time::Instant::now()));
                     let data = self.outputs_left[i].split_to(n);
                     self.queued_cost[1 + i] += u64::from(frame_cost(n));
                     self.to_client.push_back(ToClient::Output(stream, data));

@@ -53,9 +53,9 @@ fn output_waits_for_credit_and_resumes_when_granted() {
     let stdout = OutputStream::Stdout;
     let window = SESSION_WINDOW as usize;
     assert_eq!(s.sendable(stdout, 2 * window), window);
-    assert!(s.sent(stdout, window));
+    assert!(s.sent(stdout, window, std::time::Instant::now()));
     assert_eq!(s.sendable(stdout, 4096), 0, "credit exhausted");
-    assert!(!s.sent(stdout, 1));
+    assert!(!s.sent(stdout, 1, std::time::Instant::now()));
     s.on_message(credit(stdout, 4096)).unwrap();
     assert_eq!(s.sendable(stdout, 65536), 4096);
     assert_eq!(
@@ -68,7 +68,7 @@ fn output_waits_for_credit_and_resumes_when_granted() {
 #[test]
 fn a_client_that_lies_about_credit_is_refused() {
     let mut s = CommandSession::new(false);
-    assert!(s.sent(OutputStream::Stdout, 1000));
+    assert!(s.sent(OutputStream::Stdout, 1000, std::time::Instant::now()));
     let lie = s
         .on_message(credit(OutputStream::Stdout, 5000))
         .unwrap_err();
@@ -254,4 +254,51 @@ fn the_sessions_of_an_agent_grow_their_stdin_within_one_budget_and_give_it_back(
         vec![CommandAction::Send(SessionEvent::StdinWindow(most))],
         "the first's share came back"
     );
+}
+
+#[test]
+fn on_a_long_path_a_grown_window_goes_out_paced_and_on_loopback_at_once() {
+    use OutputStream::Stdout;
+    use std::time::{Duration, Instant};
+    const FRAME: usize = 128 << 10;
+    for (rtt_ms, paced) in [(150, true), (1, false)] {
+        let t0 = Instant::now();
+        let mut s = CommandSession::new(false);
+        // The first window goes out at once: no round trip is known yet.
+        while s.sendable(Stdout, FRAME) > 0 {
+            assert_eq!(s.output_ready_at(Stdout, t0), None);
+            assert!(s.sent(Stdout, FRAME, t0));
+        }
+        // A round trip later the client credits it all and grows the
+        // window to 8 MiB in one piece.
+        let back = t0 + Duration::from_millis(rtt_ms);
+        s.on_message(credit(Stdout, SESSION_WINDOW)).unwrap();
+        let grow = SessionControl::GrowWindow {
+            stream: Stdout,
+            bytes: 6 << 20,
+        };
+        s.on_message(ToCommand::Control(grow)).unwrap();
+        // As fast as the pace lets it: 8 MiB at 9/8 of 8 MiB per round
+        // trip is 8/9 of one. On loopback, all of it at once.
+        let mut now = back;
+        let mut moved = 0;
+        while s.sendable(Stdout, FRAME) > 0 {
+            if let Some(at) = s.output_ready_at(Stdout, now) {
+                assert!(paced, "paced on a {rtt_ms} ms path");
+                now = at;
+            }
+            assert!(s.sent(Stdout, FRAME, now));
+            moved += FRAME;
+        }
+        assert_eq!(moved, 8 << 20);
+        let took = now - back;
+        if paced {
+            assert!(
+                took >= Duration::from_millis(120) && took <= Duration::from_millis(135),
+                "8 MiB went out over {took:?}"
+            );
+        } else {
+            assert_eq!(took, Duration::ZERO);
+        }
+    }
 }
