@@ -123,8 +123,9 @@ impl WindowTuner {
     /// fill it, the window grows by what arrived (about 1.6 times per round
     /// trip, with that lag); once they fill no more of it, and brought
     /// what the last round trip did, within an eighth (more is the window
-    /// still showing; less, a lull in the output, not the path), the path
-    /// is full: the window drops to 9/8 of what arrived, and grows by an
+    /// still showing; less, a lull in the output, not the path), and at
+    /// least a quarter of the window (less is the command's own pace), the
+    /// path is full: the window drops to 9/8 of what arrived, and grows by an
     /// eighth from then on. A round trip the writer held back tells
     /// nothing, and is not compared with.
     fn slow_start(&mut self, arrived: u64, window: u64, consumer_keeps_up: bool) -> Option<u64> {
@@ -138,7 +139,10 @@ impl WindowTuner {
             let target = (window + arrived).min(u64::from(MAX_SESSION_WINDOW));
             return (target > window).then_some(target);
         }
-        if last > 0 && arrived * 8 >= last * 7 && arrived * 8 <= last * 9 {
+        // A quarter of the window at least: a command that sent a little
+        // for two round trips in a row (rsync's start) is not the path.
+        let path = arrived * 4 >= then;
+        if path && last > 0 && arrived * 8 >= last * 7 && arrived * 8 <= last * 9 {
             self.filled = true;
             let target = (arrived + arrived / 8).max(u64::from(SESSION_WINDOW));
             return (target < window).then_some(target);
@@ -250,6 +254,29 @@ mod tests {
             .position(|w| *w >= u64::from(MAX_SESSION_WINDOW))
             .expect("it reaches the max");
         assert!(full <= 6, "the max after {full} round trips: {windows:?}");
+    }
+
+    #[test]
+    fn a_command_that_starts_slowly_is_not_taken_for_a_full_path() {
+        // rsync's first round trips bring a few KiB each (the file list),
+        // the same each time; then the file at 1 Gbit/s over 150 ms.
+        let trip = std::cell::Cell::new(0);
+        let window = run(
+            150,
+            9,
+            |window| {
+                trip.set(trip.get() + 1);
+                match trip.get() {
+                    1..=4 => 24 << 10,
+                    _ => window.min(18_750_000),
+                }
+            },
+            0,
+        );
+        // Taken for a full path, it grew by an eighth per round trip from
+        // 2 MiB: 3.6 MiB by now (a 256 MiB pull at 150 ms ran at 39 MiB/s,
+        // against 62 when it was not).
+        assert_eq!(window, u64::from(MAX_SESSION_WINDOW));
     }
 
     #[test]
