@@ -285,6 +285,13 @@ impl<S: ClientSink> ClientEnd<S> {
         if let Some(rtt) = self.tuners.iter().find_map(|t| t.rtt()) {
             let _ = self.shared.rtt.set(rtt);
         }
+        // Stdin's timings, if any, are the path's own round trip; the
+        // tuners' include the command's start, and a window tuned on too
+        // long a round trip stands too long a queue at the bottleneck.
+        let timed = self.shared.pacer().base_rtt();
+        if let Some(rtt) = timed {
+            self.tuners.iter_mut().for_each(|t| t.measured(rtt));
+        }
         let stream = match frame.header.handle {
             handle::SESSION_STDOUT => OutputStream::Stdout,
             handle::SESSION_STDERR => OutputStream::Stderr,

@@ -228,23 +228,25 @@ impl Driver {
     async fn next_step(&mut self, exited_at: Option<tokio::time::Instant>) -> Step {
         let now = Instant::now();
         let mut paced: Option<Instant> = None;
-        let mut can_read = |s: OutputStream| match self.machine.output_ready_at(s, now) {
-            Some(at) => {
-                paced = Some(paced.map_or(at, |p| p.min(at)));
-                0
+        // A stream with credit may still wait for its pace; one without
+        // waits for credit (a message) alone.
+        let mut can_read = |s: OutputStream| {
+            let room = self.machine.sendable(s, DATA_CHUNK);
+            if room == 0 {
+                return 0;
             }
-            None => self.machine.sendable(s, DATA_CHUNK),
+            match self.machine.output_ready_at(s, now) {
+                Some(at) => {
+                    paced = Some(paced.map_or(at, |p| p.min(at)));
+                    0
+                }
+                None => room,
+            }
         };
         let (out_room, err_room) = (
             can_read(OutputStream::Stdout),
             can_read(OutputStream::Stderr),
         );
-        // Only a stream that has credit waits for its pace.
-        let paced = paced.filter(|_| {
-            [OutputStream::Stdout, OutputStream::Stderr]
-                .iter()
-                .any(|s| self.machine.sendable(*s, DATA_CHUNK) > 0)
-        });
         let [out, err] = &mut self.outputs;
         let [out_buf, err_buf] = &mut self.bufs;
         let stdin_ready = self.stdin.is_some() && !self.stdin_queue.is_empty();

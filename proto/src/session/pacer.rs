@@ -27,9 +27,10 @@
 //! - **When the path changes** (a hop's lanes joined: more SSH channels)
 //!   slow start begins again, with no timing from the old path.
 //! - **What goes out is paced** ([`StdinPacer::ready_at`], [`super::pace`]):
-//!   the window is spread over the path's round trip. Without it, slow start sent two bytes for each
-//!   credited back at once: twice the link's rate for as long as the
-//!   credit of a window took to come back. That queued up to 55 ms at the
+//!   the window (or the grant, if smaller) is spread over the path's round
+//!   trip. Without it, slow start sent two bytes for each credited back at
+//!   once: twice the link's rate for as long as the credit of a window
+//!   took to come back. That queued up to 55 ms at the
 //!   bottleneck in front of every other session of the hop (a new
 //!   `ssh h true` took 206 ms at 150 ms, `fakessh-bench fat`). Slow start
 //!   still overshoots where the product is below [`MAX_SESSION_WINDOW`]:
@@ -121,6 +122,9 @@ pub struct StdinPacer {
     limited: bool,
     limited_before: bool,
     pace: Pace,
+    /// The window the command end granted ([`StdinPacer::set_granted`]):
+    /// the pace never counts on more in flight.
+    granted: u64,
 }
 
 impl Default for StdinPacer {
@@ -144,6 +148,7 @@ impl StdinPacer {
             limited: false,
             limited_before: false,
             pace: Pace::default(),
+            granted: u64::MAX,
         }
     }
 
@@ -188,10 +193,15 @@ impl StdinPacer {
         (self.limited || self.window > granted) && self.tuned()
     }
 
-    /// Bytes per second stdin goes out at ([`Pace::rate`]); `None`: no
-    /// pacing.
+    /// The command end has granted a window of `window` bytes in all.
+    pub fn set_granted(&mut self, window: u64) {
+        self.granted = window;
+    }
+
+    /// Bytes per second stdin goes out at ([`Pace::rate`]): the window, or
+    /// the grant if it is smaller, per round trip. `None`: no pacing.
     fn rate(&self) -> Option<f64> {
-        Pace::rate(self.window, self.base_rtt)
+        Pace::rate(self.window.min(self.granted), self.base_rtt)
     }
 
     /// When the next frame may go out, if not now: what went out so far is

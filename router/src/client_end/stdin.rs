@@ -69,8 +69,9 @@ pub(super) async fn pump_stdin(
                     return;
                 }
                 let granted = session.stdin_sendable(DATA_CHUNK);
-                let (_, in_flight) = session.stdin_window();
+                let (grant_window, in_flight) = session.stdin_window();
                 let mut pacer = shared.pacer();
+                pacer.set_granted(grant_window);
                 let room = pacer.sendable(granted, in_flight);
                 if room >= MIN_FRAME_COST as usize {
                     match pacer.ready_at(Instant::now()) {

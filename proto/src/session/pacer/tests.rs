@@ -164,6 +164,17 @@ fn at_50_ms_it_fills_the_link_quickly_and_keeps_the_queue_short() {
     // with the least of a whole round, the queue reached 1.7 products.
     let peak = trace.queue.iter().max().copied().unwrap_or(0);
     assert!(peak * 10 <= bdp * 14, "the queue reached {peak}");
+    // It drains to the product, not below it: the link is not left idle
+    // while the window grows back by a 32nd per round trip.
+    let top = trace
+        .window
+        .iter()
+        .position(|w| *w == *trace.window.iter().max().unwrap());
+    let after = &trace.window[top.unwrap() + 1..];
+    assert!(
+        after.iter().all(|w| *w * 100 >= bdp * 95),
+        "drained below the product: {after:?}"
+    );
     let late = &trace.queue[8..];
     assert!(
         late.iter().all(|q| *q <= bdp / 4),
@@ -253,4 +264,39 @@ fn a_window_grown_past_the_grant_wants_room_though_the_grant_held_it_back() {
     pacer.sent(grant, later);
     pacer.credited(0, later + Duration::from_millis(150));
     assert!(pacer.wants_room(grant));
+}
+
+#[test]
+fn one_late_timing_does_not_end_slow_start() {
+    // Frames 5 ms apart at 150 ms; the credit of one marked frame is 10 ms
+    // late (a scheduler's hiccup, not a queue; the threshold is 8 ms):
+    // slow start goes on.
+    let t0 = Instant::now();
+    let rtt = Duration::from_millis(150);
+    let mut pacer = StdinPacer::new();
+    pacer.measured(rtt);
+    pacer.held_back();
+    let frames = 16u32;
+    let step = Duration::from_millis(5);
+    for k in 0..frames {
+        pacer.sent(FRAME, t0 + step * k);
+    }
+    let mut last = t0;
+    for k in 0..frames {
+        let late = if k == 4 {
+            Duration::from_millis(10)
+        } else {
+            Duration::ZERO
+        };
+        // Credit is cumulative: none comes back before the one before it.
+        let at = (t0 + step * k + rtt + late).max(last);
+        last = at;
+        pacer.credited(FRAME * u64::from(frames - 1 - k), at);
+    }
+    assert!(pacer.in_slow_start(), "one late timing ended slow start");
+    assert!(
+        pacer.window() > INITIAL,
+        "and the window grew: {}",
+        pacer.window()
+    );
 }
