@@ -3,9 +3,9 @@
 //! when the consumer stalls once the window has grown, and through
 //! `sudo:root`; pushes go round several SSH channels (lanes, asked for once
 //! a push is held back by its window) with stdin's window grown,
-//! byte-exact there and back, and a lane killed mid-stream
-//! fails the session with a message and leaves a prefix, never a
-//! corruption. No timing is asserted: a round trip of 40 ms only makes the
+//! byte-exact there and back, a lane held back mid-stream only delays it,
+//! and a lane killed mid-stream fails the session with a message and
+//! leaves a prefix, never a corruption. No timing is asserted: a round trip of 40 ms only makes the
 //! window the limit, which is what lets it grow.
 
 #![cfg(feature = "host")]
@@ -496,6 +496,54 @@ fn a_lane_killed_mid_push_fails_the_session_and_leaves_only_a_prefix() {
         got.len(),
         want.len()
     );
+}
+
+#[test]
+#[ignore = "needs root and sshd (run ./tests/run)"]
+fn a_lane_held_back_mid_push_delays_the_stream_and_loses_nothing() {
+    require_sshd();
+    let _alone = lanes_alone();
+    // Lanes through `cat`, which the test can stop: one lane's traffic is
+    // then held back for two seconds while the others have room.
+    let sshd = far_sshd_with("root", &["AllowStreamLocalForwarding=no"]);
+    let src = sshd.path("src.bin");
+    write_random_file(&src, 256 * MIB, 36);
+    let copy = sshd.path("copy.bin");
+    let copy_seen = copy.clone();
+    // How much had arrived when the lane was let go again.
+    let stopper = std::thread::spawn(move || {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while lane_cats().len() < 7 && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        std::thread::sleep(Duration::from_millis(300));
+        let victim = nix::unistd::Pid::from_raw(*lane_cats().get(5)?);
+        nix::sys::signal::kill(victim, nix::sys::signal::SIGSTOP).ok()?;
+        std::thread::sleep(Duration::from_secs(2));
+        let arrived = std::fs::metadata(&copy_seen).map(|m| m.len()).ok();
+        let _ = nix::sys::signal::kill(victim, nix::sys::signal::SIGCONT);
+        arrived
+    });
+    let out = run(
+        &sshd,
+        "ssh:far",
+        &format!("cat '{}' | ssh h 'cat > {}'", src.display(), copy.display()),
+    );
+    let arrived = stopper
+        .join()
+        .unwrap()
+        .expect("no lane was running to stop");
+    assert!(
+        arrived < 256 * MIB as u64,
+        "the push was over before the lane was let go"
+    );
+    out.expect_code(0);
+    let log = out.stderr_text();
+    assert!(
+        log.contains("lanes toward the agent, through cat"),
+        "no lanes through cat: {log}"
+    );
+    assert_eq!(sha256(&copy), sha256(&src), "the pushed copy differs");
 }
 
 #[test]
