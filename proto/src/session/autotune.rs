@@ -6,16 +6,21 @@
 //! measures two things and raises the window from them:
 //!
 //! - the round trip: from asking the command end to its first frame (an
-//!   upper bound: the command's own start is in it);
-//! - what arrived in each round trip since.
+//!   upper bound: the command's own start is in it), or stdin's timed
+//!   round trip once it is shorter ([`WindowTuner::measured`]);
+//! - what arrived in each round trip since (an epoch that ended late,
+//!   after a pause, counts what arrived per round trip of it).
 //!
 //! It starts as TCP's slow start does: while what a round trip brought
 //! fills the window the sender had, the window grows by that much, until
-//! a round trip brings what the last one did: the path is full,
-//! and the window drops to 9/8 of what arrived (credit is kept back until
-//! the sender has only that much room). From then on, when a round trip
-//! brought at least three quarters of the window, the window was the
-//! limit: it becomes 9/8 of what arrived, so it grows by an eighth per
+//! a round trip brings what the last one did, and at least a quarter of
+//! the window (less is the command's own pace: rsync's file list): the
+//! path is full, and the window drops to 9/8 of what arrived (credit is
+//! kept back until the sender has only that much room). From then on,
+//! when two round trips in a row brought at least three quarters of the
+//! window (one that began with a burst of what waited while this end was
+//! busy brings more than the path does), the window was the limit: it
+//! becomes 9/8 of the lesser, so it grows by an eighth per
 //! round trip while the window limits, and stops at about 9/8 of the
 //! path's bandwidth-delay product once the link does. What a window
 //! holds beyond the product waits in the bottleneck's queue, in front of
