@@ -287,6 +287,19 @@ fn lane_cats() -> Vec<i32> {
     pids
 }
 
+/// Lane number `k`'s remote `cat`, `after` the lanes are up (at least 7 of
+/// them, within a minute); `None` if there is no such lane by then.
+fn lane_cat_after(k: usize, after: Duration) -> Option<nix::unistd::Pid> {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while lane_cats().len() < 7 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::thread::sleep(after);
+    lane_cats()
+        .get(k)
+        .map(|pid| nix::unistd::Pid::from_raw(*pid))
+}
+
 #[test]
 #[ignore = "needs root and sshd (run ./tests/run)"]
 fn a_gibibyte_pushed_round_the_lanes_and_pulled_back_is_byte_exact() {
@@ -458,20 +471,10 @@ fn a_lane_killed_mid_push_fails_the_session_and_leaves_only_a_prefix() {
     // Once the lanes are up and the push has run a while, kill one lane's
     // `cat` on the far side.
     let killer = std::thread::spawn(|| {
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while lane_cats().len() < 7 && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        std::thread::sleep(Duration::from_millis(1500));
-        let cats = lane_cats();
-        let Some(victim) = cats.get(3) else {
+        let Some(victim) = lane_cat_after(3, Duration::from_millis(1500)) else {
             return false;
         };
-        nix::sys::signal::kill(
-            nix::unistd::Pid::from_raw(*victim),
-            nix::sys::signal::SIGKILL,
-        )
-        .is_ok()
+        nix::sys::signal::kill(victim, nix::sys::signal::SIGKILL).is_ok()
     });
     let out = run(
         &sshd,
@@ -512,12 +515,7 @@ fn a_lane_held_back_mid_push_delays_the_stream_and_loses_nothing() {
     let copy_seen = copy.clone();
     // How much had arrived when the lane was let go again.
     let stopper = std::thread::spawn(move || {
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while lane_cats().len() < 7 && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        std::thread::sleep(Duration::from_millis(300));
-        let victim = nix::unistd::Pid::from_raw(*lane_cats().get(5)?);
+        let victim = lane_cat_after(5, Duration::from_millis(300))?;
         nix::sys::signal::kill(victim, nix::sys::signal::SIGSTOP).ok()?;
         std::thread::sleep(Duration::from_secs(2));
         let arrived = std::fs::metadata(&copy_seen).map(|m| m.len()).ok();

@@ -29,6 +29,7 @@ use crate::router::{FrameInbox, Router, RouterEvent, StreamId};
 use crate::session_link::SessionLink;
 use proto::frame::Frame;
 use proto::message::{ContextId, handle};
+use proto::session::autotune::MIN_TUNED_RTT;
 use proto::session::{
     ClientAction, ClientSession, Ending, MAX_SESSION_WINDOW, OutputStream, SESSION_WINDOW,
     SessionControl, StdinPacer, ToClient, ToCommand, WindowTuner, frame_cost,
@@ -288,7 +289,15 @@ impl<S: ClientSink> ClientEnd<S> {
         // Stdin's timings, if any, are the path's own round trip; the
         // tuners' include the command's start, and a window tuned on too
         // long a round trip stands too long a queue at the bottleneck.
-        let timed = self.shared.pacer().base_rtt();
+        // (Below MIN_TUNED_RTT nothing is tuned: no lock per frame there.)
+        let tuned = self
+            .tuners
+            .iter()
+            .any(|t| t.rtt().is_some_and(|r| r >= MIN_TUNED_RTT));
+        let timed = match tuned {
+            true => self.shared.pacer().base_rtt(),
+            false => None,
+        };
         if let Some(rtt) = timed {
             self.tuners.iter_mut().for_each(|t| t.measured(rtt));
         }
